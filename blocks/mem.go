@@ -1,0 +1,304 @@
+package blocks
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Mem is an in-memory Store for unit tests. Its zero value is not usable;
+// call NewMem. Safe for concurrent use.
+type Mem struct {
+	mu     sync.Mutex
+	blocks map[ID]*memBlock
+	tags   map[uint64]int // tag -> number of held blocks with it
+	files  map[string]FileRecord
+	order  []string // file keys, oldest first
+	quar   map[ID]string
+	seq    uint64
+	closed bool
+}
+
+type memBlock struct {
+	data []byte
+	meta Meta
+}
+
+// NewMem returns an empty in-memory store.
+func NewMem() *Mem {
+	return &Mem{
+		blocks: map[ID]*memBlock{},
+		tags:   map[uint64]int{},
+		files:  map[string]FileRecord{},
+		quar:   map[ID]string{},
+	}
+}
+
+func (m *Mem) lock() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// Get implements Getter.
+func (m *Mem) Get(_ context.Context, id ID) ([]byte, error) {
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
+	b, ok := m.blocks[id]
+	m.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("block %s: %w", id, ErrNotFound)
+	}
+	out := bytes.Clone(b.data)
+	if err := Check(id, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Put implements Putter.
+func (m *Mem) Put(_ context.Context, id ID, data []byte, tag uint64) error {
+	if err := Check(id, data); err != nil {
+		return err
+	}
+	if err := m.lock(); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	if _, ok := m.blocks[id]; ok {
+		return nil
+	}
+	m.seq++
+	m.blocks[id] = &memBlock{data: bytes.Clone(data), meta: Meta{Size: len(data), Tag: tag, Seq: m.seq}}
+	m.tags[tag]++
+	return nil
+}
+
+// Corrupt flips a byte of a held block, for tests of the verifying path.
+func (m *Mem) Corrupt(id ID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if b, ok := m.blocks[id]; ok && len(b.data) > 0 {
+		b.data[0] ^= 0xff
+	}
+}
+
+// Has implements Haver.
+func (m *Mem) Has(_ context.Context, id ID) (bool, error) {
+	if err := m.lock(); err != nil {
+		return false, err
+	}
+	defer m.mu.Unlock()
+	_, ok := m.blocks[id]
+	return ok, nil
+}
+
+// Stat implements Stater.
+func (m *Mem) Stat(_ context.Context, id ID) (Meta, error) {
+	if err := m.lock(); err != nil {
+		return Meta{}, err
+	}
+	defer m.mu.Unlock()
+	b, ok := m.blocks[id]
+	if !ok {
+		return Meta{}, fmt.Errorf("block %s: %w", id, ErrNotFound)
+	}
+	return b.meta, nil
+}
+
+// Delete implements Deleter.
+func (m *Mem) Delete(_ context.Context, id ID) error {
+	if err := m.lock(); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	m.drop(id)
+	return nil
+}
+
+func (m *Mem) drop(id ID) {
+	b, ok := m.blocks[id]
+	if !ok {
+		return
+	}
+	delete(m.blocks, id)
+	if m.tags[b.meta.Tag]--; m.tags[b.meta.Tag] <= 0 {
+		delete(m.tags, b.meta.Tag)
+	}
+}
+
+// Enumerate implements Enumerator. It works on a snapshot, so fn may call
+// back into the store.
+func (m *Mem) Enumerate(ctx context.Context, fn func(ID, Meta) error) error {
+	if err := m.lock(); err != nil {
+		return err
+	}
+	ids := make([]ID, 0, len(m.blocks))
+	metas := make(map[ID]Meta, len(m.blocks))
+	for id, b := range m.blocks {
+		ids = append(ids, id)
+		metas[id] = b.meta
+	}
+	m.mu.Unlock()
+	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(id, metas[id]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// HasTag implements TagIndex.
+func (m *Mem) HasTag(_ context.Context, tag uint64) (bool, error) {
+	if err := m.lock(); err != nil {
+		return false, err
+	}
+	defer m.mu.Unlock()
+	return m.tags[tag] > 0, nil
+}
+
+// AddFile implements Filer.
+func (m *Mem) AddFile(_ context.Context, f FileRecord) error {
+	if err := m.lock(); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	if old, ok := m.files[f.Key]; ok {
+		old.Name, old.Recipe, old.Type = f.Name, f.Recipe, f.Type
+		m.files[f.Key] = old
+		return nil
+	}
+	uniq := Dedup(f.Blocks)
+	for _, id := range uniq {
+		if b, ok := m.blocks[id]; ok {
+			b.meta.Refs++
+		}
+	}
+	f.Blocks = uniq
+	f.NBlock = len(uniq)
+	m.files[f.Key] = f
+	m.order = append(m.order, f.Key)
+	return nil
+}
+
+// RemoveFile implements Filer.
+func (m *Mem) RemoveFile(_ context.Context, key string) error {
+	if err := m.lock(); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	f, ok := m.files[key]
+	if !ok {
+		return fmt.Errorf("file %q: %w", key, ErrNotFound)
+	}
+	for _, id := range f.Blocks {
+		if b, ok := m.blocks[id]; ok && b.meta.Refs > 0 {
+			b.meta.Refs--
+		}
+	}
+	delete(m.files, key)
+	for i, k := range m.order {
+		if k == key {
+			m.order = append(m.order[:i], m.order[i+1:]...)
+			break
+		}
+	}
+	return nil
+}
+
+// Files implements Filer.
+func (m *Mem) Files(_ context.Context) ([]FileRecord, error) {
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	out := make([]FileRecord, 0, len(m.order))
+	for _, k := range m.order {
+		f := m.files[k]
+		f.Blocks = nil
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// File implements Filer.
+func (m *Mem) File(_ context.Context, key string) (FileRecord, error) {
+	if err := m.lock(); err != nil {
+		return FileRecord{}, err
+	}
+	defer m.mu.Unlock()
+	f, ok := m.files[key]
+	if !ok {
+		return FileRecord{}, fmt.Errorf("file %q: %w", key, ErrNotFound)
+	}
+	f.Blocks = append([]ID(nil), f.Blocks...)
+	return f, nil
+}
+
+// Quarantine implements Store.
+func (m *Mem) Quarantine(_ context.Context, id ID, reason string) error {
+	if err := m.lock(); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	if _, ok := m.blocks[id]; !ok {
+		return fmt.Errorf("block %s: %w", id, ErrNotFound)
+	}
+	m.drop(id)
+	m.quar[id] = reason
+	return nil
+}
+
+// Stats implements Store.
+func (m *Mem) Stats(_ context.Context) (Stats, error) {
+	if err := m.lock(); err != nil {
+		return Stats{}, err
+	}
+	defer m.mu.Unlock()
+	s := Stats{Blocks: len(m.blocks), Files: len(m.files), Quarantined: len(m.quar)}
+	for _, b := range m.blocks {
+		s.Bytes += int64(b.meta.Size)
+		if b.meta.Refs >= 2 {
+			s.SharedBlocks++
+		}
+	}
+	for _, f := range m.files {
+		s.FileBytes += f.Size
+	}
+	return s, nil
+}
+
+// Sync implements Store; memory has nothing to flush.
+func (m *Mem) Sync() error { return nil }
+
+// Close implements Store.
+func (m *Mem) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	return nil
+}
+
+// Dedup returns ids without repeats, in first-seen order.
+func Dedup(ids []ID) []ID {
+	seen := make(map[ID]struct{}, len(ids))
+	out := make([]ID, 0, len(ids))
+	for _, id := range ids {
+		if _, ok := seen[id]; ok {
+			continue
+		}
+		seen[id] = struct{}{}
+		out = append(out, id)
+	}
+	return out
+}

@@ -1,0 +1,158 @@
+package blocks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors a caller must tell apart. Implementations wrap them with
+// context; test with errors.Is.
+var (
+	// ErrNotFound: the store does not hold the block (or the file).
+	ErrNotFound = errors.New("block not found")
+	// ErrCorrupt: bytes do not hash to the ID they are filed under.
+	ErrCorrupt = errors.New("block is corrupt: its bytes do not match its ID")
+	// ErrTooLarge: a block is larger than MaxBlockSize.
+	ErrTooLarge = errors.New("block too large")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store is closed")
+)
+
+// MaxBlockSize is the largest block any store accepts.
+const MaxBlockSize = 1 << 20
+
+// Check is the one place that verifies a block: it returns an error wrapping
+// ErrCorrupt when data does not hash to id, and ErrTooLarge when it is over
+// MaxBlockSize. Every store calls it on every write and on every read.
+func Check(id ID, data []byte) error {
+	if len(data) > MaxBlockSize {
+		return fmt.Errorf("block %s: %d bytes: %w", id, len(data), ErrTooLarge)
+	}
+	if Sum(data) != id {
+		return fmt.Errorf("block %s: %w", id, ErrCorrupt)
+	}
+	return nil
+}
+
+// Meta is what a store keeps beside a block's bytes.
+type Meta struct {
+	Size int // length of the block in bytes
+	// Tag is an opaque label chosen by whoever put the block; the store only
+	// keeps it and answers HasTag. (The mixer uses it to track each block's
+	// fresh random component.)
+	Tag  uint64
+	Refs int    // number of files (see FileRecord) that use the block
+	Seq  uint64 // order of arrival: larger is newer; unique within a store
+}
+
+// Getter reads blocks. Get returns the block's bytes, checked against id, or
+// an error wrapping ErrNotFound or ErrCorrupt. The caller may keep and modify
+// the returned slice.
+type Getter interface {
+	Get(ctx context.Context, id ID) ([]byte, error)
+}
+
+// Putter writes blocks. Put checks data against id (ErrCorrupt otherwise);
+// putting a block the store already holds is a no-op that keeps the first
+// tag. A block is durable only after Sync.
+type Putter interface {
+	Put(ctx context.Context, id ID, data []byte, tag uint64) error
+}
+
+// Haver answers whether a block is held, without reading it.
+type Haver interface {
+	Has(ctx context.Context, id ID) (bool, error)
+}
+
+// Stater returns a block's Meta, or an error wrapping ErrNotFound.
+type Stater interface {
+	Stat(ctx context.Context, id ID) (Meta, error)
+}
+
+// Deleter removes a block. Deleting a missing block is not an error.
+type Deleter interface {
+	Delete(ctx context.Context, id ID) error
+}
+
+// Enumerator calls fn for every block in ascending ID order until fn returns
+// an error, which Enumerate then returns. fn must not call back into the
+// store's write methods.
+type Enumerator interface {
+	Enumerate(ctx context.Context, fn func(id ID, m Meta) error) error
+}
+
+// TagIndex answers whether any held block carries tag.
+type TagIndex interface {
+	HasTag(ctx context.Context, tag uint64) (bool, error)
+}
+
+// FileRecord is a file the store knows: one that was put or fetched here.
+// Its Blocks are every distinct block needed to rebuild it; each of them has
+// its Refs counted once for this file.
+type FileRecord struct {
+	Key    string    `json:"key"`    // unique: the recipe payload
+	Name   string    `json:"name"`
+	Size   int64     `json:"size"`
+	Type   string    `json:"type,omitempty"`
+	Recipe string    `json:"recipe"`
+	Added  time.Time `json:"added"`
+	Blocks []ID      `json:"-"`
+	NBlock int       `json:"blocks"` // len(Blocks), filled in by Files
+}
+
+// Filer records which files use which blocks (the reference counts).
+type Filer interface {
+	// AddFile records f and counts one reference on each of f.Blocks
+	// (duplicates are counted once). Adding a Key that exists replaces the
+	// record's name and recipe but counts no new references.
+	AddFile(ctx context.Context, f FileRecord) error
+	// RemoveFile forgets the file and drops its references; blocks stay.
+	// It returns an error wrapping ErrNotFound for an unknown key.
+	RemoveFile(ctx context.Context, key string) error
+	// Files lists the known files, oldest first, without Blocks.
+	Files(ctx context.Context) ([]FileRecord, error)
+	// File returns one file with its Blocks, or ErrNotFound.
+	File(ctx context.Context, key string) (FileRecord, error)
+}
+
+// Stats sums up a store.
+type Stats struct {
+	Blocks       int   `json:"blocks"`
+	Bytes        int64 `json:"bytes"`
+	Files        int   `json:"files"`
+	FileBytes    int64 `json:"file_bytes"`
+	SharedBlocks int   `json:"shared_blocks"` // blocks used by two or more files
+	Quarantined  int   `json:"quarantined"`
+	// DiskBytes is what the store occupies on disk (0 for memory).
+	DiskBytes int64 `json:"disk_bytes"`
+}
+
+// Overhead is Bytes / FileBytes (0 when no file is recorded).
+func (s Stats) Overhead() float64 {
+	if s.FileBytes == 0 {
+		return 0
+	}
+	return float64(s.Bytes) / float64(s.FileBytes)
+}
+
+// Store is a whole block store. Implementations are safe for concurrent use.
+type Store interface {
+	Getter
+	Putter
+	Haver
+	Stater
+	Deleter
+	Enumerator
+	TagIndex
+	Filer
+	// Quarantine moves a block out of service (it is no longer returned by
+	// Get, Has or Enumerate) and records why.
+	Quarantine(ctx context.Context, id ID, reason string) error
+	// Stats sums the store up.
+	Stats(ctx context.Context) (Stats, error)
+	// Sync makes every completed Put, AddFile and Delete durable.
+	Sync() error
+	Close() error
+}

@@ -1,0 +1,339 @@
+package mixer
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"github.com/blockmix/blockmix/blocks"
+)
+
+// Store is what the mixer needs of a block store.
+type Store interface {
+	blocks.Getter
+	blocks.Putter
+	blocks.Haver
+	blocks.Enumerator
+	blocks.TagIndex
+}
+
+// Progress receives the number of source bytes done, as they are done.
+// Implementations must be safe for concurrent use.
+type Progress interface {
+	Add(n int64)
+}
+
+// Options tune a Mixer. The zero value is usable.
+type Options struct {
+	T       int       // tuple size, MinT..MaxT; 0 means DefaultT
+	Rand    io.Reader // fresh randomness and padding; nil means crypto/rand
+	Workers int       // blocks mixed at once; 0 means GOMAXPROCS
+	// CacheBytes bounds the cache of randomizer bytes; 0 means 16 MiB.
+	CacheBytes int
+}
+
+// Tuple is the IDs whose XOR gives back one source block: the stored block
+// first, then its randomizers.
+type Tuple []blocks.ID
+
+// Result describes one mixed stream.
+type Result struct {
+	Tuples    []Tuple
+	Class     int
+	T         int
+	Size      int64    // source bytes read
+	SHA256    [32]byte // of the source bytes
+	NewBlocks int      // blocks this call added to the store
+	NewBytes  int64    // their bytes
+}
+
+// Mixer mixes streams into a store. A Mixer is used by one goroutine at a
+// time (its calls are sequential); it keeps its choice of randomizers across
+// calls, so that later streams reuse the blocks of earlier ones. For a given
+// Rand and store content its output is deterministic, whatever Workers is.
+type Mixer struct {
+	st    Store
+	t     int
+	rnd   io.Reader
+	work  int
+	cache *cache
+	pick  *picker
+
+	mixedBlocks int
+	mixedBytes  int64
+}
+
+// New returns a Mixer over st.
+func New(st Store, opt Options) (*Mixer, error) {
+	if opt.T == 0 {
+		opt.T = DefaultT
+	}
+	if err := ValidT(opt.T); err != nil {
+		return nil, err
+	}
+	if opt.Rand == nil {
+		opt.Rand = rand.Reader
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opt.CacheBytes <= 0 {
+		opt.CacheBytes = 16 << 20
+	}
+	c := newCache(opt.CacheBytes)
+	p, err := newPicker(st, opt.Rand, c)
+	if err != nil {
+		return nil, err
+	}
+	return &Mixer{st: st, t: opt.T, rnd: opt.Rand, work: opt.Workers, cache: c, pick: p}, nil
+}
+
+// Rand returns the Mixer's source of randomness, for padding that callers
+// add (descriptor nodes). Use it from the Mixer's goroutine only.
+func (m *Mixer) Rand() io.Reader { return m.rnd }
+
+// T returns the tuple size the Mixer uses for streams.
+func (m *Mixer) T() int { return m.t }
+
+// Fresh returns how many fresh random blocks and bytes the Mixer has made.
+func (m *Mixer) Fresh() (int, int64) { return m.pick.freshBlocks, m.pick.freshBytes }
+
+// Added returns how many blocks and bytes the Mixer has added to the store
+// so far: mixed blocks and fresh random ones.
+func (m *Mixer) Added() (int, int64) {
+	return m.mixedBlocks + m.pick.freshBlocks, m.mixedBytes + m.pick.freshBytes
+}
+
+type job struct {
+	seq   int
+	buf   []byte
+	picks []cand
+	tag   uint64
+	n     int
+}
+
+type done struct {
+	seq int
+	id  blocks.ID
+	new bool
+	err error
+}
+
+// Mix reads r to EOF, cuts it into blocks of class bytes (the last one padded
+// with random bytes), mixes each with t−1 randomizers and stores the result.
+// It holds at most a few blocks per worker in memory. On error the blocks
+// already stored stay (they are valid, unreferenced blocks).
+func (m *Mixer) Mix(ctx context.Context, r io.Reader, class int, prog Progress) (Result, error) {
+	return m.mix(ctx, r, class, m.t, prog)
+}
+
+// MixBlock mixes one source block (its length must be a class) with t−1
+// randomizers and returns its tuple and whether the stored block is new.
+func (m *Mixer) MixBlock(ctx context.Context, src []byte, t int) (Tuple, error) {
+	if err := ValidT(t); err != nil {
+		return nil, err
+	}
+	if err := ValidClass(len(src)); err != nil {
+		return nil, err
+	}
+	res, err := m.mix(ctx, bytesReader(src), len(src), t, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Tuples) != 1 {
+		return nil, fmt.Errorf("mix block: got %d tuples", len(res.Tuples))
+	}
+	return res.Tuples[0], nil
+}
+
+func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progress) (Result, error) {
+	if err := ValidClass(class); err != nil {
+		return Result{}, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	res := Result{Class: class, T: t}
+	jobs := make(chan job, m.work)
+	results := make(chan done, m.work)
+	// Free list of block buffers: at most 2·workers+1 are out at once.
+	free := make(chan []byte, 2*m.work+2)
+	getBuf := func() []byte {
+		select {
+		case b := <-free:
+			return b
+		default:
+			return make([]byte, class)
+		}
+	}
+
+	var wg sync.WaitGroup
+	for i := 0; i < m.work; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				d := m.mixOne(ctx, j)
+				if j.n > 0 && prog != nil && d.err == nil {
+					prog.Add(int64(j.n))
+				}
+				select {
+				case free <- j.buf:
+				default:
+				}
+				results <- d
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(results) }()
+
+	// Feed: read, pad, pick (sequential, so the output is deterministic).
+	var feedErr error
+	var picksBySeq [][]cand
+	var tagsBySeq []uint64
+	feedDone := make(chan struct{})
+	go func() {
+		defer close(feedDone)
+		defer close(jobs)
+		h := sha256.New()
+		for seq := 0; ; seq++ {
+			buf := getBuf()
+			n, err := io.ReadFull(r, buf)
+			if err == io.EOF && seq > 0 {
+				return
+			}
+			// An empty stream still gets one (all-padding) block, so that
+			// every file has at least one tuple.
+			if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+				feedErr = fmt.Errorf("read source: %w", err)
+				return
+			}
+			h.Write(buf[:n])
+			res.Size += int64(n)
+			if n < class {
+				if _, err := io.ReadFull(m.rnd, buf[n:]); err != nil {
+					feedErr = fmt.Errorf("read padding: %w", err)
+					return
+				}
+			}
+			picks, tag, perr := m.pick.pick(ctx, class, t)
+			if perr != nil {
+				feedErr = perr
+				return
+			}
+			picksBySeq = append(picksBySeq, picks)
+			tagsBySeq = append(tagsBySeq, tag)
+			select {
+			case jobs <- job{seq: seq, buf: buf, picks: picks, tag: tag, n: n}:
+			case <-ctx.Done():
+				feedErr = ctx.Err()
+				return
+			}
+			copy(res.SHA256[:], h.Sum(nil))
+			if n < class {
+				return
+			}
+		}
+	}()
+
+	var ids []blocks.ID
+	var news []bool
+	var firstErr error
+	for d := range results {
+		if d.err != nil {
+			if firstErr == nil {
+				firstErr = d.err
+				cancel()
+			}
+			continue
+		}
+		for len(ids) <= d.seq {
+			ids = append(ids, blocks.ID{})
+			news = append(news, false)
+		}
+		ids[d.seq], news[d.seq] = d.id, d.new
+	}
+	<-feedDone
+	if firstErr != nil {
+		return Result{}, firstErr
+	}
+	if feedErr != nil {
+		return Result{}, feedErr
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+
+	added := make([]cand, 0, len(ids))
+	res.Tuples = make([]Tuple, len(ids))
+	for i, id := range ids {
+		tu := make(Tuple, 0, t)
+		tu = append(tu, id)
+		for _, c := range picksBySeq[i] {
+			tu = append(tu, c.id)
+		}
+		res.Tuples[i] = tu
+		if news[i] {
+			res.NewBlocks++
+			res.NewBytes += int64(class)
+			added = append(added, cand{id: id, tag: tagsBySeq[i]})
+		}
+	}
+	m.pick.added(class, added)
+	m.mixedBlocks += res.NewBlocks
+	m.mixedBytes += res.NewBytes
+	return res, nil
+}
+
+// mixOne XORs the randomizers into the source block, hashes and stores it.
+func (m *Mixer) mixOne(ctx context.Context, j job) done {
+	for _, c := range j.picks {
+		data, err := m.block(ctx, c.id)
+		if err != nil {
+			return done{seq: j.seq, err: fmt.Errorf("randomizer %s: %w", c.id, err)}
+		}
+		if len(data) != len(j.buf) {
+			return done{seq: j.seq, err: fmt.Errorf("randomizer %s has %d bytes, want %d", c.id, len(data), len(j.buf))}
+		}
+		subtle.XORBytes(j.buf, j.buf, data)
+	}
+	id := blocks.Sum(j.buf)
+	if have, err := m.st.Has(ctx, id); err == nil && have {
+		return done{seq: j.seq, id: id}
+	}
+	if err := m.st.Put(ctx, id, j.buf, j.tag); err != nil {
+		return done{seq: j.seq, err: fmt.Errorf("store block: %w", err)}
+	}
+	return done{seq: j.seq, id: id, new: true}
+}
+
+// block returns a block's verified bytes, from the cache or the store.
+func (m *Mixer) block(ctx context.Context, id blocks.ID) ([]byte, error) {
+	if b, ok := m.cache.get(id); ok {
+		return b, nil
+	}
+	b, err := m.st.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	m.cache.add(id, b)
+	return b, nil
+}
+
+type sliceReader struct{ b []byte }
+
+func bytesReader(b []byte) io.Reader { return &sliceReader{b} }
+
+func (s *sliceReader) Read(p []byte) (int, error) {
+	if len(s.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, s.b)
+	s.b = s.b[n:]
+	return n, nil
+}

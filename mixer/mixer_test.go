@@ -1,0 +1,171 @@
+package mixer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/blockmix/blockmix/blocks"
+)
+
+// seeded returns a deterministic random source.
+func seeded(n byte) io.Reader {
+	var seed [32]byte
+	seed[0] = n
+	return rand.NewChaCha8(seed)
+}
+
+func newMixer(t testing.TB, st Store, tsize, workers int, seed byte) *Mixer {
+	t.Helper()
+	m, err := New(st, Options{T: tsize, Rand: seeded(seed), Workers: workers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func randomBytes(seed byte, n int) []byte {
+	b := make([]byte, n)
+	seeded(seed+100).Read(b)
+	return b
+}
+
+func rebuild(t testing.TB, g blocks.Getter, res Result) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	for _, tu := range res.Tuples {
+		b, err := Unmix(context.Background(), g, tu)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Write(b)
+	}
+	return out.Bytes()[:res.Size]
+}
+
+func TestRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	for _, tsize := range []int{2, 3, 5, 8} {
+		for _, class := range Classes {
+			for _, n := range []int{0, 1, class - 1, class, class + 1, 5*class + 17} {
+				t.Run(fmt.Sprintf("t%d/c%d/n%d", tsize, class, n), func(t *testing.T) {
+					st := blocks.NewMem()
+					m := newMixer(t, st, tsize, 3, 1)
+					src := randomBytes(byte(n), n)
+					res, err := m.Mix(ctx, bytes.NewReader(src), class, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if res.Size != int64(n) {
+						t.Fatalf("size %d, want %d", res.Size, n)
+					}
+					want := (n + class - 1) / class
+					if want == 0 {
+						want = 1
+					}
+					if len(res.Tuples) != want {
+						t.Fatalf("%d tuples, want %d", len(res.Tuples), want)
+					}
+					for _, tu := range res.Tuples {
+						if len(tu) != tsize {
+							t.Fatalf("tuple of %d, want %d", len(tu), tsize)
+						}
+					}
+					if got := rebuild(t, st, res); !bytes.Equal(got, src) {
+						t.Fatal("rebuilt bytes differ")
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	ctx := context.Background()
+	src := randomBytes(7, 9*Large+100)
+	var first []Tuple
+	for _, workers := range []int{1, 2, 4} {
+		st := blocks.NewMem()
+		m := newMixer(t, st, 3, workers, 42)
+		// Two streams, so the second reuses the first's blocks.
+		if _, err := m.Mix(ctx, bytes.NewReader(src[:3*Large]), Large, nil); err != nil {
+			t.Fatal(err)
+		}
+		res, err := m.Mix(ctx, bytes.NewReader(src), Large, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = res.Tuples
+			continue
+		}
+		if fmt.Sprint(first) != fmt.Sprint(res.Tuples) {
+			t.Fatalf("workers=%d: tuples differ from workers=1", workers)
+		}
+	}
+}
+
+// tags returns every held block's tag.
+func allMeta(t testing.TB, st blocks.Store) map[blocks.ID]blocks.Meta {
+	t.Helper()
+	out := map[blocks.ID]blocks.Meta{}
+	err := st.Enumerate(context.Background(), func(id blocks.ID, m blocks.Meta) error {
+		out[id] = m
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestTagsDistinct checks the noise rule's bookkeeping: for t ≥ 3 no two
+// held blocks share a tag and none is zero, across files with repeats.
+func TestTagsDistinct(t *testing.T) {
+	ctx := context.Background()
+	st := blocks.NewMem()
+	m := newMixer(t, st, 3, 2, 3)
+	rep := bytes.Repeat(randomBytes(1, Large), 20)
+	for _, src := range [][]byte{make([]byte, 20*Large), rep, rep, randomBytes(2, 7*Large)} {
+		if _, err := m.Mix(ctx, bytes.NewReader(src), Large, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[uint64]blocks.ID{}
+	for id, me := range allMeta(t, st) {
+		if me.Tag == 0 {
+			t.Fatalf("block %s has tag 0", id)
+		}
+		if o, ok := seen[me.Tag]; ok {
+			t.Fatalf("blocks %s and %s share tag %x", id, o, me.Tag)
+		}
+		seen[me.Tag] = id
+	}
+}
+
+func TestRandomizerSetsDistinct(t *testing.T) {
+	ctx := context.Background()
+	st := blocks.NewMem()
+	m := newMixer(t, st, 3, 2, 4)
+	sets := map[string]bool{}
+	for i := 0; i < 5; i++ {
+		res, err := m.Mix(ctx, bytes.NewReader(make([]byte, 10*Large)), Large, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tu := range res.Tuples {
+			a, b := tu[1], tu[2]
+			if bytes.Compare(a[:], b[:]) > 0 {
+				a, b = b, a
+			}
+			k := string(a[:]) + string(b[:])
+			if sets[k] {
+				t.Fatalf("randomizer set used twice")
+			}
+			sets[k] = true
+		}
+	}
+}

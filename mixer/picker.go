@@ -1,0 +1,363 @@
+package mixer
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sort"
+
+	"github.com/blockmix/blockmix/blocks"
+)
+
+// The randomizer policy. For each tuple of t blocks the mixer picks t−1
+// randomizers of the same class:
+//
+//   - slot A takes the oldest block that serves fewer than two files (the
+//     "under-shared" queue: last file's new blocks, mostly), so that every
+//     block comes to serve a second file: reuse;
+//   - the other slots take one of the most-shared blocks (the "popular" set),
+//     which anyone who fetched an earlier file already holds: cheap downloads.
+//
+// A choice is allowed only if the XOR of the chosen tags is non-zero and new
+// (see the package comment). When a few tries find no allowed choice, one
+// fresh random block is made and joins the popular set; that happens mostly
+// in an empty store, about √(2n) times for n blocks.
+const (
+	popularK   = 32      // size of the popular set per class
+	allK       = 1 << 16 // candidates kept for random fallback per class
+	underPeek  = 4       // under-shared candidates tried in slot A
+	maxTries   = 96      // tries before a fresh block is made
+	tagBytes   = 8
+	seedBytes  = 16
+	freshLimit = 1 << 20 // sanity bound on fresh blocks per pick loop
+)
+
+type cand struct {
+	id   blocks.ID
+	tag  uint64
+	refs int
+	seq  uint64
+}
+
+// pool is the picker's view of one block class.
+type pool struct {
+	class   int
+	under   []cand // refs ≤ 1, oldest first; served entries are skipped
+	head    int
+	popular []cand
+	all     []cand
+}
+
+// picker chooses randomizers. It is used by one goroutine at a time (the
+// mixer's feeding loop) and is deterministic for a given random source and
+// store content.
+type picker struct {
+	st     Store
+	rnd    io.Reader
+	rng    *rand.Rand
+	cache  *cache
+	pools  map[int]*pool
+	served map[blocks.ID]bool // used as a randomizer in this session
+	tags   map[uint64]bool    // tags made in this session
+	loaded bool
+
+	freshBlocks int   // fresh random blocks made
+	freshBytes  int64 // their bytes
+}
+
+func newPicker(st Store, rnd io.Reader, c *cache) (*picker, error) {
+	var seed [seedBytes]byte
+	if _, err := io.ReadFull(rnd, seed[:]); err != nil {
+		return nil, fmt.Errorf("read random seed: %w", err)
+	}
+	return &picker{
+		st:     st,
+		rnd:    rnd,
+		rng:    rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))),
+		cache:  c,
+		pools:  map[int]*pool{},
+		served: map[blocks.ID]bool{},
+		tags:   map[uint64]bool{},
+	}, nil
+}
+
+// load reads the candidates of every class from the store, once.
+func (p *picker) load(ctx context.Context) error {
+	if p.loaded {
+		return nil
+	}
+	for _, c := range Classes {
+		p.pools[c] = &pool{class: c}
+	}
+	err := p.st.Enumerate(ctx, func(id blocks.ID, m blocks.Meta) error {
+		pl, ok := p.pools[m.Size]
+		if !ok {
+			return nil
+		}
+		c := cand{id: id, tag: m.Tag, refs: m.Refs, seq: m.Seq}
+		if m.Refs <= 1 && len(pl.under) < allK {
+			pl.under = append(pl.under, c)
+		}
+		if len(pl.all) < allK {
+			pl.all = append(pl.all, c)
+		}
+		pl.popular = append(pl.popular, c)
+		if len(pl.popular) > 4*popularK {
+			trimPopular(pl)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load randomizer candidates: %w", err)
+	}
+	for _, pl := range p.pools {
+		trimPopular(pl)
+		sort.Slice(pl.under, func(i, j int) bool { return pl.under[i].seq < pl.under[j].seq })
+	}
+	p.loaded = true
+	return nil
+}
+
+// trimPopular keeps the popularK most-shared, older first among equals.
+func trimPopular(pl *pool) {
+	sort.Slice(pl.popular, func(i, j int) bool {
+		a, b := pl.popular[i], pl.popular[j]
+		if a.refs != b.refs {
+			return a.refs > b.refs
+		}
+		return a.seq < b.seq
+	})
+	if len(pl.popular) > popularK {
+		pl.popular = pl.popular[:popularK]
+	}
+}
+
+// tagFree reports whether a new block may carry tag.
+func (p *picker) tagFree(ctx context.Context, tag uint64) (bool, error) {
+	if tag == 0 || p.tags[tag] {
+		return false, nil
+	}
+	held, err := p.st.HasTag(ctx, tag)
+	if err != nil {
+		return false, fmt.Errorf("look up tag: %w", err)
+	}
+	return !held, nil
+}
+
+// underAt returns the k-th unserved under-shared candidate.
+func (pl *pool) underAt(served map[blocks.ID]bool, k int) (cand, bool) {
+	for pl.head < len(pl.under) && served[pl.under[pl.head].id] {
+		pl.head++
+	}
+	for i := pl.head; i < len(pl.under); i++ {
+		if served[pl.under[i].id] {
+			continue
+		}
+		if k == 0 {
+			return pl.under[i], true
+		}
+		k--
+	}
+	return cand{}, false
+}
+
+// other picks a candidate for a non-A slot: popular first, else any.
+func (p *picker) other(pl *pool) (cand, bool) {
+	if len(pl.popular) > 0 {
+		return pl.popular[p.rng.IntN(len(pl.popular))], true
+	}
+	if len(pl.all) > 0 {
+		return pl.all[p.rng.IntN(len(pl.all))], true
+	}
+	return cand{}, false
+}
+
+// choose fills slots candidates for one try: slot A is first, or the k-th
+// unserved under-shared block (k < underPeek), or else a popular one; slot B
+// is the popular block at index rot (mod the set's size); later slots are
+// random popular ones. It reports false when the candidates run out.
+func (p *picker) choose(pl *pool, slots, k, rot int, first *cand) ([]cand, bool) {
+	out := make([]cand, 0, slots)
+	if first != nil {
+		out = append(out, *first)
+	} else if c, ok := pl.underAt(p.served, k); ok && k < underPeek {
+		out = append(out, c)
+	} else if c, ok := p.other(pl); ok {
+		out = append(out, c)
+	} else {
+		return nil, false
+	}
+	for len(out) < slots {
+		var c cand
+		switch {
+		case len(out) == 1 && len(pl.popular) > 0:
+			c = pl.popular[rot%len(pl.popular)]
+		default:
+			var ok bool
+			if c, ok = p.other(pl); !ok {
+				return nil, false
+			}
+		}
+		out = append(out, c)
+	}
+	if hasDup(out) {
+		return nil, false
+	}
+	return out, true
+}
+
+func hasDup(cs []cand) bool {
+	for i := range cs {
+		for j := i + 1; j < len(cs); j++ {
+			if cs[i].id == cs[j].id {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func xorTags(cs []cand) uint64 {
+	var t uint64
+	for _, c := range cs {
+		t ^= c.tag
+	}
+	return t
+}
+
+// pick returns t−1 randomizers for one block of the class and the new
+// block's tag, making fresh random blocks when it must.
+func (p *picker) pick(ctx context.Context, class, t int) ([]cand, uint64, error) {
+	if err := p.load(ctx); err != nil {
+		return nil, 0, err
+	}
+	pl := p.pools[class]
+	slots := t - 1
+	if slots > 1 {
+		tries := 0
+		for k := 0; k < underPeek && tries < maxTries; k++ {
+			start := 0
+			if n := len(pl.popular); n > 0 {
+				start = p.rng.IntN(n)
+			}
+			for r := 0; r < max(len(pl.popular), 1) && tries < maxTries; r++ {
+				tries++
+				cs, ok := p.choose(pl, slots, k, start+r, nil)
+				if !ok {
+					continue
+				}
+				tag := xorTags(cs)
+				free, err := p.tagFree(ctx, tag)
+				if err != nil {
+					return nil, 0, err
+				}
+				if free {
+					return p.commit(cs, tag), tag, nil
+				}
+			}
+		}
+	}
+	// No allowed choice: a fresh block in slot A.
+	if slots == 1 {
+		// t = 2: the tuple is the stored block and one fresh pad, whose XOR
+		// is the source by design; the pad is never used again, and the
+		// stored block carries the pad's tag, so no other pair can cancel.
+		// This costs 2× the storage.
+		f, err := p.fresh(ctx, pl, false)
+		if err != nil {
+			return nil, 0, err
+		}
+		return p.commit([]cand{f}, f.tag), f.tag, nil
+	}
+	for i := 0; i < freshLimit; i++ {
+		f, err := p.fresh(ctx, pl, true)
+		if err != nil {
+			return nil, 0, err
+		}
+		// The fresh block takes slot B; slot A still drains the
+		// under-shared queue.
+		cs, ok := p.choose(pl, slots, 0, 0, nil)
+		if ok {
+			cs[1] = f
+		} else if cs, ok = p.choose(pl, slots, 0, 0, &f); !ok {
+			continue // too few candidates yet: the next fresh block helps
+		}
+		if hasDup(cs) {
+			continue
+		}
+		tag := xorTags(cs)
+		free, err := p.tagFree(ctx, tag)
+		if err != nil {
+			return nil, 0, err
+		}
+		if free {
+			return p.commit(cs, tag), tag, nil
+		}
+	}
+	return nil, 0, fmt.Errorf("no randomizer choice found for a %d-byte block", class)
+}
+
+func (p *picker) commit(cs []cand, tag uint64) []cand {
+	for _, c := range cs {
+		p.served[c.id] = true
+	}
+	p.tags[tag] = true
+	return cs
+}
+
+// fresh makes, stores and caches a fresh random block of the pool's class;
+// with share it joins the popular set.
+func (p *picker) fresh(ctx context.Context, pl *pool, share bool) (cand, error) {
+	data := make([]byte, pl.class)
+	if _, err := io.ReadFull(p.rnd, data); err != nil {
+		return cand{}, fmt.Errorf("read random block: %w", err)
+	}
+	var tag uint64
+	var b [tagBytes]byte
+	for {
+		if _, err := io.ReadFull(p.rnd, b[:]); err != nil {
+			return cand{}, fmt.Errorf("read random tag: %w", err)
+		}
+		tag = binary.LittleEndian.Uint64(b[:])
+		free, err := p.tagFree(ctx, tag)
+		if err != nil {
+			return cand{}, err
+		}
+		if free {
+			break
+		}
+	}
+	id := blocks.Sum(data)
+	if err := p.st.Put(ctx, id, data, tag); err != nil {
+		return cand{}, fmt.Errorf("store fresh block: %w", err)
+	}
+	p.cache.add(id, data)
+	p.tags[tag] = true
+	p.freshBlocks++
+	p.freshBytes += int64(len(data))
+	c := cand{id: id, tag: tag}
+	if share {
+		pl.popular = append([]cand{c}, pl.popular...)
+		if len(pl.all) < allK {
+			pl.all = append(pl.all, c)
+		}
+	}
+	return c, nil
+}
+
+// added tells the picker about blocks this session stored, in order, so that
+// later puts can use them.
+func (p *picker) added(class int, cs []cand) {
+	pl := p.pools[class]
+	if pl == nil {
+		return
+	}
+	pl.under = append(pl.under, cs...)
+	for _, c := range cs {
+		if len(pl.all) < allK {
+			pl.all = append(pl.all, c)
+		}
+	}
+}

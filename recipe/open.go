@@ -1,0 +1,300 @@
+package recipe
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/mixer"
+)
+
+// ErrHashMismatch: the rebuilt file does not have the hash its descriptor
+// records.
+var ErrHashMismatch = errors.New("rebuilt file does not match its recorded sha256")
+
+// Reader rebuilds a file. It is an io.ReadSeeker and io.ReaderAt for random
+// access (a browser seeking in a video), and an io.WriterTo that streams the
+// whole file with blocks fetched in parallel and checks the whole-file hash
+// at the end. ReadAt is safe for concurrent use; Read and Seek are not.
+type Reader struct {
+	ctx     context.Context
+	g       blocks.Getter
+	rc      Recipe
+	root    node
+	workers int
+	prog    mixer.Progress
+
+	mu    sync.Mutex
+	nodes map[[2]int64]node // (level, index) -> decoded node
+	off   int64
+}
+
+// Options tune Open.
+type Options struct {
+	Workers  int            // blocks fetched at once; 0 means 2×GOMAXPROCS
+	Progress mixer.Progress // gets source bytes as WriteTo delivers them
+}
+
+// Open reads the recipe's descriptor root from g and returns a Reader. A
+// missing block is an error wrapping blocks.ErrNotFound; a root that does
+// not decode or does not fit the recipe wraps ErrBadDescriptor.
+func Open(ctx context.Context, g blocks.Getter, rc Recipe, opt Options) (*Reader, error) {
+	if opt.Workers <= 0 {
+		opt.Workers = 2 * runtime.GOMAXPROCS(0)
+	}
+	b, err := mixer.Unmix(ctx, g, rc.Root)
+	if err != nil {
+		return nil, fmt.Errorf("descriptor root: %w", err)
+	}
+	if len(b) != rc.DescClass {
+		return nil, fmt.Errorf("%w: root is %d bytes, recipe says %d", ErrBadDescriptor, len(b), rc.DescClass)
+	}
+	root, err := decodeNode(b)
+	if err != nil {
+		return nil, err
+	}
+	if root.size != rc.Size {
+		return nil, fmt.Errorf("%w: descriptor says %d bytes, recipe says %d", ErrBadDescriptor, root.size, rc.Size)
+	}
+	if want := tuplesFor(root.size, root.dataClass); root.total != want {
+		return nil, fmt.Errorf("%w: %d tuples for %d bytes", ErrBadDescriptor, root.total, root.size)
+	}
+	r := &Reader{ctx: ctx, g: g, rc: rc, root: root, workers: opt.Workers, prog: opt.Progress, nodes: map[[2]int64]node{}}
+	if root.level > 0 && root.entryClass != rc.DescClass {
+		return nil, fmt.Errorf("%w: inner nodes of %d bytes under a %d-byte root", ErrBadDescriptor, root.entryClass, rc.DescClass)
+	}
+	// The tree must be just deep enough for the tuple count.
+	if cov := r.coverage(root.level); cov < root.total || (root.level > 0 && r.coverage(root.level-1) >= root.total) {
+		return nil, fmt.Errorf("%w: depth %d for %d tuples", ErrBadDescriptor, root.level, root.total)
+	}
+	return r, nil
+}
+
+func tuplesFor(size int64, class int) int64 {
+	if size == 0 {
+		return 1
+	}
+	return (size + int64(class) - 1) / int64(class)
+}
+
+// Size returns the file size.
+func (r *Reader) Size() int64 { return r.root.size }
+
+// SHA256 returns the whole-file hash the descriptor records.
+func (r *Reader) SHA256() [32]byte { return r.root.sha }
+
+// BlockSize returns the file's block class.
+func (r *Reader) BlockSize() int { return r.root.dataClass }
+
+// coverage returns how many data tuples one node of the level covers.
+func (r *Reader) coverage(level int) int64 {
+	cov := int64(capacity(r.rc.DescClass, r.root.dataT))
+	for l := 0; l < level; l++ {
+		cov *= int64(capacity(r.rc.DescClass, DescT))
+		if cov > 1<<62/int64(capacity(r.rc.DescClass, DescT)) {
+			break
+		}
+	}
+	return cov
+}
+
+// tuple returns the data tuple i, reading descriptor nodes as needed.
+func (r *Reader) tuple(ctx context.Context, i int64) (mixer.Tuple, error) {
+	n := r.root
+	idx := int64(0) // index of n within its level
+	for lv := r.root.level; lv > 0; lv-- {
+		child := i / r.coverage(lv-1)
+		k := child - idx*int64(capacity(r.rc.DescClass, DescT))
+		if k < 0 || k >= int64(len(n.entries)) {
+			return nil, fmt.Errorf("%w: tuple %d not under node %d/%d", ErrBadDescriptor, i, lv, idx)
+		}
+		next, err := r.node(ctx, lv-1, child, n.entries[k])
+		if err != nil {
+			return nil, err
+		}
+		n, idx = next, child
+	}
+	k := i - idx*int64(capacity(r.rc.DescClass, r.root.dataT))
+	if k < 0 || k >= int64(len(n.entries)) {
+		return nil, fmt.Errorf("%w: tuple %d missing", ErrBadDescriptor, i)
+	}
+	return n.entries[k], nil
+}
+
+func (r *Reader) node(ctx context.Context, level int, idx int64, tu mixer.Tuple) (node, error) {
+	key := [2]int64{int64(level), idx}
+	r.mu.Lock()
+	n, ok := r.nodes[key]
+	r.mu.Unlock()
+	if ok {
+		return n, nil
+	}
+	b, err := mixer.Unmix(ctx, r.g, tu)
+	if err != nil {
+		return node{}, fmt.Errorf("descriptor node: %w", err)
+	}
+	n, err = decodeNode(b)
+	if err != nil {
+		return node{}, err
+	}
+	if n.level != level || n.size != r.root.size || n.sha != r.root.sha || n.total != r.root.total ||
+		n.dataClass != r.root.dataClass || n.dataT != r.root.dataT || len(b) != r.rc.DescClass {
+		return node{}, fmt.Errorf("%w: node %d/%d does not fit its root", ErrBadDescriptor, level, idx)
+	}
+	r.mu.Lock()
+	if len(r.nodes) > 256 { // a small bound: a path and its neighbours
+		clear(r.nodes)
+	}
+	r.nodes[key] = n
+	r.mu.Unlock()
+	return n, nil
+}
+
+// block returns the source bytes of data block i (without padding).
+func (r *Reader) block(ctx context.Context, i int64) ([]byte, error) {
+	tu, err := r.tuple(ctx, i)
+	if err != nil {
+		return nil, err
+	}
+	b, err := mixer.Unmix(ctx, r.g, tu)
+	if err != nil {
+		return nil, fmt.Errorf("block %d of the file: %w", i, err)
+	}
+	if len(b) != r.root.dataClass {
+		return nil, fmt.Errorf("%w: data block %d is %d bytes", ErrBadDescriptor, i, len(b))
+	}
+	end := min(int64(len(b)), r.root.size-i*int64(r.root.dataClass))
+	return b[:max(end, 0)], nil
+}
+
+// ReadAt implements io.ReaderAt.
+func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("read at %d: negative offset", off)
+	}
+	n := 0
+	cls := int64(r.root.dataClass)
+	for n < len(p) {
+		pos := off + int64(n)
+		if pos >= r.root.size {
+			return n, io.EOF
+		}
+		b, err := r.block(r.ctx, pos/cls)
+		if err != nil {
+			return n, err
+		}
+		n += copy(p[n:], b[pos%cls:])
+	}
+	return n, nil
+}
+
+// Read implements io.Reader.
+func (r *Reader) Read(p []byte) (int, error) {
+	n, err := r.ReadAt(p, r.off)
+	r.off += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+// Seek implements io.Seeker.
+func (r *Reader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.off
+	case io.SeekEnd:
+		offset += r.root.size
+	default:
+		return r.off, fmt.Errorf("seek: bad whence %d", whence)
+	}
+	if offset < 0 {
+		return r.off, fmt.Errorf("seek to %d: negative position", offset)
+	}
+	r.off = offset
+	return offset, nil
+}
+
+// WriteTo streams the file from the current position to the end into w,
+// many blocks in flight, in order. When it wrote the whole file it checks
+// the whole-file hash and returns ErrHashMismatch if it differs.
+func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	cls := int64(r.root.dataClass)
+	first := r.off / cls
+	skip := r.off % cls
+	whole := r.off == 0
+	count := tuplesFor(r.root.size, r.root.dataClass)
+	if r.off >= r.root.size {
+		return 0, nil
+	}
+
+	type result struct {
+		b   []byte
+		err error
+	}
+	// One slot per block in flight, handed out in order.
+	slots := make(chan chan result, r.workers)
+	go func() {
+		defer close(slots)
+		sem := make(chan struct{}, r.workers)
+		for i := first; i < count; i++ {
+			ch := make(chan result, 1)
+			select {
+			case slots <- ch:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			go func(i int64) {
+				defer func() { <-sem }()
+				b, err := r.block(ctx, i)
+				ch <- result{b, err}
+			}(i)
+		}
+	}()
+
+	h := sha256.New()
+	var written int64
+	for ch := range slots {
+		res := <-ch
+		if res.err != nil {
+			return written, res.err
+		}
+		b := res.b
+		if skip > 0 {
+			b, skip = b[skip:], 0
+		}
+		if whole {
+			h.Write(b)
+		}
+		n, err := w.Write(b)
+		written += int64(n)
+		r.off += int64(n)
+		if err != nil {
+			return written, err
+		}
+		if r.prog != nil {
+			r.prog.Add(int64(n))
+		}
+	}
+	if whole {
+		var sum [32]byte
+		copy(sum[:], h.Sum(nil))
+		if sum != r.root.sha {
+			return written, ErrHashMismatch
+		}
+	}
+	return written, nil
+}

@@ -1,0 +1,182 @@
+package recipe
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/mixer"
+)
+
+func seeded(n uint64) io.Reader {
+	var seed [32]byte
+	seed[0], seed[1] = byte(n), byte(n>>8)
+	return rand.NewChaCha8(seed)
+}
+
+func randomBytes(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	seeded(seed+1000).Read(b)
+	return b
+}
+
+func newMixer(t testing.TB, st mixer.Store, seed uint64) *mixer.Mixer {
+	t.Helper()
+	m, err := mixer.New(st, mixer.Options{Rand: seeded(seed)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func put(t testing.TB, m *mixer.Mixer, st Store, data []byte, name string) PutResult {
+	t.Helper()
+	res, err := Put(context.Background(), m, st, bytes.NewReader(data), int64(len(data)), name, "application/octet-stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func get(t testing.TB, g blocks.Getter, rcText string) []byte {
+	t.Helper()
+	rc, err := Parse(rcText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(context.Background(), g, rc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := io.Copy(&out, r); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func TestPutOpenRoundTrip(t *testing.T) {
+	st := blocks.NewMem()
+	m := newMixer(t, st, 1)
+	for _, n := range []int{0, 1, 1000, 1024, 1025, 16 << 10, 100 << 10, 128 << 10, 3<<20 + 7} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			data := randomBytes(uint64(n), n)
+			res := put(t, m, st, data, fmt.Sprintf("f%d.bin", n))
+			if got := get(t, st, res.Recipe.String()); !bytes.Equal(got, data) {
+				t.Fatalf("rebuilt %d bytes, differ from %d", len(got), len(data))
+			}
+			if got := get(t, st, res.Recipe.URL("")); !bytes.Equal(got, data) {
+				t.Fatal("web spelling: rebuilt bytes differ")
+			}
+		})
+	}
+}
+
+// TestDeepDescriptor forces a descriptor of several levels (1 KiB nodes hold
+// ten tuples) and reads it at random offsets.
+func TestDeepDescriptor(t *testing.T) {
+	st := blocks.NewMem()
+	m := newMixer(t, st, 2)
+	data := randomBytes(5, 1500*1024-3) // Small class: 1500 tuples
+	mres, err := m.Mix(context.Background(), bytes.NewReader(data), mixer.Small, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, class, _, err := writeDescriptorClass(context.Background(), m, mres, mixer.Small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := Recipe{Root: root, DescClass: class, Size: int64(len(data))}
+	r, err := Open(context.Background(), st, rc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.root.level < 2 {
+		t.Fatalf("depth %d, want ≥ 2", r.root.level)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for k := 0; k < 200; k++ {
+		off := rng.Int64N(int64(len(data)))
+		n := rng.IntN(5000)
+		buf := make([]byte, n)
+		got, err := r.ReadAt(buf, off)
+		if err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf[:got], data[off:off+int64(got)]) {
+			t.Fatalf("ReadAt(%d, %d) differs", off, n)
+		}
+	}
+	var out bytes.Buffer
+	if _, err := io.Copy(&out, r); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), data) {
+		t.Fatal("stream differs")
+	}
+}
+
+func TestParseForgiving(t *testing.T) {
+	st := blocks.NewMem()
+	m := newMixer(t, st, 1)
+	res := put(t, m, st, []byte("hello"), "my file.txt")
+	s := res.Recipe.String()
+	web := res.Recipe.URL("")
+	key := res.Recipe.Key()
+	cases := []string{
+		s, web, "  " + s + "  ", "look: " + s + ".", "<" + web + ">", strings.ToUpper(s[:20]) + s[20:],
+		"blockmix:" + key[:50] + "\n" + key[50:120] + "\r\n> " + key[120:] + "/my%20file.txt",
+		s + " and some words after it", "(" + web + ")",
+	}
+	for _, c := range cases {
+		rc, err := Parse(c)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", c, err)
+			continue
+		}
+		if rc.Key() != key {
+			t.Errorf("Parse(%q): other key", c)
+		}
+	}
+	if rc, _ := Parse(s); rc.Name != "my file.txt" {
+		t.Errorf("name %q", rc.Name)
+	}
+}
+
+func TestParseDamaged(t *testing.T) {
+	st := blocks.NewMem()
+	m := newMixer(t, st, 1)
+	res := put(t, m, st, []byte("hello"), "a.txt")
+	s := res.Recipe.String()
+	key := res.Recipe.Key()
+	typo := []byte(key)
+	typo[40] = map[bool]byte{true: 'b', false: 'a'}[typo[40] == 'a']
+	for _, c := range []string{
+		"", "hello", "blockmix:", Scheme + key[:len(key)-1], Scheme + key[:100], Scheme + string(typo) + "/a.txt",
+		Scheme + key + "aa/a.txt", s[:len(s)/2],
+	} {
+		_, err := Parse(c)
+		if !errors.Is(err, ErrDamaged) {
+			t.Errorf("Parse(%q) = %v, want ErrDamaged", c, err)
+		}
+	}
+}
+
+func TestRecipeLength(t *testing.T) {
+	rc := Recipe{Root: make(mixer.Tuple, DescT), DescClass: mixer.Large, Size: 1 << 60, Type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
+	for _, s := range []string{rc.String(), rc.URL("")} {
+		before := strings.LastIndex(s, "/")
+		if before > 256 {
+			t.Errorf("%d characters before the name: %s", before, s)
+		}
+	}
+	if _, err := Parse(rc.String()); err != nil {
+		t.Fatal(err)
+	}
+}

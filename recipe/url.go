@@ -1,0 +1,264 @@
+package recipe
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/blockmix/blockmix/mixer"
+)
+
+// The two spellings of a recipe. Both are accepted everywhere.
+const (
+	Scheme     = "blockmix:"
+	DefaultWeb = "http://127.0.0.1:7788"
+	webPath    = "/r/"
+)
+
+// MaxPayloadChars bounds the payload so that even the web spelling stays
+// within 256 characters before the name.
+const MaxPayloadChars = 256 - len(DefaultWeb) - len(webPath) - 1
+
+// Payload layout (before base32, lowercase, no padding):
+//
+//	version   u8     1
+//	descClass u8     log2 of the root node's block size
+//	root      3×32   sha2-256 digests of the root node's tuple
+//	size      uvarint
+//	typeLen   u8, then the media type (dropped when it would not fit)
+//	check     4      first bytes of sha256(everything before)
+const (
+	payloadVersion = 1
+	checkLen       = 4
+)
+
+var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// ErrDamaged: the text is not a whole, intact recipe (a typo, a truncated
+// paste, a different program's link). It is never reported as a missing
+// block.
+var ErrDamaged = errors.New("damaged recipe")
+
+// Recipe is everything needed to rebuild a file.
+type Recipe struct {
+	Root      mixer.Tuple // the descriptor root's tuple, DescT IDs
+	DescClass int         // the root node's block size
+	Size      int64       // file size in bytes
+	Type      string      // media type, may be empty
+	Name      string      // file name, may be empty
+}
+
+func (r Recipe) payloadBytes() ([]byte, error) {
+	if len(r.Root) != DescT {
+		return nil, fmt.Errorf("recipe root has %d IDs, want %d", len(r.Root), DescT)
+	}
+	if err := mixer.ValidClass(r.DescClass); err != nil {
+		return nil, err
+	}
+	var b []byte
+	b = append(b, payloadVersion, byte(log2(r.DescClass)))
+	for _, id := range r.Root {
+		b = append(b, id[:]...)
+	}
+	b = binary.AppendUvarint(b, uint64(r.Size))
+	typ := r.Type
+	maxBytes := MaxPayloadChars * 5 / 8
+	if len(typ) > 255 || len(b)+1+len(typ)+checkLen > maxBytes {
+		typ = "" // the name's extension tells the type instead
+	}
+	b = append(b, byte(len(typ)))
+	b = append(b, typ...)
+	sum := sha256.Sum256(b)
+	return append(b, sum[:checkLen]...), nil
+}
+
+// Key returns the payload: the recipe without its name. Two recipes with the
+// same key rebuild the same bytes.
+func (r Recipe) Key() string {
+	b, err := r.payloadBytes()
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(b32.EncodeToString(b))
+}
+
+// String returns the "blockmix:<payload>/<name>" spelling.
+func (r Recipe) String() string { return Scheme + r.Key() + "/" + escapeName(r.Name) }
+
+// URL returns the clickable spelling under base (DefaultWeb when empty).
+func (r Recipe) URL(base string) string {
+	if base == "" {
+		base = DefaultWeb
+	}
+	return strings.TrimRight(base, "/") + webPath + r.Key() + "/" + escapeName(r.Name)
+}
+
+func escapeName(n string) string { return url.PathEscape(CleanName(n)) }
+
+// CleanName makes a name safe to show and to save under: the last path
+// element, without control characters, at most 200 bytes.
+func CleanName(n string) string {
+	n = strings.ReplaceAll(n, "\\", "/")
+	n = path.Base("/" + n)
+	n = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, n)
+	n = strings.TrimSpace(n)
+	if n == "/" || n == "." || n == ".." {
+		n = ""
+	}
+	for len(n) > 200 {
+		_, size := utf8.DecodeLastRuneInString(n)
+		n = n[:len(n)-size]
+	}
+	return n
+}
+
+func isB32(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '2' && c <= '7' }
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '>' }
+
+// Parse finds a recipe in text: either spelling, with text around it,
+// spaces or line breaks inside it (as mail programs break long lines) and
+// punctuation after it. Anything else returns an error wrapping ErrDamaged
+// that says what is wrong.
+func Parse(text string) (Recipe, error) {
+	start, ok := findStart(text)
+	if !ok {
+		return Recipe{}, fmt.Errorf("%w: no %q or %q link found in the text", ErrDamaged, Scheme, webPath)
+	}
+	s := text[start:]
+	// Collect payload characters, noting where white space broke the run.
+	var pay []byte
+	var breaks []int
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if isB32(c) {
+			pay = append(pay, c|0x20) // lower case; digits have the bit already
+			continue
+		}
+		if isSpace(c) {
+			if len(pay) > 0 && (len(breaks) == 0 || breaks[len(breaks)-1] != len(pay)) {
+				breaks = append(breaks, len(pay))
+			}
+			continue
+		}
+		break
+	}
+	name := ""
+	if i < len(s) && s[i] == '/' && (len(breaks) == 0 || breaks[len(breaks)-1] != len(pay)) {
+		name = takeName(s[i+1:])
+	}
+	// The whole run first; then shorter ones cut where white space was, in
+	// case words after the recipe looked like base32.
+	cands := []int{len(pay)}
+	for k := len(breaks) - 1; k >= 0; k-- {
+		cands = append(cands, breaks[k])
+	}
+	var firstErr error
+	for _, n := range cands {
+		r, err := decodePayload(string(pay[:n]))
+		if err == nil {
+			if n != len(pay) {
+				name = "" // the name followed the cut-off text, not this
+			}
+			r.Name = name
+			return r, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return Recipe{}, firstErr
+}
+
+func findStart(text string) (int, bool) {
+	lower := strings.ToLower(text)
+	best := -1
+	if k := strings.Index(lower, Scheme); k >= 0 {
+		best = k + len(Scheme)
+	}
+	if k := strings.Index(lower, webPath); k >= 0 && (best < 0 || k < best) {
+		best = k + len(webPath)
+	}
+	return best, best >= 0
+}
+
+func takeName(s string) string {
+	end := strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || r == '"' || r == '\'' || r == '<' || r == '>' })
+	if end >= 0 {
+		s = s[:end]
+	}
+	s = strings.TrimRight(s, ".,;:!?)]}")
+	if u, err := url.PathUnescape(s); err == nil {
+		s = u
+	}
+	return CleanName(s)
+}
+
+func decodePayload(p string) (Recipe, error) {
+	if len(p) == 0 {
+		return Recipe{}, fmt.Errorf("%w: the recipe is empty", ErrDamaged)
+	}
+	if len(p) > MaxPayloadChars {
+		return Recipe{}, fmt.Errorf("%w: %d characters, a recipe has at most %d", ErrDamaged, len(p), MaxPayloadChars)
+	}
+	b, err := b32.DecodeString(strings.ToUpper(p))
+	if err != nil {
+		return Recipe{}, fmt.Errorf("%w: it is cut short or has a typo (%d characters)", ErrDamaged, len(p))
+	}
+	minLen := 2 + DescT*32 + 1 + 1 + checkLen
+	if len(b) < minLen {
+		return Recipe{}, fmt.Errorf("%w: it is cut short (%d characters)", ErrDamaged, len(p))
+	}
+	body, check := b[:len(b)-checkLen], b[len(b)-checkLen:]
+	sum := sha256.Sum256(body)
+	if !bytes.Equal(sum[:checkLen], check) {
+		return Recipe{}, fmt.Errorf("%w: its checksum does not match: a typo, or part of it is missing", ErrDamaged)
+	}
+	if body[0] != payloadVersion {
+		return Recipe{}, fmt.Errorf("%w: version %d, this program reads %d (a newer blockmix made it?)", ErrDamaged, body[0], payloadVersion)
+	}
+	var r Recipe
+	var ok bool
+	if r.DescClass, ok = classOK(body[1]); !ok {
+		return Recipe{}, fmt.Errorf("%w: unknown block class", ErrDamaged)
+	}
+	off := 2
+	r.Root = make(mixer.Tuple, DescT)
+	for i := range r.Root {
+		copy(r.Root[i][:], body[off:off+32])
+		off += 32
+	}
+	size, n := binary.Uvarint(body[off:])
+	if n <= 0 || size > 1<<62 {
+		return Recipe{}, fmt.Errorf("%w: bad size field", ErrDamaged)
+	}
+	r.Size = int64(size)
+	off += n
+	if off >= len(body) {
+		return Recipe{}, fmt.Errorf("%w: no type field", ErrDamaged)
+	}
+	tl := int(body[off])
+	off++
+	if off+tl != len(body) {
+		return Recipe{}, fmt.Errorf("%w: bad type field", ErrDamaged)
+	}
+	r.Type = string(body[off:])
+	if !utf8.ValidString(r.Type) {
+		return Recipe{}, fmt.Errorf("%w: bad type field", ErrDamaged)
+	}
+	return r, nil
+}
