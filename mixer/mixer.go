@@ -114,26 +114,27 @@ type job struct {
 	buf   []byte
 	picks []cand
 	tag   uint64
-	n     int
+	n     int // source bytes in buf (the rest is padding)
 }
 
 type done struct {
-	seq int
+	job
 	id  blocks.ID
-	new bool
 	err error
 }
 
 // Mix reads r to EOF, cuts it into blocks of class bytes (the last one padded
 // with random bytes), mixes each with t−1 randomizers and stores the result.
-// It holds at most a few blocks per worker in memory. On error the blocks
-// already stored stay (they are valid, unreferenced blocks).
+// Workers XOR and hash in parallel; blocks are stored in stream order, so
+// the store's content and order do not depend on timing. At most about
+// 2·Workers blocks are in memory. On error the blocks already stored stay
+// (they are valid, unreferenced blocks).
 func (m *Mixer) Mix(ctx context.Context, r io.Reader, class int, prog Progress) (Result, error) {
 	return m.mix(ctx, r, class, m.t, prog)
 }
 
 // MixBlock mixes one source block (its length must be a class) with t−1
-// randomizers and returns its tuple and whether the stored block is new.
+// randomizers and returns its tuple.
 func (m *Mixer) MixBlock(ctx context.Context, src []byte, t int) (Tuple, error) {
 	if err := ValidT(t); err != nil {
 		return nil, err
@@ -158,19 +159,13 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	res := Result{Class: class, T: t}
-	jobs := make(chan job, m.work)
-	results := make(chan done, m.work)
-	// Free list of block buffers: at most 2·workers+1 are out at once.
-	free := make(chan []byte, 2*m.work+2)
-	getBuf := func() []byte {
-		select {
-		case b := <-free:
-			return b
-		default:
-			return make([]byte, class)
-		}
+	inFlight := 2*m.work + 1
+	tokens := make(chan []byte, inFlight) // a buffer is a token: bounds memory
+	for i := 0; i < inFlight; i++ {
+		tokens <- nil
 	}
+	jobs := make(chan job, m.work)
+	results := make(chan done, inFlight)
 
 	var wg sync.WaitGroup
 	for i := 0; i < m.work; i++ {
@@ -178,31 +173,30 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				d := m.mixOne(ctx, j)
-				if j.n > 0 && prog != nil && d.err == nil {
-					prog.Add(int64(j.n))
-				}
-				select {
-				case free <- j.buf:
-				default:
-				}
-				results <- d
+				results <- m.mixOne(ctx, j)
 			}
 		}()
 	}
-	go func() { wg.Wait(); close(results) }()
 
 	// Feed: read, pad, pick (sequential, so the output is deterministic).
+	res := Result{Class: class, T: t}
 	var feedErr error
-	var picksBySeq [][]cand
-	var tagsBySeq []uint64
 	feedDone := make(chan struct{})
 	go func() {
 		defer close(feedDone)
 		defer close(jobs)
 		h := sha256.New()
 		for seq := 0; ; seq++ {
-			buf := getBuf()
+			var buf []byte
+			select {
+			case buf = <-tokens:
+			case <-ctx.Done():
+				feedErr = ctx.Err()
+				return
+			}
+			if buf == nil {
+				buf = make([]byte, class)
+			}
 			n, err := io.ReadFull(r, buf)
 			if err == io.EOF && seq > 0 {
 				return
@@ -215,50 +209,71 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 			}
 			h.Write(buf[:n])
 			res.Size += int64(n)
+			copy(res.SHA256[:], h.Sum(nil))
 			if n < class {
 				if _, err := io.ReadFull(m.rnd, buf[n:]); err != nil {
 					feedErr = fmt.Errorf("read padding: %w", err)
 					return
 				}
 			}
-			picks, tag, perr := m.pick.pick(ctx, class, t)
-			if perr != nil {
-				feedErr = perr
+			picks, tag, err := m.pick.pick(ctx, class, t)
+			if err != nil {
+				feedErr = err
 				return
 			}
-			picksBySeq = append(picksBySeq, picks)
-			tagsBySeq = append(tagsBySeq, tag)
-			select {
-			case jobs <- job{seq: seq, buf: buf, picks: picks, tag: tag, n: n}:
-			case <-ctx.Done():
-				feedErr = ctx.Err()
-				return
-			}
-			copy(res.SHA256[:], h.Sum(nil))
+			jobs <- job{seq: seq, buf: buf, picks: picks, tag: tag, n: n}
 			if n < class {
 				return
 			}
 		}
 	}()
+	go func() { <-feedDone; wg.Wait(); close(results) }()
 
-	var ids []blocks.ID
-	var news []bool
+	// Commit in stream order.
+	var added []cand
 	var firstErr error
+	pending := map[int]done{}
+	next := 0
 	for d := range results {
-		if d.err != nil {
-			if firstErr == nil {
-				firstErr = d.err
-				cancel()
-			}
+		if firstErr != nil {
 			continue
 		}
-		for len(ids) <= d.seq {
-			ids = append(ids, blocks.ID{})
-			news = append(news, false)
+		if d.err != nil {
+			firstErr = d.err
+			cancel()
+			continue
 		}
-		ids[d.seq], news[d.seq] = d.id, d.new
+		pending[d.seq] = d
+		for {
+			d, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			isNew, err := m.store(ctx, d)
+			if err != nil {
+				firstErr = err
+				cancel()
+				break
+			}
+			tu := make(Tuple, 0, t)
+			tu = append(tu, d.id)
+			for _, c := range d.picks {
+				tu = append(tu, c.id)
+			}
+			res.Tuples = append(res.Tuples, tu)
+			if isNew {
+				res.NewBlocks++
+				res.NewBytes += int64(class)
+				added = append(added, cand{id: d.id, tag: d.tag})
+			}
+			if prog != nil && d.n > 0 {
+				prog.Add(int64(d.n))
+			}
+			tokens <- d.buf
+		}
 	}
-	<-feedDone
 	if firstErr != nil {
 		return Result{}, firstErr
 	}
@@ -268,48 +283,40 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-
-	added := make([]cand, 0, len(ids))
-	res.Tuples = make([]Tuple, len(ids))
-	for i, id := range ids {
-		tu := make(Tuple, 0, t)
-		tu = append(tu, id)
-		for _, c := range picksBySeq[i] {
-			tu = append(tu, c.id)
-		}
-		res.Tuples[i] = tu
-		if news[i] {
-			res.NewBlocks++
-			res.NewBytes += int64(class)
-			added = append(added, cand{id: id, tag: tagsBySeq[i]})
-		}
-	}
 	m.pick.added(class, added)
 	m.mixedBlocks += res.NewBlocks
 	m.mixedBytes += res.NewBytes
 	return res, nil
 }
 
-// mixOne XORs the randomizers into the source block, hashes and stores it.
+// mixOne XORs the randomizers into the source block and hashes it.
 func (m *Mixer) mixOne(ctx context.Context, j job) done {
 	for _, c := range j.picks {
 		data, err := m.block(ctx, c.id)
 		if err != nil {
-			return done{seq: j.seq, err: fmt.Errorf("randomizer %s: %w", c.id, err)}
+			return done{job: j, err: fmt.Errorf("randomizer %s: %w", c.id, err)}
 		}
 		if len(data) != len(j.buf) {
-			return done{seq: j.seq, err: fmt.Errorf("randomizer %s has %d bytes, want %d", c.id, len(data), len(j.buf))}
+			return done{job: j, err: fmt.Errorf("randomizer %s has %d bytes, want %d", c.id, len(data), len(j.buf))}
 		}
 		subtle.XORBytes(j.buf, j.buf, data)
 	}
-	id := blocks.Sum(j.buf)
-	if have, err := m.st.Has(ctx, id); err == nil && have {
-		return done{seq: j.seq, id: id}
+	return done{job: j, id: blocks.Sum(j.buf)}
+}
+
+// store writes a mixed block unless the store holds it already.
+func (m *Mixer) store(ctx context.Context, d done) (bool, error) {
+	have, err := m.st.Has(ctx, d.id)
+	if err != nil {
+		return false, fmt.Errorf("store block: %w", err)
 	}
-	if err := m.st.Put(ctx, id, j.buf, j.tag); err != nil {
-		return done{seq: j.seq, err: fmt.Errorf("store block: %w", err)}
+	if have {
+		return false, nil
 	}
-	return done{seq: j.seq, id: id, new: true}
+	if err := m.st.Put(ctx, d.id, d.buf, d.tag); err != nil {
+		return false, fmt.Errorf("store block: %w", err)
+	}
+	return true, nil
 }
 
 // block returns a block's verified bytes, from the cache or the store.

@@ -29,7 +29,7 @@ func newMixer(t testing.TB, st Store, tsize, workers int, seed byte) *Mixer {
 
 func randomBytes(seed byte, n int) []byte {
 	b := make([]byte, n)
-	seeded(seed+100).Read(b)
+	seeded(seed + 100).Read(b)
 	return b
 }
 

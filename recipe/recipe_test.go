@@ -22,7 +22,7 @@ func seeded(n uint64) io.Reader {
 
 func randomBytes(seed uint64, n int) []byte {
 	b := make([]byte, n)
-	seeded(seed+1000).Read(b)
+	seeded(seed + 1000).Read(b)
 	return b
 }
 

@@ -185,7 +185,8 @@ func Parse(text string) (Recipe, error) {
 }
 
 func findStart(text string) (int, bool) {
-	lower := strings.ToLower(text)
+	lower := asciiLower(text) // same length as text, unlike strings.ToLower
+
 	best := -1
 	if k := strings.Index(lower, Scheme); k >= 0 {
 		best = k + len(Scheme)
@@ -194,6 +195,16 @@ func findStart(text string) (int, bool) {
 		best = k + len(webPath)
 	}
 	return best, best >= 0
+}
+
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func takeName(s string) string {

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/mixer"
+	"github.com/blockmix/blockmix/recipe"
+)
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+type getOptions struct {
+	out   string
+	force bool
+}
+
+func newGetCommand(e *env) *cobra.Command {
+	var o getOptions
+	c := &cobra.Command{
+		Use:   "get RECIPE",
+		Short: "Rebuild a file from its recipe",
+		Long: `get rebuilds the file a recipe names and writes it under the recipe's file
+name in the current directory, or to -o PATH, or to standard output with
+-o -. RECIPE may be either spelling (blockmix:… or http://…/r/…), and may
+be pasted with spaces or line breaks in it: quote it.
+
+The file is written under a temporary name and renamed only once its
+whole-file sha256 matches; an existing file is never overwritten without
+--force. A damaged recipe (typo, cut short) exits with code 2.`,
+		Example: `  blockmix get 'blockmix:afzq…/holiday.jpg'
+  blockmix get -o - "$RECIPE" | mpv -`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runGet(c.Context(), e, o, args[0])
+		},
+	}
+	c.Flags().StringVarP(&o.out, "output", "o", "", "where to write the file; - for standard output")
+	c.Flags().BoolVar(&o.force, "force", false, "overwrite an existing file")
+	return c
+}
+
+func runGet(ctx context.Context, e *env, o getOptions, text string) error {
+	rc, err := recipe.Parse(text)
+	if err != nil {
+		return err
+	}
+	dest := o.out
+	if dest == "" {
+		dest = rc.Name
+		if dest == "" {
+			dest = "blockmix-" + rc.Key()[:12]
+		}
+	}
+	if dest != "-" && !o.force {
+		if _, err := os.Lstat(dest); err == nil {
+			return badUse("%s exists; use --force to overwrite it or -o to choose another name", dest)
+		}
+	}
+	st, err := e.openStore()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	bar := e.newProgress(rc.Size, "rebuilding "+recipe.CleanName(filepath.Base(dest)))
+	defer bar.finish()
+	r, err := recipe.Open(ctx, mixer.NewCachedGetter(st, 32<<20), rc, recipe.Options{Progress: bar})
+	if err != nil {
+		return explainGet(err)
+	}
+	if dest == "-" {
+		_, err := r.WriteTo(e.stdout)
+		return explainGet(err)
+	}
+	return writeAtomically(dest, o.force, func(w io.Writer) error {
+		_, err := r.WriteTo(w)
+		return explainGet(err)
+	})
+}
+
+// explainGet adds what to do to the errors a get can meet.
+func explainGet(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, blocks.ErrNotFound):
+		return fmt.Errorf("%w (this store does not hold every block of the file: was it put into this repo?)", err)
+	case errors.Is(err, recipe.ErrBadDescriptor):
+		return fmt.Errorf("%w (the recipe is damaged or was made by another program)", err)
+	case errors.Is(err, recipe.ErrHashMismatch):
+		return fmt.Errorf("%w (nothing was saved; run 'blockmix verify')", err)
+	}
+	return err
+}
+
+// writeAtomically writes through fill to a temporary file beside dest,
+// fsyncs it and renames it to dest. On any error the temporary file is
+// removed and dest is untouched.
+func writeAtomically(dest string, force bool, fill func(io.Writer) error) (err error) {
+	dir := filepath.Dir(dest)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".blockmix-partial-*")
+	if err != nil {
+		return fmt.Errorf("create a temporary file in %s: %w", dir, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = fill(tmp); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", tmp.Name(), err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp.Name(), err)
+	}
+	if !force {
+		// Link fails when dest appeared meanwhile: never overwrite.
+		if err = os.Link(tmp.Name(), dest); err != nil {
+			return fmt.Errorf("write %s: %w", dest, err)
+		}
+		return os.Remove(tmp.Name())
+	}
+	if err = os.Rename(tmp.Name(), dest); err != nil {
+		return fmt.Errorf("rename to %s: %w", dest, err)
+	}
+	return nil
+}

@@ -1,0 +1,64 @@
+// Command blockmix is the one blockmix binary: it puts files into a local
+// block store as noise blocks and gets them back by recipe.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/recipe"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitBadUse  = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and maps its error to an exit code. It is
+// the one place that does so.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := newRootCommand(&env{stdin: stdin, stdout: stdout, stderr: stderr})
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "blockmix:", err)
+	return exitCode(err)
+}
+
+// usageError marks bad input from the user.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func badUse(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case errors.As(err, &ue), errors.Is(err, recipe.ErrDamaged), errors.Is(err, blocks.ErrBadID):
+		return exitBadUse
+	case isCobraUsage(err):
+		return exitBadUse
+	}
+	return exitFailure
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+// statOutput is `stat --json`.
+type statOutput struct {
+	Repo         string  `json:"repo"`
+	Blocks       int     `json:"blocks"`
+	Bytes        int64   `json:"bytes"`
+	Files        int     `json:"files"`
+	FileBytes    int64   `json:"file_bytes"`
+	SharedBlocks int     `json:"shared_blocks"`
+	Overhead     float64 `json:"overhead"`
+	Quarantined  int     `json:"quarantined"`
+	DiskBytes    int64   `json:"disk_bytes"`
+}
+
+func newStatCommand(e *env) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "stat",
+		Short: "Show what the store holds",
+		Long: `stat sums up the store: its blocks and bytes, the files recorded in it and
+their bytes, how many blocks serve two or more files, and the storage
+overhead (stored bytes per file byte).`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runStat(c.Context(), e, asJSON) },
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: blocks, bytes, files, file_bytes, shared_blocks, overhead, quarantined, disk_bytes")
+	return c
+}
+
+func runStat(ctx context.Context, e *env, asJSON bool) error {
+	st, err := e.openStore()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	s, err := st.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	dir, _ := e.repoDir()
+	out := statOutput{dir, s.Blocks, s.Bytes, s.Files, s.FileBytes, s.SharedBlocks, s.Overhead(), s.Quarantined, s.DiskBytes}
+	if asJSON {
+		b, _ := json.MarshalIndent(out, "", "  ")
+		fmt.Fprintln(e.stdout, string(b))
+		return nil
+	}
+	shared := 0.0
+	if s.Blocks > 0 {
+		shared = 100 * float64(s.SharedBlocks) / float64(s.Blocks)
+	}
+	fmt.Fprintf(e.stdout, "repo           %s\n", dir)
+	fmt.Fprintf(e.stdout, "blocks         %d (%s)\n", s.Blocks, human(s.Bytes))
+	fmt.Fprintf(e.stdout, "files          %d (%s)\n", s.Files, human(s.FileBytes))
+	fmt.Fprintf(e.stdout, "shared blocks  %d (%.1f%% serve two or more files)\n", s.SharedBlocks, shared)
+	fmt.Fprintf(e.stdout, "overhead       %.3f× (stored bytes per file byte)\n", s.Overhead())
+	fmt.Fprintf(e.stdout, "on disk        %s\n", human(s.DiskBytes))
+	if s.Quarantined > 0 {
+		fmt.Fprintf(e.stdout, "quarantined    %d corrupt blocks (see the repo's quarantine directory)\n", s.Quarantined)
+	}
+	return nil
+}
+
+// human spells a byte count with a binary unit.
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
