@@ -63,10 +63,19 @@ func (m *Mem) Get(_ context.Context, id ID) ([]byte, error) {
 }
 
 // Put implements Putter.
-func (m *Mem) Put(_ context.Context, id ID, data []byte, tag uint64) error {
+func (m *Mem) Put(ctx context.Context, id ID, data []byte, tag uint64) error {
 	if err := Check(id, data); err != nil {
 		return err
 	}
+	return m.put(id, data, tag)
+}
+
+// PutBlock implements BlockPutter.
+func (m *Mem) PutBlock(_ context.Context, b Block, tag uint64) error {
+	return m.put(b.id, b.data, tag)
+}
+
+func (m *Mem) put(id ID, data []byte, tag uint64) error {
 	if err := m.lock(); err != nil {
 		return err
 	}

@@ -92,7 +92,7 @@ type TagIndex interface {
 // Its Blocks are every distinct block needed to rebuild it; each of them has
 // its Refs counted once for this file.
 type FileRecord struct {
-	Key    string    `json:"key"`    // unique: the recipe payload
+	Key    string    `json:"key"` // unique: the recipe payload
 	Name   string    `json:"name"`
 	Size   int64     `json:"size"`
 	Type   string    `json:"type,omitempty"`

@@ -17,6 +17,7 @@ import (
 type Store interface {
 	blocks.Getter
 	blocks.Putter
+	blocks.BlockPutter
 	blocks.Haver
 	blocks.Enumerator
 	blocks.TagIndex
@@ -119,7 +120,7 @@ type job struct {
 
 type done struct {
 	job
-	id  blocks.ID
+	blk blocks.Block
 	err error
 }
 
@@ -159,7 +160,7 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	inFlight := 2*m.work + 1
+	inFlight := 8*m.work + 1
 	tokens := make(chan []byte, inFlight) // a buffer is a token: bounds memory
 	for i := 0; i < inFlight; i++ {
 		tokens <- nil
@@ -258,7 +259,7 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 				break
 			}
 			tu := make(Tuple, 0, t)
-			tu = append(tu, d.id)
+			tu = append(tu, d.blk.ID())
 			for _, c := range d.picks {
 				tu = append(tu, c.id)
 			}
@@ -266,7 +267,7 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 			if isNew {
 				res.NewBlocks++
 				res.NewBytes += int64(class)
-				added = append(added, cand{id: d.id, tag: d.tag})
+				added = append(added, cand{id: d.blk.ID(), tag: d.tag})
 			}
 			if prog != nil && d.n > 0 {
 				prog.Add(int64(d.n))
@@ -301,19 +302,20 @@ func (m *Mixer) mixOne(ctx context.Context, j job) done {
 		}
 		subtle.XORBytes(j.buf, j.buf, data)
 	}
-	return done{job: j, id: blocks.Sum(j.buf)}
+	blk, err := blocks.NewBlock(j.buf)
+	return done{job: j, blk: blk, err: err}
 }
 
 // store writes a mixed block unless the store holds it already.
 func (m *Mixer) store(ctx context.Context, d done) (bool, error) {
-	have, err := m.st.Has(ctx, d.id)
+	have, err := m.st.Has(ctx, d.blk.ID())
 	if err != nil {
 		return false, fmt.Errorf("store block: %w", err)
 	}
 	if have {
 		return false, nil
 	}
-	if err := m.st.Put(ctx, d.id, d.buf, d.tag); err != nil {
+	if err := m.st.PutBlock(ctx, d.blk, d.tag); err != nil {
 		return false, fmt.Errorf("store block: %w", err)
 	}
 	return true, nil

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -19,6 +20,8 @@ type env struct {
 	stdout, stderr io.Writer
 	repo           string
 	noProgress     bool
+	cpuProfile     string
+	stopProfile    func()
 }
 
 func newRootCommand(e *env) *cobra.Command {
@@ -41,6 +44,24 @@ Exit codes: 0 ok, 1 failure, 2 bad input (usage, damaged recipe).`,
 	}
 	root.PersistentFlags().StringVar(&e.repo, "repo", "", "repo directory (default $BLOCKMIX_REPO, else the user data directory)")
 	root.PersistentFlags().BoolVar(&e.noProgress, "no-progress", false, "never draw a progress bar")
+	root.PersistentFlags().StringVar(&e.cpuProfile, "cpuprofile", "", "write a CPU profile to this file (for developers)")
+	_ = root.PersistentFlags().MarkHidden("cpuprofile")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if e.cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(e.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		e.stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+		return pprof.StartCPUProfile(f)
+	}
+	root.PersistentPostRun = func(*cobra.Command, []string) {
+		if e.stopProfile != nil {
+			e.stopProfile()
+		}
+	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})

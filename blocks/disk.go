@@ -1,0 +1,489 @@
+package blocks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/syndtr/goleveldb/leveldb"
+	lerrors "github.com/syndtr/goleveldb/leveldb/errors"
+	"github.com/syndtr/goleveldb/leveldb/filter"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/util"
+)
+
+// ErrLocked is returned (wrapped) by OpenDisk when another process, or another
+// Disk in this process, has the store open.
+var ErrLocked = errors.New("store is in use by another blockmix process")
+
+// DefaultSegmentSize is the segment size OpenDisk uses when
+// DiskOptions.SegmentSize is zero.
+const DefaultSegmentSize = 256 << 20
+
+// DiskOptions tunes OpenDisk. The zero value is ready to use.
+type DiskOptions struct {
+	// SegmentSize is the size at which a segment file is closed for appends
+	// and the next one started (DefaultSegmentSize when zero). A segment holds
+	// at least one block, so a block larger than SegmentSize gets a segment of
+	// its own.
+	SegmentSize int64
+}
+
+// Disk is the on-disk Store. Block bytes are appended to segment files under
+// dir/segments and never rewritten; the index (block → segment, offset,
+// length, tag, refs, seq), the tag index, the file records and their reference
+// counts and the quarantine list live in a goleveldb database under dir/index.
+//
+// A Put writes the block's bytes before its index entry, and Sync fsyncs the
+// segments before it makes the index durable. So a killed process, or a
+// power loss right after a Sync, leaves at worst bytes that no index entry
+// points to. A power loss between Syncs may also keep index entries whose
+// bytes never reached the disk: every Get re-reads the bytes and checks them
+// (Check), so those read as ErrCorrupt, never as wrong data.
+//
+// Segments are not compacted yet: Delete, Quarantine and a lost race between
+// two Puts of the same block leave dead bytes in their segment, which are
+// counted per segment (see Segments) but not reclaimed.
+//
+// Disk is safe for concurrent use. Only one Disk may have a directory open at
+// a time; OpenDisk returns ErrLocked otherwise.
+type Disk struct {
+	dir     string
+	db      *leveldb.DB
+	segSize int64
+
+	// life guards closed and busy; Close waits for busy to reach zero.
+	life   sync.Mutex
+	idle   *sync.Cond
+	busy   int
+	closed bool
+
+	// segMu guards the segment table and the append position.
+	segMu sync.RWMutex
+	segs  map[uint32]*segment
+	cur   *segment // the segment appends go to
+
+	// idxMu serialises every read-modify-write of the index, the counters
+	// below, and the set of segments written since the last Sync. Sync holds
+	// it while it fsyncs, so no index entry becomes durable before its bytes.
+	idxMu     sync.Mutex
+	seq       uint64 // last block Seq handed out
+	fileSeq   uint64 // last file order number handed out
+	dirty     map[uint32]*segment
+	metaDirty bool // the index was written since the last Sync
+}
+
+// OpenDisk opens the store in dir, creating it if needed. It returns an error
+// wrapping ErrLocked when the store is already open. An index that goleveldb
+// reports as corrupted is repaired with leveldb.RecoverFile; blocks whose index
+// entries are lost that way are no longer reachable.
+func OpenDisk(dir string, o DiskOptions) (*Disk, error) {
+	if o.SegmentSize <= 0 {
+		o.SegmentSize = DefaultSegmentSize
+	}
+	if err := os.MkdirAll(filepath.Join(dir, segmentsDir), 0o755); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	db, err := openIndex(filepath.Join(dir, indexDir))
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	s := &Disk{
+		dir:     dir,
+		db:      db,
+		segSize: o.SegmentSize,
+		segs:    map[uint32]*segment{},
+		dirty:   map[uint32]*segment{},
+	}
+	s.idle = sync.NewCond(&s.life)
+	if err := s.load(); err != nil {
+		s.closeFiles()
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+func openIndex(path string) (*leveldb.DB, error) {
+	o := &opt.Options{
+		WriteBuffer:            4 << 20,
+		BlockCacheCapacity:     8 << 20,
+		Filter:                 filter.NewBloomFilter(10),
+		DisableSeeksCompaction: true,
+		Compression:            opt.NoCompression,
+	}
+	db, err := leveldb.OpenFile(path, o)
+	if err != nil && lerrors.IsCorrupted(err) {
+		db, err = leveldb.RecoverFile(path, o)
+	}
+	if err != nil {
+		if isLockErr(err) {
+			return nil, fmt.Errorf("index %s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("index %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// load checks the format marker, reads the counters and opens the segments.
+func (s *Disk) load() error {
+	v, err := s.db.Get(keyFormat, nil)
+	switch {
+	case errors.Is(err, leveldb.ErrNotFound):
+		if err := s.db.Put(keyFormat, []byte(formatVersion), nil); err != nil {
+			return fmt.Errorf("write format marker: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("read format marker: %w", err)
+	case string(v) != formatVersion:
+		return fmt.Errorf("unknown store format %q (want %q)", v, formatVersion)
+	}
+	if s.seq, err = s.counter(keySeq); err != nil {
+		return err
+	}
+	if s.fileSeq, err = s.counter(keyFileSeq); err != nil {
+		return err
+	}
+	return s.openSegments()
+}
+
+func (s *Disk) counter(key []byte) (uint64, error) {
+	v, err := s.db.Get(key, nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read counter %q: %w", key, err)
+	}
+	n, err := decodeUint64(v)
+	if err != nil {
+		return 0, fmt.Errorf("read counter %q: %w", key, err)
+	}
+	return n, nil
+}
+
+// enter registers an operation in flight; it fails with ErrClosed once Close
+// has begun. Every successful enter must be paired with exit.
+func (s *Disk) enter() error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.busy++
+	return nil
+}
+
+func (s *Disk) exit() {
+	s.life.Lock()
+	s.busy--
+	if s.busy == 0 {
+		s.idle.Broadcast()
+	}
+	s.life.Unlock()
+}
+
+// Sync makes every completed Put, AddFile, RemoveFile, Delete and Quarantine
+// durable: it fsyncs every segment written since the last Sync, then writes
+// the index with goleveldb's sync option. Concurrent Puts wait for it to
+// finish before their index entries are written.
+func (s *Disk) Sync() error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	s.idxMu.Lock()
+	defer s.idxMu.Unlock()
+	return s.syncLocked()
+}
+
+func (s *Disk) syncLocked() error {
+	// Segments are synced in parallel: the disk queues them together.
+	errs := make(chan error, len(s.dirty))
+	for _, seg := range s.dirty {
+		go func() {
+			if err := seg.f.Sync(); err != nil {
+				errs <- fmt.Errorf("sync segment %s: %w", seg.f.Name(), err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	var firstErr error
+	for range s.dirty {
+		if err := <-errs; err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	clear(s.dirty)
+	if !s.metaDirty {
+		return nil
+	}
+	// Any synced write makes every earlier write to goleveldb's journal
+	// durable; rewriting the counter is a cheap one.
+	if err := s.db.Put(keySeq, encodeUint64(s.seq), &opt.WriteOptions{Sync: true}); err != nil {
+		return fmt.Errorf("sync index: %w", err)
+	}
+	s.metaDirty = false
+	return nil
+}
+
+// Close waits for operations in flight (so it must not be called from an
+// Enumerate callback), syncs, and closes the segment files and the index.
+// Later calls to any other method return ErrClosed; calling Close again
+// returns nil.
+func (s *Disk) Close() error {
+	s.life.Lock()
+	if s.closed {
+		s.life.Unlock()
+		return nil
+	}
+	s.closed = true
+	for s.busy > 0 {
+		s.idle.Wait()
+	}
+	s.life.Unlock()
+
+	s.idxMu.Lock()
+	err := s.syncLocked()
+	s.idxMu.Unlock()
+	if cerr := s.closeFiles(); err == nil {
+		err = cerr
+	}
+	if cerr := s.db.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close index: %w", cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("close store %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Get implements Getter. It returns an error wrapping ErrCorrupt when the
+// bytes on disk do not match id (or the segment is damaged or missing).
+func (s *Disk) Get(_ context.Context, id ID) ([]byte, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	e, err := s.entry(id)
+	if err != nil {
+		return nil, err
+	}
+	data, err := s.readRecord(id, e)
+	if err != nil {
+		return nil, err
+	}
+	if err := Check(id, data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// Put implements Putter. The bytes are written before the index entry, and
+// neither is fsynced; call Sync for durability.
+func (s *Disk) Put(_ context.Context, id ID, data []byte, tag uint64) error {
+	if err := Check(id, data); err != nil {
+		return err
+	}
+	return s.put(id, data, tag)
+}
+
+// PutBlock implements BlockPutter: Put without hashing again. The zero Block
+// is refused with an error wrapping ErrCorrupt.
+func (s *Disk) PutBlock(_ context.Context, b Block, tag uint64) error {
+	if b.ID().IsZero() {
+		return Check(b.ID(), b.Data())
+	}
+	return s.put(b.ID(), b.Data(), tag)
+}
+
+// put stores data, which the caller has checked against id.
+func (s *Disk) put(id ID, data []byte, tag uint64) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	key := blockKey(id)
+	if ok, err := s.db.Has(key, nil); err != nil {
+		return fmt.Errorf("put block %s: %w", id, err)
+	} else if ok {
+		return nil
+	}
+
+	seg, off, n, err := s.writeRecord(id, data, tag)
+	if err != nil {
+		return fmt.Errorf("put block %s: %w", id, err)
+	}
+
+	s.idxMu.Lock()
+	defer s.idxMu.Unlock()
+	// The bytes are in the segment; from here on the next Sync must fsync it.
+	s.dirty[seg.num] = seg
+	b := new(leveldb.Batch)
+	if ok, err := s.db.Has(key, nil); err != nil {
+		return fmt.Errorf("put block %s: %w", id, err)
+	} else if ok {
+		// A concurrent Put of the same block won; ours are dead bytes.
+		if err := s.addDead(b, seg.num, n); err != nil {
+			return fmt.Errorf("put block %s: %w", id, err)
+		}
+		return s.write(b)
+	}
+	s.seq++
+	e := entry{Seg: seg.num, Off: off, Len: len(data), Tag: tag, Seq: s.seq}
+	b.Put(key, e.encode())
+	b.Put(tagKey(tag, id), nil)
+	b.Put(keySeq, encodeUint64(s.seq))
+	if err := s.write(b); err != nil {
+		return fmt.Errorf("put block %s: %w", id, err)
+	}
+	return nil
+}
+
+// write applies b to the index without syncing. The caller holds idxMu.
+func (s *Disk) write(b *leveldb.Batch) error {
+	if err := s.db.Write(b, nil); err != nil {
+		return fmt.Errorf("write index: %w", err)
+	}
+	s.metaDirty = true
+	return nil
+}
+
+// entry reads the index entry of id, or returns an error wrapping ErrNotFound.
+func (s *Disk) entry(id ID) (entry, error) {
+	v, err := s.db.Get(blockKey(id), nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return entry{}, fmt.Errorf("block %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return entry{}, fmt.Errorf("block %s: read index: %w", id, err)
+	}
+	e, err := decodeEntry(v)
+	if err != nil {
+		return entry{}, fmt.Errorf("block %s: %w", id, err)
+	}
+	return e, nil
+}
+
+// Has implements Haver.
+func (s *Disk) Has(_ context.Context, id ID) (bool, error) {
+	if err := s.enter(); err != nil {
+		return false, err
+	}
+	defer s.exit()
+	ok, err := s.db.Has(blockKey(id), nil)
+	if err != nil {
+		return false, fmt.Errorf("block %s: read index: %w", id, err)
+	}
+	return ok, nil
+}
+
+// Stat implements Stater.
+func (s *Disk) Stat(_ context.Context, id ID) (Meta, error) {
+	if err := s.enter(); err != nil {
+		return Meta{}, err
+	}
+	defer s.exit()
+	e, err := s.entry(id)
+	if err != nil {
+		return Meta{}, err
+	}
+	return e.meta(), nil
+}
+
+// Delete implements Deleter. The block's bytes stay in their segment as dead
+// bytes until segments are compacted (not implemented yet).
+func (s *Disk) Delete(_ context.Context, id ID) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	s.idxMu.Lock()
+	defer s.idxMu.Unlock()
+	e, err := s.entry(id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	b := new(leveldb.Batch)
+	b.Delete(blockKey(id))
+	b.Delete(tagKey(e.Tag, id))
+	if err := s.addDead(b, e.Seg, recordSize(e.Len)); err != nil {
+		return fmt.Errorf("delete block %s: %w", id, err)
+	}
+	if err := s.write(b); err != nil {
+		return fmt.Errorf("delete block %s: %w", id, err)
+	}
+	return nil
+}
+
+// Enumerate implements Enumerator. It walks a consistent snapshot of the
+// index, so fn may call back into the store (writes are not seen).
+func (s *Disk) Enumerate(ctx context.Context, fn func(ID, Meta) error) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	it := s.db.NewIterator(util.BytesPrefix([]byte{prefixBlock}), nil)
+	defer it.Release()
+	for it.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		id, err := blockKeyID(it.Key())
+		if err != nil {
+			return err
+		}
+		e, err := decodeEntry(it.Value())
+		if err != nil {
+			return fmt.Errorf("block %s: %w", id, err)
+		}
+		if err := fn(id, e.meta()); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("enumerate: read index: %w", err)
+	}
+	return nil
+}
+
+// HasTag implements TagIndex.
+func (s *Disk) HasTag(_ context.Context, tag uint64) (bool, error) {
+	if err := s.enter(); err != nil {
+		return false, err
+	}
+	defer s.exit()
+	it := s.db.NewIterator(util.BytesPrefix(tagPrefix(tag)), nil)
+	defer it.Release()
+	ok := it.Next()
+	if err := it.Error(); err != nil {
+		return false, fmt.Errorf("tag %d: read index: %w", tag, err)
+	}
+	return ok, nil
+}
+
+// addDead adds n bytes to the dead-byte count of segment seg, in b. The
+// caller holds idxMu.
+func (s *Disk) addDead(b *leveldb.Batch, seg uint32, n int64) error {
+	dead, err := s.counter(deadKey(seg))
+	if err != nil {
+		return err
+	}
+	b.Put(deadKey(seg), encodeUint64(dead+uint64(n)))
+	return nil
+}
+
+var (
+	_ Store       = (*Disk)(nil)
+	_ BlockPutter = (*Disk)(nil)
+)

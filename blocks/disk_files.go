@@ -1,0 +1,366 @@
+package blocks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/util"
+)
+
+// diskFile is a file record as the index keeps it; its Blocks are stored
+// apart, in list chunks.
+type diskFile struct {
+	FileRecord
+	Order uint64 `json:"order"`
+}
+
+// readFile reads the record of key from r, or returns an error wrapping
+// ErrNotFound.
+func readFile(r leveldb.Reader, key string) (diskFile, error) {
+	v, err := r.Get(fileKey(key), nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return diskFile{}, fmt.Errorf("file %q: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return diskFile{}, fmt.Errorf("file %q: read index: %w", key, err)
+	}
+	var f diskFile
+	if err := json.Unmarshal(v, &f); err != nil {
+		return diskFile{}, fmt.Errorf("file %q: %w: %v", key, errIndex, err)
+	}
+	return f, nil
+}
+
+func (s *Disk) putFile(b *leveldb.Batch, f diskFile) error {
+	f.Blocks = nil
+	v, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("file %q: %w", f.Key, err)
+	}
+	b.Put(fileKey(f.Key), v)
+	return nil
+}
+
+// readFileBlocks reads the block list of key from r.
+func readFileBlocks(r leveldb.Reader, key string) ([]ID, error) {
+	it := r.NewIterator(util.BytesPrefix(listPrefix(key)), nil)
+	defer it.Release()
+	var ids []ID
+	for it.Next() {
+		v := it.Value()
+		if len(v)%len(ID{}) != 0 {
+			return nil, fmt.Errorf("file %q: block list: %w", key, errIndex)
+		}
+		for ; len(v) > 0; v = v[len(ID{}):] {
+			ids = append(ids, ID(v[:len(ID{})]))
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("file %q: read index: %w", key, err)
+	}
+	return ids, nil
+}
+
+// AddFile implements Filer. The record, its block list and the new reference
+// counts are written in one atomic batch. Only blocks the store holds when
+// AddFile runs get a reference.
+func (s *Disk) AddFile(_ context.Context, f FileRecord) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	s.idxMu.Lock()
+	defer s.idxMu.Unlock()
+	b := new(leveldb.Batch)
+	old, err := readFile(s.db, f.Key)
+	switch {
+	case err == nil:
+		old.Name, old.Recipe, old.Type = f.Name, f.Recipe, f.Type
+		if err := s.putFile(b, old); err != nil {
+			return err
+		}
+		if err := s.write(b); err != nil {
+			return fmt.Errorf("add file %q: %w", f.Key, err)
+		}
+		return nil
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+
+	uniq := Dedup(f.Blocks)
+	if err := s.addRefs(b, uniq, +1); err != nil {
+		return fmt.Errorf("add file %q: %w", f.Key, err)
+	}
+	for i := 0; i*fileListChunk < len(uniq); i++ {
+		chunk := uniq[i*fileListChunk : min(len(uniq), (i+1)*fileListChunk)]
+		v := make([]byte, 0, len(chunk)*len(ID{}))
+		for _, id := range chunk {
+			v = append(v, id[:]...)
+		}
+		b.Put(listKey(f.Key, uint32(i)), v)
+	}
+	order := s.fileSeq + 1
+	f.NBlock = len(uniq)
+	if err := s.putFile(b, diskFile{FileRecord: f, Order: order}); err != nil {
+		return err
+	}
+	b.Put(orderKey(order), []byte(f.Key))
+	b.Put(keyFileSeq, encodeUint64(order))
+	if err := s.write(b); err != nil {
+		return fmt.Errorf("add file %q: %w", f.Key, err)
+	}
+	s.fileSeq = order
+	return nil
+}
+
+// addRefs adds delta to the Refs of every held block of ids (which must not
+// repeat), never going below zero. The caller holds idxMu.
+func (s *Disk) addRefs(b *leveldb.Batch, ids []ID, delta int) error {
+	for _, id := range ids {
+		e, err := s.entry(id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if e.Refs+delta < 0 {
+			continue
+		}
+		e.Refs += delta
+		b.Put(blockKey(id), e.encode())
+	}
+	return nil
+}
+
+// RemoveFile implements Filer. The record, its block list and the reference
+// counts change in one atomic batch.
+func (s *Disk) RemoveFile(_ context.Context, key string) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	s.idxMu.Lock()
+	defer s.idxMu.Unlock()
+	f, err := readFile(s.db, key)
+	if err != nil {
+		return err
+	}
+	ids, err := readFileBlocks(s.db, key)
+	if err != nil {
+		return err
+	}
+	b := new(leveldb.Batch)
+	if err := s.addRefs(b, ids, -1); err != nil {
+		return fmt.Errorf("remove file %q: %w", key, err)
+	}
+	for i := 0; i*fileListChunk < len(ids); i++ {
+		b.Delete(listKey(key, uint32(i)))
+	}
+	b.Delete(fileKey(key))
+	b.Delete(orderKey(f.Order))
+	if err := s.write(b); err != nil {
+		return fmt.Errorf("remove file %q: %w", key, err)
+	}
+	return nil
+}
+
+// Files implements Filer.
+func (s *Disk) Files(_ context.Context) ([]FileRecord, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	snap, err := s.db.GetSnapshot()
+	if err != nil {
+		return nil, fmt.Errorf("files: %w", err)
+	}
+	defer snap.Release()
+	it := snap.NewIterator(util.BytesPrefix([]byte{prefixOrder}), nil)
+	defer it.Release()
+	out := []FileRecord{}
+	for it.Next() {
+		f, err := readFile(snap, string(it.Value()))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f.FileRecord)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("files: read index: %w", err)
+	}
+	return out, nil
+}
+
+// File implements Filer.
+func (s *Disk) File(_ context.Context, key string) (FileRecord, error) {
+	if err := s.enter(); err != nil {
+		return FileRecord{}, err
+	}
+	defer s.exit()
+	// A snapshot, so the record and its block list are read together.
+	snap, err := s.db.GetSnapshot()
+	if err != nil {
+		return FileRecord{}, fmt.Errorf("file %q: %w", key, err)
+	}
+	defer snap.Release()
+	f, err := readFile(snap, key)
+	if err != nil {
+		return FileRecord{}, err
+	}
+	if f.Blocks, err = readFileBlocks(snap, key); err != nil {
+		return FileRecord{}, err
+	}
+	return f.FileRecord, nil
+}
+
+// Quarantine implements Store. It removes the block from the index, records
+// reason under the block's ID, and copies whatever bytes are where the block
+// was to dir/quarantine/<cid> for audit. A failed copy does not stop the
+// quarantine; it is noted in the recorded reason. It returns an error
+// wrapping ErrNotFound when the block is not held.
+func (s *Disk) Quarantine(_ context.Context, id ID, reason string) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	s.idxMu.Lock()
+	defer s.idxMu.Unlock()
+	e, err := s.entry(id)
+	if err != nil {
+		return err
+	}
+	if err := s.saveQuarantined(id, e); err != nil {
+		reason += fmt.Sprintf(" (audit copy failed: %v)", err)
+	}
+	b := new(leveldb.Batch)
+	b.Delete(blockKey(id))
+	b.Delete(tagKey(e.Tag, id))
+	b.Put(quarKey(id), []byte(reason))
+	if err := s.addDead(b, e.Seg, recordSize(e.Len)); err != nil {
+		return fmt.Errorf("quarantine block %s: %w", id, err)
+	}
+	if err := s.write(b); err != nil {
+		return fmt.Errorf("quarantine block %s: %w", id, err)
+	}
+	return nil
+}
+
+func (s *Disk) saveQuarantined(id ID, e entry) error {
+	data, err := s.readRaw(e)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(s.dir, quarantineDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if serr := tmp.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, id.String()))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}
+
+// Stats implements Store. It walks the whole index (O(blocks + files)).
+// DiskBytes counts the segments, the index and the quarantine copies.
+func (s *Disk) Stats(ctx context.Context) (Stats, error) {
+	if err := s.enter(); err != nil {
+		return Stats{}, err
+	}
+	defer s.exit()
+	snap, err := s.db.GetSnapshot()
+	if err != nil {
+		return Stats{}, fmt.Errorf("stats: %w", err)
+	}
+	defer snap.Release()
+	var st Stats
+	walk := func(prefix byte, fn func(k, v []byte) error) error {
+		it := snap.NewIterator(util.BytesPrefix([]byte{prefix}), nil)
+		defer it.Release()
+		for n := 0; it.Next(); n++ {
+			if n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if err := fn(it.Key(), it.Value()); err != nil {
+				return err
+			}
+		}
+		if err := it.Error(); err != nil {
+			return fmt.Errorf("stats: read index: %w", err)
+		}
+		return nil
+	}
+	err = walk(prefixBlock, func(_, v []byte) error {
+		e, err := decodeEntry(v)
+		if err != nil {
+			return err
+		}
+		st.Blocks++
+		st.Bytes += int64(e.Len)
+		if e.Refs >= 2 {
+			st.SharedBlocks++
+		}
+		return nil
+	})
+	if err != nil {
+		return Stats{}, err
+	}
+	err = walk(prefixFile, func(k, v []byte) error {
+		var f diskFile
+		if err := json.Unmarshal(v, &f); err != nil {
+			return fmt.Errorf("file %q: %w: %v", k[1:], errIndex, err)
+		}
+		st.Files++
+		st.FileBytes += f.Size
+		return nil
+	})
+	if err != nil {
+		return Stats{}, err
+	}
+	err = walk(prefixQuar, func(_, _ []byte) error { st.Quarantined++; return nil })
+	if err != nil {
+		return Stats{}, err
+	}
+	st.DiskBytes = s.segmentBytes() +
+		dirSize(filepath.Join(s.dir, indexDir)) +
+		dirSize(filepath.Join(s.dir, quarantineDir))
+	return st, nil
+}
+
+// dirSize sums the sizes of the regular files under dir, ignoring errors
+// (goleveldb may remove a file while we walk).
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}

@@ -1,0 +1,149 @@
+package blocks
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Layout of the goleveldb index under dir/index. Every key starts with a
+// one-byte prefix:
+//
+//	b id(32)                         → entry (see entry.encode)
+//	t tag(8, big endian) id(32)      → empty: tag index, several blocks may share a tag
+//	f key                            → file record, JSON (diskFile)
+//	o order(8, big endian)           → key: files in order of arrival
+//	l len(key)(uvarint) key chunk(4) → up to fileListChunk block IDs, 32 bytes each
+//	q id(32)                         → quarantine reason
+//	d seg(4, big endian)             → dead bytes in that segment (8, big endian)
+//	c name                           → counter (8, big endian)
+//	v                                → format version
+const (
+	prefixBlock   = 'b'
+	prefixTag     = 't'
+	prefixFile    = 'f'
+	prefixOrder   = 'o'
+	prefixList    = 'l'
+	prefixQuar    = 'q'
+	prefixDead    = 'd'
+	formatVersion = "1"
+	fileListChunk = 2048 // IDs per list chunk: 64 KiB values
+)
+
+var (
+	keyFormat  = []byte("v")
+	keySeq     = []byte("cseq")
+	keyFileSeq = []byte("cfile")
+	errIndex   = errors.New("damaged index entry")
+)
+
+func blockKey(id ID) []byte {
+	k := make([]byte, 1+len(id))
+	k[0] = prefixBlock
+	copy(k[1:], id[:])
+	return k
+}
+
+func blockKeyID(k []byte) (ID, error) {
+	var id ID
+	if len(k) != 1+len(id) {
+		return id, fmt.Errorf("block key %x: %w", k, errIndex)
+	}
+	copy(id[:], k[1:])
+	return id, nil
+}
+
+func tagPrefix(tag uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixTag}, tag)
+}
+
+func tagKey(tag uint64, id ID) []byte { return append(tagPrefix(tag), id[:]...) }
+
+func quarKey(id ID) []byte {
+	k := blockKey(id)
+	k[0] = prefixQuar
+	return k
+}
+
+func deadKey(seg uint32) []byte {
+	return binary.BigEndian.AppendUint32([]byte{prefixDead}, seg)
+}
+
+func fileKey(key string) []byte { return append([]byte{prefixFile}, key...) }
+
+func orderKey(n uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixOrder}, n)
+}
+
+// listPrefix is the prefix of the block-list chunks of a file. The key's
+// length comes first, so no key's prefix is another key's.
+func listPrefix(key string) []byte {
+	p := binary.AppendUvarint([]byte{prefixList}, uint64(len(key)))
+	return append(p, key...)
+}
+
+func listKey(key string, chunk uint32) []byte {
+	return binary.BigEndian.AppendUint32(listPrefix(key), chunk)
+}
+
+func encodeUint64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+func decodeUint64(b []byte) (uint64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("counter of %d bytes: %w", len(b), errIndex)
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// entry is what the index keeps per block.
+type entry struct {
+	Seg  uint32 // segment number
+	Off  int64  // offset of the record (header, then bytes) in the segment
+	Len  int    // length of the block's bytes
+	Tag  uint64
+	Refs int
+	Seq  uint64
+}
+
+const entryVersion = 1
+
+// encode: version byte, then uvarints seg, off, len, refs, seq, then the
+// tag as 8 bytes big endian (tags are random, so a varint would not help).
+func (e entry) encode() []byte {
+	b := make([]byte, 0, 1+5*binary.MaxVarintLen64+8)
+	b = append(b, entryVersion)
+	b = binary.AppendUvarint(b, uint64(e.Seg))
+	b = binary.AppendUvarint(b, uint64(e.Off))
+	b = binary.AppendUvarint(b, uint64(e.Len))
+	b = binary.AppendUvarint(b, uint64(e.Refs))
+	b = binary.AppendUvarint(b, e.Seq)
+	return binary.BigEndian.AppendUint64(b, e.Tag)
+}
+
+func decodeEntry(b []byte) (entry, error) {
+	if len(b) < 1 || b[0] != entryVersion {
+		return entry{}, fmt.Errorf("entry %x: %w", b, errIndex)
+	}
+	p := b[1:]
+	var v [5]uint64
+	for i := range v {
+		n, k := binary.Uvarint(p)
+		if k <= 0 {
+			return entry{}, fmt.Errorf("entry %x: %w", b, errIndex)
+		}
+		v[i], p = n, p[k:]
+	}
+	if len(p) != 8 || v[0] > 1<<32-1 || v[1] > 1<<62 || v[2] > MaxBlockSize || v[3] > 1<<62 {
+		return entry{}, fmt.Errorf("entry %x: %w", b, errIndex)
+	}
+	return entry{
+		Seg:  uint32(v[0]),
+		Off:  int64(v[1]),
+		Len:  int(v[2]),
+		Refs: int(v[3]),
+		Seq:  v[4],
+		Tag:  binary.BigEndian.Uint64(p),
+	}, nil
+}
+
+func (e entry) meta() Meta { return Meta{Size: e.Len, Tag: e.Tag, Refs: e.Refs, Seq: e.Seq} }
