@@ -2,7 +2,7 @@
 GO        ?= go
 BIN       := bin/blockmix
 REPO      ?= $(CURDIR)/.blockmix-repo
-STATICCHECK_VERSION ?= 2025.1.1
+STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: all build run test bench lint fuzz clean
 

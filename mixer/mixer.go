@@ -36,6 +36,10 @@ type Options struct {
 	Workers int       // blocks mixed at once; 0 means GOMAXPROCS
 	// CacheBytes bounds the cache of randomizer bytes; 0 means 16 MiB.
 	CacheBytes int
+	// Uniform picks randomizers uniformly from the store, as the OFF System
+	// did, instead of blockmix's policy. It exists to measure the policy
+	// against (the noise rules hold either way).
+	Uniform bool
 }
 
 // Tuple is the IDs whose XOR gives back one source block: the stored block
@@ -91,6 +95,7 @@ func New(st Store, opt Options) (*Mixer, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.uniform = opt.Uniform
 	return &Mixer{st: st, t: opt.T, rnd: opt.Rand, work: opt.Workers, cache: c, pick: p}, nil
 }
 

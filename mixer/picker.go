@@ -60,6 +60,9 @@ type picker struct {
 	cache  *cache
 	pools  map[int]*pool
 	served map[blocks.ID]bool // used as a randomizer in this session
+	// uniform picks every randomizer uniformly from the store, as OFF
+	// did; only for comparisons.
+	uniform bool
 	tags   map[uint64]bool    // tags made in this session
 	loaded bool
 
@@ -180,6 +183,18 @@ func (p *picker) other(pl *pool) (cand, bool) {
 // random popular ones. It reports false when the candidates run out.
 func (p *picker) choose(pl *pool, slots, k, rot int, first *cand) ([]cand, bool) {
 	out := make([]cand, 0, slots)
+	if p.uniform {
+		if first != nil {
+			out = append(out, *first)
+		}
+		for len(out) < slots {
+			if len(pl.all) == 0 {
+				return nil, false
+			}
+			out = append(out, pl.all[p.rng.IntN(len(pl.all))])
+		}
+		return out, !hasDup(out)
+	}
 	if first != nil {
 		out = append(out, *first)
 	} else if c, ok := pl.underAt(p.served, k); ok && k < underPeek {

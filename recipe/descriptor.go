@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"math/bits"
 
-	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/mixer"
 )
 
@@ -165,13 +164,4 @@ func decodeNode(b []byte) (node, error) {
 		n.entries[i] = tu
 	}
 	return n, nil
-}
-
-// blockIDs lists every ID in the node's entries.
-func (n node) blockIDs() []blocks.ID {
-	var out []blocks.ID
-	for _, tu := range n.entries {
-		out = append(out, tu...)
-	}
-	return out
 }

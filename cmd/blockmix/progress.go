@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"os"
 	"sync"
 
@@ -51,5 +50,3 @@ func (p *progress) finish() {
 	_ = p.bar.Finish()
 	_ = p.bar.Clear()
 }
-
-var _ io.Writer = (*os.File)(nil)

@@ -17,11 +17,11 @@ import (
 )
 
 type putOptions struct {
-	json  bool
-	t     int
-	name  string
-	typ   string
-	web   bool
+	json bool
+	t    int
+	name string
+	typ  string
+	web  bool
 }
 
 // putOutput is one line of `put --json`.
