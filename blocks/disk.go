@@ -109,8 +109,8 @@ func OpenDisk(dir string, o DiskOptions) (*Disk, error) {
 
 func openIndex(path string) (*leveldb.DB, error) {
 	o := &opt.Options{
-		WriteBuffer:            4 << 20,
-		BlockCacheCapacity:     8 << 20,
+		WriteBuffer:            2 << 20,
+		BlockCacheCapacity:     4 << 20,
 		Filter:                 filter.NewBloomFilter(10),
 		DisableSeeksCompaction: true,
 		Compression:            opt.NoCompression,

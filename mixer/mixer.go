@@ -116,11 +116,13 @@ func (m *Mixer) Added() (int, int64) {
 }
 
 type job struct {
-	seq   int
-	buf   []byte
-	picks []cand
-	tag   uint64
-	n     int // source bytes in buf (the rest is padding)
+	seq    int
+	src    []byte // the source block, padded; read-only once queued
+	out    []byte // the stored block is built here
+	picks  []cand
+	tag    uint64
+	n      int           // source bytes in src (the rest is padding)
+	hashed chan struct{} // closed once the file hash has taken src
 }
 
 type done struct {
@@ -165,12 +167,17 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	inFlight := 8*m.work + 1
-	tokens := make(chan []byte, inFlight) // a buffer is a token: bounds memory
+	// The stages: feed (read, pad, pick; sequential) → hasher (the file's
+	// sha256; sequential) and workers (XOR, block hash; parallel) → commit
+	// (store in stream order). A token is a pair of buffers: at most
+	// inFlight pairs exist, which bounds memory.
+	inFlight := 4*m.work + 1
+	tokens := make(chan [2][]byte, inFlight)
 	for i := 0; i < inFlight; i++ {
-		tokens <- nil
+		tokens <- [2][]byte{}
 	}
-	jobs := make(chan job, m.work)
+	jobs := make(chan job, inFlight)
+	hashQ := make(chan job, inFlight)
 	results := make(chan done, inFlight)
 
 	var wg sync.WaitGroup
@@ -184,26 +191,37 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 		}()
 	}
 
-	// Feed: read, pad, pick (sequential, so the output is deterministic).
 	res := Result{Class: class, T: t}
+	hashDone := make(chan struct{})
+	go func() {
+		defer close(hashDone)
+		h := sha256.New()
+		for j := range hashQ {
+			h.Write(j.src[:j.n])
+			close(j.hashed)
+		}
+		copy(res.SHA256[:], h.Sum(nil))
+	}()
+
 	var feedErr error
 	feedDone := make(chan struct{})
 	go func() {
 		defer close(feedDone)
+		defer close(hashQ)
 		defer close(jobs)
-		h := sha256.New()
 		for seq := 0; ; seq++ {
-			var buf []byte
+			var bufs [2][]byte
 			select {
-			case buf = <-tokens:
+			case bufs = <-tokens:
 			case <-ctx.Done():
 				feedErr = ctx.Err()
 				return
 			}
-			if buf == nil {
-				buf = make([]byte, class)
+			if bufs[0] == nil {
+				bufs = [2][]byte{make([]byte, class), make([]byte, class)}
 			}
-			n, err := io.ReadFull(r, buf)
+			src := bufs[0]
+			n, err := io.ReadFull(r, src)
 			if err == io.EOF && seq > 0 {
 				return
 			}
@@ -213,11 +231,9 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 				feedErr = fmt.Errorf("read source: %w", err)
 				return
 			}
-			h.Write(buf[:n])
 			res.Size += int64(n)
-			copy(res.SHA256[:], h.Sum(nil))
 			if n < class {
-				if _, err := io.ReadFull(m.rnd, buf[n:]); err != nil {
+				if _, err := io.ReadFull(m.rnd, src[n:]); err != nil {
 					feedErr = fmt.Errorf("read padding: %w", err)
 					return
 				}
@@ -227,7 +243,9 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 				feedErr = err
 				return
 			}
-			jobs <- job{seq: seq, buf: buf, picks: picks, tag: tag, n: n}
+			j := job{seq: seq, src: src, out: bufs[1], picks: picks, tag: tag, n: n, hashed: make(chan struct{})}
+			hashQ <- j
+			jobs <- j
 			if n < class {
 				return
 			}
@@ -277,9 +295,11 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 			if prog != nil && d.n > 0 {
 				prog.Add(int64(d.n))
 			}
-			tokens <- d.buf
+			<-d.hashed
+			tokens <- [2][]byte{d.src, d.out}
 		}
 	}
+	<-hashDone
 	if firstErr != nil {
 		return Result{}, firstErr
 	}
@@ -295,19 +315,24 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 	return res, nil
 }
 
-// mixOne XORs the randomizers into the source block and hashes it.
+// mixOne XORs the source block and its randomizers into j.out and hashes
+// the result.
 func (m *Mixer) mixOne(ctx context.Context, j job) done {
-	for _, c := range j.picks {
+	for i, c := range j.picks {
 		data, err := m.block(ctx, c.id)
 		if err != nil {
 			return done{job: j, err: fmt.Errorf("randomizer %s: %w", c.id, err)}
 		}
-		if len(data) != len(j.buf) {
-			return done{job: j, err: fmt.Errorf("randomizer %s has %d bytes, want %d", c.id, len(data), len(j.buf))}
+		if len(data) != len(j.out) {
+			return done{job: j, err: fmt.Errorf("randomizer %s has %d bytes, want %d", c.id, len(data), len(j.out))}
 		}
-		subtle.XORBytes(j.buf, j.buf, data)
+		if i == 0 {
+			subtle.XORBytes(j.out, j.src, data)
+		} else {
+			subtle.XORBytes(j.out, j.out, data)
+		}
 	}
-	blk, err := blocks.NewBlock(j.buf)
+	blk, err := blocks.NewBlock(j.out)
 	return done{job: j, blk: blk, err: err}
 }
 

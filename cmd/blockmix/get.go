@@ -116,7 +116,7 @@ func writeAtomically(dest string, force bool, fill func(io.Writer) error) (err e
 			os.Remove(tmp.Name())
 		}
 	}()
-	if err = fill(tmp); err != nil {
+	if err = fill(&writebackFile{f: tmp}); err != nil {
 		return err
 	}
 	if err = tmp.Sync(); err != nil {

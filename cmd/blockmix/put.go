@@ -9,12 +9,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/mixer"
 	"github.com/blockmix/blockmix/recipe"
 )
+
+// putMemoryLimit is the soft memory limit of a put (see runPut).
+const putMemoryLimit = 44 << 20
 
 type putOptions struct {
 	json bool
@@ -81,6 +85,12 @@ func runPut(ctx context.Context, e *env, o putOptions, files []string) error {
 		} else if !fi.Mode().IsRegular() {
 			return badUse("%s is not a regular file", f)
 		}
+	}
+	// The live heap of a put is about 25 MiB (randomizer cache, blocks in
+	// flight, the index's buffers); a soft limit keeps the garbage from
+	// doubling it. GOMEMLIMIT overrides.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(putMemoryLimit)
 	}
 	st, err := e.openStore()
 	if err != nil {
