@@ -63,8 +63,8 @@ type picker struct {
 	// uniform picks every randomizer uniformly from the store, as OFF
 	// did; only for comparisons.
 	uniform bool
-	tags   map[uint64]bool    // tags made in this session
-	loaded bool
+	tags    map[uint64]bool // tags made in this session
+	loaded  bool
 
 	freshBlocks int   // fresh random blocks made
 	freshBytes  int64 // their bytes
