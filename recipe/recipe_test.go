@@ -180,3 +180,76 @@ func TestRecipeLength(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOpenErrors: a recipe pointing at the wrong blocks is a bad
+// descriptor, blocks this store lacks are "not found", and a descriptor
+// that lies about the file's hash fails the stream at the end.
+func TestOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	st := blocks.NewMem()
+	m := newMixer(t, st, 1)
+	data := randomBytes(3, 3<<20)
+	res := put(t, m, st, data, "f")
+
+	// The root tuple of another file's data: decodes to noise.
+	mres, err := m.Mix(ctx, bytes.NewReader(randomBytes(4, 1024)), mixer.Small, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := res.Recipe
+	wrong.Root, wrong.DescClass = mres.Tuples[0], mixer.Small
+	if _, err := Open(ctx, st, wrong, Options{}); !errors.Is(err, ErrBadDescriptor) {
+		t.Fatalf("wrong root: %v, want ErrBadDescriptor", err)
+	}
+
+	// Another size than the descriptor's.
+	wrong = res.Recipe
+	wrong.Size++
+	if _, err := Open(ctx, st, wrong, Options{}); !errors.Is(err, ErrBadDescriptor) {
+		t.Fatalf("wrong size: %v, want ErrBadDescriptor", err)
+	}
+
+	// An empty store.
+	if _, err := Open(ctx, blocks.NewMem(), res.Recipe, Options{}); !errors.Is(err, blocks.ErrNotFound) {
+		t.Fatalf("empty store: %v, want ErrNotFound", err)
+	}
+
+	// A corrupt block is reported as such while streaming.
+	r, err := Open(ctx, st, res.Recipe, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tu, err := r.tuple(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Corrupt(tu[0])
+	if _, err := io.Copy(io.Discard, r); !errors.Is(err, blocks.ErrCorrupt) {
+		t.Fatalf("corrupt block: %v, want ErrCorrupt", err)
+	}
+}
+
+// TestHashMismatch: a descriptor whose recorded hash differs from the data
+// makes WriteTo fail after the last block.
+func TestHashMismatch(t *testing.T) {
+	ctx := context.Background()
+	st := blocks.NewMem()
+	m := newMixer(t, st, 1)
+	data := randomBytes(8, 200<<10)
+	mres, err := m.Mix(ctx, bytes.NewReader(data), mixer.ClassFor(int64(len(data))), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mres.SHA256[0] ^= 1
+	root, class, _, err := writeDescriptor(ctx, m, mres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(ctx, st, Recipe{Root: root, DescClass: class, Size: int64(len(data))}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, r); !errors.Is(err, ErrHashMismatch) {
+		t.Fatalf("got %v, want ErrHashMismatch", err)
+	}
+}
