@@ -123,6 +123,7 @@ type job struct {
 	tag    uint64
 	n      int           // source bytes in src (the rest is padding)
 	hashed chan struct{} // closed once the file hash has taken src
+	fresh  []freshBlock  // to store before this block
 }
 
 type done struct {
@@ -243,7 +244,8 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 				feedErr = err
 				return
 			}
-			j := job{seq: seq, src: src, out: bufs[1], picks: picks, tag: tag, n: n, hashed: make(chan struct{})}
+			j := job{seq: seq, src: src, out: bufs[1], picks: picks, tag: tag, n: n,
+				hashed: make(chan struct{}), fresh: m.pick.takeUnstored()}
 			hashQ <- j
 			jobs <- j
 			if n < class {
@@ -336,8 +338,16 @@ func (m *Mixer) mixOne(ctx context.Context, j job) done {
 	return done{job: j, blk: blk, err: err}
 }
 
-// store writes a mixed block unless the store holds it already.
+// store writes the fresh blocks a job made, then its mixed block unless the
+// store holds it already.
 func (m *Mixer) store(ctx context.Context, d done) (bool, error) {
+	for _, f := range d.fresh {
+		if err := m.st.PutBlock(ctx, f.blk, f.tag); err != nil {
+			return false, fmt.Errorf("store fresh block: %w", err)
+		}
+		m.cache.add(f.blk.ID(), f.blk.Data())
+		m.pick.pending.remove(f.blk.ID())
+	}
 	have, err := m.st.Has(ctx, d.blk.ID())
 	if err != nil {
 		return false, fmt.Errorf("store block: %w", err)
@@ -353,6 +363,9 @@ func (m *Mixer) store(ctx context.Context, d done) (bool, error) {
 
 // block returns a block's verified bytes, from the cache or the store.
 func (m *Mixer) block(ctx context.Context, id blocks.ID) ([]byte, error) {
+	if b, ok := m.pick.pending.get(id); ok {
+		return b, nil
+	}
 	if b, ok := m.cache.get(id); ok {
 		return b, nil
 	}

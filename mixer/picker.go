@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"sort"
+	"sync"
 
 	"github.com/blockmix/blockmix/blocks"
 )
@@ -66,8 +67,49 @@ type picker struct {
 	tags    map[uint64]bool // tags made in this session
 	loaded  bool
 
+	unstored []freshBlock // fresh blocks made since the last takeUnstored
+	pending  *pendingSet  // fresh blocks not stored yet, for the workers
+
 	freshBlocks int   // fresh random blocks made
 	freshBytes  int64 // their bytes
+}
+
+type freshBlock struct {
+	blk blocks.Block
+	tag uint64
+}
+
+// takeUnstored returns the fresh blocks made since the last call.
+func (p *picker) takeUnstored() []freshBlock {
+	f := p.unstored
+	p.unstored = nil
+	return f
+}
+
+// pendingSet holds fresh blocks between their making and their storing.
+// Safe for concurrent use.
+type pendingSet struct {
+	mu sync.Mutex
+	m  map[blocks.ID][]byte
+}
+
+func (ps *pendingSet) add(b blocks.Block) {
+	ps.mu.Lock()
+	ps.m[b.ID()] = b.Data()
+	ps.mu.Unlock()
+}
+
+func (ps *pendingSet) get(id blocks.ID) ([]byte, bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	b, ok := ps.m[id]
+	return b, ok
+}
+
+func (ps *pendingSet) remove(id blocks.ID) {
+	ps.mu.Lock()
+	delete(ps.m, id)
+	ps.mu.Unlock()
 }
 
 func newPicker(st Store, rnd io.Reader, c *cache) (*picker, error) {
@@ -76,13 +118,14 @@ func newPicker(st Store, rnd io.Reader, c *cache) (*picker, error) {
 		return nil, fmt.Errorf("read random seed: %w", err)
 	}
 	return &picker{
-		st:     st,
-		rnd:    rnd,
-		rng:    rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))),
-		cache:  c,
-		pools:  map[int]*pool{},
-		served: map[blocks.ID]bool{},
-		tags:   map[uint64]bool{},
+		st:      st,
+		rnd:     rnd,
+		rng:     rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))),
+		cache:   c,
+		pools:   map[int]*pool{},
+		served:  map[blocks.ID]bool{},
+		tags:    map[uint64]bool{},
+		pending: &pendingSet{m: map[blocks.ID][]byte{}},
 	}, nil
 }
 
@@ -291,24 +334,28 @@ func (p *picker) pick(ctx context.Context, class, t int) ([]cand, uint64, error)
 		if err != nil {
 			return nil, 0, err
 		}
-		// The fresh block takes slot B; slot A still drains the
-		// under-shared queue.
-		cs, ok := p.choose(pl, slots, 0, 0, nil)
-		if ok {
-			cs[1] = f
-		} else if cs, ok = p.choose(pl, slots, 0, 0, &f); !ok {
-			continue // too few candidates yet: the next fresh block helps
-		}
-		if hasDup(cs) {
-			continue
-		}
-		tag := xorTags(cs)
-		free, err := p.tagFree(ctx, tag)
-		if err != nil {
-			return nil, 0, err
-		}
-		if free {
-			return p.commit(cs, tag), tag, nil
+		// The fresh block takes slot B while slot A still drains the
+		// under-shared queue; with no queue it takes slot A and the other
+		// slots go round the popular set. Only when every choice fails
+		// (a pool of one) is another fresh block made, so none is wasted.
+		for r := 0; r <= len(pl.popular); r++ {
+			cs, ok := p.choose(pl, slots, 0, r, nil)
+			if ok {
+				cs[1] = f
+			} else if cs, ok = p.choose(pl, slots, 0, r, &f); !ok {
+				continue
+			}
+			if hasDup(cs) {
+				continue
+			}
+			tag := xorTags(cs)
+			free, err := p.tagFree(ctx, tag)
+			if err != nil {
+				return nil, 0, err
+			}
+			if free {
+				return p.commit(cs, tag), tag, nil
+			}
 		}
 	}
 	return nil, 0, fmt.Errorf("no randomizer choice found for a %d-byte block", class)
@@ -344,11 +391,15 @@ func (p *picker) fresh(ctx context.Context, pl *pool, share bool) (cand, error) 
 			break
 		}
 	}
-	id := blocks.Sum(data)
-	if err := p.st.Put(ctx, id, data, tag); err != nil {
-		return cand{}, fmt.Errorf("store fresh block: %w", err)
+	blk, err := blocks.NewBlock(data)
+	if err != nil {
+		return cand{}, err
 	}
-	p.cache.add(id, data)
+	id := blk.ID()
+	// The block is stored by the mixer's commit stage, in stream order,
+	// before the first block that uses it; until then workers read it here.
+	p.unstored = append(p.unstored, freshBlock{blk, tag})
+	p.pending.add(blk)
 	p.tags[tag] = true
 	p.freshBlocks++
 	p.freshBytes += int64(len(data))

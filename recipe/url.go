@@ -227,7 +227,9 @@ func decodePayload(p string) (Recipe, error) {
 		return Recipe{}, fmt.Errorf("%w: %d characters, a recipe has at most %d", ErrDamaged, len(p), MaxPayloadChars)
 	}
 	b, err := b32.DecodeString(strings.ToUpper(p))
-	if err != nil {
+	// The decoder ignores the spare bits of the last character: re-encode,
+	// so that a typo there is caught too and a recipe has one spelling.
+	if err != nil || strings.ToLower(b32.EncodeToString(b)) != p {
 		return Recipe{}, fmt.Errorf("%w: it is cut short or has a typo (%d characters)", ErrDamaged, len(p))
 	}
 	minLen := 2 + DescT*32 + 1 + 1 + checkLen

@@ -15,6 +15,7 @@ func newBlockCommand(e *env) *cobra.Command {
 		Use:   "block",
 		Short: "Plumbing: list blocks, write one block's raw bytes",
 		Args:  cobra.NoArgs,
+		RunE:  func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
 	var asJSON bool
 	ls := &cobra.Command{
@@ -37,7 +38,7 @@ func newBlockCommand(e *env) *cobra.Command {
 }
 
 func runBlockLs(ctx context.Context, e *env, asJSON bool) error {
-	st, err := e.openStore()
+	st, err := e.openStore(false)
 	if err != nil {
 		return err
 	}
@@ -62,7 +63,7 @@ func runBlockGet(ctx context.Context, e *env, arg string) error {
 	if err != nil {
 		return err
 	}
-	st, err := e.openStore()
+	st, err := e.openStore(false)
 	if err != nil {
 		return err
 	}

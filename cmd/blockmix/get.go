@@ -65,7 +65,7 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 			return badUse("%s exists; use --force to overwrite it or -o to choose another name", dest)
 		}
 	}
-	st, err := e.openStore()
+	st, err := e.openStore(false)
 	if err != nil {
 		return err
 	}
@@ -121,6 +121,16 @@ func writeAtomically(dest string, force bool, fill func(io.Writer) error) (err e
 	}
 	if err = tmp.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", tmp.Name(), err)
+	}
+	// CreateTemp makes the file private; a rebuilt file gets the mode of
+	// the file it replaces, or the usual 0644 (less the umask's effect on
+	// group and other, which CreateTemp does not apply).
+	mode := os.FileMode(0o644)
+	if fi, serr := os.Stat(dest); serr == nil {
+		mode = fi.Mode().Perm()
+	}
+	if err = tmp.Chmod(mode); err != nil {
+		return fmt.Errorf("chmod %s: %w", tmp.Name(), err)
 	}
 	if err = tmp.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", tmp.Name(), err)

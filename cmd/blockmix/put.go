@@ -92,7 +92,7 @@ func runPut(ctx context.Context, e *env, o putOptions, files []string) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(putMemoryLimit)
 	}
-	st, err := e.openStore()
+	st, err := e.openStore(true)
 	if err != nil {
 		return err
 	}

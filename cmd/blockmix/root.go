@@ -102,11 +102,17 @@ func (e *env) repoDir() (string, error) {
 	return filepath.Join(home, ".local", "share", "blockmix"), nil
 }
 
-// openStore opens (creating on first use) the repo's block store.
-func (e *env) openStore() (*blocks.Disk, error) {
+// openStore opens the repo's block store. Only create makes a new repo, so
+// that a mistyped --repo on a get does not leave an empty repo behind.
+func (e *env) openStore(create bool) (*blocks.Disk, error) {
 	dir, err := e.repoDir()
 	if err != nil {
 		return nil, err
+	}
+	if !create {
+		if _, err := os.Stat(filepath.Join(dir, "index")); err != nil {
+			return nil, fmt.Errorf("no blockmix repo at %s (put a file first, or check --repo and BLOCKMIX_REPO): %w", dir, blocks.ErrNotFound)
+		}
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create repo %s: %w", dir, err)

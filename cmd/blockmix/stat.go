@@ -37,7 +37,7 @@ overhead (stored bytes per file byte).`,
 }
 
 func runStat(ctx context.Context, e *env, asJSON bool) error {
-	st, err := e.openStore()
+	st, err := e.openStore(false)
 	if err != nil {
 		return err
 	}

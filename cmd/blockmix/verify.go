@@ -35,7 +35,7 @@ with code 1 when it found any.`,
 }
 
 func runVerify(ctx context.Context, e *env, asJSON bool) error {
-	st, err := e.openStore()
+	st, err := e.openStore(false)
 	if err != nil {
 		return err
 	}
