@@ -42,21 +42,28 @@ type segment struct {
 	f    *os.File
 	size int64 // append position; guarded by Disk.segMu
 
-	wbMu   sync.Mutex
-	wbDone int64 // bytes before this offset were handed to startWriteback
+	wbMu      sync.Mutex
+	wbDone    int64          // bytes before this offset were handed to startWriteback
+	wbRunning sync.WaitGroup // writebacks in flight; wait before closing f
 }
 
 // writebackChunk is how much a segment gathers before its writeback starts.
 const writebackChunk = 8 << 20
 
-// wrote notes that the segment holds bytes up to end and starts writeback
-// of every whole chunk since the last one.
+// wrote notes that the segment holds bytes up to end and, for every whole
+// chunk since the last one, starts writeback in the background: the call
+// can block while the disk's queue is full, and the writer must not wait.
 func (g *segment) wrote(end int64) {
 	g.wbMu.Lock()
 	defer g.wbMu.Unlock()
 	if end-g.wbDone >= writebackChunk {
-		startWriteback(g.f, g.wbDone, end-g.wbDone)
+		off, n := g.wbDone, end-g.wbDone
 		g.wbDone = end
+		g.wbRunning.Add(1)
+		go func() {
+			defer g.wbRunning.Done()
+			startWriteback(g.f, off, n)
+		}()
 	}
 }
 
@@ -215,6 +222,7 @@ func (s *Disk) closeFiles() error {
 	defer s.segMu.Unlock()
 	var first error
 	for _, seg := range s.segs {
+		seg.wbRunning.Wait()
 		if err := seg.f.Close(); err != nil && first == nil {
 			first = fmt.Errorf("close segment: %w", err)
 		}

@@ -172,7 +172,7 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 	// sha256; sequential) and workers (XOR, block hash; parallel) → commit
 	// (store in stream order). A token is a pair of buffers: at most
 	// inFlight pairs exist, which bounds memory.
-	inFlight := 4*m.work + 1
+	inFlight := 16*m.work + 1
 	tokens := make(chan [2][]byte, inFlight)
 	for i := 0; i < inFlight; i++ {
 		tokens <- [2][]byte{}
