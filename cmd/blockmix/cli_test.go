@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -848,5 +849,29 @@ func TestSameFileTwice(t *testing.T) {
 	}
 	if s := w.stat(); s.Files < 1 || s.FileBytes < int64(len(data)) {
 		t.Errorf("stat after two puts of one file: %+v", s)
+	}
+}
+
+// TestGetJSON: get --json reports the saved file, with its sha256.
+func TestGetJSON(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	data := randBytes(77, 40<<10)
+	w.file("g.bin", data)
+	rc := strings.TrimSpace(string(w.ok("put", "g.bin")))
+	var out struct {
+		Path   string `json:"path"`
+		Name   string `json:"name"`
+		Size   int64  `json:"size"`
+		Type   string `json:"type"`
+		SHA256 string `json:"sha256"`
+	}
+	decodeStrict(t, w.ok("get", "--json", "-o", w.path("g.out"), rc), &out)
+	sum := sha256.Sum256(data)
+	if out.Path != w.path("g.out") || out.Name != "g.bin" || out.Size != int64(len(data)) || out.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("get --json: %+v", out)
+	}
+	if r := w.run("get", "--json", "-o", "-", rc); r.code != 2 {
+		t.Errorf("get --json -o -: exit %d, want 2", r.code)
 	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,8 +21,18 @@ import (
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 type getOptions struct {
-	out   string
-	force bool
+	out    string
+	force  bool
+	asJSON bool
+}
+
+// getOutput is `get --json`.
+type getOutput struct {
+	Path   string `json:"path"`
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	Type   string `json:"type,omitempty"`
+	SHA256 string `json:"sha256"`
 }
 
 func newGetCommand(e *env) *cobra.Command {
@@ -45,6 +57,7 @@ whole-file sha256 matches; an existing file is never overwritten without
 	}
 	c.Flags().StringVarP(&o.out, "output", "o", "", "where to write the file; - for standard output")
 	c.Flags().BoolVar(&o.force, "force", false, "overwrite an existing file")
+	c.Flags().BoolVar(&o.asJSON, "json", false, "print JSON once the file is saved: path, name, size, type, sha256")
 	return c
 }
 
@@ -77,13 +90,23 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 		return explainGet(err)
 	}
 	if dest == "-" {
+		if o.asJSON {
+			return badUse("--json prints a summary on standard output: it does not go with -o -")
+		}
 		_, err := r.WriteTo(e.stdout)
 		return explainGet(err)
 	}
-	return writeAtomically(dest, o.force, func(w io.Writer) error {
+	err = writeAtomically(dest, o.force, func(w io.Writer) error {
 		_, err := r.WriteTo(w)
 		return explainGet(err)
 	})
+	if err != nil || !o.asJSON {
+		return err
+	}
+	sum := r.SHA256()
+	b, _ := json.Marshal(getOutput{Path: dest, Name: rc.Name, Size: rc.Size, Type: rc.Type, SHA256: hex.EncodeToString(sum[:])})
+	fmt.Fprintln(e.stdout, string(b))
+	return nil
 }
 
 // explainGet adds what to do to the errors a get can meet.
