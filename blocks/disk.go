@@ -65,6 +65,9 @@ type Disk struct {
 	segMu sync.RWMutex
 	segs  map[uint32]*segment
 	cur   *segment // the segment appends go to
+	// segDirDirty: a segment was created since the last Sync, whose
+	// directory entry Sync must make durable.
+	segDirDirty bool
 
 	// idxMu serialises every read-modify-write of the index, the counters
 	// below, and the set of segments written since the last Sync. Sync holds
@@ -222,6 +225,18 @@ func (s *Disk) syncLocked() error {
 		return firstErr
 	}
 	clear(s.dirty)
+	s.segMu.Lock()
+	dirDirty := s.segDirDirty
+	s.segDirDirty = false
+	s.segMu.Unlock()
+	if dirDirty {
+		if err := syncDir(filepath.Join(s.dir, segmentsDir)); err != nil {
+			s.segMu.Lock()
+			s.segDirDirty = true
+			s.segMu.Unlock()
+			return fmt.Errorf("sync segment directory: %w", err)
+		}
+	}
 	if !s.metaDirty {
 		return nil
 	}

@@ -118,10 +118,10 @@ func (s *Disk) createSegment(n uint32) (*segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create segment: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("create segment: %w", err)
-	}
+	// The directory entry is made durable by the next Sync, with the
+	// segment's bytes: an fsync here, under segMu, would stall every writer
+	// while ext4 flushes all pending data with its journal.
+	s.segDirDirty = true
 	seg := &segment{num: n, f: f}
 	s.segs[n] = seg
 	return seg, nil
