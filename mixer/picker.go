@@ -317,7 +317,7 @@ func (p *picker) pick(ctx context.Context, class, t int) ([]cand, uint64, error)
 			}
 		}
 	}
-	// No allowed choice: a fresh block in slot A.
+	// No allowed choice: make a fresh block.
 	if slots == 1 {
 		// t = 2: the tuple is the stored block and one fresh pad, whose XOR
 		// is the source by design; the pad is never used again, and the
