@@ -199,3 +199,47 @@ func TestKillGet(t *testing.T) {
 	}
 	w.ok("verify")
 }
+
+// TestDiskFull runs a put that cannot write its blocks (a file-size limit
+// stands in for a full disk: writes fail with EFBIG, as with ENOSPC): it
+// must fail with a clear error, and leave a store that verifies, still
+// serves the files put before, and takes new puts.
+func TestDiskFull(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	small := randBytes(60, 20<<10)
+	w.file("small.bin", small)
+	rcSmall := w.okLine("put", "small.bin")
+	big := randBytes(61, 4<<20)
+	w.file("big.bin", big)
+
+	// 2048 blocks of 512 bytes (or of 1 KiB, as some shells count): 1 or
+	// 2 MiB, either way well short of the 4 MiB file.
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	script := `trap '' XFSZ; ulimit -f 2048 || exit 99; exec "$0" "$@"`
+	c := exec.CommandContext(ctx, "sh", "-c", script, binPath, "--repo", w.repo, "put", "big.bin")
+	c.Env, c.Dir = w.environ(runOpts{}), w.dir
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	err := c.Run()
+	code := c.ProcessState.ExitCode()
+	if err == nil || code != exitFailure {
+		t.Fatalf("put with a full disk: exit %d (%v), want %d\n%s", code, err, exitFailure, stderr.Bytes())
+	}
+	if !strings.Contains(stderr.String(), "file too large") || !strings.Contains(stderr.String(), "disk that holds the repo is full") {
+		t.Errorf("put with a full disk does not say why: %s", stderr.Bytes())
+	}
+
+	w.ok("verify")
+	if got := w.getFile(rcSmall); !bytes.Equal(got, small) {
+		t.Fatal("the file put before the failed put no longer rebuilds")
+	}
+	rcBig := w.okLine("put", "big.bin")
+	if got := w.getFile(rcBig); !bytes.Equal(got, big) {
+		t.Fatal("a put after the failed put does not rebuild")
+	}
+	if s := w.stat(); s.Files != 2 {
+		t.Errorf("stat: %d files, want 2 (the failed put must record nothing)", s.Files)
+	}
+}

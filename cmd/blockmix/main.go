@@ -63,6 +63,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitOK
 	}
 	fmt.Fprintln(stderr, "blockmix:", err)
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EFBIG) || errors.Is(err, syscall.EDQUOT) {
+		fmt.Fprintln(stderr, "blockmix: the disk that holds the repo is full: free some space or use another --repo; what was stored before is intact (run 'blockmix verify' to check)")
+	}
 	return exitCode(err)
 }
 
