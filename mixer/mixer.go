@@ -71,6 +71,9 @@ type Mixer struct {
 
 	mixedBlocks int
 	mixedBytes  int64
+	// broken is set by a failed mix: the picker may then hold choices of
+	// blocks that were never stored, so the Mixer refuses further work.
+	broken error
 }
 
 // New returns a Mixer over st.
@@ -135,9 +138,10 @@ type done struct {
 // Mix reads r to EOF, cuts it into blocks of class bytes (the last one padded
 // with random bytes), mixes each with t−1 randomizers and stores the result.
 // Workers XOR and hash in parallel; blocks are stored in stream order, so
-// the store's content and order do not depend on timing. At most about
-// 2·Workers blocks are in memory. On error the blocks already stored stay
-// (they are valid, unreferenced blocks).
+// the store's content and order do not depend on timing. At most
+// 16·Workers+1 pairs of block buffers are in memory. On error the blocks
+// already stored stay (they are valid, unreferenced blocks) and the Mixer
+// refuses further calls: make a new one.
 func (m *Mixer) Mix(ctx context.Context, r io.Reader, class int, prog Progress) (Result, error) {
 	return m.mix(ctx, r, class, m.t, prog)
 }
@@ -161,10 +165,18 @@ func (m *Mixer) MixBlock(ctx context.Context, src []byte, t int) (Tuple, error) 
 	return res.Tuples[0], nil
 }
 
-func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progress) (Result, error) {
+func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progress) (res Result, err error) {
 	if err := ValidClass(class); err != nil {
 		return Result{}, err
 	}
+	if m.broken != nil {
+		return Result{}, fmt.Errorf("mixer unusable after an earlier failure (%v): make a new one", m.broken)
+	}
+	defer func() {
+		if err != nil {
+			m.broken = err
+		}
+	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -192,7 +204,7 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 		}()
 	}
 
-	res := Result{Class: class, T: t}
+	res = Result{Class: class, T: t}
 	hashDone := make(chan struct{})
 	go func() {
 		defer close(hashDone)

@@ -3,6 +3,7 @@ package mixer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -167,5 +168,45 @@ func TestRandomizerSetsDistinct(t *testing.T) {
 			}
 			sets[k] = true
 		}
+	}
+}
+
+// failingStore fails every PutBlock after the first n: a disk that fills.
+type failingStore struct {
+	*blocks.Mem
+	n int
+}
+
+var errFull = fmt.Errorf("disk full")
+
+func (f *failingStore) PutBlock(ctx context.Context, b blocks.Block, tag uint64) error {
+	if f.n <= 0 {
+		return errFull
+	}
+	f.n--
+	return f.Mem.PutBlock(ctx, b, tag)
+}
+
+// TestFailedMixBreaksMixer: a mix that fails midway returns the store's
+// error, and the Mixer then refuses work rather than reuse choices of blocks
+// that were never stored.
+func TestFailedMixBreaksMixer(t *testing.T) {
+	ctx := context.Background()
+	st := &failingStore{Mem: blocks.NewMem(), n: 5}
+	m := newMixer(t, st, 3, 2, 1)
+	if _, err := m.Mix(ctx, bytes.NewReader(randomBytes(1, 20*Small)), Small, nil); !errors.Is(err, errFull) {
+		t.Fatalf("mix into a full store: %v, want %v", err, errFull)
+	}
+	st.n = 1 << 20
+	if _, err := m.Mix(ctx, bytes.NewReader(randomBytes(2, 3*Small)), Small, nil); err == nil {
+		t.Fatal("a Mixer that failed mixed again")
+	}
+	m = newMixer(t, st, 3, 2, 2)
+	res, err := m.Mix(ctx, bytes.NewReader(randomBytes(2, 3*Small)), Small, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rebuild(t, st, res); !bytes.Equal(got, randomBytes(2, 3*Small)) {
+		t.Fatal("rebuilt bytes differ")
 	}
 }
