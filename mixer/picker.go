@@ -306,13 +306,8 @@ func (p *picker) pick(ctx context.Context, class, t int) ([]cand, uint64, error)
 				if !ok {
 					continue
 				}
-				tag := xorTags(cs)
-				free, err := p.tagFree(ctx, tag)
-				if err != nil {
-					return nil, 0, err
-				}
-				if free {
-					return p.commit(cs, tag), tag, nil
+				if ok, tag, err := p.accept(ctx, cs); ok || err != nil {
+					return cs, tag, err
 				}
 			}
 		}
@@ -348,17 +343,23 @@ func (p *picker) pick(ctx context.Context, class, t int) ([]cand, uint64, error)
 			if hasDup(cs) {
 				continue
 			}
-			tag := xorTags(cs)
-			free, err := p.tagFree(ctx, tag)
-			if err != nil {
-				return nil, 0, err
-			}
-			if free {
-				return p.commit(cs, tag), tag, nil
+			if ok, tag, err := p.accept(ctx, cs); ok || err != nil {
+				return cs, tag, err
 			}
 		}
 	}
 	return nil, 0, fmt.Errorf("no randomizer choice found for a %d-byte block", class)
+}
+
+// accept commits cs and reports true with its tag when the tag is free.
+func (p *picker) accept(ctx context.Context, cs []cand) (bool, uint64, error) {
+	tag := xorTags(cs)
+	free, err := p.tagFree(ctx, tag)
+	if err != nil || !free {
+		return false, 0, err
+	}
+	p.commit(cs, tag)
+	return true, tag, nil
 }
 
 func (p *picker) commit(cs []cand, tag uint64) []cand {

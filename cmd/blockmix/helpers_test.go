@@ -366,17 +366,8 @@ type jsonPut struct {
 	Blocks    int    `json:"blocks"`
 }
 
-type jsonStat struct {
-	Repo         string  `json:"repo"`
-	Blocks       int     `json:"blocks"`
-	Bytes        int64   `json:"bytes"`
-	Files        int     `json:"files"`
-	FileBytes    int64   `json:"file_bytes"`
-	SharedBlocks int     `json:"shared_blocks"`
-	Overhead     float64 `json:"overhead"`
-	Quarantined  int     `json:"quarantined"`
-	DiskBytes    int64   `json:"disk_bytes"`
-}
+// jsonStat is what stat --json prints.
+type jsonStat = statOutput
 
 type jsonVerify struct {
 	Checked     int         `json:"checked"`
