@@ -144,30 +144,21 @@ func (s *Disk) alloc(n int64) (*segment, int64, error) {
 	return s.cur, off, nil
 }
 
-var recordBufs sync.Pool // *[]byte
-
 // writeRecord appends a record for the block and returns where it went and
 // its size. It does not touch the index.
 func (s *Disk) writeRecord(id ID, data []byte, tag uint64) (*segment, int64, int64, error) {
 	n := recordSize(len(data))
-	bp, _ := recordBufs.Get().(*[]byte)
-	if bp == nil || int64(cap(*bp)) < n {
-		b := make([]byte, n)
-		bp = &b
-	}
-	defer recordBufs.Put(bp)
-	buf := (*bp)[:n]
-	copy(buf, recordMagic[:])
-	binary.BigEndian.PutUint32(buf[4:], uint32(len(data)))
-	binary.BigEndian.PutUint64(buf[8:], tag)
-	copy(buf[16:recordHeaderSize], id[:])
-	copy(buf[recordHeaderSize:], data)
+	var hdr [recordHeaderSize]byte
+	copy(hdr[:], recordMagic[:])
+	binary.BigEndian.PutUint32(hdr[4:], uint32(len(data)))
+	binary.BigEndian.PutUint64(hdr[8:], tag)
+	copy(hdr[16:], id[:])
 
 	seg, off, err := s.alloc(n)
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	if _, err := seg.f.WriteAt(buf, off); err != nil {
+	if err := writeAt2(seg.f, off, hdr[:], data); err != nil {
 		return nil, 0, 0, fmt.Errorf("write segment %s: %w", seg.f.Name(), err)
 	}
 	seg.wrote(off + n)
