@@ -253,3 +253,37 @@ func TestHashMismatch(t *testing.T) {
 		t.Fatalf("got %v, want ErrHashMismatch", err)
 	}
 }
+
+// TestParseSkipsOtherLinks: a recipe after other links in the same text.
+func TestParseSkipsOtherLinks(t *testing.T) {
+	st := blocks.NewMem()
+	m := newMixer(t, st, 1)
+	res := put(t, m, st, []byte("hello"), "a.txt")
+	text := "see https://example.org/r/about and blockmix:nope, then " + res.Recipe.URL("") + " — enjoy"
+	rc, err := Parse(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Key() != res.Recipe.Key() || rc.Name != "a.txt" {
+		t.Fatalf("parsed %q/%q", rc.Key(), rc.Name)
+	}
+}
+
+// TestNameRoundTrip: names with quotes, brackets, spaces and trailing
+// punctuation come back unchanged from either spelling.
+func TestNameRoundTrip(t *testing.T) {
+	base := Recipe{Root: make(mixer.Tuple, DescT), DescClass: mixer.Small, Size: 1}
+	for _, name := range []string{"it's.txt", "!.", "file (1).txt", "a b", "end.", "x)", "日本語.pdf", "100%.txt", `q"uote`, "a<b>c"} {
+		rc := base
+		rc.Name = name
+		for _, s := range []string{rc.String(), rc.URL(""), "(" + rc.String() + ")."} {
+			got, err := Parse(s)
+			if err != nil {
+				t.Fatalf("%q: %v", s, err)
+			}
+			if got.Name != name {
+				t.Errorf("%q: name %q, want %q", s, got.Name, name)
+			}
+		}
+	}
+}

@@ -101,7 +101,22 @@ func (r Recipe) URL(base string) string {
 	return strings.TrimRight(base, "/") + webPath + r.Key() + "/" + escapeName(r.Name)
 }
 
-func escapeName(n string) string { return url.PathEscape(CleanName(n)) }
+// nameTrim is the punctuation Parse drops from the end of a pasted name
+// (the period that ends a sentence, a closing bracket).
+const nameTrim = ".,;:!?)]}"
+
+// escapeName spells a name so that Parse reads it back unchanged: path
+// escaping, plus the quote that ends a name in Parse, plus any trailing
+// punctuation Parse would drop.
+func escapeName(n string) string {
+	e := strings.ReplaceAll(url.PathEscape(CleanName(n)), "'", "%27")
+	tail := ""
+	for len(e) > 0 && strings.IndexByte(nameTrim, e[len(e)-1]) >= 0 {
+		tail = fmt.Sprintf("%%%02X", e[len(e)-1]) + tail
+		e = e[:len(e)-1]
+	}
+	return e + tail
+}
 
 // CleanName makes a name safe to show and to save under: the last path
 // element, without control characters, at most 200 bytes.
@@ -134,11 +149,27 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 // punctuation after it. Anything else returns an error wrapping ErrDamaged
 // that says what is wrong.
 func Parse(text string) (Recipe, error) {
-	start, ok := findStart(text)
-	if !ok {
+	starts := findStarts(text)
+	if len(starts) == 0 {
 		return Recipe{}, fmt.Errorf("%w: no %q or %q link found in the text", ErrDamaged, Scheme, webPath)
 	}
-	s := text[start:]
+	// The first place that holds an intact recipe wins (text may mention
+	// other links); else the first place's error says what is wrong.
+	var firstErr error
+	for _, start := range starts {
+		r, err := parseAt(text[start:])
+		if err == nil {
+			return r, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return Recipe{}, firstErr
+}
+
+// parseAt parses the payload at the start of s, and the name after it.
+func parseAt(s string) (Recipe, error) {
 	// Collect payload characters, noting where white space broke the run.
 	var pay []byte
 	var breaks []int
@@ -184,17 +215,20 @@ func Parse(text string) (Recipe, error) {
 	return Recipe{}, firstErr
 }
 
-func findStart(text string) (int, bool) {
+// findStarts returns where a payload may start: after each "blockmix:" and
+// each "/r/", in order.
+func findStarts(text string) []int {
 	lower := asciiLower(text) // same length as text, unlike strings.ToLower
-
-	best := -1
-	if k := strings.Index(lower, Scheme); k >= 0 {
-		best = k + len(Scheme)
+	var out []int
+	for i := 0; i < len(lower); i++ {
+		switch {
+		case strings.HasPrefix(lower[i:], Scheme):
+			out = append(out, i+len(Scheme))
+		case strings.HasPrefix(lower[i:], webPath):
+			out = append(out, i+len(webPath))
+		}
 	}
-	if k := strings.Index(lower, webPath); k >= 0 && (best < 0 || k < best) {
-		best = k + len(webPath)
-	}
-	return best, best >= 0
+	return out
 }
 
 func asciiLower(s string) string {
@@ -212,7 +246,7 @@ func takeName(s string) string {
 	if end >= 0 {
 		s = s[:end]
 	}
-	s = strings.TrimRight(s, ".,;:!?)]}")
+	s = strings.TrimRight(s, nameTrim)
 	if u, err := url.PathUnescape(s); err == nil {
 		s = u
 	}
