@@ -875,3 +875,21 @@ func TestGetJSON(t *testing.T) {
 		t.Errorf("get --json -o -: exit %d, want 2", r.code)
 	}
 }
+
+// TestGetIntoDirectory: -o DIR saves under the recipe's name inside DIR.
+func TestGetIntoDirectory(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	data := randBytes(78, 3000)
+	w.file("named.bin", data)
+	rc := w.okLine("put", "named.bin")
+	dir := w.path("out")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w.ok("get", "-o", dir, rc)
+	got, err := os.ReadFile(filepath.Join(dir, "named.bin"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("get -o DIR: %v", err)
+	}
+}

@@ -41,8 +41,8 @@ func newGetCommand(e *env) *cobra.Command {
 		Use:   "get RECIPE",
 		Short: "Rebuild a file from its recipe",
 		Long: `get rebuilds the file a recipe names and writes it under the recipe's file
-name in the current directory, or to -o PATH, or to standard output with
--o -. RECIPE may be either spelling (blockmix:… or http://…/r/…), and may
+name in the current directory (or in -o DIR), or to -o PATH, or to standard
+output with -o -. RECIPE may be either spelling (blockmix:… or http://…/r/…), and may
 be pasted with spaces or line breaks in it: quote it.
 
 The file is written under a temporary name and renamed only once its
@@ -66,12 +66,15 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 	if err != nil {
 		return err
 	}
+	name := rc.Name
+	if name == "" {
+		name = "blockmix-" + rc.Key()[:12]
+	}
 	dest := o.out
 	if dest == "" {
-		dest = rc.Name
-		if dest == "" {
-			dest = "blockmix-" + rc.Key()[:12]
-		}
+		dest = name
+	} else if fi, err := os.Stat(dest); err == nil && fi.IsDir() {
+		dest = filepath.Join(dest, name) // -o DIR: the recipe's name inside it
 	}
 	if dest != "-" && !o.force {
 		if _, err := os.Lstat(dest); err == nil {
