@@ -14,14 +14,12 @@ build:
 # For now: build, then show how to put and get with a local repo (the
 # daemon and its web page come with the network).
 run: build
-	@mkdir -p $(REPO)
 	@echo "blockmix is built: $(BIN)   (repo: $(REPO))"
 	@echo
 	@echo "  put a file:    $(BIN) --repo $(REPO) put README.md"
 	@echo "  get it back:   $(BIN) --repo $(REPO) get -o /tmp/README.copy 'blockmix:…'"
 	@echo "  what is there: $(BIN) --repo $(REPO) stat"
-	@echo
-	@$(BIN) --repo $(REPO) stat
+	@if [ -d $(REPO)/index ]; then echo; $(BIN) --repo $(REPO) stat; fi
 
 # Everything the tests need, then all the tests (vet, then go test -race).
 test:
