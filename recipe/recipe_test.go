@@ -287,3 +287,41 @@ func TestNameRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestReadSeeker: Seek and Read from every whence, as http.ServeContent
+// uses them.
+func TestReadSeeker(t *testing.T) {
+	st := blocks.NewMem()
+	m := newMixer(t, st, 1)
+	data := randomBytes(12, 700<<10+5)
+	res := put(t, m, st, data, "v.bin")
+	r, err := Open(context.Background(), st, res.Recipe, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var _ io.ReadSeeker = r
+	check := func(off int64, whence int, wantPos int64, n int) {
+		t.Helper()
+		pos, err := r.Seek(off, whence)
+		if err != nil || pos != wantPos {
+			t.Fatalf("Seek(%d, %d) = %d, %v; want %d", off, whence, pos, err, wantPos)
+		}
+		buf := make([]byte, n)
+		got, err := io.ReadFull(r, buf)
+		want := data[min(wantPos, int64(len(data))):min(wantPos+int64(n), int64(len(data)))]
+		if !bytes.Equal(buf[:got], want) {
+			t.Fatalf("read %d at %d: bytes differ (%v)", n, wantPos, err)
+		}
+	}
+	check(0, io.SeekStart, 0, 10)
+	check(128<<10-3, io.SeekStart, 128<<10-3, 100) // across a block boundary
+	check(50, io.SeekCurrent, 128<<10-3+100+50, 1000)
+	check(-20, io.SeekEnd, int64(len(data))-20, 20)
+	check(0, io.SeekEnd, int64(len(data)), 1)
+	if _, err := r.Seek(-1, io.SeekStart); err == nil {
+		t.Fatal("seek to -1 succeeded")
+	}
+	if n, err := r.Read(make([]byte, 5)); n != 0 || err != io.EOF {
+		t.Fatalf("read at the end: %d, %v; want 0, EOF", n, err)
+	}
+}
