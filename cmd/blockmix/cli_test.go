@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -795,9 +796,10 @@ func TestHelp(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{nil, []string{"put", "get", "stat", "verify", "block", "BLOCKMIX_REPO", "Exit codes"}},
+		{nil, []string{"put", "get", "stat", "files", "verify", "block", "BLOCKMIX_REPO", "Exit codes"}},
+		{[]string{"files"}, []string{"--json", "recipe"}},
 		{[]string{"put"}, []string{"--json", "--tuple", "-t,", "--name", "--type", "--web"}},
-		{[]string{"get"}, []string{"--output", "-o,", "--force", "RECIPE"}},
+		{[]string{"get"}, []string{"--output", "-o,", "--force", "--json", "RECIPE"}},
 		{[]string{"stat"}, []string{"--json"}},
 		{[]string{"verify"}, []string{"--json"}},
 		{[]string{"block"}, []string{"ls", "get"}},
@@ -891,5 +893,41 @@ func TestGetIntoDirectory(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(dir, "named.bin"))
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("get -o DIR: %v", err)
+	}
+}
+
+// TestFiles: files lists what was put, oldest first, with recipes that work.
+func TestFiles(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	var list []blocks.FileRecord
+	decodeList := func() {
+		t.Helper()
+		d := json.NewDecoder(bytes.NewReader(w.ok("files", "--json")))
+		d.DisallowUnknownFields()
+		list = nil
+		if err := d.Decode(&list); err != nil {
+			t.Fatalf("files --json: %v", err)
+		}
+	}
+	decodeList()
+	if list == nil || len(list) != 0 {
+		t.Fatalf("files in an empty repo: %v", list)
+	}
+	a, b := randBytes(80, 5000), randBytes(81, 200<<10)
+	w.file("a.txt", a)
+	w.file("b.bin", b)
+	w.ok("put", "a.txt")
+	w.ok("put", "b.bin")
+	decodeList()
+	if len(list) != 2 || list[0].Name != "a.txt" || list[1].Name != "b.bin" || list[1].Size != int64(len(b)) || list[1].NBlock == 0 {
+		t.Fatalf("files --json: %+v", list)
+	}
+	if got := w.getFile(list[1].Recipe); !bytes.Equal(got, b) {
+		t.Fatal("the recipe files lists does not give the file back")
+	}
+	text := string(w.ok("files"))
+	if !strings.Contains(text, "a.txt") || !strings.Contains(text, list[0].Recipe) {
+		t.Fatalf("files:\n%s", text)
 	}
 }

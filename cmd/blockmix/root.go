@@ -70,6 +70,7 @@ Exit codes: 0 ok, 1 failure, 2 bad input (usage, damaged recipe).`,
 		newGetCommand(e),
 		newStatCommand(e),
 		newVerifyCommand(e),
+		newFilesCommand(e),
 		newBlockCommand(e),
 	)
 	return root

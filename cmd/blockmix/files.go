@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/blockmix/blockmix/blocks"
+)
+
+func newFilesCommand(e *env) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "files",
+		Short: "List the files put into this repo, with their recipes",
+		Long: `files lists every file recorded in the repo, oldest first: its name, size,
+when it was put, and its recipe. The recipe is the only key to a file: this
+list is where to find one again.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runFiles(c.Context(), e, asJSON) },
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print a JSON array: key, name, size, type, recipe, added, blocks")
+	return c
+}
+
+func runFiles(ctx context.Context, e *env, asJSON bool) error {
+	st, err := e.openStore(false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	fs, err := st.Files(ctx)
+	if err != nil {
+		return fmt.Errorf("list files: %w", err)
+	}
+	if asJSON {
+		if fs == nil {
+			fs = []blocks.FileRecord{}
+		}
+		b, _ := json.MarshalIndent(fs, "", "  ")
+		fmt.Fprintln(e.stdout, string(b))
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	for _, f := range fs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, human(f.Size), f.Added.Local().Format("2006-01-02 15:04"), f.Recipe)
+	}
+	return tw.Flush()
+}
