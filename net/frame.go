@@ -1,0 +1,209 @@
+// Package net will hold blockmix's network layer: the libp2p host, the DHT,
+// placement, fetch and repair. So far it holds the block protocol itself,
+// written against plain byte streams (a libp2p stream is one), so that it is
+// tested without a network: the frames, a server that answers want-lists
+// and pushes from a store, and a client that verifies every block it gets.
+//
+// Import it as bmnet; inside, the standard library's net is not needed.
+package net
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/blockmix/blockmix/blocks"
+)
+
+// ProtocolID names the block protocol on libp2p. A change that old peers
+// cannot read gets a new version.
+const ProtocolID = "/blockmix/blocks/1.0.0"
+
+// Frame kinds.
+const (
+	KindWant     byte = 1 // payload: n × 32-byte digests, 1 ≤ n ≤ MaxWant
+	KindBlock    byte = 2 // payload: 32-byte digest, then the block's bytes
+	KindDontHave byte = 3 // payload: 32-byte digest
+	KindEnd      byte = 4 // payload: empty; ends the answer to one want-list
+	KindPush     byte = 5 // payload: 32-byte digest, then the block's bytes
+	KindAccept   byte = 6 // payload: 32-byte digest
+	KindRefuse   byte = 7 // payload: 32-byte digest, reason code, reason text
+)
+
+// Hard limits. A frame is a uvarint length (of kind + payload), a kind byte
+// and the payload; anything over these limits is refused before it is read.
+const (
+	MaxWant       = 1024
+	MaxReasonText = 256
+	MaxFrame      = 1 + 32 + blocks.MaxBlockSize
+)
+
+// Reason codes for KindRefuse.
+const (
+	RefuseQuota     byte = 1 // the receiver's quota would be passed
+	RefuseTooLarge  byte = 2 // the block is over the receiver's limit
+	RefuseNotWanted byte = 3 // the receiver does not take blocks from this peer
+	RefuseCorrupt   byte = 4 // the bytes do not match the ID
+	RefuseError     byte = 5 // the receiver failed (its disk, say)
+)
+
+// ErrBadFrame: a frame breaks the format or its limits. The peer that sent
+// it is broken or hostile; drop the stream.
+var ErrBadFrame = errors.New("bad frame")
+
+// Frame is one decoded frame. Data aliases the reader's buffer only until
+// the next ReadFrame.
+type Frame struct {
+	Kind   byte
+	IDs    []blocks.ID // KindWant
+	ID     blocks.ID   // every other kind but KindEnd
+	Data   []byte      // KindBlock, KindPush
+	Reason byte        // KindRefuse
+	Text   string      // KindRefuse
+}
+
+// WriteFrame encodes f onto w.
+func WriteFrame(w io.Writer, f Frame) error {
+	var payload []byte
+	switch f.Kind {
+	case KindWant:
+		if len(f.IDs) == 0 || len(f.IDs) > MaxWant {
+			return fmt.Errorf("want-list of %d IDs (1..%d)", len(f.IDs), MaxWant)
+		}
+		payload = make([]byte, 0, 32*len(f.IDs))
+		for _, id := range f.IDs {
+			payload = append(payload, id[:]...)
+		}
+	case KindBlock, KindPush:
+		if len(f.Data) > blocks.MaxBlockSize {
+			return fmt.Errorf("block of %d bytes: %w", len(f.Data), blocks.ErrTooLarge)
+		}
+		payload = append(f.ID[:len(f.ID):len(f.ID)], f.Data...)
+	case KindDontHave, KindAccept:
+		payload = f.ID[:]
+	case KindRefuse:
+		text := f.Text
+		if len(text) > MaxReasonText {
+			text = text[:MaxReasonText]
+		}
+		payload = append(append(f.ID[:len(f.ID):len(f.ID)], f.Reason), text...)
+	case KindEnd:
+	default:
+		return fmt.Errorf("unknown frame kind %d", f.Kind)
+	}
+	var hdr [binary.MaxVarintLen64 + 1]byte
+	n := binary.PutUvarint(hdr[:], uint64(1+len(payload)))
+	hdr[n] = f.Kind
+	if _, err := w.Write(hdr[:n+1]); err != nil {
+		return err
+	}
+	_, err := w.Write(payload)
+	return err
+}
+
+// FrameReader decodes frames from a stream, reusing one buffer.
+type FrameReader struct {
+	r   *bufio.Reader
+	buf []byte
+}
+
+// NewFrameReader reads frames from r.
+func NewFrameReader(r io.Reader) *FrameReader {
+	return &FrameReader{r: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// ReadFrame returns the next frame. io.EOF means the stream ended cleanly
+// between frames; a frame cut short or breaking the limits is an error
+// wrapping ErrBadFrame (or the stream's own error).
+func (fr *FrameReader) ReadFrame() (Frame, error) {
+	n, err := readLength(fr.r)
+	switch {
+	case err == io.EOF:
+		return Frame{}, io.EOF
+	case errors.Is(err, ErrBadFrame):
+		return Frame{}, err
+	case err != nil:
+		return Frame{}, fmt.Errorf("read frame: %w", err)
+	}
+	if n < 1 || n > MaxFrame {
+		return Frame{}, fmt.Errorf("%w: length %d (1..%d)", ErrBadFrame, n, MaxFrame)
+	}
+	if cap(fr.buf) < int(n) {
+		fr.buf = make([]byte, n)
+	}
+	b := fr.buf[:n]
+	if _, err := io.ReadFull(fr.r, b); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return Frame{}, fmt.Errorf("%w: %d-byte frame cut short", ErrBadFrame, n)
+		}
+		return Frame{}, fmt.Errorf("read frame: %w", err)
+	}
+	return decodeFrame(b[0], b[1:])
+}
+
+// readLength reads a frame's length: a minimal uvarint of at most 3 bytes
+// (MaxFrame fits in 21 bits). io.EOF only before its first byte.
+func readLength(r io.ByteReader) (uint64, error) {
+	var x uint64
+	for i := 0; i < 3; i++ {
+		c, err := r.ReadByte()
+		if err != nil {
+			if i > 0 && err == io.EOF {
+				return 0, fmt.Errorf("%w: cut short in its length", ErrBadFrame)
+			}
+			return 0, err
+		}
+		x |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			if i > 0 && c == 0 {
+				return 0, fmt.Errorf("%w: length not in its shortest form", ErrBadFrame)
+			}
+			return x, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: length over %d bytes", ErrBadFrame, MaxFrame)
+}
+
+func decodeFrame(kind byte, p []byte) (Frame, error) {
+	bad := func(format string, a ...any) (Frame, error) {
+		return Frame{}, fmt.Errorf("%w: kind %d: %s", ErrBadFrame, kind, fmt.Sprintf(format, a...))
+	}
+	f := Frame{Kind: kind}
+	switch kind {
+	case KindWant:
+		if len(p) == 0 || len(p)%32 != 0 || len(p)/32 > MaxWant {
+			return bad("want-list of %d bytes", len(p))
+		}
+		f.IDs = make([]blocks.ID, len(p)/32)
+		for i := range f.IDs {
+			copy(f.IDs[i][:], p[32*i:])
+		}
+	case KindBlock, KindPush:
+		if len(p) < 32 {
+			return bad("%d bytes", len(p))
+		}
+		copy(f.ID[:], p)
+		f.Data = p[32:]
+	case KindDontHave, KindAccept:
+		if len(p) != 32 {
+			return bad("%d bytes", len(p))
+		}
+		copy(f.ID[:], p)
+	case KindRefuse:
+		if len(p) < 33 || len(p) > 33+MaxReasonText {
+			return bad("%d bytes", len(p))
+		}
+		copy(f.ID[:], p)
+		f.Reason = p[32]
+		f.Text = string(p[33:])
+	case KindEnd:
+		if len(p) != 0 {
+			return bad("%d bytes", len(p))
+		}
+	default:
+		return bad("unknown kind")
+	}
+	return f, nil
+}

@@ -1,0 +1,236 @@
+package net
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/blockmix/blockmix/blocks"
+)
+
+// ErrPeerLied: a peer sent a block whose bytes do not match its ID, or a
+// block nobody asked it for. Drop the stream and mark the peer down.
+var ErrPeerLied = errors.New("peer sent a block that does not match its ID")
+
+// Refusal is why a receiver refused a pushed block.
+type Refusal struct {
+	Code byte
+	Text string
+}
+
+func (r *Refusal) Error() string { return fmt.Sprintf("refused (code %d): %s", r.Code, r.Text) }
+
+// Sink takes pushed blocks. Accept stores a verified block from peer, or
+// returns a *Refusal that says why not (any other error is sent as
+// RefuseError).
+type Sink interface {
+	Accept(ctx context.Context, peer string, id blocks.ID, data []byte) error
+}
+
+// DefaultIdle bounds the wait for each frame when the stream supports
+// deadlines.
+const DefaultIdle = 30 * time.Second
+
+type deadliner interface{ SetDeadline(time.Time) error }
+
+// arm sets the stream's deadline to the earlier of ctx's and now+idle.
+func arm(ctx context.Context, rw any, idle time.Duration) {
+	d, ok := rw.(deadliner)
+	if !ok {
+		return
+	}
+	t := time.Now().Add(idle)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(t) {
+		t = dl
+	}
+	_ = d.SetDeadline(t)
+}
+
+// Serve answers the frames of one stream until it ends: a want-list with a
+// Block or DontHave frame for each ID, then End; a push with Accept or
+// Refuse. Blocks are served from src (which verifies them); pushes go to
+// sink after they are checked against their IDs (sink nil refuses all).
+// Serve returns nil when the peer closes the stream between frames, and an
+// error wrapping ErrBadFrame when it breaks the format.
+func Serve(ctx context.Context, rw io.ReadWriter, peer string, src blocks.Getter, sink Sink) error {
+	fr := NewFrameReader(rw)
+	w := bufio.NewWriterSize(rw, 256<<10)
+	for {
+		arm(ctx, rw, DefaultIdle)
+		f, err := fr.ReadFrame()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch f.Kind {
+		case KindWant:
+			for _, id := range f.IDs {
+				arm(ctx, rw, DefaultIdle)
+				b, err := src.Get(ctx, id)
+				if err != nil {
+					// Missing or corrupt here: either way, not ours to give.
+					err = WriteFrame(w, Frame{Kind: KindDontHave, ID: id})
+				} else {
+					err = WriteFrame(w, Frame{Kind: KindBlock, ID: id, Data: b})
+				}
+				if err != nil {
+					return fmt.Errorf("answer want-list: %w", err)
+				}
+			}
+			if err := WriteFrame(w, Frame{Kind: KindEnd}); err != nil {
+				return fmt.Errorf("answer want-list: %w", err)
+			}
+		case KindPush:
+			ans := Frame{Kind: KindAccept, ID: f.ID}
+			if r := accept(ctx, sink, peer, f.ID, f.Data); r != nil {
+				ans = Frame{Kind: KindRefuse, ID: f.ID, Reason: r.Code, Text: r.Text}
+			}
+			if err := WriteFrame(w, ans); err != nil {
+				return fmt.Errorf("answer push: %w", err)
+			}
+		default:
+			return fmt.Errorf("%w: a server does not take kind %d", ErrBadFrame, f.Kind)
+		}
+		if err := w.Flush(); err != nil {
+			return fmt.Errorf("answer: %w", err)
+		}
+	}
+}
+
+func accept(ctx context.Context, sink Sink, peer string, id blocks.ID, data []byte) *Refusal {
+	if err := blocks.Check(id, data); err != nil {
+		if errors.Is(err, blocks.ErrTooLarge) {
+			return &Refusal{RefuseTooLarge, err.Error()}
+		}
+		return &Refusal{RefuseCorrupt, "the bytes do not match the ID"}
+	}
+	if sink == nil {
+		return &Refusal{RefuseNotWanted, "this node takes no pushed blocks"}
+	}
+	err := sink.Accept(ctx, peer, id, data)
+	var r *Refusal
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &r):
+		return r
+	default:
+		return &Refusal{RefuseError, err.Error()}
+	}
+}
+
+// ctxErr says a stream timeout is the context's deadline when it is.
+func ctxErr(ctx context.Context, err error) error {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+	}
+	return err
+}
+
+// Fetch sends one want-list on rw and reads the answer: got is called for
+// each block, in the order they come, after it was checked against its ID;
+// the IDs the peer does not have are returned. A block that does not match
+// its ID, or that was not asked for, ends Fetch with an error wrapping
+// ErrPeerLied. ctx's deadline (and DefaultIdle per frame) bounds every
+// read when rw supports deadlines, so a stalled peer cannot hang it.
+func Fetch(ctx context.Context, rw io.ReadWriter, ids []blocks.ID, got func(blocks.ID, []byte) error) ([]blocks.ID, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if len(ids) > MaxWant {
+		return nil, fmt.Errorf("want-list of %d IDs, at most %d", len(ids), MaxWant)
+	}
+	arm(ctx, rw, DefaultIdle)
+	if err := WriteFrame(rw, Frame{Kind: KindWant, IDs: ids}); err != nil {
+		return nil, fmt.Errorf("send want-list: %w", err)
+	}
+	pending := make(map[blocks.ID]bool, len(ids))
+	for _, id := range ids {
+		pending[id] = true
+	}
+	var missing []blocks.ID
+	fr := NewFrameReader(rw)
+	for {
+		if err := ctx.Err(); err != nil {
+			return missing, err
+		}
+		arm(ctx, rw, DefaultIdle)
+		f, err := fr.ReadFrame()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return missing, fmt.Errorf("read answer: %w", ctxErr(ctx, err))
+		}
+		switch f.Kind {
+		case KindBlock:
+			if !pending[f.ID] {
+				return missing, fmt.Errorf("%w: block %s was not asked for", ErrPeerLied, f.ID)
+			}
+			if err := blocks.Check(f.ID, f.Data); err != nil {
+				return missing, fmt.Errorf("%w: %v", ErrPeerLied, err)
+			}
+			delete(pending, f.ID)
+			if err := got(f.ID, f.Data); err != nil {
+				return missing, err
+			}
+		case KindDontHave:
+			if !pending[f.ID] {
+				return missing, fmt.Errorf("%w: don't-have for %s, not asked for", ErrBadFrame, f.ID)
+			}
+			delete(pending, f.ID)
+			missing = append(missing, f.ID)
+		case KindEnd:
+			if len(pending) != 0 {
+				return missing, fmt.Errorf("%w: the answer ended with %d IDs unanswered", ErrBadFrame, len(pending))
+			}
+			return missing, nil
+		default:
+			return missing, fmt.Errorf("%w: kind %d in an answer to a want-list", ErrBadFrame, f.Kind)
+		}
+	}
+}
+
+// Push sends blocks on rw and returns, for each, nil if the peer accepted
+// it or its *Refusal. The error is for the stream as a whole.
+func Push(ctx context.Context, rw io.ReadWriter, bs []blocks.Block) ([]error, error) {
+	w := bufio.NewWriterSize(rw, 256<<10)
+	fr := NewFrameReader(rw)
+	out := make([]error, len(bs))
+	for i, b := range bs {
+		arm(ctx, rw, DefaultIdle)
+		if err := WriteFrame(w, Frame{Kind: KindPush, ID: b.ID(), Data: b.Data()}); err != nil {
+			return out, fmt.Errorf("push: %w", err)
+		}
+		if err := w.Flush(); err != nil {
+			return out, fmt.Errorf("push: %w", err)
+		}
+		f, err := fr.ReadFrame()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return out, fmt.Errorf("read push answer: %w", ctxErr(ctx, err))
+		}
+		if f.ID != b.ID() {
+			return out, fmt.Errorf("%w: answer for %s to a push of %s", ErrBadFrame, f.ID, b.ID())
+		}
+		switch f.Kind {
+		case KindAccept:
+		case KindRefuse:
+			out[i] = &Refusal{Code: f.Reason, Text: f.Text}
+		default:
+			return out, fmt.Errorf("%w: kind %d in an answer to a push", ErrBadFrame, f.Kind)
+		}
+	}
+	return out, nil
+}
