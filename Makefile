@@ -42,6 +42,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./recipe
 	$(GO) test -run '^$$' -fuzz FuzzDecodeNode -fuzztime 30s ./recipe
 	$(GO) test -run '^$$' -fuzz FuzzMixRoundTrip -fuzztime 30s ./mixer
+	$(GO) test -run '^$$' -fuzz FuzzPutOpen -fuzztime 30s ./recipe
+	$(GO) test -run '^$$' -fuzz FuzzReadFrame -fuzztime 30s ./net
 
 clean:
 	rm -rf bin
