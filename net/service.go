@@ -1,0 +1,75 @@
+package net
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/blockmix/blockmix/blocks"
+)
+
+// Service speaks the block protocol on a libp2p host: it answers other
+// peers' want-lists from src and hands their pushes to sink, and it fetches
+// from and pushes to other peers. Safe for concurrent use.
+type Service struct {
+	h    host.Host
+	src  blocks.Getter
+	sink Sink
+}
+
+// NewService registers the protocol's handler on h. sink may be nil (the
+// node takes no pushes).
+func NewService(h host.Host, src blocks.Getter, sink Sink) *Service {
+	s := &Service{h: h, src: src, sink: sink}
+	h.SetStreamHandler(protocol.ID(ProtocolID), s.handle)
+	return s
+}
+
+// Close removes the handler; streams being served finish.
+func (s *Service) Close() { s.h.RemoveStreamHandler(protocol.ID(ProtocolID)) }
+
+func (s *Service) handle(st network.Stream) {
+	err := Serve(context.Background(), st, st.Conn().RemotePeer().String(), s.src, s.sink)
+	if err != nil {
+		_ = st.Reset()
+		return
+	}
+	_ = st.Close()
+}
+
+// Fetch asks peer p for ids over a new stream (see the package's Fetch). A
+// lying peer's stream is reset; the error wraps ErrPeerLied.
+func (s *Service) Fetch(ctx context.Context, p peer.ID, ids []blocks.ID, got func(blocks.ID, []byte) error) ([]blocks.ID, error) {
+	st, err := s.h.NewStream(ctx, p, protocol.ID(ProtocolID))
+	if err != nil {
+		return nil, fmt.Errorf("open stream to %s: %w", p, err)
+	}
+	missing, err := Fetch(ctx, st, ids, got)
+	if err != nil {
+		_ = st.Reset()
+		return missing, fmt.Errorf("fetch from %s: %w", p, err)
+	}
+	return missing, st.Close()
+}
+
+// Push offers bs to peer p over a new stream (see the package's Push).
+func (s *Service) Push(ctx context.Context, p peer.ID, bs []blocks.Block) ([]error, error) {
+	st, err := s.h.NewStream(ctx, p, protocol.ID(ProtocolID))
+	if err != nil {
+		return nil, fmt.Errorf("open stream to %s: %w", p, err)
+	}
+	res, err := Push(ctx, st, bs)
+	if err != nil {
+		_ = st.Reset()
+		return res, fmt.Errorf("push to %s: %w", p, err)
+	}
+	return res, st.Close()
+}
+
+// IsLie reports whether err means the peer sent bad blocks.
+func IsLie(err error) bool { return errors.Is(err, ErrPeerLied) || errors.Is(err, ErrBadFrame) }
