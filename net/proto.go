@@ -201,19 +201,29 @@ func Fetch(ctx context.Context, rw io.ReadWriter, ids []blocks.ID, got func(bloc
 }
 
 // Push sends blocks on rw and returns, for each, nil if the peer accepted
-// it or its *Refusal. The error is for the stream as a whole.
+// it or its *Refusal. The pushes are pipelined: a writer sends while the
+// answers are read, in order. The error is for the stream as a whole; after
+// one, close or reset rw, which also ends the writer.
 func Push(ctx context.Context, rw io.ReadWriter, bs []blocks.Block) ([]error, error) {
-	w := bufio.NewWriterSize(rw, 256<<10)
-	fr := NewFrameReader(rw)
 	out := make([]error, len(bs))
+	if len(bs) == 0 {
+		return out, nil
+	}
+	arm(ctx, rw, DefaultIdle)
+	werr := make(chan error, 1)
+	go func() {
+		w := bufio.NewWriterSize(rw, 256<<10)
+		for _, b := range bs {
+			if err := WriteFrame(w, Frame{Kind: KindPush, ID: b.ID(), Data: b.Data()}); err != nil {
+				werr <- err
+				return
+			}
+		}
+		werr <- w.Flush()
+	}()
+	fr := NewFrameReader(rw)
 	for i, b := range bs {
 		arm(ctx, rw, DefaultIdle)
-		if err := WriteFrame(w, Frame{Kind: KindPush, ID: b.ID(), Data: b.Data()}); err != nil {
-			return out, fmt.Errorf("push: %w", err)
-		}
-		if err := w.Flush(); err != nil {
-			return out, fmt.Errorf("push: %w", err)
-		}
 		f, err := fr.ReadFrame()
 		if err != nil {
 			if err == io.EOF {
@@ -231,6 +241,9 @@ func Push(ctx context.Context, rw io.ReadWriter, bs []blocks.Block) ([]error, er
 		default:
 			return out, fmt.Errorf("%w: kind %d in an answer to a push", ErrBadFrame, f.Kind)
 		}
+	}
+	if err := <-werr; err != nil {
+		return out, fmt.Errorf("push: %w", err)
 	}
 	return out, nil
 }

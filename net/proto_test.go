@@ -232,3 +232,25 @@ func TestServeRejectsOversizeFrame(t *testing.T) {
 		t.Fatal("Serve did not reject the frame")
 	}
 }
+
+// TestPushMany: many pushes in flight at once, answered in order.
+func TestPushMany(t *testing.T) {
+	st := blocks.NewMem()
+	conn, _ := serve(t, st, &quotaSink{st: st, left: 1 << 30})
+	var bs []blocks.Block
+	for i := 0; i < 200; i++ {
+		bs = append(bs, block(1000+i))
+	}
+	res, err := Push(context.Background(), conn, bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r != nil {
+			t.Fatalf("push %d refused: %v", i, r)
+		}
+		if ok, _ := st.Has(context.Background(), bs[i].ID()); !ok {
+			t.Fatalf("block %d not stored", i)
+		}
+	}
+}
