@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -20,6 +21,9 @@ type Service struct {
 	h    host.Host
 	src  blocks.Getter
 	sink Sink
+	// Peers holds what the service measured of every peer: latency,
+	// reliability, bytes, lies.
+	Peers Book
 }
 
 // NewService registers the protocol's handler on h. sink may be nil (the
@@ -45,15 +49,27 @@ func (s *Service) handle(st network.Stream) {
 // Fetch asks peer p for ids over a new stream (see the package's Fetch). A
 // lying peer's stream is reset; the error wraps ErrPeerLied.
 func (s *Service) Fetch(ctx context.Context, p peer.ID, ids []blocks.ID, got func(blocks.ID, []byte) error) ([]blocks.ID, error) {
+	start := time.Now()
 	st, err := s.h.NewStream(ctx, p, protocol.ID(ProtocolID))
 	if err != nil {
+		s.Peers.Failure(p)
 		return nil, fmt.Errorf("open stream to %s: %w", p, err)
 	}
-	missing, err := Fetch(ctx, st, ids, got)
+	var in int64
+	missing, err := Fetch(ctx, st, ids, func(id blocks.ID, b []byte) error {
+		in += int64(len(b))
+		return got(id, b)
+	})
 	if err != nil {
 		_ = st.Reset()
+		if IsLie(err) {
+			s.Peers.Lie(p, time.Now())
+		} else {
+			s.Peers.Failure(p)
+		}
 		return missing, fmt.Errorf("fetch from %s: %w", p, err)
 	}
+	s.Peers.Success(p, time.Since(start)/time.Duration(len(ids)), in)
 	return missing, st.Close()
 }
 
@@ -66,7 +82,13 @@ func (s *Service) Push(ctx context.Context, p peer.ID, bs []blocks.Block) ([]err
 	res, err := Push(ctx, st, bs)
 	if err != nil {
 		_ = st.Reset()
+		s.Peers.Failure(p)
 		return res, fmt.Errorf("push to %s: %w", p, err)
+	}
+	for i, b := range bs {
+		if res[i] == nil {
+			s.Peers.Sent(p, int64(len(b.Data())))
+		}
 	}
 	return res, st.Close()
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/blockmix/blockmix/blocks"
@@ -52,6 +54,9 @@ func TestServiceOverLibp2p(t *testing.T) {
 	if !bytes.Equal(got, held.Data()) || len(missing) != 1 || missing[0] != block(2).ID() {
 		t.Fatalf("fetch: got %d bytes, missing %v", len(got), missing)
 	}
+	if s := a.Peers.Stats(hb.ID()); s.Successes != 1 || s.BytesIn != int64(len(held.Data())) || s.Latency <= 0 {
+		t.Fatalf("peer stats after a fetch: %+v", s)
+	}
 
 	res, err := a.Push(ctx, hb.ID(), []blocks.Block{block(3), block(4)})
 	if err != nil {
@@ -63,5 +68,45 @@ func TestServiceOverLibp2p(t *testing.T) {
 	}
 	if ok, _ := stB.Has(ctx, block(3).ID()); !ok {
 		t.Fatal("the pushed block is not on the receiver")
+	}
+}
+
+// TestServiceMarksLiars: a host that answers with wrong bytes is reported
+// as lying, and the service's book ranks it out.
+func TestServiceMarksLiars(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mn := mocknet.New()
+	defer mn.Close()
+	ha, _ := mn.GenPeer()
+	hb, _ := mn.GenPeer()
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mn.ConnectPeers(ha.ID(), hb.ID()); err != nil {
+		t.Fatal(err)
+	}
+	a := NewService(ha, blocks.NewMem(), nil)
+	want, other := block(1), block(2)
+	hb.SetStreamHandler(ProtocolID, func(st network.Stream) {
+		defer st.Close()
+		if _, err := NewFrameReader(st).ReadFrame(); err != nil {
+			return
+		}
+		_ = WriteFrame(st, Frame{Kind: KindBlock, ID: want.ID(), Data: other.Data()})
+		_ = WriteFrame(st, Frame{Kind: KindEnd})
+	})
+	_, err := a.Fetch(ctx, hb.ID(), []blocks.ID{want.ID()}, func(blocks.ID, []byte) error {
+		t.Fatal("a wrong block was delivered")
+		return nil
+	})
+	if !errors.Is(err, ErrPeerLied) {
+		t.Fatalf("got %v, want ErrPeerLied", err)
+	}
+	if s := a.Peers.Stats(hb.ID()); s.Lies != 1 {
+		t.Fatalf("liar stats %+v", s)
+	}
+	if r := a.Peers.Rank([]peer.ID{hb.ID()}, time.Now()); len(r) != 0 {
+		t.Fatal("a liar is still ranked")
 	}
 }

@@ -1,0 +1,136 @@
+package net
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// PeerStats is what this node has measured of one peer.
+type PeerStats struct {
+	Latency   time.Duration `json:"latency_ns"` // moving average of the time per block of requests
+	Successes int64         `json:"successes"`
+	Failures  int64         `json:"failures"`
+	Lies      int64         `json:"lies"` // blocks that did not match their IDs
+	BytesIn   int64         `json:"bytes_in"`
+	BytesOut  int64         `json:"bytes_out"`
+	LastLie   time.Time     `json:"last_lie,omitzero"`
+}
+
+// Reliability is the share of requests that succeeded, with one success and
+// one failure assumed (a new peer starts at 0.5).
+func (s PeerStats) Reliability() float64 {
+	return float64(s.Successes+1) / float64(s.Successes+s.Failures+2)
+}
+
+// liePenalty is how long a peer that lied gets no requests at all.
+const liePenalty = 10 * time.Minute
+
+// unknownLatency stands in for a peer not measured yet.
+const unknownLatency = 50 * time.Millisecond
+
+// Score ranks peers for requests: reliability per second of latency, so a
+// slow or failing peer gets a smaller share, not the same one. A peer that
+// lied within liePenalty scores 0.
+func (s PeerStats) Score(now time.Time) float64 {
+	if !s.LastLie.IsZero() && now.Sub(s.LastLie) < liePenalty {
+		return 0
+	}
+	lat := s.Latency
+	if lat <= 0 {
+		lat = unknownLatency
+	}
+	return s.Reliability() / lat.Seconds()
+}
+
+// Book keeps PeerStats for every peer this node talked to. Safe for
+// concurrent use; the zero value is ready.
+type Book struct {
+	mu sync.Mutex
+	m  map[peer.ID]*PeerStats
+}
+
+func (b *Book) get(p peer.ID) *PeerStats {
+	if b.m == nil {
+		b.m = map[peer.ID]*PeerStats{}
+	}
+	s, ok := b.m[p]
+	if !ok {
+		s = &PeerStats{}
+		b.m[p] = s
+	}
+	return s
+}
+
+// Success records a request that took rtt and brought in bytes.
+func (b *Book) Success(p peer.ID, rtt time.Duration, bytesIn int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.get(p)
+	s.Successes++
+	s.BytesIn += bytesIn
+	if s.Latency == 0 {
+		s.Latency = rtt
+	} else {
+		s.Latency = (4*s.Latency + rtt) / 5
+	}
+}
+
+// Failure records a request that failed (timeout, reset, refused stream).
+func (b *Book) Failure(p peer.ID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.get(p).Failures++
+}
+
+// Lie records a peer that sent a block not matching its ID.
+func (b *Book) Lie(p peer.ID, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.get(p)
+	s.Lies++
+	s.Failures++
+	s.LastLie = now
+}
+
+// Sent records bytes this node sent to p.
+func (b *Book) Sent(p peer.ID, n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.get(p).BytesOut += n
+}
+
+// Stats returns p's stats (zero for a peer never seen).
+func (b *Book) Stats(p peer.ID) PeerStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s, ok := b.m[p]; ok {
+		return *s
+	}
+	return PeerStats{}
+}
+
+// Rank returns ps best first, without the peers that score 0 (liars within
+// their penalty). Equal scores keep their order.
+func (b *Book) Rank(ps []peer.ID, now time.Time) []peer.ID {
+	b.mu.Lock()
+	scores := make(map[peer.ID]float64, len(ps))
+	for _, p := range ps {
+		s := PeerStats{}
+		if st, ok := b.m[p]; ok {
+			s = *st
+		}
+		scores[p] = s.Score(now)
+	}
+	b.mu.Unlock()
+	out := make([]peer.ID, 0, len(ps))
+	for _, p := range ps {
+		if scores[p] > 0 {
+			out = append(out, p)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return scores[out[i]] > scores[out[j]] })
+	return out
+}
