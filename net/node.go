@@ -1,0 +1,102 @@
+package net
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+
+	"github.com/blockmix/blockmix/blocks"
+)
+
+// DHTPrefix is blockmix's own DHT protocol prefix (/blockmix/kad/1.0.0):
+// a blockmix node never joins the public IPFS DHT.
+const DHTPrefix = "/blockmix"
+
+// Config sets up a Node.
+type Config struct {
+	// Listen lists multiaddrs; empty means TCP on 127.0.0.1, any port.
+	Listen []string
+	// QUIC adds QUIC transport (listen addresses with /quic-v1 need it).
+	QUIC bool
+	// Key is the node's identity; nil makes a new one.
+	Key crypto.PrivKey
+	// Bootstrap peers to join the DHT through. There are no default ones.
+	Bootstrap []peer.AddrInfo
+}
+
+// Node is a libp2p host with blockmix's DHT (server mode) and the block
+// protocol.
+type Node struct {
+	Host   host.Host
+	DHT    *dht.IpfsDHT
+	Blocks *Service
+}
+
+// NewNode starts a node that serves src and takes pushes into sink (nil:
+// none).
+func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
+	listen := cfg.Listen
+	if len(listen) == 0 {
+		listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	}
+	opts := []libp2p.Option{
+		libp2p.ListenAddrStrings(listen...),
+		// Listing transports drops libp2p's defaults (websocket, webrtc…).
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.DisableRelay(),
+	}
+	if cfg.QUIC {
+		opts = append(opts, libp2p.Transport(quic.NewTransport))
+	}
+	if cfg.Key != nil {
+		opts = append(opts, libp2p.Identity(cfg.Key))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start libp2p host: %w", err)
+	}
+	d, err := dht.New(h,
+		dht.ProtocolPrefix(DHTPrefix),
+		// Server mode: on loopback and private networks, client mode leaves
+		// the routing tables empty.
+		dht.Mode(dht.ModeServer),
+		dht.BootstrapPeers(cfg.Bootstrap...),
+	)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("start DHT: %w", err)
+	}
+	return &Node{Host: h, DHT: d, Blocks: NewService(h, src, sink)}, nil
+}
+
+// AddrInfo returns how other nodes reach this one.
+func (n *Node) AddrInfo() peer.AddrInfo {
+	return peer.AddrInfo{ID: n.Host.ID(), Addrs: n.Host.Addrs()}
+}
+
+// Closest returns up to k peers the DHT finds closest to the block's key
+// (its multihash), this node excluded.
+func (n *Node) Closest(ctx context.Context, id blocks.ID, k int) ([]peer.ID, error) {
+	ps, err := n.DHT.GetClosestPeers(ctx, string(id.CID().Hash()))
+	if err != nil {
+		return nil, fmt.Errorf("closest peers to %s: %w", id, err)
+	}
+	if len(ps) > k {
+		ps = ps[:k]
+	}
+	return ps, nil
+}
+
+// Close stops the node.
+func (n *Node) Close() error {
+	n.Blocks.Close()
+	return errors.Join(n.DHT.Close(), n.Host.Close())
+}

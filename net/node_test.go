@@ -1,0 +1,81 @@
+package net
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/blockmix/blockmix/blocks"
+)
+
+// TestNodesOnLoopback starts five real nodes on 127.0.0.1, each joining the
+// DHT through the one before it, and checks that every routing table fills
+// and that a node finds peers closest to a block's key, then fetches the
+// block from the node that holds it.
+func TestNodesOnLoopback(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var nodes []*Node
+	stores := make([]*blocks.Mem, 5)
+	for i := range stores {
+		stores[i] = blocks.NewMem()
+		cfg := Config{}
+		if i > 0 {
+			cfg.Bootstrap = []peer.AddrInfo{nodes[i-1].AddrInfo()}
+		}
+		n, err := NewNode(cfg, stores[i], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		nodes = append(nodes, n)
+		for _, a := range n.Host.Addrs() {
+			if s := a.String(); len(s) < 14 || s[:14] != "/ip4/127.0.0.1" {
+				t.Fatalf("node listens on %s, not loopback", s)
+			}
+		}
+	}
+	for i, n := range nodes {
+		if i > 0 {
+			if err := n.Host.Connect(ctx, nodes[i-1].AddrInfo()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i, n := range nodes {
+		for n.DHT.RoutingTable().Size() == 0 {
+			if ctx.Err() != nil {
+				t.Fatalf("node %d: routing table still empty", i)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	b := block(7)
+	if err := stores[4].PutBlock(ctx, b, 0); err != nil {
+		t.Fatal(err)
+	}
+	closest, err := nodes[0].Closest(ctx, b.ID(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(closest) != 3 {
+		t.Fatalf("closest: %v, want 3 peers", closest)
+	}
+	for _, p := range closest {
+		if p == nodes[0].Host.ID() {
+			t.Fatal("closest includes the asking node")
+		}
+	}
+	if err := nodes[0].Host.Connect(ctx, nodes[4].AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	if _, err := nodes[0].Blocks.Fetch(ctx, nodes[4].Host.ID(), []blocks.ID{b.ID()}, func(_ blocks.ID, d []byte) error {
+		got = d
+		return nil
+	}); err != nil || len(got) != len(b.Data()) {
+		t.Fatalf("fetch over TCP: %d bytes, %v", len(got), err)
+	}
+}
