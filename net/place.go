@@ -1,0 +1,129 @@
+package net
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	kb "github.com/libp2p/go-libp2p-kbucket"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/blockmix/blockmix/blocks"
+)
+
+// Placement is where one block went.
+type Placement struct {
+	ID      blocks.ID
+	Holders []peer.ID // peers that accepted it, closest first
+	Refused []string  // why others did not take it
+}
+
+// ErrUnderReplicated: some blocks have fewer than R holders. The error
+// says how many and why.
+var ErrUnderReplicated = errors.New("not every block has its copies")
+
+// BlockKey is a block's key in the DHT keyspace: its multihash.
+func BlockKey(id blocks.ID) string { return string(id.CID().Hash()) }
+
+// candidates returns the other peers this node knows: the DHT's routing
+// table and the open connections.
+func (n *Node) candidates() []peer.ID {
+	seen := map[peer.ID]bool{n.Host.ID(): true}
+	var out []peer.ID
+	for _, p := range append(n.DHT.RoutingTable().ListPeers(), n.Host.Network().Peers()...) {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Place gives each block to the r other nodes closest to its key, falling
+// back to the next closest when one refuses or cannot be reached. Blocks
+// are grouped by peer: one stream per peer and round, many pushes in
+// flight, no DHT walk per block (the candidates are the peers this node
+// knows, sorted by XOR distance to each key). It returns one Placement per
+// block, in order, and an error wrapping ErrUnderReplicated when a block
+// has fewer than r holders.
+func (n *Node) Place(ctx context.Context, bs []blocks.Block, r int) ([]Placement, error) {
+	peers := n.candidates()
+	out := make([]Placement, len(bs))
+	order := make([][]peer.ID, len(bs)) // candidates per block, closest first
+	next := make([]int, len(bs))        // next candidate to try
+	for i, b := range bs {
+		out[i].ID = b.ID()
+		order[i] = kb.SortClosestPeers(append([]peer.ID(nil), peers...), kb.ConvertKey(BlockKey(b.ID())))
+	}
+	for {
+		// One round: every short block asks its next candidates.
+		batches := map[peer.ID][]int{}
+		for i := range bs {
+			need := r - len(out[i].Holders)
+			for ; need > 0 && next[i] < len(order[i]); need-- {
+				p := order[i][next[i]]
+				next[i]++
+				batches[p] = append(batches[p], i)
+			}
+		}
+		if len(batches) == 0 {
+			break
+		}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for p, idx := range batches {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				push := make([]blocks.Block, len(idx))
+				for k, i := range idx {
+					push[k] = bs[i]
+				}
+				res, err := n.Blocks.Push(ctx, p, push)
+				mu.Lock()
+				defer mu.Unlock()
+				for k, i := range idx {
+					switch {
+					case err != nil:
+						// The stream failed: count none of the batch, even
+						// those the peer may have taken (a spare copy is
+						// harmless, a missing one is not).
+						out[i].Refused = append(out[i].Refused, fmt.Sprintf("%s: %v", p.ShortString(), err))
+					case res[k] != nil:
+						out[i].Refused = append(out[i].Refused, fmt.Sprintf("%s: %v", p.ShortString(), res[k]))
+					default:
+						out[i].Holders = append(out[i].Holders, p)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+	}
+	short := 0
+	var why error
+	for i := range out {
+		out[i].Holders = kb.SortClosestPeers(out[i].Holders, kb.ConvertKey(BlockKey(bs[i].ID())))
+	}
+	for _, pl := range out {
+		if len(pl.Holders) < r {
+			short++
+			if why == nil && len(pl.Refused) > 0 {
+				why = errors.New(pl.Refused[0])
+			}
+		}
+	}
+	if short > 0 {
+		hint := ""
+		if len(peers) < r {
+			hint = fmt.Sprintf(" (the network has only %d other nodes)", len(peers))
+		} else if why != nil {
+			hint = fmt.Sprintf(" (for example %v)", why)
+		}
+		return out, fmt.Errorf("%w: %d of %d blocks have fewer than %d copies%s", ErrUnderReplicated, short, len(bs), r, hint)
+	}
+	return out, nil
+}

@@ -1,0 +1,128 @@
+package net
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	kb "github.com/libp2p/go-libp2p-kbucket"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/blockmix/blockmix/blocks"
+)
+
+// startNetwork starts n real nodes on 127.0.0.1 that all know each other; node i
+// takes pushes into stores[i] within quota[i] bytes.
+func startNetwork(t *testing.T, ctx context.Context, quota []int) ([]*Node, []*blocks.Mem) {
+	t.Helper()
+	var nodes []*Node
+	var stores []*blocks.Mem
+	for i := range quota {
+		st := blocks.NewMem()
+		n, err := NewNode(Config{}, st, &quotaSink{st: st, left: quota[i]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		nodes, stores = append(nodes, n), append(stores, st)
+	}
+	for i, a := range nodes {
+		for _, b := range nodes[i+1:] {
+			if err := a.Host.Connect(ctx, b.AddrInfo()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i, n := range nodes {
+		for n.DHT.RoutingTable().Size() < len(nodes)-1 {
+			if ctx.Err() != nil {
+				t.Fatalf("node %d: routing table has %d peers", i, n.DHT.RoutingTable().Size())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return nodes, stores
+}
+
+func TestPlace(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nodes, stores := startNetwork(t, ctx, []int{1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30})
+	var bs []blocks.Block
+	for i := 0; i < 40; i++ {
+		bs = append(bs, block(100+i))
+	}
+	pls, err := nodes[0].Place(ctx, bs, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	others := []peer.ID{}
+	for _, n := range nodes[1:] {
+		others = append(others, n.Host.ID())
+	}
+	for i, pl := range pls {
+		want := kb.SortClosestPeers(append([]peer.ID(nil), others...), kb.ConvertKey(BlockKey(bs[i].ID())))[:3]
+		if len(pl.Holders) != 3 {
+			t.Fatalf("block %d: %d holders", i, len(pl.Holders))
+		}
+		for k := range want {
+			if pl.Holders[k] != want[k] {
+				t.Fatalf("block %d: holders %v, want the closest %v", i, pl.Holders, want)
+			}
+		}
+		for j, n := range nodes[1:] {
+			has, _ := stores[j+1].Has(ctx, bs[i].ID())
+			held := false
+			for _, h := range pl.Holders {
+				held = held || h == n.Host.ID()
+			}
+			if has != held {
+				t.Fatalf("block %d: node %d has it %v, placement says %v", i, j+1, has, held)
+			}
+		}
+	}
+}
+
+// TestPlaceFallsBack: a node whose quota is full refuses, and the block
+// goes to the next closest; asking for more copies than there are other
+// nodes says so.
+func TestPlaceFallsBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nodes, _ := startNetwork(t, ctx, []int{1 << 30, 0, 1 << 30, 1 << 30, 1 << 30})
+	full := nodes[1].Host.ID()
+	var bs []blocks.Block
+	for i := 0; i < 30; i++ {
+		bs = append(bs, block(200+i))
+	}
+	pls, err := nodes[0].Place(ctx, bs, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	for i, pl := range pls {
+		if len(pl.Holders) != 3 {
+			t.Fatalf("block %d: %d holders", i, len(pl.Holders))
+		}
+		for _, h := range pl.Holders {
+			if h == full {
+				t.Fatalf("block %d placed on the full node", i)
+			}
+		}
+		if len(pl.Refused) > 0 {
+			refused++
+			if !strings.Contains(pl.Refused[0], "quota") {
+				t.Fatalf("refusal without the reason: %q", pl.Refused[0])
+			}
+		}
+	}
+	if refused == 0 {
+		t.Fatal("the full node was never asked: the test proves nothing")
+	}
+	_, err = nodes[0].Place(ctx, bs[:2], 5)
+	if !errors.Is(err, ErrUnderReplicated) || !strings.Contains(err.Error(), "only 4 other nodes") {
+		t.Fatalf("R=5 with 4 other nodes: %v", err)
+	}
+}
