@@ -39,9 +39,7 @@ func TestNodesOnLoopback(t *testing.T) {
 	}
 	for i, n := range nodes {
 		if i > 0 {
-			if err := n.Host.Connect(ctx, nodes[i-1].AddrInfo()); err != nil {
-				t.Fatal(err)
-			}
+			connect(t, ctx, n, nodes[i-1])
 		}
 	}
 	for i, n := range nodes {
@@ -68,9 +66,7 @@ func TestNodesOnLoopback(t *testing.T) {
 			t.Fatal("closest includes the asking node")
 		}
 	}
-	if err := nodes[0].Host.Connect(ctx, nodes[4].AddrInfo()); err != nil {
-		t.Fatal(err)
-	}
+	connect(t, ctx, nodes[0], nodes[4])
 	var got []byte
 	if _, err := nodes[0].Blocks.Fetch(ctx, nodes[4].Host.ID(), []blocks.ID{b.ID()}, func(_ blocks.ID, d []byte) error {
 		got = d

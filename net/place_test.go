@@ -30,9 +30,7 @@ func startNetwork(t *testing.T, ctx context.Context, quota []int) ([]*Node, []*b
 	}
 	for i, a := range nodes {
 		for _, b := range nodes[i+1:] {
-			if err := a.Host.Connect(ctx, b.AddrInfo()); err != nil {
-				t.Fatal(err)
-			}
+			connect(t, ctx, a, b)
 		}
 	}
 	for i, n := range nodes {

@@ -81,6 +81,19 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 			return badUse("%s exists; use --force to overwrite it or -o to choose another name", dest)
 		}
 	}
+	if dc := e.daemon(ctx); dc != nil {
+		if dest == "-" {
+			return dc.get(ctx, text, e.stdout)
+		}
+		if err := writeAtomically(dest, o.force, func(w io.Writer) error { return dc.get(ctx, text, w) }); err != nil {
+			return err
+		}
+		if o.asJSON {
+			b, _ := json.Marshal(getOutput{Path: dest, Name: rc.Name, Size: rc.Size, Type: rc.Type})
+			fmt.Fprintln(e.stdout, string(b))
+		}
+		return nil
+	}
 	st, err := e.openStore(false)
 	if err != nil {
 		return err

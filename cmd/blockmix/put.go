@@ -38,6 +38,11 @@ type putOutput struct {
 	NewBytes  int64  `json:"new_bytes"`
 	NewBlocks int    `json:"new_blocks"`
 	Blocks    int    `json:"blocks"`
+	// Through a daemon: the copies wanted on other nodes, the blocks that
+	// have fewer, and why in words.
+	Replicas  int    `json:"replicas,omitempty"`
+	Short     *int   `json:"blocks_short,omitempty"`
+	Placement string `json:"placement,omitempty"`
 }
 
 func newPutCommand(e *env) *cobra.Command {
@@ -92,25 +97,32 @@ func runPut(ctx context.Context, e *env, o putOptions, files []string) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(putMemoryLimit)
 	}
-	st, err := e.openStore(true)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	m, err := mixer.New(st, mixer.Options{T: o.t})
-	if err != nil {
-		return err
-	}
 	var outs []putOutput
-	for _, f := range files {
-		out, err := putOne(ctx, e, m, st, o, f)
+	if dc := e.daemon(ctx); dc != nil {
+		var err error
+		if outs, err = putViaDaemon(ctx, e, dc, o, files); err != nil {
+			return err
+		}
+	} else {
+		st, err := e.openStore(true)
 		if err != nil {
 			return err
 		}
-		outs = append(outs, out)
-	}
-	if err := st.Sync(); err != nil {
-		return fmt.Errorf("sync store: %w", err)
+		defer st.Close()
+		m, err := mixer.New(st, mixer.Options{T: o.t})
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			out, err := putOne(ctx, e, m, st, o, f)
+			if err != nil {
+				return err
+			}
+			outs = append(outs, out)
+		}
+		if err := st.Sync(); err != nil {
+			return fmt.Errorf("sync store: %w", err)
+		}
 	}
 	for _, out := range outs {
 		if o.json {
@@ -125,45 +137,60 @@ func runPut(ctx context.Context, e *env, o putOptions, files []string) error {
 	return nil
 }
 
-func putOne(ctx context.Context, e *env, m *mixer.Mixer, st recipe.Store, o putOptions, path string) (putOutput, error) {
-	var r io.Reader
-	size := int64(-1)
-	name := o.name
+// input is one file to put, opened.
+type input struct {
+	r         io.Reader
+	size      int64
+	name, typ string
+	close     func()
+}
+
+// openInput opens path ("-": standard input) and works out its name and
+// media type (from the name, else sniffed from the first bytes).
+func openInput(e *env, o putOptions, path string) (input, error) {
+	in := input{size: -1, name: o.name, typ: o.typ, close: func() {}}
 	if path == "-" {
-		r = e.stdin
+		in.r = e.stdin
 	} else {
 		f, err := os.Open(path)
 		if err != nil {
-			return putOutput{}, fmt.Errorf("open %s: %w", path, err)
+			return in, fmt.Errorf("open %s: %w", path, err)
 		}
-		defer f.Close()
 		fi, err := f.Stat()
 		if err != nil {
-			return putOutput{}, fmt.Errorf("stat %s: %w", path, err)
+			f.Close()
+			return in, fmt.Errorf("stat %s: %w", path, err)
 		}
-		r, size = f, fi.Size()
-		if name == "" {
-			name = filepath.Base(path)
+		in.r, in.size, in.close = f, fi.Size(), func() { f.Close() }
+		if in.name == "" {
+			in.name = filepath.Base(path)
 		}
 	}
-	typ := o.typ
-	var head []byte
-	if typ == "" {
-		typ = mime.TypeByExtension(filepath.Ext(name))
+	if in.typ == "" {
+		in.typ = mime.TypeByExtension(filepath.Ext(in.name))
 	}
-	if typ == "" {
+	if in.typ == "" {
 		// Sniff the first bytes, then put them back in front of the stream.
-		head = make([]byte, 512)
-		n, err := io.ReadFull(r, head)
+		head := make([]byte, 512)
+		n, err := io.ReadFull(in.r, head)
 		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-			return putOutput{}, fmt.Errorf("read %s: %w", path, err)
+			in.close()
+			return in, fmt.Errorf("read %s: %w", path, err)
 		}
-		head = head[:n]
-		typ = http.DetectContentType(head)
-		r = io.MultiReader(bytesReader(head), r)
+		in.typ = http.DetectContentType(head[:n])
+		in.r = io.MultiReader(bytesReader(head[:n]), in.r)
 	}
-	bar := e.newProgress(size, "mixing "+recipe.CleanName(name))
-	res, err := recipe.Put(ctx, m, st, r, size, name, typ, bar)
+	return in, nil
+}
+
+func putOne(ctx context.Context, e *env, m *mixer.Mixer, st recipe.Store, o putOptions, path string) (putOutput, error) {
+	in, err := openInput(e, o, path)
+	if err != nil {
+		return putOutput{}, err
+	}
+	defer in.close()
+	bar := e.newProgress(in.size, "mixing "+recipe.CleanName(in.name))
+	res, err := recipe.Put(ctx, m, st, in.r, in.size, in.name, in.typ, bar)
 	bar.finish()
 	if err != nil {
 		return putOutput{}, err
@@ -173,3 +200,39 @@ func putOne(ctx context.Context, e *env, m *mixer.Mixer, st recipe.Store, o putO
 		Type: res.Recipe.Type, NewBytes: res.NewBytes, NewBlocks: res.NewBlocks, Blocks: len(res.Blocks),
 	}, nil
 }
+
+// putViaDaemon puts the files through the daemon that runs on the repo: it
+// mixes them into its store and places their blocks on other nodes.
+func putViaDaemon(ctx context.Context, e *env, dc *daemonClient, o putOptions, files []string) ([]putOutput, error) {
+	var outs []putOutput
+	for _, path := range files {
+		in, err := openInput(e, o, path)
+		if err != nil {
+			return outs, err
+		}
+		bar := e.newProgress(in.size, "sending "+recipe.CleanName(in.name))
+		var r io.Reader = in.r
+		if bar != nil {
+			r = io.TeeReader(in.r, writerFunc(func(p []byte) (int, error) { bar.Add(int64(len(p))); return len(p), nil }))
+		}
+		info, err := dc.put(ctx, r, in.size, in.name, in.typ)
+		bar.finish()
+		in.close()
+		if err != nil {
+			return outs, fmt.Errorf("put %s: %w", path, err)
+		}
+		if info.Placement != "" {
+			fmt.Fprintf(e.stderr, "blockmix: %s: %s\n", info.Name, info.Placement)
+		}
+		outs = append(outs, putOutput{
+			Recipe: info.Recipe, URL: info.URL, Name: info.Name, Size: info.Size, Type: info.Type,
+			NewBytes: info.NewBytes, NewBlocks: info.NewBlocks, Blocks: info.Blocks,
+			Replicas: info.Replicas, Short: &info.Short, Placement: info.Placement,
+		})
+	}
+	return outs, nil
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

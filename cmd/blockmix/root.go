@@ -71,6 +71,7 @@ Exit codes: 0 ok, 1 failure, 2 bad input (usage, damaged recipe).`,
 		newStatCommand(e),
 		newVerifyCommand(e),
 		newFilesCommand(e),
+		newDaemonCommand(e),
 		newBlockCommand(e),
 	)
 	return root
