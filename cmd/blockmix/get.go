@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -85,11 +86,12 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 		if dest == "-" {
 			return dc.get(ctx, text, e.stdout)
 		}
-		if err := writeAtomically(dest, o.force, func(w io.Writer) error { return dc.get(ctx, text, w) }); err != nil {
+		h := sha256.New()
+		if err := writeAtomically(dest, o.force, func(w io.Writer) error { return dc.get(ctx, text, io.MultiWriter(w, h)) }); err != nil {
 			return err
 		}
 		if o.asJSON {
-			b, _ := json.Marshal(getOutput{Path: dest, Name: rc.Name, Size: rc.Size, Type: rc.Type})
+			b, _ := json.Marshal(getOutput{Path: dest, Name: rc.Name, Size: rc.Size, Type: rc.Type, SHA256: hex.EncodeToString(h.Sum(nil))})
 			fmt.Fprintln(e.stdout, string(b))
 		}
 		return nil
