@@ -11,15 +11,16 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/blockmix
 
-# For now: build, then show how to put and get with a local repo (the
-# daemon and its web page come with the network).
+# Build and run a local node on $(REPO): the API on http://127.0.0.1:7788
+# (the web page comes with it later). Ctrl-C stops it.
 run: build
 	@echo "blockmix is built: $(BIN)   (repo: $(REPO))"
-	@echo
+	@echo "in another terminal:"
 	@echo "  put a file:    $(BIN) --repo $(REPO) put README.md"
 	@echo "  get it back:   $(BIN) --repo $(REPO) get -o /tmp/README.copy 'blockmix:…'"
-	@echo "  what is there: $(BIN) --repo $(REPO) stat"
-	@if [ -d $(REPO)/index ]; then echo; $(BIN) --repo $(REPO) stat; fi
+	@echo "  what is there: $(BIN) --repo $(REPO) files"
+	@echo
+	$(BIN) --repo $(REPO) daemon --listen /ip4/127.0.0.1/tcp/4001
 
 # Everything the tests need, then all the tests (vet, then go test -race).
 test:
