@@ -65,7 +65,7 @@ func (f *Fetcher) Get(ctx context.Context, id blocks.ID) ([]byte, error) {
 			}
 			continue
 		}
-		if err := f.local.Put(ctx, id, got, freshTag()); err != nil {
+		if err := f.local.Put(ctx, id, got, FreshTag()); err != nil {
 			return nil, fmt.Errorf("keep fetched block %s: %w", id, err)
 		}
 		return got, nil
@@ -88,9 +88,9 @@ func (f *Fetcher) order(id blocks.ID) []peer.ID {
 	return append(f.n.Blocks.Peers.Rank(ps[:near], now), f.n.Blocks.Peers.Rank(ps[near:], now)...)
 }
 
-// freshTag is a random local tag for a block from elsewhere: its relation to
-// local blocks is unknown, so it counts as fresh randomness here.
-func freshTag() uint64 {
+// FreshTag is a random local tag for a block from elsewhere: its relation
+// to local blocks is unknown, so it counts as fresh randomness here.
+func FreshTag() uint64 {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return binary.LittleEndian.Uint64(b[:]) | 1

@@ -174,18 +174,12 @@ func loadIdentity(path string) (crypto.PrivKey, error) {
 type storeSink struct{ st blocks.Store }
 
 func (s storeSink) Accept(ctx context.Context, _ string, id blocks.ID, data []byte) error {
-	if err := s.st.Put(ctx, id, data, freshTag()); err != nil {
+	if err := s.st.Put(ctx, id, data, bmnet.FreshTag()); err != nil {
 		return err
 	}
 	return s.st.Sync()
 }
 
-func freshTag() uint64 {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56 | 1
-}
 
 // daemonNode is the running node as the API sees it.
 type daemonNode struct {
