@@ -180,7 +180,6 @@ func (s storeSink) Accept(ctx context.Context, _ string, id blocks.ID, data []by
 	return s.st.Sync()
 }
 
-
 // daemonNode is the running node as the API sees it.
 type daemonNode struct {
 	e        *env
