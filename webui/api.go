@@ -40,9 +40,22 @@ type PutInfo struct {
 	Placement string `json:"placement,omitempty"`
 }
 
+// PeerInfo is one entry of GET /api/v1/peers.
+type PeerInfo struct {
+	ID          string  `json:"id"`
+	Addr        string  `json:"addr,omitempty"`
+	LatencyMs   float64 `json:"latency_ms"`
+	Reliability float64 `json:"reliability"` // share of requests that worked (a new peer: 0.5)
+	Score       float64 `json:"score"`
+	BytesIn     int64   `json:"bytes_in"`
+	BytesOut    int64   `json:"bytes_out"`
+	Lies        int64   `json:"lies"`
+}
+
 // Node is what the API needs of a running node.
 type Node interface {
 	ID() IDInfo
+	Peers() []PeerInfo
 	// Put mixes r into the store, syncs it and places its blocks.
 	Put(ctx context.Context, r io.Reader, size int64, name, typ string) (PutInfo, error)
 	// Open rebuilds a file, fetching blocks from peers as needed.
@@ -54,6 +67,13 @@ type Node interface {
 func API(n Node) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/id", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.ID()) })
+	mux.HandleFunc("GET /api/v1/peers", func(w http.ResponseWriter, r *http.Request) {
+		ps := n.Peers()
+		if ps == nil {
+			ps = []PeerInfo{}
+		}
+		writeJSON(w, ps)
+	})
 	mux.HandleFunc("GET /api/v1/stat", func(w http.ResponseWriter, r *http.Request) {
 		s, err := n.Stats(r.Context())
 		if err != nil {

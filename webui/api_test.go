@@ -27,6 +27,7 @@ type memNode struct {
 func (n *memNode) ID() IDInfo {
 	return IDInfo{ID: "test", Addrs: []string{"/ip4/127.0.0.1/tcp/1/p2p/test"}}
 }
+func (n *memNode) Peers() []PeerInfo                               { return nil }
 func (n *memNode) Stats(ctx context.Context) (blocks.Stats, error) { return n.st.Stats(ctx) }
 func (n *memNode) Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, error) {
 	return recipe.Open(ctx, n.st, rc, recipe.Options{})

@@ -199,6 +199,21 @@ func (d *daemonNode) ID() webui.IDInfo {
 	return info
 }
 
+func (d *daemonNode) Peers() []webui.PeerInfo {
+	now := time.Now()
+	var out []webui.PeerInfo
+	for _, c := range d.node.Host.Network().Conns() {
+		p := c.RemotePeer()
+		s := d.node.Blocks.Peers.Stats(p)
+		out = append(out, webui.PeerInfo{
+			ID: p.String(), Addr: c.RemoteMultiaddr().String(),
+			LatencyMs: float64(s.Latency.Microseconds()) / 1000, Reliability: s.Reliability(), Score: s.Score(now),
+			BytesIn: s.BytesIn, BytesOut: s.BytesOut, Lies: s.Lies,
+		})
+	}
+	return out
+}
+
 func (d *daemonNode) Stats(ctx context.Context) (blocks.Stats, error) { return d.st.Stats(ctx) }
 
 func (d *daemonNode) Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, error) {

@@ -105,4 +105,38 @@ func TestFiveDaemons(t *testing.T) {
 	if got := n5.getFile(out.Recipe); !bytes.Equal(got, data) {
 		t.Fatal("node 5 did not get the file back byte for byte")
 	}
+
+	// id and peers through node 5's daemon; id of the stopped node from its repo.
+	var id webui.IDInfo
+	decodeStrict(t, n5.ok("id", "--json"), &id)
+	if want, _ := daemonID(n5); id.ID != want.ID || len(id.Addrs) == 0 {
+		t.Errorf("id --json: %+v", id)
+	}
+	if !strings.Contains(string(n2.ok("id")), procsID(t, addrs[1])) {
+		t.Errorf("id of a stopped node does not read its identity")
+	}
+	var ps []webui.PeerInfo
+	if err := json.Unmarshal(n5.ok("peers", "--json"), &ps); err != nil || len(ps) < 3 {
+		t.Fatalf("peers --json: %d peers, %v", len(ps), err)
+	}
+	fetched := false
+	for _, p := range ps {
+		fetched = fetched || p.BytesIn > 0
+	}
+	if !fetched {
+		t.Errorf("peers shows no bytes fetched after a get: %+v", ps)
+	}
+	if r := worlds[1].run("peers"); r.code != 1 || !strings.Contains(string(r.stderr), "no daemon") {
+		t.Errorf("peers without a daemon: %v", r)
+	}
+}
+
+// procsID returns the peer ID at the end of a multiaddr.
+func procsID(t *testing.T, addr string) string {
+	t.Helper()
+	i := strings.LastIndex(addr, "/p2p/")
+	if i < 0 {
+		t.Fatalf("no /p2p/ in %s", addr)
+	}
+	return addr[i+len("/p2p/"):]
 }

@@ -72,6 +72,8 @@ Exit codes: 0 ok, 1 failure, 2 bad input (usage, damaged recipe).`,
 		newVerifyCommand(e),
 		newFilesCommand(e),
 		newDaemonCommand(e),
+		newIDCommand(e),
+		newPeersCommand(e),
 		newBlockCommand(e),
 	)
 	return root

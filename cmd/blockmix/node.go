@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"text/tabwriter"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/spf13/cobra"
+
+	"github.com/blockmix/blockmix/webui"
+)
+
+// errNoDaemon: the command needs a running daemon.
+var errNoDaemon = errors.New("no daemon runs on this repo (start one with 'blockmix daemon')")
+
+func newIDCommand(e *env) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "id",
+		Short: "Show this node's peer ID and addresses",
+		Long: `id prints the node's peer ID and, while a daemon runs, the full addresses
+friends give to --bootstrap. Without a daemon it reads the ID from the repo.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runID(c.Context(), e, asJSON) },
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: id, addrs, routing_table, peers")
+	return c
+}
+
+func runID(ctx context.Context, e *env, asJSON bool) error {
+	var info webui.IDInfo
+	if dc := e.daemon(ctx); dc != nil {
+		if err := dc.getJSON(ctx, "/api/v1/id", &info); err != nil {
+			return err
+		}
+	} else {
+		dir, err := e.repoDir()
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(dir, identityFile)
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("no identity yet in %s: a node gets one when its daemon first starts", dir)
+		}
+		key, err := loadIdentity(path)
+		if err != nil {
+			return err
+		}
+		id, err := peer.IDFromPrivateKey(key)
+		if err != nil {
+			return fmt.Errorf("identity: %w", err)
+		}
+		info.ID = id.String()
+	}
+	if asJSON {
+		if info.Addrs == nil {
+			info.Addrs = []string{}
+		}
+		b, _ := json.MarshalIndent(info, "", "  ")
+		fmt.Fprintln(e.stdout, string(b))
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "peer ID  %s\n", info.ID)
+	for _, a := range info.Addrs {
+		fmt.Fprintf(e.stdout, "address  %s\n", a)
+	}
+	return nil
+}
+
+func newPeersCommand(e *env) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "peers",
+		Short: "List the connected peers with latency, reliability and traffic",
+		Long: `peers lists the peers the running daemon is connected to, best first: the
+measured latency per block, the share of requests that worked, the score
+that ranks them for fetches, and the bytes fetched from and pushed to
+them. A peer that sent bad blocks shows its lies and scores 0.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runPeers(c.Context(), e, asJSON) },
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print a JSON array: id, addr, latency_ms, reliability, score, bytes_in, bytes_out, lies")
+	return c
+}
+
+func runPeers(ctx context.Context, e *env, asJSON bool) error {
+	dc := e.daemon(ctx)
+	if dc == nil {
+		return errNoDaemon
+	}
+	var ps []webui.PeerInfo
+	if err := dc.getJSON(ctx, "/api/v1/peers", &ps); err != nil {
+		return err
+	}
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Score > ps[j].Score })
+	if asJSON {
+		b, _ := json.MarshalIndent(ps, "", "  ")
+		fmt.Fprintln(e.stdout, string(b))
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tLATENCY\tRELIABILITY\tIN\tOUT\tLIES")
+	for _, p := range ps {
+		fmt.Fprintf(tw, "%s\t%.1f ms\t%.0f%%\t%s\t%s\t%d\n", p.ID, p.LatencyMs, 100*p.Reliability, human(p.BytesIn), human(p.BytesOut), p.Lies)
+	}
+	return tw.Flush()
+}
