@@ -36,3 +36,13 @@ func (b Block) Data() []byte { return b.data }
 type BlockPutter interface {
 	PutBlock(ctx context.Context, b Block, tag uint64) error
 }
+
+// GetBlock reads id from g as a Block. A Getter returns bytes already
+// checked against the ID (its contract), so nothing is hashed again.
+func GetBlock(ctx context.Context, g Getter, id ID) (Block, error) {
+	data, err := g.Get(ctx, id)
+	if err != nil {
+		return Block{}, err
+	}
+	return Block{id: id, data: data}, nil
+}

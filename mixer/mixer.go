@@ -16,7 +16,6 @@ import (
 // Store is what the mixer needs of a block store.
 type Store interface {
 	blocks.Getter
-	blocks.Putter
 	blocks.BlockPutter
 	blocks.Haver
 	blocks.Enumerator
@@ -94,7 +93,7 @@ func New(st Store, opt Options) (*Mixer, error) {
 		opt.CacheBytes = 16 << 20
 	}
 	c := newCache(opt.CacheBytes)
-	p, err := newPicker(st, opt.Rand, c)
+	p, err := newPicker(st, opt.Rand)
 	if err != nil {
 		return nil, err
 	}
@@ -108,9 +107,6 @@ func (m *Mixer) Rand() io.Reader { return m.rnd }
 
 // T returns the tuple size the Mixer uses for streams.
 func (m *Mixer) T() int { return m.t }
-
-// Fresh returns how many fresh random blocks and bytes the Mixer has made.
-func (m *Mixer) Fresh() (int, int64) { return m.pick.freshBlocks, m.pick.freshBytes }
 
 // Added returns how many blocks and bytes the Mixer has added to the store
 // so far: mixed blocks and fresh random ones.

@@ -58,7 +58,6 @@ type picker struct {
 	st     Store
 	rnd    io.Reader
 	rng    *rand.Rand
-	cache  *cache
 	pools  map[int]*pool
 	served map[blocks.ID]bool // used as a randomizer in this session
 	// uniform picks every randomizer uniformly from the store, as OFF
@@ -112,7 +111,7 @@ func (ps *pendingSet) remove(id blocks.ID) {
 	ps.mu.Unlock()
 }
 
-func newPicker(st Store, rnd io.Reader, c *cache) (*picker, error) {
+func newPicker(st Store, rnd io.Reader) (*picker, error) {
 	var seed [seedBytes]byte
 	if _, err := io.ReadFull(rnd, seed[:]); err != nil {
 		return nil, fmt.Errorf("read random seed: %w", err)
@@ -121,7 +120,6 @@ func newPicker(st Store, rnd io.Reader, c *cache) (*picker, error) {
 		st:      st,
 		rnd:     rnd,
 		rng:     rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))),
-		cache:   c,
 		pools:   map[int]*pool{},
 		served:  map[blocks.ID]bool{},
 		tags:    map[uint64]bool{},
@@ -370,8 +368,8 @@ func (p *picker) commit(cs []cand, tag uint64) []cand {
 	return cs
 }
 
-// fresh makes, stores and caches a fresh random block of the pool's class;
-// with share it joins the popular set.
+// fresh makes a fresh random block of the pool's class and queues it for
+// storing (see takeUnstored); with share it joins the popular set.
 func (p *picker) fresh(ctx context.Context, pl *pool, share bool) (cand, error) {
 	data := make([]byte, pl.class)
 	if _, err := io.ReadFull(p.rnd, data); err != nil {

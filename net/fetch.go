@@ -48,7 +48,8 @@ func (f *Fetcher) Get(ctx context.Context, id blocks.ID) ([]byte, error) {
 		per = 30 * time.Second
 	}
 	var tried []string
-	for _, p := range f.order(id) {
+	peers := f.order(id)
+	for _, p := range peers {
 		pctx, cancel := context.WithTimeout(ctx, per)
 		var got []byte
 		_, err := f.n.Blocks.Fetch(pctx, p, []blocks.ID{id}, func(_ blocks.ID, d []byte) error {
@@ -71,9 +72,9 @@ func (f *Fetcher) Get(ctx context.Context, id blocks.ID) ([]byte, error) {
 		return got, nil
 	}
 	if len(tried) > 0 {
-		return nil, fmt.Errorf("block %s: %w here or at %d peers (%s)", id, blocks.ErrNotFound, len(f.n.candidates()), tried[0])
+		return nil, fmt.Errorf("block %s: %w here or at the %d peers asked (%s)", id, blocks.ErrNotFound, len(peers), tried[0])
 	}
-	return nil, fmt.Errorf("block %s: %w here or at %d peers", id, blocks.ErrNotFound, len(f.n.candidates()))
+	return nil, fmt.Errorf("block %s: %w here or at the %d peers asked", id, blocks.ErrNotFound, len(peers))
 }
 
 // order lists the peers to ask for id: the closest (by XOR distance to its

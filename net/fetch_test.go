@@ -34,11 +34,10 @@ func TestUploaderMayLeave(t *testing.T) {
 	}
 	var bs []blocks.Block
 	for _, id := range res.Blocks {
-		d, err := stores[0].Get(ctx, id)
+		b, err := blocks.GetBlock(ctx, stores[0], id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := blocks.NewBlock(d)
 		bs = append(bs, b)
 	}
 	if _, err := nodes[0].Place(ctx, bs, 3); err != nil {

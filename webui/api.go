@@ -23,7 +23,8 @@ type IDInfo struct {
 	Peers        int      `json:"peers"`
 }
 
-// PutInfo is POST /api/v1/put.
+// PutInfo is POST /api/v1/put (and `blockmix put --json`, which leaves the
+// placement fields out when no daemon placed the blocks).
 type PutInfo struct {
 	Recipe    string `json:"recipe"`
 	URL       string `json:"url"`
@@ -33,10 +34,11 @@ type PutInfo struct {
 	NewBytes  int64  `json:"new_bytes"`
 	NewBlocks int    `json:"new_blocks"`
 	Blocks    int    `json:"blocks"`
-	Replicas  int    `json:"replicas"`
+	Replicas  int    `json:"replicas,omitempty"`
 	// Short is how many blocks have fewer than Replicas copies on other
-	// nodes; Placement says why in plain words ("" when all are placed).
-	Short     int    `json:"blocks_short"`
+	// nodes (nil: not placed); Placement says why in plain words ("" when
+	// all are placed).
+	Short     *int   `json:"blocks_short,omitempty"`
 	Placement string `json:"placement,omitempty"`
 }
 

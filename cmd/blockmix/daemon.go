@@ -247,19 +247,20 @@ func (d *daemonNode) Put(ctx context.Context, r io.Reader, size int64, name, typ
 	// uploader may leave.
 	var bs []blocks.Block
 	for _, id := range res.Blocks {
-		b, err := d.st.Get(ctx, id)
+		blk, err := blocks.GetBlock(ctx, d.st, id)
 		if err != nil {
 			return info, fmt.Errorf("read block to place: %w", err)
 		}
-		blk, _ := blocks.NewBlock(b)
 		bs = append(bs, blk)
 	}
 	pls, err := d.node.Place(ctx, bs, d.replicas)
+	short := 0
 	for _, pl := range pls {
 		if len(pl.Holders) < d.replicas {
-			info.Short++
+			short++
 		}
 	}
+	info.Short = &short
 	if err != nil {
 		info.Placement = err.Error()
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/blockmix/blockmix/mixer"
 	"github.com/blockmix/blockmix/recipe"
+	"github.com/blockmix/blockmix/webui"
 )
 
 // putMemoryLimit is the soft memory limit of a put (see runPut).
@@ -29,21 +30,7 @@ type putOptions struct {
 }
 
 // putOutput is one line of `put --json`.
-type putOutput struct {
-	Recipe    string `json:"recipe"`
-	URL       string `json:"url"`
-	Name      string `json:"name"`
-	Size      int64  `json:"size"`
-	Type      string `json:"type,omitempty"`
-	NewBytes  int64  `json:"new_bytes"`
-	NewBlocks int    `json:"new_blocks"`
-	Blocks    int    `json:"blocks"`
-	// Through a daemon: the copies wanted on other nodes, the blocks that
-	// have fewer, and why in words.
-	Replicas  int    `json:"replicas,omitempty"`
-	Short     *int   `json:"blocks_short,omitempty"`
-	Placement string `json:"placement,omitempty"`
-}
+type putOutput = webui.PutInfo
 
 func newPutCommand(e *env) *cobra.Command {
 	var o putOptions
@@ -224,11 +211,7 @@ func putViaDaemon(ctx context.Context, e *env, dc *daemonClient, o putOptions, f
 		if info.Placement != "" {
 			fmt.Fprintf(e.stderr, "blockmix: %s: %s\n", info.Name, info.Placement)
 		}
-		outs = append(outs, putOutput{
-			Recipe: info.Recipe, URL: info.URL, Name: info.Name, Size: info.Size, Type: info.Type,
-			NewBytes: info.NewBytes, NewBlocks: info.NewBlocks, Blocks: info.Blocks,
-			Replicas: info.Replicas, Short: &info.Short, Placement: info.Placement,
-		})
+		outs = append(outs, info)
 	}
 	return outs, nil
 }
