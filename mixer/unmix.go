@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/blockmix/blockmix/blocks"
 )
@@ -26,23 +27,33 @@ func Unmix(ctx context.Context, g blocks.Getter, tu Tuple) ([]byte, error) {
 	if len(tu) < MinT || len(tu) > MaxT {
 		return nil, fmt.Errorf("%w: %d blocks", ErrBadTuple, len(tu))
 	}
+	// The blocks are fetched at once: over a network each is a round trip.
+	v, _ := g.(Viewer)
+	rest := make([][]byte, len(tu)-1)
+	errs := make([]error, len(tu)-1)
+	var wg sync.WaitGroup
+	for i, id := range tu[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if v != nil {
+				rest[i], errs[i] = v.View(ctx, id)
+			} else {
+				rest[i], errs[i] = g.Get(ctx, id)
+			}
+		}()
+	}
 	out, err := g.Get(ctx, tu[0])
+	wg.Wait()
 	if err != nil {
 		return nil, err
 	}
-	v, _ := g.(Viewer)
-	for _, id := range tu[1:] {
-		var b []byte
-		if v != nil {
-			b, err = v.View(ctx, id)
-		} else {
-			b, err = g.Get(ctx, id)
-		}
-		if err != nil {
-			return nil, err
+	for i, b := range rest {
+		if errs[i] != nil {
+			return nil, errs[i]
 		}
 		if len(b) != len(out) {
-			return nil, fmt.Errorf("%w: block %s has %d bytes, want %d", ErrBadTuple, id, len(b), len(out))
+			return nil, fmt.Errorf("%w: block %s has %d bytes, want %d", ErrBadTuple, tu[i+1], len(b), len(out))
 		}
 		subtle.XORBytes(out, out, b)
 	}

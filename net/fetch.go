@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	kb "github.com/libp2p/go-libp2p-kbucket"
@@ -21,20 +22,101 @@ type LocalStore interface {
 }
 
 // Fetcher is a blocks.Getter that reads the local store first and then
-// asks peers: the nodes closest to the block's key first, then the others,
-// each group best-ranked first by the node's peer book; liars are skipped.
+// asks peers, BitTorrent-style: the Gets of many concurrent callers are
+// queued per peer and sent as batched want-lists, several per peer at
+// once, so that many blocks are in flight across several peers.
+//
+// For each block the Fetcher asks first the nodes closest to its key (where
+// placement put it), then the other peers it knows and the hinted ones
+// (providers of the file), and last the peers a DHT walk finds closest.
+// Among equals it picks the peer with the least work queued per unit of
+// score (see PeerStats.Score), so a slow or failing peer gets a smaller
+// share, and liars none. A peer that fails, lies, stalls past PerPeer or
+// does not have the block passes it on to the next one.
+//
 // A fetched block (verified on arrival) is kept in the local store with a
-// fresh local tag, so it serves later reads and other files. Safe for
-// concurrent use.
+// fresh local tag when Keep allows, so it serves later reads and other
+// files. Concurrent Gets of one ID share one request. Safe for concurrent
+// use.
 type Fetcher struct {
 	n     *Node
 	local LocalStore
-	// PerPeer bounds one peer's answer; 0 means 30 s.
+
+	// PerPeer bounds one want-list's answer; 0 means 30 s.
 	PerPeer time.Duration
+	// Streams is the number of want-lists in flight per peer; 0 means 4.
+	Streams int
+	// Batch is the most IDs per want-list; 0 means 32.
+	Batch int
+	// Near is how many of the closest peers hold a block (the replica
+	// count); 0 means 3.
+	Near int
+	// Keep says whether to keep a fetched block locally; nil keeps all.
+	Keep func(id blocks.ID, size int) bool
+
+	mu       sync.Mutex
+	queues   map[peer.ID]*peerQueue
+	inflight map[blocks.ID]*want
+	hints    []peer.ID
+	stats    FetchStats
+}
+
+// FetchStats counts what a Fetcher did.
+type FetchStats struct {
+	Blocks     int64 // blocks that came from peers
+	Bytes      int64 // their bytes
+	Kept       int64 // of those, kept in the local store
+	KeepFailed int64 // could not be kept (the store failed); still served
+	Lookups    int64 // DHT walks for blocks no known peer had
+}
+
+type peerQueue struct {
+	pending []*want
+	load    int // IDs queued or in flight
+	active  int // want-lists in flight
+}
+
+// want is one block being fetched for one or more callers.
+type want struct {
+	id      blocks.ID
+	cands   []peer.ID // closest first
+	tried   map[peer.ID]bool
+	errs    []string
+	looked  bool // a DHT walk added candidates already
+	waiters []chan fetched
+	// left counts the callers still waiting; a want nobody waits for is
+	// dropped from the queues.
+	left int
+}
+
+type fetched struct {
+	b   []byte
+	err error
 }
 
 // NewFetcher returns a Fetcher over n and the local store.
-func NewFetcher(n *Node, local LocalStore) *Fetcher { return &Fetcher{n: n, local: local} }
+func NewFetcher(n *Node, local LocalStore) *Fetcher {
+	return &Fetcher{n: n, local: local, queues: map[peer.ID]*peerQueue{}, inflight: map[blocks.ID]*want{}}
+}
+
+// Hint adds peers to ask after the closest ones, for example the providers
+// of the file being fetched.
+func (f *Fetcher) Hint(ps ...peer.ID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range ps {
+		if p != f.n.Host.ID() {
+			f.hints = append(f.hints, p)
+		}
+	}
+}
+
+// Stats returns what the Fetcher did so far.
+func (f *Fetcher) Stats() FetchStats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stats
+}
 
 // Get implements blocks.Getter. It returns an error wrapping
 // blocks.ErrNotFound when no peer has the block.
@@ -43,50 +125,249 @@ func (f *Fetcher) Get(ctx context.Context, id blocks.ID) ([]byte, error) {
 	if err == nil || !errors.Is(err, blocks.ErrNotFound) {
 		return b, err
 	}
-	per := f.PerPeer
-	if per <= 0 {
-		per = 30 * time.Second
+	ch := make(chan fetched, 1)
+	f.mu.Lock()
+	w, ok := f.inflight[id]
+	if ok {
+		w.waiters = append(w.waiters, ch)
+		w.left++
+		f.mu.Unlock()
+	} else {
+		w = &want{id: id, tried: map[peer.ID]bool{}, waiters: []chan fetched{ch}, left: 1}
+		w.cands = f.candidates(id)
+		f.inflight[id] = w
+		f.dispatch(w) // unlocks f.mu
 	}
-	var tried []string
-	peers := f.order(id)
-	for _, p := range peers {
-		pctx, cancel := context.WithTimeout(ctx, per)
-		var got []byte
-		_, err := f.n.Blocks.Fetch(pctx, p, []blocks.ID{id}, func(_ blocks.ID, d []byte) error {
-			got = append([]byte(nil), d...)
-			return nil
-		})
-		cancel()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if err != nil || got == nil {
-			if err != nil {
-				tried = append(tried, fmt.Sprintf("%s: %v", p.ShortString(), err))
-			}
-			continue
-		}
-		if err := f.local.Put(ctx, id, got, FreshTag()); err != nil {
-			return nil, fmt.Errorf("keep fetched block %s: %w", id, err)
-		}
-		return got, nil
+	select {
+	case r := <-ch:
+		return r.b, r.err
+	case <-ctx.Done():
+		f.mu.Lock()
+		w.left--
+		f.mu.Unlock()
+		return nil, ctx.Err()
 	}
-	if len(tried) > 0 {
-		return nil, fmt.Errorf("block %s: %w here or at the %d peers asked (%s)", id, blocks.ErrNotFound, len(peers), tried[0])
-	}
-	return nil, fmt.Errorf("block %s: %w here or at the %d peers asked", id, blocks.ErrNotFound, len(peers))
 }
 
-// order lists the peers to ask for id: the closest (by XOR distance to its
-// key) first, as placement put it there, each half ranked by the book.
-func (f *Fetcher) order(id blocks.ID) []peer.ID {
+// candidates lists the peers to ask for id: the closest by XOR distance
+// to its key first, then the hinted peers not among them.
+func (f *Fetcher) candidates(id blocks.ID) []peer.ID {
 	ps := kb.SortClosestPeers(f.n.candidates(), kb.ConvertKey(BlockKey(id)))
-	const near = 3 // the replication factor's default
-	now := time.Now()
-	if len(ps) <= near {
-		return f.n.Blocks.Peers.Rank(ps, now)
+	seen := make(map[peer.ID]bool, len(ps))
+	for _, p := range ps {
+		seen[p] = true
 	}
-	return append(f.n.Blocks.Peers.Rank(ps[:near], now), f.n.Blocks.Peers.Rank(ps[near:], now)...)
+	for _, p := range f.hints {
+		if !seen[p] {
+			seen[p] = true
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// dispatch queues w at its next peer, or finishes it when there is none
+// (after one DHT walk). Called with f.mu held; it releases it.
+func (f *Fetcher) dispatch(w *want) {
+	if w.left <= 0 {
+		f.forget(w)
+		f.mu.Unlock()
+		return
+	}
+	p, ok := f.pick(w)
+	if ok {
+		w.tried[p] = true
+		q := f.queues[p]
+		if q == nil {
+			q = &peerQueue{}
+			f.queues[p] = q
+		}
+		q.pending = append(q.pending, w)
+		q.load++
+		start := q.active < f.streams()
+		if start {
+			q.active++
+		}
+		f.mu.Unlock()
+		if start {
+			go f.work(p, q)
+		}
+		return
+	}
+	if !w.looked {
+		w.looked = true
+		f.stats.Lookups++
+		f.mu.Unlock()
+		go f.lookup(w)
+		return
+	}
+	f.finish(w, fetched{err: w.notFound()}) // unlocks
+}
+
+// pick chooses w's next peer: among the untried near peers if any are
+// left, else among all untried ones, the least loaded per unit of score.
+func (f *Fetcher) pick(w *want) (peer.ID, bool) {
+	near := f.Near
+	if near <= 0 {
+		near = 3
+	}
+	now := time.Now()
+	for _, group := range [][]peer.ID{w.cands[:min(near, len(w.cands))], w.cands} {
+		best, bestCost := peer.ID(""), 0.0
+		for _, p := range group {
+			if w.tried[p] {
+				continue
+			}
+			s := f.n.Blocks.Peers.Stats(p).Score(now)
+			if s <= 0 {
+				continue // a liar within its penalty
+			}
+			load := 0
+			if q := f.queues[p]; q != nil {
+				load = q.load
+			}
+			if cost := float64(load+1) / s; best == "" || cost < bestCost {
+				best, bestCost = p, cost
+			}
+		}
+		if best != "" {
+			return best, true
+		}
+	}
+	return "", false
+}
+
+func (w *want) notFound() error {
+	if len(w.errs) > 0 {
+		return fmt.Errorf("block %s: %w here or at the %d peers asked (%s)", w.id, blocks.ErrNotFound, len(w.tried), w.errs[0])
+	}
+	return fmt.Errorf("block %s: %w here or at the %d peers asked", w.id, blocks.ErrNotFound, len(w.tried))
+}
+
+// finish hands r to every caller waiting for w. Called with f.mu held; it
+// releases it.
+func (f *Fetcher) finish(w *want, r fetched) {
+	f.forget(w)
+	ws := w.waiters
+	w.waiters = nil
+	f.mu.Unlock()
+	for i, ch := range ws {
+		if i > 0 && r.b != nil {
+			r.b = append([]byte(nil), r.b...) // each caller owns its bytes
+		}
+		ch <- r
+	}
+}
+
+// forget removes w from the wants in flight. Called with f.mu held.
+func (f *Fetcher) forget(w *want) {
+	if f.inflight[w.id] == w {
+		delete(f.inflight, w.id)
+	}
+}
+
+// lookup walks the DHT for the peers closest to w's key and adds the new
+// ones as candidates: in a large network the routing table may not know
+// the holders.
+func (f *Fetcher) lookup(w *want) {
+	ctx, cancel := context.WithTimeout(context.Background(), f.perPeer())
+	ps, _ := f.n.Closest(ctx, w.id, 20)
+	cancel()
+	f.mu.Lock()
+	for _, p := range ps {
+		if !w.tried[p] && p != f.n.Host.ID() {
+			w.cands = append(w.cands, p)
+		}
+	}
+	f.dispatch(w)
+}
+
+func (f *Fetcher) streams() int {
+	if f.Streams > 0 {
+		return f.Streams
+	}
+	return 4
+}
+
+func (f *Fetcher) perPeer() time.Duration {
+	if f.PerPeer > 0 {
+		return f.PerPeer
+	}
+	return 30 * time.Second
+}
+
+// work sends p's queued wants as want-lists until its queue is empty.
+func (f *Fetcher) work(p peer.ID, q *peerQueue) {
+	batch := f.Batch
+	if batch <= 0 {
+		batch = 32
+	}
+	for {
+		f.mu.Lock()
+		var ws []*want
+		for len(q.pending) > 0 && len(ws) < batch {
+			w := q.pending[0]
+			q.pending = q.pending[1:]
+			if w.left <= 0 {
+				q.load--
+				f.forget(w)
+				continue
+			}
+			ws = append(ws, w)
+		}
+		if len(ws) == 0 {
+			q.active--
+			f.mu.Unlock()
+			return
+		}
+		f.mu.Unlock()
+		f.ask(p, q, ws)
+	}
+}
+
+// ask sends one want-list to p and settles every want in it: delivered,
+// or passed on to its next peer.
+func (f *Fetcher) ask(p peer.ID, q *peerQueue, ws []*want) {
+	ids := make([]blocks.ID, len(ws))
+	byID := make(map[blocks.ID]*want, len(ws))
+	for i, w := range ws {
+		ids[i] = w.id
+		byID[w.id] = w
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.perPeer())
+	defer cancel()
+	done := make(map[blocks.ID]bool, len(ws))
+	_, err := f.n.Blocks.Fetch(ctx, p, ids, func(id blocks.ID, d []byte) error {
+		b := append([]byte(nil), d...)
+		kept, keepErr := false, error(nil)
+		if f.Keep == nil || f.Keep(id, len(b)) {
+			keepErr = f.local.Put(ctx, id, b, FreshTag())
+			kept = keepErr == nil
+		}
+		done[id] = true
+		f.mu.Lock()
+		f.stats.Blocks++
+		f.stats.Bytes += int64(len(b))
+		if kept {
+			f.stats.Kept++
+		} else if keepErr != nil {
+			f.stats.KeepFailed++
+		}
+		q.load--
+		f.finish(byID[id], fetched{b: b}) // unlocks
+		return nil
+	})
+	for _, w := range ws {
+		if done[w.id] {
+			continue
+		}
+		f.mu.Lock()
+		q.load--
+		if err != nil {
+			w.errs = append(w.errs, fmt.Sprintf("%s: %v", p.ShortString(), err))
+		}
+		f.dispatch(w) // unlocks
+	}
 }
 
 // FreshTag is a random local tag for a block from elsewhere: its relation

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,5 +68,187 @@ func TestUploaderMayLeave(t *testing.T) {
 	_, err = NewFetcher(nodes[4], stores[4]).Get(ctx, block(999).ID())
 	if !errors.Is(err, blocks.ErrNotFound) {
 		t.Fatalf("a block nobody has: %v", err)
+	}
+}
+
+// startServers starts one node per source (no pushes taken) and a client
+// node with an empty store, all connected to each other.
+func startServers(t *testing.T, ctx context.Context, srcs []blocks.Getter) (*Node, *blocks.Mem, []*Node) {
+	t.Helper()
+	local := blocks.NewMem()
+	client, err := NewNode(Config{}, local, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	var servers []*Node
+	for _, src := range srcs {
+		n, err := NewNode(Config{}, src, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		connect(t, ctx, client, n)
+		servers = append(servers, n)
+	}
+	return client, local, servers
+}
+
+// someBlocks returns n distinct 16 KiB blocks in a store.
+func someBlocks(t *testing.T, n int) ([]blocks.ID, *blocks.Mem) {
+	t.Helper()
+	st := blocks.NewMem()
+	rng := rand.NewChaCha8([32]byte{7})
+	var ids []blocks.ID
+	for i := 0; i < n; i++ {
+		d := make([]byte, 16<<10)
+		rng.Read(d)
+		b, err := blocks.NewBlock(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Put(context.Background(), b.ID(), d, uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, b.ID())
+	}
+	return ids, st
+}
+
+// getAll fetches ids with 64 Gets in flight and checks every block.
+func getAll(t *testing.T, ctx context.Context, f *Fetcher, ids []blocks.ID) {
+	t.Helper()
+	sem := make(chan struct{}, 64)
+	errs := make(chan error, len(ids))
+	for _, id := range ids {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			b, err := f.Get(ctx, id)
+			if err == nil {
+				err = blocks.Check(id, b)
+			}
+			errs <- err
+		}()
+	}
+	for range ids {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// slowGetter answers every Get after a delay.
+type slowGetter struct {
+	blocks.Getter
+	delay time.Duration
+}
+
+func (s slowGetter) Get(ctx context.Context, id blocks.ID) ([]byte, error) {
+	time.Sleep(s.delay)
+	return s.Getter.Get(ctx, id)
+}
+
+// TestFetcherSpreadsAndBatches: three holders of every block share the
+// work, the requests go out as want-lists of many IDs, and a slow holder
+// gets a smaller share than the fast ones.
+func TestFetcherSpreadsAndBatches(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ids, st := someBlocks(t, 600)
+	client, local, servers := startServers(t, ctx, []blocks.Getter{st, st, slowGetter{st, 5 * time.Millisecond}})
+	f := NewFetcher(client, local)
+	getAll(t, ctx, f, ids)
+
+	if s := f.Stats(); s.Blocks != int64(len(ids)) || s.Kept != int64(len(ids)) {
+		t.Fatalf("fetched %d blocks and kept %d, want %d of each", s.Blocks, s.Kept, len(ids))
+	}
+	var requests int64
+	share := make([]int64, len(servers))
+	for i, n := range servers {
+		s := client.Blocks.Peers.Stats(n.Host.ID())
+		share[i] = s.BytesIn / (16 << 10)
+		requests += s.Successes + s.Failures
+	}
+	t.Logf("blocks per holder (fast, fast, slow): %v in %d want-lists", share, requests)
+	if requests > int64(len(ids))/4 {
+		t.Errorf("%d want-lists for %d blocks: not batched", requests, len(ids))
+	}
+	for i, n := range share[:2] {
+		if n == 0 {
+			t.Errorf("fast holder %d served nothing", i)
+		}
+	}
+	if share[2]*2 > min(share[0], share[1]) {
+		t.Errorf("the slow holder served %d blocks, the fast ones %d and %d: want less than half", share[2], share[0], share[1])
+	}
+	// Now they are local: no more traffic.
+	before := f.Stats().Blocks
+	getAll(t, ctx, f, ids[:50])
+	if f.Stats().Blocks != before {
+		t.Fatal("blocks already kept were fetched again")
+	}
+}
+
+// liarGetter answers with the bytes of another block.
+type liarGetter struct{}
+
+func (liarGetter) Get(context.Context, blocks.ID) ([]byte, error) {
+	return bytes.Repeat([]byte("not it"), 2000), nil
+}
+
+// stallGetter never answers until the test ends.
+type stallGetter struct{ stop <-chan struct{} }
+
+func (s stallGetter) Get(context.Context, blocks.ID) ([]byte, error) {
+	<-s.stop
+	return nil, blocks.ErrNotFound
+}
+
+// vanishGetter serves n blocks, then its node goes away.
+type vanishGetter struct {
+	blocks.Getter
+	mu   sync.Mutex
+	n    int
+	gone func()
+}
+
+func (v *vanishGetter) Get(ctx context.Context, id blocks.ID) ([]byte, error) {
+	v.mu.Lock()
+	v.n--
+	if v.n == 0 {
+		go v.gone()
+	}
+	v.mu.Unlock()
+	return v.Getter.Get(ctx, id)
+}
+
+// TestFetcherBadPeers: of four holders one lies, one stalls and one
+// vanishes mid-transfer; every block still arrives right, from the honest
+// one, and the liar is marked.
+func TestFetcherBadPeers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ids, st := someBlocks(t, 300)
+	stop := make(chan struct{})
+	defer close(stop)
+	vanish := &vanishGetter{Getter: st, n: 40}
+	client, local, servers := startServers(t, ctx, []blocks.Getter{liarGetter{}, stallGetter{stop}, vanish, st})
+	vanish.gone = func() { servers[2].Close() }
+	f := NewFetcher(client, local)
+	f.PerPeer = time.Second
+	getAll(t, ctx, f, ids)
+
+	if s := client.Blocks.Peers.Stats(servers[0].Host.ID()); s.Lies == 0 || s.BytesIn != 0 {
+		t.Errorf("the liar: %+v, want lies counted and no bytes taken", s)
+	}
+	if s := client.Blocks.Peers.Stats(servers[1].Host.ID()); s.Failures == 0 || s.BytesIn != 0 {
+		t.Errorf("the staller: %+v, want failures and no bytes", s)
+	}
+	if s := client.Blocks.Peers.Stats(servers[2].Host.ID()); s.Failures == 0 {
+		t.Errorf("the vanished peer: %+v, want failures", s)
+	}
+	if s := client.Blocks.Peers.Stats(servers[3].Host.ID()); s.BytesIn == 0 {
+		t.Error("the honest peer served nothing")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/peer"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -38,6 +39,7 @@ type Node struct {
 	Host   host.Host
 	DHT    *dht.IpfsDHT
 	Blocks *Service
+	bw     *metrics.BandwidthCounter
 }
 
 // NewNode starts a node that serves src and takes pushes into sink (nil:
@@ -47,8 +49,10 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 	if len(listen) == 0 {
 		listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	}
+	bw := metrics.NewBandwidthCounter()
 	opts := []libp2p.Option{
 		libp2p.ListenAddrStrings(listen...),
+		libp2p.BandwidthReporter(bw),
 		// Listing transports drops libp2p's defaults (websocket, webrtc…).
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.DisableRelay(),
@@ -74,8 +78,13 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 		h.Close()
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}
-	return &Node{Host: h, DHT: d, Blocks: NewService(h, src, sink)}, nil
+	return &Node{Host: h, DHT: d, Blocks: NewService(h, src, sink), bw: bw}, nil
 }
+
+// Bandwidth returns the bytes this node sent and received over libp2p
+// since it started (all protocols, after encryption and multiplexing
+// framing), with the current rates in bytes per second.
+func (n *Node) Bandwidth() metrics.Stats { return n.bw.GetBandwidthTotals() }
 
 // AddrInfo returns how other nodes reach this one.
 func (n *Node) AddrInfo() peer.AddrInfo {
