@@ -50,15 +50,38 @@ func arm(ctx context.Context, rw any, idle time.Duration) {
 	_ = d.SetDeadline(t)
 }
 
+// Flusher is a Sink that makes accepted blocks durable in groups: Accept
+// stores a block, Flush returns once every block accepted before the call
+// is durable. Serve answers a push with Accept only after a Flush that
+// covers it, and pushes that arrive together share one Flush.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
+// maxAnswers bounds the answers queued behind a slow writer or Flush.
+const maxAnswers = 256
+
 // Serve answers the frames of one stream until it ends: a want-list with a
 // Block or DontHave frame for each ID, then End; a push with Accept or
 // Refuse. Blocks are served from src (which verifies them); pushes go to
 // sink after they are checked against their IDs (sink nil refuses all).
+// Requests are read while earlier answers are written, in order; when sink
+// is a Flusher, accepted pushes are answered after one Flush per group.
 // Serve returns nil when the peer closes the stream between frames, and an
 // error wrapping ErrBadFrame when it breaks the format.
 func Serve(ctx context.Context, rw io.ReadWriter, peer string, src blocks.Getter, sink Sink) error {
+	answers := make(chan Frame, maxAnswers)
+	werr := make(chan error, 1)
+	go func() { werr <- writeAnswers(ctx, rw, answers, sink) }()
+	rerr := readRequests(ctx, rw, peer, src, sink, answers)
+	close(answers)
+	return errors.Join(rerr, <-werr)
+}
+
+// readRequests reads frames from rw and queues their answers until the
+// stream ends or breaks.
+func readRequests(ctx context.Context, rw io.ReadWriter, peer string, src blocks.Getter, sink Sink, answers chan<- Frame) error {
 	fr := NewFrameReader(rw)
-	w := bufio.NewWriterSize(rw, 256<<10)
 	for {
 		arm(ctx, rw, DefaultIdle)
 		f, err := fr.ReadFrame()
@@ -71,35 +94,93 @@ func Serve(ctx context.Context, rw io.ReadWriter, peer string, src blocks.Getter
 		switch f.Kind {
 		case KindWant:
 			for _, id := range f.IDs {
-				arm(ctx, rw, DefaultIdle)
 				b, err := src.Get(ctx, id)
 				if err != nil {
 					// Missing or corrupt here: either way, not ours to give.
-					err = WriteFrame(w, Frame{Kind: KindDontHave, ID: id})
+					answers <- Frame{Kind: KindDontHave, ID: id}
 				} else {
-					err = WriteFrame(w, Frame{Kind: KindBlock, ID: id, Data: b})
-				}
-				if err != nil {
-					return fmt.Errorf("answer want-list: %w", err)
+					answers <- Frame{Kind: KindBlock, ID: id, Data: b}
 				}
 			}
-			if err := WriteFrame(w, Frame{Kind: KindEnd}); err != nil {
-				return fmt.Errorf("answer want-list: %w", err)
-			}
+			answers <- Frame{Kind: KindEnd}
 		case KindPush:
 			ans := Frame{Kind: KindAccept, ID: f.ID}
 			if r := accept(ctx, sink, peer, f.ID, f.Data); r != nil {
 				ans = Frame{Kind: KindRefuse, ID: f.ID, Reason: r.Code, Text: r.Text}
 			}
-			if err := WriteFrame(w, ans); err != nil {
-				return fmt.Errorf("answer push: %w", err)
-			}
+			answers <- ans
 		default:
 			return fmt.Errorf("%w: a server does not take kind %d", ErrBadFrame, f.Kind)
 		}
-		if err := w.Flush(); err != nil {
-			return fmt.Errorf("answer: %w", err)
+	}
+}
+
+// writeAnswers writes the queued answers in order, each group after one
+// Flush of the sink when it holds accepted pushes. After a write error it
+// breaks the stream (so the reader stops) and drains the queue.
+func writeAnswers(ctx context.Context, rw io.ReadWriter, answers <-chan Frame, sink Sink) error {
+	fl, _ := sink.(Flusher)
+	w := bufio.NewWriterSize(rw, 256<<10)
+	var err error
+	for f := range answers {
+		if err != nil {
+			continue
 		}
+		group := []Frame{f}
+	more:
+		for len(group) < maxAnswers {
+			select {
+			case g, ok := <-answers:
+				if !ok {
+					break more
+				}
+				group = append(group, g)
+			default:
+				break more
+			}
+		}
+		if fl != nil && hasAccept(group) {
+			if ferr := fl.Flush(ctx); ferr != nil {
+				for i, g := range group {
+					if g.Kind == KindAccept {
+						group[i] = Frame{Kind: KindRefuse, ID: g.ID, Reason: RefuseError, Text: "could not store it: " + ferr.Error()}
+					}
+				}
+			}
+		}
+		for _, g := range group {
+			arm(ctx, rw, DefaultIdle)
+			if err = WriteFrame(w, g); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = w.Flush()
+		}
+		if err != nil {
+			err = fmt.Errorf("answer: %w", err)
+			breakStream(rw)
+		}
+	}
+	return err
+}
+
+func hasAccept(fs []Frame) bool {
+	for _, f := range fs {
+		if f.Kind == KindAccept {
+			return true
+		}
+	}
+	return false
+}
+
+// breakStream resets (or else closes) rw so that a blocked read returns.
+func breakStream(rw io.ReadWriter) {
+	switch s := rw.(type) {
+	case interface{ Reset() error }:
+		_ = s.Reset()
+	case io.Closer:
+		_ = s.Close()
 	}
 }
 

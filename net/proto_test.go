@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	stdnet "net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -251,6 +253,81 @@ func TestPushMany(t *testing.T) {
 		}
 		if ok, _ := st.Has(context.Background(), bs[i].ID()); !ok {
 			t.Fatalf("block %d not stored", i)
+		}
+	}
+}
+
+// flushSink counts Flushes, takes a while for each, and remembers which
+// accepted blocks a Flush made durable; it fails when told to.
+type flushSink struct {
+	mu               sync.Mutex
+	accepted, stored []blocks.ID
+	flushes          int
+	fail             error
+}
+
+func (s *flushSink) Accept(_ context.Context, _ string, id blocks.ID, _ []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accepted = append(s.accepted, id)
+	return nil
+}
+
+func (s *flushSink) Flush(context.Context) error {
+	time.Sleep(10 * time.Millisecond) // an fsync
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flushes++
+	if s.fail != nil {
+		return s.fail
+	}
+	s.stored = append([]blocks.ID(nil), s.accepted...)
+	return nil
+}
+
+// TestPushesShareFlushes: a pushed block is answered Accept only once a
+// Flush made it durable, and pipelined pushes share Flushes.
+func TestPushesShareFlushes(t *testing.T) {
+	sink := &flushSink{}
+	conn, _ := serve(t, blocks.NewMem(), sink)
+	var bs []blocks.Block
+	for i := 0; i < 200; i++ {
+		bs = append(bs, block(2000+i))
+	}
+	res, err := Push(context.Background(), conn, bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	durable := map[blocks.ID]bool{}
+	for _, id := range sink.stored {
+		durable[id] = true
+	}
+	for i, r := range res {
+		if r != nil || !durable[bs[i].ID()] {
+			t.Fatalf("push %d: answer %v, durable %v", i, r, durable[bs[i].ID()])
+		}
+	}
+	t.Logf("%d pushes, %d flushes", len(bs), sink.flushes)
+	if sink.flushes > len(bs)/4 {
+		t.Fatalf("%d flushes for %d pipelined pushes", sink.flushes, len(bs))
+	}
+}
+
+// TestPushFlushFails: when the sink cannot make blocks durable, the pushes
+// are refused with the reason, not accepted.
+func TestPushFlushFails(t *testing.T) {
+	sink := &flushSink{fail: errors.New("disk on fire")}
+	conn, _ := serve(t, blocks.NewMem(), sink)
+	res, err := Push(context.Background(), conn, []blocks.Block{block(1), block(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		var ref *Refusal
+		if !errors.As(r, &ref) || ref.Code != RefuseError || !strings.Contains(ref.Text, "disk on fire") {
+			t.Fatalf("push %d: %v, want a refusal that says why", i, r)
 		}
 	}
 }
