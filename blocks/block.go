@@ -31,6 +31,9 @@ func (b Block) ID() ID { return b.id }
 // Data returns the block's bytes; do not modify them.
 func (b Block) Data() []byte { return b.data }
 
+// Clone returns the Block with its own copy of the bytes.
+func (b Block) Clone() Block { return Block{id: b.id, data: append([]byte(nil), b.data...)} }
+
 // BlockPutter stores a Block without hashing it again. Otherwise it follows
 // Putter's contract.
 type BlockPutter interface {

@@ -18,7 +18,7 @@ import (
 // LocalStore is what a Fetcher needs of the node's own store.
 type LocalStore interface {
 	blocks.Getter
-	blocks.Putter
+	blocks.BlockPutter
 }
 
 // Fetcher is a blocks.Getter that reads the local store first and then
@@ -337,11 +337,12 @@ func (f *Fetcher) ask(p peer.ID, q *peerQueue, ws []*want) {
 	ctx, cancel := context.WithTimeout(context.Background(), f.perPeer())
 	defer cancel()
 	done := make(map[blocks.ID]bool, len(ws))
-	_, err := f.n.Blocks.Fetch(ctx, p, ids, func(id blocks.ID, d []byte) error {
-		b := append([]byte(nil), d...)
+	_, err := f.n.Blocks.Fetch(ctx, p, ids, func(blk blocks.Block) error {
+		blk = blk.Clone()
+		id, b := blk.ID(), blk.Data()
 		kept, keepErr := false, error(nil)
 		if f.Keep == nil || f.Keep(id, len(b)) {
-			keepErr = f.local.Put(ctx, id, b, FreshTag())
+			keepErr = f.local.PutBlock(ctx, blk, FreshTag())
 			kept = keepErr == nil
 		}
 		done[id] = true

@@ -83,7 +83,8 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 
 // Bandwidth returns the bytes this node sent and received over libp2p
 // since it started (all protocols, after encryption and multiplexing
-// framing), with the current rates in bytes per second.
+// framing), with the current rates in bytes per second. libp2p updates
+// the figures once a second.
 func (n *Node) Bandwidth() metrics.Stats { return n.bw.GetBandwidthTotals() }
 
 // AddrInfo returns how other nodes reach this one.

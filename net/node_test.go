@@ -76,8 +76,8 @@ func TestNodesOnLoopback(t *testing.T) {
 	}
 	connect(t, ctx, nodes[0], nodes[4])
 	var got []byte
-	if _, err := nodes[0].Blocks.Fetch(ctx, nodes[4].Host.ID(), []blocks.ID{b.ID()}, func(_ blocks.ID, d []byte) error {
-		got = d
+	if _, err := nodes[0].Blocks.Fetch(ctx, nodes[4].Host.ID(), []blocks.ID{b.ID()}, func(blk blocks.Block) error {
+		got = blk.Clone().Data()
 		return nil
 	}); err != nil || len(got) != len(b.Data()) {
 		t.Fatalf("fetch over TCP: %d bytes, %v", len(got), err)

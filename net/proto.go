@@ -218,12 +218,13 @@ func ctxErr(ctx context.Context, err error) error {
 }
 
 // Fetch sends one want-list on rw and reads the answer: got is called for
-// each block, in the order they come, after it was checked against its ID;
+// each block, in the order they come, after it was checked against its ID
+// (its bytes are valid during the call only: Clone the Block to keep it);
 // the IDs the peer does not have are returned. A block that does not match
 // its ID, or that was not asked for, ends Fetch with an error wrapping
 // ErrPeerLied. ctx's deadline (and DefaultIdle per frame) bounds every
 // read when rw supports deadlines, so a stalled peer cannot hang it.
-func Fetch(ctx context.Context, rw io.ReadWriter, ids []blocks.ID, got func(blocks.ID, []byte) error) ([]blocks.ID, error) {
+func Fetch(ctx context.Context, rw io.ReadWriter, ids []blocks.ID, got func(blocks.Block) error) ([]blocks.ID, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -257,11 +258,15 @@ func Fetch(ctx context.Context, rw io.ReadWriter, ids []blocks.ID, got func(bloc
 			if !pending[f.ID] {
 				return missing, fmt.Errorf("%w: block %s was not asked for", ErrPeerLied, f.ID)
 			}
-			if err := blocks.Check(f.ID, f.Data); err != nil {
+			b, err := blocks.NewBlock(f.Data)
+			if err != nil {
 				return missing, fmt.Errorf("%w: %v", ErrPeerLied, err)
 			}
+			if b.ID() != f.ID {
+				return missing, fmt.Errorf("%w: %s came as %s", ErrPeerLied, f.ID, b.ID())
+			}
 			delete(pending, f.ID)
-			if err := got(f.ID, f.Data); err != nil {
+			if err := got(b); err != nil {
 				return missing, err
 			}
 		case KindDontHave:

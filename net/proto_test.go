@@ -58,8 +58,8 @@ func TestFetch(t *testing.T) {
 	absent := block(99).ID()
 	conn, _ := serve(t, st, nil)
 	got := map[blocks.ID][]byte{}
-	missing, err := Fetch(context.Background(), conn, append(ids, absent), func(id blocks.ID, b []byte) error {
-		got[id] = append([]byte(nil), b...)
+	missing, err := Fetch(context.Background(), conn, append(ids, absent), func(b blocks.Block) error {
+		got[b.ID()] = append([]byte(nil), b.Data()...)
 		return nil
 	})
 	if err != nil {
@@ -74,7 +74,7 @@ func TestFetch(t *testing.T) {
 		}
 	}
 	// A second want-list on the same stream.
-	if _, err := Fetch(context.Background(), conn, ids[:1], func(blocks.ID, []byte) error { return nil }); err != nil {
+	if _, err := Fetch(context.Background(), conn, ids[:1], func(blocks.Block) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -115,7 +115,7 @@ func TestFetchFromLiars(t *testing.T) {
 	for name, fake := range cases {
 		t.Run(name, func(t *testing.T) {
 			conn := liar(t, fake)
-			_, err := Fetch(context.Background(), conn, []blocks.ID{good.ID()}, func(blocks.ID, []byte) error {
+			_, err := Fetch(context.Background(), conn, []blocks.ID{good.ID()}, func(blocks.Block) error {
 				t.Fatal("a lie was delivered")
 				return nil
 			})
@@ -126,7 +126,7 @@ func TestFetchFromLiars(t *testing.T) {
 	}
 	t.Run("end too soon", func(t *testing.T) {
 		conn := liar(t, func(Frame) []Frame { return []Frame{{Kind: KindEnd}} })
-		_, err := Fetch(context.Background(), conn, []blocks.ID{good.ID()}, func(blocks.ID, []byte) error { return nil })
+		_, err := Fetch(context.Background(), conn, []blocks.ID{good.ID()}, func(blocks.Block) error { return nil })
 		if !errors.Is(err, ErrBadFrame) {
 			t.Fatalf("got %v, want ErrBadFrame", err)
 		}
@@ -140,7 +140,7 @@ func TestFetchStalledPeer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := Fetch(ctx, conn, []blocks.ID{block(1).ID()}, func(blocks.ID, []byte) error { return nil })
+	_, err := Fetch(ctx, conn, []blocks.ID{block(1).ID()}, func(blocks.Block) error { return nil })
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want a deadline error", err)
 	}
@@ -162,7 +162,7 @@ func TestFetchPeerVanishes(t *testing.T) {
 	}()
 	defer a.Close()
 	n := 0
-	_, err := Fetch(context.Background(), a, []blocks.ID{b1.ID(), b2.ID()}, func(blocks.ID, []byte) error { n++; return nil })
+	_, err := Fetch(context.Background(), a, []blocks.ID{b1.ID(), b2.ID()}, func(blocks.Block) error { n++; return nil })
 	if err == nil || n != 1 {
 		t.Fatalf("got %d blocks and %v; want 1 block and an error", n, err)
 	}

@@ -48,7 +48,7 @@ func (s *Service) handle(st network.Stream) {
 
 // Fetch asks peer p for ids over a new stream (see the package's Fetch). A
 // lying peer's stream is reset; the error wraps ErrPeerLied.
-func (s *Service) Fetch(ctx context.Context, p peer.ID, ids []blocks.ID, got func(blocks.ID, []byte) error) ([]blocks.ID, error) {
+func (s *Service) Fetch(ctx context.Context, p peer.ID, ids []blocks.ID, got func(blocks.Block) error) ([]blocks.ID, error) {
 	start := time.Now()
 	st, err := s.h.NewStream(ctx, p, protocol.ID(ProtocolID))
 	if err != nil {
@@ -56,9 +56,9 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID, ids []blocks.ID, got fun
 		return nil, fmt.Errorf("open stream to %s: %w", p, err)
 	}
 	var in int64
-	missing, err := Fetch(ctx, st, ids, func(id blocks.ID, b []byte) error {
-		in += int64(len(b))
-		return got(id, b)
+	missing, err := Fetch(ctx, st, ids, func(b blocks.Block) error {
+		in += int64(len(b.Data()))
+		return got(b)
 	})
 	if err != nil {
 		_ = st.Reset()

@@ -44,8 +44,8 @@ func TestServiceOverLibp2p(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []byte
-	missing, err := a.Fetch(ctx, hb.ID(), []blocks.ID{held.ID(), block(2).ID()}, func(_ blocks.ID, b []byte) error {
-		got = append([]byte(nil), b...)
+	missing, err := a.Fetch(ctx, hb.ID(), []blocks.ID{held.ID(), block(2).ID()}, func(b blocks.Block) error {
+		got = b.Clone().Data()
 		return nil
 	})
 	if err != nil {
@@ -96,7 +96,7 @@ func TestServiceMarksLiars(t *testing.T) {
 		_ = WriteFrame(st, Frame{Kind: KindBlock, ID: want.ID(), Data: other.Data()})
 		_ = WriteFrame(st, Frame{Kind: KindEnd})
 	})
-	_, err := a.Fetch(ctx, hb.ID(), []blocks.ID{want.ID()}, func(blocks.ID, []byte) error {
+	_, err := a.Fetch(ctx, hb.ID(), []blocks.ID{want.ID()}, func(blocks.Block) error {
 		t.Fatal("a wrong block was delivered")
 		return nil
 	})
