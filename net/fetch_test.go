@@ -156,7 +156,7 @@ func TestFetcherSpreadsAndBatches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ids, st := someBlocks(t, 600)
-	client, local, servers := startServers(t, ctx, []blocks.Getter{st, st, slowGetter{st, 5 * time.Millisecond}})
+	client, local, servers := startServers(t, ctx, []blocks.Getter{st, st, slowGetter{st, 20 * time.Millisecond}})
 	f := NewFetcher(client, local)
 	getAll(t, ctx, f, ids)
 

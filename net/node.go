@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
@@ -103,6 +104,38 @@ func (n *Node) Closest(ctx context.Context, id blocks.ID, k int) ([]peer.ID, err
 		ps = ps[:k]
 	}
 	return ps, nil
+}
+
+// ProvideFile announces in the DHT that this node holds a whole file, by a
+// provider record for the file's root block (one record per file, not per
+// block: providing every block cannot keep up, see kubo#6382).
+func (n *Node) ProvideFile(ctx context.Context, root blocks.ID) error {
+	if err := n.DHT.Provide(ctx, root.CID(), true); err != nil {
+		return fmt.Errorf("provide %s: %w", root, err)
+	}
+	return nil
+}
+
+// FileProviders asks the DHT for up to max nodes that hold the file whose
+// root block is root; the channel closes when the search ends or ctx does.
+// Their addresses go into the peerstore, so they can be asked at once.
+func (n *Node) FileProviders(ctx context.Context, root blocks.ID, max int) <-chan peer.ID {
+	out := make(chan peer.ID)
+	go func() {
+		defer close(out)
+		for ai := range n.DHT.FindProvidersAsync(ctx, root.CID(), max) {
+			if ai.ID == n.Host.ID() {
+				continue
+			}
+			n.Host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+			select {
+			case out <- ai.ID:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // Close stops the node.

@@ -83,3 +83,27 @@ func TestNodesOnLoopback(t *testing.T) {
 		t.Fatalf("fetch over TCP: %d bytes, %v", len(got), err)
 	}
 }
+
+// TestFileProviders: a node that announces a file is found by another
+// through the DHT, and no one is found for a file nobody announced.
+func TestFileProviders(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nodes, _ := startNetwork(t, ctx, []int{0, 0, 0, 0})
+	root := block(5).ID()
+	if err := nodes[1].ProvideFile(ctx, root); err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for p := range nodes[3].FileProviders(ctx, root, 3) {
+		found = append(found, p.String())
+	}
+	if len(found) != 1 || found[0] != nodes[1].Host.ID().String() {
+		t.Fatalf("providers %v, want [%s]", found, nodes[1].Host.ID())
+	}
+	sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+	defer scancel()
+	for p := range nodes[3].FileProviders(sctx, block(6).ID(), 3) {
+		t.Fatalf("a provider %s for a file nobody announced", p)
+	}
+}

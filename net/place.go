@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	kb "github.com/libp2p/go-libp2p-kbucket"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -40,14 +41,49 @@ func (n *Node) candidates() []peer.ID {
 	return out
 }
 
+// maxWalks bounds the DHT walks of one Place call.
+const maxWalks = 16
+
+// explore walks the DHT towards the regions of the keyspace the blocks'
+// keys fall in, at most maxWalks walks (one per region, by the keys' first
+// byte), so that in a network larger than the routing table the closest
+// nodes become known: one walk per region, never one per block (see
+// go-libp2p-kad-dht#824). Walks that fail are skipped: placement then uses
+// the peers already known.
+func (n *Node) explore(ctx context.Context, bs []blocks.Block) {
+	if n.DHT.RoutingTable().Size() == 0 {
+		return
+	}
+	regions := map[byte]blocks.ID{}
+	for _, b := range bs {
+		k := kb.ConvertKey(BlockKey(b.ID()))
+		if _, ok := regions[k[0]]; !ok && len(regions) < maxWalks {
+			regions[k[0]] = b.ID()
+		}
+	}
+	var wg sync.WaitGroup
+	for _, id := range regions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			_, _ = n.Closest(wctx, id, 20) // fills the routing table
+		}()
+	}
+	wg.Wait()
+}
+
 // Place gives each block to the r other nodes closest to its key, falling
 // back to the next closest when one refuses or cannot be reached. Blocks
 // are grouped by peer: one stream per peer and round, many pushes in
-// flight, no DHT walk per block (the candidates are the peers this node
-// knows, sorted by XOR distance to each key). It returns one Placement per
-// block, in order, and an error wrapping ErrUnderReplicated when a block
-// has fewer than r holders.
+// flight, and no DHT walk per block (a few walks find the nodes near the
+// blocks' keys; the candidates are then the peers this node knows, sorted
+// by XOR distance to each key). It returns one Placement per block, in
+// order, and an error wrapping ErrUnderReplicated when a block has fewer
+// than r holders.
 func (n *Node) Place(ctx context.Context, bs []blocks.Block, r int) ([]Placement, error) {
+	n.explore(ctx, bs)
 	peers := n.candidates()
 	out := make([]Placement, len(bs))
 	order := make([][]peer.ID, len(bs)) // candidates per block, closest first
