@@ -139,27 +139,71 @@ func (n *Node) Place(ctx context.Context, bs []blocks.Block, r int) ([]Placement
 			return out, ctx.Err()
 		}
 	}
-	short := 0
-	var why error
 	for i := range out {
 		out[i].Holders = kb.SortClosestPeers(out[i].Holders, kb.ConvertKey(BlockKey(bs[i].ID())))
 	}
-	for _, pl := range out {
+	return out, shortfall(out, r, len(peers))
+}
+
+// shortfall returns an error wrapping ErrUnderReplicated that says how many
+// of pls have fewer than r holders and why, or nil when none has.
+func shortfall(pls []Placement, r, others int) error {
+	short := 0
+	var why string
+	for _, pl := range pls {
 		if len(pl.Holders) < r {
 			short++
-			if why == nil && len(pl.Refused) > 0 {
-				why = errors.New(pl.Refused[0])
+			if why == "" && len(pl.Refused) > 0 {
+				why = pl.Refused[0]
 			}
 		}
 	}
-	if short > 0 {
-		hint := ""
-		if len(peers) < r {
-			hint = fmt.Sprintf(" (the network has only %d other nodes)", len(peers))
-		} else if why != nil {
-			hint = fmt.Sprintf(" (for example %v)", why)
-		}
-		return out, fmt.Errorf("%w: %d of %d blocks have fewer than %d copies%s", ErrUnderReplicated, short, len(bs), r, hint)
+	if short == 0 {
+		return nil
 	}
-	return out, nil
+	hint := ""
+	if others < r {
+		hint = fmt.Sprintf(" (the network has only %d other nodes)", others)
+	} else if why != "" {
+		hint = fmt.Sprintf(" (for example %s)", why)
+	}
+	return fmt.Errorf("%w: %d of %d blocks have fewer than %d copies%s", ErrUnderReplicated, short, len(pls), r, hint)
+}
+
+// PlaceSlice is how many blocks PlaceAll reads and places at a time.
+const PlaceSlice = 256
+
+// PlaceAll places the blocks ids from g (see Place), PlaceSlice at a time
+// so that a big file never sits in memory whole. done, if not nil, gets the
+// number of blocks placed after each slice. It returns how many blocks
+// have fewer than r holders, and an error wrapping ErrUnderReplicated when
+// any has.
+func (n *Node) PlaceAll(ctx context.Context, g blocks.Getter, ids []blocks.ID, r int, done func(int)) (int, error) {
+	var all []Placement // IDs and holders only: the bytes are gone
+	for start := 0; start < len(ids); start += PlaceSlice {
+		slice := ids[start:min(start+PlaceSlice, len(ids))]
+		bs := make([]blocks.Block, len(slice))
+		for i, id := range slice {
+			b, err := blocks.GetBlock(ctx, g, id)
+			if err != nil {
+				return 0, fmt.Errorf("read block to place: %w", err)
+			}
+			bs[i] = b
+		}
+		pls, err := n.Place(ctx, bs, r)
+		if err != nil && !errors.Is(err, ErrUnderReplicated) {
+			return 0, err
+		}
+		all = append(all, pls...)
+		if done != nil {
+			done(start + len(slice))
+		}
+	}
+	short := 0
+	for _, pl := range all {
+		if len(pl.Holders) < r {
+			short++
+		}
+	}
+	return short, shortfall(all, r, len(n.candidates()))
 }

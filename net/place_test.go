@@ -124,3 +124,44 @@ func TestPlaceFallsBack(t *testing.T) {
 		t.Fatalf("R=5 with 4 other nodes: %v", err)
 	}
 }
+
+// TestPlaceAll: a file's blocks placed slice by slice from a store: every
+// block gets its copies, and when the network is too small the shortfall
+// is counted across all slices and explained.
+func TestPlaceAll(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nodes, stores := startNetwork(t, ctx, []int{1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30})
+	n := 2*PlaceSlice + 10
+	var ids []blocks.ID
+	for i := 0; i < n; i++ {
+		b := block(5000 + i)
+		if err := stores[0].PutBlock(ctx, b, uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, b.ID())
+	}
+	var progress []int
+	short, err := nodes[0].PlaceAll(ctx, stores[0], ids, 3, func(k int) { progress = append(progress, k) })
+	if err != nil || short != 0 {
+		t.Fatalf("short %d, %v", short, err)
+	}
+	if len(progress) != 3 || progress[2] != n {
+		t.Fatalf("progress %v", progress)
+	}
+	for _, id := range ids {
+		copies := 0
+		for _, st := range stores[1:] {
+			if ok, _ := st.Has(ctx, id); ok {
+				copies++
+			}
+		}
+		if copies != 3 {
+			t.Fatalf("block %s has %d copies, want 3", id, copies)
+		}
+	}
+	short, err = nodes[0].PlaceAll(ctx, stores[0], ids, 5, nil)
+	if short != n || !errors.Is(err, ErrUnderReplicated) || !strings.Contains(err.Error(), "only 4 other nodes") {
+		t.Fatalf("R=5 with 4 others: short %d, %v", short, err)
+	}
+}
