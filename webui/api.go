@@ -3,6 +3,7 @@
 package webui
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/recipe"
@@ -54,21 +56,68 @@ type PeerInfo struct {
 	Lies        int64   `json:"lies"`
 }
 
+// BlockInfo is one line of GET /api/v1/blocks (and of `blockmix block ls
+// --json`).
+type BlockInfo struct {
+	ID   blocks.ID `json:"id"`
+	Size int       `json:"size"`
+	Refs int       `json:"refs"` // how many recorded files use the block
+}
+
+// VerifyInfo is POST /api/v1/verify (and `blockmix verify --json`).
+type VerifyInfo struct {
+	Checked     int         `json:"checked"`
+	Bytes       int64       `json:"bytes"`
+	Quarantined []blocks.ID `json:"quarantined"` // never null
+}
+
+// DaemonInfo is what a running node knows of itself beyond ID().
+type DaemonInfo struct {
+	Repo     string
+	Started  time.Time
+	Replicas int // how many other nodes should hold each block
+	// Traffic over libp2p since the start (all protocols), and the recent
+	// rates in bytes per second.
+	BytesIn, BytesOut int64
+	RateIn, RateOut   float64
+}
+
+// Store is the part of the node's own block store that the API reads.
+// *blocks.Disk and *blocks.Mem implement it. It must be safe for
+// concurrent use.
+type Store interface {
+	blocks.Getter
+	blocks.Enumerator
+	Stats(ctx context.Context) (blocks.Stats, error)
+	Files(ctx context.Context) ([]blocks.FileRecord, error)
+}
+
 // Node is what the API needs of a running node.
 type Node interface {
 	ID() IDInfo
 	Peers() []PeerInfo
+	Daemon() DaemonInfo
 	// Put mixes r into the store, syncs it and places its blocks.
 	Put(ctx context.Context, r io.Reader, size int64, name, typ string) (PutInfo, error)
 	// Open rebuilds a file, fetching blocks from peers as needed.
 	Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, error)
-	Stats(ctx context.Context) (blocks.Stats, error)
+	// Store is the node's local store, read as it is: nothing is fetched.
+	Store() Store
+	// Verify re-hashes every local block, quarantines the ones whose
+	// bytes do not match their ID and syncs the store. Finding corrupt
+	// blocks is not an error: they are listed in the answer.
+	Verify(ctx context.Context) (VerifyInfo, error)
 }
 
-// API returns the HTTP handler of the node's API under /api/v1/.
+// API returns the HTTP handler of the node's API under /api/v1/. Every
+// answer is JSON unless said otherwise; every error the handlers write is
+// an ErrorBody with a 4xx (bad request, not found) or 5xx status (an
+// unknown path or method gets net/http's plain-text 404 or 405).
 func API(n Node) http.Handler {
 	mux := http.NewServeMux()
+	// GET /api/v1/id: IDInfo.
 	mux.HandleFunc("GET /api/v1/id", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.ID()) })
+	// GET /api/v1/peers: a []PeerInfo of the connected peers ([] when none).
 	mux.HandleFunc("GET /api/v1/peers", func(w http.ResponseWriter, r *http.Request) {
 		ps := n.Peers()
 		if ps == nil {
@@ -76,14 +125,83 @@ func API(n Node) http.Handler {
 		}
 		writeJSON(w, ps)
 	})
-	mux.HandleFunc("GET /api/v1/stat", func(w http.ResponseWriter, r *http.Request) {
-		s, err := n.Stats(r.Context())
+	// GET /api/v1/stat: the local store's blocks.Stats.
+	mux.HandleFunc("GET /api/v1/stat", answer(func(r *http.Request) (blocks.Stats, error) {
+		return n.Store().Stats(r.Context())
+	}))
+	// GET /api/v1/status: StatusInfo, the node summed up with a verdict.
+	mux.HandleFunc("GET /api/v1/status", answer(func(r *http.Request) (StatusInfo, error) {
+		return status(r.Context(), n)
+	}))
+	// GET /api/v1/files: a []blocks.FileRecord of the files recorded in the
+	// store, oldest first ([] when none).
+	mux.HandleFunc("GET /api/v1/files", answer(func(r *http.Request) ([]blocks.FileRecord, error) {
+		fs, err := n.Store().Files(r.Context())
+		if fs == nil {
+			fs = []blocks.FileRecord{}
+		}
+		return fs, err
+	}))
+	// POST /api/v1/verify: re-hash every local block (it takes as long as
+	// reading the whole store) and answer VerifyInfo. Corrupt blocks found
+	// are quarantined and listed with status 200; an error means the check
+	// itself could not run to the end.
+	mux.HandleFunc("POST /api/v1/verify", answer(func(r *http.Request) (VerifyInfo, error) {
+		v, err := n.Verify(r.Context())
+		if v.Quarantined == nil {
+			v.Quarantined = []blocks.ID{}
+		}
+		return v, err
+	}))
+	// GET /api/v1/blocks: every local block in ID order, streamed as
+	// newline-delimited JSON (application/x-ndjson), one BlockInfo per
+	// line. An error before the first line is an ErrorBody; after it, the
+	// connection is cut, so a client that reads to a clean end has the
+	// whole list.
+	mux.HandleFunc("GET /api/v1/blocks", func(w http.ResponseWriter, r *http.Request) {
+		cw := &countingWriter{w: w}
+		bw := bufio.NewWriterSize(cw, 64<<10)
+		enc := json.NewEncoder(bw)
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		err := n.Store().Enumerate(r.Context(), func(id blocks.ID, m blocks.Meta) error {
+			return enc.Encode(BlockInfo{ID: id, Size: m.Size, Refs: m.Refs})
+		})
+		if err == nil {
+			err = bw.Flush()
+		}
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, err)
+			if cw.n == 0 {
+				writeError(w, http.StatusInternalServerError, err)
+				return
+			}
+			panic(http.ErrAbortHandler)
+		}
+	})
+	// GET /api/v1/blocks/{id}: one local block's bytes exactly as stored
+	// (application/octet-stream), checked against its ID first. 400 for a
+	// malformed ID, 404 when the store does not hold the block (the
+	// network is not asked), 500 with "corrupt" when its bytes do not match.
+	mux.HandleFunc("GET /api/v1/blocks/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id, err := blocks.ParseID(r.PathValue("id"))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		writeJSON(w, s)
+		b, err := n.Store().Get(r.Context(), id)
+		if err != nil {
+			status := http.StatusInternalServerError
+			if errors.Is(err, blocks.ErrNotFound) {
+				status = http.StatusNotFound
+			}
+			writeError(w, status, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		_, _ = w.Write(b)
 	})
+	// POST /api/v1/put?name=…&type=…&size=…: the body is the file; the
+	// answer is PutInfo once the file is stored, synced and placed.
 	mux.HandleFunc("POST /api/v1/put", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		size := int64(-1)
@@ -102,6 +220,9 @@ func API(n Node) http.Handler {
 		}
 		writeJSON(w, info)
 	})
+	// GET /api/v1/get?recipe=…: the file's bytes (400 for a damaged
+	// recipe, 404 when blocks are nowhere); a cut connection means the file
+	// did not check out.
 	mux.HandleFunc("GET /api/v1/get", func(w http.ResponseWriter, r *http.Request) {
 		rc, err := recipe.Parse(r.URL.Query().Get("recipe"))
 		if err != nil {
@@ -126,6 +247,31 @@ func API(n Node) http.Handler {
 		}
 	})
 	return mux
+}
+
+// countingWriter counts the bytes that went through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// answer makes a handler that writes f's value as JSON, or its error as an
+// ErrorBody with status 500.
+func answer[T any](f func(r *http.Request) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := f(r)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err)
+			return
+		}
+		writeJSON(w, v)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

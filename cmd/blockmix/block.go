@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/webui"
 )
 
 func newBlockCommand(e *env) *cobra.Command {
@@ -38,23 +39,25 @@ func newBlockCommand(e *env) *cobra.Command {
 }
 
 func runBlockLs(ctx context.Context, e *env, asJSON bool) error {
+	show := func(b webui.BlockInfo) error {
+		if asJSON {
+			j, _ := json.Marshal(b)
+			_, err := fmt.Fprintln(e.stdout, string(j))
+			return err
+		}
+		_, err := fmt.Fprintln(e.stdout, b.ID)
+		return err
+	}
+	if dc := e.daemon(ctx); dc != nil {
+		return dc.blocks(ctx, show)
+	}
 	st, err := e.openStore(false)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	return st.Enumerate(ctx, func(id blocks.ID, m blocks.Meta) error {
-		if asJSON {
-			b, _ := json.Marshal(struct {
-				ID   blocks.ID `json:"id"`
-				Size int       `json:"size"`
-				Refs int       `json:"refs"`
-			}{id, m.Size, m.Refs})
-			_, err := fmt.Fprintln(e.stdout, string(b))
-			return err
-		}
-		_, err := fmt.Fprintln(e.stdout, id)
-		return err
+		return show(webui.BlockInfo{ID: id, Size: m.Size, Refs: m.Refs})
 	})
 }
 
@@ -63,14 +66,20 @@ func runBlockGet(ctx context.Context, e *env, arg string) error {
 	if err != nil {
 		return err
 	}
-	st, err := e.openStore(false)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	b, err := st.Get(ctx, id)
-	if err != nil {
-		return err
+	var b []byte
+	if dc := e.daemon(ctx); dc != nil {
+		if b, err = dc.block(ctx, id); err != nil {
+			return err
+		}
+	} else {
+		st, err := e.openStore(false)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if b, err = st.Get(ctx, id); err != nil {
+			return err
+		}
 	}
 	_, err = e.stdout.Write(b)
 	return err

@@ -796,7 +796,9 @@ func TestHelp(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{nil, []string{"put", "get", "stat", "files", "verify", "block", "BLOCKMIX_REPO", "Exit codes"}},
+		{nil, []string{"put", "get", "stat", "status", "files", "verify", "block", "daemon", "BLOCKMIX_REPO", "Exit codes"}},
+		{[]string{"status"}, []string{"--json", "offline", "alone", "quarantined"}},
+		{[]string{"daemon"}, []string{"config.json", "--listen", "/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1", "--bootstrap", "--api", "--replicas"}},
 		{[]string{"files"}, []string{"--json", "recipe"}},
 		{[]string{"put"}, []string{"--json", "--tuple", "-t,", "--name", "--type", "--web"}},
 		{[]string{"get"}, []string{"--output", "-o,", "--force", "--json", "RECIPE"}},

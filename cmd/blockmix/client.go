@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/webui"
 )
 
@@ -33,16 +34,76 @@ func (e *env) daemon(ctx context.Context) *daemonClient {
 }
 
 func (c *daemonClient) getJSON(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.hc.Do(req)
+	return c.callJSON(ctx, http.MethodGet, path, v)
+}
+
+// callJSON sends a request without a body and decodes the JSON answer.
+func (c *daemonClient) callJSON(ctx context.Context, method, path string, v any) error {
+	resp, err := c.call(ctx, method, path)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	return decodeAnswer(resp, v)
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// call sends a request without a body and returns the answer when its
+// status is 200 OK, else the daemon's error. The caller closes the body.
+func (c *daemonClient) call(ctx context.Context, method, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, decodeAnswer(resp, nil)
+	}
+	return resp, nil
+}
+
+// blocks calls fn with each block the daemon's store lists, in ID order.
+// A listing cut short is an error.
+func (c *daemonClient) blocks(ctx context.Context, fn func(webui.BlockInfo) error) error {
+	resp, err := c.call(ctx, http.MethodGet, "/api/v1/blocks")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	d := json.NewDecoder(resp.Body)
+	for {
+		var b webui.BlockInfo
+		err := d.Decode(&b)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("daemon: the block list was cut: %w", err)
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+	}
+}
+
+// block returns one block's bytes from the daemon's store.
+func (c *daemonClient) block(ctx context.Context, id blocks.ID) ([]byte, error) {
+	resp, err := c.call(ctx, http.MethodGet, "/api/v1/blocks/"+id.String())
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: block %s was cut: %w", id, err)
+	}
+	if resp.ContentLength >= 0 && int64(len(b)) != resp.ContentLength {
+		return nil, fmt.Errorf("daemon: block %s was cut after %d of %d bytes", id, len(b), resp.ContentLength)
+	}
+	return b, blocks.Check(id, b)
 }
 
 func decodeAnswer(resp *http.Response, v any) error {

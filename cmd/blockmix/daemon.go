@@ -44,22 +44,55 @@ func newDaemonCommand(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run a node: serve blocks to peers, place and fetch them, and the local API",
-		Long: `daemon runs a blockmix node on the repo: a libp2p host with blockmix's own
-DHT (never the public IPFS network), the block protocol, and the local HTTP
-API (default http://127.0.0.1:7788). While it runs, put, get and stat on
-the same repo go through it. It prints its peer ID and addresses; give one
-of the addresses to friends as their --bootstrap.`,
+		Long: `daemon runs a blockmix node on the repo: a libp2p host (TCP and QUIC) with
+blockmix's own DHT (never the public IPFS network), the block protocol, and
+the local HTTP API (default http://127.0.0.1:7788). While it runs, the
+other commands on the same repo (put, get, stat, status, files, verify,
+block, id, peers) go through it. It prints its peer ID and addresses; give
+one of the addresses to friends as their --bootstrap.
+
+Settings can also live in REPO/config.json, read at start (optional; every
+key optional; a flag given on the command line wins over its key):
+
+  {"listen":    ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"],
+   "bootstrap": ["/ip4/192.0.2.7/tcp/4001/p2p/12D3Koo…"],
+   "api":       "127.0.0.1:7788",
+   "replicas":  3}
+
+A malformed config.json stops the daemon with an error that says where.
+QUIC is on when any listen or bootstrap address has /quic-v1.`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error { return runDaemon(c.Context(), e, o) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runDaemon(c.Context(), e, o, c.Flags().Changed)
+		},
 	}
-	c.Flags().StringArrayVar(&o.listen, "listen", []string{"/ip4/0.0.0.0/tcp/4001"}, "multiaddr to listen on (repeatable)")
-	c.Flags().StringArrayVar(&o.bootstrap, "bootstrap", nil, "multiaddr with /p2p/ID of a node to join through (repeatable)")
-	c.Flags().StringVar(&o.api, "api", "127.0.0.1:7788", "address of the local HTTP API (port 0: any)")
-	c.Flags().IntVar(&o.replicas, "replicas", 3, "how many other nodes should hold each block")
+	c.Flags().StringArrayVar(&o.listen, "listen", []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"}, "multiaddr to listen on (repeatable; config.json key listen)")
+	c.Flags().StringArrayVar(&o.bootstrap, "bootstrap", nil, "multiaddr with /p2p/ID of a node to join through (repeatable; config.json key bootstrap)")
+	c.Flags().StringVar(&o.api, "api", "127.0.0.1:7788", "address of the local HTTP API (port 0: any; config.json key api)")
+	c.Flags().IntVar(&o.replicas, "replicas", 3, "how many other nodes should hold each block (config.json key replicas)")
 	return c
 }
 
-func runDaemon(ctx context.Context, e *env, o daemonOptions) error {
+// runDaemon runs the node until ctx ends. given reports the flags given on
+// the command line: those win over REPO/config.json.
+func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag string) bool) error {
+	dir, err := e.repoDir()
+	if err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(dir, configFile)
+	cfg, haveCfg, err := readConfig(cfgPath)
+	if err != nil {
+		return err
+	}
+	o = cfg.apply(o, given)
+	// fromCfg names the config file in an error about a setting from it.
+	fromCfg := func(set bool, flag string) string {
+		if set && !given(flag) {
+			return " (set in " + cfgPath + ")"
+		}
+		return ""
+	}
 	if o.replicas < 1 {
 		return badUse("--replicas must be at least 1")
 	}
@@ -76,14 +109,14 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions) error {
 		return err
 	}
 	defer st.Close()
-	dir, _ := e.repoDir()
 	key, err := loadIdentity(filepath.Join(dir, identityFile))
 	if err != nil {
 		return err
 	}
-	node, err := bmnet.NewNode(bmnet.Config{Listen: o.listen, Key: key, Bootstrap: boot}, st, storeSink{st})
+	cfgNet := bmnet.Config{Listen: o.listen, QUIC: hasQUIC(o.listen, o.bootstrap), Key: key, Bootstrap: boot}
+	node, err := bmnet.NewNode(cfgNet, st, bmnet.NewStoreSink(st))
 	if err != nil {
-		return err
+		return fmt.Errorf("%w%s", err, fromCfg(cfg.Listen != nil, "listen"))
 	}
 	defer node.Close()
 	for _, ai := range boot {
@@ -93,10 +126,10 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions) error {
 	}
 	ln, err := stdnet.Listen("tcp", o.api)
 	if err != nil {
-		return fmt.Errorf("API on %s: %w", o.api, err)
+		return fmt.Errorf("API on %s%s: %w", o.api, fromCfg(cfg.API != nil, "api"), err)
 	}
 	url := "http://" + ln.Addr().String()
-	d := &daemonNode{e: e, st: st, node: node, replicas: o.replicas}
+	d := &daemonNode{e: e, st: st, node: node, replicas: o.replicas, repo: dir, started: time.Now()}
 	srv := &http.Server{Handler: webui.API(d), ReadHeaderTimeout: 10 * time.Second}
 	if err := os.WriteFile(filepath.Join(dir, apiFile), []byte(url+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", apiFile, err)
@@ -104,6 +137,9 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions) error {
 	defer os.Remove(filepath.Join(dir, apiFile))
 
 	id := d.ID()
+	if haveCfg {
+		fmt.Fprintf(e.stdout, "config %s\n", cfgPath)
+	}
 	fmt.Fprintf(e.stdout, "peer ID %s\n", id.ID)
 	for _, a := range id.Addrs {
 		fmt.Fprintf(e.stdout, "listening on %s\n", a)
@@ -119,7 +155,11 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(sctx)
+	if srv.Shutdown(sctx) != nil {
+		// A client still reading (a long block list): cut it, so that
+		// the store's Close does not wait for it.
+		_ = srv.Close()
+	}
 	return nil
 }
 
@@ -169,26 +209,19 @@ func loadIdentity(path string) (crypto.PrivKey, error) {
 	return k, nil
 }
 
-// storeSink takes every verified pushed block into the store (quotas come
-// with donor nodes).
-type storeSink struct{ st blocks.Store }
-
-func (s storeSink) Accept(ctx context.Context, _ string, id blocks.ID, data []byte) error {
-	if err := s.st.Put(ctx, id, data, bmnet.FreshTag()); err != nil {
-		return err
-	}
-	return s.st.Sync()
-}
-
 // daemonNode is the running node as the API sees it.
 type daemonNode struct {
 	e        *env
 	st       *blocks.Disk
 	node     *bmnet.Node
 	replicas int
+	repo     string
+	started  time.Time
 
 	mu    sync.Mutex // one put at a time: a Mixer is sequential
 	mixer *mixer.Mixer
+
+	verifyMu sync.Mutex // one verify at a time
 }
 
 func (d *daemonNode) ID() webui.IDInfo {
@@ -214,11 +247,36 @@ func (d *daemonNode) Peers() []webui.PeerInfo {
 	return out
 }
 
-func (d *daemonNode) Stats(ctx context.Context) (blocks.Stats, error) { return d.st.Stats(ctx) }
+func (d *daemonNode) Store() webui.Store { return d.st }
 
+func (d *daemonNode) Daemon() webui.DaemonInfo {
+	bw := d.node.Bandwidth()
+	return webui.DaemonInfo{
+		Repo: d.repo, Started: d.started, Replicas: d.replicas,
+		BytesIn: bw.TotalIn, BytesOut: bw.TotalOut, RateIn: bw.RateIn, RateOut: bw.RateOut,
+	}
+}
+
+// Verify checks the store while the node keeps serving it. Two verifies
+// at once would only read everything twice: the second waits.
+func (d *daemonNode) Verify(ctx context.Context) (webui.VerifyInfo, error) {
+	d.verifyMu.Lock()
+	defer d.verifyMu.Unlock()
+	return verifyStore(ctx, d.st, nil)
+}
+
+// Open rebuilds a file with blocks from the store and the network: the
+// Fetcher asks the closest nodes, then the file's providers (looked up in
+// the background), then everyone.
 func (d *daemonNode) Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, error) {
-	g := mixer.NewCachedGetter(bmnet.NewFetcher(d.node, d.st), 32<<20)
-	return recipe.Open(ctx, g, rc, recipe.Options{})
+	f := bmnet.NewFetcher(d.node, d.st)
+	f.Near = d.replicas
+	go func() {
+		for p := range d.node.FileProviders(ctx, rc.Root[0], 8) {
+			f.Hint(p)
+		}
+	}()
+	return recipe.Open(ctx, mixer.NewCachedGetter(f, 32<<20), rc, recipe.Options{Workers: 64})
 }
 
 func (d *daemonNode) Put(ctx context.Context, r io.Reader, size int64, name, typ string) (webui.PutInfo, error) {
@@ -245,25 +303,18 @@ func (d *daemonNode) Put(ctx context.Context, r io.Reader, size int64, name, typ
 	}
 	// Every block the file needs goes out, randomizers included: the
 	// uploader may leave.
-	var bs []blocks.Block
-	for _, id := range res.Blocks {
-		blk, err := blocks.GetBlock(ctx, d.st, id)
-		if err != nil {
-			return info, fmt.Errorf("read block to place: %w", err)
-		}
-		bs = append(bs, blk)
-	}
-	pls, err := d.node.Place(ctx, bs, d.replicas)
-	short := 0
-	for _, pl := range pls {
-		if len(pl.Holders) < d.replicas {
-			short++
-		}
+	short, err := d.node.PlaceAll(ctx, d.st, res.Blocks, d.replicas, nil)
+	if err != nil && !errors.Is(err, bmnet.ErrUnderReplicated) {
+		return info, err
 	}
 	info.Short = &short
 	if err != nil {
 		info.Placement = err.Error()
 	}
+	// While this node is up, it is one more place to get the whole file.
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_ = d.node.ProvideFile(pctx, res.Recipe.Root[0])
 	return info, nil
 }
 

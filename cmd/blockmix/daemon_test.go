@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/webui"
 )
 
@@ -18,11 +20,18 @@ import (
 // waits for its API.
 func startDaemon(t *testing.T, w *world, bootstrap []string) (*started, webui.IDInfo) {
 	t.Helper()
-	args := []string{"daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"}
+	args := []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"}
 	for _, b := range bootstrap {
 		args = append(args, "--bootstrap", b)
 	}
-	p := w.start(args...)
+	return startDaemonWith(t, w, args...)
+}
+
+// startDaemonWith runs `blockmix daemon args...` on w's repo and waits for
+// its API. The caller keeps it off the real network (127.0.0.1 only).
+func startDaemonWith(t *testing.T, w *world, args ...string) (*started, webui.IDInfo) {
+	t.Helper()
+	p := w.start(append([]string{"daemon"}, args...)...)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if info, ok := daemonID(w); ok {
@@ -139,4 +148,220 @@ func procsID(t *testing.T, addr string) string {
 		t.Fatalf("no /p2p/ in %s", addr)
 	}
 	return addr[i+len("/p2p/"):]
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// statusOf runs status --json.
+func statusOf(t *testing.T, w *world) webui.StatusInfo {
+	t.Helper()
+	var s webui.StatusInfo
+	decodeStrict(t, w.ok("status", "--json"), &s)
+	return s
+}
+
+// stopDaemon ends a daemon with SIGTERM, as a user would.
+func stopDaemon(t *testing.T, p *started) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the daemon did not stop on SIGTERM")
+	}
+}
+
+// TestCommandsThroughDaemon: while a daemon holds the repo, stat, files,
+// verify and block answer through it, exactly as they do offline; a
+// damaged block is seen and quarantined through it too.
+func TestCommandsThroughDaemon(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.file("a.bin", randBytes(140, 300<<10))
+	w.file("b.txt", randBytes(141, 3000))
+	w.ok("put", "a.bin", "b.txt")
+
+	// What the commands print offline.
+	textCmds := [][]string{{"files"}, {"files", "--json"}, {"block", "ls"}, {"block", "ls", "--json"}, {"verify"}, {"verify", "--json"}}
+	offline := map[string][]byte{}
+	for _, args := range textCmds {
+		offline[strings.Join(args, " ")] = w.ok(args...)
+	}
+	stat := w.stat()
+	statText := w.ok("stat")
+	ids := w.blockIDs()
+	blockBytes := map[blocks.ID][]byte{}
+	for _, id := range ids {
+		blockBytes[id] = w.ok("block", "get", id.String())
+	}
+
+	p, _ := startDaemonWith(t, w, "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0")
+	// The daemon holds the repo: a command that opened the store itself
+	// would fail with "in use", so each success went through the daemon.
+	for _, args := range textCmds {
+		if got := w.ok(args...); !bytes.Equal(got, offline[strings.Join(args, " ")]) {
+			t.Errorf("%v through the daemon:\n%s\noffline:\n%s", args, got, offline[strings.Join(args, " ")])
+		}
+	}
+	// The index's files on disk may change once the daemon opens it.
+	got := w.stat()
+	got.DiskBytes, stat.DiskBytes = 0, 0
+	if got != stat {
+		t.Errorf("stat --json through the daemon: %+v, offline %+v", got, stat)
+	}
+	dropDisk := func(b []byte) string {
+		var keep []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(l, "on disk") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	if got := w.ok("stat"); dropDisk(got) != dropDisk(statText) {
+		t.Errorf("stat through the daemon:\n%s\noffline:\n%s", got, statText)
+	}
+	for id, want := range blockBytes {
+		if got := w.ok("block", "get", id.String()); !bytes.Equal(got, want) {
+			t.Errorf("block get %s through the daemon: %d bytes, offline %d", id, len(got), len(want))
+		}
+	}
+	missing := blocks.Sum([]byte("not stored"))
+	if r := w.want(1, "block", "get", missing.String()); !strings.Contains(string(r.stderr), "not found") || len(r.stdout) != 0 {
+		t.Errorf("block get of a missing block through the daemon:\n%v", r)
+	}
+	w.want(2, "block", "get", "bafkrei-not-an-id")
+
+	// A damaged block, seen through the daemon.
+	var victim blocks.ID
+	for id, b := range blockBytes {
+		if len(b) == 128<<10 {
+			victim = id
+			break
+		}
+	}
+	if victim.IsZero() {
+		t.Fatal("no 128 KiB block in the store")
+	}
+	flipByteOf(t, w.repo, blockBytes[victim])
+	if r := w.want(1, "block", "get", victim.String()); !strings.Contains(string(r.stderr), "corrupt") || len(r.stdout) != 0 {
+		t.Errorf("block get of a damaged block through the daemon:\n%v", r)
+	}
+	r := w.want(1, "verify")
+	if out := string(r.stdout); !strings.Contains(out, "corrupt  "+victim.String()+"  (quarantined)") || !strings.Contains(out, ": 1 corrupt") {
+		t.Errorf("verify through the daemon does not report the damaged block:\n%v", r)
+	}
+	if !strings.Contains(string(r.stderr), "1 corrupt blocks quarantined") {
+		t.Errorf("verify's error through the daemon:\n%s", r.stderr)
+	}
+	var v jsonVerify
+	decodeStrict(t, w.ok("verify", "--json"), &v)
+	if v.Checked != len(ids)-1 || len(v.Quarantined) != 0 || v.Quarantined == nil {
+		t.Errorf("second verify through the daemon: %+v, want %d checked, none quarantined", v, len(ids)-1)
+	}
+	if slices.Contains(w.blockIDs(), victim) {
+		t.Errorf("block ls through the daemon lists the quarantined block")
+	}
+	w.want(1, "block", "get", victim.String())
+	s := statusOf(t, w)
+	if s.State != webui.StateQuarantined || s.Store.Quarantined != 1 || !strings.Contains(s.Verdict, "quarantined: 1 corrupt block") {
+		t.Errorf("status after a quarantine: %s %q (%d quarantined)", s.State, s.Verdict, s.Store.Quarantined)
+	}
+
+	// A daemon killed without a chance to clean up leaves its api file; the
+	// commands notice nobody answers and open the store themselves.
+	p.kill(t)
+	if _, err := os.Stat(filepath.Join(w.repo, "api")); err != nil {
+		t.Fatalf("a killed daemon's api file: %v", err)
+	}
+	if s := w.stat(); s.Quarantined != 1 || s.Blocks != len(ids)-1 {
+		t.Errorf("stat offline after the daemon died: %+v", s)
+	}
+	w.ok("verify")
+}
+
+// TestStatus: status offline, alone, with one peer (ok for one and too few
+// for the other), and the traffic a put makes.
+func TestStatus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two daemons")
+	}
+	t.Parallel()
+	a, b := newWorld(t), newWorld(t)
+
+	// Offline: says so, sums up the store, exits 0.
+	out := string(a.ok("status"))
+	if first, _, _ := strings.Cut(out, "\n"); !strings.HasPrefix(first, "no daemon running on "+a.repo+" (offline)") {
+		t.Errorf("status offline begins %q", first)
+	}
+	for _, sub := range []string{"repo           " + a.repo, "blocks         0 ", "files          0 ", "quarantined    none"} {
+		if !strings.Contains(out, sub) {
+			t.Errorf("status offline does not say %q:\n%s", sub, out)
+		}
+	}
+	s := statusOf(t, a)
+	if s.Daemon || s.State != webui.StateOffline || s.Repo != a.repo || s.ID != "" {
+		t.Errorf("status --json offline: %+v", s)
+	}
+	if r := a.runWith(runOpts{noRepo: true}, "--repo", filepath.Join(a.dir, "nowhere"), "status"); r.code != 1 || !strings.Contains(string(r.stderr), "no blockmix repo") {
+		t.Errorf("status of a missing repo:\n%v", r)
+	}
+
+	// Alone.
+	_, ida := startDaemonWith(t, a, "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--replicas", "1")
+	out = string(a.ok("status"))
+	for _, sub := range []string{"alone: no peers connected", "--bootstrap", "peer ID        " + ida.ID, "uptime ", "peers          0 connected",
+		"replicas       1 ", "network        ", "repo           " + a.repo} {
+		if !strings.Contains(out, sub) {
+			t.Errorf("status of a lone daemon does not say %q:\n%s", sub, out)
+		}
+	}
+	if s := statusOf(t, a); !s.Daemon || s.State != webui.StateAlone || s.ID != ida.ID || s.Replicas != 1 ||
+		time.Since(s.Started) > time.Minute || s.UptimeSeconds < 0 || s.UptimeSeconds > 60 {
+		t.Errorf("status --json of a lone daemon: %+v", s)
+	}
+
+	// One peer: enough for a, which wants one copy; too few for b (three).
+	startDaemonWith(t, b, "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--bootstrap", ida.Addrs[0])
+	waitFor(t, "a sees b", 30*time.Second, func() bool { return statusOf(t, a).Peers >= 1 })
+	sa := statusOf(t, a)
+	if sa.State != webui.StateOK || sa.Verdict != "ok: connected to 1 peer; files you put get 1 copy on other nodes" {
+		t.Errorf("status of a with one peer: %s %q", sa.State, sa.Verdict)
+	}
+	sb := statusOf(t, b)
+	if sb.State != webui.StateFewPeers || !strings.Contains(sb.Verdict, "connected to 1 peer") || !strings.Contains(sb.Verdict, "not the 3 wanted") {
+		t.Errorf("status of b with one peer: %s %q", sb.State, sb.Verdict)
+	}
+
+	// A put on a pushes its blocks to b: the traffic shows on both.
+	data := randBytes(150, 1<<20)
+	a.file("t.bin", data)
+	var put putOutput
+	decodeStrict(t, a.ok("put", "--json", "t.bin"), &put)
+	if put.Short == nil || *put.Short != 0 {
+		t.Fatalf("put with one peer and --replicas 1: %+v", put)
+	}
+	// libp2p's counters catch up about once a second.
+	waitFor(t, "the traffic of a 1 MiB put shows in status", 15*time.Second, func() bool {
+		sa, sb = statusOf(t, a), statusOf(t, b)
+		return sa.BytesOut >= int64(len(data)) && sb.BytesIn >= int64(len(data))
+	})
+	if sa.Store.Files != 1 || sa.Store.FileBytes != int64(len(data)) || sa.Store.Blocks == 0 || sa.Store.Overhead <= 1 {
+		t.Errorf("status --json store: %+v", sa.Store)
+	}
+	if out := string(a.ok("status")); !strings.Contains(out, "files          1 (1.0 MiB)") || !strings.Contains(out, " out since the start") {
+		t.Errorf("status after a put:\n%s", out)
+	}
 }

@@ -27,14 +27,9 @@ list is where to find one again.`,
 }
 
 func runFiles(ctx context.Context, e *env, asJSON bool) error {
-	st, err := e.openStore(false)
+	fs, err := e.files(ctx)
 	if err != nil {
 		return err
-	}
-	defer st.Close()
-	fs, err := st.Files(ctx)
-	if err != nil {
-		return fmt.Errorf("list files: %w", err)
 	}
 	if asJSON {
 		if fs == nil {
@@ -49,4 +44,22 @@ func runFiles(ctx context.Context, e *env, asJSON bool) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, human(f.Size), f.Added.Local().Format("2006-01-02 15:04"), f.Recipe)
 	}
 	return tw.Flush()
+}
+
+// files lists the repo's files, through the daemon when one runs.
+func (e *env) files(ctx context.Context) ([]blocks.FileRecord, error) {
+	if dc := e.daemon(ctx); dc != nil {
+		var fs []blocks.FileRecord
+		return fs, dc.getJSON(ctx, "/api/v1/files", &fs)
+	}
+	st, err := e.openStore(false)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	fs, err := st.Files(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list files: %w", err)
+	}
+	return fs, nil
 }

@@ -74,6 +74,7 @@ Exit codes: 0 ok, 1 failure, 2 bad input (usage, damaged recipe).`,
 		newDaemonCommand(e),
 		newIDCommand(e),
 		newPeersCommand(e),
+		newStatusCommand(e),
 		newBlockCommand(e),
 	)
 	return root

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/blockmix/blockmix/blocks"
 )
 
 // statOutput is `stat --json`.
@@ -37,12 +40,7 @@ overhead (stored bytes per file byte).`,
 }
 
 func runStat(ctx context.Context, e *env, asJSON bool) error {
-	st, err := e.openStore(false)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	s, err := st.Stats(ctx)
+	s, err := e.storeStats(ctx)
 	if err != nil {
 		return err
 	}
@@ -53,20 +51,39 @@ func runStat(ctx context.Context, e *env, asJSON bool) error {
 		fmt.Fprintln(e.stdout, string(b))
 		return nil
 	}
+	printStats(e.stdout, dir, s)
+	return nil
+}
+
+// storeStats sums up the repo's store, through the daemon when one runs.
+func (e *env) storeStats(ctx context.Context) (blocks.Stats, error) {
+	if dc := e.daemon(ctx); dc != nil {
+		var s blocks.Stats
+		return s, dc.getJSON(ctx, "/api/v1/stat", &s)
+	}
+	st, err := e.openStore(false)
+	if err != nil {
+		return blocks.Stats{}, err
+	}
+	defer st.Close()
+	return st.Stats(ctx)
+}
+
+// printStats writes the store summary of stat (and status).
+func printStats(w io.Writer, dir string, s blocks.Stats) {
 	shared := 0.0
 	if s.Blocks > 0 {
 		shared = 100 * float64(s.SharedBlocks) / float64(s.Blocks)
 	}
-	fmt.Fprintf(e.stdout, "repo           %s\n", dir)
-	fmt.Fprintf(e.stdout, "blocks         %d (%s)\n", s.Blocks, human(s.Bytes))
-	fmt.Fprintf(e.stdout, "files          %d (%s)\n", s.Files, human(s.FileBytes))
-	fmt.Fprintf(e.stdout, "shared blocks  %d (%.1f%% serve two or more files)\n", s.SharedBlocks, shared)
-	fmt.Fprintf(e.stdout, "overhead       %.3f× (stored bytes per file byte)\n", s.Overhead())
-	fmt.Fprintf(e.stdout, "on disk        %s\n", human(s.DiskBytes))
+	fmt.Fprintf(w, "repo           %s\n", dir)
+	fmt.Fprintf(w, "blocks         %d (%s)\n", s.Blocks, human(s.Bytes))
+	fmt.Fprintf(w, "files          %d (%s)\n", s.Files, human(s.FileBytes))
+	fmt.Fprintf(w, "shared blocks  %d (%.1f%% serve two or more files)\n", s.SharedBlocks, shared)
+	fmt.Fprintf(w, "overhead       %.3f× (stored bytes per file byte)\n", s.Overhead())
+	fmt.Fprintf(w, "on disk        %s\n", human(s.DiskBytes))
 	if s.Quarantined > 0 {
-		fmt.Fprintf(e.stdout, "quarantined    %d corrupt blocks (see the repo's quarantine directory)\n", s.Quarantined)
+		fmt.Fprintf(w, "quarantined    %d corrupt blocks (see the repo's quarantine directory)\n", s.Quarantined)
 	}
-	return nil
 }
 
 // human spells a byte count with a binary unit.

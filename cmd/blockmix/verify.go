@@ -5,18 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/webui"
 )
 
 // verifyOutput is `verify --json`.
-type verifyOutput struct {
-	Checked     int         `json:"checked"`
-	Bytes       int64       `json:"bytes"`
-	Quarantined []blocks.ID `json:"quarantined"`
-}
+type verifyOutput = webui.VerifyInfo
 
 func newVerifyCommand(e *env) *cobra.Command {
 	var asJSON bool
@@ -35,42 +33,20 @@ with code 1 when it found any.`,
 }
 
 func runVerify(ctx context.Context, e *env, asJSON bool) error {
-	st, err := e.openStore(false)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	var ids []blocks.ID
-	var total int64
-	if err := st.Enumerate(ctx, func(id blocks.ID, m blocks.Meta) error {
-		ids = append(ids, id)
-		total += int64(m.Size)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("list blocks: %w", err)
-	}
-	bar := e.newProgress(total, "verifying")
-	out := verifyOutput{Quarantined: []blocks.ID{}}
-	for _, id := range ids {
-		b, err := st.Get(ctx, id)
-		switch {
-		case errors.Is(err, blocks.ErrCorrupt), errors.Is(err, blocks.ErrTooLarge):
-			if qerr := st.Quarantine(ctx, id, err.Error()); qerr != nil {
-				bar.finish()
-				return fmt.Errorf("quarantine %s: %w", id, qerr)
-			}
-			out.Quarantined = append(out.Quarantined, id)
-		case err != nil:
-			bar.finish()
-			return fmt.Errorf("read %s: %w", id, err)
+	var out verifyOutput
+	if dc := e.daemon(ctx); dc != nil {
+		if err := dc.callJSON(ctx, http.MethodPost, "/api/v1/verify", &out); err != nil {
+			return err
 		}
-		out.Checked++
-		out.Bytes += int64(len(b))
-		bar.Add(int64(len(b)))
-	}
-	bar.finish()
-	if err := st.Sync(); err != nil {
-		return fmt.Errorf("sync store: %w", err)
+	} else {
+		st, err := e.openStore(false)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if out, err = verifyStore(ctx, st, e.newProgress); err != nil {
+			return err
+		}
 	}
 	if asJSON {
 		b, _ := json.MarshalIndent(out, "", "  ")
@@ -85,4 +61,57 @@ func runVerify(ctx context.Context, e *env, asJSON bool) error {
 		return fmt.Errorf("%d corrupt blocks quarantined; files that use them need those blocks from another node", len(out.Quarantined))
 	}
 	return nil
+}
+
+// verifiable is what verify needs of a store.
+type verifiable interface {
+	blocks.Getter
+	blocks.Enumerator
+	Quarantine(ctx context.Context, id blocks.ID, reason string) error
+	Sync() error
+}
+
+// verifyStore re-hashes every block of st, quarantines the ones whose
+// bytes do not match their ID, and syncs st. newBar (nil: none) makes a
+// progress bar for the total bytes. Corrupt blocks are listed in the
+// answer, not returned as an error. Quarantined is never nil.
+func verifyStore(ctx context.Context, st verifiable, newBar func(total int64, what string) *progress) (webui.VerifyInfo, error) {
+	var ids []blocks.ID
+	var total int64
+	if err := st.Enumerate(ctx, func(id blocks.ID, m blocks.Meta) error {
+		ids = append(ids, id)
+		total += int64(m.Size)
+		return nil
+	}); err != nil {
+		return webui.VerifyInfo{}, fmt.Errorf("list blocks: %w", err)
+	}
+	var bar *progress
+	if newBar != nil {
+		bar = newBar(total, "verifying")
+	}
+	defer bar.finish()
+	out := webui.VerifyInfo{Quarantined: []blocks.ID{}}
+	for _, id := range ids {
+		b, err := st.Get(ctx, id)
+		switch {
+		case errors.Is(err, blocks.ErrCorrupt), errors.Is(err, blocks.ErrTooLarge):
+			if qerr := st.Quarantine(ctx, id, err.Error()); qerr != nil {
+				return out, fmt.Errorf("quarantine %s: %w", id, qerr)
+			}
+			out.Quarantined = append(out.Quarantined, id)
+		case errors.Is(err, blocks.ErrNotFound) && ctx.Err() == nil:
+			// Deleted or quarantined since the listing (a daemon serves
+			// and verifies at the same time): nothing to check.
+			continue
+		case err != nil:
+			return out, fmt.Errorf("read %s: %w", id, err)
+		}
+		out.Checked++
+		out.Bytes += int64(len(b))
+		bar.Add(int64(len(b)))
+	}
+	if err := st.Sync(); err != nil {
+		return out, fmt.Errorf("sync store: %w", err)
+	}
+	return out, nil
 }

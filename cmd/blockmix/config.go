@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// configFile is the daemon's optional config file in the repo.
+const configFile = "config.json"
+
+// daemonConfig is REPO/config.json. Every key is optional; a flag given on
+// the command line wins over its key.
+type daemonConfig struct {
+	Listen    []string `json:"listen"`
+	Bootstrap []string `json:"bootstrap"`
+	API       *string  `json:"api"`
+	Replicas  *int     `json:"replicas"`
+}
+
+// configKeys spells the keys for error messages.
+const configKeys = "listen, bootstrap, api, replicas"
+
+// readConfig reads the config file at path. A missing file is an empty
+// config (found is false). A malformed one is a usage error that names the
+// file, where in it, and what is wrong.
+func readConfig(path string) (c daemonConfig, found bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return daemonConfig{}, false, nil
+	}
+	if err != nil {
+		return daemonConfig{}, false, fmt.Errorf("read config: %w", err)
+	}
+	bad := func(format string, a ...any) error {
+		return badUse("config %s: %s", path, fmt.Sprintf(format, a...))
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&c); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.Is(err, io.EOF):
+			return c, true, bad(`the file is empty; write a JSON object such as {"bootstrap": ["/ip4/…/tcp/4001/p2p/…"]}, or remove the file`)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return c, true, bad("the JSON ends too early (a missing } or ]?)")
+		case errors.As(err, &syn):
+			// Offset is just past the offending byte.
+			line, col := position(b, syn.Offset-1)
+			return c, true, bad("line %d, column %d: %v", line, col, syn)
+		case errors.As(err, &typ):
+			line, _ := position(b, typ.Offset)
+			return c, true, bad("line %d: %s", line, typeProblem(typ))
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			key := strings.TrimPrefix(err.Error(), "json: unknown field ")
+			return c, true, bad("unknown key %s (the keys are %s)", key, configKeys)
+		}
+		return c, true, bad("%v", err)
+	}
+	if _, err := d.Token(); err != io.EOF {
+		line, _ := position(b, d.InputOffset())
+		return c, true, bad("line %d: more text after the JSON object", line)
+	}
+	// The values.
+	if c.Listen != nil && len(c.Listen) == 0 {
+		return c, true, bad(`"listen" is an empty list: give at least one multiaddr, or leave the key out`)
+	}
+	for _, a := range c.Listen {
+		if !strings.HasPrefix(a, "/") {
+			return c, true, bad(`"listen": %q is not a multiaddr (want one such as "/ip4/0.0.0.0/tcp/4001")`, a)
+		}
+	}
+	for _, a := range c.Bootstrap {
+		if _, err := peer.AddrInfoFromString(a); err != nil {
+			return c, true, bad(`"bootstrap": %q: %v (want a multiaddr ending in /p2p/PEER-ID)`, a, err)
+		}
+	}
+	if c.API != nil && *c.API == "" {
+		return c, true, bad(`"api" is empty: give an address such as "127.0.0.1:7788", or leave the key out`)
+	}
+	if c.Replicas != nil && *c.Replicas < 1 {
+		return c, true, bad(`"replicas" is %d: it must be at least 1`, *c.Replicas)
+	}
+	return c, true, nil
+}
+
+// typeProblem says which key has a value of the wrong kind, and what it
+// wants.
+func typeProblem(e *json.UnmarshalTypeError) string {
+	key, _, _ := strings.Cut(e.Field, ".")
+	want := map[string]string{
+		"listen":    "a list of multiaddr strings",
+		"bootstrap": "a list of multiaddr strings",
+		"api":       `a string such as "127.0.0.1:7788"`,
+		"replicas":  "a whole number of at least 1",
+	}[key]
+	if want == "" {
+		return fmt.Sprintf("the file holds a JSON %s; want an object with the keys %s", e.Value, configKeys)
+	}
+	return fmt.Sprintf("%q has a JSON %s where it wants %s", key, e.Value, want)
+}
+
+// position turns a byte offset into a line and a column, both from 1.
+func position(b []byte, off int64) (line, col int) {
+	off = min(max(off, 0), int64(len(b)))
+	before := b[:off]
+	line = 1 + bytes.Count(before, []byte("\n"))
+	col = int(off) - bytes.LastIndexByte(before, '\n')
+	return line, col
+}
+
+// apply fills in o from c for every setting whose flag was not given.
+func (c daemonConfig) apply(o daemonOptions, given func(flag string) bool) daemonOptions {
+	if c.Listen != nil && !given("listen") {
+		o.listen = c.Listen
+	}
+	if c.Bootstrap != nil && !given("bootstrap") {
+		o.bootstrap = c.Bootstrap
+	}
+	if c.API != nil && !given("api") {
+		o.api = *c.API
+	}
+	if c.Replicas != nil && !given("replicas") {
+		o.replicas = *c.Replicas
+	}
+	return o
+}
+
+// hasQUIC reports whether any of the multiaddrs uses QUIC.
+func hasQUIC(addrs ...[]string) bool {
+	for _, as := range addrs {
+		for _, a := range as {
+			if strings.Contains(a, "/quic") {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/spf13/cobra"
+
+	"github.com/blockmix/blockmix/webui"
+)
+
+func newStatusCommand(e *env) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Sum up the node in plain words: daemon, peers, store, traffic, and what to do",
+		Long: `status tells in one screen how the node is doing. Its first line is the
+verdict, in plain words, with what to do about it:
+
+  ok           connected to enough peers: what you put gets its copies
+  few peers    fewer peers than --replicas: what you put gets fewer copies
+  alone        no peers: what you put stays only on this node
+  quarantined  the store took corrupt blocks out of service
+  offline      no daemon runs on the repo
+
+Then, from a running daemon: the peer ID, the uptime, the connected peers
+and the routing table, the replicas setting, the store (blocks, bytes,
+files, shared blocks, overhead, quarantined) and the network traffic since
+the daemon started. Without a daemon, the store alone. status exits 0
+whatever the verdict.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runStatus(c.Context(), e, asJSON) },
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: daemon, repo, id, started, uptime_seconds, peers, routing_table, replicas, store, bytes_in, bytes_out, rate_in, rate_out, state, verdict")
+	return c
+}
+
+func runStatus(ctx context.Context, e *env, asJSON bool) error {
+	var s webui.StatusInfo
+	if dc := e.daemon(ctx); dc != nil {
+		if err := dc.getJSON(ctx, "/api/v1/status", &s); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if s, err = offlineStatus(ctx, e); err != nil {
+			return err
+		}
+	}
+	if asJSON {
+		b, _ := json.MarshalIndent(s, "", "  ")
+		fmt.Fprintln(e.stdout, string(b))
+		return nil
+	}
+	fmt.Fprintln(e.stdout, s.Verdict)
+	fmt.Fprintln(e.stdout)
+	if s.ID != "" {
+		fmt.Fprintf(e.stdout, "peer ID        %s\n", s.ID)
+	}
+	if s.Daemon {
+		up := time.Duration(s.UptimeSeconds) * time.Second
+		fmt.Fprintf(e.stdout, "uptime         %s (since %s)\n", up, s.Started.Local().Format("2006-01-02 15:04"))
+		fmt.Fprintf(e.stdout, "peers          %d connected, %d in the routing table\n", s.Peers, s.RoutingTable)
+		fmt.Fprintf(e.stdout, "replicas       %d (other nodes that should hold each block)\n", s.Replicas)
+		fmt.Fprintf(e.stdout, "network        %s in, %s out since the start (now %s/s in, %s/s out)\n",
+			human(s.BytesIn), human(s.BytesOut), human(int64(s.RateIn)), human(int64(s.RateOut)))
+	}
+	printStats(e.stdout, s.Repo, s.Store.Stats)
+	if s.Store.Quarantined == 0 {
+		fmt.Fprintf(e.stdout, "quarantined    none\n")
+	}
+	return nil
+}
+
+// offlineStatus sums up a repo no daemon runs on.
+func offlineStatus(ctx context.Context, e *env) (webui.StatusInfo, error) {
+	dir, err := e.repoDir()
+	if err != nil {
+		return webui.StatusInfo{}, err
+	}
+	st, err := e.openStore(false)
+	if err != nil {
+		return webui.StatusInfo{}, err
+	}
+	defer st.Close()
+	stats, err := st.Stats(ctx)
+	if err != nil {
+		return webui.StatusInfo{}, err
+	}
+	s := webui.StatusInfo{Repo: dir, Store: webui.StoreInfo{Stats: stats, Overhead: stats.Overhead()}}
+	// The ID, when a daemon made one before (status does not make one).
+	if path := filepath.Join(dir, identityFile); fileExists(path) {
+		if key, err := loadIdentity(path); err == nil {
+			if id, err := peer.IDFromPrivateKey(key); err == nil {
+				s.ID = id.String()
+			}
+		}
+	}
+	s.Judge()
+	return s, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
