@@ -50,15 +50,15 @@ const maxWalks = 16
 // nodes become known: one walk per region, never one per block (see
 // go-libp2p-kad-dht#824). Walks that fail are skipped: placement then uses
 // the peers already known.
-func (n *Node) explore(ctx context.Context, bs []blocks.Block) {
+func (n *Node) explore(ctx context.Context, ids []blocks.ID) {
 	if n.DHT.RoutingTable().Size() == 0 {
 		return
 	}
 	regions := map[byte]blocks.ID{}
-	for _, b := range bs {
-		k := kb.ConvertKey(BlockKey(b.ID()))
+	for _, id := range ids {
+		k := kb.ConvertKey(BlockKey(id))
 		if _, ok := regions[k[0]]; !ok && len(regions) < maxWalks {
-			regions[k[0]] = b.ID()
+			regions[k[0]] = id
 		}
 	}
 	var wg sync.WaitGroup
@@ -83,7 +83,16 @@ func (n *Node) explore(ctx context.Context, bs []blocks.Block) {
 // order, and an error wrapping ErrUnderReplicated when a block has fewer
 // than r holders.
 func (n *Node) Place(ctx context.Context, bs []blocks.Block, r int) ([]Placement, error) {
-	n.explore(ctx, bs)
+	ids := make([]blocks.ID, len(bs))
+	for i, b := range bs {
+		ids[i] = b.ID()
+	}
+	n.explore(ctx, ids)
+	return n.place(ctx, bs, r)
+}
+
+// place is Place without the DHT walks.
+func (n *Node) place(ctx context.Context, bs []blocks.Block, r int) ([]Placement, error) {
 	peers := n.candidates()
 	out := make([]Placement, len(bs))
 	order := make([][]peer.ID, len(bs)) // candidates per block, closest first
@@ -170,34 +179,66 @@ func shortfall(pls []Placement, r, others int) error {
 	return fmt.Errorf("%w: %d of %d blocks have fewer than %d copies%s", ErrUnderReplicated, short, len(pls), r, hint)
 }
 
-// PlaceSlice is how many blocks PlaceAll reads and places at a time.
-const PlaceSlice = 256
+// PlaceSlice is how many blocks PlaceAll reads and places at a time, and
+// placeSlices how many such slices are in flight.
+const (
+	PlaceSlice  = 64
+	placeSlices = 4
+)
 
-// PlaceAll places the blocks ids from g (see Place), PlaceSlice at a time
-// so that a big file never sits in memory whole. done, if not nil, gets the
-// number of blocks placed after each slice. It returns how many blocks
-// have fewer than r holders, and an error wrapping ErrUnderReplicated when
-// any has.
+// PlaceAll places the blocks ids from g (see Place), a few slices of
+// PlaceSlice blocks at a time, so that a big file never sits in memory
+// whole while the pushes of one slice overlap the rounds of another. done,
+// if not nil, gets the number of blocks placed so far after each slice. It
+// returns how many blocks have fewer than r holders, and an error wrapping
+// ErrUnderReplicated when any has.
 func (n *Node) PlaceAll(ctx context.Context, g blocks.Getter, ids []blocks.ID, r int, done func(int)) (int, error) {
-	var all []Placement // IDs and holders only: the bytes are gone
+	n.explore(ctx, ids)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	all := make([]Placement, len(ids)) // IDs and holders only: the bytes are gone
+	var (
+		mu     sync.Mutex
+		placed int
+		first  error
+		wg     sync.WaitGroup
+	)
+	sem := make(chan struct{}, placeSlices)
 	for start := 0; start < len(ids); start += PlaceSlice {
-		slice := ids[start:min(start+PlaceSlice, len(ids))]
-		bs := make([]blocks.Block, len(slice))
-		for i, id := range slice {
-			b, err := blocks.GetBlock(ctx, g, id)
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func(start int) {
+			defer func() { <-sem; wg.Done() }()
+			slice := ids[start:min(start+PlaceSlice, len(ids))]
+			pls, err := n.placeFrom(ctx, g, slice, r)
+			mu.Lock()
+			defer mu.Unlock()
 			if err != nil {
-				return 0, fmt.Errorf("read block to place: %w", err)
+				if first == nil {
+					first = err
+				}
+				cancel()
+				return
 			}
-			bs[i] = b
-		}
-		pls, err := n.Place(ctx, bs, r)
-		if err != nil && !errors.Is(err, ErrUnderReplicated) {
-			return 0, err
-		}
-		all = append(all, pls...)
-		if done != nil {
-			done(start + len(slice))
-		}
+			copy(all[start:], pls)
+			placed += len(slice)
+			if done != nil {
+				done(placed)
+			}
+		}(start)
+	}
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		first = ctx.Err()
+	}
+	if first != nil {
+		return 0, first
 	}
 	short := 0
 	for _, pl := range all {
@@ -206,4 +247,21 @@ func (n *Node) PlaceAll(ctx context.Context, g blocks.Getter, ids []blocks.ID, r
 		}
 	}
 	return short, shortfall(all, r, len(n.candidates()))
+}
+
+// placeFrom reads ids from g and places them.
+func (n *Node) placeFrom(ctx context.Context, g blocks.Getter, ids []blocks.ID, r int) ([]Placement, error) {
+	bs := make([]blocks.Block, len(ids))
+	for i, id := range ids {
+		b, err := blocks.GetBlock(ctx, g, id)
+		if err != nil {
+			return nil, fmt.Errorf("read block to place: %w", err)
+		}
+		bs[i] = b
+	}
+	pls, err := n.place(ctx, bs, r)
+	if err != nil && !errors.Is(err, ErrUnderReplicated) {
+		return nil, err
+	}
+	return pls, nil
 }

@@ -146,7 +146,7 @@ func TestPlaceAll(t *testing.T) {
 	if err != nil || short != 0 {
 		t.Fatalf("short %d, %v", short, err)
 	}
-	if len(progress) != 3 || progress[2] != n {
+	if len(progress) != (n+PlaceSlice-1)/PlaceSlice || progress[len(progress)-1] != n {
 		t.Fatalf("progress %v", progress)
 	}
 	for _, id := range ids {

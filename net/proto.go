@@ -26,7 +26,7 @@ func (r *Refusal) Error() string { return fmt.Sprintf("refused (code %d): %s", r
 
 // Sink takes pushed blocks. Accept stores a verified block from peer, or
 // returns a *Refusal that says why not (any other error is sent as
-// RefuseError).
+// RefuseError). Streams from several peers call it at once.
 type Sink interface {
 	Accept(ctx context.Context, peer string, id blocks.ID, data []byte) error
 }

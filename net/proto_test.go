@@ -170,10 +170,13 @@ func TestFetchPeerVanishes(t *testing.T) {
 
 type quotaSink struct {
 	st   *blocks.Mem
+	mu   sync.Mutex
 	left int
 }
 
 func (q *quotaSink) Accept(ctx context.Context, _ string, id blocks.ID, data []byte) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	if len(data) > q.left {
 		return &Refusal{Code: RefuseQuota, Text: "quota full"}
 	}

@@ -18,7 +18,7 @@ import (
 
 // startDaemon runs `blockmix daemon` on w's repo, on 127.0.0.1 only, and
 // waits for its API.
-func startDaemon(t *testing.T, w *world, bootstrap []string) (*started, webui.IDInfo) {
+func startDaemon(t testing.TB, w *world, bootstrap []string) (*started, webui.IDInfo) {
 	t.Helper()
 	args := []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"}
 	for _, b := range bootstrap {
@@ -29,7 +29,7 @@ func startDaemon(t *testing.T, w *world, bootstrap []string) (*started, webui.ID
 
 // startDaemonWith runs `blockmix daemon args...` on w's repo and waits for
 // its API. The caller keeps it off the real network (127.0.0.1 only).
-func startDaemonWith(t *testing.T, w *world, args ...string) (*started, webui.IDInfo) {
+func startDaemonWith(t testing.TB, w *world, args ...string) (*started, webui.IDInfo) {
 	t.Helper()
 	p := w.start(append([]string{"daemon"}, args...)...)
 	deadline := time.Now().Add(30 * time.Second)

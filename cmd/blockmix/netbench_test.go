@@ -1,0 +1,173 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blockmix/blockmix/webui"
+)
+
+// Benchmarks of the network goals with real daemon processes on
+// 127.0.0.1 (see also `go test -bench . ./net` for the fetch against raw
+// libp2p streams). NET_BENCH_SIZE sets the file (default 256 MiB).
+
+func netBenchSize(b *testing.B) int64 {
+	if s := os.Getenv("NET_BENCH_SIZE"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n <= 0 {
+			b.Fatalf("NET_BENCH_SIZE=%q: want a positive number of bytes", s)
+		}
+		return n
+	}
+	return 256 << 20
+}
+
+// benchNetwork starts n daemons on 127.0.0.1 under root, joined through the
+// first, and waits until every routing table holds the others.
+func benchNetwork(b *testing.B, root string, n int) []*world {
+	b.Helper()
+	var ws []*world
+	var boot []string
+	for i := range n {
+		w := newWorldIn(b, root)
+		w.repo = filepath.Join(root, fmt.Sprintf("node-%d", i))
+		_, info := startDaemon(b, w, boot)
+		if i == 0 {
+			boot = []string{info.Addrs[0]}
+		}
+		ws = append(ws, w)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, w := range ws {
+		for {
+			info, ok := daemonID(w)
+			if ok && info.RoutingTable >= n-1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%s: routing table %d of %d", w.repo, info.RoutingTable, n-1)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return ws
+}
+
+// BenchmarkNetPut: `blockmix put` of a NET_BENCH_SIZE file through a daemon
+// in a five-node network with R = 3 (it returns once every block has three
+// holders), next to the same put into an offline repo in the same run.
+func BenchmarkNetPut(b *testing.B) {
+	root := benchRoot(b)
+	size := netBenchSize(b)
+	in := filepath.Join(root, "net-input.bin")
+	if _, err := createRandomFile(in, 0x5e7, size); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(size)
+	var netDur, offDur time.Duration
+	b.ResetTimer()
+	b.StopTimer()
+	for i := range b.N {
+		off := newWorldIn(b, root)
+		off.repo = filepath.Join(root, fmt.Sprintf("offline-%d", i))
+		r := off.run("--no-progress", "put", in)
+		if r.code != 0 {
+			b.Fatalf("%v", r)
+		}
+		offDur += r.dur
+
+		ws := benchNetwork(b, filepath.Join(root, fmt.Sprintf("net-%d", i)), 5)
+		b.StartTimer()
+		r = ws[1].run("--no-progress", "put", "--json", in)
+		b.StopTimer()
+		if r.code != 0 {
+			b.Fatalf("%v", r)
+		}
+		var put webui.PutInfo
+		if err := json.Unmarshal(r.stdout, &put); err != nil || put.Short == nil || *put.Short != 0 {
+			b.Fatalf("put through the daemon: %s", r.stdout)
+		}
+		netDur += r.dur
+	}
+	n := int64(b.N)
+	b.ReportMetric(mbps(size*n, netDur), "net_put_MB/s")
+	b.ReportMetric(netDur.Seconds()/float64(n), "net_put_s")
+	b.ReportMetric(mbps(size*n, offDur), "offline_put_MB/s")
+	b.ReportMetric(netDur.Seconds()/offDur.Seconds(), "net/offline_time")
+}
+
+// BenchmarkDaemonIdle: a daemon with a repo of BENCH_SIZE (1 GiB) bytes and
+// one peer, left alone for 30 s: its resident memory (VmRSS) and the CPU it
+// used in that time.
+func BenchmarkDaemonIdle(b *testing.B) {
+	in, size := benchInput(b)
+	root := benchRoot(b)
+	var rss, cpu float64
+	for i := range b.N {
+		w := newWorldIn(b, root)
+		w.repo = filepath.Join(root, fmt.Sprintf("idle-%d", i))
+		if r := w.run("--no-progress", "put", in); r.code != 0 {
+			b.Fatalf("%v", r)
+		}
+		p, info := startDaemon(b, w, nil)
+		peer := newWorldIn(b, root)
+		peer.repo = filepath.Join(root, fmt.Sprintf("idle-peer-%d", i))
+		startDaemon(b, peer, []string{info.Addrs[0]})
+		time.Sleep(5 * time.Second) // start-up settles
+		pid := p.cmd.Process.Pid
+		t0 := cpuTicks(b, pid)
+		const idle = 30 * time.Second
+		time.Sleep(idle)
+		cpu += float64(cpuTicks(b, pid)-t0) / 100 / idle.Seconds()
+		rss += float64(procStatus(b, pid, "VmRSS")) / 1024
+	}
+	n := float64(b.N)
+	b.ReportMetric(rss/n, "idle_RSS_MiB")
+	b.ReportMetric(100*cpu/n, "idle_CPU_%")
+	b.ReportMetric(float64(size)/(1<<30), "repo_GiB")
+}
+
+// procStatus reads a kB field of /proc/PID/status.
+func procStatus(b *testing.B, pid int, field string) int64 {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb
+		}
+	}
+	b.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// cpuTicks is the process's user+system time in clock ticks (1/100 s).
+func cpuTicks(b *testing.B, pid int) int64 {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name, which is in parentheses.
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("bad /proc/%d/stat", pid)
+	}
+	return ut + st
+}
