@@ -22,10 +22,11 @@ type daemonConfig struct {
 	Bootstrap []string `json:"bootstrap"`
 	API       *string  `json:"api"`
 	Replicas  *int     `json:"replicas"`
+	Cache     *string  `json:"cache"`
 }
 
 // configKeys spells the keys for error messages.
-const configKeys = "listen, bootstrap, api, replicas"
+const configKeys = "listen, bootstrap, api, replicas, cache"
 
 // readConfig reads the config file at path. A missing file is an empty
 // config (found is false). A malformed one is a usage error that names the
@@ -88,6 +89,11 @@ func readConfig(path string) (c daemonConfig, found bool, err error) {
 	if c.Replicas != nil && *c.Replicas < 1 {
 		return c, true, bad(`"replicas" is %d: it must be at least 1`, *c.Replicas)
 	}
+	if c.Cache != nil {
+		if _, err := parseSize(*c.Cache); err != nil {
+			return c, true, bad(`"cache": %v`, err)
+		}
+	}
 	return c, true, nil
 }
 
@@ -100,6 +106,7 @@ func typeProblem(e *json.UnmarshalTypeError) string {
 		"bootstrap": "a list of multiaddr strings",
 		"api":       `a string such as "127.0.0.1:7788"`,
 		"replicas":  "a whole number of at least 1",
+		"cache":     `a size string such as "10GiB"`,
 	}[key]
 	if want == "" {
 		return fmt.Sprintf("the file holds a JSON %s; want an object with the keys %s", e.Value, configKeys)
@@ -129,6 +136,9 @@ func (c daemonConfig) apply(o daemonOptions, given func(flag string) bool) daemo
 	}
 	if c.Replicas != nil && !given("replicas") {
 		o.replicas = *c.Replicas
+	}
+	if c.Cache != nil && !given("cache") {
+		o.cache = *c.Cache
 	}
 	return o
 }

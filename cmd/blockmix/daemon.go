@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -37,6 +38,7 @@ type daemonOptions struct {
 	bootstrap []string
 	api       string
 	replicas  int
+	cache     string
 }
 
 func newDaemonCommand(e *env) *cobra.Command {
@@ -57,7 +59,8 @@ key optional; a flag given on the command line wins over its key):
   {"listen":    ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"],
    "bootstrap": ["/ip4/192.0.2.7/tcp/4001/p2p/12D3Koo…"],
    "api":       "127.0.0.1:7788",
-   "replicas":  3}
+   "replicas":  3,
+   "cache":     "10GiB"}
 
 A malformed config.json stops the daemon with an error that says where.
 QUIC is on when any listen or bootstrap address has /quic-v1.`,
@@ -70,6 +73,7 @@ QUIC is on when any listen or bootstrap address has /quic-v1.`,
 	c.Flags().StringArrayVar(&o.bootstrap, "bootstrap", nil, "multiaddr with /p2p/ID of a node to join through (repeatable; config.json key bootstrap)")
 	c.Flags().StringVar(&o.api, "api", "127.0.0.1:7788", "address of the local HTTP API (port 0: any; config.json key api)")
 	c.Flags().IntVar(&o.replicas, "replicas", 3, "how many other nodes should hold each block (config.json key replicas)")
+	c.Flags().StringVar(&o.cache, "cache", "10GiB", "keep blocks fetched from peers (they then serve other files and peers) while the store holds less than this; 0: keep none (config.json key cache)")
 	return c
 }
 
@@ -96,6 +100,10 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 	if o.replicas < 1 {
 		return badUse("--replicas must be at least 1")
 	}
+	cache, err := parseSize(o.cache)
+	if err != nil {
+		return badUse("--cache: %v%s", err, fromCfg(cfg.Cache != nil, "cache"))
+	}
 	var boot []peer.AddrInfo
 	for _, s := range o.bootstrap {
 		ai, err := peer.AddrInfoFromString(s)
@@ -114,7 +122,13 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 		return err
 	}
 	cfgNet := bmnet.Config{Listen: o.listen, QUIC: hasQUIC(o.listen, o.bootstrap), Key: key, Bootstrap: boot}
-	node, err := bmnet.NewNode(cfgNet, st, bmnet.NewStoreSink(st))
+	s0, err := st.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	d := &daemonNode{e: e, st: st, replicas: o.replicas, repo: dir, started: time.Now(), cache: cache}
+	d.stored.Store(s0.Bytes)
+	node, err := bmnet.NewNode(cfgNet, st, countingSink{bmnet.NewStoreSink(st), &d.stored})
 	if err != nil {
 		return fmt.Errorf("%w%s", err, fromCfg(cfg.Listen != nil, "listen"))
 	}
@@ -129,7 +143,7 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 		return fmt.Errorf("API on %s%s: %w", o.api, fromCfg(cfg.API != nil, "api"), err)
 	}
 	url := "http://" + ln.Addr().String()
-	d := &daemonNode{e: e, st: st, node: node, replicas: o.replicas, repo: dir, started: time.Now()}
+	d.node = node
 	srv := &http.Server{Handler: webui.API(d), ReadHeaderTimeout: 10 * time.Second}
 	if err := os.WriteFile(filepath.Join(dir, apiFile), []byte(url+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", apiFile, err)
@@ -217,6 +231,8 @@ type daemonNode struct {
 	replicas int
 	repo     string
 	started  time.Time
+	cache    int64        // keep fetched blocks while stored < cache
+	stored   atomic.Int64 // bytes in the store, roughly: at start, plus what came since
 
 	mu    sync.Mutex // one put at a time: a Mixer is sequential
 	mixer *mixer.Mixer
@@ -265,12 +281,37 @@ func (d *daemonNode) Verify(ctx context.Context) (webui.VerifyInfo, error) {
 	return verifyStore(ctx, d.st, nil)
 }
 
+// keep says whether a fetched block may stay in the store (the cache
+// limit), and counts it when it may.
+func (d *daemonNode) keep(_ blocks.ID, size int) bool {
+	if d.stored.Load()+int64(size) > d.cache {
+		return false
+	}
+	d.stored.Add(int64(size))
+	return true
+}
+
+// countingSink counts the bytes of the pushed blocks it takes.
+type countingSink struct {
+	*bmnet.StoreSink
+	n *atomic.Int64
+}
+
+func (c countingSink) Accept(ctx context.Context, peer string, id blocks.ID, data []byte) error {
+	err := c.StoreSink.Accept(ctx, peer, id, data)
+	if err == nil {
+		c.n.Add(int64(len(data)))
+	}
+	return err
+}
+
 // Open rebuilds a file with blocks from the store and the network: the
 // Fetcher asks the closest nodes, then the file's providers (looked up in
 // the background), then everyone.
 func (d *daemonNode) Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, error) {
 	f := bmnet.NewFetcher(d.node, d.st)
 	f.Near = d.replicas
+	f.Keep = d.keep
 	go func() {
 		for p := range d.node.FileProviders(ctx, rc.Root[0], 8) {
 			f.Hint(p)
@@ -297,6 +338,7 @@ func (d *daemonNode) Put(ctx context.Context, r io.Reader, size int64, name, typ
 	if err := d.st.Sync(); err != nil {
 		return webui.PutInfo{}, fmt.Errorf("sync store: %w", err)
 	}
+	d.stored.Add(res.NewBytes)
 	info := webui.PutInfo{
 		Recipe: res.Recipe.String(), URL: res.Recipe.URL(""), Name: res.Recipe.Name, Size: res.Recipe.Size,
 		Type: res.Recipe.Type, NewBytes: res.NewBytes, NewBlocks: res.NewBlocks, Blocks: len(res.Blocks), Replicas: d.replicas,

@@ -365,3 +365,30 @@ func TestStatus(t *testing.T) {
 		t.Errorf("status after a put:\n%s", out)
 	}
 }
+
+// TestDaemonCache: a node keeps the blocks it fetched (they serve other
+// files and peers) unless --cache says the store is full enough.
+func TestDaemonCache(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three daemons")
+	}
+	t.Parallel()
+	up, keeper, passer := newWorld(t), newWorld(t), newWorld(t)
+	_, idu := startDaemonWith(t, up, "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0")
+	sum := writeRandomFile(t, up.path("f.bin"), 21, 3<<20)
+	rc := up.okLine("--no-progress", "put", up.path("f.bin"))
+	// Started after the put, so nothing was pushed to them.
+	startDaemonWith(t, keeper, "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--bootstrap", idu.Addrs[0])
+	startDaemonWith(t, passer, "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--bootstrap", idu.Addrs[0], "--cache", "0")
+	for _, w := range []*world{keeper, passer} {
+		if got := w.getSum(rc); got != sum {
+			t.Fatalf("%s rebuilt a different file", w.repo)
+		}
+	}
+	if s := keeper.stat(); s.Blocks < 24 {
+		t.Errorf("the default cache kept %d blocks of a 3 MiB file", s.Blocks)
+	}
+	if s := passer.stat(); s.Blocks != 0 {
+		t.Errorf("--cache 0 kept %d blocks", s.Blocks)
+	}
+}

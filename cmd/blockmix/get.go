@@ -83,11 +83,13 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 		}
 	}
 	if dc := e.daemon(ctx); dc != nil {
+		bar := e.newProgress(rc.Size, "fetching "+recipe.CleanName(filepath.Base(dest)))
+		defer bar.finish()
 		if dest == "-" {
-			return dc.get(ctx, text, e.stdout)
+			return dc.get(ctx, text, io.MultiWriter(e.stdout, bar))
 		}
 		h := sha256.New()
-		if err := writeAtomically(dest, o.force, func(w io.Writer) error { return dc.get(ctx, text, io.MultiWriter(w, h)) }); err != nil {
+		if err := writeAtomically(dest, o.force, func(w io.Writer) error { return dc.get(ctx, text, io.MultiWriter(w, h, bar)) }); err != nil {
 			return err
 		}
 		if o.asJSON {

@@ -43,6 +43,13 @@ func (p *progress) Add(n int64) {
 	p.mu.Unlock()
 }
 
+// Write counts p's bytes on the bar (the bar as an io.Writer, for a
+// TeeReader or MultiWriter); it never fails.
+func (p *progress) Write(b []byte) (int, error) {
+	p.Add(int64(len(b)))
+	return len(b), nil
+}
+
 func (p *progress) finish() {
 	if p == nil {
 		return

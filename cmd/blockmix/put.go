@@ -198,11 +198,7 @@ func putViaDaemon(ctx context.Context, e *env, dc *daemonClient, o putOptions, f
 			return outs, err
 		}
 		bar := e.newProgress(in.size, "sending "+recipe.CleanName(in.name))
-		var r io.Reader = in.r
-		if bar != nil {
-			r = io.TeeReader(in.r, writerFunc(func(p []byte) (int, error) { bar.Add(int64(len(p))); return len(p), nil }))
-		}
-		info, err := dc.put(ctx, r, in.size, in.name, in.typ)
+		info, err := dc.put(ctx, io.TeeReader(in.r, bar), in.size, in.name, in.typ)
 		bar.finish()
 		in.close()
 		if err != nil {
@@ -215,7 +211,3 @@ func putViaDaemon(ctx context.Context, e *env, dc *daemonClient, o putOptions, f
 	}
 	return outs, nil
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
