@@ -42,6 +42,8 @@ type PutInfo struct {
 	// all are placed).
 	Short     *int   `json:"blocks_short,omitempty"`
 	Placement string `json:"placement,omitempty"`
+	// Nodes is how many distinct other nodes took blocks.
+	Nodes int `json:"nodes,omitempty"`
 }
 
 // PeerInfo is one entry of GET /api/v1/peers.
@@ -103,18 +105,28 @@ type Node interface {
 	Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, error)
 	// Store is the node's local store, read as it is: nothing is fetched.
 	Store() Store
+	// Fetch rebuilds the whole file into this node: every block fetched
+	// and kept, the whole-file hash checked, the file added to the
+	// store's list. progress gets the file bytes as they are rebuilt.
+	Fetch(ctx context.Context, rc recipe.Recipe, progress func(n int64)) error
+	// Health counts the reachable copies of each block of a file this node
+	// holds or can reach.
+	Health(ctx context.Context, rc recipe.Recipe) (HealthInfo, error)
+	// Remove takes a file off this node's list (its blocks stay until
+	// evicted); an unknown key wraps blocks.ErrNotFound.
+	Remove(ctx context.Context, key string) error
 	// Verify re-hashes every local block, quarantines the ones whose
 	// bytes do not match their ID and syncs the store. Finding corrupt
 	// blocks is not an error: they are listed in the answer.
 	Verify(ctx context.Context) (VerifyInfo, error)
 }
 
-// API returns the HTTP handler of the node's API under /api/v1/. Every
-// answer is JSON unless said otherwise; every error the handlers write is
-// an ErrorBody with a 4xx (bad request, not found) or 5xx status (an
-// unknown path or method gets net/http's plain-text 404 or 405).
-func API(n Node) http.Handler {
-	mux := http.NewServeMux()
+// apiRoutes adds the node's API under /api/v1/ to mux. Every answer is
+// JSON unless said otherwise; every error the handlers write is an
+// ErrorBody with a 4xx (bad request, not found) or 5xx status (an unknown
+// path or method gets net/http's plain-text 404 or 405).
+func (s *Server) apiRoutes(mux *http.ServeMux) {
+	n := s.n
 	// GET /api/v1/id: IDInfo.
 	mux.HandleFunc("GET /api/v1/id", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.ID()) })
 	// GET /api/v1/peers: a []PeerInfo of the connected peers ([] when none).
@@ -246,7 +258,7 @@ func API(n Node) http.Handler {
 			panic(http.ErrAbortHandler)
 		}
 	})
-	return mux
+	s.moreRoutes(mux)
 }
 
 // countingWriter counts the bytes that went through it.

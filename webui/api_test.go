@@ -44,6 +44,24 @@ func (n *memNode) Put(ctx context.Context, r io.Reader, size int64, name, typ st
 	}
 	return PutInfo{Recipe: res.Recipe.String(), Name: res.Recipe.Name, Size: res.Recipe.Size, Blocks: len(res.Blocks)}, nil
 }
+func (n *memNode) Fetch(ctx context.Context, rc recipe.Recipe, progress func(int64)) error {
+	r, err := recipe.Open(ctx, n.st, rc, recipe.Options{Progress: progressFunc(progress)})
+	if err != nil {
+		return err
+	}
+	_, err = r.WriteTo(io.Discard)
+	return err
+}
+func (n *memNode) Health(ctx context.Context, rc recipe.Recipe) (HealthInfo, error) {
+	f, err := n.st.File(ctx, rc.Key())
+	if err != nil {
+		return HealthInfo{}, err
+	}
+	h := HealthInfo{Blocks: len(f.Blocks), MinCopies: 1, MedianCopies: 1, Replicas: 1}
+	h.Judge()
+	return h, nil
+}
+func (n *memNode) Remove(ctx context.Context, key string) error { return n.st.RemoveFile(ctx, key) }
 func (n *memNode) Verify(ctx context.Context) (VerifyInfo, error) {
 	var ids []blocks.ID
 	if err := n.st.Enumerate(ctx, func(id blocks.ID, _ blocks.Meta) error { ids = append(ids, id); return nil }); err != nil {

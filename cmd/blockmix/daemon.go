@@ -144,7 +144,9 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 	}
 	url := "http://" + ln.Addr().String()
 	d.node = node
-	srv := &http.Server{Handler: webui.API(d), ReadHeaderTimeout: 10 * time.Second}
+	web := webui.New(d, webui.Options{})
+	defer web.Close()
+	srv := &http.Server{Handler: web, ReadHeaderTimeout: 10 * time.Second}
 	if err := os.WriteFile(filepath.Join(dir, apiFile), []byte(url+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", apiFile, err)
 	}
@@ -304,6 +306,19 @@ func (c countingSink) Accept(ctx context.Context, peer string, id blocks.ID, dat
 	}
 	return err
 }
+
+// Fetch rebuilds the whole file into this node (not yet: a stub).
+func (d *daemonNode) Fetch(ctx context.Context, rc recipe.Recipe, progress func(int64)) error {
+	return errors.New("not yet")
+}
+
+// Health counts the copies of a file's blocks (not yet: a stub).
+func (d *daemonNode) Health(ctx context.Context, rc recipe.Recipe) (webui.HealthInfo, error) {
+	return webui.HealthInfo{}, errors.New("not yet")
+}
+
+// Remove takes a file off this node's list; its blocks stay.
+func (d *daemonNode) Remove(ctx context.Context, key string) error { return d.st.RemoveFile(ctx, key) }
 
 // Open rebuilds a file with blocks from the store and the network: the
 // Fetcher asks the closest nodes, then the file's providers (looked up in

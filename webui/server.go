@@ -1,0 +1,55 @@
+package webui
+
+import (
+	"net/http"
+	"sync"
+)
+
+// Options tune a Server.
+type Options struct {
+	// Hosts are the extra host names (without port) the server answers to
+	// besides loopback addresses and "localhost": the address it is bound
+	// to when that is not loopback. Any other Host header is refused (DNS
+	// rebinding).
+	Hosts []string
+	// MaxUpload bounds one uploaded file; 0 means 64 GiB.
+	MaxUpload int64
+	// MaxTransfers bounds the puts, gets and fetches running at once; 0
+	// means 8. More are refused with 503 and a message.
+	MaxTransfers int
+}
+
+// Server serves a node's API and web page. Close it to stop its
+// background work (transfers, the bandwidth history).
+type Server struct {
+	n    Node
+	opt  Options
+	h    http.Handler
+	stop chan struct{}
+	once sync.Once
+}
+
+// New returns a Server for n.
+func New(n Node, opt Options) *Server {
+	if opt.MaxUpload <= 0 {
+		opt.MaxUpload = 64 << 30
+	}
+	if opt.MaxTransfers <= 0 {
+		opt.MaxTransfers = 8
+	}
+	s := &Server{n: n, opt: opt, stop: make(chan struct{})}
+	mux := http.NewServeMux()
+	s.apiRoutes(mux)
+	s.pageRoutes(mux)
+	s.h = s.guard(mux)
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHTTP(w, r) }
+
+// Close stops the background work.
+func (s *Server) Close() { s.once.Do(func() { close(s.stop) }) }
+
+// API returns a Server for n with default options, as an http.Handler.
+func API(n Node) http.Handler { return New(n, Options{}) }
