@@ -30,6 +30,8 @@ const (
 	KindPush     byte = 5 // payload: 32-byte digest, then the block's bytes
 	KindAccept   byte = 6 // payload: 32-byte digest
 	KindRefuse   byte = 7 // payload: 32-byte digest, reason code, reason text
+	KindHas      byte = 8 // payload: like KindWant; asks which blocks the peer holds
+	KindHave     byte = 9 // payload: 32-byte digest; answers KindHas
 )
 
 // Hard limits. A frame is a uvarint length (of kind + payload), a kind byte
@@ -57,7 +59,7 @@ var ErrBadFrame = errors.New("bad frame")
 // the next ReadFrame.
 type Frame struct {
 	Kind   byte
-	IDs    []blocks.ID // KindWant
+	IDs    []blocks.ID // KindWant, KindHas
 	ID     blocks.ID   // every other kind but KindEnd
 	Data   []byte      // KindBlock, KindPush
 	Reason byte        // KindRefuse
@@ -68,7 +70,7 @@ type Frame struct {
 func WriteFrame(w io.Writer, f Frame) error {
 	var payload []byte
 	switch f.Kind {
-	case KindWant:
+	case KindWant, KindHas:
 		if len(f.IDs) == 0 || len(f.IDs) > MaxWant {
 			return fmt.Errorf("want-list of %d IDs (1..%d)", len(f.IDs), MaxWant)
 		}
@@ -81,7 +83,7 @@ func WriteFrame(w io.Writer, f Frame) error {
 			return fmt.Errorf("block of %d bytes: %w", len(f.Data), blocks.ErrTooLarge)
 		}
 		payload = append(f.ID[:len(f.ID):len(f.ID)], f.Data...)
-	case KindDontHave, KindAccept:
+	case KindDontHave, KindAccept, KindHave:
 		payload = f.ID[:]
 	case KindRefuse:
 		text := f.Text
@@ -172,7 +174,7 @@ func decodeFrame(kind byte, p []byte) (Frame, error) {
 	}
 	f := Frame{Kind: kind}
 	switch kind {
-	case KindWant:
+	case KindWant, KindHas:
 		if len(p) == 0 || len(p)%32 != 0 || len(p)/32 > MaxWant {
 			return bad("want-list of %d bytes", len(p))
 		}
@@ -186,7 +188,7 @@ func decodeFrame(kind byte, p []byte) (Frame, error) {
 		}
 		copy(f.ID[:], p)
 		f.Data = p[32:]
-	case KindDontHave, KindAccept:
+	case KindDontHave, KindAccept, KindHave:
 		if len(p) != 32 {
 			return bad("%d bytes", len(p))
 		}

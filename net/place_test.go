@@ -165,3 +165,43 @@ func TestPlaceAll(t *testing.T) {
 		t.Fatalf("R=5 with 4 others: short %d, %v", short, err)
 	}
 }
+
+// TestCopies: after placement every block has three holders among the
+// closest, the has-lists say so, and a block nobody has counts zero.
+func TestCopies(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nodes, stores := startNetwork(t, ctx, []int{1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30})
+	var bs []blocks.Block
+	var ids []blocks.ID
+	for i := 0; i < 30; i++ {
+		bs = append(bs, block(7000+i))
+		ids = append(ids, bs[i].ID())
+	}
+	if _, err := nodes[0].Place(ctx, bs, 3); err != nil {
+		t.Fatal(err)
+	}
+	// One holder loses a block.
+	lost := ids[0]
+	for _, st := range stores[1:] {
+		if ok, _ := st.Has(ctx, lost); ok {
+			if err := st.Delete(ctx, lost); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	got := nodes[0].Copies(ctx, append(ids, block(9999).ID()), 4)
+	for i, c := range got[:len(ids)] {
+		want := 3
+		if i == 0 {
+			want = 2
+		}
+		if c != want {
+			t.Fatalf("block %d: %d copies, want %d (all %v)", i, c, want, got)
+		}
+	}
+	if got[len(ids)] != 0 {
+		t.Fatalf("a block nobody has: %d copies", got[len(ids)])
+	}
+}

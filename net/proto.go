@@ -62,8 +62,8 @@ type Flusher interface {
 const maxAnswers = 256
 
 // Serve answers the frames of one stream until it ends: a want-list with a
-// Block or DontHave frame for each ID, then End; a push with Accept or
-// Refuse. Blocks are served from src (which verifies them); pushes go to
+// Block or DontHave frame for each ID, then End; a has-list with Have or
+// DontHave for each ID, then End; a push with Accept or Refuse. Blocks are served from src (which verifies them); pushes go to
 // sink after they are checked against their IDs (sink nil refuses all).
 // Requests are read while earlier answers are written, in order; when sink
 // is a Flusher, accepted pushes are answered after one Flush per group.
@@ -103,6 +103,15 @@ func readRequests(ctx context.Context, rw io.ReadWriter, peer string, src blocks
 				}
 			}
 			answers <- Frame{Kind: KindEnd}
+		case KindHas:
+			for _, id := range f.IDs {
+				if has(ctx, src, id) {
+					answers <- Frame{Kind: KindHave, ID: id}
+				} else {
+					answers <- Frame{Kind: KindDontHave, ID: id}
+				}
+			}
+			answers <- Frame{Kind: KindEnd}
 		case KindPush:
 			ans := Frame{Kind: KindAccept, ID: f.ID}
 			if r := accept(ctx, sink, peer, f.ID, f.Data); r != nil {
@@ -113,6 +122,17 @@ func readRequests(ctx context.Context, rw io.ReadWriter, peer string, src blocks
 			return fmt.Errorf("%w: a server does not take kind %d", ErrBadFrame, f.Kind)
 		}
 	}
+}
+
+// has reports whether src holds id: by its Has when it is a blocks.Haver,
+// else by reading it.
+func has(ctx context.Context, src blocks.Getter, id blocks.ID) bool {
+	if h, ok := src.(blocks.Haver); ok {
+		ok, err := h.Has(ctx, id)
+		return err == nil && ok
+	}
+	_, err := src.Get(ctx, id)
+	return err == nil
 }
 
 // writeAnswers writes the queued answers in order, each group after one
@@ -284,6 +304,42 @@ func Fetch(ctx context.Context, rw io.ReadWriter, ids []blocks.ID, got func(bloc
 			return missing, fmt.Errorf("%w: kind %d in an answer to a want-list", ErrBadFrame, f.Kind)
 		}
 	}
+}
+
+// Has sends one has-list on rw and returns, for each ID, whether the peer
+// says it holds the block. A peer's word is not proof: fetches verify.
+func Has(ctx context.Context, rw io.ReadWriter, ids []blocks.ID) ([]bool, error) {
+	out := make([]bool, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	if len(ids) > MaxWant {
+		return nil, fmt.Errorf("has-list of %d IDs, at most %d", len(ids), MaxWant)
+	}
+	arm(ctx, rw, DefaultIdle)
+	if err := WriteFrame(rw, Frame{Kind: KindHas, IDs: ids}); err != nil {
+		return nil, fmt.Errorf("send has-list: %w", err)
+	}
+	fr := NewFrameReader(rw)
+	for i, id := range ids {
+		arm(ctx, rw, DefaultIdle)
+		f, err := fr.ReadFrame()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("read has answer: %w", ctxErr(ctx, err))
+		}
+		if f.ID != id || (f.Kind != KindHave && f.Kind != KindDontHave) {
+			return nil, fmt.Errorf("%w: kind %d for %s in answer %d to a has-list (%s)", ErrBadFrame, f.Kind, f.ID, i, id)
+		}
+		out[i] = f.Kind == KindHave
+	}
+	arm(ctx, rw, DefaultIdle)
+	if f, err := fr.ReadFrame(); err != nil || f.Kind != KindEnd {
+		return nil, fmt.Errorf("%w: a has answer without its end (%v)", ErrBadFrame, err)
+	}
+	return out, nil
 }
 
 // Push sends blocks on rw and returns, for each, nil if the peer accepted

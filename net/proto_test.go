@@ -334,3 +334,22 @@ func TestPushFlushFails(t *testing.T) {
 		}
 	}
 }
+
+// TestHas: a has-list is answered per ID without the blocks' bytes.
+func TestHas(t *testing.T) {
+	st := blocks.NewMem()
+	for _, i := range []int{1, 3} {
+		if err := st.PutBlock(context.Background(), block(i), uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, _ := serve(t, st, nil)
+	got, err := Has(context.Background(), conn, []blocks.ID{block(1).ID(), block(2).ID(), block(3).ID()})
+	if err != nil || len(got) != 3 || !got[0] || got[1] || !got[2] {
+		t.Fatalf("has %v, %v; want [true false true]", got, err)
+	}
+	// The stream goes on.
+	if got, err := Has(context.Background(), conn, []blocks.ID{block(2).ID()}); err != nil || got[0] {
+		t.Fatalf("second has-list: %v, %v", got, err)
+	}
+}

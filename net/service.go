@@ -73,6 +73,22 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID, ids []blocks.ID, got fun
 	return missing, st.Close()
 }
 
+// Has asks peer p which of ids it holds (see the package's Has).
+func (s *Service) Has(ctx context.Context, p peer.ID, ids []blocks.ID) ([]bool, error) {
+	st, err := s.h.NewStream(ctx, p, protocol.ID(ProtocolID))
+	if err != nil {
+		s.Peers.Failure(p)
+		return nil, fmt.Errorf("open stream to %s: %w", p, err)
+	}
+	out, err := Has(ctx, st, ids)
+	if err != nil {
+		_ = st.Reset()
+		s.Peers.Failure(p)
+		return nil, fmt.Errorf("ask %s: %w", p, err)
+	}
+	return out, st.Close()
+}
+
 // Push offers bs to peer p over a new stream (see the package's Push).
 func (s *Service) Push(ctx context.Context, p peer.ID, bs []blocks.Block) ([]error, error) {
 	st, err := s.h.NewStream(ctx, p, protocol.ID(ProtocolID))
