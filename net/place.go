@@ -190,9 +190,10 @@ const (
 // PlaceSlice blocks at a time, so that a big file never sits in memory
 // whole while the pushes of one slice overlap the rounds of another. done,
 // if not nil, gets the number of blocks placed so far after each slice. It
-// returns how many blocks have fewer than r holders, and an error wrapping
-// ErrUnderReplicated when any has.
-func (n *Node) PlaceAll(ctx context.Context, g blocks.Getter, ids []blocks.ID, r int, done func(int)) (int, error) {
+// returns how many blocks have fewer than r holders and how many distinct
+// nodes took blocks, and an error wrapping ErrUnderReplicated when a block
+// is short.
+func (n *Node) PlaceAll(ctx context.Context, g blocks.Getter, ids []blocks.ID, r int, done func(int)) (short, nodes int, err error) {
 	n.explore(ctx, ids)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -238,15 +239,18 @@ func (n *Node) PlaceAll(ctx context.Context, g blocks.Getter, ids []blocks.ID, r
 		first = ctx.Err()
 	}
 	if first != nil {
-		return 0, first
+		return 0, 0, first
 	}
-	short := 0
+	holders := map[peer.ID]bool{}
 	for _, pl := range all {
 		if len(pl.Holders) < r {
 			short++
 		}
+		for _, p := range pl.Holders {
+			holders[p] = true
+		}
 	}
-	return short, shortfall(all, r, len(n.candidates()))
+	return short, len(holders), shortfall(all, r, len(n.candidates()))
 }
 
 // placeFrom reads ids from g and places them.

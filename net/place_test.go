@@ -142,9 +142,9 @@ func TestPlaceAll(t *testing.T) {
 		ids = append(ids, b.ID())
 	}
 	var progress []int
-	short, err := nodes[0].PlaceAll(ctx, stores[0], ids, 3, func(k int) { progress = append(progress, k) })
-	if err != nil || short != 0 {
-		t.Fatalf("short %d, %v", short, err)
+	short, holders, err := nodes[0].PlaceAll(ctx, stores[0], ids, 3, func(k int) { progress = append(progress, k) })
+	if err != nil || short != 0 || holders != 4 {
+		t.Fatalf("short %d, on %d nodes, %v", short, holders, err)
 	}
 	if len(progress) != (n+PlaceSlice-1)/PlaceSlice || progress[len(progress)-1] != n {
 		t.Fatalf("progress %v", progress)
@@ -160,7 +160,7 @@ func TestPlaceAll(t *testing.T) {
 			t.Fatalf("block %s has %d copies, want 3", id, copies)
 		}
 	}
-	short, err = nodes[0].PlaceAll(ctx, stores[0], ids, 5, nil)
+	short, _, err = nodes[0].PlaceAll(ctx, stores[0], ids, 5, nil)
 	if short != n || !errors.Is(err, ErrUnderReplicated) || !strings.Contains(err.Error(), "only 4 other nodes") {
 		t.Fatalf("R=5 with 4 others: short %d, %v", short, err)
 	}

@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/blockmix/blockmix/blocks"
@@ -232,13 +234,16 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 		}
 		writeJSON(w, info)
 	})
-	// GET /api/v1/get?recipe=…: the file's bytes (400 for a damaged
-	// recipe, 404 when blocks are nowhere); a cut connection means the file
-	// did not check out.
+	// GET /api/v1/get?recipe=…[&download=1]: the file's bytes (400 for a
+	// damaged recipe, 404 when blocks are nowhere). A whole-file answer is
+	// checked against the file's hash at the end: a cut connection means
+	// it did not check out. Range requests are served too (206), so that a
+	// player can seek before the file is here. Images, audio, video, PDF
+	// and plain text come with their type, to be shown inline; anything
+	// else, and any file with download=1, as an attachment.
 	mux.HandleFunc("GET /api/v1/get", func(w http.ResponseWriter, r *http.Request) {
-		rc, err := recipe.Parse(r.URL.Query().Get("recipe"))
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err)
+		rc, ok := parseRecipe(w, r)
+		if !ok {
 			return
 		}
 		rd, err := n.Open(r.Context(), rc)
@@ -250,8 +255,15 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 			writeError(w, status, err)
 			return
 		}
-		w.Header().Set("Content-Type", "application/octet-stream")
+		fileHeaders(w, rc, r.URL.Query().Get("download") == "1")
+		if r.Header.Get("Range") != "" || r.Method == http.MethodHead {
+			// A player seeking: the blocks asked for, each verified
+			// against its ID (the whole-file hash needs the whole file).
+			http.ServeContent(w, r, "", time.Time{}, rd)
+			return
+		}
 		w.Header().Set("Content-Length", strconv.FormatInt(rc.Size, 10))
+		w.Header().Set("Accept-Ranges", "bytes")
 		if _, err := rd.WriteTo(w); err != nil {
 			// Headers are out: break the connection so that the client
 			// sees a cut response, never a whole-looking wrong file.
@@ -259,6 +271,59 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 		}
 	})
 	s.moreRoutes(mux)
+}
+
+// inlineTypes are the media types the page may show in the browser; any
+// other type (HTML, SVG, scripts…) could run in this origin, so it is
+// only ever downloaded.
+func inlineType(t string) bool {
+	t, _, _ = strings.Cut(strings.ToLower(strings.TrimSpace(t)), ";")
+	switch {
+	case t == "application/pdf", t == "text/plain":
+		return true
+	case t == "image/svg+xml":
+		return false
+	case strings.HasPrefix(t, "image/"), strings.HasPrefix(t, "audio/"), strings.HasPrefix(t, "video/"):
+		return true
+	}
+	return false
+}
+
+// fileHeaders sets the type, disposition and safety headers of a file
+// answer. The name comes from the recipe, so from anyone: it is cleaned
+// and encoded (RFC 6266 / 2231), never pasted in raw.
+func fileHeaders(w http.ResponseWriter, rc recipe.Recipe, download bool) {
+	h := w.Header()
+	disp := "attachment"
+	if inlineType(rc.Type) && !download {
+		disp = "inline"
+		h.Set("Content-Type", rc.Type)
+	} else {
+		h.Set("Content-Type", "application/octet-stream")
+	}
+	h.Set("Content-Disposition", contentDisposition(disp, rc.Name))
+	h.Set("X-Content-Type-Options", "nosniff")
+	if rc.Type != "application/pdf" {
+		// Whatever the bytes are, they run nothing in this origin.
+		h.Set("Content-Security-Policy", "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'")
+	}
+}
+
+// contentDisposition spells disp with the cleaned file name.
+func contentDisposition(disp, name string) string {
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == '"' || r == '\\' || r == '/' {
+			return '_'
+		}
+		return r
+	}, recipe.CleanName(name))
+	if name == "" {
+		name = "file"
+	}
+	if v := mime.FormatMediaType(disp, map[string]string{"filename": name}); v != "" {
+		return v
+	}
+	return disp + `; filename="file"`
 }
 
 // countingWriter counts the bytes that went through it.

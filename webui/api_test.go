@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,15 +26,27 @@ type memNode struct {
 	st    *blocks.Mem
 	m     *mixer.Mixer
 	peers int
+	mu    sync.Mutex
 	d     DaemonInfo
 }
 
 func (n *memNode) ID() IDInfo {
 	return IDInfo{ID: "test", Addrs: []string{"/ip4/127.0.0.1/tcp/1/p2p/test"}, Peers: n.peers, RoutingTable: n.peers + 1}
 }
-func (n *memNode) Peers() []PeerInfo  { return nil }
-func (n *memNode) Daemon() DaemonInfo { return n.d }
-func (n *memNode) Store() Store       { return n.st }
+func (n *memNode) Peers() []PeerInfo { return nil }
+func (n *memNode) Daemon() DaemonInfo {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.d
+}
+
+// setDaemon changes what Daemon says (the bandwidth sampler reads it).
+func (n *memNode) setDaemon(d DaemonInfo) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.d = d
+}
+func (n *memNode) Store() Store { return n.st }
 func (n *memNode) Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, error) {
 	return recipe.Open(ctx, n.st, rc, recipe.Options{})
 }
@@ -346,7 +359,7 @@ func TestAPIBlocksFailure(t *testing.T) {
 func TestAPIStatus(t *testing.T) {
 	n := newMemNode(t)
 	started := time.Now().Add(-90 * time.Second)
-	n.d = DaemonInfo{Repo: "/r", Started: started, Replicas: 3, BytesIn: 1000, BytesOut: 2000, RateIn: 1.5, RateOut: 2.5}
+	n.setDaemon(DaemonInfo{Repo: "/r", Started: started, Replicas: 3, BytesIn: 1000, BytesOut: 2000, RateIn: 1.5, RateOut: 2.5})
 	srv := httptest.NewServer(API(n))
 	defer srv.Close()
 	putMem(t, n, "a.bin", bytes.Repeat([]byte{2}, 300<<10))

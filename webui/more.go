@@ -1,9 +1,16 @@
 package webui
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/mixer"
+	"github.com/blockmix/blockmix/recipe"
 )
 
 // RecipeInfo is GET /api/v1/recipe?recipe=…: what a recipe says, read from
@@ -111,5 +118,106 @@ func (h *HealthInfo) Judge() {
 	}
 }
 
+// parseRecipe reads the recipe query parameter, writing a 400 when it is
+// missing or damaged.
+func parseRecipe(w http.ResponseWriter, r *http.Request) (recipe.Recipe, bool) {
+	text := r.URL.Query().Get("recipe")
+	if strings.TrimSpace(text) == "" {
+		writeError(w, http.StatusBadRequest, errors.New("no recipe given: paste a blockmix: recipe or a /r/ link"))
+		return recipe.Recipe{}, false
+	}
+	rc, err := recipe.Parse(text)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("%w (the recipe is damaged, cut short, or not a blockmix recipe)", err))
+		return recipe.Recipe{}, false
+	}
+	return rc, true
+}
+
 // moreRoutes adds the endpoints the web page needs.
-func (s *Server) moreRoutes(mux *http.ServeMux) {}
+func (s *Server) moreRoutes(mux *http.ServeMux) {
+	n := s.n
+	// GET /api/v1/recipe?recipe=…: RecipeInfo, from the recipe alone; 400
+	// for a damaged one.
+	mux.HandleFunc("GET /api/v1/recipe", func(w http.ResponseWriter, r *http.Request) {
+		rc, ok := parseRecipe(w, r)
+		if !ok {
+			return
+		}
+		cls := mixer.ClassFor(rc.Size)
+		info := RecipeInfo{
+			Recipe: rc.String(), URL: rc.URL("http://" + r.Host), Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,
+			BlockSize: cls, Blocks: dataBlocks(rc.Size, cls),
+		}
+		fs, err := n.Store().Files(r.Context())
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err)
+			return
+		}
+		for _, f := range fs {
+			info.Local = info.Local || f.Key == info.Key
+		}
+		writeJSON(w, info)
+	})
+	// POST /api/v1/fetch?recipe=…: start fetching the whole file into this
+	// node in the background (or join the running fetch of the same file);
+	// answers TransferInfo with 202. 503 when too many run.
+	mux.HandleFunc("POST /api/v1/fetch", func(w http.ResponseWriter, r *http.Request) {
+		rc, ok := parseRecipe(w, r)
+		if !ok {
+			return
+		}
+		t, err := s.transfers.start(rc)
+		if errors.Is(err, ErrBusy) {
+			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("%w (%d); try again when one finishes", err, s.opt.MaxTransfers))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(t)
+	})
+	// GET /api/v1/transfers: every transfer, newest first.
+	mux.HandleFunc("GET /api/v1/transfers", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.transfers.list()) })
+	// GET /api/v1/transfers/{id}: one transfer; 404 when unknown.
+	mux.HandleFunc("GET /api/v1/transfers/{id}", func(w http.ResponseWriter, r *http.Request) {
+		t, ok := s.transfers.get(r.PathValue("id"))
+		if !ok {
+			writeError(w, http.StatusNotFound, fmt.Errorf("no transfer %q here (finished transfers are kept for a while only)", r.PathValue("id")))
+			return
+		}
+		writeJSON(w, t)
+	})
+	// DELETE /api/v1/files/{key}: take the file off this node's list
+	// (its blocks stay until evicted); 204, or 404 when unknown.
+	mux.HandleFunc("DELETE /api/v1/files/{key}", func(w http.ResponseWriter, r *http.Request) {
+		if err := n.Remove(r.Context(), r.PathValue("key")); err != nil {
+			status := http.StatusInternalServerError
+			if errors.Is(err, blocks.ErrNotFound) {
+				status = http.StatusNotFound
+			}
+			writeError(w, status, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	// GET /api/v1/health?recipe=…: HealthInfo for a file on this node's
+	// list; 404 for another.
+	mux.HandleFunc("GET /api/v1/health", func(w http.ResponseWriter, r *http.Request) {
+		rc, ok := parseRecipe(w, r)
+		if !ok {
+			return
+		}
+		h, err := n.Health(r.Context(), rc)
+		if err != nil {
+			status := http.StatusInternalServerError
+			if errors.Is(err, blocks.ErrNotFound) {
+				status = http.StatusNotFound
+			}
+			writeError(w, status, err)
+			return
+		}
+		writeJSON(w, h)
+	})
+	// GET /api/v1/bandwidth: BandwidthInfo, the last hour of traffic.
+	mux.HandleFunc("GET /api/v1/bandwidth", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.history.info()) })
+}

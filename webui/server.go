@@ -3,6 +3,7 @@ package webui
 import (
 	"net/http"
 	"sync"
+	"time"
 )
 
 // Options tune a Server.
@@ -17,6 +18,8 @@ type Options struct {
 	// MaxTransfers bounds the puts, gets and fetches running at once; 0
 	// means 8. More are refused with 503 and a message.
 	MaxTransfers int
+	// SampleEvery is the bandwidth history's interval; 0 means 10 s.
+	SampleEvery time.Duration
 }
 
 // Server serves a node's API and web page. Close it to stop its
@@ -27,6 +30,9 @@ type Server struct {
 	h    http.Handler
 	stop chan struct{}
 	once sync.Once
+
+	transfers *transfers
+	history   *history
 }
 
 // New returns a Server for n.
@@ -37,7 +43,12 @@ func New(n Node, opt Options) *Server {
 	if opt.MaxTransfers <= 0 {
 		opt.MaxTransfers = 8
 	}
-	s := &Server{n: n, opt: opt, stop: make(chan struct{})}
+	if opt.SampleEvery <= 0 {
+		opt.SampleEvery = 10 * time.Second
+	}
+	s := &Server{n: n, opt: opt, stop: make(chan struct{}), history: &history{every: opt.SampleEvery}}
+	s.transfers = newTransfers(n, opt.MaxTransfers, s.stop)
+	go s.history.run(n, s.stop)
 	mux := http.NewServeMux()
 	s.apiRoutes(mux)
 	s.pageRoutes(mux)

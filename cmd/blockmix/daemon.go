@@ -307,16 +307,6 @@ func (c countingSink) Accept(ctx context.Context, peer string, id blocks.ID, dat
 	return err
 }
 
-// Fetch rebuilds the whole file into this node (not yet: a stub).
-func (d *daemonNode) Fetch(ctx context.Context, rc recipe.Recipe, progress func(int64)) error {
-	return errors.New("not yet")
-}
-
-// Health counts the copies of a file's blocks (not yet: a stub).
-func (d *daemonNode) Health(ctx context.Context, rc recipe.Recipe) (webui.HealthInfo, error) {
-	return webui.HealthInfo{}, errors.New("not yet")
-}
-
 // Remove takes a file off this node's list; its blocks stay.
 func (d *daemonNode) Remove(ctx context.Context, key string) error { return d.st.RemoveFile(ctx, key) }
 
@@ -324,15 +314,22 @@ func (d *daemonNode) Remove(ctx context.Context, key string) error { return d.st
 // Fetcher asks the closest nodes, then the file's providers (looked up in
 // the background), then everyone.
 func (d *daemonNode) Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, error) {
+	f := d.fetcher(ctx, rc)
+	f.Keep = d.keep
+	return recipe.Open(ctx, mixer.NewCachedGetter(f, 32<<20), rc, recipe.Options{Workers: 64})
+}
+
+// fetcher returns a Fetcher for rc's blocks with the file's providers,
+// looked up in the background until ctx ends, as hints.
+func (d *daemonNode) fetcher(ctx context.Context, rc recipe.Recipe) *bmnet.Fetcher {
 	f := bmnet.NewFetcher(d.node, d.st)
 	f.Near = d.replicas
-	f.Keep = d.keep
 	go func() {
 		for p := range d.node.FileProviders(ctx, rc.Root[0], 8) {
 			f.Hint(p)
 		}
 	}()
-	return recipe.Open(ctx, mixer.NewCachedGetter(f, 32<<20), rc, recipe.Options{Workers: 64})
+	return f
 }
 
 func (d *daemonNode) Put(ctx context.Context, r io.Reader, size int64, name, typ string) (webui.PutInfo, error) {
@@ -360,11 +357,11 @@ func (d *daemonNode) Put(ctx context.Context, r io.Reader, size int64, name, typ
 	}
 	// Every block the file needs goes out, randomizers included: the
 	// uploader may leave.
-	short, err := d.node.PlaceAll(ctx, d.st, res.Blocks, d.replicas, nil)
+	short, nodes, err := d.node.PlaceAll(ctx, d.st, res.Blocks, d.replicas, nil)
 	if err != nil && !errors.Is(err, bmnet.ErrUnderReplicated) {
 		return info, err
 	}
-	info.Short = &short
+	info.Short, info.Nodes = &short, nodes
 	if err != nil {
 		info.Placement = err.Error()
 	}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/mixer"
+	"github.com/blockmix/blockmix/recipe"
+	"github.com/blockmix/blockmix/webui"
+)
+
+// Fetch rebuilds the whole file into this node: every block it needs is
+// fetched and kept (whatever --cache says: the user asked for this file),
+// the whole-file hash is checked, and the file joins the node's list, so
+// that its blocks count as used and the node announces it.
+func (d *daemonNode) Fetch(ctx context.Context, rc recipe.Recipe, progress func(int64)) error {
+	f := d.fetcher(ctx, rc)
+	rec := &recordingGetter{g: mixer.NewCachedGetter(f, 32<<20), seen: map[blocks.ID]bool{}}
+	r, err := recipe.Open(ctx, rec, rc, recipe.Options{Workers: 64, Progress: progressFunc(progress)})
+	if err != nil {
+		return err
+	}
+	if _, err := r.WriteTo(io.Discard); err != nil {
+		return err
+	}
+	if s := f.Stats(); s.KeepFailed > 0 {
+		return fmt.Errorf("the file checked out, but %d of its blocks could not be kept here (is the disk full?)", s.KeepFailed)
+	}
+	d.stored.Add(f.Stats().Bytes)
+	if err := d.st.Sync(); err != nil {
+		return fmt.Errorf("sync store: %w", err)
+	}
+	if err := d.st.AddFile(ctx, blocks.FileRecord{
+		Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,
+		Recipe: rc.String(), Added: time.Now().UTC(), Blocks: rec.ids(),
+	}); err != nil {
+		return fmt.Errorf("record file: %w", err)
+	}
+	go func() {
+		pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = d.node.ProvideFile(pctx, rc.Root[0])
+	}()
+	return nil
+}
+
+// Health counts the reachable copies of each block of a file on this
+// node's list: this node's own, and the k closest nodes' answers to a
+// has-list (k = replicas + 2, so that a copy one place off still counts).
+func (d *daemonNode) Health(ctx context.Context, rc recipe.Recipe) (webui.HealthInfo, error) {
+	f, err := d.st.File(ctx, rc.Key())
+	if err != nil {
+		return webui.HealthInfo{}, fmt.Errorf("%s is not on this node's list (get it first): %w", rc.Name, err)
+	}
+	counts := d.node.Copies(ctx, f.Blocks, d.replicas+2)
+	for i, id := range f.Blocks {
+		if ok, err := d.st.Has(ctx, id); err == nil && ok {
+			counts[i]++
+		}
+	}
+	h := webui.HealthInfo{Blocks: len(counts), Replicas: d.replicas}
+	sorted := append([]int(nil), counts...)
+	sort.Ints(sorted)
+	if len(sorted) > 0 {
+		h.MinCopies, h.MedianCopies = sorted[0], sorted[len(sorted)/2]
+	}
+	for _, c := range counts {
+		if c == 0 {
+			h.Missing++
+		}
+	}
+	h.Judge()
+	return h, nil
+}
+
+// recordingGetter notes every block ID a rebuild asks for: the file's
+// blocks, descriptor included.
+type recordingGetter struct {
+	g    *mixer.CachedGetter
+	mu   sync.Mutex
+	seen map[blocks.ID]bool
+	list []blocks.ID
+}
+
+func (r *recordingGetter) note(id blocks.ID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.seen[id] {
+		r.seen[id] = true
+		r.list = append(r.list, id)
+	}
+}
+
+func (r *recordingGetter) Get(ctx context.Context, id blocks.ID) ([]byte, error) {
+	r.note(id)
+	return r.g.Get(ctx, id)
+}
+
+// View implements mixer.Viewer.
+func (r *recordingGetter) View(ctx context.Context, id blocks.ID) ([]byte, error) {
+	r.note(id)
+	return r.g.View(ctx, id)
+}
+
+func (r *recordingGetter) ids() []blocks.ID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]blocks.ID(nil), r.list...)
+}
+
+// progressFunc adapts a func to mixer.Progress.
+type progressFunc func(n int64)
+
+// Add implements mixer.Progress; a nil func does nothing.
+func (f progressFunc) Add(n int64) {
+	if f != nil {
+		f(n)
+	}
+}

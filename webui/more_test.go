@@ -1,0 +1,216 @@
+package webui
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand/v2"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blockmix/blockmix/blocks"
+)
+
+func q(recipeText string) string { return url.Values{"recipe": {recipeText}}.Encode() }
+
+// TestRecipeInfo: what a recipe says, from the recipe alone; a damaged or
+// missing one is a 400 in plain words.
+func TestRecipeInfo(t *testing.T) {
+	n := newMemNode(t)
+	srv := httptest.NewServer(New(n, Options{}))
+	defer srv.Close()
+	data := bytes.Repeat([]byte("x"), 300<<10)
+	put := putMemTyped(t, n, "clip.webm", "video/webm", data)
+
+	var info RecipeInfo
+	callJSON(t, "GET", srv.URL+"/api/v1/recipe?"+q("see this: "+put.Recipe+" !"), 200, &info)
+	if info.Name != "clip.webm" || info.Size != int64(len(data)) || info.Type != "video/webm" || info.BlockSize != 128<<10 ||
+		info.Blocks != 3 || !info.Local || info.Recipe != put.Recipe || !strings.HasPrefix(info.URL, srv.URL+"/r/") {
+		t.Fatalf("recipe info %+v", info)
+	}
+	for _, bad := range []string{"", "blockmix:abc", "hello"} {
+		code, b := call(t, "GET", srv.URL+"/api/v1/recipe?"+q(bad))
+		if code != 400 || !strings.Contains(string(b), `"error"`) {
+			t.Fatalf("recipe %q: %d %s", bad, code, b)
+		}
+	}
+}
+
+// putMemTyped puts data with a media type into n and records the file.
+func putMemTyped(t *testing.T, n *memNode, name, typ string, data []byte) PutInfo {
+	t.Helper()
+	info, err := n.Put(context.Background(), bytes.NewReader(data), int64(len(data)), name, typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// TestTransfer: a fetch runs in the background and reports its progress
+// until done; a second fetch of the same file joins it.
+func TestTransfer(t *testing.T) {
+	n := newMemNode(t)
+	srv := httptest.NewServer(New(n, Options{}))
+	defer srv.Close()
+	data := make([]byte, 1<<20+5)
+	rand.NewChaCha8([32]byte{4}).Read(data)
+	put := putMemTyped(t, n, "f.bin", "", data)
+
+	var tr TransferInfo
+	callJSON(t, "POST", srv.URL+"/api/v1/fetch?"+q(put.Recipe), 202, &tr)
+	if tr.ID == "" || tr.Name != "f.bin" || tr.Size != int64(len(data)) || tr.Blocks != 9 {
+		t.Fatalf("transfer %+v", tr)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for tr.State == TransferRunning {
+		if time.Now().After(deadline) {
+			t.Fatalf("transfer still running: %+v", tr)
+		}
+		time.Sleep(10 * time.Millisecond)
+		callJSON(t, "GET", srv.URL+"/api/v1/transfers/"+tr.ID, 200, &tr)
+	}
+	if tr.State != TransferDone || tr.BytesDone != int64(len(data)) || tr.BlocksDone != 9 || tr.Error != "" || tr.Finished.IsZero() || tr.ETASeconds != 0 {
+		t.Fatalf("finished transfer %+v", tr)
+	}
+	var list []TransferInfo
+	callJSON(t, "GET", srv.URL+"/api/v1/transfers", 200, &list)
+	if len(list) != 1 || list[0].ID != tr.ID {
+		t.Fatalf("transfers %+v", list)
+	}
+	if code, _ := call(t, "GET", srv.URL+"/api/v1/transfers/nope"); code != 404 {
+		t.Fatalf("unknown transfer: %d", code)
+	}
+
+	// A file whose blocks are nowhere fails, with the reason.
+	other := newMemNode(t)
+	lost := putMemTyped(t, other, "lost.bin", "", data[:5000])
+	callJSON(t, "POST", srv.URL+"/api/v1/fetch?"+q(lost.Recipe), 202, &tr)
+	for tr.State == TransferRunning && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		callJSON(t, "GET", srv.URL+"/api/v1/transfers/"+tr.ID, 200, &tr)
+	}
+	if tr.State != TransferFailed || !strings.Contains(tr.Error, "not found") {
+		t.Fatalf("transfer of a lost file: %+v", tr)
+	}
+}
+
+// TestGetRangeAndHeaders: Range requests for players, inline only for
+// safe types, a sandbox for anything shown, and a clean file name.
+func TestGetRangeAndHeaders(t *testing.T) {
+	n := newMemNode(t)
+	srv := httptest.NewServer(New(n, Options{}))
+	defer srv.Close()
+	data := make([]byte, 400<<10)
+	rand.NewChaCha8([32]byte{5}).Read(data)
+
+	video := putMemTyped(t, n, "film.webm", "video/webm", data)
+	req, _ := http.NewRequest("GET", srv.URL+"/api/v1/get?"+q(video.Recipe), nil)
+	req.Header.Set("Range", "bytes=200000-200099")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 206 || !bytes.Equal(got, data[200000:200100]) || resp.Header.Get("Content-Type") != "video/webm" {
+		t.Fatalf("range: %d %q, %d bytes, right %v", resp.StatusCode, resp.Header.Get("Content-Type"), len(got), bytes.Equal(got, data[200000:200100]))
+	}
+	if d := resp.Header.Get("Content-Disposition"); !strings.HasPrefix(d, "inline") {
+		t.Fatalf("video disposition %q", d)
+	}
+	if !strings.Contains(resp.Header.Get("Content-Security-Policy"), "sandbox") || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("video safety headers: %v", resp.Header)
+	}
+
+	// HTML is never shown, only downloaded; a hostile name is cleaned.
+	page := putMemTyped(t, n, "..\\evil\"\r\nX-Bad: 1.html", "text/html", []byte("<script>alert(1)</script>"))
+	resp, err = http.Get(srv.URL + "/api/v1/get?" + q(page.Recipe))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Content-Type") != "application/octet-stream" || resp.Header.Get("X-Bad") != "" {
+		t.Fatalf("html answer headers: %v", resp.Header)
+	}
+	disp, params, err := mime.ParseMediaType(resp.Header.Get("Content-Disposition"))
+	if err != nil || disp != "attachment" || strings.ContainsAny(params["filename"], "\"\\/\r\n") || !strings.HasSuffix(params["filename"], ".html") {
+		t.Fatalf("html disposition %q: %s %v %v", resp.Header.Get("Content-Disposition"), disp, params, err)
+	}
+
+	// download=1 makes even a video an attachment.
+	resp, err = http.Get(srv.URL + "/api/v1/get?download=1&" + q(video.Recipe))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") || !bytes.Equal(got, data) {
+		t.Fatalf("download: %q, %d bytes", resp.Header.Get("Content-Disposition"), len(got))
+	}
+}
+
+// TestFilesHealthBandwidth: remove a file from the list, a file's health,
+// and the traffic history.
+func TestFilesHealthBandwidth(t *testing.T) {
+	n := newMemNode(t)
+	srv := httptest.NewServer(New(n, Options{SampleEvery: 20 * time.Millisecond}))
+	defer srv.Close()
+	put := putMemTyped(t, n, "a.txt", "text/plain", []byte("hello there"))
+
+	var h HealthInfo
+	callJSON(t, "GET", srv.URL+"/api/v1/health?"+q(put.Recipe), 200, &h)
+	if h.State != HealthHealthy || h.MinCopies != 1 || h.Blocks == 0 || !strings.HasPrefix(h.Verdict, "healthy") {
+		t.Fatalf("health %+v", h)
+	}
+	var fs []blocks.FileRecord
+	callJSON(t, "GET", srv.URL+"/api/v1/files", 200, &fs)
+	if len(fs) != 1 {
+		t.Fatalf("files %+v", fs)
+	}
+	if code, b := call(t, "DELETE", srv.URL+"/api/v1/files/"+fs[0].Key); code != 204 {
+		t.Fatalf("delete: %d %s", code, b)
+	}
+	if code, _ := call(t, "DELETE", srv.URL+"/api/v1/files/"+fs[0].Key); code != 404 {
+		t.Fatalf("delete again: %d", code)
+	}
+	if code, _ := call(t, "GET", srv.URL+"/api/v1/health?"+q(put.Recipe)); code != 404 {
+		t.Fatalf("health of a removed file: %d", code)
+	}
+
+	n.setDaemon(DaemonInfo{BytesIn: 5000})
+	var bw BandwidthInfo
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		callJSON(t, "GET", srv.URL+"/api/v1/bandwidth", 200, &bw)
+		if len(bw.Samples) >= 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(bw.Samples) < 2 || bw.IntervalSeconds != 0 {
+		t.Fatalf("bandwidth %+v", bw)
+	}
+}
+
+func TestHealthJudge(t *testing.T) {
+	for _, c := range []struct {
+		h     HealthInfo
+		state string
+		says  string
+	}{
+		{HealthInfo{Blocks: 10, MinCopies: 4, MedianCopies: 4, Replicas: 3}, HealthHealthy, "healthy: every block has at least 4 copies"},
+		{HealthInfo{Blocks: 10, MinCopies: 1, MedianCopies: 3, Replicas: 3}, HealthAtRisk, "at risk: some blocks have only 1 copy (3 wanted)"},
+		{HealthInfo{Blocks: 10, Missing: 2, Replicas: 3}, HealthLost, "lost: 2 blocks have no copy"},
+		{HealthInfo{Blocks: 10, Missing: 1, Replicas: 3}, HealthLost, "lost: 1 block has no copy"},
+	} {
+		c.h.Judge()
+		if c.h.State != c.state || !strings.HasPrefix(c.h.Verdict, c.says) {
+			t.Errorf("%+v: %s %q", c.h, c.h.State, c.h.Verdict)
+		}
+	}
+}

@@ -1,0 +1,190 @@
+package webui
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/blockmix/blockmix/mixer"
+	"github.com/blockmix/blockmix/recipe"
+)
+
+// ErrBusy: too many transfers run at once.
+var ErrBusy = errors.New("too many transfers at once")
+
+// keepFinished is how many finished transfers stay listed.
+const keepFinished = 50
+
+// transfers runs and tracks the fetches of whole files into the node.
+type transfers struct {
+	n    Node
+	max  int
+	stop <-chan struct{}
+
+	mu   sync.Mutex
+	byID map[string]*transfer
+}
+
+type transfer struct {
+	info  TransferInfo // guarded by transfers.mu, but for the counters
+	bytes atomic.Int64
+	// peersAtStart is each connected peer's bytes in when it began.
+	peersAtStart map[string]int64
+	// marks are recent (time, bytes) points for the speed.
+	marks []mark
+}
+
+type mark struct {
+	t time.Time
+	n int64
+}
+
+func newTransfers(n Node, max int, stop <-chan struct{}) *transfers {
+	return &transfers{n: n, max: max, stop: stop, byID: map[string]*transfer{}}
+}
+
+// start begins fetching rc, or returns the running transfer of the same
+// file. It returns ErrBusy when max transfers run.
+func (ts *transfers) start(rc recipe.Recipe) (TransferInfo, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	running := 0
+	for _, t := range ts.byID {
+		if t.info.State == TransferRunning {
+			if t.info.Key == rc.Key() {
+				return ts.snapshot(t), nil
+			}
+			running++
+		}
+	}
+	if running >= ts.max {
+		return TransferInfo{}, ErrBusy
+	}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	cls := mixer.ClassFor(rc.Size)
+	t := &transfer{
+		info: TransferInfo{
+			ID: hex.EncodeToString(id[:]), Recipe: rc.String(), Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,
+			State: TransferRunning, Blocks: dataBlocks(rc.Size, cls), Started: time.Now().UTC(), ETASeconds: -1,
+		},
+		peersAtStart: map[string]int64{},
+	}
+	for _, p := range ts.n.Peers() {
+		t.peersAtStart[p.ID] = p.BytesIn
+	}
+	ts.byID[t.info.ID] = t
+	ts.trim()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-ts.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	go func() {
+		defer cancel()
+		err := ts.n.Fetch(ctx, rc, func(n int64) { t.bytes.Add(n) })
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		t.info.Finished = time.Now().UTC()
+		if err != nil {
+			t.info.State, t.info.Error = TransferFailed, err.Error()
+		} else {
+			t.info.State = TransferDone
+		}
+	}()
+	return ts.snapshot(t), nil
+}
+
+// dataBlocks is the number of data blocks (tuples) of a file.
+func dataBlocks(size int64, class int) int64 {
+	if size == 0 {
+		return 1
+	}
+	return (size + int64(class) - 1) / int64(class)
+}
+
+// trim drops the oldest finished transfers past keepFinished. Called with
+// ts.mu held.
+func (ts *transfers) trim() {
+	var done []*transfer
+	for _, t := range ts.byID {
+		if t.info.State != TransferRunning {
+			done = append(done, t)
+		}
+	}
+	if len(done) <= keepFinished {
+		return
+	}
+	sort.Slice(done, func(i, j int) bool { return done[i].info.Started.Before(done[j].info.Started) })
+	for _, t := range done[:len(done)-keepFinished] {
+		delete(ts.byID, t.info.ID)
+	}
+}
+
+// get returns one transfer's state.
+func (ts *transfers) get(id string) (TransferInfo, bool) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	t, ok := ts.byID[id]
+	if !ok {
+		return TransferInfo{}, false
+	}
+	return ts.snapshot(t), true
+}
+
+// list returns every transfer, newest first.
+func (ts *transfers) list() []TransferInfo {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	out := []TransferInfo{}
+	for _, t := range ts.byID {
+		out = append(out, ts.snapshot(t))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Started.After(out[j].Started) })
+	return out
+}
+
+// snapshot fills in the live figures. Called with ts.mu held.
+func (ts *transfers) snapshot(t *transfer) TransferInfo {
+	info := t.info
+	info.BytesDone = t.bytes.Load()
+	cls := int64(mixer.ClassFor(info.Size))
+	info.BlocksDone = min(info.Blocks, (info.BytesDone+cls-1)/cls)
+	if info.State == TransferDone {
+		info.BlocksDone = info.Blocks
+	}
+	now := time.Now()
+	t.marks = append(t.marks, mark{now, info.BytesDone})
+	for len(t.marks) > 2 && now.Sub(t.marks[1].t) > 3*time.Second {
+		t.marks = t.marks[1:]
+	}
+	end := now
+	if !info.Finished.IsZero() {
+		end = info.Finished
+	}
+	if first := t.marks[0]; info.State == TransferRunning && now.Sub(first.t) > 200*time.Millisecond {
+		info.Speed = float64(info.BytesDone-first.n) / now.Sub(first.t).Seconds()
+	} else if d := end.Sub(info.Started); d > 0 {
+		info.Speed = float64(info.BytesDone) / d.Seconds()
+	}
+	switch {
+	case info.State != TransferRunning:
+		info.ETASeconds = 0
+	case info.Speed > 0:
+		info.ETASeconds = float64(info.Size-info.BytesDone) / info.Speed
+	}
+	for _, p := range ts.n.Peers() {
+		if p.BytesIn > t.peersAtStart[p.ID] {
+			info.Peers++
+		}
+	}
+	return info
+}
