@@ -171,7 +171,7 @@ func TestFetcherSpreadsAndBatches(t *testing.T) {
 		requests += s.Successes + s.Failures
 	}
 	t.Logf("blocks per holder (fast, fast, slow): %v in %d want-lists", share, requests)
-	if requests > int64(len(ids))/4 {
+	if requests > int64(len(ids))/2 {
 		t.Errorf("%d want-lists for %d blocks: not batched", requests, len(ids))
 	}
 	for i, n := range share[:2] {
