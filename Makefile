@@ -11,11 +11,12 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/blockmix
 
-# Build and run a local node on $(REPO): the API on http://127.0.0.1:7788
-# (the web page comes with it later). Ctrl-C stops it.
+# Build and run a local node on $(REPO): its web page and API on
+# http://127.0.0.1:7788. Ctrl-C stops it.
 run: build
 	@echo "blockmix is built: $(BIN)   (repo: $(REPO))"
-	@echo "in another terminal:"
+	@echo "open the web page: http://127.0.0.1:7788/"
+	@echo "or, in another terminal:"
 	@echo "  put a file:    $(BIN) --repo $(REPO) put README.md"
 	@echo "  get it back:   $(BIN) --repo $(REPO) get -o /tmp/README.copy 'blockmix:…'"
 	@echo "  what is there: $(BIN) --repo $(REPO) files"
@@ -23,7 +24,10 @@ run: build
 	$(BIN) --repo $(REPO) daemon --listen /ip4/127.0.0.1/tcp/4001
 
 # Everything the tests need, then all the tests (vet, then go test -race).
+# The web page's tests drive Chromium: .ci/deps installs Debian's package
+# when it is missing.
 test:
+	./.ci/deps
 	$(GO) mod download
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...

@@ -144,7 +144,14 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 	}
 	url := "http://" + ln.Addr().String()
 	d.node = node
-	web := webui.New(d, webui.Options{})
+	var hosts []string
+	if ta, ok := ln.Addr().(*stdnet.TCPAddr); ok && !ta.IP.IsLoopback() {
+		fmt.Fprintf(e.stderr, "blockmix: WARNING: the API and web page listen on %s, not on 127.0.0.1: anyone who can reach this address can put, get and remove files on this node\n", ln.Addr())
+		if h, _, err := stdnet.SplitHostPort(o.api); err == nil && h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	web := webui.New(d, webui.Options{Hosts: hosts})
 	defer web.Close()
 	srv := &http.Server{Handler: web, ReadHeaderTimeout: 10 * time.Second}
 	if err := os.WriteFile(filepath.Join(dir, apiFile), []byte(url+"\n"), 0o600); err != nil {
@@ -161,6 +168,7 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 		fmt.Fprintf(e.stdout, "listening on %s\n", a)
 	}
 	fmt.Fprintf(e.stdout, "API on %s\n", url)
+	fmt.Fprintf(e.stdout, "web page on %s/\n", url)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/blockmix/blockmix/webui"
 )
@@ -170,4 +173,66 @@ func cpuTicks(b *testing.B, pid int) int64 {
 		b.Fatalf("bad /proc/%d/stat", pid)
 	}
 	return ut + st
+}
+
+// BenchmarkPageGet: a NET_BENCH_SIZE file held by another node, fetched
+// and saved through the web page in Chromium (Get, then Save) on one fresh
+// node, and with `blockmix get -o` on another fresh node, in the same run.
+func BenchmarkPageGet(b *testing.B) {
+	root := benchRoot(b)
+	size := netBenchSize(b)
+	in := filepath.Join(root, "page-input.bin")
+	sum, err := createRandomFile(in, 0x9a9e, size)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(size)
+	var pageDur, cliDur time.Duration
+	for i := range b.N {
+		net := filepath.Join(root, fmt.Sprintf("page-%d", i))
+		ws := make([]*world, 4)
+		for k := range ws {
+			ws[k] = newWorldIn(b, root)
+			ws[k].repo = filepath.Join(net, fmt.Sprintf("node-%d", k))
+		}
+		_, ida := startDaemon(b, ws[0], nil)
+		startDaemon(b, ws[1], []string{ida.Addrs[0]})
+		waitRoutingTable(b, ws[0], 1)
+		var put webui.PutInfo
+		r := ws[0].run("--no-progress", "put", "--json", in)
+		if r.code != 0 || json.Unmarshal(r.stdout, &put) != nil {
+			b.Fatalf("%v", r)
+		}
+		startDaemon(b, ws[2], []string{ida.Addrs[0]})
+		startDaemon(b, ws[3], []string{ida.Addrs[0]})
+		waitRoutingTable(b, ws[2], 2)
+		waitRoutingTable(b, ws[3], 2)
+
+		out := filepath.Join(net, "cli.out")
+		r = ws[3].run("--no-progress", "get", "-o", out, put.Recipe)
+		if r.code != 0 {
+			b.Fatalf("%v", r)
+		}
+		cliDur += r.dur
+		if fileSum(b, out) != sum {
+			b.Fatal("blockmix get gave another file")
+		}
+
+		ctx := newBrowser(b)
+		do(b, ctx, "open the page", chromedp.Navigate(ws[2].apiBase(b)+"/"), chromedp.Click(chromedp.ID("tab-get")),
+			chromedp.SendKeys(chromedp.ID("recipe-input"), put.Recipe))
+		poll[bool](b, ctx, "the recipe's name", `document.querySelector('#recipe-info').textContent.includes('page-input.bin')`, 30*time.Second)
+		start := time.Now()
+		do(b, ctx, "get", chromedp.Click(chromedp.ID("get-button")))
+		poll[bool](b, ctx, "the Save link", visible("#save-link"), 10*time.Minute)
+		got := download(b, ctx, "#save-link", net)
+		pageDur += time.Since(start)
+		if sha256.Sum256(got) != sum {
+			b.Fatal("the page saved another file")
+		}
+	}
+	n := int64(b.N)
+	b.ReportMetric(mbps(size*n, pageDur), "page_MB/s")
+	b.ReportMetric(mbps(size*n, cliDur), "cli_get_MB/s")
+	b.ReportMetric(cliDur.Seconds()/pageDur.Seconds(), "page/cli_speed")
 }

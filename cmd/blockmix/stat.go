@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/webui"
 )
 
 // statOutput is `stat --json`.
@@ -87,15 +88,4 @@ func printStats(w io.Writer, dir string, s blocks.Stats) {
 }
 
 // human spells a byte count with a binary unit.
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func human(n int64) string { return webui.HumanBytes(n) }

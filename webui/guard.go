@@ -1,0 +1,271 @@
+package webui
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+)
+
+// The Content-Security-Policy of the page: its own scripts, styles and
+// images only, no inline script, never inside a frame.
+const pageCSP = "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; object-src 'self'; " +
+	"style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// apiCSP is sent with the API's answers: nothing they hold runs script
+// on this origin. GET /api/v1/get sets its own headers per file (a PDF
+// must stay viewable).
+const apiCSP = "script-src 'none'; object-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// guard refuses requests with a foreign Host header (DNS rebinding) and
+// state-changing requests from other origins (CSRF), bounds uploads to
+// Options.MaxUpload and the transfers running at once to
+// Options.MaxTransfers, and sets the security headers. Every refusal is an
+// ErrorBody in plain words.
+//
+// When h is a *http.ServeMux, a GET of a path outside /api/ that h does
+// not know is answered with the page's 404 in plain words.
+func (s *Server) guard(h http.Handler) http.Handler {
+	mux, _ := h.(*http.ServeMux)
+	slots := make(chan struct{}, s.opt.MaxTransfers)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		api := r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/")
+		hd := w.Header()
+		hd.Set("X-Content-Type-Options", "nosniff")
+		// Recipes travel in URLs (/r/…, ?recipe=…): never in a Referer.
+		hd.Set("Referrer-Policy", "no-referrer")
+		switch {
+		case r.URL.Path == "/api/v1/get":
+		case api:
+			hd.Set("Content-Security-Policy", apiCSP)
+			hd.Set("X-Frame-Options", "DENY")
+		default:
+			hd.Set("Content-Security-Policy", pageCSP)
+			hd.Set("X-Frame-Options", "DENY")
+		}
+
+		if err := s.checkHost(r.Host); err != nil {
+			writeError(w, http.StatusForbidden, err)
+			return
+		}
+		if err := checkOrigin(r, api); err != nil {
+			writeError(w, http.StatusForbidden, err)
+			return
+		}
+		if !api && mux != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			if _, pattern := mux.Handler(r); pattern == "" {
+				pageNotFound(w, r)
+				return
+			}
+		}
+
+		put := r.Method == http.MethodPost && r.URL.Path == "/api/v1/put"
+		if put {
+			if err := s.checkUpload(r); err != nil {
+				writeError(w, http.StatusRequestEntityTooLarge, err)
+				return
+			}
+		}
+		if isTransferRequest(r) {
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+			default:
+				w.Header().Set("Retry-After", "5")
+				writeError(w, http.StatusServiceUnavailable,
+					fmt.Errorf("too many transfers at once (%d); try again when one finishes", s.opt.MaxTransfers))
+				return
+			}
+		}
+		if put {
+			body := &limitedBody{rc: http.MaxBytesReader(w, r.Body, s.opt.MaxUpload)}
+			r.Body = body
+			w = &uploadWriter{ResponseWriter: w, body: body, max: s.opt.MaxUpload}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// isTransferRequest tells the requests that move a whole file: puts, gets and
+// fetches.
+func isTransferRequest(r *http.Request) bool {
+	switch r.URL.Path {
+	case "/api/v1/put", "/api/v1/fetch":
+		return r.Method == http.MethodPost
+	case "/api/v1/get":
+		return r.Method == http.MethodGet || r.Method == http.MethodHead
+	}
+	return false
+}
+
+// checkHost accepts a Host header naming a loopback address, "localhost"
+// or one of Options.Hosts, with any port.
+func (s *Server) checkHost(host string) error {
+	name := hostOnly(host)
+	if name != "" {
+		if name == "localhost" {
+			return nil
+		}
+		if ip := net.ParseIP(name); ip != nil && ip.IsLoopback() {
+			return nil
+		}
+		for _, h := range s.opt.Hosts {
+			if name == hostOnly(h) {
+				return nil
+			}
+		}
+	}
+	allowed := "127.0.0.1/localhost"
+	if len(s.opt.Hosts) > 0 {
+		allowed = "127.0.0.1, localhost or " + strings.Join(s.opt.Hosts, ", ")
+	}
+	if host == "" {
+		return fmt.Errorf("this node answers only to %s; the request named no host", allowed)
+	}
+	return fmt.Errorf("this node answers only to %s; got Host %s", allowed, clipText(name, 100))
+}
+
+// hostOnly is the host of a Host header, lower case, without port,
+// brackets or a final dot.
+func hostOnly(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	return strings.TrimSuffix(strings.ToLower(host), ".")
+}
+
+// clipText shortens s to at most n bytes for an error message.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// checkOrigin refuses a request that changes something (any method but
+// GET, HEAD and OPTIONS) when a browser says it comes from another site:
+// an Origin that is not this node's, or, without Origin, a Sec-Fetch-Site
+// other than same-origin or none. Programs that send neither header (the
+// CLI) pass. On the API, a browser's cross-site request that is not a
+// navigation (an <img> or <video> of another site pointing here) is
+// refused too, so that other sites cannot probe or use this node.
+func checkOrigin(r *http.Request, api bool) error {
+	site := r.Header.Get("Sec-Fetch-Site")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		if api && (site == "cross-site" || site == "same-site") && r.Header.Get("Sec-Fetch-Mode") != "navigate" {
+			return errors.New("refused: another web site asked this node for " + r.URL.Path + "; open the node's own page instead")
+		}
+		return nil
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if strings.EqualFold(origin, "http://"+r.Host) || strings.EqualFold(origin, "https://"+r.Host) {
+			return nil
+		}
+		return fmt.Errorf("refused: a page of %s tried to %s %s on this node; only the node's own page may", clipText(origin, 100), r.Method, r.URL.Path)
+	}
+	switch site {
+	case "", "same-origin", "none":
+		return nil
+	}
+	return fmt.Errorf("refused: a %s request tried to %s %s on this node; only the node's own page may", site, r.Method, r.URL.Path)
+}
+
+// checkUpload refuses an upload whose declared size (the size parameter or
+// Content-Length) is over Options.MaxUpload.
+func (s *Server) checkUpload(r *http.Request) error {
+	size := r.ContentLength
+	if v, err := strconv.ParseInt(r.URL.Query().Get("size"), 10, 64); err == nil && v > size {
+		size = v
+	}
+	if size > s.opt.MaxUpload {
+		return uploadTooLarge(size, s.opt.MaxUpload)
+	}
+	return nil
+}
+
+func uploadTooLarge(size, max int64) error {
+	if size < 0 {
+		return fmt.Errorf("file too large: this node takes files of at most %s", HumanBytes(max))
+	}
+	return fmt.Errorf("file too large: it is %s and this node takes files of at most %s", HumanBytes(size), HumanBytes(max))
+}
+
+// HumanBytes spells a byte count with a binary unit ("3.0 MiB"), as the
+// CLI and the page do.
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// limitedBody notes when the upload went over its bound. The handler may
+// read it from other goroutines.
+type limitedBody struct {
+	rc   io.ReadCloser
+	over atomic.Bool
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	var mb *http.MaxBytesError
+	if err != nil && errors.As(err, &mb) {
+		b.over.Store(true)
+	}
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// uploadWriter turns the handler's error answer into a 413 when the upload
+// went over its bound: the handler only sees a read error.
+type uploadWriter struct {
+	http.ResponseWriter
+	body     *limitedBody
+	max      int64
+	wrote    bool
+	replaced bool
+}
+
+func (u *uploadWriter) WriteHeader(code int) {
+	if code < 200 {
+		u.ResponseWriter.WriteHeader(code)
+		return
+	}
+	if u.wrote {
+		return
+	}
+	u.wrote = true
+	if code >= 400 && u.body.over.Load() {
+		u.replaced = true
+		u.ResponseWriter.Header().Del("Content-Length")
+		writeError(u.ResponseWriter, http.StatusRequestEntityTooLarge, uploadTooLarge(-1, u.max))
+		return
+	}
+	u.ResponseWriter.WriteHeader(code)
+}
+
+func (u *uploadWriter) Write(p []byte) (int, error) {
+	if !u.wrote {
+		u.WriteHeader(http.StatusOK)
+	}
+	if u.replaced {
+		return len(p), nil
+	}
+	return u.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (u *uploadWriter) Unwrap() http.ResponseWriter { return u.ResponseWriter }

@@ -1,0 +1,899 @@
+// blockmix's local web page: Get, Share, My files and Node. Plain
+// JavaScript without libraries; it talks only to this node's JSON API
+// under /api/v1/ and never to another site.
+
+const $ = (id) => document.getElementById(id);
+
+// el makes an element: el('a', {href: '/', class: 'x'}, 'text', child…).
+// Attributes whose value is null, undefined or false are left out; true
+// sets an empty attribute.
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    e.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    e.append(c instanceof Node ? c : String(c));
+  }
+  return e;
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+function svgEl(tag, attrs = {}) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  return e;
+}
+
+// ---------------------------------------------------------------- words
+
+// human spells a byte count with a binary unit, as the command line does.
+export function human(n) {
+  n = Number(n) || 0;
+  if (n < 1024) return `${Math.round(n)} B`;
+  const units = 'KMGTPE';
+  let i = -1;
+  do { n /= 1024; i++; } while (n >= 1024 && i < units.length - 1);
+  return `${n.toFixed(1)} ${units[i]}iB`;
+}
+
+export function rate(n) { return `${human(n)}/s`; }
+
+export function plural(n, thing) { return n === 1 ? `1 ${thing}` : `${n} ${thing}s`; }
+
+export function copies(n) { return n === 1 ? '1 copy' : `${n} copies`; }
+
+// duration spells a number of seconds: "4 s", "2 min 5 s", "1 h 3 min".
+export function duration(s) {
+  s = Math.max(0, Math.round(Number(s) || 0));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return s % 60 ? `${m} min ${s % 60} s` : `${m} min`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
+  const d = Math.floor(h / 24);
+  return h % 24 ? `${d} d ${h % 24} h` : `${d} d`;
+}
+
+// when spells a time as a date and a time of day, each kept on one line.
+function when(t) {
+  const d = new Date(t);
+  if (Number.isNaN(d.getTime())) return '';
+  return el('time', { datetime: d.toISOString() },
+    el('span', { class: 'nowrap' }, d.toLocaleDateString(undefined, { dateStyle: 'medium' })), ' ',
+    el('span', { class: 'nowrap' }, d.toLocaleTimeString(undefined, { timeStyle: 'short' })));
+}
+
+// kind tells how the page can show a file: image, video, audio, pdf, text
+// or null (save only). It follows what the node serves inline (images but
+// SVG, audio, video, PDF, plain text). A file without a type is served as
+// bytes to save; an image or a player still reads it, so its name's
+// extension may make it one.
+const EXT_KINDS = {
+  png: 'image', jpg: 'image', jpeg: 'image', gif: 'image', webp: 'image', avif: 'image', bmp: 'image',
+  mp4: 'video', webm: 'video', m4v: 'video', mov: 'video', ogv: 'video',
+  mp3: 'audio', m4a: 'audio', ogg: 'audio', oga: 'audio', opus: 'audio', wav: 'audio', flac: 'audio', aac: 'audio',
+};
+export function kind(type, name) {
+  const t = String(type || '').split(';')[0].trim().toLowerCase();
+  if (t) {
+    const top = t.split('/')[0];
+    if (t === 'image/svg+xml') return null;
+    if (top === 'image' || top === 'video' || top === 'audio') return top;
+    if (t === 'application/pdf') return 'pdf';
+    if (t === 'text/plain') return 'text';
+    if (t !== 'application/octet-stream') return null;
+  }
+  const m = /\.([a-z0-9]+)$/i.exec(String(name || ''));
+  return (m && EXT_KINDS[m[1].toLowerCase()]) || null;
+}
+
+const getURL = (recipe) => `/api/v1/get?recipe=${encodeURIComponent(recipe)}`;
+const saveURL = (recipe) => `${getURL(recipe)}&download=1`;
+
+// ---------------------------------------------------------------- API
+
+class APIError extends Error {
+  constructor(message, status) { super(message); this.status = status; }
+}
+
+// api calls one JSON endpoint and returns its answer (null for 204). An
+// error answer becomes an APIError carrying the node's own words; no
+// answer within timeout ms becomes an error too.
+async function api(method, path, { timeout = 20000 } = {}) {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), timeout);
+  let res;
+  try {
+    res = await fetch(path, { method, signal: ctl.signal, headers: { Accept: 'application/json' }, cache: 'no-store' });
+    const text = await res.text();
+    let body = null;
+    try { body = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+    if (!res.ok) {
+      const words = (body && typeof body.error === 'string' && body.error) || text.trim() || res.statusText;
+      throw new APIError(words || `the node answered ${res.status}`, res.status);
+    }
+    return body;
+  } catch (e) {
+    if (e instanceof APIError) throw e;
+    if (e.name === 'AbortError') throw new Error(`the node did not answer within ${timeout / 1000} s`);
+    throw new Error('cannot reach the node: is blockmix still running?');
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---------------------------------------------------------------- error boxes
+
+function showError(box, err) {
+  const msg = err instanceof Error ? err.message : String(err);
+  box.textContent = msg || 'something went wrong, and the node did not say what';
+  box.hidden = false;
+}
+
+function clearError(box) {
+  box.hidden = true;
+  box.textContent = '';
+}
+
+// ---------------------------------------------------------------- copy
+
+// copyText puts text on the clipboard, with the old execCommand way when
+// the clipboard API is missing (a page not on localhost is not a secure
+// context); the button says how it went.
+async function copyText(text, button, field) {
+  let ok = false;
+  try {
+    if (navigator.clipboard && window.isSecureContext) {
+      await navigator.clipboard.writeText(text);
+      ok = true;
+    }
+  } catch { /* fall back */ }
+  if (!ok) {
+    const ta = el('textarea', { class: 'offscreen', readonly: true, 'aria-hidden': 'true' });
+    ta.value = text;
+    document.body.append(ta);
+    ta.select();
+    try { ok = document.execCommand('copy'); } catch { ok = false; }
+    ta.remove();
+  }
+  if (!ok && field) {
+    field.focus();
+    field.select();
+  }
+  if (button) {
+    const label = button.dataset.label || button.textContent;
+    button.dataset.label = label;
+    button.textContent = ok ? 'Copied' : 'Press Ctrl+C';
+    clearTimeout(button._timer);
+    button._timer = setTimeout(() => { button.textContent = label; }, 1600);
+  }
+}
+
+function copyButton(text, field, label = 'Copy') {
+  const b = el('button', { type: 'button', class: 'copy' }, label);
+  b.addEventListener('click', () => copyText(typeof text === 'function' ? text() : text, b, field));
+  return b;
+}
+
+// ---------------------------------------------------------------- tabs
+
+const TABS = ['get', 'share', 'files', 'node'];
+let currentTab = 'get';
+
+function selectTab(name, { focus = false, push = true } = {}) {
+  if (!TABS.includes(name)) name = 'get';
+  currentTab = name;
+  for (const t of TABS) {
+    const on = t === name;
+    const tab = $(`tab-${t}`);
+    tab.setAttribute('aria-selected', on ? 'true' : 'false');
+    tab.tabIndex = on ? 0 : -1;
+    $(`panel-${t}`).hidden = !on;
+    if (on && focus) tab.focus();
+  }
+  if (push) history.replaceState(null, '', `${location.pathname}${location.search}#${name}`);
+  if (name === 'files') loadFiles();
+  if (name === 'get') loadTransfers();
+  scheduleNode();
+}
+
+function setupTabs() {
+  for (const t of TABS) {
+    const tab = $(`tab-${t}`);
+    tab.addEventListener('click', () => selectTab(t));
+    tab.addEventListener('keydown', (e) => {
+      const i = TABS.indexOf(t);
+      let j = null;
+      if (e.key === 'ArrowRight') j = (i + 1) % TABS.length;
+      else if (e.key === 'ArrowLeft') j = (i + TABS.length - 1) % TABS.length;
+      else if (e.key === 'Home') j = 0;
+      else if (e.key === 'End') j = TABS.length - 1;
+      if (j === null) return;
+      e.preventDefault();
+      selectTab(TABS[j], { focus: true });
+    });
+  }
+  window.addEventListener('hashchange', () => {
+    const name = location.hash.slice(1);
+    if (TABS.includes(name) && name !== currentTab) selectTab(name, { push: false });
+  });
+}
+
+// ---------------------------------------------------------------- Get
+
+const input = $('recipe-input');
+const info = $('recipe-info');
+const getError = $('get-error');
+const getButton = $('get-button');
+const playButton = $('play-button');
+const transferBox = $('get-transfer');
+const progress = $('get-progress');
+const getStatus = $('get-status');
+const saveLink = $('save-link');
+const openButton = $('open-button');
+const player = $('player');
+
+let inspectSeq = 0; // the newest recipe lookup; older answers are dropped
+let inspectTimer = 0;
+let current = null; // the transfer shown: {id, recipe, name, type, kind}
+let pollTimer = 0;
+
+// inspect asks the node what the recipe in the box says and shows it. Its
+// error goes to the error box unless quiet (when a get reports its own).
+async function inspect({ quiet = false } = {}) {
+  clearTimeout(inspectTimer);
+  const text = input.value.trim();
+  const seq = ++inspectSeq;
+  if (!text) {
+    info.replaceChildren();
+    if (!quiet) clearError(getError);
+    return;
+  }
+  try {
+    const ri = await api('GET', `/api/v1/recipe?recipe=${encodeURIComponent(text)}`);
+    if (seq !== inspectSeq) return;
+    if (!quiet) clearError(getError);
+    showRecipeInfo(ri);
+  } catch (e) {
+    if (seq !== inspectSeq) return;
+    info.replaceChildren();
+    if (!quiet) showError(getError, e);
+  }
+}
+
+function showRecipeInfo(ri) {
+  const parts = [el('strong', { class: 'name' }, ri.name || '(no name)'), human(ri.size)];
+  if (ri.type) parts.push(ri.type);
+  if (ri.local) parts.push('already on this node');
+  const line = el('p', { class: 'meta' });
+  parts.forEach((p, i) => { if (i) line.append(' · '); line.append(p); });
+  info.replaceChildren(line);
+}
+
+function inspectSoon(delay = 350) {
+  clearTimeout(inspectTimer);
+  inspectTimer = setTimeout(inspect, delay);
+}
+
+function stopPolling() {
+  clearTimeout(pollTimer);
+  pollTimer = 0;
+}
+
+function resetTransfer() {
+  stopPolling();
+  current = null;
+  transferBox.hidden = true;
+  saveLink.hidden = true;
+  openButton.hidden = true;
+  playButton.hidden = true;
+  progress.value = 0;
+  getStatus.textContent = '';
+  player.replaceChildren();
+}
+
+// startGet asks the node to fetch the whole file, then follows it.
+async function startGet() {
+  clearError(getError);
+  const text = input.value.trim();
+  if (!text) {
+    showError(getError, 'Paste a recipe first: it starts with "blockmix:" or is a link with /r/ in it.');
+    input.focus();
+    return;
+  }
+  resetTransfer();
+  inspect({ quiet: true });
+  getButton.disabled = true;
+  getStatus.textContent = '';
+  try {
+    const t = await api('POST', `/api/v1/fetch?recipe=${encodeURIComponent(text)}`);
+    follow(t);
+  } catch (e) {
+    showError(getError, e);
+  } finally {
+    getButton.disabled = false;
+  }
+}
+
+// follow shows transfer t and polls it until it ends.
+function follow(t) {
+  stopPolling();
+  player.replaceChildren();
+  current = { id: t.id, recipe: t.recipe, name: t.name, type: t.type, kind: kind(t.type, t.name), failures: 0 };
+  transferBox.hidden = false;
+  transferBox.classList.remove('failed');
+  saveLink.hidden = true;
+  openButton.hidden = true;
+  playButton.hidden = !(current.kind === 'video' || current.kind === 'audio');
+  showTransfer(t);
+}
+
+function showTransfer(t) {
+  if (!current || t.id !== current.id) return;
+  const size = Number(t.size) || 0;
+  if (t.state === 'done') {
+    progress.value = 1;
+    const took = t.finished && t.started ? (Date.parse(t.finished) - Date.parse(t.started)) / 1000 : null;
+    const parts = [`Done: ${t.name || 'the file'} (${human(size)}) is on this node`];
+    if (took !== null && took >= 1) parts.push(`took ${duration(took)}`);
+    if (t.peers > 0) parts.push(`from ${plural(t.peers, 'peer')}`);
+    getStatus.textContent = parts.join(' · ');
+    showDone(t);
+    loadTransfers();
+    return;
+  }
+  progress.value = size > 0 ? Math.min(1, (Number(t.bytes_done) || 0) / size) : 0;
+  getStatus.textContent = transferWords(t);
+  transferBox.classList.toggle('failed', t.state === 'failed');
+  if (t.state === 'failed') {
+    playButton.hidden = true;
+    showError(getError, `Could not get ${t.name || 'the file'}: ${t.error || 'the transfer failed'}`);
+    loadTransfers();
+    return;
+  }
+  pollTimer = setTimeout(poll, 300);
+}
+
+// transferWords: "blocks 3 of 320 · 12.3 MiB of 40.0 MiB · 25.0 MiB/s · 3 peers · 4 s left".
+export function transferWords(t) {
+  const parts = [
+    `blocks ${t.blocks_done || 0} of ${t.blocks || 0}`,
+    `${human(t.bytes_done)} of ${human(t.size)}`,
+  ];
+  if (t.state === 'failed') return `Stopped at ${parts.join(' · ')}`;
+  if (t.speed > 0) parts.push(rate(t.speed));
+  if (t.peers > 0) parts.push(plural(t.peers, 'peer'));
+  if (t.eta_seconds >= 0 && t.speed > 0) parts.push(`${duration(t.eta_seconds)} left`);
+  return parts.join(' · ');
+}
+
+async function poll() {
+  const c = current;
+  if (!c) return;
+  try {
+    const t = await api('GET', `/api/v1/transfers/${encodeURIComponent(c.id)}`, { timeout: 10000 });
+    if (current !== c) return;
+    c.failures = 0;
+    showTransfer(t);
+  } catch (e) {
+    if (current !== c) return;
+    c.failures++;
+    if ((e instanceof APIError && e.status === 404) || c.failures >= 10) {
+      showError(getError, `Lost track of the transfer: ${e.message}`);
+      return;
+    }
+    pollTimer = setTimeout(poll, 1000);
+  }
+}
+
+function showDone(t) {
+  saveLink.href = saveURL(t.recipe);
+  saveLink.setAttribute('download', t.name || '');
+  saveLink.hidden = false;
+  const k = kind(t.type, t.name);
+  openButton.hidden = !k;
+  openButton.textContent = k === 'pdf' || k === 'text' ? 'Open in a new tab' : 'Open';
+  playButton.hidden = true;
+}
+
+// show puts the file in the page: an image, a player, or a link to a new
+// tab (PDF and text, which the browser shows better by itself).
+function show(k, recipe, name, autoplay) {
+  const src = getURL(recipe);
+  const shown = player.firstElementChild;
+  if (shown && shown.getAttribute('src') === src) return; // already playing or shown
+  let media = null;
+  if (k === 'image') {
+    media = el('img', { src, alt: name || 'the file' });
+  } else if (k === 'video' || k === 'audio') {
+    media = el(k, { src, controls: true, preload: 'auto', autoplay: autoplay || null, playsinline: k === 'video' || null });
+    media.setAttribute('aria-label', name || k);
+    media.addEventListener('error', () => {
+      showError(getError, `The browser cannot play ${name || 'this file'}: save it and open it with another program.`);
+    });
+  } else if (k === 'pdf' || k === 'text') {
+    const w = window.open(src, '_blank');
+    if (w) w.opener = null;
+    media = el('p', {}, w ? 'Opened in a new tab. ' : 'Your browser blocked the new tab. ',
+      el('a', { href: src, target: '_blank', rel: 'noopener noreferrer' }, `Open ${name || 'the file'} in a new tab`));
+  }
+  if (media) player.replaceChildren(media);
+}
+
+function setupGet() {
+  // A paste is looked up at once; typing waits for a pause.
+  input.addEventListener('input', (e) => inspectSoon(e.inputType === 'insertFromPaste' ? 0 : 350));
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      startGet();
+    }
+  });
+  $('get-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    startGet();
+  });
+  playButton.addEventListener('click', () => {
+    if (current) show(current.kind, current.recipe, current.name, true);
+  });
+  openButton.addEventListener('click', () => {
+    if (current) show(kind(current.type, current.name), current.recipe, current.name, false);
+  });
+}
+
+// loadTransfers lists the recent gets under the Get tab.
+async function loadTransfers() {
+  let ts;
+  try {
+    ts = await api('GET', '/api/v1/transfers');
+  } catch {
+    return; // the main error box speaks for the Get tab
+  }
+  const list = $('transfers-list');
+  const recent = Array.isArray(ts) ? ts.slice(0, 10) : [];
+  $('recent').hidden = recent.length === 0;
+  list.replaceChildren(...recent.map((t) => {
+    const li = el('li', { class: `transfer-item state-${t.state}` }, el('span', { class: 'name' }, t.name || '(no name)'), ' · ', human(t.size), ' · ');
+    if (t.state === 'done') {
+      li.append('done ', el('a', { href: saveURL(t.recipe), download: t.name || '' }, 'Save'));
+    } else if (t.state === 'running') {
+      const pct = t.size > 0 ? Math.floor(100 * t.bytes_done / t.size) : 0;
+      const b = el('button', { type: 'button', class: 'link' }, `running, ${pct}% — show`);
+      b.addEventListener('click', () => { input.value = t.recipe; inspect(); follow(t); });
+      li.append(b);
+    } else {
+      li.append(`failed: ${t.error || 'unknown error'}`);
+    }
+    return li;
+  }));
+}
+
+// ---------------------------------------------------------------- Share
+
+const dropZone = $('drop-zone');
+const fileInput = $('file-input');
+const shareError = $('share-error');
+const shareResults = $('share-results');
+const queue = [];
+let uploading = false;
+let resultSeq = 0;
+
+function addFiles(files) {
+  clearError(shareError);
+  for (const f of files) {
+    const item = shareItem(f);
+    shareResults.prepend(item.li);
+    queue.push(item);
+  }
+  pump();
+}
+
+// pump sends the queued files one after the other: each put is heavy on
+// the disk, and the node bounds how many run at once.
+async function pump() {
+  if (uploading) return;
+  uploading = true;
+  try {
+    while (queue.length) await upload(queue.shift());
+  } finally {
+    uploading = false;
+  }
+}
+
+function shareItem(f) {
+  const id = `share-${++resultSeq}`;
+  const bar = el('progress', { max: 1, value: 0, 'aria-labelledby': `${id}-status` });
+  const status = el('p', { class: 'status', id: `${id}-status` }, 'waiting…');
+  const cancel = el('button', { type: 'button', class: 'small' }, 'Cancel');
+  const li = el('li', { class: 'share-result', id },
+    el('h3', {}, el('span', { class: 'name' }, f.name), el('span', { class: 'size' }, ` · ${human(f.size)}`)),
+    bar, el('div', { class: 'row' }, status, cancel));
+  const item = { f, id, li, bar, status, cancel, xhr: null, cancelled: false };
+  cancel.addEventListener('click', () => {
+    item.cancelled = true;
+    if (item.xhr) item.xhr.abort();
+    else {
+      const i = queue.indexOf(item);
+      if (i >= 0) queue.splice(i, 1);
+      failed(item, 'cancelled');
+    }
+  });
+  return item;
+}
+
+function upload(item) {
+  return new Promise((resolve) => {
+    if (item.cancelled) { resolve(); return; }
+    const { f } = item;
+    let q = `name=${encodeURIComponent(f.name)}&size=${f.size}`;
+    if (f.type) q += `&type=${encodeURIComponent(f.type)}`;
+    const xhr = new XMLHttpRequest();
+    item.xhr = xhr;
+    xhr.open('POST', `/api/v1/put?${q}`);
+    xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    xhr.setRequestHeader('Accept', 'application/json');
+    item.status.textContent = 'mixing and sending: 0%';
+    xhr.upload.addEventListener('progress', (e) => {
+      const total = e.lengthComputable ? e.total : f.size;
+      if (total > 0) {
+        item.bar.value = Math.min(1, e.loaded / total);
+        item.status.textContent = `mixing and sending: ${Math.floor(100 * e.loaded / total)}%`;
+      }
+    });
+    xhr.upload.addEventListener('load', () => {
+      item.bar.removeAttribute('value'); // the browser draws a busy bar
+      item.status.textContent = 'placing on other nodes…';
+    });
+    xhr.addEventListener('load', () => {
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+      if (xhr.status >= 200 && xhr.status < 300 && body && body.recipe) {
+        shared(item, body);
+      } else {
+        const words = (body && body.error) || xhr.responseText.trim() || `the node answered ${xhr.status} ${xhr.statusText}`;
+        failed(item, words);
+      }
+      resolve();
+    });
+    xhr.addEventListener('error', () => {
+      failed(item, 'the connection to the node broke while sending the file: the node stopped, or refused the file half-way (too large?)');
+      resolve();
+    });
+    xhr.addEventListener('abort', () => { failed(item, 'cancelled'); resolve(); });
+    xhr.send(f);
+  });
+}
+
+// placementWords says where the file's blocks went.
+export function placementWords(p) {
+  const short = p.blocks_short;
+  if (short === undefined || short === null) {
+    return 'kept on this node only: it was not placed on other nodes';
+  }
+  if (short > 0) {
+    return p.placement || `${plural(short, 'block')} of ${p.blocks} have fewer than ${copies(p.replicas)} on other nodes`;
+  }
+  return `${copies(p.replicas || 0)} on ${plural(p.nodes || 0, 'node')}`;
+}
+
+function shared(item, p) {
+  const fieldID = `${item.id}-recipe`;
+  const field = el('input', { type: 'text', class: 'recipe-text', id: fieldID, readonly: true, spellcheck: 'false' });
+  field.value = p.recipe;
+  field.addEventListener('focus', () => field.select());
+  const placement = el('p', { class: `placement${p.blocks_short > 0 ? ' warn' : ''}` }, placementWords(p));
+  const added = p.new_blocks !== undefined
+    ? el('p', { class: 'hint' }, `The file uses ${plural(p.blocks, 'block')}; ${plural(p.new_blocks, 'new block')} (${human(p.new_bytes)}) were stored for it, the others were already here.`)
+    : null;
+  item.bar.value = 1;
+  item.bar.hidden = true;
+  item.cancel.remove();
+  item.status.textContent = 'shared';
+  item.status.hidden = true;
+  item.li.classList.add('done');
+  item.li.append(
+    el('label', { for: fieldID }, 'Recipe: whoever has it can get the file'),
+    el('div', { class: 'row copyrow' }, field, copyButton(() => field.value, field)),
+    p.url ? el('p', { class: 'link-line' }, 'Link: ', el('a', { class: 'recipe-link', href: p.url, target: '_blank', rel: 'noopener noreferrer' }, p.url), ' ', copyButton(p.url, null, 'Copy link')) : null,
+    placement,
+    added,
+  );
+  if (currentTab === 'files') loadFiles();
+}
+
+function failed(item, words) {
+  item.bar.hidden = true;
+  item.cancel.remove();
+  item.li.classList.add('failed');
+  item.status.textContent = words === 'cancelled' ? 'cancelled' : 'failed';
+  if (words !== 'cancelled') {
+    item.li.append(el('p', { class: 'result-error' }, words));
+    showError(shareError, `${item.f.name}: ${words}`);
+  }
+}
+
+function hasFiles(e) {
+  return e.dataTransfer && Array.from(e.dataTransfer.types || []).includes('Files');
+}
+
+function setupShare() {
+  fileInput.addEventListener('change', () => {
+    if (fileInput.files && fileInput.files.length) addFiles(Array.from(fileInput.files));
+    fileInput.value = '';
+  });
+  let depth = 0;
+  dropZone.addEventListener('dragenter', (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    depth++;
+    dropZone.classList.add('over');
+  });
+  dropZone.addEventListener('dragleave', () => {
+    if (--depth <= 0) { depth = 0; dropZone.classList.remove('over'); }
+  });
+  dropZone.addEventListener('dragover', (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = 'copy';
+  });
+  dropZone.addEventListener('drop', (e) => {
+    e.preventDefault();
+    e.stopPropagation();
+    depth = 0;
+    dropZone.classList.remove('over');
+    if (e.dataTransfer.files.length) addFiles(Array.from(e.dataTransfer.files));
+  });
+  // A file dropped elsewhere on the Share tab is shared too; on another
+  // tab it is ignored rather than opened in place of this page.
+  window.addEventListener('dragover', (e) => { if (hasFiles(e)) e.preventDefault(); });
+  window.addEventListener('drop', (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    if (currentTab === 'share' && e.dataTransfer.files.length) addFiles(Array.from(e.dataTransfer.files));
+  });
+}
+
+// ---------------------------------------------------------------- My files
+
+const filesError = $('files-error');
+let filesSeq = 0;
+
+async function loadFiles() {
+  const seq = ++filesSeq;
+  let fs;
+  try {
+    fs = await api('GET', '/api/v1/files');
+  } catch (e) {
+    if (seq === filesSeq) showError(filesError, e);
+    return;
+  }
+  if (seq !== filesSeq) return;
+  clearError(filesError);
+  fs = Array.isArray(fs) ? fs : [];
+  $('files-empty').hidden = fs.length > 0;
+  $('files-table').hidden = fs.length === 0;
+  $('files-table').tBodies[0].replaceChildren(...fs.map(fileRow));
+}
+
+function fileRow(f) {
+  const health = el('td', { 'data-label': 'Health', class: 'health' });
+  const check = el('button', { type: 'button', class: 'small check' }, 'Check');
+  const verdict = el('span', { class: 'verdict-text', 'aria-live': 'polite' });
+  check.addEventListener('click', async () => {
+    check.disabled = true;
+    verdict.className = 'verdict-text';
+    verdict.textContent = 'counting copies…';
+    try {
+      const h = await api('GET', `/api/v1/health?recipe=${encodeURIComponent(f.recipe)}`, { timeout: 120000 });
+      verdict.className = `verdict-text state-${h.state}`;
+      verdict.textContent = h.verdict;
+    } catch (e) {
+      verdict.className = 'verdict-text state-lost';
+      verdict.textContent = e.message;
+    } finally {
+      check.disabled = false;
+      check.textContent = 'Check again';
+    }
+  });
+  health.append(check, ' ', verdict);
+
+  const remove = el('button', { type: 'button', class: 'small danger remove' }, 'Remove from this node');
+  remove.addEventListener('click', async () => {
+    const name = f.name || 'this file';
+    if (!window.confirm(`Remove “${name}” from this node?\n\nIts blocks stay until the space is needed. Anyone with the recipe can still get it from other nodes.`)) return;
+    remove.disabled = true;
+    try {
+      await api('DELETE', `/api/v1/files/${encodeURIComponent(f.key)}`);
+      clearError(filesError);
+    } catch (e) {
+      showError(filesError, `Could not remove ${name}: ${e.message}`);
+    }
+    loadFiles();
+  });
+
+  const recipeCode = el('code', { class: 'recipe-short', title: f.recipe }, f.recipe);
+  return el('tr', { 'data-key': f.key },
+    el('td', { 'data-label': 'Name', class: 'name' }, f.name || '(no name)'),
+    el('td', { 'data-label': 'Size', class: 'num' }, human(f.size)),
+    el('td', { 'data-label': 'Added' }, when(f.added)),
+    el('td', { 'data-label': 'Recipe', class: 'recipe-cell' }, recipeCode, ' ', copyButton(f.recipe)),
+    health,
+    el('td', { class: 'actions' }, el('div', { class: 'row' }, el('a', { class: 'button small', href: saveURL(f.recipe), download: f.name || '' }, 'Save'), remove)),
+  );
+}
+
+// ---------------------------------------------------------------- Node
+
+const nodeError = $('node-error');
+let nodeTimer = 0;
+let nodeLoading = false;
+
+// scheduleNode loads the Node tab when it is shown, then every 5 s while
+// the browser shows the page.
+function scheduleNode() {
+  clearInterval(nodeTimer);
+  nodeTimer = 0;
+  if (currentTab !== 'node') return;
+  loadNode();
+  nodeTimer = setInterval(() => { if (!document.hidden) loadNode(); }, 5000);
+}
+
+async function loadNode() {
+  if (nodeLoading) return;
+  nodeLoading = true;
+  try {
+    const [st, id, peers, bw] = await Promise.allSettled([
+      api('GET', '/api/v1/status'), api('GET', '/api/v1/id'), api('GET', '/api/v1/peers'), api('GET', '/api/v1/bandwidth'),
+    ]);
+    const bad = [st, id, peers, bw].find((r) => r.status === 'rejected');
+    if (bad) showError(nodeError, bad.reason);
+    else clearError(nodeError);
+    if (st.status === 'fulfilled') showStatus(st.value);
+    else {
+      const v = $('node-verdict');
+      v.className = 'verdict state-offline';
+      v.textContent = `No answer from the node: ${st.reason.message}`;
+    }
+    if (id.status === 'fulfilled') showID(id.value);
+    if (peers.status === 'fulfilled') showPeers(peers.value);
+    if (bw.status === 'fulfilled') showBandwidth(bw.value);
+  } finally {
+    nodeLoading = false;
+  }
+}
+
+function showStatus(s) {
+  const v = $('node-verdict');
+  v.className = `verdict state-${s.state}`;
+  v.textContent = s.verdict;
+  $('node-uptime').textContent = s.uptime_seconds > 0 ? duration(s.uptime_seconds) : '—';
+  $('node-peers').textContent = `${plural(s.peers, 'peer')} connected, ${s.routing_table} known to the routing table; ${copies(s.replicas)} of each block wanted on other nodes`;
+  $('node-traffic').textContent = `${human(s.bytes_in)} in, ${human(s.bytes_out)} out since the start · now ${rate(s.rate_in)} in, ${rate(s.rate_out)} out`;
+  const st = s.store || {};
+  const facts = [
+    ['Blocks', `${st.blocks} (${human(st.bytes)})`],
+    ['Files', `${st.files} (${human(st.file_bytes)})`],
+    ['Shared blocks', `${st.shared_blocks}${st.blocks > 0 ? ` (${Math.round(100 * st.shared_blocks / st.blocks)}% serve two or more files)` : ''}`],
+    ['Overhead', st.file_bytes > 0 ? `${Number(st.overhead).toFixed(2)}× (stored bytes per file byte)` : '—'],
+  ];
+  if (st.disk_bytes > 0) facts.push(['On disk', human(st.disk_bytes)]);
+  facts.push(['Quarantined', st.quarantined > 0 ? plural(st.quarantined, 'corrupt block') : 'none', st.quarantined > 0 ? 'bad' : '']);
+  // A quota, when the node reports one (any field named like it).
+  for (const src of [st, s]) {
+    for (const [k, val] of Object.entries(src)) {
+      if (!/quota/i.test(k) || val === null || typeof val === 'object') continue;
+      const label = k.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
+      facts.push([label, typeof val === 'number' ? (val > 0 ? human(val) : 'none') : String(val)]);
+    }
+  }
+  $('node-store').replaceChildren(...facts.flatMap(([k, val, cls]) => [el('dt', {}, k), el('dd', { class: cls || null }, val)]));
+}
+
+function showID(id) {
+  $('node-id').textContent = id.id || '—';
+  const addrs = Array.isArray(id.addrs) ? id.addrs : [];
+  $('node-addrs').replaceChildren(...(addrs.length ? addrs.map((a) => el('li', { class: 'copyable' }, el('code', {}, a), ' ', copyButton(a))) : [el('li', {}, 'none yet')]));
+}
+
+function showPeers(ps) {
+  ps = Array.isArray(ps) ? ps : [];
+  $('peers-empty').hidden = ps.length > 0;
+  $('peers-table').hidden = ps.length === 0;
+  const short = (id) => (id.length > 16 ? `${id.slice(0, 6)}…${id.slice(-6)}` : id);
+  $('peers-table').tBodies[0].replaceChildren(...ps.map((p) => el('tr', {},
+    el('td', {}, el('code', { title: p.id }, short(p.id || ''))),
+    el('td', { class: 'addr' }, p.addr || '—'),
+    el('td', { class: 'num' }, p.latency_ms > 0 ? `${Math.round(p.latency_ms)} ms` : '—'),
+    el('td', { class: 'num' }, `${Math.round(100 * (Number(p.reliability) || 0))}%`),
+    el('td', { class: 'num' }, human(p.bytes_in)),
+    el('td', { class: 'num' }, human(p.bytes_out)),
+    el('td', { class: `num${p.lies > 0 ? ' bad' : ''}` }, String(p.lies || 0)),
+  )));
+}
+
+// niceMax rounds a rate up to a round number in the unit human() will
+// spell it with: 1, 2 or 5 times a power of ten KiB/s, MiB/s….
+export function niceMax(v) {
+  if (!(v > 0)) return 1024;
+  let unit = 1;
+  while (v / unit >= 1000 && unit < 1024 ** 5) unit *= 1024;
+  const x = v / unit;
+  const p = 10 ** Math.floor(Math.log10(x));
+  for (const m of [1, 2, 5, 10]) if (m * p >= x) return m * p * unit;
+  return 10 * p * unit;
+}
+
+// showBandwidth draws the last hour of traffic, in and out, as two line
+// graphs in SVG.
+function showBandwidth(bw) {
+  const samples = (bw && Array.isArray(bw.samples) ? bw.samples : [])
+    .map((s) => ({ t: Date.parse(s.t), in: Number(s.in) || 0, out: Number(s.out) || 0 }))
+    .filter((s) => !Number.isNaN(s.t));
+  const box = $('bandwidth-graph');
+  if (samples.length === 0) {
+    box.replaceChildren(el('p', { class: 'info' }, 'No traffic recorded yet.'));
+    return;
+  }
+  const end = samples[samples.length - 1].t;
+  const span = 3600 * 1000;
+  box.replaceChildren(graph('In', 'received from peers', samples, 'in', end, span), graph('Out', 'sent to peers', samples, 'out', end, span));
+}
+
+function graph(title, what, samples, key, end, span) {
+  const W = 600;
+  const H = 120;
+  const start = end - span;
+  const shown = samples.filter((s) => s.t >= start);
+  const peak = Math.max(0, ...shown.map((s) => s[key]));
+  const top = niceMax(peak);
+  const now = shown.length ? shown[shown.length - 1][key] : 0;
+  const pt = (s) => `${(((s.t - start) / span) * W).toFixed(1)},${(H - (s[key] / top) * (H - 2)).toFixed(1)}`;
+  const svg = svgEl('svg', {
+    viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', class: `graph graph-${key}`, role: 'img',
+    'aria-label': `${title}: ${what}, now ${rate(now)}, peak ${rate(peak)} in the last hour`,
+  });
+  for (const f of [0.25, 0.5, 0.75]) {
+    svg.append(svgEl('line', { x1: 0, x2: W, y1: H * f, y2: H * f, class: 'grid', 'vector-effect': 'non-scaling-stroke' }));
+  }
+  if (shown.length) {
+    const pts = shown.map(pt);
+    const first = pts[0].split(',')[0];
+    const last = pts[pts.length - 1].split(',')[0];
+    svg.append(svgEl('path', { d: `M${first},${H} L${pts.join(' L')} L${last},${H} Z`, class: 'area' }));
+    svg.append(svgEl('polyline', { points: pts.join(' '), class: 'line', 'vector-effect': 'non-scaling-stroke' }));
+  }
+  return el('figure', { class: 'graph-box' },
+    el('figcaption', {}, el('strong', {}, title), ` (${what}) · now ${rate(now)} · peak ${rate(peak)}`),
+    el('div', { class: 'plot' }, el('span', { class: 'axis top' }, rate(top)), svg, el('span', { class: 'axis left' }, '1 h ago'), el('span', { class: 'axis right' }, 'now')),
+  );
+}
+
+// ---------------------------------------------------------------- start
+
+function start() {
+  setupTabs();
+  setupGet();
+  setupShare();
+  $('files-refresh').addEventListener('click', loadFiles);
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden && currentTab === 'node') loadNode();
+  });
+  for (const b of document.querySelectorAll('button[data-copy-from]')) {
+    b.addEventListener('click', () => copyText($(b.dataset.copyFrom).textContent, b));
+  }
+
+  // /r/<payload>/<name>: a recipe link. Fill the box with it and get the
+  // file at once.
+  if (location.pathname.startsWith('/r/') && location.pathname.length > 3) {
+    input.value = location.origin + location.pathname;
+    selectTab('get', { push: false });
+    startGet();
+    return;
+  }
+  selectTab(location.hash.slice(1) || 'get', { push: false });
+}
+
+start();
