@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
@@ -32,6 +33,9 @@ type Config struct {
 	Key crypto.PrivKey
 	// Bootstrap peers to join the DHT through. There are no default ones.
 	Bootstrap []peer.AddrInfo
+	// LowPower keeps few connections (a small board): the connection
+	// manager trims to 16 above 32.
+	LowPower bool
 }
 
 // Node is a libp2p host with blockmix's DHT (server mode) and the block
@@ -63,6 +67,13 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 	}
 	if cfg.Key != nil {
 		opts = append(opts, libp2p.Identity(cfg.Key))
+	}
+	if cfg.LowPower {
+		cm, err := connmgr.NewConnManager(16, 32)
+		if err != nil {
+			return nil, fmt.Errorf("connection manager: %w", err)
+		}
+		opts = append(opts, libp2p.ConnectionManager(cm))
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {

@@ -205,3 +205,44 @@ func TestCopies(t *testing.T) {
 		t.Fatalf("a block nobody has: %d copies", got[len(ids)])
 	}
 }
+
+// TestHandOff: a block this node is responsible for goes to the next
+// closest nodes that lack it before this node may drop it; with too few
+// nodes the hand-off says so.
+func TestHandOff(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nodes, stores := startNetwork(t, ctx, []int{1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30})
+	b := block(8000)
+	if !nodes[0].Responsible(b.ID(), 5) {
+		t.Fatal("with R = 5 in a 5-node network every node is responsible")
+	}
+	responsible := 0
+	for _, n := range nodes {
+		if n.Responsible(b.ID(), 2) {
+			responsible++
+		}
+	}
+	if responsible != 2 {
+		t.Fatalf("%d nodes think they are among the 2 closest", responsible)
+	}
+	if err := nodes[0].HandOff(ctx, b, 3); err != nil {
+		t.Fatal(err)
+	}
+	holders := 0
+	for _, st := range stores[1:] {
+		if ok, _ := st.Has(ctx, b.ID()); ok {
+			holders++
+		}
+	}
+	if holders != 3 {
+		t.Fatalf("%d others hold the block after the hand-off, want 3", holders)
+	}
+	// Again: they have it already, nothing more is pushed.
+	if err := nodes[0].HandOff(ctx, b, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[0].HandOff(ctx, b, 5); !errors.Is(err, ErrUnderReplicated) {
+		t.Fatalf("5 holders among 4 others: %v", err)
+	}
+}

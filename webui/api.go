@@ -80,6 +80,10 @@ type DaemonInfo struct {
 	Repo     string
 	Started  time.Time
 	Replicas int // how many other nodes should hold each block
+	// Quota bounds the store's block bytes (0: none); Profile names the
+	// daemon's profile ("default" or "lowpower").
+	Quota   int64
+	Profile string
 	// Traffic over libp2p since the start (all protocols), and the recent
 	// rates in bytes per second.
 	BytesIn, BytesOut int64
@@ -114,6 +118,10 @@ type Node interface {
 	// Health counts the reachable copies of each block of a file this node
 	// holds or can reach.
 	Health(ctx context.Context, rc recipe.Recipe) (HealthInfo, error)
+	// GC evicts every cached block (pinned ones never; the network's only
+	// when the store is over its quota, after handing them off) and
+	// reclaims the space.
+	GC(ctx context.Context) (GCInfo, error)
 	// Remove takes a file off this node's list (its blocks stay until
 	// evicted); an unknown key wraps blocks.ErrNotFound.
 	Remove(ctx context.Context, key string) error

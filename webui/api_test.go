@@ -75,6 +75,7 @@ func (n *memNode) Health(ctx context.Context, rc recipe.Recipe) (HealthInfo, err
 	return h, nil
 }
 func (n *memNode) Remove(ctx context.Context, key string) error { return n.st.RemoveFile(ctx, key) }
+func (n *memNode) GC(ctx context.Context) (GCInfo, error)       { return GCInfo{}, nil }
 func (n *memNode) Verify(ctx context.Context) (VerifyInfo, error) {
 	var ids []blocks.ID
 	if err := n.st.Enumerate(ctx, func(id blocks.ID, _ blocks.Meta) error { ids = append(ids, id); return nil }); err != nil {

@@ -75,6 +75,17 @@ type HealthInfo struct {
 	Verdict      string `json:"verdict"`       // in plain words
 }
 
+// GCInfo is POST /api/v1/gc (and `blockmix gc --json`): what eviction
+// freed and what it kept.
+type GCInfo struct {
+	EvictedBlocks  int   `json:"evicted_blocks"`
+	EvictedBytes   int64 `json:"evicted_bytes"`
+	HandedOff      int   `json:"handed_off"`    // the network's blocks given to the next closest node first
+	KeptBlocks     int   `json:"kept_blocks"`   // the network's blocks kept (this node is among their closest)
+	PinnedBlocks   int   `json:"pinned_blocks"` // used by files on this node's list: never evicted
+	ReclaimedBytes int64 `json:"reclaimed_bytes"`
+}
+
 // BandwidthSample is the node's traffic over one interval, in bytes per
 // second.
 type BandwidthSample struct {
@@ -217,6 +228,27 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 			return
 		}
 		writeJSON(w, h)
+	})
+	// POST /api/v1/gc: evict the cached blocks and reclaim their space;
+	// GCInfo.
+	mux.HandleFunc("POST /api/v1/gc", answer(func(r *http.Request) (GCInfo, error) { return n.GC(r.Context()) }))
+	// POST /api/v1/pin?recipe=…: fetch the whole file into this node (as
+	// POST /api/v1/fetch, but answering when done) and keep it on the list,
+	// so that its blocks are never evicted; RecipeInfo.
+	mux.HandleFunc("POST /api/v1/pin", func(w http.ResponseWriter, r *http.Request) {
+		rc, ok := parseRecipe(w, r)
+		if !ok {
+			return
+		}
+		if err := n.Fetch(r.Context(), rc, nil); err != nil {
+			status := http.StatusInternalServerError
+			if errors.Is(err, blocks.ErrNotFound) {
+				status = http.StatusNotFound
+			}
+			writeError(w, status, err)
+			return
+		}
+		writeJSON(w, RecipeInfo{Recipe: rc.String(), URL: rc.URL("http://" + r.Host), Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type, Local: true})
 	})
 	// GET /api/v1/bandwidth: BandwidthInfo, the last hour of traffic.
 	mux.HandleFunc("GET /api/v1/bandwidth", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.history.info()) })

@@ -15,6 +15,7 @@ const (
 	StateQuarantined = "quarantined" // the store has taken corrupt blocks out of service
 	StateAlone       = "alone"       // no peers: what is put stays on this node
 	StateFewPeers    = "few-peers"   // fewer peers than the replicas wanted
+	StateOverQuota   = "over-quota"  // the store holds more than its quota
 	StateOK          = "ok"
 )
 
@@ -35,9 +36,11 @@ type StatusInfo struct {
 	ID            string    `json:"id,omitempty"`
 	Started       time.Time `json:"started,omitzero"`
 	UptimeSeconds int64     `json:"uptime_seconds"`
-	Peers         int       `json:"peers"`         // connected now
-	RoutingTable  int       `json:"routing_table"` // peers the DHT knows
-	Replicas      int       `json:"replicas"`      // other nodes that should hold each block
+	Peers         int       `json:"peers"`             // connected now
+	RoutingTable  int       `json:"routing_table"`     // peers the DHT knows
+	Replicas      int       `json:"replicas"`          // other nodes that should hold each block
+	Quota         int64     `json:"quota,omitempty"`   // bytes the store may hold (0: no quota)
+	Profile       string    `json:"profile,omitempty"` // "default" or "lowpower"
 	Store         StoreInfo `json:"store"`
 	// Libp2p traffic since the daemon started, and the recent rates in
 	// bytes per second (libp2p updates them about once a second).
@@ -65,6 +68,9 @@ func (s *StatusInfo) Judge() {
 	}
 	if q := s.Store.Quarantined; q > 0 {
 		add(StateQuarantined, fmt.Sprintf("quarantined: %s taken out of service; files that need them must fetch them from peers (run 'blockmix verify' to check the rest of the store)", plural(q, "corrupt block")))
+	}
+	if s.Quota > 0 && s.Store.Bytes > s.Quota {
+		add(StateOverQuota, fmt.Sprintf("over quota: the store holds %s, the quota is %s; pushes are refused until 'blockmix gc' (or the node itself) frees cached blocks", HumanBytes(s.Store.Bytes), HumanBytes(s.Quota)))
 	}
 	if s.Daemon {
 		switch {
@@ -108,7 +114,7 @@ func status(ctx context.Context, n Node) (StatusInfo, error) {
 	id, d := n.ID(), n.Daemon()
 	s := StatusInfo{
 		Daemon: true, Repo: d.Repo, ID: id.ID, Started: d.Started,
-		Peers: id.Peers, RoutingTable: id.RoutingTable, Replicas: d.Replicas,
+		Peers: id.Peers, RoutingTable: id.RoutingTable, Replicas: d.Replicas, Quota: d.Quota, Profile: d.Profile,
 		Store:   StoreInfo{Stats: st, Overhead: st.Overhead()},
 		BytesIn: d.BytesIn, BytesOut: d.BytesOut, RateIn: d.RateIn, RateOut: d.RateOut,
 	}

@@ -48,7 +48,7 @@ func (c *daemonClient) callJSON(ctx context.Context, method, path string, v any)
 }
 
 // call sends a request without a body and returns the answer when its
-// status is 200 OK, else the daemon's error. The caller closes the body.
+// status is 2xx, else the daemon's error. The caller closes the body.
 func (c *daemonClient) call(ctx context.Context, method, path string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
 	if err != nil {
@@ -58,7 +58,7 @@ func (c *daemonClient) call(ctx context.Context, method, path string) (*http.Res
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
 		return nil, decodeAnswer(resp, nil)
 	}

@@ -23,10 +23,13 @@ type daemonConfig struct {
 	API       *string  `json:"api"`
 	Replicas  *int     `json:"replicas"`
 	Cache     *string  `json:"cache"`
+	Quota     *string  `json:"quota"`
+	Profile   *string  `json:"profile"`
+	Donor     *bool    `json:"donor"`
 }
 
 // configKeys spells the keys for error messages.
-const configKeys = "listen, bootstrap, api, replicas, cache"
+const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor"
 
 // readConfig reads the config file at path. A missing file is an empty
 // config (found is false). A malformed one is a usage error that names the
@@ -94,6 +97,16 @@ func readConfig(path string) (c daemonConfig, found bool, err error) {
 			return c, true, bad(`"cache": %v`, err)
 		}
 	}
+	if c.Quota != nil {
+		if n, err := parseSize(*c.Quota); err != nil || n <= 0 {
+			return c, true, bad(`"quota": %q is not a size such as "50GiB"`, *c.Quota)
+		}
+	}
+	if c.Profile != nil {
+		if _, err := profileNamed(*c.Profile); err != nil {
+			return c, true, bad(`"profile": %v`, err)
+		}
+	}
 	return c, true, nil
 }
 
@@ -107,6 +120,9 @@ func typeProblem(e *json.UnmarshalTypeError) string {
 		"api":       `a string such as "127.0.0.1:7788"`,
 		"replicas":  "a whole number of at least 1",
 		"cache":     `a size string such as "10GiB"`,
+		"quota":     `a size string such as "50GiB"`,
+		"profile":   `"default" or "lowpower"`,
+		"donor":     "true or false",
 	}[key]
 	if want == "" {
 		return fmt.Sprintf("the file holds a JSON %s; want an object with the keys %s", e.Value, configKeys)
@@ -139,6 +155,15 @@ func (c daemonConfig) apply(o daemonOptions, given func(flag string) bool) daemo
 	}
 	if c.Cache != nil && !given("cache") {
 		o.cache = *c.Cache
+	}
+	if c.Quota != nil && !given("quota") {
+		o.quota = *c.Quota
+	}
+	if c.Profile != nil && !given("profile") {
+		o.profile = *c.Profile
+	}
+	if c.Donor != nil && !given("donor") {
+		o.donor = *c.Donor
 	}
 	return o
 }

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -39,6 +38,9 @@ type daemonOptions struct {
 	api       string
 	replicas  int
 	cache     string
+	donor     bool
+	quota     string
+	profile   string
 }
 
 func newDaemonCommand(e *env) *cobra.Command {
@@ -73,6 +75,9 @@ QUIC is on when any listen or bootstrap address has /quic-v1.`,
 	c.Flags().StringArrayVar(&o.bootstrap, "bootstrap", nil, "multiaddr with /p2p/ID of a node to join through (repeatable; config.json key bootstrap)")
 	c.Flags().StringVar(&o.api, "api", "127.0.0.1:7788", "address of the local HTTP API (port 0: any; config.json key api)")
 	c.Flags().IntVar(&o.replicas, "replicas", 3, "how many other nodes should hold each block (config.json key replicas)")
+	c.Flags().BoolVar(&o.donor, "donor", false, "run as a donor: give --quota of space to other people's blocks, evicting cached blocks in the background to stay under it")
+	c.Flags().StringVar(&o.quota, "quota", "", "the most block bytes this node stores (50GiB, 2TB…); pushes past it are refused; default none (config.json key quota)")
+	c.Flags().StringVar(&o.profile, "profile", "default", "default, or lowpower for small boards: fewer connections and streams, small caches, a memory limit (config.json key profile)")
 	c.Flags().StringVar(&o.cache, "cache", "10GiB", "keep blocks fetched from peers (they then serve other files and peers) while the store holds less than this; 0: keep none (config.json key cache)")
 	return c
 }
@@ -104,6 +109,20 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 	if err != nil {
 		return badUse("--cache: %v%s", err, fromCfg(cfg.Cache != nil, "cache"))
 	}
+	var quota int64
+	if o.quota != "" {
+		if quota, err = parseSize(o.quota); err != nil || quota <= 0 {
+			return badUse("--quota %q: want a size such as 50GiB%s", o.quota, fromCfg(cfg.Quota != nil, "quota"))
+		}
+	}
+	if o.donor && quota == 0 {
+		return badUse("--donor needs --quota: the space this node gives (for example --quota 50GiB)")
+	}
+	prof, err := profileNamed(o.profile)
+	if err != nil {
+		return badUse("--profile: %v%s", err, fromCfg(cfg.Profile != nil, "profile"))
+	}
+	prof.apply()
 	var boot []peer.AddrInfo
 	for _, s := range o.bootstrap {
 		ai, err := peer.AddrInfoFromString(s)
@@ -121,18 +140,32 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 	if err != nil {
 		return err
 	}
-	cfgNet := bmnet.Config{Listen: o.listen, QUIC: hasQUIC(o.listen, o.bootstrap), Key: key, Bootstrap: boot}
+	cfgNet := bmnet.Config{Listen: o.listen, QUIC: hasQUIC(o.listen, o.bootstrap), Key: key, Bootstrap: boot, LowPower: prof.lowPower}
 	s0, err := st.Stats(ctx)
 	if err != nil {
 		return err
 	}
-	d := &daemonNode{e: e, st: st, replicas: o.replicas, repo: dir, started: time.Now(), cache: cache}
-	d.stored.Store(s0.Bytes)
-	node, err := bmnet.NewNode(cfgNet, st, countingSink{bmnet.NewStoreSink(st), &d.stored})
+	k := newKeeper(st, o.replicas, quota, s0.Bytes)
+	d := &daemonNode{e: e, st: st, replicas: o.replicas, repo: dir, started: time.Now(), cache: cache, k: k, prof: prof}
+	k.hold = func() func() {
+		// No put runs while blocks go, and the next one sees the store
+		// as it is then.
+		d.mu.Lock()
+		d.mixer = nil
+		return d.mu.Unlock
+	}
+	if quota > 0 && s0.Bytes > quota {
+		fmt.Fprintf(e.stderr, "blockmix: the store holds %s, more than the quota of %s: pushes are refused until cached blocks are evicted ('blockmix gc')\n", human(s0.Bytes), human(quota))
+	}
+	node, err := bmnet.NewNode(cfgNet, touchingStore{st, k}, quotaSink{bmnet.NewStoreSink(st), k})
 	if err != nil {
 		return fmt.Errorf("%w%s", err, fromCfg(cfg.Listen != nil, "listen"))
 	}
 	defer node.Close()
+	k.node = node
+	if o.donor {
+		go k.run(ctx, time.Minute)
+	}
 	for _, ai := range boot {
 		if err := connectRetry(ctx, node, ai); err != nil {
 			fmt.Fprintf(e.stderr, "blockmix: bootstrap %s: %v\n", ai.ID, err)
@@ -241,8 +274,9 @@ type daemonNode struct {
 	replicas int
 	repo     string
 	started  time.Time
-	cache    int64        // keep fetched blocks while stored < cache
-	stored   atomic.Int64 // bytes in the store, roughly: at start, plus what came since
+	cache    int64   // keep fetched blocks while the store holds less
+	k        *keeper // the quota, the blocks' last use, eviction
+	prof     profile
 
 	mu    sync.Mutex // one put at a time: a Mixer is sequential
 	mixer *mixer.Mixer
@@ -278,7 +312,7 @@ func (d *daemonNode) Store() webui.Store { return d.st }
 func (d *daemonNode) Daemon() webui.DaemonInfo {
 	bw := d.node.Bandwidth()
 	return webui.DaemonInfo{
-		Repo: d.repo, Started: d.started, Replicas: d.replicas,
+		Repo: d.repo, Started: d.started, Replicas: d.replicas, Quota: d.k.quota, Profile: d.prof.name,
 		BytesIn: bw.TotalIn, BytesOut: bw.TotalOut, RateIn: bw.RateIn, RateOut: bw.RateOut,
 	}
 }
@@ -294,25 +328,30 @@ func (d *daemonNode) Verify(ctx context.Context) (webui.VerifyInfo, error) {
 // keep says whether a fetched block may stay in the store (the cache
 // limit), and counts it when it may.
 func (d *daemonNode) keep(_ blocks.ID, size int) bool {
-	if d.stored.Load()+int64(size) > d.cache {
+	if d.k.stored.Load()+int64(size) > d.cache || !d.k.fits(int64(size)) {
 		return false
 	}
-	d.stored.Add(int64(size))
+	d.k.stored.Add(int64(size))
 	return true
 }
 
-// countingSink counts the bytes of the pushed blocks it takes.
-type countingSink struct {
-	*bmnet.StoreSink
-	n *atomic.Int64
-}
-
-func (c countingSink) Accept(ctx context.Context, peer string, id blocks.ID, data []byte) error {
-	err := c.StoreSink.Accept(ctx, peer, id, data)
-	if err == nil {
-		c.n.Add(int64(len(data)))
+// GC evicts every cached block, and the network's blocks (after handing
+// them off) only while the store is over its quota.
+func (d *daemonNode) GC(ctx context.Context) (webui.GCInfo, error) {
+	info, err := d.k.evict(ctx, -1, false)
+	if err != nil {
+		return info, err
 	}
-	return err
+	if over := d.k.stored.Load() - d.k.quota; d.k.quota > 0 && over > 0 {
+		more, err := d.k.evict(ctx, over, true)
+		info.EvictedBlocks += more.EvictedBlocks
+		info.EvictedBytes += more.EvictedBytes
+		info.HandedOff, info.KeptBlocks = more.HandedOff, more.KeptBlocks
+		if err != nil {
+			return info, err
+		}
+	}
+	return info, nil
 }
 
 // Remove takes a file off this node's list; its blocks stay.
@@ -324,7 +363,7 @@ func (d *daemonNode) Remove(ctx context.Context, key string) error { return d.st
 func (d *daemonNode) Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, error) {
 	f := d.fetcher(ctx, rc)
 	f.Keep = d.keep
-	return recipe.Open(ctx, mixer.NewCachedGetter(f, 32<<20), rc, recipe.Options{Workers: 64})
+	return recipe.Open(ctx, mixer.NewCachedGetter(f, d.prof.cacheBytes), rc, recipe.Options{Workers: d.prof.workers})
 }
 
 // fetcher returns a Fetcher for rc's blocks with the file's providers,
@@ -332,6 +371,7 @@ func (d *daemonNode) Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader
 func (d *daemonNode) fetcher(ctx context.Context, rc recipe.Recipe) *bmnet.Fetcher {
 	f := bmnet.NewFetcher(d.node, d.st)
 	f.Near = d.replicas
+	f.Streams = d.prof.streams
 	go func() {
 		for p := range d.node.FileProviders(ctx, rc.Root[0], 8) {
 			f.Hint(p)
@@ -358,7 +398,7 @@ func (d *daemonNode) Put(ctx context.Context, r io.Reader, size int64, name, typ
 	if err := d.st.Sync(); err != nil {
 		return webui.PutInfo{}, fmt.Errorf("sync store: %w", err)
 	}
-	d.stored.Add(res.NewBytes)
+	d.k.stored.Add(res.NewBytes)
 	info := webui.PutInfo{
 		Recipe: res.Recipe.String(), URL: res.Recipe.URL(""), Name: res.Recipe.Name, Size: res.Recipe.Size,
 		Type: res.Recipe.Type, NewBytes: res.NewBytes, NewBlocks: res.NewBlocks, Blocks: len(res.Blocks), Replicas: d.replicas,

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"sort"
 	"sync"
 	"time"
@@ -20,26 +19,16 @@ import (
 // that its blocks count as used and the node announces it.
 func (d *daemonNode) Fetch(ctx context.Context, rc recipe.Recipe, progress func(int64)) error {
 	f := d.fetcher(ctx, rc)
-	rec := &recordingGetter{g: mixer.NewCachedGetter(f, 32<<20), seen: map[blocks.ID]bool{}}
-	r, err := recipe.Open(ctx, rec, rc, recipe.Options{Workers: 64, Progress: progressFunc(progress)})
+	kept := func() error {
+		if s := f.Stats(); s.KeepFailed > 0 {
+			return fmt.Errorf("the file checked out, but %d of its blocks could not be kept here (is the disk full?)", s.KeepFailed)
+		}
+		return nil
+	}
+	err := pinLocal(ctx, d.st, f, rc, &recipe.Options{Workers: d.prof.workers, Progress: progressFunc(progress)}, kept)
+	d.k.stored.Add(f.Stats().Bytes)
 	if err != nil {
 		return err
-	}
-	if _, err := r.WriteTo(io.Discard); err != nil {
-		return err
-	}
-	if s := f.Stats(); s.KeepFailed > 0 {
-		return fmt.Errorf("the file checked out, but %d of its blocks could not be kept here (is the disk full?)", s.KeepFailed)
-	}
-	d.stored.Add(f.Stats().Bytes)
-	if err := d.st.Sync(); err != nil {
-		return fmt.Errorf("sync store: %w", err)
-	}
-	if err := d.st.AddFile(ctx, blocks.FileRecord{
-		Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,
-		Recipe: rc.String(), Added: time.Now().UTC(), Blocks: rec.ids(),
-	}); err != nil {
-		return fmt.Errorf("record file: %w", err)
 	}
 	go func() {
 		pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

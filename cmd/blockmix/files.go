@@ -14,11 +14,13 @@ import (
 func newFilesCommand(e *env) *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
-		Use:   "files",
-		Short: "List the files put into this repo, with their recipes",
+		Use:     "files",
+		Aliases: []string{"pins"},
+		Short:   "List the files put, fetched or pinned here (also: pins), with their recipes",
 		Long: `files lists every file recorded in the repo, oldest first: its name, size,
 when it was put, and its recipe. The recipe is the only key to a file: this
-list is where to find one again.`,
+list is where to find one again. The blocks of these files are pinned:
+never evicted to make room (see pin, unpin, gc).`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runFiles(c.Context(), e, asJSON) },
 	}

@@ -76,6 +76,9 @@ Exit codes: 0 ok, 1 failure, 2 bad input (usage, damaged recipe).`,
 		newPeersCommand(e),
 		newStatusCommand(e),
 		newBlockCommand(e),
+		newPinCommand(e),
+		newUnpinCommand(e),
+		newGCCommand(e),
 	)
 	return root
 }

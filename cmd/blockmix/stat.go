@@ -23,6 +23,7 @@ type statOutput struct {
 	Overhead     float64 `json:"overhead"`
 	Quarantined  int     `json:"quarantined"`
 	DiskBytes    int64   `json:"disk_bytes"`
+	Quota        int64   `json:"quota,omitempty"` // the running daemon's --quota
 }
 
 func newStatCommand(e *env) *cobra.Command {
@@ -45,14 +46,25 @@ func runStat(ctx context.Context, e *env, asJSON bool) error {
 	if err != nil {
 		return err
 	}
+	var quota int64
+	if dc := e.daemon(ctx); dc != nil {
+		var st webui.StatusInfo
+		if err := dc.getJSON(ctx, "/api/v1/status", &st); err != nil {
+			return err
+		}
+		quota = st.Quota
+	}
 	dir, _ := e.repoDir()
-	out := statOutput{dir, s.Blocks, s.Bytes, s.Files, s.FileBytes, s.SharedBlocks, s.Overhead(), s.Quarantined, s.DiskBytes}
+	out := statOutput{dir, s.Blocks, s.Bytes, s.Files, s.FileBytes, s.SharedBlocks, s.Overhead(), s.Quarantined, s.DiskBytes, quota}
 	if asJSON {
 		b, _ := json.MarshalIndent(out, "", "  ")
 		fmt.Fprintln(e.stdout, string(b))
 		return nil
 	}
 	printStats(e.stdout, dir, s)
+	if quota > 0 {
+		fmt.Fprintf(e.stdout, "quota          %s (%.0f%% used)\n", human(quota), 100*float64(s.Bytes)/float64(quota))
+	}
 	return nil
 }
 

@@ -67,6 +67,12 @@ func runStatus(ctx context.Context, e *env, asJSON bool) error {
 		fmt.Fprintf(e.stdout, "uptime         %s (since %s)\n", up, s.Started.Local().Format("2006-01-02 15:04"))
 		fmt.Fprintf(e.stdout, "peers          %d connected, %d in the routing table\n", s.Peers, s.RoutingTable)
 		fmt.Fprintf(e.stdout, "replicas       %d (other nodes that should hold each block)\n", s.Replicas)
+		fmt.Fprintf(e.stdout, "profile        %s\n", s.Profile)
+		if s.Quota > 0 {
+			fmt.Fprintf(e.stdout, "quota          %s of %s used (%.0f%%)\n", human(s.Store.Bytes), human(s.Quota), 100*float64(s.Store.Bytes)/float64(s.Quota))
+		} else {
+			fmt.Fprintf(e.stdout, "quota          none\n")
+		}
 		fmt.Fprintf(e.stdout, "network        %s in, %s out since the start (now %s/s in, %s/s out)\n",
 			human(s.BytesIn), human(s.BytesOut), human(int64(s.RateIn)), human(int64(s.RateOut)))
 	}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/webui"
+)
+
+// daemonArgs are the flags of a test daemon on 127.0.0.1.
+func daemonArgs(more ...string) []string {
+	return append([]string{"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"}, more...)
+}
+
+// TestQuotaRefusalsFallBack: a donor with a small quota refuses the pushes
+// past it, with the reason, and the uploader gives those blocks to the next
+// closest node: the put still gets every copy.
+func TestQuotaRefusalsFallBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three daemons")
+	}
+	t.Parallel()
+	up, small, big := newWorld(t), newWorld(t), newWorld(t)
+	_, idu := startDaemonWith(t, up, daemonArgs("--replicas", "1")...)
+	const quota = 256 << 10
+	startDaemonWith(t, small, daemonArgs("--bootstrap", idu.Addrs[0], "--donor", "--quota", "256KiB")...)
+	startDaemonWith(t, big, daemonArgs("--bootstrap", idu.Addrs[0], "--donor", "--quota", "1GiB")...)
+	waitRoutingTable(t, up, 2)
+
+	writeRandomFile(t, up.path("f.bin"), 31, 3<<20)
+	var put webui.PutInfo
+	if err := json.Unmarshal(up.ok("--no-progress", "put", "--json", up.path("f.bin")), &put); err != nil {
+		t.Fatal(err)
+	}
+	if put.Short == nil || *put.Short != 0 {
+		t.Fatalf("put with a full donor: %d short (%s)", *put.Short, put.Placement)
+	}
+	s := small.stat()
+	if s.Quota != quota {
+		t.Errorf("stat --json says quota %d, want %d", s.Quota, quota)
+	}
+	if s.Bytes == 0 || s.Bytes > quota {
+		t.Errorf("the small donor holds %d bytes; want some, at most %d", s.Bytes, quota)
+	}
+	if b := big.stat(); int(b.Blocks)+s.Blocks < put.Blocks {
+		t.Errorf("the donors hold %d+%d blocks of the file's %d", s.Blocks, b.Blocks, put.Blocks)
+	}
+	st := statusOf(t, small)
+	if st.Quota != quota {
+		t.Errorf("status --json says quota %d, want %d", st.Quota, quota)
+	}
+	if out := string(small.ok("status")); !strings.Contains(out, "quota") {
+		t.Errorf("status does not show the quota:\n%s", out)
+	}
+}
+
+// TestPinsAndGC: gc evicts the blocks a node cached for a read, never those
+// of a pinned file; after unpin, those go too; a pinned file rebuilds on the
+// node with the network gone.
+func TestPinsAndGC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three daemons")
+	}
+	t.Parallel()
+	up, holder, n := newWorld(t), newWorld(t), newWorld(t)
+	pu, idu := startDaemonWith(t, up, daemonArgs("--replicas", "1")...)
+	ph, _ := startDaemonWith(t, holder, daemonArgs("--bootstrap", idu.Addrs[0])...)
+	waitRoutingTable(t, up, 1)
+	sumA := writeRandomFile(t, up.path("a.bin"), 41, 2<<20)
+	sumB := writeRandomFile(t, up.path("b.bin"), 42, 2<<20)
+	ra := up.okLine("--no-progress", "put", up.path("a.bin"))
+	rb := up.okLine("--no-progress", "put", up.path("b.bin"))
+
+	// n joins after the puts, so all it holds it fetched.
+	pn, _ := startDaemonWith(t, n, daemonArgs("--bootstrap", idu.Addrs[0], "--replicas", "1")...)
+	waitRoutingTable(t, n, 2)
+	if out := n.okLine("pin", ra); !strings.HasPrefix(out, "pinned a.bin") {
+		t.Fatalf("pin says %q", out)
+	}
+	if n.getSum(rb) != sumB {
+		t.Fatal("b.bin rebuilt wrong")
+	}
+	before := n.stat()
+	var gc webui.GCInfo
+	if err := json.Unmarshal(n.ok("gc", "--json"), &gc); err != nil {
+		t.Fatal(err)
+	}
+	after := n.stat()
+	if gc.EvictedBlocks == 0 || gc.PinnedBlocks == 0 || after.Blocks != before.Blocks-gc.EvictedBlocks ||
+		gc.EvictedBlocks+gc.PinnedBlocks+gc.KeptBlocks != before.Blocks {
+		t.Fatalf("gc %+v: %d blocks before, %d after", gc, before.Blocks, after.Blocks)
+	}
+	if fs := n.ok("pins"); !strings.Contains(string(fs), "a.bin") || strings.Contains(string(fs), "b.bin") {
+		t.Fatalf("pins:\n%s", fs)
+	}
+
+	// The network goes away: the pinned file is still whole here.
+	for _, p := range []*started{pu, ph, pn} {
+		stopDaemon(t, p)
+	}
+	if n.getSum(ra) != sumA {
+		t.Fatal("the pinned file does not rebuild offline")
+	}
+	if r := n.run("gc"); r.code != 1 || !strings.Contains(string(r.stderr), "no daemon") {
+		t.Fatalf("gc offline:\n%v", r)
+	}
+	n.ok("unpin", ra)
+	if fs := n.ok("pins"); len(strings.TrimSpace(string(fs))) != 0 {
+		t.Fatalf("pins after unpin:\n%s", fs)
+	}
+}
+
+func TestLRU(t *testing.T) {
+	id := func(b byte) blocks.ID { return blocks.ID{b} }
+	cs := []candidate{
+		{id: id(1), used: 300, seq: 1},
+		{id: id(2), used: 0, seq: 9},
+		{id: id(3), used: 100, seq: 5},
+		{id: id(4), used: 0, seq: 2},
+	}
+	lru(cs)
+	var got []byte
+	for _, c := range cs {
+		got = append(got, c.id[0])
+	}
+	// Never used in this run first, oldest arrival first; then by last use.
+	if string(got) != string([]byte{4, 2, 3, 1}) {
+		t.Fatalf("lru order %v, want [4 2 3 1]", got)
+	}
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/mixer"
+	"github.com/blockmix/blockmix/recipe"
+	"github.com/blockmix/blockmix/webui"
+)
+
+func newPinCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "pin RECIPE",
+		Short: "Keep a file on this node: its blocks are never evicted",
+		Long: `pin puts a file on this node's list (see 'files', also called 'pins'), so
+that none of its blocks is ever evicted to make room. Through the daemon it
+fetches whatever blocks are missing first; without one, every block must
+be here already. Files put here are pinned from the start.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error { return runPin(c.Context(), e, args[0]) },
+	}
+}
+
+func runPin(ctx context.Context, e *env, text string) error {
+	rc, err := recipe.Parse(text)
+	if err != nil {
+		return badUse("%v (the recipe is damaged or was made by another program)", err)
+	}
+	if dc := e.daemon(ctx); dc != nil {
+		var info webui.RecipeInfo
+		if err := dc.callJSON(ctx, http.MethodPost, "/api/v1/pin?"+url.Values{"recipe": {text}}.Encode(), &info); err != nil {
+			return err
+		}
+	} else {
+		st, err := e.openStore(false)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if err := pinLocal(ctx, st, st, rc, nil, nil); err != nil {
+			if errors.Is(err, blocks.ErrNotFound) {
+				return fmt.Errorf("%w: without a daemon only a file whose blocks are all here can be pinned", err)
+			}
+			return err
+		}
+	}
+	fmt.Fprintf(e.stdout, "pinned %s (%s): its blocks stay on this node\n", rc.Name, human(rc.Size))
+	return nil
+}
+
+// pinLocal rebuilds rc from g (checking the whole file), makes the store
+// durable, and records the file with every block it used once kept (if
+// not nil) says every block is in the store.
+func pinLocal(ctx context.Context, st *blocks.Disk, g blocks.Getter, rc recipe.Recipe, opt *recipe.Options, kept func() error) error {
+	o := recipe.Options{}
+	if opt != nil {
+		o = *opt
+	}
+	rec := &recordingGetter{g: mixer.NewCachedGetter(g, 32<<20), seen: map[blocks.ID]bool{}}
+	r, err := recipe.Open(ctx, rec, rc, o)
+	if err != nil {
+		return err
+	}
+	if _, err := r.WriteTo(io.Discard); err != nil {
+		return err
+	}
+	if kept != nil {
+		if err := kept(); err != nil {
+			return err
+		}
+	}
+	if err := st.Sync(); err != nil {
+		return fmt.Errorf("sync store: %w", err)
+	}
+	if err := st.AddFile(ctx, blocks.FileRecord{
+		Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,
+		Recipe: rc.String(), Added: time.Now().UTC(), Blocks: rec.ids(),
+	}); err != nil {
+		return fmt.Errorf("record file: %w", err)
+	}
+	return nil
+}
+
+func newUnpinCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "unpin RECIPE",
+		Short: "Take a file off this node's list: its blocks may then be evicted",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			ctx := c.Context()
+			rc, err := recipe.Parse(args[0])
+			if err != nil {
+				return badUse("%v (the recipe is damaged or was made by another program)", err)
+			}
+			if dc := e.daemon(ctx); dc != nil {
+				resp, err := dc.call(ctx, http.MethodDelete, "/api/v1/files/"+url.PathEscape(rc.Key()))
+				if err != nil {
+					return err
+				}
+				resp.Body.Close()
+			} else {
+				st, err := e.openStore(false)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				if err := st.RemoveFile(ctx, rc.Key()); err != nil {
+					return fmt.Errorf("%s is not pinned here: %w", rc.Name, err)
+				}
+			}
+			fmt.Fprintf(e.stdout, "unpinned %s: its blocks may be evicted when space is needed\n", rc.Name)
+			return nil
+		},
+	}
+}
+
+func newGCCommand(e *env) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "gc",
+		Short: "Evict cached blocks now and say what was freed",
+		Long: `gc evicts every cached block (blocks fetched for a read, that no pinned file
+uses and that this node does not hold for the network), least recently
+used first, and reclaims their space. Blocks of pinned files are never
+evicted. Blocks this node holds as one of the closest to them go only when
+the store is over its --quota, and only after they were handed to the next
+closest node. It needs the daemon, which knows the network.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx := c.Context()
+			dc := e.daemon(ctx)
+			if dc == nil {
+				return fmt.Errorf("%w: gc must know which blocks the network counts on this node for", errNoDaemon)
+			}
+			var info webui.GCInfo
+			if err := dc.callJSON(ctx, http.MethodPost, "/api/v1/gc", &info); err != nil {
+				return err
+			}
+			if asJSON {
+				b, _ := json.MarshalIndent(info, "", "  ")
+				fmt.Fprintln(e.stdout, string(b))
+				return nil
+			}
+			fmt.Fprintf(e.stdout, "evicted %d blocks (%s)", info.EvictedBlocks, human(info.EvictedBytes))
+			if info.HandedOff > 0 {
+				fmt.Fprintf(e.stdout, ", %d of them handed to the next closest node first", info.HandedOff)
+			}
+			fmt.Fprintf(e.stdout, "; kept %d pinned and %d held for the network; %s of disk reclaimed\n", info.PinnedBlocks, info.KeptBlocks, human(info.ReclaimedBytes))
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: evicted_blocks, evicted_bytes, handed_off, kept_blocks, pinned_blocks, reclaimed_bytes")
+	return c
+}

@@ -1,0 +1,57 @@
+package net
+
+import (
+	"context"
+	"fmt"
+
+	kb "github.com/libp2p/go-libp2p-kbucket"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/blockmix/blockmix/blocks"
+)
+
+// Responsible reports whether this node is one of the r nodes closest to
+// the block's key among the nodes it knows (itself included): placement
+// and repair expect it to hold the block.
+func (n *Node) Responsible(id blocks.ID, r int) bool {
+	all := append(n.candidates(), n.Host.ID())
+	ps := kb.SortClosestPeers(all, kb.ConvertKey(BlockKey(id)))
+	for _, p := range ps[:min(r, len(ps))] {
+		if p == n.Host.ID() {
+			return true
+		}
+	}
+	return false
+}
+
+// HandOff makes sure r other nodes hold b before this node lets it go:
+// it asks the closest others which of them have it and pushes it to the
+// next closest that do not, until r have it. It returns an error wrapping
+// ErrUnderReplicated when fewer than r others could be found to hold it.
+func (n *Node) HandOff(ctx context.Context, b blocks.Block, r int) error {
+	ps := kb.SortClosestPeers(n.candidates(), kb.ConvertKey(BlockKey(b.ID())))
+	holders := 0
+	var lacking []peer.ID
+	for _, p := range ps {
+		if holders >= r {
+			return nil
+		}
+		have, err := n.Blocks.Has(ctx, p, []blocks.ID{b.ID()})
+		if err != nil {
+			continue
+		}
+		if have[0] {
+			holders++
+			continue
+		}
+		lacking = append(lacking, p)
+		res, err := n.Blocks.Push(ctx, p, []blocks.Block{b})
+		if err == nil && res[0] == nil {
+			holders++
+		}
+	}
+	if holders >= r {
+		return nil
+	}
+	return fmt.Errorf("%w: block %s has %d other holders of %d wanted (asked %d, %d lacked it)", ErrUnderReplicated, b.ID(), holders, r, len(ps), len(lacking))
+}
