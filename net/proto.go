@@ -58,8 +58,13 @@ type Flusher interface {
 	Flush(ctx context.Context) error
 }
 
-// maxAnswers bounds the answers queued behind a slow writer or Flush.
-const maxAnswers = 256
+// maxAnswers bounds the answers queued behind a slow writer or Flush, and
+// maxQueuedBlocks the blocks among them (their bytes are the memory a
+// stream holds: 8 × 128 KiB).
+const (
+	maxAnswers      = 256
+	maxQueuedBlocks = 8
+)
 
 // Serve answers the frames of one stream until it ends: a want-list with a
 // Block or DontHave frame for each ID, then End; a has-list with Have or
@@ -71,16 +76,17 @@ const maxAnswers = 256
 // error wrapping ErrBadFrame when it breaks the format.
 func Serve(ctx context.Context, rw io.ReadWriter, peer string, src blocks.Getter, sink Sink) error {
 	answers := make(chan Frame, maxAnswers)
+	queued := make(chan struct{}, maxQueuedBlocks) // a token per block queued
 	werr := make(chan error, 1)
-	go func() { werr <- writeAnswers(ctx, rw, answers, sink) }()
-	rerr := readRequests(ctx, rw, peer, src, sink, answers)
+	go func() { werr <- writeAnswers(ctx, rw, answers, queued, sink) }()
+	rerr := readRequests(ctx, rw, peer, src, sink, answers, queued)
 	close(answers)
 	return errors.Join(rerr, <-werr)
 }
 
 // readRequests reads frames from rw and queues their answers until the
 // stream ends or breaks.
-func readRequests(ctx context.Context, rw io.ReadWriter, peer string, src blocks.Getter, sink Sink, answers chan<- Frame) error {
+func readRequests(ctx context.Context, rw io.ReadWriter, peer string, src blocks.Getter, sink Sink, answers chan<- Frame, queued chan<- struct{}) error {
 	fr := NewFrameReader(rw)
 	for {
 		arm(ctx, rw, DefaultIdle)
@@ -99,6 +105,7 @@ func readRequests(ctx context.Context, rw io.ReadWriter, peer string, src blocks
 					// Missing or corrupt here: either way, not ours to give.
 					answers <- Frame{Kind: KindDontHave, ID: id}
 				} else {
+					queued <- struct{}{}
 					answers <- Frame{Kind: KindBlock, ID: id, Data: b}
 				}
 			}
@@ -138,12 +145,22 @@ func has(ctx context.Context, src blocks.Getter, id blocks.ID) bool {
 // writeAnswers writes the queued answers in order, each group after one
 // Flush of the sink when it holds accepted pushes. After a write error it
 // breaks the stream (so the reader stops) and drains the queue.
-func writeAnswers(ctx context.Context, rw io.ReadWriter, answers <-chan Frame, sink Sink) error {
+func writeAnswers(ctx context.Context, rw io.ReadWriter, answers <-chan Frame, queued <-chan struct{}, sink Sink) error {
 	fl, _ := sink.(Flusher)
 	w := bufio.NewWriterSize(rw, 256<<10)
+	// release hands back the token of a block frame once it is written
+	// (or dropped), so that the reader may queue the next one.
+	release := func(fs ...Frame) {
+		for _, f := range fs {
+			if f.Kind == KindBlock {
+				<-queued
+			}
+		}
+	}
 	var err error
 	for f := range answers {
 		if err != nil {
+			release(f)
 			continue
 		}
 		group := []Frame{f}
@@ -177,6 +194,7 @@ func writeAnswers(ctx context.Context, rw io.ReadWriter, answers <-chan Frame, s
 		if err == nil {
 			err = w.Flush()
 		}
+		release(group...)
 		if err != nil {
 			err = fmt.Errorf("answer: %w", err)
 			breakStream(rw)

@@ -236,3 +236,92 @@ func BenchmarkPageGet(b *testing.B) {
 	b.ReportMetric(mbps(size*n, cliDur), "cli_get_MB/s")
 	b.ReportMetric(cliDur.Seconds()/pageDur.Seconds(), "page/cli_speed")
 }
+
+// BenchmarkDonor: a donor in the lowpower profile holding DONOR_SIZE bytes
+// of blocks (default 2 GiB), with one peer: its RSS and CPU after 60 s
+// idle; then four nodes fetching four different 64 MiB files from it at
+// once: the donor's peak RSS (VmHWM) and the total throughput.
+func BenchmarkDonor(b *testing.B) {
+	root := benchRoot(b)
+	size := int64(2 << 30)
+	if s := os.Getenv("DONOR_SIZE"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n <= 0 {
+			b.Fatalf("DONOR_SIZE=%q", s)
+		}
+		size = n
+	}
+	const files, fileSize = 4, 64 << 20
+	var rss, cpu, peak, mbs float64
+	for i := range b.N {
+		net := filepath.Join(root, fmt.Sprintf("donor-%d", i))
+		donor := newWorldIn(b, root)
+		donor.repo = filepath.Join(net, "donor")
+		bulk := filepath.Join(net, "bulk.bin")
+		if err := os.MkdirAll(net, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := createRandomFile(bulk, 0xd0, size); err != nil {
+			b.Fatal(err)
+		}
+		if r := donor.run("--no-progress", "put", bulk); r.code != 0 {
+			b.Fatalf("%v", r)
+		}
+		os.Remove(bulk)
+		var recipes []string
+		for f := range files {
+			path := filepath.Join(net, fmt.Sprintf("f%d.bin", f))
+			if _, err := createRandomFile(path, uint64(0xf0+f), fileSize); err != nil {
+				b.Fatal(err)
+			}
+			r := donor.run("--no-progress", "put", path)
+			if r.code != 0 {
+				b.Fatalf("%v", r)
+			}
+			recipes = append(recipes, strings.TrimSpace(string(r.stdout)))
+		}
+		p, info := startDaemonWith(b, donor, daemonArgs("--donor", "--quota", "1TB", "--profile", "lowpower")...)
+		peer := newWorldIn(b, root)
+		peer.repo = filepath.Join(net, "peer")
+		startDaemon(b, peer, []string{info.Addrs[0]})
+		time.Sleep(5 * time.Second)
+		pid := p.cmd.Process.Pid
+		t0 := cpuTicks(b, pid)
+		const idle = 60 * time.Second
+		time.Sleep(idle)
+		cpu += float64(cpuTicks(b, pid)-t0) / 100 / idle.Seconds()
+		rss += float64(procStatus(b, pid, "VmRSS")) / 1024
+
+		clients := make([]*world, files)
+		for k := range clients {
+			clients[k] = newWorldIn(b, root)
+			clients[k].repo = filepath.Join(net, fmt.Sprintf("client-%d", k))
+			startDaemon(b, clients[k], []string{info.Addrs[0]})
+		}
+		start := time.Now()
+		errs := make(chan error, files)
+		for k, w := range clients {
+			go func() {
+				r := w.run("--no-progress", "get", "-o", filepath.Join(net, fmt.Sprintf("out-%d", k)), recipes[k])
+				if r.code != 0 {
+					errs <- fmt.Errorf("%v", r)
+					return
+				}
+				errs <- nil
+			}()
+		}
+		for range clients {
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
+		}
+		mbs += float64(files*fileSize) / 1e6 / time.Since(start).Seconds()
+		peak += float64(procStatus(b, pid, "VmHWM")) / 1024
+	}
+	n := float64(b.N)
+	b.ReportMetric(rss/n, "idle_RSS_MiB")
+	b.ReportMetric(100*cpu/n, "idle_CPU_%")
+	b.ReportMetric(peak/n, "serving_peak_RSS_MiB")
+	b.ReportMetric(mbs/n, "serving_MB/s")
+	b.ReportMetric(float64(size)/(1<<30), "held_GiB")
+}
