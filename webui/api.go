@@ -84,6 +84,9 @@ type DaemonInfo struct {
 	// daemon's profile ("default" or "lowpower").
 	Quota   int64
 	Profile string
+	// StoreError is the standing failure to store blocks ("" when the
+	// last block stored fine): a full or read-only disk.
+	StoreError string
 	// Traffic over libp2p since the start (all protocols), and the recent
 	// rates in bytes per second.
 	BytesIn, BytesOut int64

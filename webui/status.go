@@ -16,6 +16,7 @@ const (
 	StateAlone       = "alone"       // no peers: what is put stays on this node
 	StateFewPeers    = "few-peers"   // fewer peers than the replicas wanted
 	StateOverQuota   = "over-quota"  // the store holds more than its quota
+	StateStoreFails  = "store-fails" // blocks cannot be stored (disk full or read-only)
 	StateOK          = "ok"
 )
 
@@ -36,11 +37,12 @@ type StatusInfo struct {
 	ID            string    `json:"id,omitempty"`
 	Started       time.Time `json:"started,omitzero"`
 	UptimeSeconds int64     `json:"uptime_seconds"`
-	Peers         int       `json:"peers"`             // connected now
-	RoutingTable  int       `json:"routing_table"`     // peers the DHT knows
-	Replicas      int       `json:"replicas"`          // other nodes that should hold each block
-	Quota         int64     `json:"quota,omitempty"`   // bytes the store may hold (0: no quota)
-	Profile       string    `json:"profile,omitempty"` // "default" or "lowpower"
+	Peers         int       `json:"peers"`                 // connected now
+	RoutingTable  int       `json:"routing_table"`         // peers the DHT knows
+	Replicas      int       `json:"replicas"`              // other nodes that should hold each block
+	Quota         int64     `json:"quota,omitempty"`       // bytes the store may hold (0: no quota)
+	Profile       string    `json:"profile,omitempty"`     // "default" or "lowpower"
+	StoreError    string    `json:"store_error,omitempty"` // the last failure to store a block, while it stands
 	Store         StoreInfo `json:"store"`
 	// Libp2p traffic since the daemon started, and the recent rates in
 	// bytes per second (libp2p updates them about once a second).
@@ -68,6 +70,9 @@ func (s *StatusInfo) Judge() {
 	}
 	if q := s.Store.Quarantined; q > 0 {
 		add(StateQuarantined, fmt.Sprintf("quarantined: %s taken out of service; files that need them must fetch them from peers (run 'blockmix verify' to check the rest of the store)", plural(q, "corrupt block")))
+	}
+	if s.StoreError != "" {
+		add(StateStoreFails, fmt.Sprintf("cannot store blocks: %s — the disk that holds the repo may be full, read-only or gone; blocks already here are still served, pushes go to other nodes", s.StoreError))
 	}
 	if s.Quota > 0 && s.Store.Bytes > s.Quota {
 		add(StateOverQuota, fmt.Sprintf("over quota: the store holds %s, the quota is %s; pushes are refused until 'blockmix gc' (or the node itself) frees cached blocks", HumanBytes(s.Store.Bytes), HumanBytes(s.Quota)))
@@ -114,7 +119,7 @@ func status(ctx context.Context, n Node) (StatusInfo, error) {
 	id, d := n.ID(), n.Daemon()
 	s := StatusInfo{
 		Daemon: true, Repo: d.Repo, ID: id.ID, Started: d.Started,
-		Peers: id.Peers, RoutingTable: id.RoutingTable, Replicas: d.Replicas, Quota: d.Quota, Profile: d.Profile,
+		Peers: id.Peers, RoutingTable: id.RoutingTable, Replicas: d.Replicas, Quota: d.Quota, Profile: d.Profile, StoreError: d.StoreError,
 		Store:   StoreInfo{Stats: st, Overhead: st.Overhead()},
 		BytesIn: d.BytesIn, BytesOut: d.BytesOut, RateIn: d.RateIn, RateOut: d.RateOut,
 	}

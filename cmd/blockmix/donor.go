@@ -34,6 +34,30 @@ type keeper struct {
 	// hold, if set, is called before blocks are deleted and returns the
 	// func that ends the hold (the daemon stops puts meanwhile).
 	hold func() func()
+
+	// failed is the last error storing a pushed block, and when ("" and
+	// zero once a block was stored again).
+	failMu   sync.Mutex
+	failed   string
+	failedAt time.Time
+}
+
+// storeFailed notes (err != nil) or clears (nil) a failure to store.
+func (k *keeper) storeFailed(err error) {
+	k.failMu.Lock()
+	defer k.failMu.Unlock()
+	if err == nil {
+		k.failed, k.failedAt = "", time.Time{}
+		return
+	}
+	k.failed, k.failedAt = err.Error(), time.Now()
+}
+
+// lastFailure returns the standing failure to store, if any.
+func (k *keeper) lastFailure() string {
+	k.failMu.Lock()
+	defer k.failMu.Unlock()
+	return k.failed
 }
 
 func newKeeper(st *blocks.Disk, replicas int, quota, stored int64) *keeper {
@@ -208,8 +232,10 @@ func (q quotaSink) Accept(ctx context.Context, peer string, id blocks.ID, data [
 		return &bmnet.Refusal{Code: bmnet.RefuseQuota, Text: fmt.Sprintf("quota full: %s of %s used", human(q.k.stored.Load()), human(q.k.quota))}
 	}
 	if err := q.StoreSink.Accept(ctx, peer, id, data); err != nil {
+		q.k.storeFailed(err)
 		return err
 	}
+	q.k.storeFailed(nil)
 	q.k.stored.Add(int64(len(data)))
 	return nil
 }

@@ -1,9 +1,13 @@
+//go:build linux
+
 package main
 
 import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/webui"
@@ -128,5 +132,45 @@ func TestLRU(t *testing.T) {
 	// Never used in this run first, oldest arrival first; then by last use.
 	if string(got) != string([]byte{4, 2, 3, 1}) {
 		t.Fatalf("lru order %v, want [4 2 3 1]", got)
+	}
+}
+
+// TestDonorDiskFull: a donor whose disk fills up (a file-size limit set on
+// the running process) refuses the pushes it cannot store, says so in
+// status, keeps serving, and loses nothing; the uploader's blocks go to
+// the next node.
+func TestDonorDiskFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three daemons")
+	}
+	t.Parallel()
+	up, full, roomy := newWorld(t), newWorld(t), newWorld(t)
+	_, idu := startDaemonWith(t, up, daemonArgs("--replicas", "1")...)
+	pf, _ := startDaemonWith(t, full, daemonArgs("--bootstrap", idu.Addrs[0])...)
+	startDaemonWith(t, roomy, daemonArgs("--bootstrap", idu.Addrs[0])...)
+	waitRoutingTable(t, up, 2)
+	// From now on no file of the full donor may grow past 512 KiB: its
+	// segment fills up (Go programs ignore SIGXFSZ, so writes fail).
+	lim := unix.Rlimit{Cur: 512 << 10, Max: 512 << 10}
+	if err := unix.Prlimit(pf.cmd.Process.Pid, unix.RLIMIT_FSIZE, &lim, nil); err != nil {
+		t.Fatal(err)
+	}
+	writeRandomFile(t, up.path("f.bin"), 51, 3<<20)
+	var put webui.PutInfo
+	if err := json.Unmarshal(up.ok("--no-progress", "put", "--json", up.path("f.bin")), &put); err != nil {
+		t.Fatal(err)
+	}
+	if put.Short == nil || *put.Short != 0 {
+		t.Fatalf("put beside a full donor: %d short (%s)", *put.Short, put.Placement)
+	}
+	st := statusOf(t, full)
+	if st.State != webui.StateStoreFails || !strings.Contains(st.Verdict, "file too large") || !strings.Contains(st.Verdict, "disk") {
+		t.Errorf("the full donor's status: %s %q", st.State, st.Verdict)
+	}
+	// Still up, and what it holds is whole.
+	var v jsonVerify
+	decodeStrict(t, full.ok("verify", "--json"), &v)
+	if v.Checked == 0 || len(v.Quarantined) != 0 {
+		t.Errorf("verify on the full donor: %+v", v)
 	}
 }
