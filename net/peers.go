@@ -112,6 +112,17 @@ func (b *Book) Stats(p peer.ID) PeerStats {
 	return PeerStats{}
 }
 
+// All returns the stats of every peer seen, by peer.
+func (b *Book) All() map[peer.ID]PeerStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[peer.ID]PeerStats, len(b.m))
+	for p, s := range b.m {
+		out[p] = *s
+	}
+	return out
+}
+
 // Rank returns ps best first, without the peers that score 0 (liars within
 // their penalty). Equal scores keep their order.
 func (b *Book) Rank(ps []peer.ID, now time.Time) []peer.ID {

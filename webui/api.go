@@ -58,6 +58,10 @@ type PeerInfo struct {
 	BytesIn     int64   `json:"bytes_in"`
 	BytesOut    int64   `json:"bytes_out"`
 	Lies        int64   `json:"lies"`
+	// The fair-share ledger: bytes of the peer's blocks this node stores,
+	// and of this node's blocks the peer took (across restarts).
+	StoredHere int64 `json:"stored_here"`
+	HoldsForUs int64 `json:"holds_for_us"`
 }
 
 // BlockInfo is one line of GET /api/v1/blocks (and of `blockmix block ls

@@ -41,6 +41,7 @@ type daemonOptions struct {
 	donor     bool
 	quota     string
 	profile   string
+	fair      string
 }
 
 func newDaemonCommand(e *env) *cobra.Command {
@@ -78,6 +79,7 @@ QUIC is on when any listen or bootstrap address has /quic-v1.`,
 	c.Flags().BoolVar(&o.donor, "donor", false, "run as a donor: give --quota of space to other people's blocks, evicting cached blocks in the background to stay under it")
 	c.Flags().StringVar(&o.quota, "quota", "", "the most block bytes this node stores (50GiB, 2TB…); pushes past it are refused; default none (config.json key quota)")
 	c.Flags().StringVar(&o.profile, "profile", "default", "default, or lowpower for small boards: fewer connections and streams, small caches, a memory limit (config.json key profile)")
+	c.Flags().StringVar(&o.fair, "fair-share", "", "accept from each peer at most what it holds for this node plus this allowance (for example 1GiB); the ledger shows in 'peers'; default off")
 	c.Flags().StringVar(&o.cache, "cache", "10GiB", "keep blocks fetched from peers (they then serve other files and peers) while the store holds less than this; 0: keep none (config.json key cache)")
 	return c
 }
@@ -117,6 +119,12 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 	}
 	if o.donor && quota == 0 {
 		return badUse("--donor needs --quota: the space this node gives (for example --quota 50GiB)")
+	}
+	var fair int64
+	if o.fair != "" {
+		if fair, err = parseSize(o.fair); err != nil {
+			return badUse("--fair-share: %v", err)
+		}
 	}
 	prof, err := profileNamed(o.profile)
 	if err != nil {
@@ -163,6 +171,33 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 	}
 	defer node.Close()
 	k.node = node
+	k.fair = fair
+	if k.ledger, err = loadLedger(filepath.Join(dir, ledgerFile), func() map[string]int64 {
+		out := map[string]int64{}
+		for p, s := range node.Blocks.Peers.All() {
+			out[p.String()] = s.BytesOut
+		}
+		return out
+	}); err != nil {
+		return err
+	}
+	defer func() {
+		if err := k.ledger.save(); err != nil {
+			fmt.Fprintf(e.stderr, "blockmix: %v\n", err)
+		}
+	}()
+	go func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = k.ledger.save()
+			}
+		}
+	}()
 	if o.donor {
 		go k.run(ctx, time.Minute)
 	}
@@ -298,10 +333,11 @@ func (d *daemonNode) Peers() []webui.PeerInfo {
 	for _, c := range d.node.Host.Network().Conns() {
 		p := c.RemotePeer()
 		s := d.node.Blocks.Peers.Stats(p)
+		e := d.k.ledger.entry(p.String())
 		out = append(out, webui.PeerInfo{
 			ID: p.String(), Addr: c.RemoteMultiaddr().String(),
 			LatencyMs: float64(s.Latency.Microseconds()) / 1000, Reliability: s.Reliability(), Score: s.Score(now),
-			BytesIn: s.BytesIn, BytesOut: s.BytesOut, Lies: s.Lies,
+			BytesIn: s.BytesIn, BytesOut: s.BytesOut, Lies: s.Lies, StoredHere: e.StoredHere, HoldsForUs: e.HoldsForUs,
 		})
 	}
 	return out

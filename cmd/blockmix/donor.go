@@ -35,6 +35,12 @@ type keeper struct {
 	// func that ends the hold (the daemon stops puts meanwhile).
 	hold func() func()
 
+	// fair is the fair-share allowance (0: off): a peer may store here at
+	// most what it holds for this node plus fair. ledger keeps the
+	// accounts (always, so that peers shows them).
+	fair   int64
+	ledger *ledger
+
 	// failed is the last error storing a pushed block, and when ("" and
 	// zero once a block was stored again).
 	failMu   sync.Mutex
@@ -231,12 +237,21 @@ func (q quotaSink) Accept(ctx context.Context, peer string, id blocks.ID, data [
 	if !q.k.fits(int64(len(data))) {
 		return &bmnet.Refusal{Code: bmnet.RefuseQuota, Text: fmt.Sprintf("quota full: %s of %s used", human(q.k.stored.Load()), human(q.k.quota))}
 	}
+	if q.k.fair > 0 && q.k.ledger != nil {
+		if e := q.k.ledger.entry(peer); e.StoredHere+int64(len(data)) > e.HoldsForUs+q.k.fair {
+			return &bmnet.Refusal{Code: bmnet.RefuseNotWanted, Text: fmt.Sprintf("fair share: you stored %s here and hold %s for this node; the allowance is %s",
+				human(e.StoredHere), human(e.HoldsForUs), human(q.k.fair))}
+		}
+	}
 	if err := q.StoreSink.Accept(ctx, peer, id, data); err != nil {
 		q.k.storeFailed(err)
 		return err
 	}
 	q.k.storeFailed(nil)
 	q.k.stored.Add(int64(len(data)))
+	if q.k.ledger != nil {
+		q.k.ledger.received(peer, int64(len(data)))
+	}
 	return nil
 }
 

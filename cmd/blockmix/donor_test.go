@@ -174,3 +174,46 @@ func TestDonorDiskFull(t *testing.T) {
 		t.Errorf("verify on the full donor: %+v", v)
 	}
 }
+
+// TestFairShare: a donor with --fair-share takes from a peer that holds
+// nothing for it only the allowance, refuses the rest (the uploader moves
+// on), and shows the accounts in peers.
+func TestFairShare(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three daemons")
+	}
+	t.Parallel()
+	up, fair, roomy := newWorld(t), newWorld(t), newWorld(t)
+	_, idu := startDaemonWith(t, up, daemonArgs("--replicas", "1")...)
+	const allowance = 256 << 10
+	startDaemonWith(t, fair, daemonArgs("--bootstrap", idu.Addrs[0], "--fair-share", "256KiB")...)
+	startDaemonWith(t, roomy, daemonArgs("--bootstrap", idu.Addrs[0])...)
+	waitRoutingTable(t, up, 2)
+	writeRandomFile(t, up.path("f.bin"), 61, 3<<20)
+	var put webui.PutInfo
+	if err := json.Unmarshal(up.ok("--no-progress", "put", "--json", up.path("f.bin")), &put); err != nil {
+		t.Fatal(err)
+	}
+	if put.Short == nil || *put.Short != 0 {
+		t.Fatalf("put beside a fair-share donor: %d short (%s)", *put.Short, put.Placement)
+	}
+	var ps []webui.PeerInfo
+	if err := json.Unmarshal(fair.ok("peers", "--json"), &ps); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range ps {
+		if p.ID == idu.ID {
+			found = true
+			if p.StoredHere == 0 || p.StoredHere > allowance || p.HoldsForUs != 0 {
+				t.Errorf("the uploader's account on the fair donor: stored here %d (allowance %d), holds for us %d", p.StoredHere, allowance, p.HoldsForUs)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("the uploader is not among the fair donor's peers: %+v", ps)
+	}
+	if s := fair.stat(); s.Bytes > allowance {
+		t.Errorf("the fair donor holds %d bytes, more than the allowance %d", s.Bytes, allowance)
+	}
+}

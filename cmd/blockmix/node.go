@@ -105,9 +105,9 @@ func runPeers(ctx context.Context, e *env, asJSON bool) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tLATENCY\tRELIABILITY\tIN\tOUT\tLIES")
+	fmt.Fprintln(tw, "PEER\tLATENCY\tRELIABILITY\tIN\tOUT\tLIES\tSTORED HERE\tHOLDS FOR US")
 	for _, p := range ps {
-		fmt.Fprintf(tw, "%s\t%.1f ms\t%.0f%%\t%s\t%s\t%d\n", p.ID, p.LatencyMs, 100*p.Reliability, human(p.BytesIn), human(p.BytesOut), p.Lies)
+		fmt.Fprintf(tw, "%s\t%.1f ms\t%.0f%%\t%s\t%s\t%d\t%s\t%s\n", p.ID, p.LatencyMs, 100*p.Reliability, human(p.BytesIn), human(p.BytesOut), p.Lies, human(p.StoredHere), human(p.HoldsForUs))
 	}
 	return tw.Flush()
 }
