@@ -4,6 +4,9 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -216,4 +219,67 @@ func TestFairShare(t *testing.T) {
 	if s := fair.stat(); s.Bytes > allowance {
 		t.Errorf("the fair donor holds %d bytes, more than the allowance %d", s.Bytes, allowance)
 	}
+}
+
+// TestHandOffOverQuota: a donor restarted with a quota below what it holds
+// says so, and gc hands the blocks it holds for the network to the next
+// closest nodes before it lets them go: the file keeps its copies.
+func TestHandOffOverQuota(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts four daemons")
+	}
+	t.Parallel()
+	up, d1, d2, d3 := newWorld(t), newWorld(t), newWorld(t), newWorld(t)
+	_, idu := startDaemonWith(t, up, daemonArgs("--replicas", "2")...)
+	p1, _ := startDaemonWith(t, d1, daemonArgs("--bootstrap", idu.Addrs[0], "--replicas", "2")...)
+	for _, w := range []*world{d2, d3} {
+		startDaemonWith(t, w, daemonArgs("--bootstrap", idu.Addrs[0], "--replicas", "2")...)
+	}
+	waitRoutingTable(t, up, 3)
+	sum := writeRandomFile(t, up.path("f.bin"), 71, 2<<20)
+	rc := up.okLine("--no-progress", "put", up.path("f.bin"))
+	held := d1.stat().Bytes
+	if held == 0 {
+		t.Fatal("d1 took no blocks")
+	}
+
+	stopDaemon(t, p1)
+	startDaemonWith(t, d1, daemonArgs("--bootstrap", idu.Addrs[0], "--replicas", "2", "--quota", "64KiB")...)
+	waitRoutingTable(t, d1, 3)
+	if st := statusOf(t, d1); st.State != webui.StateOverQuota {
+		t.Errorf("d1 over its quota: %s %q", st.State, st.Verdict)
+	}
+	var gc webui.GCInfo
+	if err := json.Unmarshal(d1.ok("gc", "--json"), &gc); err != nil {
+		t.Fatal(err)
+	}
+	if gc.HandedOff == 0 || d1.stat().Bytes > 64<<10 {
+		t.Fatalf("gc over quota: %+v, d1 holds %d bytes (had %d)", gc, d1.stat().Bytes, held)
+	}
+	// Every block still has its two copies among the nodes closest to it.
+	var h webui.HealthInfo
+	if err := json.Unmarshal(mustGet(t, up, "/api/v1/health?"+url.Values{"recipe": {rc}}.Encode()), &h); err != nil {
+		t.Fatal(err)
+	}
+	if h.State != webui.HealthHealthy || h.MinCopies < 2 || h.Missing != 0 {
+		t.Fatalf("after the hand-off: %+v", h)
+	}
+	if d2.getSum(rc) != sum {
+		t.Fatal("the file no longer rebuilds")
+	}
+}
+
+// mustGet reads an API path of w's daemon.
+func mustGet(t *testing.T, w *world, path string) []byte {
+	t.Helper()
+	resp, err := http.Get(w.apiBase(t) + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s %v", path, resp.StatusCode, b, err)
+	}
+	return b
 }
