@@ -50,5 +50,33 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzPutOpen -fuzztime 30s ./recipe
 	$(GO) test -run '^$$' -fuzz FuzzReadFrame -fuzztime 30s ./net
 
+# Static release binaries for the machines a donor runs on: no cgo, no
+# paths of this machine, no symbol tables. dist/ gets one binary per target
+# and SHA256SUMS; each binary's size is printed.
+RELEASE_TARGETS := linux-amd64 linux-arm64 linux-armv7
+
+.PHONY: release
+release:
+	rm -rf dist
+	mkdir -p dist
+	@set -e; for t in $(RELEASE_TARGETS); do \
+		case $$t in \
+		linux-amd64) arch=amd64; arm= ;; \
+		linux-arm64) arch=arm64; arm= ;; \
+		linux-armv7) arch=arm;   arm=7 ;; \
+		esac; \
+		echo "go build  dist/blockmix-$$t  (GOOS=linux GOARCH=$$arch$${arm:+ GOARM=$$arm})"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch GOARM=$$arm GOAMD64=v1 GOARM64=v8.0 \
+			$(GO) build -trimpath -ldflags "-s -w" -o dist/blockmix-$$t ./cmd/blockmix; \
+	done
+	cd dist && if command -v sha256sum >/dev/null 2>&1; then sha256sum blockmix-linux-*; \
+		else shasum -a 256 blockmix-linux-*; fi > SHA256SUMS
+	@set -e; for f in dist/blockmix-linux-*; do \
+		if command -v file >/dev/null 2>&1 && ! file $$f | grep -q 'statically linked'; then \
+			echo "$$f is not statically linked: $$(file -b $$f)" >&2; exit 1; \
+		fi; \
+		wc -c < $$f | awk -v f=$$f '{ printf "%-26s %9d bytes  %4.1f MiB\n", f, $$1, $$1 / 1048576 }'; \
+	done
+
 clean:
-	rm -rf bin
+	rm -rf bin dist
