@@ -17,6 +17,18 @@ type PeerStats struct {
 	BytesIn   int64         `json:"bytes_in"`
 	BytesOut  int64         `json:"bytes_out"`
 	LastLie   time.Time     `json:"last_lie,omitzero"`
+	// The last request that worked and the last that failed.
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	LastFailure time.Time `json:"last_failure,omitzero"`
+}
+
+// downFor is how long a peer whose last request failed counts as down.
+const downFor = 10 * time.Minute
+
+// Down reports whether the peer's last request failed, recently: it is
+// likely gone, and placement and repair should not count on it.
+func (s PeerStats) Down(now time.Time) bool {
+	return s.LastFailure.After(s.LastSuccess) && now.Sub(s.LastFailure) < downFor
 }
 
 // Reliability is the share of requests that succeeded, with one success and
@@ -70,6 +82,7 @@ func (b *Book) Success(p peer.ID, rtt time.Duration, bytesIn int64) {
 	defer b.mu.Unlock()
 	s := b.get(p)
 	s.Successes++
+	s.LastSuccess = time.Now()
 	s.BytesIn += bytesIn
 	if s.Latency == 0 {
 		s.Latency = rtt
@@ -78,11 +91,21 @@ func (b *Book) Success(p peer.ID, rtt time.Duration, bytesIn int64) {
 	}
 }
 
+// Answered records that p answered a request that is not a fetch (a push
+// or a has-list): it is up.
+func (b *Book) Answered(p peer.ID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.get(p).LastSuccess = time.Now()
+}
+
 // Failure records a request that failed (timeout, reset, refused stream).
 func (b *Book) Failure(p peer.ID) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.get(p).Failures++
+	s := b.get(p)
+	s.Failures++
+	s.LastFailure = time.Now()
 }
 
 // Lie records a peer that sent a block not matching its ID.
@@ -92,7 +115,7 @@ func (b *Book) Lie(p peer.ID, now time.Time) {
 	s := b.get(p)
 	s.Lies++
 	s.Failures++
-	s.LastLie = now
+	s.LastLie, s.LastFailure = now, now
 }
 
 // Sent records bytes this node sent to p.

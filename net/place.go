@@ -8,6 +8,7 @@ import (
 	"time"
 
 	kb "github.com/libp2p/go-libp2p-kbucket"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/blockmix/blockmix/blocks"
@@ -28,15 +29,22 @@ var ErrUnderReplicated = errors.New("not every block has its copies")
 func BlockKey(id blocks.ID) string { return string(id.CID().Hash()) }
 
 // candidates returns the other peers this node knows: the DHT's routing
-// table and the open connections.
+// table and the open connections, without the peers that are not
+// connected and whose last request failed (likely gone: a node that left
+// must not count as a holder or keep its blocks from being repaired).
 func (n *Node) candidates() []peer.ID {
 	seen := map[peer.ID]bool{n.Host.ID(): true}
+	now := time.Now()
 	var out []peer.ID
 	for _, p := range append(n.DHT.RoutingTable().ListPeers(), n.Host.Network().Peers()...) {
-		if !seen[p] {
-			seen[p] = true
-			out = append(out, p)
+		if seen[p] {
+			continue
 		}
+		seen[p] = true
+		if n.Host.Network().Connectedness(p) != network.Connected && n.Blocks.Peers.Stats(p).Down(now) {
+			continue
+		}
+		out = append(out, p)
 	}
 	return out
 }

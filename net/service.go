@@ -86,6 +86,7 @@ func (s *Service) Has(ctx context.Context, p peer.ID, ids []blocks.ID) ([]bool, 
 		s.Peers.Failure(p)
 		return nil, fmt.Errorf("ask %s: %w", p, err)
 	}
+	s.Peers.Answered(p)
 	return out, st.Close()
 }
 
@@ -93,6 +94,7 @@ func (s *Service) Has(ctx context.Context, p peer.ID, ids []blocks.ID) ([]bool, 
 func (s *Service) Push(ctx context.Context, p peer.ID, bs []blocks.Block) ([]error, error) {
 	st, err := s.h.NewStream(ctx, p, protocol.ID(ProtocolID))
 	if err != nil {
+		s.Peers.Failure(p)
 		return nil, fmt.Errorf("open stream to %s: %w", p, err)
 	}
 	res, err := Push(ctx, st, bs)
@@ -106,6 +108,7 @@ func (s *Service) Push(ctx context.Context, p peer.ID, bs []blocks.Block) ([]err
 			s.Peers.Sent(p, int64(len(b.Data())))
 		}
 	}
+	s.Peers.Answered(p)
 	return res, st.Close()
 }
 

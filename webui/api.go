@@ -88,6 +88,9 @@ type DaemonInfo struct {
 	// daemon's profile ("default" or "lowpower").
 	Quota   int64
 	Profile string
+	// Repair is the last repair round of the blocks this node holds for
+	// the network.
+	Repair RepairInfo
 	// StoreError is the standing failure to store blocks ("" when the
 	// last block stored fine): a full or read-only disk.
 	StoreError string
@@ -125,6 +128,10 @@ type Node interface {
 	// Health counts the reachable copies of each block of a file this node
 	// holds or can reach.
 	Health(ctx context.Context, rc recipe.Recipe) (HealthInfo, error)
+	// Repair gives every block of a file on this node's list the copies it
+	// lacks (fetching it first when it is not here) and answers the
+	// file's health afterwards.
+	Repair(ctx context.Context, rc recipe.Recipe) (HealthInfo, error)
 	// GC evicts every cached block (pinned ones never; the network's only
 	// when the store is over its quota, after handing them off) and
 	// reclaims the space.

@@ -76,6 +76,9 @@ func (n *memNode) Health(ctx context.Context, rc recipe.Recipe) (HealthInfo, err
 }
 func (n *memNode) Remove(ctx context.Context, key string) error { return n.st.RemoveFile(ctx, key) }
 func (n *memNode) GC(ctx context.Context) (GCInfo, error)       { return GCInfo{}, nil }
+func (n *memNode) Repair(ctx context.Context, rc recipe.Recipe) (HealthInfo, error) {
+	return n.Health(ctx, rc)
+}
 func (n *memNode) Verify(ctx context.Context) (VerifyInfo, error) {
 	var ids []blocks.ID
 	if err := n.st.Enumerate(ctx, func(id blocks.ID, _ blocks.Meta) error { ids = append(ids, id); return nil }); err != nil {

@@ -70,6 +70,7 @@ type HealthInfo struct {
 	MinCopies    int    `json:"min_copies"`    // of the least-copied block
 	MedianCopies int    `json:"median_copies"` // of the median block
 	Missing      int    `json:"missing"`       // blocks with no copy reachable
+	Short        int    `json:"short"`         // blocks with fewer copies than Replicas
 	Replicas     int    `json:"replicas"`      // copies wanted
 	State        string `json:"state"`         // healthy, at-risk or lost
 	Verdict      string `json:"verdict"`       // in plain words
@@ -84,6 +85,19 @@ type GCInfo struct {
 	KeptBlocks     int   `json:"kept_blocks"`   // the network's blocks kept (this node is among their closest)
 	PinnedBlocks   int   `json:"pinned_blocks"` // used by files on this node's list: never evicted
 	ReclaimedBytes int64 `json:"reclaimed_bytes"`
+}
+
+// RepairInfo is one repair round: the blocks this node holds for the
+// network (it is one of the R closest to them) that it checked, those that
+// had fewer copies than wanted, and what it pushed.
+type RepairInfo struct {
+	Started     time.Time `json:"started,omitzero"`
+	Finished    time.Time `json:"finished,omitzero"`
+	Checked     int       `json:"checked"`
+	Short       int       `json:"short"`       // had fewer than R copies
+	Repaired    int       `json:"repaired"`    // got pushed to the next closest
+	StillShort  int       `json:"still_short"` // could not get all copies (too few nodes)
+	BytesPushed int64     `json:"bytes_pushed"`
 }
 
 // BandwidthSample is the node's traffic over one interval, in bytes per
@@ -122,7 +136,12 @@ func (h *HealthInfo) Judge() {
 		h.Verdict = fmt.Sprintf("lost: %d %s no copy anywhere this node can reach", h.Missing, verb)
 	case h.MinCopies < h.Replicas:
 		h.State = HealthAtRisk
-		h.Verdict = fmt.Sprintf("at risk: some blocks have only %s (%d wanted)", copies(h.MinCopies), h.Replicas)
+		n := max(h.Short, 1)
+		verb := "blocks have"
+		if n == 1 {
+			verb = "block has"
+		}
+		h.Verdict = fmt.Sprintf("at risk: %d %s fewer than %d copies (the fewest: %s); the nodes that hold them repair it — 'blockmix check --repair' does it now", n, verb, h.Replicas, copies(h.MinCopies))
 	default:
 		h.State = HealthHealthy
 		h.Verdict = fmt.Sprintf("healthy: every block has at least %s", copies(h.MinCopies))
@@ -249,6 +268,24 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 			return
 		}
 		writeJSON(w, RecipeInfo{Recipe: rc.String(), URL: rc.URL("http://" + r.Host), Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type, Local: true})
+	})
+	// POST /api/v1/repair?recipe=…: give the file's blocks the copies they
+	// lack now; HealthInfo afterwards. 404 for a file not on the list.
+	mux.HandleFunc("POST /api/v1/repair", func(w http.ResponseWriter, r *http.Request) {
+		rc, ok := parseRecipe(w, r)
+		if !ok {
+			return
+		}
+		h, err := n.Repair(r.Context(), rc)
+		if err != nil {
+			status := http.StatusInternalServerError
+			if errors.Is(err, blocks.ErrNotFound) {
+				status = http.StatusNotFound
+			}
+			writeError(w, status, err)
+			return
+		}
+		writeJSON(w, h)
 	})
 	// GET /api/v1/bandwidth: BandwidthInfo, the last hour of traffic.
 	mux.HandleFunc("GET /api/v1/bandwidth", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.history.info()) })

@@ -204,7 +204,7 @@ func TestHealthJudge(t *testing.T) {
 		says  string
 	}{
 		{HealthInfo{Blocks: 10, MinCopies: 4, MedianCopies: 4, Replicas: 3}, HealthHealthy, "healthy: every block has at least 4 copies"},
-		{HealthInfo{Blocks: 10, MinCopies: 1, MedianCopies: 3, Replicas: 3}, HealthAtRisk, "at risk: some blocks have only 1 copy (3 wanted)"},
+		{HealthInfo{Blocks: 10, MinCopies: 1, MedianCopies: 3, Replicas: 3, Short: 14}, HealthAtRisk, "at risk: 14 blocks have fewer than 3 copies (the fewest: 1 copy)"},
 		{HealthInfo{Blocks: 10, Missing: 2, Replicas: 3}, HealthLost, "lost: 2 blocks have no copy"},
 		{HealthInfo{Blocks: 10, Missing: 1, Replicas: 3}, HealthLost, "lost: 1 block has no copy"},
 	} {

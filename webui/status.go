@@ -17,6 +17,7 @@ const (
 	StateFewPeers    = "few-peers"   // fewer peers than the replicas wanted
 	StateOverQuota   = "over-quota"  // the store holds more than its quota
 	StateStoreFails  = "store-fails" // blocks cannot be stored (disk full or read-only)
+	StateAtRisk      = "at-risk"     // blocks held for the network lack copies the network cannot give
 	StateOK          = "ok"
 )
 
@@ -32,18 +33,19 @@ type StoreInfo struct {
 type StatusInfo struct {
 	// Daemon is false when no daemon answered: then only Repo, ID (when the
 	// repo has one), Store, State and Verdict are filled in.
-	Daemon        bool      `json:"daemon"`
-	Repo          string    `json:"repo"`
-	ID            string    `json:"id,omitempty"`
-	Started       time.Time `json:"started,omitzero"`
-	UptimeSeconds int64     `json:"uptime_seconds"`
-	Peers         int       `json:"peers"`                 // connected now
-	RoutingTable  int       `json:"routing_table"`         // peers the DHT knows
-	Replicas      int       `json:"replicas"`              // other nodes that should hold each block
-	Quota         int64     `json:"quota,omitempty"`       // bytes the store may hold (0: no quota)
-	Profile       string    `json:"profile,omitempty"`     // "default" or "lowpower"
-	StoreError    string    `json:"store_error,omitempty"` // the last failure to store a block, while it stands
-	Store         StoreInfo `json:"store"`
+	Daemon        bool       `json:"daemon"`
+	Repo          string     `json:"repo"`
+	ID            string     `json:"id,omitempty"`
+	Started       time.Time  `json:"started,omitzero"`
+	UptimeSeconds int64      `json:"uptime_seconds"`
+	Peers         int        `json:"peers"`                 // connected now
+	RoutingTable  int        `json:"routing_table"`         // peers the DHT knows
+	Replicas      int        `json:"replicas"`              // other nodes that should hold each block
+	Quota         int64      `json:"quota,omitempty"`       // bytes the store may hold (0: no quota)
+	Profile       string     `json:"profile,omitempty"`     // "default" or "lowpower"
+	StoreError    string     `json:"store_error,omitempty"` // the last failure to store a block, while it stands
+	Repair        RepairInfo `json:"repair"`                // the last repair round
+	Store         StoreInfo  `json:"store"`
 	// Libp2p traffic since the daemon started, and the recent rates in
 	// bytes per second (libp2p updates them about once a second).
 	BytesIn  int64   `json:"bytes_in"`
@@ -73,6 +75,9 @@ func (s *StatusInfo) Judge() {
 	}
 	if s.StoreError != "" {
 		add(StateStoreFails, fmt.Sprintf("cannot store blocks: %s — the disk that holds the repo may be full, read-only or gone; blocks already here are still served, pushes go to other nodes", s.StoreError))
+	}
+	if s.Repair.StillShort > 0 {
+		add(StateAtRisk, fmt.Sprintf("at risk: %d of the blocks this node holds for the network still have fewer than %d copies after the last repair (too few nodes reachable); connect more nodes", s.Repair.StillShort, s.Replicas))
 	}
 	if s.Quota > 0 && s.Store.Bytes > s.Quota {
 		add(StateOverQuota, fmt.Sprintf("over quota: the store holds %s, the quota is %s; pushes are refused until 'blockmix gc' (or the node itself) frees cached blocks", HumanBytes(s.Store.Bytes), HumanBytes(s.Quota)))
@@ -119,7 +124,7 @@ func status(ctx context.Context, n Node) (StatusInfo, error) {
 	id, d := n.ID(), n.Daemon()
 	s := StatusInfo{
 		Daemon: true, Repo: d.Repo, ID: id.ID, Started: d.Started,
-		Peers: id.Peers, RoutingTable: id.RoutingTable, Replicas: d.Replicas, Quota: d.Quota, Profile: d.Profile, StoreError: d.StoreError,
+		Peers: id.Peers, RoutingTable: id.RoutingTable, Replicas: d.Replicas, Quota: d.Quota, Profile: d.Profile, StoreError: d.StoreError, Repair: d.Repair,
 		Store:   StoreInfo{Stats: st, Overhead: st.Overhead()},
 		BytesIn: d.BytesIn, BytesOut: d.BytesOut, RateIn: d.RateIn, RateOut: d.RateOut,
 	}

@@ -42,6 +42,8 @@ type daemonOptions struct {
 	quota     string
 	profile   string
 	fair      string
+	repairInt time.Duration
+	repairBW  string
 }
 
 func newDaemonCommand(e *env) *cobra.Command {
@@ -80,6 +82,8 @@ QUIC is on when any listen or bootstrap address has /quic-v1.`,
 	c.Flags().StringVar(&o.quota, "quota", "", "the most block bytes this node stores (50GiB, 2TB…); pushes past it are refused; default none (config.json key quota)")
 	c.Flags().StringVar(&o.profile, "profile", "default", "default, or lowpower for small boards: fewer connections and streams, small caches, a memory limit (config.json key profile)")
 	c.Flags().StringVar(&o.fair, "fair-share", "", "accept from each peer at most what it holds for this node plus this allowance (for example 1GiB); the ledger shows in 'peers'; default off")
+	c.Flags().DurationVar(&o.repairInt, "repair-interval", time.Hour, "how often to check that the blocks this node holds for the network have their copies elsewhere, and push the missing ones (0: never)")
+	c.Flags().StringVar(&o.repairBW, "repair-rate", "8MiB", "the most bytes per second repair pushes")
 	c.Flags().StringVar(&o.cache, "cache", "10GiB", "keep blocks fetched from peers (they then serve other files and peers) while the store holds less than this; 0: keep none (config.json key cache)")
 	return c
 }
@@ -119,6 +123,13 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 	}
 	if o.donor && quota == 0 {
 		return badUse("--donor needs --quota: the space this node gives (for example --quota 50GiB)")
+	}
+	repairRate, err := parseSize(o.repairBW)
+	if err != nil {
+		return badUse("--repair-rate: %v", err)
+	}
+	if o.repairInt < 0 {
+		return badUse("--repair-interval must not be negative")
 	}
 	var fair int64
 	if o.fair != "" {
@@ -172,6 +183,8 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 	defer node.Close()
 	k.node = node
 	k.fair = fair
+	d.repair = newRepairer(st, node, o.replicas, repairRate)
+	go d.repair.run(ctx, o.repairInt)
 	if k.ledger, err = loadLedger(filepath.Join(dir, ledgerFile), func() map[string]int64 {
 		out := map[string]int64{}
 		for p, s := range node.Blocks.Peers.All() {
@@ -311,6 +324,7 @@ type daemonNode struct {
 	started  time.Time
 	cache    int64   // keep fetched blocks while the store holds less
 	k        *keeper // the quota, the blocks' last use, eviction
+	repair   *repairer
 	prof     profile
 
 	mu    sync.Mutex // one put at a time: a Mixer is sequential
@@ -348,7 +362,7 @@ func (d *daemonNode) Store() webui.Store { return d.st }
 func (d *daemonNode) Daemon() webui.DaemonInfo {
 	bw := d.node.Bandwidth()
 	return webui.DaemonInfo{
-		Repo: d.repo, Started: d.started, Replicas: d.replicas, Quota: d.k.quota, Profile: d.prof.name, StoreError: d.k.lastFailure(),
+		Repo: d.repo, Started: d.started, Replicas: d.replicas, Quota: d.k.quota, Profile: d.prof.name, StoreError: d.k.lastFailure(), Repair: d.repair.lastRound(),
 		BytesIn: bw.TotalIn, BytesOut: bw.TotalOut, RateIn: bw.RateIn, RateOut: bw.RateOut,
 	}
 }

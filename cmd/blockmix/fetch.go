@@ -62,9 +62,40 @@ func (d *daemonNode) Health(ctx context.Context, rc recipe.Recipe) (webui.Health
 		if c == 0 {
 			h.Missing++
 		}
+		if c < d.replicas {
+			h.Short++
+		}
 	}
 	h.Judge()
 	return h, nil
+}
+
+// Repair gives each block of a file on this node's list at least replicas
+// holders among the other nodes closest to it: a block missing here is
+// fetched first (a file at risk may have lost its holders, not its other
+// copies). It answers the file's health afterwards.
+func (d *daemonNode) Repair(ctx context.Context, rc recipe.Recipe) (webui.HealthInfo, error) {
+	f, err := d.st.File(ctx, rc.Key())
+	if err != nil {
+		return webui.HealthInfo{}, fmt.Errorf("%s is not on this node's list (get it first): %w", rc.Name, err)
+	}
+	fetch := d.fetcher(ctx, rc)
+	counts := d.node.Copies(ctx, f.Blocks, d.replicas+2)
+	for i, id := range f.Blocks {
+		if counts[i] >= d.replicas {
+			continue
+		}
+		data, err := fetch.Get(ctx, id)
+		if err != nil {
+			continue // nowhere: health says lost
+		}
+		b, err := blocks.NewBlock(data)
+		if err != nil || b.ID() != id {
+			continue
+		}
+		_ = d.node.HandOff(ctx, b, d.replicas)
+	}
+	return d.Health(ctx, rc)
 }
 
 // recordingGetter notes every block ID a rebuild asks for: the file's

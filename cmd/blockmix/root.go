@@ -79,6 +79,7 @@ Exit codes: 0 ok, 1 failure, 2 bad input (usage, damaged recipe).`,
 		newPinCommand(e),
 		newUnpinCommand(e),
 		newGCCommand(e),
+		newCheckCommand(e),
 	)
 	return root
 }

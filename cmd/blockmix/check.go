@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/spf13/cobra"
+
+	"github.com/blockmix/blockmix/recipe"
+	"github.com/blockmix/blockmix/webui"
+)
+
+func newCheckCommand(e *env) *cobra.Command {
+	var asJSON, repair bool
+	c := &cobra.Command{
+		Use:   "check RECIPE",
+		Short: "Say whether a file is safe: how many copies its blocks have",
+		Long: `check asks the nodes closest to each block of a file on this node's list
+whether they hold it, counts this node's copy too, and says in plain words
+whether the file is healthy (every block has --replicas copies), at risk
+(some have fewer: the nodes that hold them repair it in the background) or
+lost (some block has no copy anywhere reachable). --repair gives the
+blocks the copies they lack now. Exit code 1 when the file is at risk or
+lost. It needs the daemon.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error { return runCheck(c.Context(), e, args[0], repair, asJSON) },
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: blocks, min_copies, median_copies, missing, short, replicas, state, verdict")
+	c.Flags().BoolVar(&repair, "repair", false, "push the missing copies now, then check")
+	return c
+}
+
+func runCheck(ctx context.Context, e *env, text string, repair, asJSON bool) error {
+	if _, err := recipe.Parse(text); err != nil {
+		return badUse("%v (the recipe is damaged or was made by another program)", err)
+	}
+	dc := e.daemon(ctx)
+	if dc == nil {
+		return fmt.Errorf("%w: check asks the network", errNoDaemon)
+	}
+	q := "?" + url.Values{"recipe": {text}}.Encode()
+	var h webui.HealthInfo
+	var err error
+	if repair {
+		err = dc.callJSON(ctx, http.MethodPost, "/api/v1/repair"+q, &h)
+	} else {
+		err = dc.getJSON(ctx, "/api/v1/health"+q, &h)
+	}
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		b, _ := json.MarshalIndent(h, "", "  ")
+		fmt.Fprintln(e.stdout, string(b))
+	} else {
+		fmt.Fprintln(e.stdout, h.Verdict)
+		fmt.Fprintf(e.stdout, "blocks %d, copies: fewest %d, median %d; %d below %d, %d with none\n", h.Blocks, h.MinCopies, h.MedianCopies, h.Short, h.Replicas, h.Missing)
+	}
+	if h.State != webui.HealthHealthy {
+		return fmt.Errorf("the file is %s", h.State)
+	}
+	return nil
+}

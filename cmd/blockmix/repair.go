@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/blockmix/blockmix/blocks"
+	bmnet "github.com/blockmix/blockmix/net"
+	"github.com/blockmix/blockmix/webui"
+)
+
+// repairer keeps the blocks this node holds for the network at their
+// copies: every round it asks, for each block it is one of the R closest
+// to, whether the other closest nodes still have it, and pushes it to the
+// next closest that lack it. It needs nobody but the nodes near the block:
+// never the uploader. Pushes are paced by a byte budget.
+type repairer struct {
+	st       *blocks.Disk
+	node     *bmnet.Node
+	replicas int
+	rate     int64 // bytes per second pushed at most; 0: no pacing
+
+	mu   sync.Mutex
+	last webui.RepairInfo
+}
+
+func newRepairer(st *blocks.Disk, node *bmnet.Node, replicas int, rate int64) *repairer {
+	return &repairer{st: st, node: node, replicas: replicas, rate: rate}
+}
+
+// run repairs every interval until ctx ends (interval 0: never).
+func (r *repairer) run(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		info := r.round(ctx)
+		r.mu.Lock()
+		r.last = info
+		r.mu.Unlock()
+	}
+}
+
+// lastRound is what the last round found.
+func (r *repairer) lastRound() webui.RepairInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+// round checks and repairs the network's blocks held here once.
+func (r *repairer) round(ctx context.Context) webui.RepairInfo {
+	info := webui.RepairInfo{Started: time.Now().UTC()}
+	var ours []blocks.ID
+	_ = r.st.Enumerate(ctx, func(id blocks.ID, _ blocks.Meta) error {
+		if r.node.Responsible(id, r.replicas) {
+			ours = append(ours, id)
+		}
+		return nil
+	})
+	const batch = 512
+	for start := 0; start < len(ours) && ctx.Err() == nil; start += batch {
+		ids := ours[start:min(start+batch, len(ours))]
+		// This node is one of the R closest: R-1 others should hold it.
+		counts := r.node.Copies(ctx, ids, r.replicas+1)
+		for i, id := range ids {
+			info.Checked++
+			if counts[i] >= r.replicas-1 {
+				continue
+			}
+			info.Short++
+			b, err := blocks.GetBlock(ctx, r.st, id)
+			if err != nil {
+				continue // corrupt or gone here: the scrub deals with it
+			}
+			err = r.node.HandOff(ctx, b, r.replicas-1)
+			if err == nil || errors.Is(err, bmnet.ErrUnderReplicated) {
+				info.Repaired++
+				info.BytesPushed += int64(len(b.Data()))
+				r.pace(ctx, len(b.Data()))
+			}
+			if err != nil {
+				info.StillShort++
+			}
+		}
+	}
+	info.Finished = time.Now().UTC()
+	return info
+}
+
+// pace sleeps long enough that pushes stay within the rate.
+func (r *repairer) pace(ctx context.Context, n int) {
+	if r.rate <= 0 {
+		return
+	}
+	select {
+	case <-time.After(time.Duration(int64(n) * int64(time.Second) / r.rate)):
+	case <-ctx.Done():
+	}
+}
