@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -44,6 +45,8 @@ type daemonOptions struct {
 	fair      string
 	repairInt time.Duration
 	repairBW  string
+	scrubInt  time.Duration
+	scrubBW   string
 }
 
 func newDaemonCommand(e *env) *cobra.Command {
@@ -84,6 +87,8 @@ QUIC is on when any listen or bootstrap address has /quic-v1.`,
 	c.Flags().StringVar(&o.fair, "fair-share", "", "accept from each peer at most what it holds for this node plus this allowance (for example 1GiB); the ledger shows in 'peers'; default off")
 	c.Flags().DurationVar(&o.repairInt, "repair-interval", time.Hour, "how often to check that the blocks this node holds for the network have their copies elsewhere, and push the missing ones (0: never)")
 	c.Flags().StringVar(&o.repairBW, "repair-rate", "8MiB", "the most bytes per second repair pushes")
+	c.Flags().DurationVar(&o.scrubInt, "scrub-interval", 24*time.Hour, "how often to re-read every local block; a corrupt one is quarantined and fetched again from a peer (0: never)")
+	c.Flags().StringVar(&o.scrubBW, "scrub-rate", "4MiB", "the most bytes per second the scrub reads")
 	c.Flags().StringVar(&o.cache, "cache", "10GiB", "keep blocks fetched from peers (they then serve other files and peers) while the store holds less than this; 0: keep none (config.json key cache)")
 	return c
 }
@@ -127,6 +132,10 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 	repairRate, err := parseSize(o.repairBW)
 	if err != nil {
 		return badUse("--repair-rate: %v", err)
+	}
+	scrubRate, err := parseSize(o.scrubBW)
+	if err != nil {
+		return badUse("--scrub-rate: %v", err)
 	}
 	if o.repairInt < 0 {
 		return badUse("--repair-interval must not be negative")
@@ -185,6 +194,7 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 	k.fair = fair
 	d.repair = newRepairer(st, node, o.replicas, repairRate)
 	go d.repair.run(ctx, o.repairInt)
+
 	if k.ledger, err = loadLedger(filepath.Join(dir, ledgerFile), func() map[string]int64 {
 		out := map[string]int64{}
 		for p, s := range node.Blocks.Peers.All() {
@@ -225,6 +235,7 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 	}
 	url := "http://" + ln.Addr().String()
 	d.node = node
+	go d.scrub(ctx, o.scrubInt, scrubRate)
 	var hosts []string
 	if ta, ok := ln.Addr().(*stdnet.TCPAddr); ok && !ta.IP.IsLoopback() {
 		fmt.Fprintf(e.stderr, "blockmix: WARNING: the API and web page listen on %s, not on 127.0.0.1: anyone who can reach this address can put, get and remove files on this node\n", ln.Addr())
@@ -325,7 +336,9 @@ type daemonNode struct {
 	cache    int64   // keep fetched blocks while the store holds less
 	k        *keeper // the quota, the blocks' last use, eviction
 	repair   *repairer
-	prof     profile
+	// scrubHealed counts corrupt blocks the scrub fetched again.
+	scrubHealed atomic.Int64
+	prof        profile
 
 	mu    sync.Mutex // one put at a time: a Mixer is sequential
 	mixer *mixer.Mixer

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -106,4 +107,56 @@ func (r *repairer) pace(ctx context.Context, n int) {
 	case <-time.After(time.Duration(int64(n) * int64(time.Second) / r.rate)):
 	case <-ctx.Done():
 	}
+}
+
+// scrub re-reads every local block each interval, paced at rate bytes per
+// second (0: no pacing), until ctx ends. A block whose bytes no longer
+// match its ID is quarantined and fetched again from a peer, so that the
+// node keeps serving what it held. interval 0: never.
+func (d *daemonNode) scrub(ctx context.Context, interval time.Duration, rate int64) {
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	pace := &repairer{rate: rate}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var ids []blocks.ID
+		_ = d.st.Enumerate(ctx, func(id blocks.ID, _ blocks.Meta) error {
+			ids = append(ids, id)
+			return nil
+		})
+		for _, id := range ids {
+			if ctx.Err() != nil {
+				return
+			}
+			b, err := d.st.Get(ctx, id)
+			if errors.Is(err, blocks.ErrCorrupt) || errors.Is(err, blocks.ErrTooLarge) {
+				d.healCorrupt(ctx, id, err)
+				continue
+			}
+			pace.pace(ctx, len(b))
+		}
+	}
+}
+
+// healCorrupt quarantines a corrupt block and fetches it again.
+func (d *daemonNode) healCorrupt(ctx context.Context, id blocks.ID, why error) {
+	if err := d.st.Quarantine(ctx, id, why.Error()); err != nil {
+		fmt.Fprintf(d.e.stderr, "blockmix: scrub: quarantine %s: %v\n", id, err)
+		return
+	}
+	f := bmnet.NewFetcher(d.node, d.st)
+	f.Near = d.replicas
+	if _, err := f.Get(ctx, id); err != nil {
+		fmt.Fprintf(d.e.stderr, "blockmix: scrub: block %s was corrupt here and is quarantined; no peer gave it back yet: %v\n", id, err)
+		return
+	}
+	d.scrubHealed.Add(1)
+	fmt.Fprintf(d.e.stderr, "blockmix: scrub: block %s was corrupt here: quarantined and fetched again from a peer\n", id)
 }

@@ -4,6 +4,9 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
 	"syscall"
 	"testing"
 	"time"
@@ -94,5 +97,74 @@ func TestRepairHeals(t *testing.T) {
 	waitRoutingTable(t, n, 3)
 	if n.getSum(rc) != sum {
 		t.Fatal("the file rebuilt after the repair differs")
+	}
+}
+
+// TestScrubHeals: bytes of a block rot on a donor's disk; the scrub finds
+// the block, quarantines it and fetches it again from a peer.
+func TestScrubHeals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts four daemons")
+	}
+	t.Parallel()
+	up := newWorld(t)
+	_, idu := startDaemonWith(t, up, daemonArgs("--replicas", "3")...)
+	var donors []*world
+	for range 3 {
+		w := newWorld(t)
+		startDaemonWith(t, w, daemonArgs("--bootstrap", idu.Addrs[0], "--scrub-interval", "200ms", "--scrub-rate", "0")...)
+		donors = append(donors, w)
+	}
+	waitRoutingTable(t, up, 3)
+	writeRandomFile(t, up.path("f.bin"), 91, 1<<20)
+	up.okLine("--no-progress", "put", up.path("f.bin"))
+
+	// Flip a byte inside the first record of the donor's first segment.
+	d := donors[0]
+	before := d.stat().Blocks
+	segs, err := filepath.Glob(filepath.Join(d.repo, "segments", "*"))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("no segments in %s: %v", d.repo, err)
+	}
+	sort.Strings(segs)
+	f, err := os.OpenFile(segs[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var one [1]byte
+	if _, err := f.ReadAt(one[:], 100); err != nil {
+		t.Fatal(err)
+	}
+	one[0] ^= 0xff
+	if _, err := f.WriteAt(one[:], 100); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	var st webui.StatusInfo
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		st = statusOf(t, d)
+		if st.Store.Quarantined > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st.Store.Quarantined != 1 {
+		t.Fatalf("the scrub quarantined %d blocks, want 1", st.Store.Quarantined)
+	}
+	// Fetched again: every block it lists reads back whole.
+	var v jsonVerify
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		decodeStrict(t, d.ok("verify", "--json"), &v)
+		if (v.Checked > 0 && len(v.Quarantined) == 0 && d.stat().Blocks == v.Checked) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(v.Quarantined) != 0 {
+		t.Fatalf("verify after the scrub: %+v", v)
+	}
+	if b := d.stat().Blocks; b != before {
+		t.Fatalf("the donor holds %d blocks after the scrub, %d before: the corrupt one was not fetched again", b, before)
 	}
 }
