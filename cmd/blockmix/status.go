@@ -68,6 +68,12 @@ func runStatus(ctx context.Context, e *env, asJSON bool) error {
 		fmt.Fprintf(e.stdout, "peers          %d connected, %d in the routing table\n", s.Peers, s.RoutingTable)
 		fmt.Fprintf(e.stdout, "replicas       %d (other nodes that should hold each block)\n", s.Replicas)
 		fmt.Fprintf(e.stdout, "profile        %s\n", s.Profile)
+		if r := s.Repair; !r.Finished.IsZero() {
+			fmt.Fprintf(e.stdout, "repair         %s: %d blocks held for the network checked, %d short, %d repaired, %d still short\n",
+				r.Finished.Local().Format("15:04:05"), r.Checked, r.Short, r.Repaired, r.StillShort)
+		} else {
+			fmt.Fprintf(e.stdout, "repair         no round yet (see --repair-interval)\n")
+		}
 		if s.Quota > 0 {
 			fmt.Fprintf(e.stdout, "quota          %s of %s used (%.0f%%)\n", human(s.Store.Bytes), human(s.Quota), 100*float64(s.Store.Bytes)/float64(s.Quota))
 		} else {
