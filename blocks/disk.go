@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/syndtr/goleveldb/leveldb"
 	lerrors "github.com/syndtr/goleveldb/leveldb/errors"
@@ -33,9 +34,10 @@ type DiskOptions struct {
 }
 
 // Disk is the on-disk Store. Block bytes are appended to segment files under
-// dir/segments and never rewritten; the index (block → segment, offset,
-// length, tag, refs, seq), the tag index, the file records and their reference
-// counts and the quarantine list live in a goleveldb database under dir/index.
+// dir/segments and never rewritten in place; the index (block → segment,
+// offset, length, tag, refs, seq), the tag index, the file records and their
+// reference counts and the quarantine list live in a goleveldb database under
+// dir/index.
 //
 // A Put writes the block's bytes before its index entry, and Sync fsyncs the
 // segments before it makes the index durable. So a killed process, or a
@@ -44,9 +46,12 @@ type DiskOptions struct {
 // bytes never reached the disk: every Get re-reads the bytes and checks them
 // (Check), so those read as ErrCorrupt, never as wrong data.
 //
-// Segments are not compacted yet: Delete, Quarantine and a lost race between
-// two Puts of the same block leave dead bytes in their segment, which are
-// counted per segment (see Segments) but not reclaimed.
+// Delete, Quarantine and a lost race between two Puts of the same block
+// leave dead bytes in their segment, counted per segment (see Segments).
+// Compact reclaims them: it copies the live records of mostly dead segments
+// to the end of the append segment and removes the old files; see Compact for
+// what a crash or a concurrent reader sees meanwhile. Nothing compacts on its
+// own: the owner of the store calls Compact (after evicting blocks, say).
 //
 // Disk is safe for concurrent use. Only one Disk may have a directory open at
 // a time; OpenDisk returns ErrLocked otherwise.
@@ -68,6 +73,11 @@ type Disk struct {
 	// segDirDirty: a segment was created since the last Sync, whose
 	// directory entry Sync must make durable.
 	segDirDirty bool
+
+	// closing is set when Close begins, so that a long Compact stops early.
+	closing atomic.Bool
+	// compacting holds a token while a Compact runs: one at a time.
+	compacting chan struct{}
 
 	// idxMu serialises every read-modify-write of the index, the counters
 	// below, and the set of segments written since the last Sync. Sync holds
@@ -100,6 +110,8 @@ func OpenDisk(dir string, o DiskOptions) (*Disk, error) {
 		segSize: o.SegmentSize,
 		segs:    map[uint32]*segment{},
 		dirty:   map[uint32]*segment{},
+
+		compacting: make(chan struct{}, 1),
 	}
 	s.idle = sync.NewCond(&s.life)
 	if err := s.load(); err != nil {
@@ -250,9 +262,10 @@ func (s *Disk) syncLocked() error {
 }
 
 // Close waits for operations in flight (so it must not be called from an
-// Enumerate callback), syncs, and closes the segment files and the index.
-// Later calls to any other method return ErrClosed; calling Close again
-// returns nil.
+// Enumerate callback), syncs, and closes the segment files and the index. A
+// Compact in flight stops at its next record (it returns ErrClosed). Later
+// calls to any other method return ErrClosed; calling Close again returns
+// nil.
 func (s *Disk) Close() error {
 	s.life.Lock()
 	if s.closed {
@@ -260,6 +273,7 @@ func (s *Disk) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.closing.Store(true)
 	for s.busy > 0 {
 		s.idle.Wait()
 	}
@@ -282,6 +296,11 @@ func (s *Disk) Close() error {
 
 // Get implements Getter. It returns an error wrapping ErrCorrupt when the
 // bytes on disk do not match id (or the segment is damaged or missing).
+//
+// A Get that runs while Compact moves the block reads either the old record
+// (Compact does not close a segment while a read on it is in flight) or,
+// when the old segment is already gone, looks the entry up again and reads
+// the new one.
 func (s *Disk) Get(_ context.Context, id ID) ([]byte, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
@@ -291,15 +310,34 @@ func (s *Disk) Get(_ context.Context, id ID) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := s.readRecord(id, e)
-	if err != nil {
-		return nil, err
+	hook("get-looked-up")
+	for tries := 1; ; tries++ {
+		data, err := s.readRecord(id, e)
+		if errors.Is(err, errSegmentMissing) && tries < maxGetTries {
+			// Compact repoints an entry before it removes the segment,
+			// so a removed segment means the entry has changed.
+			e2, err2 := s.entry(id)
+			if err2 != nil {
+				return nil, err2
+			}
+			if e2.Seg != e.Seg || e2.Off != e.Off {
+				e = e2
+				continue
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := Check(id, data); err != nil {
+			return nil, err
+		}
+		return data, nil
 	}
-	if err := Check(id, data); err != nil {
-		return nil, err
-	}
-	return data, nil
 }
+
+// maxGetTries bounds how often Get follows a block that Compact moved while
+// Get was reading it (each Compact moves a block at most once).
+const maxGetTries = 4
 
 // Put implements Putter. The bytes are written before the index entry, and
 // neither is fsynced; call Sync for durability.
@@ -336,6 +374,8 @@ func (s *Disk) put(id ID, data []byte, tag uint64) error {
 	if err != nil {
 		return fmt.Errorf("put block %s: %w", id, err)
 	}
+	// After the index is written (deferred calls run last in, first out).
+	defer seg.writers.Add(-1)
 
 	s.idxMu.Lock()
 	defer s.idxMu.Unlock()
@@ -414,7 +454,7 @@ func (s *Disk) Stat(_ context.Context, id ID) (Meta, error) {
 }
 
 // Delete implements Deleter. The block's bytes stay in their segment as dead
-// bytes until segments are compacted (not implemented yet).
+// bytes until Compact reclaims them.
 func (s *Disk) Delete(_ context.Context, id ID) error {
 	if err := s.enter(); err != nil {
 		return err

@@ -224,7 +224,8 @@ func (s *Disk) File(_ context.Context, key string) (FileRecord, error) {
 // reason under the block's ID, and copies whatever bytes are where the block
 // was to dir/quarantine/<cid> for audit. A failed copy does not stop the
 // quarantine; it is noted in the recorded reason. It returns an error
-// wrapping ErrNotFound when the block is not held.
+// wrapping ErrNotFound when the block is not held. The block's record in its
+// segment becomes dead bytes, which Compact reclaims; the audit copy stays.
 func (s *Disk) Quarantine(_ context.Context, id ID, reason string) error {
 	if err := s.enter(); err != nil {
 		return err
@@ -236,6 +237,12 @@ func (s *Disk) Quarantine(_ context.Context, id ID, reason string) error {
 	if err != nil {
 		return err
 	}
+	return s.quarantineLocked(id, e, reason)
+}
+
+// quarantineLocked quarantines id, whose current entry is e. The caller holds
+// idxMu.
+func (s *Disk) quarantineLocked(id ID, e entry, reason string) error {
 	if err := s.saveQuarantined(id, e); err != nil {
 		reason += fmt.Sprintf(" (audit copy failed: %v)", err)
 	}

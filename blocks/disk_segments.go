@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Directory layout of a Disk store.
@@ -41,6 +42,18 @@ type segment struct {
 	num  uint32
 	f    *os.File
 	size int64 // append position; guarded by Disk.segMu
+
+	// writers counts Puts that reserved space here and have not yet written
+	// their index entry. Compact takes only segments that appends no longer
+	// go to and that have no writers, so that it sees every entry that will
+	// ever point into them.
+	writers atomic.Int32
+
+	// use guards reads of f against its removal by Compact: a reader holds
+	// it shared while it reads, Compact exclusively while it sets gone and
+	// closes f.
+	use  sync.RWMutex
+	gone bool
 
 	wbMu      sync.Mutex
 	wbDone    int64          // bytes before this offset were handed to startWriteback
@@ -128,7 +141,9 @@ func (s *Disk) createSegment(n uint32) (*segment, error) {
 }
 
 // alloc reserves n bytes at the end of the current segment, starting a new
-// segment when the current one would grow past the segment size.
+// segment when the current one would grow past the segment size. It counts a
+// writer on the segment, which the caller must drop (seg.writers.Add(-1))
+// once the index entry for those bytes is written, or will not be.
 func (s *Disk) alloc(n int64) (*segment, int64, error) {
 	s.segMu.Lock()
 	defer s.segMu.Unlock()
@@ -141,11 +156,13 @@ func (s *Disk) alloc(n int64) (*segment, int64, error) {
 	}
 	off := s.cur.size
 	s.cur.size += n
+	s.cur.writers.Add(1)
 	return s.cur, off, nil
 }
 
 // writeRecord appends a record for the block and returns where it went and
-// its size. It does not touch the index.
+// its size. It does not touch the index. On success the caller owns a writer
+// count on the segment (see alloc).
 func (s *Disk) writeRecord(id ID, data []byte, tag uint64) (*segment, int64, int64, error) {
 	n := recordSize(len(data))
 	var hdr [recordHeaderSize]byte
@@ -159,6 +176,7 @@ func (s *Disk) writeRecord(id ID, data []byte, tag uint64) (*segment, int64, int
 		return nil, 0, 0, err
 	}
 	if err := writeAt2(seg.f, off, hdr[:], data); err != nil {
+		seg.writers.Add(-1)
 		return nil, 0, 0, fmt.Errorf("write segment %s: %w", seg.f.Name(), err)
 	}
 	seg.wrote(off + n)
@@ -171,37 +189,65 @@ func (s *Disk) segment(n uint32) *segment {
 	return s.segs[n]
 }
 
-// readRecord reads the bytes e points to and checks the record header; the
-// caller still has to Check the bytes. Damage is reported wrapping ErrCorrupt.
-func (s *Disk) readRecord(id ID, e entry) ([]byte, error) {
-	seg := s.segment(e.Seg)
+// errSegmentMissing: an index entry points to a segment that is not open,
+// either because its file is gone or because Compact removed it after the
+// entry was read (Get then looks the entry up again).
+var errSegmentMissing = fmt.Errorf("segment is missing: %w", ErrCorrupt)
+
+// readSegment reads len(buf) bytes of segment n at off, like ReadAt. It
+// returns an error wrapping errSegmentMissing when the segment is not open or
+// was removed by Compact. Compact does not close a segment while a
+// readSegment on it is in flight.
+func (s *Disk) readSegment(n uint32, buf []byte, off int64) (int, error) {
+	seg := s.segment(n)
 	if seg == nil {
-		return nil, fmt.Errorf("block %s: segment %s is missing: %w", id, segmentName(e.Seg), ErrCorrupt)
+		return 0, fmt.Errorf("segment %s: %w", segmentName(n), errSegmentMissing)
 	}
+	seg.use.RLock()
+	defer seg.use.RUnlock()
+	if seg.gone {
+		return 0, fmt.Errorf("segment %s: %w", segmentName(n), errSegmentMissing)
+	}
+	hook("read-locked")
+	return seg.f.ReadAt(buf, off)
+}
+
+// readRecord reads the bytes e points to and checks the record header; the
+// caller still has to Check the bytes. Damage is reported wrapping ErrCorrupt,
+// a missing segment wrapping errSegmentMissing (which wraps ErrCorrupt).
+func (s *Disk) readRecord(id ID, e entry) ([]byte, error) {
 	buf := make([]byte, recordSize(e.Len))
-	if _, err := seg.f.ReadAt(buf, e.Off); err != nil {
+	if err := s.readRecordInto(id, e, buf); err != nil {
+		return nil, err
+	}
+	return buf[recordHeaderSize:], nil
+}
+
+// readRecordInto is readRecord into buf, which holds exactly recordSize(e.Len)
+// bytes.
+func (s *Disk) readRecordInto(id ID, e entry, buf []byte) error {
+	if _, err := s.readSegment(e.Seg, buf, e.Off); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("block %s: segment %s is truncated: %w", id, segmentName(e.Seg), ErrCorrupt)
+			return fmt.Errorf("block %s: segment %s is truncated: %w", id, segmentName(e.Seg), ErrCorrupt)
 		}
-		return nil, fmt.Errorf("block %s: read segment %s: %w", id, segmentName(e.Seg), err)
+		if errors.Is(err, errSegmentMissing) {
+			return fmt.Errorf("block %s: %w", id, err)
+		}
+		return fmt.Errorf("block %s: read segment %s: %w", id, segmentName(e.Seg), err)
 	}
 	if !bytes.Equal(buf[:4], recordMagic[:]) ||
 		binary.BigEndian.Uint32(buf[4:]) != uint32(e.Len) ||
 		!bytes.Equal(buf[16:recordHeaderSize], id[:]) {
-		return nil, fmt.Errorf("block %s: bad record header in segment %s at %d: %w", id, segmentName(e.Seg), e.Off, ErrCorrupt)
+		return fmt.Errorf("block %s: bad record header in segment %s at %d: %w", id, segmentName(e.Seg), e.Off, ErrCorrupt)
 	}
-	return buf[recordHeaderSize:], nil
+	return nil
 }
 
 // readRaw returns whatever bytes are where e says the block is, possibly
 // fewer than e.Len; for the quarantine copy.
 func (s *Disk) readRaw(e entry) ([]byte, error) {
-	seg := s.segment(e.Seg)
-	if seg == nil {
-		return nil, fmt.Errorf("segment %s is missing", segmentName(e.Seg))
-	}
 	buf := make([]byte, e.Len)
-	n, err := seg.f.ReadAt(buf, e.Off+recordHeaderSize)
+	n, err := s.readSegment(e.Seg, buf, e.Off+recordHeaderSize)
 	if errors.Is(err, io.EOF) {
 		err = nil
 	}
@@ -225,13 +271,15 @@ func (s *Disk) closeFiles() error {
 type SegmentInfo struct {
 	Num  uint32 `json:"num"`
 	Size int64  `json:"size"` // bytes, including record headers
-	// Dead counts the bytes of deleted and quarantined blocks and of lost
-	// Put races. Bytes orphaned by a crash or a failed write are not counted.
+	// Dead counts the bytes of deleted and quarantined blocks, of lost Put
+	// races, and of records Compact copied out of a segment it has not
+	// finished with. Bytes orphaned by a crash or a failed write are not
+	// counted (Compact measures dead bytes from the index and finds them).
 	Dead int64 `json:"dead"`
 }
 
-// Segments lists the segment files, lowest number first. Segments are not
-// compacted yet, so dead bytes stay on disk.
+// Segments lists the segment files, lowest number first. The last one is
+// the one appends go to. Compact removes segments, so the numbers have gaps.
 func (s *Disk) Segments() ([]SegmentInfo, error) {
 	if err := s.enter(); err != nil {
 		return nil, err

@@ -505,7 +505,7 @@ func TestDiskCrash(t *testing.T) {
 	total := 0
 	for round := range 5 {
 		delay := time.Duration(50+r.IntN(351)) * time.Millisecond
-		lines := runCrashChild(t, dir, uint64(round), delay)
+		lines := runCrashChild(t, "TestDiskCrashChild", crashEnv, dir, uint64(round), nil, delay)
 		for _, l := range lines {
 			kind, s, ok := strings.Cut(l, " ")
 			if !ok || (kind != "P" && kind != "D") {
@@ -520,7 +520,7 @@ func TestDiskCrash(t *testing.T) {
 				total++
 			}
 		}
-		checkAfterCrash(t, dir, want)
+		checkAfterCrash(t, dir, crashOpts, want)
 		t.Logf("round %d: killed after %v, %d puts reported so far", round, delay, total)
 	}
 	if total == 0 {
@@ -528,10 +528,14 @@ func TestDiskCrash(t *testing.T) {
 	}
 }
 
-func runCrashChild(t *testing.T, dir string, seed uint64, delay time.Duration) []string {
+// runCrashChild runs the test named child in a child process, with envVar set
+// to dir, envVar_SEED to seed and env added, and kills it delay after it is
+// ready (unless it killed itself before). It returns the lines it printed.
+func runCrashChild(t *testing.T, child, envVar, dir string, seed uint64, env []string, delay time.Duration) []string {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDiskCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashEnv+"="+dir, fmt.Sprintf("%s_SEED=%d", crashEnv, seed))
+	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), envVar+"="+dir, fmt.Sprintf("%s_SEED=%d", envVar, seed))
+	cmd.Env = append(cmd.Env, env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -566,11 +570,19 @@ func runCrashChild(t *testing.T, dir string, seed uint64, delay time.Duration) [
 		cmd.Wait()
 		t.Fatalf("child did not get ready; stderr:\n%s", stderr.String())
 	}
-	time.Sleep(delay)
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	stopKiller, killerDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		// The child may also kill itself first (TestDiskCrashCompactChild).
+		defer close(killerDone)
+		select {
+		case <-time.After(delay):
+			cmd.Process.Kill()
+		case <-stopKiller:
+		}
+	}()
 	lines := <-done
+	close(stopKiller)
+	<-killerDone
 	err = cmd.Wait()
 	if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != -1 {
 		t.Fatalf("child did not die by the signal: %v; stderr:\n%s\nstdout: %q", err, stderr.String(), lines)
@@ -578,10 +590,10 @@ func runCrashChild(t *testing.T, dir string, seed uint64, delay time.Duration) [
 	return lines
 }
 
-func checkAfterCrash(t *testing.T, dir string, want map[blocks.ID]bool) {
+func checkAfterCrash(t *testing.T, dir string, o blocks.DiskOptions, want map[blocks.ID]bool) {
 	t.Helper()
 	ctx := context.Background()
-	s, err := blocks.OpenDisk(dir, crashOpts)
+	s, err := blocks.OpenDisk(dir, o)
 	if err != nil {
 		t.Fatalf("OpenDisk after kill: %v", err)
 	}
