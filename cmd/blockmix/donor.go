@@ -216,6 +216,14 @@ func (k *keeper) evict(ctx context.Context, need int64, network bool) (webui.GCI
 	if err := k.st.Sync(); err != nil {
 		return info, fmt.Errorf("sync store: %w", err)
 	}
+	if info.EvictedBlocks > 0 {
+		// Evicted bytes are dead in their segments until compacted.
+		cs, err := k.st.Compact(ctx, 0.5)
+		if err != nil {
+			return info, fmt.Errorf("reclaim space: %w", err)
+		}
+		info.ReclaimedBytes = cs.Freed
+	}
 	if need >= 0 && freed < need {
 		return info, fmt.Errorf("%w: freed %s of the %s needed; the rest is pinned or held for the network", errOverQuota, human(freed), human(need))
 	}
