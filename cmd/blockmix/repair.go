@@ -71,8 +71,11 @@ func (r *repairer) round(ctx context.Context) webui.RepairInfo {
 	const batch = 512
 	for start := 0; start < len(ours) && ctx.Err() == nil; start += batch {
 		ids := ours[start:min(start+batch, len(ours))]
-		// This node is one of the R closest: R-1 others should hold it.
-		counts := r.node.Copies(ctx, ids, r.replicas+1)
+		// This node is one of the R closest: the R-1 others closest to
+		// the block should hold it. Asking exactly those, a node that
+		// joined near the block gets it, and a holder that left is
+		// replaced by the next closest (HandOff pushes in that order).
+		counts := r.node.Copies(ctx, ids, r.replicas-1)
 		for i, id := range ids {
 			info.Checked++
 			if counts[i] >= r.replicas-1 {
