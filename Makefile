@@ -4,7 +4,7 @@ BIN       := bin/blockmix
 REPO      ?= $(CURDIR)/.blockmix-repo
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build run test bench lint fuzz clean
+.PHONY: all build run test bench lint fuzz clean soak
 
 all: build
 
@@ -36,6 +36,11 @@ test:
 # writes). BENCH_SIZE sets the big file (default 1 GiB).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+
+# The fault-injection suite's long form: 20 rounds of random faults on
+# eight daemons (BLOCKMIX_FAULT_SEED=N replays a run).
+soak: build
+	BLOCKMIX_SOAK=20 $(GO) test -count=1 -run TestFaultInjection -v -timeout 60m ./cmd/blockmix
 
 lint:
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && false)
