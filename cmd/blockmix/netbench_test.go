@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/webui"
 )
 
@@ -324,4 +326,107 @@ func BenchmarkDonor(b *testing.B) {
 	b.ReportMetric(peak/n, "serving_peak_RSS_MiB")
 	b.ReportMetric(mbs/n, "serving_MB/s")
 	b.ReportMetric(float64(size)/(1<<30), "held_GiB")
+}
+
+// BenchmarkHeal: eight daemons (R = 3, repair every second, unpaced)
+// holding a HEAL_SIZE file (default 1 GiB); two are killed with SIGKILL.
+// Reports the time until every block is back to 3 copies on the six
+// survivors, and the network bytes the survivors sent meanwhile per byte
+// the killed nodes held.
+func BenchmarkHeal(b *testing.B) {
+	root := benchRoot(b)
+	size := int64(1 << 30)
+	if s := os.Getenv("HEAL_SIZE"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n <= 0 {
+			b.Fatalf("HEAL_SIZE=%q", s)
+		}
+		size = n
+	}
+	in := filepath.Join(root, "heal-input.bin")
+	if _, err := createRandomFile(in, 0x4ea1, size); err != nil {
+		b.Fatal(err)
+	}
+	var healS, traffic float64
+	for i := range b.N {
+		net := filepath.Join(root, fmt.Sprintf("heal-%d", i))
+		args := daemonArgs("--replicas", "3", "--repair-interval", "1s", "--repair-rate", "0", "--scrub-interval", "0")
+		var ws []*world
+		var ps []*started
+		boot := ""
+		for k := range 8 {
+			w := newWorldIn(b, root)
+			w.repo = filepath.Join(net, fmt.Sprintf("node-%d", k))
+			a := args
+			if boot != "" {
+				a = append(append([]string(nil), args...), "--bootstrap", boot)
+			}
+			p, info := startDaemonWith(b, w, a...)
+			if boot == "" {
+				boot = info.Addrs[0]
+			}
+			ws, ps = append(ws, w), append(ps, p)
+		}
+		waitRoutingTable(b, ws[0], 7)
+		if r := ws[0].run("--no-progress", "put", in); r.code != 0 {
+			b.Fatalf("%v", r)
+		}
+		ids := ws[0].blockIDs()
+		var lost int64
+		for _, w := range ws[6:] {
+			lost += w.stat().Bytes
+		}
+		out0 := int64(0)
+		for _, w := range ws[:6] {
+			out0 += statusOfB(b, w).BytesOut
+		}
+		start := time.Now()
+		for _, p := range ps[6:] {
+			if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				b.Fatal(err)
+			}
+			<-p.done
+		}
+		for deadline := time.Now().Add(20 * time.Minute); ; {
+			held := map[blocks.ID]int{}
+			for _, w := range ws[:6] {
+				for _, id := range w.blockIDs() {
+					held[id]++
+				}
+			}
+			short := 0
+			for _, id := range ids {
+				if held[id] < 3 {
+					short++
+				}
+			}
+			if short == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%d blocks below 3 copies after 20 minutes", short)
+			}
+			time.Sleep(time.Second)
+		}
+		healS += time.Since(start).Seconds()
+		time.Sleep(1100 * time.Millisecond) // libp2p's counters catch up
+		out1 := int64(0)
+		for _, w := range ws[:6] {
+			out1 += statusOfB(b, w).BytesOut
+		}
+		traffic += float64(out1-out0) / float64(lost)
+	}
+	n := float64(b.N)
+	b.ReportMetric(healS/n, "heal_s")
+	b.ReportMetric(traffic/n, "repair_bytes/lost_byte")
+	b.ReportMetric(float64(size)/(1<<30), "stored_GiB")
+}
+
+func statusOfB(b *testing.B, w *world) webui.StatusInfo {
+	b.Helper()
+	var s webui.StatusInfo
+	if err := json.Unmarshal(w.ok("status", "--json"), &s); err != nil {
+		b.Fatal(err)
+	}
+	return s
 }
