@@ -89,8 +89,10 @@ type DaemonInfo struct {
 	Quota   int64
 	Profile string
 	// Repair is the last repair round of the blocks this node holds for
-	// the network.
-	Repair RepairInfo
+	// the network; ScrubHealed counts the corrupt blocks the scrub
+	// quarantined and fetched again since the start.
+	Repair      RepairInfo
+	ScrubHealed int64
 	// StoreError is the standing failure to store blocks ("" when the
 	// last block stored fine): a full or read-only disk.
 	StoreError string

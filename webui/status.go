@@ -45,6 +45,7 @@ type StatusInfo struct {
 	Profile       string     `json:"profile,omitempty"`     // "default" or "lowpower"
 	StoreError    string     `json:"store_error,omitempty"` // the last failure to store a block, while it stands
 	Repair        RepairInfo `json:"repair"`                // the last repair round
+	ScrubHealed   int64      `json:"scrub_healed"`          // corrupt blocks the scrub quarantined and fetched again since the start
 	Store         StoreInfo  `json:"store"`
 	// Libp2p traffic since the daemon started, and the recent rates in
 	// bytes per second (libp2p updates them about once a second).
@@ -124,7 +125,7 @@ func status(ctx context.Context, n Node) (StatusInfo, error) {
 	id, d := n.ID(), n.Daemon()
 	s := StatusInfo{
 		Daemon: true, Repo: d.Repo, ID: id.ID, Started: d.Started,
-		Peers: id.Peers, RoutingTable: id.RoutingTable, Replicas: d.Replicas, Quota: d.Quota, Profile: d.Profile, StoreError: d.StoreError, Repair: d.Repair,
+		Peers: id.Peers, RoutingTable: id.RoutingTable, Replicas: d.Replicas, Quota: d.Quota, Profile: d.Profile, StoreError: d.StoreError, Repair: d.Repair, ScrubHealed: d.ScrubHealed,
 		Store:   StoreInfo{Stats: st, Overhead: st.Overhead()},
 		BytesIn: d.BytesIn, BytesOut: d.BytesOut, RateIn: d.RateIn, RateOut: d.RateOut,
 	}

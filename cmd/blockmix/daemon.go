@@ -375,7 +375,7 @@ func (d *daemonNode) Store() webui.Store { return d.st }
 func (d *daemonNode) Daemon() webui.DaemonInfo {
 	bw := d.node.Bandwidth()
 	return webui.DaemonInfo{
-		Repo: d.repo, Started: d.started, Replicas: d.replicas, Quota: d.k.quota, Profile: d.prof.name, StoreError: d.k.lastFailure(), Repair: d.repair.lastRound(),
+		Repo: d.repo, Started: d.started, Replicas: d.replicas, Quota: d.k.quota, Profile: d.prof.name, StoreError: d.k.lastFailure(), Repair: d.repair.lastRound(), ScrubHealed: d.scrubHealed.Load(),
 		BytesIn: bw.TotalIn, BytesOut: bw.TotalOut, RateIn: bw.RateIn, RateOut: bw.RateOut,
 	}
 }

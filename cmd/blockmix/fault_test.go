@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -133,41 +134,70 @@ func (f *faultNet) rebuild(recipes []string, sums [][32]byte) {
 	}
 }
 
-// corrupt flips a byte in a random segment of n, or cuts the segment to
-// half its length when cut is set (the daemon holds the file open, so a
-// removed file would still read), then waits until n's scrub has
-// quarantined what it broke.
+// corrupt breaks a random live block of n on its disk: flips a byte in
+// its bytes, or (cut) cuts its segment file just inside the block (the
+// daemon holds the file open, so removing it would not show). Then it
+// waits until n's scrub has quarantined what it broke and fetched it again.
 func (f *faultNet) corrupt(n *faultNode, cut bool) {
 	f.t.Helper()
+	ids := n.w.blockIDs()
+	if len(ids) == 0 {
+		f.t.Fatalf("%s holds no blocks", n.w.repo)
+	}
+	id := ids[f.rng.IntN(len(ids))]
+	data := n.w.ok("block", "get", id.String())
+	probe := data[:min(len(data), 64)]
+	// Every copy of its bytes: a lost race between two pushes of the same
+	// block leaves a dead one, which must not be the only one hit.
+	type place struct {
+		seg string
+		off int64
+	}
+	var places []place
 	segs, _ := filepath.Glob(filepath.Join(n.w.repo, "segments", "*"))
-	sort.Strings(segs)
-	if len(segs) == 0 {
-		f.t.Fatalf("no segments on %s", n.w.repo)
-	}
-	seg := segs[f.rng.IntN(len(segs))]
-	before := statusOf(f.t, n.w).Store.Quarantined
-	fh, err := os.OpenFile(seg, os.O_RDWR, 0)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	st, _ := fh.Stat()
-	if cut {
-		err = fh.Truncate(st.Size() / 2)
-	} else {
-		off := int64(64 + f.rng.IntN(int(max(1, st.Size()-64))))
-		var b [1]byte
-		if _, err = fh.ReadAt(b[:], off); err == nil {
-			b[0] ^= 0x5a
-			_, err = fh.WriteAt(b[:], off)
+	for _, s := range segs {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		for from := 0; ; {
+			i := bytes.Index(b[from:], probe)
+			if i < 0 {
+				break
+			}
+			places = append(places, place{s, int64(from + i)})
+			from += i + 1
 		}
 	}
-	fh.Close()
-	if err != nil {
-		f.t.Fatal(err)
+	if len(places) == 0 {
+		f.t.Fatalf("block %s is in no segment of %s", id, n.w.repo)
 	}
-	for deadline := time.Now().Add(time.Minute); statusOf(f.t, n.w).Store.Quarantined <= before; {
+	before := statusOf(f.t, n.w).ScrubHealed
+	at := int64(f.rng.IntN(len(data)))
+	for _, pl := range places {
+		fh, err := os.OpenFile(pl.seg, os.O_RDWR, 0)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if cut {
+			if st, _ := fh.Stat(); st.Size() > pl.off+at {
+				err = fh.Truncate(pl.off + at)
+			}
+		} else {
+			var b [1]byte
+			if _, err = fh.ReadAt(b[:], pl.off+at); err == nil {
+				b[0] ^= 0x5a
+				_, err = fh.WriteAt(b[:], pl.off+at)
+			}
+		}
+		fh.Close()
+		if err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(time.Minute); statusOf(f.t, n.w).ScrubHealed <= before; {
 		if time.Now().After(deadline) {
-			f.t.Fatalf("%s: the scrub quarantined nothing within a minute", n.w.repo)
+			f.t.Fatalf("%s: the scrub did not heal block %s (%d copies hit, cut %v) within a minute; places %v; block get now: %v; verify says:\n%v", n.w.repo, id, len(places), cut, places, n.w.run("block", "get", id.String()).code, n.w.run("verify", "--json"))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
