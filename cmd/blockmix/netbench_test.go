@@ -329,10 +329,11 @@ func BenchmarkDonor(b *testing.B) {
 }
 
 // BenchmarkHeal: eight daemons (R = 3, repair every second, unpaced)
-// holding a HEAL_SIZE file (default 1 GiB); two are killed with SIGKILL.
-// Reports the time until every block is back to 3 copies on the six
-// survivors, and the network bytes the survivors sent meanwhile per byte
-// the killed nodes held.
+// hold a HEAL_SIZE file (default 1 GiB) put by a ninth, which then leaves;
+// two of the eight are killed with SIGKILL. Reports the time until every
+// block is back to 3 copies on the six survivors, the blocks that were
+// short, and the network bytes the survivors sent meanwhile per byte the
+// killed nodes held.
 func BenchmarkHeal(b *testing.B) {
 	root := benchRoot(b)
 	size := int64(1 << 30)
@@ -347,14 +348,14 @@ func BenchmarkHeal(b *testing.B) {
 	if _, err := createRandomFile(in, 0x4ea1, size); err != nil {
 		b.Fatal(err)
 	}
-	var healS, traffic float64
+	var healS, traffic, shortAll float64
 	for i := range b.N {
 		net := filepath.Join(root, fmt.Sprintf("heal-%d", i))
 		args := daemonArgs("--replicas", "3", "--repair-interval", "1s", "--repair-rate", "0", "--scrub-interval", "0")
 		var ws []*world
 		var ps []*started
 		boot := ""
-		for k := range 8 {
+		for k := range 9 {
 			w := newWorldIn(b, root)
 			w.repo = filepath.Join(net, fmt.Sprintf("node-%d", k))
 			a := args
@@ -367,29 +368,35 @@ func BenchmarkHeal(b *testing.B) {
 			}
 			ws, ps = append(ws, w), append(ps, p)
 		}
-		waitRoutingTable(b, ws[0], 7)
-		if r := ws[0].run("--no-progress", "put", in); r.code != 0 {
+		waitRoutingTable(b, ws[8], 8)
+		up, survivors, doomed := ws[8], ws[:6], ws[6:8]
+		if r := up.run("--no-progress", "put", in); r.code != 0 {
 			b.Fatalf("%v", r)
 		}
-		ids := ws[0].blockIDs()
+		ids := up.blockIDs()
+		if err := ps[8].cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			b.Fatal(err)
+		}
+		<-ps[8].done
 		var lost int64
-		for _, w := range ws[6:] {
+		for _, w := range doomed {
 			lost += w.stat().Bytes
 		}
 		out0 := int64(0)
-		for _, w := range ws[:6] {
+		for _, w := range survivors {
 			out0 += statusOfB(b, w).BytesOut
 		}
 		start := time.Now()
-		for _, p := range ps[6:] {
+		for _, p := range ps[6:8] {
 			if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				b.Fatal(err)
 			}
 			<-p.done
 		}
+		first := -1
 		for deadline := time.Now().Add(20 * time.Minute); ; {
 			held := map[blocks.ID]int{}
-			for _, w := range ws[:6] {
+			for _, w := range survivors {
 				for _, id := range w.blockIDs() {
 					held[id]++
 				}
@@ -400,6 +407,9 @@ func BenchmarkHeal(b *testing.B) {
 					short++
 				}
 			}
+			if first < 0 {
+				first = short
+			}
 			if short == 0 {
 				break
 			}
@@ -409,15 +419,17 @@ func BenchmarkHeal(b *testing.B) {
 			time.Sleep(time.Second)
 		}
 		healS += time.Since(start).Seconds()
+		shortAll += float64(first)
 		time.Sleep(1100 * time.Millisecond) // libp2p's counters catch up
 		out1 := int64(0)
-		for _, w := range ws[:6] {
+		for _, w := range survivors {
 			out1 += statusOfB(b, w).BytesOut
 		}
 		traffic += float64(out1-out0) / float64(lost)
 	}
 	n := float64(b.N)
 	b.ReportMetric(healS/n, "heal_s")
+	b.ReportMetric(shortAll/n, "blocks_short")
 	b.ReportMetric(traffic/n, "repair_bytes/lost_byte")
 	b.ReportMetric(float64(size)/(1<<30), "stored_GiB")
 }
