@@ -3,8 +3,11 @@ package net
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	kb "github.com/libp2p/go-libp2p-kbucket"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/blockmix/blockmix/blocks"
@@ -54,4 +57,31 @@ func (n *Node) HandOff(ctx context.Context, b blocks.Block, r int) error {
 		return nil
 	}
 	return fmt.Errorf("%w: block %s has %d other holders of %d wanted (asked %d, %d lacked it)", ErrUnderReplicated, b.ID(), holders, r, len(ps), len(lacking))
+}
+
+// Probe dials, at most 8 at a time, every known peer that is not connected
+// and not already known to be down, so that a peer that left is marked
+// down (Book.Failure) and stops counting for Responsible, placement and
+// repair. Repair calls it before each round.
+func (n *Node) Probe(ctx context.Context, timeout time.Duration) {
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for _, p := range n.candidates() {
+		if n.Host.Network().Connectedness(p) == network.Connected {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			if err := n.Host.Connect(cctx, n.Host.Peerstore().PeerInfo(p)); err != nil {
+				n.Blocks.Peers.Failure(p)
+			} else {
+				n.Blocks.Peers.Answered(p)
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -61,6 +61,9 @@ func (r *repairer) lastRound() webui.RepairInfo {
 // round checks and repairs the network's blocks held here once.
 func (r *repairer) round(ctx context.Context) webui.RepairInfo {
 	info := webui.RepairInfo{Started: time.Now().UTC()}
+	// Who left? A peer that is gone must not keep this node from seeing
+	// that it is now one of the closest.
+	r.node.Probe(ctx, 3*time.Second)
 	var ours []blocks.ID
 	_ = r.st.Enumerate(ctx, func(id blocks.ID, _ blocks.Meta) error {
 		if r.node.Responsible(id, r.replicas) {
