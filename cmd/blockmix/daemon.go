@@ -185,25 +185,30 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 	if quota > 0 && s0.Bytes > quota {
 		fmt.Fprintf(e.stderr, "blockmix: the store holds %s, more than the quota of %s: pushes are refused until cached blocks are evicted ('blockmix gc')\n", human(s0.Bytes), human(quota))
 	}
+	// The fair-share ledger is ready before the first push can come.
+	var running atomic.Pointer[bmnet.Node]
+	if k.ledger, err = loadLedger(filepath.Join(dir, ledgerFile), func() map[string]int64 {
+		out := map[string]int64{}
+		if n := running.Load(); n != nil {
+			for p, s := range n.Blocks.Peers.All() {
+				out[p.String()] = s.BytesOut
+			}
+		}
+		return out
+	}); err != nil {
+		return err
+	}
+	k.fair = fair
 	node, err := bmnet.NewNode(cfgNet, touchingStore{st, k}, quotaSink{bmnet.NewStoreSink(st), k})
 	if err != nil {
 		return fmt.Errorf("%w%s", err, fromCfg(cfg.Listen != nil, "listen"))
 	}
 	defer node.Close()
 	k.node = node
-	k.fair = fair
+	running.Store(node)
 	d.repair = newRepairer(st, node, o.replicas, repairRate)
 	go d.repair.run(ctx, o.repairInt)
 
-	if k.ledger, err = loadLedger(filepath.Join(dir, ledgerFile), func() map[string]int64 {
-		out := map[string]int64{}
-		for p, s := range node.Blocks.Peers.All() {
-			out[p.String()] = s.BytesOut
-		}
-		return out
-	}); err != nil {
-		return err
-	}
 	defer func() {
 		if err := k.ledger.save(); err != nil {
 			fmt.Fprintf(e.stderr, "blockmix: %v\n", err)
