@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -12,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -36,7 +40,19 @@ type Config struct {
 	// LowPower keeps few connections (a small board): the connection
 	// manager trims to 16 above 32.
 	LowPower bool
+	// GroupKey, when set (32 bytes), makes the node a member of a private
+	// group: it talks only to nodes with the same key (libp2p's private
+	// network). QUIC cannot carry the key, so such a node uses TCP only:
+	// QUIC listen addresses are dropped.
+	GroupKey []byte
 }
+
+// GroupKeySize is the size of a group key.
+const GroupKeySize = 32
+
+// ErrOtherGroup: the peer did not speak blockmix within the group's
+// key: it is in another group, in none, or not a blockmix node.
+var ErrOtherGroup = errors.New("this peer is in another group (or in none): it does not share this node's group key")
 
 // Node is a libp2p host with blockmix's DHT (server mode) and the block
 // protocol.
@@ -54,6 +70,16 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 	if len(listen) == 0 {
 		listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	}
+	if cfg.GroupKey != nil {
+		if len(cfg.GroupKey) != GroupKeySize {
+			return nil, fmt.Errorf("group key of %d bytes, want %d", len(cfg.GroupKey), GroupKeySize)
+		}
+		listen = TCPOnly(listen)
+		if len(listen) == 0 {
+			return nil, errors.New("a group node listens on TCP only (QUIC cannot carry the group key), and no TCP listen address is given")
+		}
+		cfg.QUIC = false
+	}
 	bw := metrics.NewBandwidthCounter()
 	opts := []libp2p.Option{
 		libp2p.ListenAddrStrings(listen...),
@@ -67,6 +93,9 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 	}
 	if cfg.Key != nil {
 		opts = append(opts, libp2p.Identity(cfg.Key))
+	}
+	if cfg.GroupKey != nil {
+		opts = append(opts, libp2p.PrivateNetwork(pnet.PSK(cfg.GroupKey)))
 	}
 	if cfg.LowPower {
 		cm, err := connmgr.NewConnManager(16, 32)
@@ -91,6 +120,41 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}
 	return &Node{Host: h, DHT: d, Blocks: NewService(h, src, sink), bw: bw}, nil
+}
+
+// TCPOnly returns the addresses that are not QUIC (nor WebTransport).
+func TCPOnly(addrs []string) []string {
+	var out []string
+	for _, a := range addrs {
+		if !strings.Contains(a, "/quic") && !strings.Contains(a, "/udp/") {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Join dials a peer within timeout. For a group node, a peer that does not
+// complete the handshake in time, or answers garbage, is in another group:
+// the error wraps ErrOtherGroup (with mismatched keys a dial would
+// otherwise wait for its whole timeout, or fail with a cryptic error).
+func (n *Node) Join(ctx context.Context, ai peer.AddrInfo, timeout time.Duration, grouped bool) error {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := n.Host.Connect(cctx, ai)
+	if err == nil || !grouped || ctx.Err() != nil || unreachable(err) {
+		return err
+	}
+	return fmt.Errorf("%w (%v)", ErrOtherGroup, err)
+}
+
+// unreachable reports a dial that found nobody listening: not a question
+// of groups.
+func unreachable(err error) bool {
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "connection refused") || strings.Contains(s, "no route to host") || strings.Contains(s, "network is unreachable")
 }
 
 // Bandwidth returns the bytes this node sent and received over libp2p

@@ -1,7 +1,10 @@
 package net
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,5 +108,39 @@ func TestFileProviders(t *testing.T) {
 	defer scancel()
 	for p := range nodes[3].FileProviders(sctx, block(6).ID(), 3) {
 		t.Fatalf("a provider %s for a file nobody announced", p)
+	}
+}
+
+// TestGroups: nodes with one group key see each other; a node with another
+// key cannot join them, and says so within two seconds.
+func TestGroups(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	key := func(b byte) []byte { return bytes.Repeat([]byte{b}, GroupKeySize) }
+	mk := func(k []byte, listen ...string) *Node {
+		n, err := NewNode(Config{GroupKey: k, Listen: listen}, blocks.NewMem(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	a := mk(key(1), "/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1")
+	for _, addr := range a.Host.Addrs() {
+		if strings.Contains(addr.String(), "quic") {
+			t.Fatalf("a group node listens on QUIC: %s", addr)
+		}
+	}
+	b, c := mk(key(1)), mk(key(2))
+	if err := b.Join(ctx, a.AddrInfo(), 2*time.Second, true); err != nil {
+		t.Fatalf("same group: %v", err)
+	}
+	start := time.Now()
+	err := c.Join(ctx, a.AddrInfo(), 1500*time.Millisecond, true)
+	if !errors.Is(err, ErrOtherGroup) || time.Since(start) > 2*time.Second {
+		t.Fatalf("another group: %v after %s", err, time.Since(start))
+	}
+	if _, err := NewNode(Config{GroupKey: key(1), Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}}, blocks.NewMem(), nil); err == nil {
+		t.Fatal("a group node with only a QUIC address started")
 	}
 }

@@ -88,6 +88,8 @@ type DaemonInfo struct {
 	// daemon's profile ("default" or "lowpower").
 	Quota   int64
 	Profile string
+	// Group names the private group the node is in ("" for none).
+	Group string
 	// Repair is the last repair round of the blocks this node holds for
 	// the network; ScrubHealed counts the corrupt blocks the scrub
 	// quarantined and fetched again since the start.

@@ -43,6 +43,7 @@ type StatusInfo struct {
 	Replicas      int        `json:"replicas"`              // other nodes that should hold each block
 	Quota         int64      `json:"quota,omitempty"`       // bytes the store may hold (0: no quota)
 	Profile       string     `json:"profile,omitempty"`     // "default" or "lowpower"
+	Group         string     `json:"group,omitempty"`       // the private group the node is in ("" for none)
 	StoreError    string     `json:"store_error,omitempty"` // the last failure to store a block, while it stands
 	Repair        RepairInfo `json:"repair"`                // the last repair round
 	ScrubHealed   int64      `json:"scrub_healed"`          // corrupt blocks the scrub quarantined and fetched again since the start
@@ -125,7 +126,7 @@ func status(ctx context.Context, n Node) (StatusInfo, error) {
 	id, d := n.ID(), n.Daemon()
 	s := StatusInfo{
 		Daemon: true, Repo: d.Repo, ID: id.ID, Started: d.Started,
-		Peers: id.Peers, RoutingTable: id.RoutingTable, Replicas: d.Replicas, Quota: d.Quota, Profile: d.Profile, StoreError: d.StoreError, Repair: d.Repair, ScrubHealed: d.ScrubHealed,
+		Peers: id.Peers, RoutingTable: id.RoutingTable, Replicas: d.Replicas, Quota: d.Quota, Profile: d.Profile, Group: d.Group, StoreError: d.StoreError, Repair: d.Repair, ScrubHealed: d.ScrubHealed,
 		Store:   StoreInfo{Stats: st, Overhead: st.Overhead()},
 		BytesIn: d.BytesIn, BytesOut: d.BytesOut, RateIn: d.RateIn, RateOut: d.RateOut,
 	}

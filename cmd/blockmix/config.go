@@ -18,14 +18,14 @@ const configFile = "config.json"
 // daemonConfig is REPO/config.json. Every key is optional; a flag given on
 // the command line wins over its key.
 type daemonConfig struct {
-	Listen    []string `json:"listen"`
-	Bootstrap []string `json:"bootstrap"`
-	API       *string  `json:"api"`
-	Replicas  *int     `json:"replicas"`
-	Cache     *string  `json:"cache"`
-	Quota     *string  `json:"quota"`
-	Profile   *string  `json:"profile"`
-	Donor     *bool    `json:"donor"`
+	Listen    []string `json:"listen,omitempty"`
+	Bootstrap []string `json:"bootstrap,omitempty"`
+	API       *string  `json:"api,omitempty"`
+	Replicas  *int     `json:"replicas,omitempty"`
+	Cache     *string  `json:"cache,omitempty"`
+	Quota     *string  `json:"quota,omitempty"`
+	Profile   *string  `json:"profile,omitempty"`
+	Donor     *bool    `json:"donor,omitempty"`
 }
 
 // configKeys spells the keys for error messages.

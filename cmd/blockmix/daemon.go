@@ -169,12 +169,20 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 		return err
 	}
 	cfgNet := bmnet.Config{Listen: o.listen, QUIC: hasQUIC(o.listen, o.bootstrap), Key: key, Bootstrap: boot, LowPower: prof.lowPower}
+	grp, groupKey, grouped, err := e.group()
+	if err != nil {
+		return err
+	}
+	if grouped {
+		cfgNet.GroupKey = groupKey
+		fmt.Fprintf(e.stdout, "group %s: a private network; TCP only (QUIC cannot carry the group key)\n", grp.Name)
+	}
 	s0, err := st.Stats(ctx)
 	if err != nil {
 		return err
 	}
 	k := newKeeper(st, o.replicas, quota, s0.Bytes)
-	d := &daemonNode{e: e, st: st, replicas: o.replicas, repo: dir, started: time.Now(), cache: cache, k: k, prof: prof}
+	d := &daemonNode{e: e, st: st, replicas: o.replicas, repo: dir, started: time.Now(), cache: cache, k: k, prof: prof, group: grp.Name}
 	k.hold = func() func() {
 		// No put runs while blocks go, and the next one sees the store
 		// as it is then.
@@ -230,7 +238,7 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 		go k.run(ctx, time.Minute)
 	}
 	for _, ai := range boot {
-		if err := connectRetry(ctx, node, ai); err != nil {
+		if err := connectRetry(ctx, node, ai, grouped); err != nil {
 			fmt.Fprintf(e.stderr, "blockmix: bootstrap %s: %v\n", ai.ID, err)
 		}
 	}
@@ -285,14 +293,13 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 }
 
 // connectRetry dials a bootstrap peer a few times, clearing libp2p's dial
-// backoff in between, so that one failed dial at start-up is not final.
-func connectRetry(ctx context.Context, node *bmnet.Node, ai peer.AddrInfo) error {
+// backoff in between, so that one failed dial at start-up is not final. A
+// group node gives up at once on a peer in another group.
+func connectRetry(ctx context.Context, node *bmnet.Node, ai peer.AddrInfo, grouped bool) error {
 	var err error
 	for try := 0; try < 5; try++ {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = node.Host.Connect(cctx, ai)
-		cancel()
-		if err == nil || ctx.Err() != nil {
+		err = node.Join(ctx, ai, 5*time.Second, grouped)
+		if err == nil || ctx.Err() != nil || errors.Is(err, bmnet.ErrOtherGroup) {
 			return err
 		}
 		if sw, ok := node.Host.Network().(*swarm.Swarm); ok {
@@ -344,6 +351,7 @@ type daemonNode struct {
 	// scrubHealed counts corrupt blocks the scrub fetched again.
 	scrubHealed atomic.Int64
 	prof        profile
+	group       string // the private group's name, or ""
 
 	mu    sync.Mutex // one put at a time: a Mixer is sequential
 	mixer *mixer.Mixer
@@ -380,7 +388,7 @@ func (d *daemonNode) Store() webui.Store { return d.st }
 func (d *daemonNode) Daemon() webui.DaemonInfo {
 	bw := d.node.Bandwidth()
 	return webui.DaemonInfo{
-		Repo: d.repo, Started: d.started, Replicas: d.replicas, Quota: d.k.quota, Profile: d.prof.name, StoreError: d.k.lastFailure(), Repair: d.repair.lastRound(), ScrubHealed: d.scrubHealed.Load(),
+		Repo: d.repo, Started: d.started, Replicas: d.replicas, Quota: d.k.quota, Profile: d.prof.name, Group: d.group, StoreError: d.k.lastFailure(), Repair: d.repair.lastRound(), ScrubHealed: d.scrubHealed.Load(),
 		BytesIn: bw.TotalIn, BytesOut: bw.TotalOut, RateIn: bw.RateIn, RateOut: bw.RateOut,
 	}
 }

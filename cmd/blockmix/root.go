@@ -80,6 +80,7 @@ Exit codes: 0 ok, 1 failure, 2 bad input (usage, damaged recipe).`,
 		newUnpinCommand(e),
 		newGCCommand(e),
 		newCheckCommand(e),
+		newGroupCommand(e),
 	)
 	return root
 }

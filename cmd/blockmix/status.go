@@ -68,6 +68,11 @@ func runStatus(ctx context.Context, e *env, asJSON bool) error {
 		fmt.Fprintf(e.stdout, "peers          %d connected, %d in the routing table\n", s.Peers, s.RoutingTable)
 		fmt.Fprintf(e.stdout, "replicas       %d (other nodes that should hold each block)\n", s.Replicas)
 		fmt.Fprintf(e.stdout, "profile        %s\n", s.Profile)
+		if s.Group != "" {
+			fmt.Fprintf(e.stdout, "group          %s (private: only nodes with its key; TCP only)\n", s.Group)
+		} else {
+			fmt.Fprintf(e.stdout, "group          none (open to any blockmix node)\n")
+		}
 		if r := s.Repair; !r.Finished.IsZero() {
 			fmt.Fprintf(e.stdout, "repair         %s: %d blocks held for the network checked, %d short, %d repaired, %d still short\n",
 				r.Finished.Local().Format("15:04:05"), r.Checked, r.Short, r.Repaired, r.StillShort)

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestGroupsCLI: a group made on A, an invite, B joining through it; a
+// node of another group cannot reach them; a forged invite fails within
+// two seconds with a clear message and stores nothing.
+func TestGroupsCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three daemons")
+	}
+	t.Parallel()
+	a, b, c, d := newWorld(t), newWorld(t), newWorld(t), newWorld(t)
+	if out := a.okLine("group", "create", "friends"); !strings.HasPrefix(out, "group friends created") {
+		t.Fatalf("group create: %q", out)
+	}
+	_, ida := startDaemonWith(t, a, daemonArgs()...)
+	invite := a.okLine("group", "invite")
+	if !strings.HasPrefix(invite, invitePrefix) {
+		t.Fatalf("invite %q", invite)
+	}
+	if out := b.okLine("group", "join", "here you go: "+invite); !strings.HasPrefix(out, "joined group friends") {
+		t.Fatalf("join: %q", out)
+	}
+	startDaemonWith(t, b, daemonArgs()...) // bootstraps from config.json
+	waitRoutingTable(t, b, 1)
+	if st := statusOf(t, b); st.Group != "friends" || st.Peers != 1 {
+		t.Fatalf("b in the group: %+v", st)
+	}
+
+	// Another group cannot see them.
+	c.ok("group", "create", "others")
+	startDaemonWith(t, c, daemonArgs("--bootstrap", ida.Addrs[0])...)
+	time.Sleep(500 * time.Millisecond)
+	if st := statusOf(t, c); st.Group != "others" || st.Peers != 0 {
+		t.Fatalf("c in another group sees peers: %+v", st)
+	}
+	if st := statusOf(t, a); st.Peers != 1 {
+		t.Fatalf("a sees %d peers, want only b", st.Peers)
+	}
+
+	// A forged invite (another key): a clear message within two seconds.
+	name, key, ai, err := decodeInvite(invite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key[0] ^= 1
+	forged := encodeInvite(name, key, ai.Addrs[0].String()+"/p2p/"+ai.ID.String())
+	r := d.run("group", "join", forged)
+	if r.code != 1 || !strings.Contains(string(r.stderr), "another group") {
+		t.Fatalf("a forged invite:\n%v", r)
+	}
+	if r.dur > 2*time.Second {
+		t.Fatalf("the forged invite took %s to fail", r.dur)
+	}
+	if _, err := os.Stat(filepath.Join(d.repo, groupFile)); !os.IsNotExist(err) {
+		t.Fatalf("a failed join stored the group: %v", err)
+	}
+}
