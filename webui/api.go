@@ -136,6 +136,12 @@ type Node interface {
 	// lacks (fetching it first when it is not here) and answers the
 	// file's health afterwards.
 	Repair(ctx context.Context, rc recipe.Recipe) (HealthInfo, error)
+	// Group tells the node's private group (zero when none); CreateGroup
+	// and JoinGroup make or join one (the daemon works in it after a
+	// restart).
+	Group(ctx context.Context) (GroupInfo, error)
+	CreateGroup(ctx context.Context, name string) (GroupInfo, error)
+	JoinGroup(ctx context.Context, invite string) (GroupInfo, error)
 	// GC evicts every cached block (pinned ones never; the network's only
 	// when the store is over its quota, after handing them off) and
 	// reclaims the space.

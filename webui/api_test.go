@@ -76,6 +76,13 @@ func (n *memNode) Health(ctx context.Context, rc recipe.Recipe) (HealthInfo, err
 }
 func (n *memNode) Remove(ctx context.Context, key string) error { return n.st.RemoveFile(ctx, key) }
 func (n *memNode) GC(ctx context.Context) (GCInfo, error)       { return GCInfo{}, nil }
+func (n *memNode) Group(ctx context.Context) (GroupInfo, error) { return GroupInfo{}, nil }
+func (n *memNode) CreateGroup(ctx context.Context, name string) (GroupInfo, error) {
+	return GroupInfo{Name: name, Message: "created"}, nil
+}
+func (n *memNode) JoinGroup(ctx context.Context, invite string) (GroupInfo, error) {
+	return GroupInfo{}, errors.New("not an invite")
+}
 func (n *memNode) Repair(ctx context.Context, rc recipe.Recipe) (HealthInfo, error) {
 	return n.Health(ctx, rc)
 }

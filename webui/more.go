@@ -100,6 +100,15 @@ type RepairInfo struct {
 	BytesPushed int64     `json:"bytes_pushed"`
 }
 
+// GroupInfo is GET /api/v1/group and the answer to POST
+// /api/v1/group/create?name=… and /api/v1/group/join?invite=….
+type GroupInfo struct {
+	Name    string `json:"name,omitempty"`    // "" when the node is in no group
+	Active  bool   `json:"active"`            // the running daemon works in it
+	Invite  string `json:"invite,omitempty"`  // the line friends join with (a secret)
+	Message string `json:"message,omitempty"` // what to do next, in plain words
+}
+
 // BandwidthSample is the node's traffic over one interval, in bytes per
 // second.
 type BandwidthSample struct {
@@ -287,6 +296,17 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 		}
 		writeJSON(w, h)
 	})
+	// GET /api/v1/group: GroupInfo. POST /api/v1/group/create?name=… and
+	// POST /api/v1/group/join?invite=…: make or join one; an error says
+	// why in plain words (a bad name or invite, or the invite's node not
+	// reached with its key: "this peer is in another group").
+	mux.HandleFunc("GET /api/v1/group", answer(func(r *http.Request) (GroupInfo, error) { return n.Group(r.Context()) }))
+	mux.HandleFunc("POST /api/v1/group/create", answer(func(r *http.Request) (GroupInfo, error) {
+		return n.CreateGroup(r.Context(), r.URL.Query().Get("name"))
+	}))
+	mux.HandleFunc("POST /api/v1/group/join", answer(func(r *http.Request) (GroupInfo, error) {
+		return n.JoinGroup(r.Context(), r.URL.Query().Get("invite"))
+	}))
 	// GET /api/v1/bandwidth: BandwidthInfo, the last hour of traffic.
 	mux.HandleFunc("GET /api/v1/bandwidth", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.history.info()) })
 }

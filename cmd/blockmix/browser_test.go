@@ -257,6 +257,17 @@ func TestWebPage(t *testing.T) {
 	// B is connected to A and C, and wants 3 copies: "few peers".
 	poll[bool](t, ctx, "the verdict", `document.querySelector('#node-verdict').textContent.includes('few peers: connected to 2 peers')`, 30*time.Second)
 	screenshot(t, ctx, "node")
+
+	// Groups from the page: B is in none, and makes one.
+	poll[bool](t, ctx, "the group section", `document.querySelector('#group-state').textContent.startsWith('None')`, 30*time.Second)
+	do(t, ctx, "make a group", chromedp.SendKeys(chromedp.ID("group-name"), "club"), chromedp.Click(chromedp.CSS("#group-create-form button")))
+	poll[bool](t, ctx, "the group made", `document.querySelector('#group-message').textContent.includes('group club created')`, 30*time.Second)
+	if st := statusOf(t, b); st.Group != "" {
+		t.Errorf("the running daemon switched groups without a restart: %q", st.Group)
+	}
+	if _, err := os.Stat(filepath.Join(b.repo, groupFile)); err != nil {
+		t.Errorf("the page made no group file: %v", err)
+	}
 }
 
 // apiBase is the URL of the daemon running on w's repo.

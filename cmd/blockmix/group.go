@@ -123,21 +123,8 @@ it starts (restart it after create or join).`,
 		Short: "Make a new group key for this node",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			name := strings.TrimSpace(args[0])
-			if name == "" || len(name) > 64 {
-				return badUse("a group name is 1 to 64 characters")
-			}
-			if _, _, ok, err := e.group(); err != nil || ok {
-				if err == nil {
-					err = errors.New("this node is in a group already (remove REPO/group.json to leave it)")
-				}
-				return err
-			}
-			key := make([]byte, bmnet.GroupKeySize)
-			if _, err := rand.Read(key); err != nil {
-				return err
-			}
-			if err := e.saveGroup(name, key); err != nil {
+			name, err := createGroup(e, args[0])
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "group %s created; (re)start the daemon to work in it, then 'blockmix group invite' prints the line friends join with\n", name)
@@ -187,30 +174,59 @@ it starts (restart it after create or join).`,
 	return g
 }
 
+// createGroup makes a new group key for the repo.
+func createGroup(e *env, name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 64 {
+		return "", badUse("a group name is 1 to 64 characters")
+	}
+	if _, _, ok, err := e.group(); err != nil || ok {
+		if err == nil {
+			err = errors.New("this node is in a group already (remove REPO/group.json to leave it)")
+		}
+		return "", err
+	}
+	key := make([]byte, bmnet.GroupKeySize)
+	if _, err := rand.Read(key); err != nil {
+		return "", err
+	}
+	return name, e.saveGroup(name, key)
+}
+
 // runJoin checks the invite by reaching its node with its key (within two
 // seconds), then stores the group and adds the node to config.json's
 // bootstrap list.
 func runJoin(ctx context.Context, e *env, text string) error {
-	name, key, ai, err := decodeInvite(text)
+	name, ai, err := joinGroup(ctx, e, text)
 	if err != nil {
 		return err
+	}
+	fmt.Fprintf(e.stdout, "joined group %s: reached %s; (re)start the daemon to work in the group\n", name, ai.ID)
+	return nil
+}
+
+// joinGroup checks an invite and stores its group (see runJoin).
+func joinGroup(ctx context.Context, e *env, text string) (string, peer.AddrInfo, error) {
+	name, key, ai, err := decodeInvite(text)
+	if err != nil {
+		return "", ai, err
 	}
 	probe, err := bmnet.NewNode(bmnet.Config{GroupKey: key}, blocks.NewMem(), nil)
 	if err != nil {
-		return err
+		return "", ai, err
 	}
 	defer probe.Close()
 	if err := probe.Join(ctx, ai, 1200*time.Millisecond, true); err != nil {
-		return fmt.Errorf("could not join group %s through %s: %w", name, ai.ID, err)
+		return "", ai, fmt.Errorf("could not join group %s through %s: %w", name, ai.ID, err)
 	}
 	if err := e.saveGroup(name, key); err != nil {
-		return err
+		return "", ai, err
 	}
 	dir, _ := e.repoDir()
 	cfgPath := filepath.Join(dir, configFile)
 	cfg, _, err := readConfig(cfgPath)
 	if err != nil {
-		return err
+		return "", ai, err
 	}
 	addr := ai.Addrs[0].String() + "/p2p/" + ai.ID.String()
 	found := false
@@ -221,9 +237,45 @@ func runJoin(ctx context.Context, e *env, text string) error {
 		cfg.Bootstrap = append(cfg.Bootstrap, addr)
 		b, _ := json.MarshalIndent(cfg, "", "  ")
 		if err := os.WriteFile(cfgPath, append(b, '\n'), 0o600); err != nil {
-			return fmt.Errorf("write %s: %w", cfgPath, err)
+			return "", ai, fmt.Errorf("write %s: %w", cfgPath, err)
 		}
 	}
-	fmt.Fprintf(e.stdout, "joined group %s: reached %s; (re)start the daemon to work in the group\n", name, ai.ID)
-	return nil
+	return name, ai, nil
+}
+
+// Group tells the page the node's group and, when the daemon works in it,
+// the invite line.
+func (d *daemonNode) Group(ctx context.Context) (webui.GroupInfo, error) {
+	grp, key, ok, err := d.e.group()
+	if err != nil || !ok {
+		return webui.GroupInfo{}, err
+	}
+	info := webui.GroupInfo{Name: grp.Name, Active: grp.Name == d.group}
+	if !info.Active {
+		info.Message = "restart the daemon to work in the group"
+		return info, nil
+	}
+	if addrs := d.ID().Addrs; len(addrs) > 0 {
+		info.Invite = encodeInvite(grp.Name, key, addrs[0])
+	}
+	return info, nil
+}
+
+// CreateGroup makes a group key for this node (it works in the group
+// after a restart).
+func (d *daemonNode) CreateGroup(ctx context.Context, name string) (webui.GroupInfo, error) {
+	n, err := createGroup(d.e, name)
+	if err != nil {
+		return webui.GroupInfo{}, err
+	}
+	return webui.GroupInfo{Name: n, Message: "group " + n + " created: restart the daemon to work in it, then share the invite"}, nil
+}
+
+// JoinGroup joins a group from an invite (it works in it after a restart).
+func (d *daemonNode) JoinGroup(ctx context.Context, invite string) (webui.GroupInfo, error) {
+	n, ai, err := joinGroup(ctx, d.e, invite)
+	if err != nil {
+		return webui.GroupInfo{}, err
+	}
+	return webui.GroupInfo{Name: n, Message: fmt.Sprintf("joined group %s (reached %s): restart the daemon to work in it", n, ai.ID.ShortString())}, nil
 }

@@ -745,9 +745,11 @@ async function loadNode() {
   if (nodeLoading) return;
   nodeLoading = true;
   try {
-    const [st, id, peers, bw] = await Promise.allSettled([
+    const [st, id, peers, bw, grp] = await Promise.allSettled([
       api('GET', '/api/v1/status'), api('GET', '/api/v1/id'), api('GET', '/api/v1/peers'), api('GET', '/api/v1/bandwidth'),
+      api('GET', '/api/v1/group'),
     ]);
+    if (grp.status === 'fulfilled') showGroup(grp.value);
     const bad = [st, id, peers, bw].find((r) => r.status === 'rejected');
     if (bad) showError(nodeError, bad.reason);
     else clearError(nodeError);
@@ -814,6 +816,55 @@ function showPeers(ps) {
   )));
 }
 
+// showGroup says which private group the node is in, with its invite, or
+// offers to make or join one.
+function showGroup(g) {
+  g = g || {};
+  const inGroup = !!g.name;
+  $('group-state').textContent = !inGroup
+    ? 'None: this node talks to any blockmix node it meets.'
+    : g.active
+      ? `${g.name}: a private group; this node talks only to nodes with its key (over TCP).`
+      : `${g.name}: ${g.message || 'restart the daemon to work in the group'}.`;
+  const inv = $('group-invite');
+  inv.hidden = !g.invite;
+  if (g.invite) {
+    inv.replaceChildren(el('span', {}, 'Invite (a secret: whoever has it is in the group): '), el('code', {}, g.invite), ' ', copyButton(g.invite));
+  }
+  $('group-create-form').hidden = inGroup;
+  $('group-join-form').hidden = inGroup;
+}
+
+function groupMessage(text) {
+  const m = $('group-message');
+  m.hidden = !text;
+  m.textContent = text || '';
+}
+
+function setupGroup() {
+  $('group-create-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      const g = await api('POST', `/api/v1/group/create?name=${encodeURIComponent($('group-name').value)}`);
+      groupMessage(g.message);
+      loadNode();
+    } catch (err) {
+      groupMessage(`Could not make the group: ${err.message}`);
+    }
+  });
+  $('group-join-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    groupMessage('Reaching the group…');
+    try {
+      const g = await api('POST', `/api/v1/group/join?invite=${encodeURIComponent($('group-join-text').value)}`);
+      groupMessage(g.message);
+      loadNode();
+    } catch (err) {
+      groupMessage(`Could not join: ${err.message}`);
+    }
+  });
+}
+
 // niceMax rounds a rate up to a round number in the unit human() will
 // spell it with: 1, 2 or 5 times a power of ten KiB/s, MiB/s….
 export function niceMax(v) {
@@ -877,6 +928,7 @@ function start() {
   setupTabs();
   setupGet();
   setupShare();
+  setupGroup();
   $('files-refresh').addEventListener('click', loadFiles);
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden && currentTab === 'node') loadNode();
