@@ -53,6 +53,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeNode -fuzztime 30s ./recipe
 	$(GO) test -run '^$$' -fuzz FuzzMixRoundTrip -fuzztime 30s ./mixer
 	$(GO) test -run '^$$' -fuzz FuzzPutOpen -fuzztime 30s ./recipe
+	$(GO) test -run '^$$' -fuzz FuzzOpenSealed -fuzztime 30s ./recipe
 	$(GO) test -run '^$$' -fuzz FuzzReadFrame -fuzztime 30s ./net
 
 # Static release binaries for the machines a donor runs on: no cgo, no

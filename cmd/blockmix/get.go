@@ -25,6 +25,7 @@ type getOptions struct {
 	out    string
 	force  bool
 	asJSON bool
+	pass   passphraseOptions
 }
 
 // getOutput is `get --json`.
@@ -48,9 +49,16 @@ be pasted with spaces or line breaks in it: quote it.
 
 The file is written under a temporary name and renamed only once its
 whole-file sha256 matches; an existing file is never overwritten without
---force. A damaged recipe (typo, cut short) exits with code 2.`,
+--force. A damaged recipe (typo, cut short) exits with code 2.
+
+A sealed recipe (blockmix:sealed:… or …/r/sealed:…, from 'put --passphrase')
+is opened here first, with the passphrase asked on the terminal or read
+from --passphrase-file FILE; a daemon, if one runs, gets only the opened
+recipe, never the passphrase. A wrong passphrase exits with code 2 and
+writes nothing.`,
 		Example: `  blockmix get 'blockmix:afzq…/holiday.jpg'
-  blockmix get -o - "$RECIPE" | mpv -`,
+  blockmix get -o - "$RECIPE" | mpv -
+  blockmix get --passphrase-file ~/.secret 'blockmix:sealed:…'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			return runGet(c.Context(), e, o, args[0])
@@ -59,13 +67,20 @@ whole-file sha256 matches; an existing file is never overwritten without
 	c.Flags().StringVarP(&o.out, "output", "o", "", "where to write the file; - for standard output")
 	c.Flags().BoolVar(&o.force, "force", false, "overwrite an existing file")
 	c.Flags().BoolVar(&o.asJSON, "json", false, "print JSON once the file is saved: path, name, size, type, sha256")
+	o.pass.addGetFlags(c.Flags())
 	return c
 }
 
 func runGet(ctx context.Context, e *env, o getOptions, text string) error {
-	rc, err := recipe.Parse(text)
+	rc, sealed, err := recipe.ParseAny(text)
 	if err != nil {
 		return err
+	}
+	if sealed != nil {
+		if rc, err = e.unseal(o.pass, *sealed); err != nil {
+			return err
+		}
+		text = rc.String() // what a daemon gets: never the passphrase
 	}
 	name := rc.Name
 	if name == "" {

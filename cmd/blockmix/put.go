@@ -27,10 +27,19 @@ type putOptions struct {
 	name string
 	typ  string
 	web  bool
+	pass passphraseOptions
 }
 
 // putOutput is one line of `put --json`.
 type putOutput = webui.PutInfo
+
+// sealedPutOutput is one line of `put --json` with a passphrase: recipe and
+// url hold the sealed spellings, and sealed is true. name, size and type
+// are the file's, for the uploader's records; the sealed recipe hides them.
+type sealedPutOutput struct {
+	putOutput
+	Sealed bool `json:"sealed"`
+}
 
 func newPutCommand(e *env) *cobra.Command {
 	var o putOptions
@@ -44,20 +53,29 @@ recipe: the only key to get it back. "-" reads standard input (name it with
 
 The recipes go to standard output, one line per file in the order given; a
 progress bar goes to standard error when it is a terminal. The store is
-synced before put reports success.`,
+synced before put reports success.
+
+--passphrase (asked twice on the terminal) or --passphrase-file FILE seals
+each recipe: put prints blockmix:sealed:… (or http://127.0.0.1:7788/r/sealed:…
+with --web) instead, which tells neither the blocks nor the file's name to
+whoever sees it without the passphrase. 'blockmix get' opens it, asking for
+the passphrase. The repo's own file list ('blockmix files') keeps the plain
+recipe.`,
 		Example: `  blockmix put holiday.jpg
   blockmix put --json a.pdf b.mp4
-  tar c dir | blockmix put --name dir.tar -`,
+  tar c dir | blockmix put --name dir.tar -
+  blockmix put --passphrase tax-return.pdf`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			return runPut(c.Context(), e, o, args)
 		},
 	}
-	c.Flags().BoolVar(&o.json, "json", false, "print one JSON object per file: recipe, url, name, size, type, new_bytes, new_blocks, blocks")
+	c.Flags().BoolVar(&o.json, "json", false, "print one JSON object per file: recipe, url, name, size, type, new_bytes, new_blocks, blocks (sealed: recipe and url are the sealed spellings, and \"sealed\": true)")
 	c.Flags().IntVarP(&o.t, "tuple", "t", mixer.DefaultT, "blocks per tuple (2..8): a source block is stored as the XOR of itself and t−1 others")
 	c.Flags().StringVar(&o.name, "name", "", "file name to put in the recipe (default: the file's base name)")
 	c.Flags().StringVar(&o.typ, "type", "", "media type to put in the recipe (default: from the name, else sniffed)")
 	c.Flags().BoolVar(&o.web, "web", false, "print the clickable http://127.0.0.1:7788/r/… spelling instead of blockmix:…")
+	o.pass.addPutFlags(c.Flags())
 	return c
 }
 
@@ -77,6 +95,11 @@ func runPut(ctx context.Context, e *env, o putOptions, files []string) error {
 		} else if !fi.Mode().IsRegular() {
 			return badUse("%s is not a regular file", f)
 		}
+	}
+	// Ask before the work: a mistyped passphrase costs nothing yet.
+	pass, err := e.sealingPassphrase(o.pass, files)
+	if err != nil {
+		return err
 	}
 	// The live heap of a put is about 25 MiB (randomizer cache, blocks in
 	// flight, the index's buffers); a soft limit keeps the garbage from
@@ -111,9 +134,18 @@ func runPut(ctx context.Context, e *env, o putOptions, files []string) error {
 			return fmt.Errorf("sync store: %w", err)
 		}
 	}
+	if pass != nil {
+		if err := sealOutputs(outs, pass); err != nil {
+			return err
+		}
+	}
 	for _, out := range outs {
 		if o.json {
-			b, _ := json.Marshal(out)
+			var v any = out
+			if pass != nil {
+				v = sealedPutOutput{out, true}
+			}
+			b, _ := json.Marshal(v)
 			fmt.Fprintln(e.stdout, string(b))
 		} else if o.web {
 			fmt.Fprintln(e.stdout, out.URL)
