@@ -165,13 +165,21 @@ func parseRecipe(w http.ResponseWriter, r *http.Request) (recipe.Recipe, bool) {
 		writeError(w, http.StatusBadRequest, errors.New("no recipe given: paste a blockmix: recipe or a /r/ link"))
 		return recipe.Recipe{}, false
 	}
-	rc, err := recipe.Parse(text)
+	rc, sealed, err := recipe.ParseAny(text)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("%w (the recipe is damaged, cut short, or not a blockmix recipe)", err))
 		return recipe.Recipe{}, false
 	}
+	if sealed != nil {
+		writeError(w, http.StatusBadRequest, ErrSealed)
+		return recipe.Recipe{}, false
+	}
 	return rc, true
 }
+
+// ErrSealed: a request carried a sealed recipe; POST /api/v1/unseal opens
+// it with its passphrase. The page tells it by the message's start.
+var ErrSealed = errors.New("sealed: this recipe is protected by a passphrase; give it to open the recipe")
 
 // moreRoutes adds the endpoints the web page needs.
 func (s *Server) moreRoutes(mux *http.ServeMux) {
@@ -295,6 +303,34 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 			return
 		}
 		writeJSON(w, h)
+	})
+	// POST /api/v1/unseal (a form: recipe, passphrase): the plain recipe
+	// of a sealed one, as RecipeInfo; 400 for a damaged one, 403 for a
+	// wrong passphrase. The passphrase stays on this machine: the page
+	// sends it to its own node, which forgets it.
+	mux.HandleFunc("POST /api/v1/unseal", func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		if err := r.ParseForm(); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		sealed, err := recipe.ParseSealed(r.PostForm.Get("recipe"))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		rc, err := recipe.OpenSealed(sealed, []byte(r.PostForm.Get("passphrase")))
+		if err != nil {
+			status := http.StatusBadRequest
+			if errors.Is(err, recipe.ErrWrongPassphrase) {
+				status = http.StatusForbidden
+			}
+			writeError(w, status, err)
+			return
+		}
+		cls := mixer.ClassFor(rc.Size)
+		writeJSON(w, RecipeInfo{Recipe: rc.String(), URL: rc.URL("http://" + r.Host), Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,
+			BlockSize: cls, Blocks: dataBlocks(rc.Size, cls)})
 	})
 	// GET /api/v1/group: GroupInfo. POST /api/v1/group/create?name=… and
 	// POST /api/v1/group/join?invite=…: make or join one; an error says

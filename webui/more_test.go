@@ -3,6 +3,7 @@ package webui
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"math/rand/v2"
 	"mime"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/recipe"
 )
 
 func q(recipeText string) string { return url.Values{"recipe": {recipeText}}.Encode() }
@@ -212,5 +214,43 @@ func TestHealthJudge(t *testing.T) {
 		if c.h.State != c.state || !strings.HasPrefix(c.h.Verdict, c.says) {
 			t.Errorf("%+v: %s %q", c.h, c.h.State, c.h.Verdict)
 		}
+	}
+}
+
+// TestUnseal: a sealed recipe is refused where a plain one is wanted, with
+// a message the page recognises, and opens with its passphrase only.
+func TestUnseal(t *testing.T) {
+	n := newMemNode(t)
+	srv := httptest.NewServer(New(n, Options{}))
+	defer srv.Close()
+	put := putMemTyped(t, n, "secret.txt", "text/plain", []byte("the plans"))
+	rc, err := recipe.Parse(put.Recipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := recipe.Seal(rc, []byte("correct horse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, b := call(t, "GET", srv.URL+"/api/v1/recipe?"+q(sealed.String()))
+	if code != 400 || !strings.Contains(string(b), `"sealed: `) {
+		t.Fatalf("a sealed recipe looked up: %d %s", code, b)
+	}
+	post := func(pass string) (int, []byte) {
+		resp, err := http.PostForm(srv.URL+"/api/v1/unseal", url.Values{"recipe": {"here: " + sealed.String()}, "passphrase": {pass}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+	if code, b := post("wrong"); code != 403 || !strings.Contains(string(b), "wrong passphrase") {
+		t.Fatalf("wrong passphrase: %d %s", code, b)
+	}
+	code, b = post("correct horse")
+	var info RecipeInfo
+	if code != 200 || json.Unmarshal(b, &info) != nil || info.Recipe != put.Recipe || info.Name != "secret.txt" {
+		t.Fatalf("unseal: %d %s", code, b)
 	}
 }

@@ -231,6 +231,27 @@ func TestWebPage(t *testing.T) {
 	}
 	screenshot(t, ctx, "video")
 
+	// A sealed recipe: the page asks for the passphrase, a wrong one is
+	// refused, the right one opens it, and the file comes.
+	secret := randBytes(78, 200<<10)
+	passFile := a.file("pass.txt", []byte("correct horse battery\n"))
+	sealed := a.okLine("--no-progress", "put", "--passphrase-file", passFile, a.file("secret.bin", secret))
+	if !strings.HasPrefix(sealed, "blockmix:sealed:") {
+		t.Fatalf("put --passphrase-file printed %q", sealed)
+	}
+	do(t, ctx, "paste a sealed recipe", chromedp.Navigate(urlB+"/"), chromedp.Click(chromedp.ID("tab-get")),
+		chromedp.SendKeys(chromedp.ID("recipe-input"), sealed))
+	poll[bool](t, ctx, "the passphrase field", visible("#passphrase-input"), 30*time.Second)
+	do(t, ctx, "a wrong passphrase", chromedp.SendKeys(chromedp.ID("passphrase-input"), "wrong"), chromedp.Click(chromedp.ID("unlock-button")))
+	poll[bool](t, ctx, "the wrong-passphrase message", `document.querySelector('#get-error').textContent.includes('Wrong passphrase')`, 30*time.Second)
+	do(t, ctx, "the right passphrase", chromedp.SetValue(chromedp.ID("passphrase-input"), "correct horse battery"), chromedp.Click(chromedp.ID("unlock-button")))
+	poll[bool](t, ctx, "the unsealed name", `document.querySelector('#recipe-info').textContent.includes('secret.bin')`, 30*time.Second)
+	do(t, ctx, "get the sealed file", chromedp.Click(chromedp.ID("get-button")))
+	poll[bool](t, ctx, "the Save link", visible("#save-link"), time.Minute)
+	if got := download(t, ctx, "#save-link", t.TempDir()); sha256.Sum256(got) != sha256.Sum256(secret) {
+		t.Fatal("the file of the sealed recipe differs")
+	}
+
 	// A damaged recipe: a message, not a blank page.
 	damaged := rc[:40] + string("abcdefgh"[(strings.IndexByte("abcdefgh", rc[40])+1)%8]) + rc[41:]
 	if damaged == rc {

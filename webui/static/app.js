@@ -260,8 +260,38 @@ async function inspect({ quiet = false } = {}) {
   } catch (e) {
     if (seq !== inspectSeq) return;
     info.replaceChildren();
+    if (String(e.message || '').startsWith('sealed:')) {
+      askPassphrase(text);
+      return;
+    }
     if (!quiet) showError(getError, e);
   }
+}
+
+// askPassphrase shows a passphrase field for a sealed recipe; the node
+// opens it (the passphrase goes to this machine's own node only) and the
+// box then holds the plain recipe.
+function askPassphrase(text) {
+  clearError(getError);
+  const field = el('input', { type: 'password', id: 'passphrase-input', autocomplete: 'off', 'aria-label': 'Passphrase' });
+  const button = el('button', { type: 'button', id: 'unlock-button' }, 'Open');
+  const unlock = async () => {
+    const body = new URLSearchParams({ recipe: text, passphrase: field.value });
+    try {
+      const res = await fetch('/api/v1/unseal', { method: 'POST', body, headers: { Accept: 'application/json' }, cache: 'no-store' });
+      const out = await res.json().catch(() => null);
+      if (!res.ok) throw new Error((out && out.error) || res.statusText);
+      input.value = out.recipe;
+      showRecipeInfo(out);
+      clearError(getError);
+    } catch (err) {
+      showError(getError, String(err.message).startsWith('wrong passphrase') ? 'Wrong passphrase: this is not the one the recipe was sealed with.' : err.message);
+    }
+  };
+  button.addEventListener('click', unlock);
+  field.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') { ev.preventDefault(); unlock(); } });
+  info.replaceChildren(el('p', { class: 'meta' }, 'This recipe is sealed with a passphrase: ', field, ' ', button));
+  field.focus();
 }
 
 function showRecipeInfo(ri) {
