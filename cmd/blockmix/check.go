@@ -9,12 +9,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/blockmix/blockmix/recipe"
 	"github.com/blockmix/blockmix/webui"
 )
 
 func newCheckCommand(e *env) *cobra.Command {
 	var asJSON, repair bool
+	var po passphraseOptions
 	c := &cobra.Command{
 		Use:   "check RECIPE",
 		Short: "Say whether a file is safe: how many copies its blocks have",
@@ -26,24 +26,28 @@ lost (some block has no copy anywhere reachable). --repair gives the
 blocks the copies they lack now. Exit code 1 when the file is at risk or
 lost. It needs the daemon.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error { return runCheck(c.Context(), e, args[0], repair, asJSON) },
+		RunE: func(c *cobra.Command, args []string) error {
+			return runCheck(c.Context(), e, po, args[0], repair, asJSON)
+		},
 	}
+	po.addGetFlags(c.Flags())
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: blocks, min_copies, median_copies, missing, short, replicas, state, verdict")
 	c.Flags().BoolVar(&repair, "repair", false, "push the missing copies now, then check")
 	return c
 }
 
-func runCheck(ctx context.Context, e *env, text string, repair, asJSON bool) error {
-	if _, err := recipe.Parse(text); err != nil {
-		return badUse("%v (the recipe is damaged or was made by another program)", err)
+func runCheck(ctx context.Context, e *env, po passphraseOptions, text string, repair, asJSON bool) error {
+	rc, err := e.recipeArg(po, text)
+	if err != nil {
+		return err
 	}
+	text = rc.String()
 	dc := e.daemon(ctx)
 	if dc == nil {
 		return fmt.Errorf("%w: check asks the network", errNoDaemon)
 	}
 	q := "?" + url.Values{"recipe": {text}}.Encode()
 	var h webui.HealthInfo
-	var err error
 	if repair {
 		err = dc.callJSON(ctx, http.MethodPost, "/api/v1/repair"+q, &h)
 	} else {

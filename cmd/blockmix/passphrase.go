@@ -166,6 +166,19 @@ func (e *env) unseal(o passphraseOptions, s recipe.Sealed) (recipe.Recipe, error
 	return rc, err
 }
 
+// recipeArg reads a recipe argument in any spelling: a sealed one is
+// opened here, with the passphrase asked or read from --passphrase-file.
+func (e *env) recipeArg(o passphraseOptions, text string) (recipe.Recipe, error) {
+	rc, sealed, err := recipe.ParseAny(text)
+	if err != nil {
+		return recipe.Recipe{}, badUse("%v (the recipe is damaged or was made by another program)", err)
+	}
+	if sealed != nil {
+		return e.unseal(o, *sealed)
+	}
+	return rc, nil
+}
+
 // sealOutputs replaces each output's recipe and url by their sealed
 // spellings under pass (each with its own salt).
 func sealOutputs(outs []putOutput, pass []byte) error {

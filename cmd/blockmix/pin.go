@@ -19,7 +19,8 @@ import (
 )
 
 func newPinCommand(e *env) *cobra.Command {
-	return &cobra.Command{
+	var po passphraseOptions
+	c := &cobra.Command{
 		Use:   "pin RECIPE",
 		Short: "Keep a file on this node: its blocks are never evicted",
 		Long: `pin puts a file on this node's list (see 'files', also called 'pins'), so
@@ -27,18 +28,20 @@ that none of its blocks is ever evicted to make room. Through the daemon it
 fetches whatever blocks are missing first; without one, every block must
 be here already. Files put here are pinned from the start.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error { return runPin(c.Context(), e, args[0]) },
+		RunE: func(c *cobra.Command, args []string) error { return runPin(c.Context(), e, po, args[0]) },
 	}
+	po.addGetFlags(c.Flags())
+	return c
 }
 
-func runPin(ctx context.Context, e *env, text string) error {
-	rc, err := recipe.Parse(text)
+func runPin(ctx context.Context, e *env, po passphraseOptions, text string) error {
+	rc, err := e.recipeArg(po, text)
 	if err != nil {
-		return badUse("%v (the recipe is damaged or was made by another program)", err)
+		return err
 	}
 	if dc := e.daemon(ctx); dc != nil {
 		var info webui.RecipeInfo
-		if err := dc.callJSON(ctx, http.MethodPost, "/api/v1/pin?"+url.Values{"recipe": {text}}.Encode(), &info); err != nil {
+		if err := dc.callJSON(ctx, http.MethodPost, "/api/v1/pin?"+url.Values{"recipe": {rc.String()}}.Encode(), &info); err != nil {
 			return err
 		}
 	} else {
@@ -92,15 +95,16 @@ func pinLocal(ctx context.Context, st *blocks.Disk, g blocks.Getter, rc recipe.R
 }
 
 func newUnpinCommand(e *env) *cobra.Command {
-	return &cobra.Command{
+	var po passphraseOptions
+	c := &cobra.Command{
 		Use:   "unpin RECIPE",
 		Short: "Take a file off this node's list: its blocks may then be evicted",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
-			rc, err := recipe.Parse(args[0])
+			rc, err := e.recipeArg(po, args[0])
 			if err != nil {
-				return badUse("%v (the recipe is damaged or was made by another program)", err)
+				return err
 			}
 			if dc := e.daemon(ctx); dc != nil {
 				resp, err := dc.call(ctx, http.MethodDelete, "/api/v1/files/"+url.PathEscape(rc.Key()))
@@ -122,6 +126,8 @@ func newUnpinCommand(e *env) *cobra.Command {
 			return nil
 		},
 	}
+	po.addGetFlags(c.Flags())
+	return c
 }
 
 func newGCCommand(e *env) *cobra.Command {

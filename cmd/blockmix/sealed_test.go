@@ -401,3 +401,22 @@ func TestSealedOnTerminal(t *testing.T) {
 	}
 	mustNotExist(t, dest)
 }
+
+// TestSealedPinUnpin: pin and unpin take a sealed recipe with its
+// passphrase, and refuse a wrong one.
+func TestSealedPinUnpin(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	pass := w.file("pass.txt", []byte("a long enough passphrase\n"))
+	wrong := w.file("wrong.txt", []byte("not the passphrase at all\n"))
+	sealed := w.okLine("--no-progress", "put", "--passphrase-file", pass, w.file("s.bin", randBytes(5, 50<<10)))
+	if out := w.okLine("unpin", "--passphrase-file", pass, sealed); !strings.HasPrefix(out, "unpinned s.bin") {
+		t.Fatalf("unpin: %q", out)
+	}
+	if r := w.run("pin", "--passphrase-file", wrong, sealed); r.code != 2 || !strings.Contains(string(r.stderr), "wrong passphrase") {
+		t.Fatalf("pin with a wrong passphrase:\n%v", r)
+	}
+	if out := w.okLine("pin", "--passphrase-file", pass, sealed); !strings.HasPrefix(out, "pinned s.bin") {
+		t.Fatalf("pin: %q", out)
+	}
+}
