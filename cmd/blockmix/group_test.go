@@ -33,6 +33,9 @@ func TestGroupsCLI(t *testing.T) {
 	if st := statusOf(t, b); st.Group != "friends" || st.Peers != 1 {
 		t.Fatalf("b in the group: %+v", st)
 	}
+	if out := string(b.ok("peers")); !strings.HasPrefix(out, "group friends") {
+		t.Errorf("peers does not say the group:\n%s", out)
+	}
 
 	// Another group cannot see them.
 	c.ok("group", "create", "others")

@@ -104,6 +104,15 @@ func runPeers(ctx context.Context, e *env, asJSON bool) error {
 		fmt.Fprintln(e.stdout, string(b))
 		return nil
 	}
+	var st webui.StatusInfo
+	if err := dc.getJSON(ctx, "/api/v1/status", &st); err != nil {
+		return err
+	}
+	if st.Group != "" {
+		fmt.Fprintf(e.stdout, "group %s: only nodes with its key\n", st.Group)
+	} else {
+		fmt.Fprintln(e.stdout, "no group: open to any blockmix node")
+	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PEER\tLATENCY\tRELIABILITY\tIN\tOUT\tLIES\tSTORED HERE\tHOLDS FOR US")
 	for _, p := range ps {
