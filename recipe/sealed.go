@@ -235,17 +235,7 @@ func ParseSealed(text string) (Sealed, error) {
 	if len(starts) == 0 {
 		return Sealed{}, fmt.Errorf("%w: no %q or %q link found in the text", ErrDamaged, SealedScheme, webPath+sealedTag)
 	}
-	var firstErr error
-	for _, start := range starts {
-		s, err := parseSealedAt(text[start:])
-		if err == nil {
-			return s, nil
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
-	return Sealed{}, firstErr
+	return firstIntact(text, starts, parseSealedAt)
 }
 
 // ParseAny finds a plain or a sealed recipe in text, whichever comes first
@@ -311,28 +301,9 @@ func findSealedStarts(text string) []int {
 // whole run first, then shorter ones cut where white space was, in case
 // words after the recipe looked like base32.
 func parseSealedAt(s string) (Sealed, error) {
-	var pay []byte
-	var breaks []int
-	for i := 0; i < len(s) && len(pay) <= MaxSealedChars; i++ {
-		c := s[i]
-		if isB32(c) {
-			pay = append(pay, c|0x20)
-			continue
-		}
-		if isSpace(c) {
-			if len(pay) > 0 && (len(breaks) == 0 || breaks[len(breaks)-1] != len(pay)) {
-				breaks = append(breaks, len(pay))
-			}
-			continue
-		}
-		break
-	}
-	cands := []int{len(pay)}
-	for k := len(breaks) - 1; k >= 0; k-- {
-		cands = append(cands, breaks[k])
-	}
+	pay, breaks, _ := scanPayload(s, MaxSealedChars)
 	var firstErr error
-	for _, n := range cands {
+	for _, n := range cuts(pay, breaks) {
 		sd, err := decodeSealed(string(pay[:n]))
 		if err == nil {
 			return sd, nil

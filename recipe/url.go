@@ -153,29 +153,34 @@ func Parse(text string) (Recipe, error) {
 	if len(starts) == 0 {
 		return Recipe{}, fmt.Errorf("%w: no %q or %q link found in the text", ErrDamaged, Scheme, webPath)
 	}
-	// The first place that holds an intact recipe wins (text may mention
-	// other links); else the first place's error says what is wrong.
+	return firstIntact(text, starts, parseAt)
+}
+
+// firstIntact parses text at each start in turn: the first place that
+// holds an intact value wins (text may mention other links); else the
+// first place's error says what is wrong.
+func firstIntact[T any](text string, starts []int, parse func(string) (T, error)) (T, error) {
+	var zero T
 	var firstErr error
 	for _, start := range starts {
-		r, err := parseAt(text[start:])
+		v, err := parse(text[start:])
 		if err == nil {
-			return r, nil
+			return v, nil
 		}
 		if firstErr == nil {
 			firstErr = err
 		}
 	}
-	return Recipe{}, firstErr
+	return zero, firstErr
 }
 
-// parseAt parses the payload at the start of s, and the name after it.
-func parseAt(s string) (Recipe, error) {
-	// Collect payload characters, noting where white space broke the run.
-	var pay []byte
-	var breaks []int
-	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
+// scanPayload collects the base32 characters at the start of s, lower
+// cased, up to max of them (0: no limit), skipping white space; breaks are
+// the payload lengths at which white space broke the run, and end is where
+// in s the run stopped.
+func scanPayload(s string, max int) (pay []byte, breaks []int, end int) {
+	for ; end < len(s) && (max == 0 || len(pay) <= max); end++ {
+		c := s[end]
 		if isB32(c) {
 			pay = append(pay, c|0x20) // lower case; digits have the bit already
 			continue
@@ -188,18 +193,30 @@ func parseAt(s string) (Recipe, error) {
 		}
 		break
 	}
+	return pay, breaks, end
+}
+
+// cuts lists the payload lengths to try: the whole run first, then shorter
+// ones cut where white space was, in case words after the recipe looked
+// like base32.
+func cuts(pay []byte, breaks []int) []int {
+	out := []int{len(pay)}
+	for k := len(breaks) - 1; k >= 0; k-- {
+		out = append(out, breaks[k])
+	}
+	return out
+}
+
+// parseAt parses the payload at the start of s, and the name after it.
+func parseAt(s string) (Recipe, error) {
+	// Collect payload characters, noting where white space broke the run.
+	pay, breaks, i := scanPayload(s, 0)
 	name := ""
 	if i < len(s) && s[i] == '/' && (len(breaks) == 0 || breaks[len(breaks)-1] != len(pay)) {
 		name = takeName(s[i+1:])
 	}
-	// The whole run first; then shorter ones cut where white space was, in
-	// case words after the recipe looked like base32.
-	cands := []int{len(pay)}
-	for k := len(breaks) - 1; k >= 0; k-- {
-		cands = append(cands, breaks[k])
-	}
 	var firstErr error
-	for _, n := range cands {
+	for _, n := range cuts(pay, breaks) {
 		r, err := decodePayload(string(pay[:n]))
 		if err == nil {
 			if n != len(pay) {

@@ -235,11 +235,7 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 		}
 		b, err := n.Store().Get(r.Context(), id)
 		if err != nil {
-			status := http.StatusInternalServerError
-			if errors.Is(err, blocks.ErrNotFound) {
-				status = http.StatusNotFound
-			}
-			writeError(w, status, err)
+			writeNodeError(w, err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")
@@ -280,11 +276,7 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 		}
 		rd, err := n.Open(r.Context(), rc)
 		if err != nil {
-			status := http.StatusInternalServerError
-			if errors.Is(err, blocks.ErrNotFound) {
-				status = http.StatusNotFound
-			}
-			writeError(w, status, err)
+			writeNodeError(w, err)
 			return
 		}
 		fileHeaders(w, rc, r.URL.Query().Get("download") == "1")
@@ -391,6 +383,16 @@ func writeJSON(w http.ResponseWriter, v any) {
 // ErrorBody is the JSON of every error answer.
 type ErrorBody struct {
 	Error string `json:"error"`
+}
+
+// writeNodeError answers an error from the node: 404 when it wraps
+// blocks.ErrNotFound, else 500.
+func writeNodeError(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	if errors.Is(err, blocks.ErrNotFound) {
+		status = http.StatusNotFound
+	}
+	writeError(w, status, err)
 }
 
 func writeError(w http.ResponseWriter, status int, err error) {

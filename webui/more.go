@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/mixer"
 	"github.com/blockmix/blockmix/recipe"
 )
@@ -181,6 +181,33 @@ func parseRecipe(w http.ResponseWriter, r *http.Request) (recipe.Recipe, bool) {
 // it with its passphrase. The page tells it by the message's start.
 var ErrSealed = errors.New("sealed: this recipe is protected by a passphrase; give it to open the recipe")
 
+// recipeInfo is what rc says, with its link on host.
+func recipeInfo(rc recipe.Recipe, host string) RecipeInfo {
+	cls := mixer.ClassFor(rc.Size)
+	return RecipeInfo{
+		Recipe: rc.String(), URL: rc.URL("http://" + host), Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,
+		BlockSize: cls, Blocks: dataBlocks(rc.Size, cls),
+	}
+}
+
+// withRecipe makes a handler that reads the recipe parameter (400 when
+// damaged), calls f with it, and answers its value as JSON or its error
+// (404 for blocks.ErrNotFound, else 500).
+func withRecipe[T any](f func(context.Context, recipe.Recipe) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rc, ok := parseRecipe(w, r)
+		if !ok {
+			return
+		}
+		v, err := f(r.Context(), rc)
+		if err != nil {
+			writeNodeError(w, err)
+			return
+		}
+		writeJSON(w, v)
+	}
+}
+
 // moreRoutes adds the endpoints the web page needs.
 func (s *Server) moreRoutes(mux *http.ServeMux) {
 	n := s.n
@@ -191,11 +218,7 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 		if !ok {
 			return
 		}
-		cls := mixer.ClassFor(rc.Size)
-		info := RecipeInfo{
-			Recipe: rc.String(), URL: rc.URL("http://" + r.Host), Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,
-			BlockSize: cls, Blocks: dataBlocks(rc.Size, cls),
-		}
+		info := recipeInfo(rc, r.Host)
 		fs, err := n.Store().Files(r.Context())
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, err)
@@ -238,33 +261,14 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 	// (its blocks stay until evicted); 204, or 404 when unknown.
 	mux.HandleFunc("DELETE /api/v1/files/{key}", func(w http.ResponseWriter, r *http.Request) {
 		if err := n.Remove(r.Context(), r.PathValue("key")); err != nil {
-			status := http.StatusInternalServerError
-			if errors.Is(err, blocks.ErrNotFound) {
-				status = http.StatusNotFound
-			}
-			writeError(w, status, err)
+			writeNodeError(w, err)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
 	// GET /api/v1/health?recipe=…: HealthInfo for a file on this node's
 	// list; 404 for another.
-	mux.HandleFunc("GET /api/v1/health", func(w http.ResponseWriter, r *http.Request) {
-		rc, ok := parseRecipe(w, r)
-		if !ok {
-			return
-		}
-		h, err := n.Health(r.Context(), rc)
-		if err != nil {
-			status := http.StatusInternalServerError
-			if errors.Is(err, blocks.ErrNotFound) {
-				status = http.StatusNotFound
-			}
-			writeError(w, status, err)
-			return
-		}
-		writeJSON(w, h)
-	})
+	mux.HandleFunc("GET /api/v1/health", withRecipe(n.Health))
 	// POST /api/v1/gc: evict the cached blocks and reclaim their space;
 	// GCInfo.
 	mux.HandleFunc("POST /api/v1/gc", answer(func(r *http.Request) (GCInfo, error) { return n.GC(r.Context()) }))
@@ -272,38 +276,15 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 	// POST /api/v1/fetch, but answering when done) and keep it on the list,
 	// so that its blocks are never evicted; RecipeInfo.
 	mux.HandleFunc("POST /api/v1/pin", func(w http.ResponseWriter, r *http.Request) {
-		rc, ok := parseRecipe(w, r)
-		if !ok {
-			return
-		}
-		if err := n.Fetch(r.Context(), rc, nil); err != nil {
-			status := http.StatusInternalServerError
-			if errors.Is(err, blocks.ErrNotFound) {
-				status = http.StatusNotFound
-			}
-			writeError(w, status, err)
-			return
-		}
-		writeJSON(w, RecipeInfo{Recipe: rc.String(), URL: rc.URL("http://" + r.Host), Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type, Local: true})
+		withRecipe(func(ctx context.Context, rc recipe.Recipe) (RecipeInfo, error) {
+			info := recipeInfo(rc, r.Host)
+			info.Local = true
+			return info, n.Fetch(ctx, rc, nil)
+		})(w, r)
 	})
 	// POST /api/v1/repair?recipe=…: give the file's blocks the copies they
 	// lack now; HealthInfo afterwards. 404 for a file not on the list.
-	mux.HandleFunc("POST /api/v1/repair", func(w http.ResponseWriter, r *http.Request) {
-		rc, ok := parseRecipe(w, r)
-		if !ok {
-			return
-		}
-		h, err := n.Repair(r.Context(), rc)
-		if err != nil {
-			status := http.StatusInternalServerError
-			if errors.Is(err, blocks.ErrNotFound) {
-				status = http.StatusNotFound
-			}
-			writeError(w, status, err)
-			return
-		}
-		writeJSON(w, h)
-	})
+	mux.HandleFunc("POST /api/v1/repair", withRecipe(n.Repair))
 	// POST /api/v1/unseal (a form: recipe, passphrase): the plain recipe
 	// of a sealed one, as RecipeInfo; 400 for a damaged one, 403 for a
 	// wrong passphrase. The passphrase stays on this machine: the page
@@ -328,9 +309,7 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 			writeError(w, status, err)
 			return
 		}
-		cls := mixer.ClassFor(rc.Size)
-		writeJSON(w, RecipeInfo{Recipe: rc.String(), URL: rc.URL("http://" + r.Host), Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,
-			BlockSize: cls, Blocks: dataBlocks(rc.Size, cls)})
+		writeJSON(w, recipeInfo(rc, r.Host))
 	})
 	// GET /api/v1/group: GroupInfo. POST /api/v1/group/create?name=… and
 	// POST /api/v1/group/join?invite=…: make or join one; an error says

@@ -203,6 +203,13 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 			}
 		}
 		return out
+	}, func(p string) int64 {
+		n := running.Load()
+		id, err := peer.Decode(p)
+		if n == nil || err != nil {
+			return 0
+		}
+		return n.Blocks.Peers.Stats(id).BytesOut
 	}); err != nil {
 		return err
 	}
@@ -222,18 +229,7 @@ func runDaemon(ctx context.Context, e *env, o daemonOptions, given func(flag str
 			fmt.Fprintf(e.stderr, "blockmix: %v\n", err)
 		}
 	}()
-	go func() {
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				_ = k.ledger.save()
-			}
-		}
-	}()
+	go every(ctx, time.Minute, nil, func() { _ = k.ledger.save() })
 	if o.donor {
 		go k.run(ctx, time.Minute)
 	}

@@ -94,23 +94,15 @@ func (k *keeper) fits(n int64) bool {
 
 // run evicts cached blocks in the background whenever the store is near
 // its quota, down to 90 % of it, until ctx ends.
-func (k *keeper) run(ctx context.Context, every time.Duration) {
+func (k *keeper) run(ctx context.Context, interval time.Duration) {
 	if k.quota <= 0 {
 		return
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-k.wake:
-		}
+	every(ctx, interval, k.wake, func() {
 		if k.stored.Load() > k.quota*95/100 {
 			_, _ = k.evict(ctx, k.stored.Load()-k.quota*90/100, false)
 		}
-	}
+	})
 }
 
 // candidate is a block that may be evicted.

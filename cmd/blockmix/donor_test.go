@@ -21,6 +21,20 @@ func daemonArgs(more ...string) []string {
 	return append([]string{"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"}, more...)
 }
 
+// putPlaced puts a file through w's daemon and fails the test unless
+// every block got all its copies (what names the situation).
+func putPlaced(t *testing.T, w *world, path, what string) webui.PutInfo {
+	t.Helper()
+	var put webui.PutInfo
+	if err := json.Unmarshal(w.ok("--no-progress", "put", "--json", path), &put); err != nil {
+		t.Fatal(err)
+	}
+	if put.Short == nil || *put.Short != 0 {
+		t.Fatalf("%s: not placed in full: %+v", what, put)
+	}
+	return put
+}
+
 // TestQuotaRefusalsFallBack: a donor with a small quota refuses the pushes
 // past it, with the reason, and the uploader gives those blocks to the next
 // closest node: the put still gets every copy.
@@ -37,13 +51,7 @@ func TestQuotaRefusalsFallBack(t *testing.T) {
 	waitRoutingTable(t, up, 2)
 
 	writeRandomFile(t, up.path("f.bin"), 31, 3<<20)
-	var put webui.PutInfo
-	if err := json.Unmarshal(up.ok("--no-progress", "put", "--json", up.path("f.bin")), &put); err != nil {
-		t.Fatal(err)
-	}
-	if put.Short == nil || *put.Short != 0 {
-		t.Fatalf("put with a full donor: %d short (%s)", *put.Short, put.Placement)
-	}
+	put := putPlaced(t, up, up.path("f.bin"), "put with a full donor")
 	s := small.stat()
 	if s.Quota != quota {
 		t.Errorf("stat --json says quota %d, want %d", s.Quota, quota)
@@ -159,13 +167,7 @@ func TestDonorDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeRandomFile(t, up.path("f.bin"), 51, 3<<20)
-	var put webui.PutInfo
-	if err := json.Unmarshal(up.ok("--no-progress", "put", "--json", up.path("f.bin")), &put); err != nil {
-		t.Fatal(err)
-	}
-	if put.Short == nil || *put.Short != 0 {
-		t.Fatalf("put beside a full donor: %d short (%s)", *put.Short, put.Placement)
-	}
+	putPlaced(t, up, up.path("f.bin"), "put beside a full donor")
 	st := statusOf(t, full)
 	if st.State != webui.StateStoreFails || !strings.Contains(st.Verdict, "file too large") || !strings.Contains(st.Verdict, "disk") {
 		t.Errorf("the full donor's status: %s %q", st.State, st.Verdict)
@@ -193,13 +195,7 @@ func TestFairShare(t *testing.T) {
 	startDaemonWith(t, roomy, daemonArgs("--bootstrap", idu.Addrs[0])...)
 	waitRoutingTable(t, up, 2)
 	writeRandomFile(t, up.path("f.bin"), 61, 3<<20)
-	var put webui.PutInfo
-	if err := json.Unmarshal(up.ok("--no-progress", "put", "--json", up.path("f.bin")), &put); err != nil {
-		t.Fatal(err)
-	}
-	if put.Short == nil || *put.Short != 0 {
-		t.Fatalf("put beside a fair-share donor: %d short (%s)", *put.Short, put.Placement)
-	}
+	putPlaced(t, up, up.path("f.bin"), "put beside a fair-share donor")
 	var ps []webui.PeerInfo
 	if err := json.Unmarshal(fair.ok("peers", "--json"), &ps); err != nil {
 		t.Fatal(err)

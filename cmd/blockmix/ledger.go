@@ -19,6 +19,8 @@ type ledger struct {
 	// given reads this run's bytes each peer accepted from us (the peer
 	// book's counts).
 	given func() map[string]int64
+	// givenTo is given for one peer (a push asks it: no map per push).
+	givenTo func(peer string) int64
 
 	mu   sync.Mutex
 	base map[string]ledgerEntry // as saved at start
@@ -32,8 +34,8 @@ type ledgerEntry struct {
 }
 
 // loadLedger reads the ledger at path (none yet: empty).
-func loadLedger(path string, given func() map[string]int64) (*ledger, error) {
-	l := &ledger{path: path, given: given, base: map[string]ledgerEntry{}, recv: map[string]int64{}}
+func loadLedger(path string, given func() map[string]int64, givenTo func(string) int64) (*ledger, error) {
+	l := &ledger{path: path, given: given, givenTo: givenTo, base: map[string]ledgerEntry{}, recv: map[string]int64{}}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return l, nil
@@ -53,7 +55,7 @@ func (l *ledger) entry(peer string) ledgerEntry {
 	defer l.mu.Unlock()
 	e := l.base[peer]
 	e.StoredHere += l.recv[peer]
-	e.HoldsForUs += l.given()[peer]
+	e.HoldsForUs += l.givenTo(peer)
 	return e
 }
 

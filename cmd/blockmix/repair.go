@@ -33,22 +33,12 @@ func newRepairer(st *blocks.Disk, node *bmnet.Node, replicas int, rate int64) *r
 
 // run repairs every interval until ctx ends (interval 0: never).
 func (r *repairer) run(ctx context.Context, interval time.Duration) {
-	if interval <= 0 {
-		return
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, interval, nil, func() {
 		info := r.round(ctx)
 		r.mu.Lock()
 		r.last = info
 		r.mu.Unlock()
-	}
+	})
 }
 
 // lastRound is what the last round found.
@@ -93,7 +83,7 @@ func (r *repairer) round(ctx context.Context) webui.RepairInfo {
 			if err == nil || errors.Is(err, bmnet.ErrUnderReplicated) {
 				info.Repaired++
 				info.BytesPushed += int64(len(b.Data()))
-				r.pace(ctx, len(b.Data()))
+				pace(ctx, r.rate, len(b.Data()))
 			}
 			if err != nil {
 				info.StillShort++
@@ -104,34 +94,12 @@ func (r *repairer) round(ctx context.Context) webui.RepairInfo {
 	return info
 }
 
-// pace sleeps long enough that pushes stay within the rate.
-func (r *repairer) pace(ctx context.Context, n int) {
-	if r.rate <= 0 {
-		return
-	}
-	select {
-	case <-time.After(time.Duration(int64(n) * int64(time.Second) / r.rate)):
-	case <-ctx.Done():
-	}
-}
-
 // scrub re-reads every local block each interval, paced at rate bytes per
 // second (0: no pacing), until ctx ends. A block whose bytes no longer
 // match its ID is quarantined and fetched again from a peer, so that the
 // node keeps serving what it held. interval 0: never.
 func (d *daemonNode) scrub(ctx context.Context, interval time.Duration, rate int64) {
-	if interval <= 0 {
-		return
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	pace := &repairer{rate: rate}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, interval, nil, func() {
 		var ids []blocks.ID
 		_ = d.st.Enumerate(ctx, func(id blocks.ID, _ blocks.Meta) error {
 			ids = append(ids, id)
@@ -146,9 +114,9 @@ func (d *daemonNode) scrub(ctx context.Context, interval time.Duration, rate int
 				d.healCorrupt(ctx, id, err)
 				continue
 			}
-			pace.pace(ctx, len(b))
+			pace(ctx, rate, len(b))
 		}
-	}
+	})
 }
 
 // healCorrupt quarantines a corrupt block and fetches it again.

@@ -42,17 +42,9 @@ overhead (stored bytes per file byte).`,
 }
 
 func runStat(ctx context.Context, e *env, asJSON bool) error {
-	s, err := e.storeStats(ctx)
+	s, quota, err := e.storeStats(ctx)
 	if err != nil {
 		return err
-	}
-	var quota int64
-	if dc := e.daemon(ctx); dc != nil {
-		var st webui.StatusInfo
-		if err := dc.getJSON(ctx, "/api/v1/status", &st); err != nil {
-			return err
-		}
-		quota = st.Quota
 	}
 	dir, _ := e.repoDir()
 	out := statOutput{dir, s.Blocks, s.Bytes, s.Files, s.FileBytes, s.SharedBlocks, s.Overhead(), s.Quarantined, s.DiskBytes, quota}
@@ -68,18 +60,21 @@ func runStat(ctx context.Context, e *env, asJSON bool) error {
 	return nil
 }
 
-// storeStats sums up the repo's store, through the daemon when one runs.
-func (e *env) storeStats(ctx context.Context) (blocks.Stats, error) {
+// storeStats sums up the repo's store, and the running daemon's quota (0
+// offline or without one): through the daemon's status when one runs.
+func (e *env) storeStats(ctx context.Context) (blocks.Stats, int64, error) {
 	if dc := e.daemon(ctx); dc != nil {
-		var s blocks.Stats
-		return s, dc.getJSON(ctx, "/api/v1/stat", &s)
+		var st webui.StatusInfo
+		err := dc.getJSON(ctx, "/api/v1/status", &st)
+		return st.Store.Stats, st.Quota, err
 	}
 	st, err := e.openStore(false)
 	if err != nil {
-		return blocks.Stats{}, err
+		return blocks.Stats{}, 0, err
 	}
 	defer st.Close()
-	return st.Stats(ctx)
+	s, err := st.Stats(ctx)
+	return s, 0, err
 }
 
 // printStats writes the store summary of stat (and status).

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"time"
+)
+
+// every calls fn each interval, and also whenever wake fires (nil: only on
+// the interval), until ctx ends. interval <= 0: never.
+func every(ctx context.Context, interval time.Duration, wake <-chan struct{}, fn func()) {
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-wake:
+		}
+		fn()
+	}
+}
+
+// pace sleeps as long as n bytes take at rate bytes per second (0: not
+// at all), or until ctx ends.
+func pace(ctx context.Context, rate int64, n int) {
+	if rate <= 0 {
+		return
+	}
+	select {
+	case <-time.After(time.Duration(int64(n) * int64(time.Second) / rate)):
+	case <-ctx.Done():
+	}
+}
