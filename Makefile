@@ -37,10 +37,12 @@ test:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 
-# The fault-injection suite's long form: 20 rounds of random faults on
-# eight daemons (BLOCKMIX_FAULT_SEED=N replays a run).
+# The long forms: 20 rounds of random faults on eight daemons
+# (BLOCKMIX_FAULT_SEED=N replays a run), then 100 fresh nodes that each
+# get a 171 MiB file from four others.
 soak: build
 	BLOCKMIX_SOAK=20 $(GO) test -count=1 -run TestFaultInjection -v -timeout 60m ./cmd/blockmix
+	BLOCKMIX_GET_SOAK=100 $(GO) test -count=1 -run TestFreshNodesGet -v -timeout 60m ./cmd/blockmix
 
 lint:
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && false)

@@ -246,16 +246,25 @@ func (w *want) notFound() error {
 
 // finish hands r to every caller waiting for w. Called with f.mu held; it
 // releases it.
+//
+// Every caller owns the bytes it gets (blocks.Getter's contract: the
+// mixer XORs into them in place), so each copy is taken before the first
+// caller is woken: a copy taken after a send could read bytes that caller
+// is already overwriting.
 func (f *Fetcher) finish(w *want, r fetched) {
 	f.forget(w)
 	ws := w.waiters
 	w.waiters = nil
 	f.mu.Unlock()
-	for i, ch := range ws {
+	rs := make([]fetched, len(ws))
+	for i := range ws {
+		rs[i] = r
 		if i > 0 && r.b != nil {
-			r.b = append([]byte(nil), r.b...) // each caller owns its bytes
+			rs[i].b = append([]byte(nil), r.b...)
 		}
-		ch <- r
+	}
+	for i, ch := range ws {
+		ch <- rs[i]
 	}
 }
 

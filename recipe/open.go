@@ -29,9 +29,10 @@ type Reader struct {
 	workers int
 	prog    mixer.Progress
 
-	mu    sync.Mutex
-	nodes map[[2]int64]node // (level, index) -> decoded node
-	off   int64
+	mu      sync.Mutex
+	nodes   map[[2]int64]node      // (level, index) -> decoded node
+	loading map[[2]int64]*nodeLoad // nodes being read
+	off     int64
 }
 
 // Options tune Open.
@@ -64,7 +65,7 @@ func Open(ctx context.Context, g blocks.Getter, rc Recipe, opt Options) (*Reader
 	if want := tuplesFor(root.size, root.dataClass); root.total != want {
 		return nil, fmt.Errorf("%w: %d tuples for %d bytes", ErrBadDescriptor, root.total, root.size)
 	}
-	r := &Reader{ctx: ctx, g: g, rc: rc, root: root, workers: opt.Workers, prog: opt.Progress, nodes: map[[2]int64]node{}}
+	r := &Reader{ctx: ctx, g: g, rc: rc, root: root, workers: opt.Workers, prog: opt.Progress, nodes: map[[2]int64]node{}, loading: map[[2]int64]*nodeLoad{}}
 	if root.level > 0 && root.entryClass != rc.DescClass {
 		return nil, fmt.Errorf("%w: inner nodes of %d bytes under a %d-byte root", ErrBadDescriptor, root.entryClass, rc.DescClass)
 	}
@@ -126,19 +127,57 @@ func (r *Reader) tuple(ctx context.Context, i int64) (mixer.Tuple, error) {
 	return n.entries[k], nil
 }
 
+// node returns the descriptor node at (level, idx), whose tuple is tu.
+// Workers that need one node at the same time share one read of it.
 func (r *Reader) node(ctx context.Context, level int, idx int64, tu mixer.Tuple) (node, error) {
 	key := [2]int64{int64(level), idx}
 	r.mu.Lock()
-	n, ok := r.nodes[key]
-	r.mu.Unlock()
-	if ok {
+	if n, ok := r.nodes[key]; ok {
+		r.mu.Unlock()
 		return n, nil
 	}
+	if l, ok := r.loading[key]; ok {
+		r.mu.Unlock()
+		select {
+		case <-l.done:
+			return l.n, l.err
+		case <-ctx.Done():
+			return node{}, ctx.Err()
+		}
+	}
+	l := &nodeLoad{done: make(chan struct{})}
+	r.loading[key] = l
+	r.mu.Unlock()
+
+	l.n, l.err = r.readNode(ctx, level, idx, tu)
+	r.mu.Lock()
+	delete(r.loading, key)
+	if l.err == nil {
+		if len(r.nodes) > 256 { // a small bound: a path and its neighbours
+			clear(r.nodes)
+		}
+		r.nodes[key] = l.n
+	}
+	r.mu.Unlock()
+	close(l.done)
+	return l.n, l.err
+}
+
+// nodeLoad is one read of a descriptor node that several workers wait for.
+type nodeLoad struct {
+	done chan struct{} // closed when n and err are set
+	n    node
+	err  error
+}
+
+// readNode unmixes and decodes the descriptor node at (level, idx) and
+// checks that it fits the root.
+func (r *Reader) readNode(ctx context.Context, level int, idx int64, tu mixer.Tuple) (node, error) {
 	b, err := mixer.Unmix(ctx, r.g, tu)
 	if err != nil {
 		return node{}, fmt.Errorf("descriptor node: %w", err)
 	}
-	n, err = decodeNode(b)
+	n, err := decodeNode(b)
 	if err != nil {
 		return node{}, err
 	}
@@ -146,12 +185,6 @@ func (r *Reader) node(ctx context.Context, level int, idx int64, tu mixer.Tuple)
 		n.dataClass != r.root.dataClass || n.dataT != r.root.dataT || len(b) != r.rc.DescClass {
 		return node{}, fmt.Errorf("%w: node %d/%d does not fit its root", ErrBadDescriptor, level, idx)
 	}
-	r.mu.Lock()
-	if len(r.nodes) > 256 { // a small bound: a path and its neighbours
-		clear(r.nodes)
-	}
-	r.nodes[key] = n
-	r.mu.Unlock()
 	return n, nil
 }
 
@@ -268,7 +301,13 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	h := sha256.New()
 	var written int64
 	for ch := range slots {
-		res := <-ch
+		var res result
+		select {
+		case res = <-ch:
+		case <-ctx.Done():
+			// A slot handed out just before the cancel may have no worker.
+			return written, ctx.Err()
+		}
 		if res.err != nil {
 			return written, res.err
 		}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"strconv"
@@ -288,7 +289,15 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 		}
 		w.Header().Set("Content-Length", strconv.FormatInt(rc.Size, 10))
 		w.Header().Set("Accept-Ranges", "bytes")
-		if _, err := rd.WriteTo(w); err != nil {
+		if sent, err := rd.WriteTo(w); err != nil {
+			// The client going away is its choice; anything else is
+			// the node's failure, and the operator needs its reason.
+			level := slog.LevelWarn
+			if r.Context().Err() != nil {
+				level = slog.LevelDebug
+			}
+			s.opt.Log.Log(r.Context(), level, "get failed", slog.String("name", rc.Name), slog.Int64("size", rc.Size),
+				slog.Int64("sent", sent), slog.Any("err", err))
 			// Headers are out: break the connection so that the client
 			// sees a cut response, never a whole-looking wrong file.
 			panic(http.ErrAbortHandler)

@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -20,6 +21,9 @@ type Options struct {
 	MaxTransfers int
 	// SampleEvery is the bandwidth history's interval; 0 means 10 s.
 	SampleEvery time.Duration
+	// Log gets one line per failed transfer (a get cut halfway, a fetch
+	// that failed) with the reason; nil means slog.Default().
+	Log *slog.Logger
 }
 
 // Server serves a node's API and web page. Close it to stop its
@@ -46,8 +50,11 @@ func New(n Node, opt Options) *Server {
 	if opt.SampleEvery <= 0 {
 		opt.SampleEvery = 10 * time.Second
 	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
 	s := &Server{n: n, opt: opt, stop: make(chan struct{}), history: &history{every: opt.SampleEvery}}
-	s.transfers = newTransfers(n, opt.MaxTransfers, s.stop)
+	s.transfers = newTransfers(n, opt.MaxTransfers, s.stop, opt.Log)
 	go s.history.run(n, s.stop)
 	mux := http.NewServeMux()
 	s.apiRoutes(mux)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ type transfers struct {
 	n    Node
 	max  int
 	stop <-chan struct{}
+	log  *slog.Logger
 
 	mu   sync.Mutex
 	byID map[string]*transfer
@@ -44,8 +46,8 @@ type mark struct {
 	n int64
 }
 
-func newTransfers(n Node, max int, stop <-chan struct{}) *transfers {
-	return &transfers{n: n, max: max, stop: stop, byID: map[string]*transfer{}}
+func newTransfers(n Node, max int, stop <-chan struct{}, log *slog.Logger) *transfers {
+	return &transfers{n: n, max: max, stop: stop, log: log, byID: map[string]*transfer{}}
 }
 
 // start begins fetching rc, or returns the running transfer of the same
@@ -96,6 +98,8 @@ func (ts *transfers) start(rc recipe.Recipe) (TransferInfo, error) {
 		t.info.Finished = time.Now().UTC()
 		if err != nil {
 			t.info.State, t.info.Error = TransferFailed, err.Error()
+			ts.log.Warn("fetch failed", slog.String("name", rc.Name), slog.Int64("size", rc.Size),
+				slog.Int64("bytes", t.bytes.Load()), slog.Any("err", err))
 		} else {
 			t.info.State = TransferDone
 		}

@@ -1,0 +1,75 @@
+package net
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/blockmix/blockmix/blocks"
+)
+
+// TestFetcherWaitersOwnTheirBytes: many callers wait for one block that a
+// slow peer serves; each one overwrites its bytes as soon as it has checked
+// them, as mixer.Unmix does when it XORs in place. No caller may see bytes
+// that another one is writing: every caller must get the block intact.
+func TestFetcherWaitersOwnTheirBytes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const rounds, waiters = 4, 48
+	st := blocks.NewMem()
+	rng := rand.NewChaCha8([32]byte{42})
+	var ids []blocks.ID
+	for i := 0; i < rounds; i++ {
+		d := make([]byte, blocks.MaxBlockSize)
+		rng.Read(d)
+		b, err := blocks.NewBlock(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PutBlock(ctx, b, uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, b.ID())
+	}
+	// The peer answers after every waiter has queued on the one request.
+	client, local, _ := startServers(t, ctx, []blocks.Getter{slowGetter{st, 300 * time.Millisecond}})
+	f := NewFetcher(client, local)
+	f.Keep = func(blocks.ID, int) bool { return false } // every round goes to the peer
+
+	for round, id := range ids {
+		var wg sync.WaitGroup
+		errs := make(chan error, waiters)
+		for w := 0; w < waiters; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				b, err := f.Get(ctx, id)
+				if err == nil {
+					err = blocks.Check(id, b)
+				}
+				for i := range b {
+					b[i] ^= 0xa5 // the caller owns b: scribble on it at once
+				}
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		bad := 0
+		var first error
+		for err := range errs {
+			if err != nil {
+				bad++
+				first = err
+			}
+		}
+		if bad > 0 {
+			t.Fatalf("round %d: %d of %d waiters got damaged bytes: %v", round, bad, waiters, first)
+		}
+	}
+	if got := f.Stats().Blocks; got > int64(2*rounds) {
+		t.Errorf("%d blocks fetched for %d rounds: concurrent Gets of one ID should share one request", got, rounds)
+	}
+}
