@@ -18,92 +18,8 @@ import (
 
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/recipe"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
-
-// IDInfo is GET /api/v1/id.
-type IDInfo struct {
-	ID           string   `json:"id"`
-	Addrs        []string `json:"addrs"` // full multiaddrs, /p2p/ID included
-	RoutingTable int      `json:"routing_table"`
-	Peers        int      `json:"peers"`
-}
-
-// PutInfo is POST /api/v1/put (and `blockmix put --json`, which leaves the
-// placement fields out when no daemon placed the blocks).
-type PutInfo struct {
-	Recipe    string `json:"recipe"`
-	URL       string `json:"url"`
-	Name      string `json:"name"`
-	Size      int64  `json:"size"`
-	Type      string `json:"type,omitempty"`
-	NewBytes  int64  `json:"new_bytes"`
-	NewBlocks int    `json:"new_blocks"`
-	Blocks    int    `json:"blocks"`
-	Replicas  int    `json:"replicas,omitempty"`
-	// Short is how many blocks have fewer than Replicas copies on other
-	// nodes (nil: not placed); Placement says why in plain words ("" when
-	// all are placed).
-	Short     *int   `json:"blocks_short,omitempty"`
-	Placement string `json:"placement,omitempty"`
-	// Nodes is how many distinct other nodes took blocks.
-	Nodes int `json:"nodes,omitempty"`
-}
-
-// PeerInfo is one entry of GET /api/v1/peers.
-type PeerInfo struct {
-	ID          string  `json:"id"`
-	Addr        string  `json:"addr,omitempty"`
-	LatencyMs   float64 `json:"latency_ms"`
-	Reliability float64 `json:"reliability"` // share of requests that worked (a new peer: 0.5)
-	Score       float64 `json:"score"`
-	BytesIn     int64   `json:"bytes_in"`
-	BytesOut    int64   `json:"bytes_out"`
-	Lies        int64   `json:"lies"`
-	// The fair-share ledger: bytes of the peer's blocks this node stores,
-	// and of this node's blocks the peer took (across restarts).
-	StoredHere int64 `json:"stored_here"`
-	HoldsForUs int64 `json:"holds_for_us"`
-}
-
-// BlockInfo is one line of GET /api/v1/blocks (and of `blockmix block ls
-// --json`).
-type BlockInfo struct {
-	ID   blocks.ID `json:"id"`
-	Size int       `json:"size"`
-	Refs int       `json:"refs"` // how many recorded files use the block
-}
-
-// VerifyInfo is POST /api/v1/verify (and `blockmix verify --json`).
-type VerifyInfo struct {
-	Checked     int         `json:"checked"`
-	Bytes       int64       `json:"bytes"`
-	Quarantined []blocks.ID `json:"quarantined"` // never null
-}
-
-// DaemonInfo is what a running node knows of itself beyond ID().
-type DaemonInfo struct {
-	Repo     string
-	Started  time.Time
-	Replicas int // how many other nodes should hold each block
-	// Quota bounds the store's block bytes (0: none); Profile names the
-	// daemon's profile ("default" or "lowpower").
-	Quota   int64
-	Profile string
-	// Group names the private group the node is in ("" for none).
-	Group string
-	// Repair is the last repair round of the blocks this node holds for
-	// the network; ScrubHealed counts the corrupt blocks the scrub
-	// quarantined and fetched again since the start.
-	Repair      RepairInfo
-	ScrubHealed int64
-	// StoreError is the standing failure to store blocks ("" when the
-	// last block stored fine): a full or read-only disk.
-	StoreError string
-	// Traffic over libp2p since the start (all protocols), and the recent
-	// rates in bytes per second.
-	BytesIn, BytesOut int64
-	RateIn, RateOut   float64
-}
 
 // Store is the part of the node's own block store that the API reads.
 // *blocks.Disk and *blocks.Mem implement it. It must be safe for
@@ -117,11 +33,11 @@ type Store interface {
 
 // Node is what the API needs of a running node.
 type Node interface {
-	ID() IDInfo
-	Peers() []PeerInfo
-	Daemon() DaemonInfo
+	ID() apiv1.IDInfo
+	Peers() []apiv1.PeerInfo
+	Daemon() apiv1.DaemonInfo
 	// Put mixes r into the store, syncs it and places its blocks.
-	Put(ctx context.Context, r io.Reader, size int64, name, typ string) (PutInfo, error)
+	Put(ctx context.Context, r io.Reader, size int64, name, typ string) (apiv1.PutInfo, error)
 	// Open rebuilds a file, fetching blocks from peers as needed.
 	Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, error)
 	// Store is the node's local store, read as it is: nothing is fetched.
@@ -132,28 +48,28 @@ type Node interface {
 	Fetch(ctx context.Context, rc recipe.Recipe, progress func(n int64)) error
 	// Health counts the reachable copies of each block of a file this node
 	// holds or can reach.
-	Health(ctx context.Context, rc recipe.Recipe) (HealthInfo, error)
+	Health(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, error)
 	// Repair gives every block of a file on this node's list the copies it
 	// lacks (fetching it first when it is not here) and answers the
 	// file's health afterwards.
-	Repair(ctx context.Context, rc recipe.Recipe) (HealthInfo, error)
+	Repair(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, error)
 	// Group tells the node's private group (zero when none); CreateGroup
 	// and JoinGroup make or join one (the daemon works in it after a
 	// restart).
-	Group(ctx context.Context) (GroupInfo, error)
-	CreateGroup(ctx context.Context, name string) (GroupInfo, error)
-	JoinGroup(ctx context.Context, invite string) (GroupInfo, error)
+	Group(ctx context.Context) (apiv1.GroupInfo, error)
+	CreateGroup(ctx context.Context, name string) (apiv1.GroupInfo, error)
+	JoinGroup(ctx context.Context, invite string) (apiv1.GroupInfo, error)
 	// GC evicts every cached block (pinned ones never; the network's only
 	// when the store is over its quota, after handing them off) and
 	// reclaims the space.
-	GC(ctx context.Context) (GCInfo, error)
+	GC(ctx context.Context) (apiv1.GCInfo, error)
 	// Remove takes a file off this node's list (its blocks stay until
 	// evicted); an unknown key wraps blocks.ErrNotFound.
 	Remove(ctx context.Context, key string) error
 	// Verify re-hashes every local block, quarantines the ones whose
 	// bytes do not match their ID and syncs the store. Finding corrupt
 	// blocks is not an error: they are listed in the answer.
-	Verify(ctx context.Context) (VerifyInfo, error)
+	Verify(ctx context.Context) (apiv1.VerifyInfo, error)
 }
 
 // apiRoutes adds the node's API under /api/v1/ to mux. Every answer is
@@ -168,7 +84,7 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/peers", func(w http.ResponseWriter, r *http.Request) {
 		ps := n.Peers()
 		if ps == nil {
-			ps = []PeerInfo{}
+			ps = []apiv1.PeerInfo{}
 		}
 		writeJSON(w, ps)
 	})
@@ -177,7 +93,7 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 		return n.Store().Stats(r.Context())
 	}))
 	// GET /api/v1/status: StatusInfo, the node summed up with a verdict.
-	mux.HandleFunc("GET /api/v1/status", answer(func(r *http.Request) (StatusInfo, error) {
+	mux.HandleFunc("GET /api/v1/status", answer(func(r *http.Request) (apiv1.StatusInfo, error) {
 		return status(r.Context(), n)
 	}))
 	// GET /api/v1/files: a []blocks.FileRecord of the files recorded in the
@@ -193,7 +109,7 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 	// reading the whole store) and answer VerifyInfo. Corrupt blocks found
 	// are quarantined and listed with status 200; an error means the check
 	// itself could not run to the end.
-	mux.HandleFunc("POST /api/v1/verify", answer(func(r *http.Request) (VerifyInfo, error) {
+	mux.HandleFunc("POST /api/v1/verify", answer(func(r *http.Request) (apiv1.VerifyInfo, error) {
 		v, err := n.Verify(r.Context())
 		if v.Quarantined == nil {
 			v.Quarantined = []blocks.ID{}
@@ -211,7 +127,7 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 		enc := json.NewEncoder(bw)
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		err := n.Store().Enumerate(r.Context(), func(id blocks.ID, m blocks.Meta) error {
-			return enc.Encode(BlockInfo{ID: id, Size: m.Size, Refs: m.Refs})
+			return enc.Encode(apiv1.BlockInfo{ID: id, Size: m.Size, Refs: m.Refs})
 		})
 		if err == nil {
 			err = bw.Flush()
@@ -389,11 +305,6 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// ErrorBody is the JSON of every error answer.
-type ErrorBody struct {
-	Error string `json:"error"`
-}
-
 // writeNodeError answers an error from the node: 404 when it wraps
 // blocks.ErrNotFound, else 500.
 func writeNodeError(w http.ResponseWriter, err error) {
@@ -407,5 +318,5 @@ func writeNodeError(w http.ResponseWriter, err error) {
 func writeError(w http.ResponseWriter, status int, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(ErrorBody{err.Error()})
+	_ = json.NewEncoder(w).Encode(apiv1.ErrorBody{Error: err.Error()})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/mixer"
 	"github.com/blockmix/blockmix/recipe"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // memNode is a Node over an in-memory store, without a network.
@@ -27,21 +28,21 @@ type memNode struct {
 	m     *mixer.Mixer
 	peers int
 	mu    sync.Mutex
-	d     DaemonInfo
+	d     apiv1.DaemonInfo
 }
 
-func (n *memNode) ID() IDInfo {
-	return IDInfo{ID: "test", Addrs: []string{"/ip4/127.0.0.1/tcp/1/p2p/test"}, Peers: n.peers, RoutingTable: n.peers + 1}
+func (n *memNode) ID() apiv1.IDInfo {
+	return apiv1.IDInfo{ID: "test", Addrs: []string{"/ip4/127.0.0.1/tcp/1/p2p/test"}, Peers: n.peers, RoutingTable: n.peers + 1}
 }
-func (n *memNode) Peers() []PeerInfo { return nil }
-func (n *memNode) Daemon() DaemonInfo {
+func (n *memNode) Peers() []apiv1.PeerInfo { return nil }
+func (n *memNode) Daemon() apiv1.DaemonInfo {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.d
 }
 
 // setDaemon changes what Daemon says (the bandwidth sampler reads it).
-func (n *memNode) setDaemon(d DaemonInfo) {
+func (n *memNode) setDaemon(d apiv1.DaemonInfo) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.d = d
@@ -50,12 +51,12 @@ func (n *memNode) Store() Store { return n.st }
 func (n *memNode) Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, error) {
 	return recipe.Open(ctx, n.st, rc, recipe.Options{})
 }
-func (n *memNode) Put(ctx context.Context, r io.Reader, size int64, name, typ string) (PutInfo, error) {
+func (n *memNode) Put(ctx context.Context, r io.Reader, size int64, name, typ string) (apiv1.PutInfo, error) {
 	res, err := recipe.Put(ctx, n.m, n.st, r, size, name, typ, nil)
 	if err != nil {
-		return PutInfo{}, err
+		return apiv1.PutInfo{}, err
 	}
-	return PutInfo{Recipe: res.Recipe.String(), Name: res.Recipe.Name, Size: res.Recipe.Size, Blocks: len(res.Blocks)}, nil
+	return apiv1.PutInfo{Recipe: res.Recipe.String(), Name: res.Recipe.Name, Size: res.Recipe.Size, Blocks: len(res.Blocks)}, nil
 }
 func (n *memNode) Fetch(ctx context.Context, rc recipe.Recipe, progress func(int64)) error {
 	r, err := recipe.Open(ctx, n.st, rc, recipe.Options{Progress: progressFunc(progress)})
@@ -65,33 +66,33 @@ func (n *memNode) Fetch(ctx context.Context, rc recipe.Recipe, progress func(int
 	_, err = r.WriteTo(io.Discard)
 	return err
 }
-func (n *memNode) Health(ctx context.Context, rc recipe.Recipe) (HealthInfo, error) {
+func (n *memNode) Health(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, error) {
 	f, err := n.st.File(ctx, rc.Key())
 	if err != nil {
-		return HealthInfo{}, err
+		return apiv1.HealthInfo{}, err
 	}
-	h := HealthInfo{Blocks: len(f.Blocks), MinCopies: 1, MedianCopies: 1, Replicas: 1}
+	h := apiv1.HealthInfo{Blocks: len(f.Blocks), MinCopies: 1, MedianCopies: 1, Replicas: 1}
 	h.Judge()
 	return h, nil
 }
-func (n *memNode) Remove(ctx context.Context, key string) error { return n.st.RemoveFile(ctx, key) }
-func (n *memNode) GC(ctx context.Context) (GCInfo, error)       { return GCInfo{}, nil }
-func (n *memNode) Group(ctx context.Context) (GroupInfo, error) { return GroupInfo{}, nil }
-func (n *memNode) CreateGroup(ctx context.Context, name string) (GroupInfo, error) {
-	return GroupInfo{Name: name, Message: "created"}, nil
+func (n *memNode) Remove(ctx context.Context, key string) error       { return n.st.RemoveFile(ctx, key) }
+func (n *memNode) GC(ctx context.Context) (apiv1.GCInfo, error)       { return apiv1.GCInfo{}, nil }
+func (n *memNode) Group(ctx context.Context) (apiv1.GroupInfo, error) { return apiv1.GroupInfo{}, nil }
+func (n *memNode) CreateGroup(ctx context.Context, name string) (apiv1.GroupInfo, error) {
+	return apiv1.GroupInfo{Name: name, Message: "created"}, nil
 }
-func (n *memNode) JoinGroup(ctx context.Context, invite string) (GroupInfo, error) {
-	return GroupInfo{}, errors.New("not an invite")
+func (n *memNode) JoinGroup(ctx context.Context, invite string) (apiv1.GroupInfo, error) {
+	return apiv1.GroupInfo{}, errors.New("not an invite")
 }
-func (n *memNode) Repair(ctx context.Context, rc recipe.Recipe) (HealthInfo, error) {
+func (n *memNode) Repair(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, error) {
 	return n.Health(ctx, rc)
 }
-func (n *memNode) Verify(ctx context.Context) (VerifyInfo, error) {
+func (n *memNode) Verify(ctx context.Context) (apiv1.VerifyInfo, error) {
 	var ids []blocks.ID
 	if err := n.st.Enumerate(ctx, func(id blocks.ID, _ blocks.Meta) error { ids = append(ids, id); return nil }); err != nil {
-		return VerifyInfo{}, err
+		return apiv1.VerifyInfo{}, err
 	}
-	var v VerifyInfo
+	var v apiv1.VerifyInfo
 	for _, id := range ids {
 		b, err := n.st.Get(ctx, id)
 		if errors.Is(err, blocks.ErrCorrupt) {
@@ -128,7 +129,7 @@ func TestAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var info PutInfo
+	var info apiv1.PutInfo
 	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil || resp.StatusCode != 200 || info.Size != int64(len(data)) {
 		t.Fatalf("put: %d %+v %v", resp.StatusCode, info, err)
 	}
@@ -149,7 +150,7 @@ func TestAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var e ErrorBody
+	var e apiv1.ErrorBody
 	_ = json.NewDecoder(resp.Body).Decode(&e)
 	resp.Body.Close()
 	if resp.StatusCode != 400 || !strings.Contains(e.Error, "damaged recipe") {
@@ -217,7 +218,7 @@ func callJSON(t *testing.T, method, url string, status int, v any) {
 	}
 }
 
-func putMem(t *testing.T, n *memNode, name string, data []byte) PutInfo {
+func putMem(t *testing.T, n *memNode, name string, data []byte) apiv1.PutInfo {
 	t.Helper()
 	info, err := n.Put(context.Background(), bytes.NewReader(data), int64(len(data)), name, "")
 	if err != nil {
@@ -241,7 +242,7 @@ func TestAPIStore(t *testing.T) {
 	if code, b := call(t, "GET", srv.URL+"/api/v1/blocks"); code != 200 || len(b) != 0 {
 		t.Fatalf("blocks of an empty store: %d %q", code, b)
 	}
-	var v VerifyInfo
+	var v apiv1.VerifyInfo
 	callJSON(t, "POST", srv.URL+"/api/v1/verify", 200, &v)
 	if v.Checked != 0 || v.Quarantined == nil {
 		t.Fatalf("verify of an empty store: %+v", v)
@@ -263,9 +264,9 @@ func TestAPIStore(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("blocks: %d %s", code, body)
 	}
-	var wantBlocks []BlockInfo
+	var wantBlocks []apiv1.BlockInfo
 	_ = n.st.Enumerate(ctx, func(id blocks.ID, m blocks.Meta) error {
-		wantBlocks = append(wantBlocks, BlockInfo{id, m.Size, m.Refs})
+		wantBlocks = append(wantBlocks, apiv1.BlockInfo{ID: id, Size: m.Size, Refs: m.Refs})
 		return nil
 	})
 	lines := strings.Split(strings.TrimSuffix(string(body), "\n"), "\n")
@@ -273,7 +274,7 @@ func TestAPIStore(t *testing.T) {
 		t.Fatalf("blocks: %d lines for %d blocks", len(lines), len(wantBlocks))
 	}
 	for i, line := range lines {
-		var bi BlockInfo
+		var bi apiv1.BlockInfo
 		d := json.NewDecoder(strings.NewReader(line))
 		d.DisallowUnknownFields()
 		if err := d.Decode(&bi); err != nil || bi != wantBlocks[i] {
@@ -287,7 +288,7 @@ func TestAPIStore(t *testing.T) {
 	if code != 200 || blocks.Sum(body) != id {
 		t.Fatalf("block %s: %d, %d bytes", id, code, len(body))
 	}
-	var e ErrorBody
+	var e apiv1.ErrorBody
 	callJSON(t, "GET", srv.URL+"/api/v1/blocks/not-an-id", 400, &e)
 	callJSON(t, "GET", srv.URL+"/api/v1/blocks/"+blocks.Sum([]byte("nowhere")).String(), 404, &e)
 	if !strings.Contains(e.Error, "not found") {
@@ -354,7 +355,7 @@ func TestAPIBlocksFailure(t *testing.T) {
 		resp.Body.Close()
 		srv.Close()
 		if n < 100 {
-			var e ErrorBody
+			var e apiv1.ErrorBody
 			if resp.StatusCode != 500 || json.Unmarshal(b, &e) != nil || !strings.Contains(e.Error, errListing.Error()) {
 				t.Errorf("%d blocks then a failure: %d %s, want 500 with the error", n, resp.StatusCode, b)
 			}
@@ -370,12 +371,12 @@ func TestAPIBlocksFailure(t *testing.T) {
 func TestAPIStatus(t *testing.T) {
 	n := newMemNode(t)
 	started := time.Now().Add(-90 * time.Second)
-	n.setDaemon(DaemonInfo{Repo: "/r", Started: started, Replicas: 3, BytesIn: 1000, BytesOut: 2000, RateIn: 1.5, RateOut: 2.5})
+	n.setDaemon(apiv1.DaemonInfo{Repo: "/r", Started: started, Replicas: 3, BytesIn: 1000, BytesOut: 2000, RateIn: 1.5, RateOut: 2.5})
 	srv := httptest.NewServer(API(n))
 	defer srv.Close()
 	putMem(t, n, "a.bin", bytes.Repeat([]byte{2}, 300<<10))
 
-	var s StatusInfo
+	var s apiv1.StatusInfo
 	callJSON(t, "GET", srv.URL+"/api/v1/status", 200, &s)
 	st, _ := n.st.Stats(context.Background())
 	if !s.Daemon || s.Repo != "/r" || s.ID != "test" || !s.Started.Equal(started) || s.UptimeSeconds < 89 || s.UptimeSeconds > 120 ||
@@ -383,13 +384,13 @@ func TestAPIStatus(t *testing.T) {
 		s.BytesIn != 1000 || s.BytesOut != 2000 || s.RateIn != 1.5 || s.RateOut != 2.5 {
 		t.Fatalf("status: %+v", s)
 	}
-	if s.State != StateAlone || !strings.HasPrefix(s.Verdict, "alone: no peers connected") || !strings.Contains(s.Verdict, "--bootstrap") {
+	if s.State != apiv1.StateAlone || !strings.HasPrefix(s.Verdict, "alone: no peers connected") || !strings.Contains(s.Verdict, "--bootstrap") {
 		t.Errorf("no peers: %s %q", s.State, s.Verdict)
 	}
 
 	n.peers = 4
 	callJSON(t, "GET", srv.URL+"/api/v1/status", 200, &s)
-	if s.Peers != 4 || s.RoutingTable != 5 || s.State != StateOK || s.Verdict != "ok: connected to 4 peers; files you put get 3 copies on other nodes" {
+	if s.Peers != 4 || s.RoutingTable != 5 || s.State != apiv1.StateOK || s.Verdict != "ok: connected to 4 peers; files you put get 3 copies on other nodes" {
 		t.Errorf("four peers: %+v", s)
 	}
 
@@ -402,7 +403,7 @@ func TestAPIStatus(t *testing.T) {
 	}
 	n.peers = 0
 	callJSON(t, "GET", srv.URL+"/api/v1/status", 200, &s)
-	if s.State != StateQuarantined || !strings.HasPrefix(s.Verdict, "quarantined: 1 corrupt block taken out of service") ||
+	if s.State != apiv1.StateQuarantined || !strings.HasPrefix(s.Verdict, "quarantined: 1 corrupt block taken out of service") ||
 		!strings.Contains(s.Verdict, "blockmix verify") || !strings.Contains(s.Verdict, "; alone: ") {
 		t.Errorf("quarantined and alone: %s %q", s.State, s.Verdict)
 	}
@@ -410,21 +411,21 @@ func TestAPIStatus(t *testing.T) {
 
 func TestJudge(t *testing.T) {
 	cases := []struct {
-		s     StatusInfo
+		s     apiv1.StatusInfo
 		state string
 		words []string
 	}{
-		{StatusInfo{Repo: "/r"}, StateOffline, []string{"no daemon running on /r (offline)", "blockmix daemon"}},
-		{StatusInfo{Repo: "/r", Store: StoreInfo{Stats: blocks.Stats{Quarantined: 2}}}, StateOffline,
+		{apiv1.StatusInfo{Repo: "/r"}, apiv1.StateOffline, []string{"no daemon running on /r (offline)", "blockmix daemon"}},
+		{apiv1.StatusInfo{Repo: "/r", Store: apiv1.StoreInfo{Stats: blocks.Stats{Quarantined: 2}}}, apiv1.StateOffline,
 			[]string{"(offline)", "; quarantined: 2 corrupt blocks"}},
-		{StatusInfo{Daemon: true, Replicas: 3}, StateAlone, []string{"alone: no peers connected — files you put stay only on this node", "--bootstrap ADDR"}},
-		{StatusInfo{Daemon: true, Replicas: 1, Peers: 3, Quota: 1 << 20, Store: StoreInfo{Stats: blocks.Stats{Bytes: 2 << 20}}}, StateOverQuota,
+		{apiv1.StatusInfo{Daemon: true, Replicas: 3}, apiv1.StateAlone, []string{"alone: no peers connected — files you put stay only on this node", "--bootstrap ADDR"}},
+		{apiv1.StatusInfo{Daemon: true, Replicas: 1, Peers: 3, Quota: 1 << 20, Store: apiv1.StoreInfo{Stats: blocks.Stats{Bytes: 2 << 20}}}, apiv1.StateOverQuota,
 			[]string{"over quota: the store holds 2.0 MiB, the quota is 1.0 MiB", "blockmix gc"}},
-		{StatusInfo{Daemon: true, Replicas: 1, Peers: 3, StoreError: "write x: file too large", Quota: 1 << 20, Store: StoreInfo{Stats: blocks.Stats{Bytes: 2 << 20}}}, StateStoreFails,
+		{apiv1.StatusInfo{Daemon: true, Replicas: 1, Peers: 3, StoreError: "write x: file too large", Quota: 1 << 20, Store: apiv1.StoreInfo{Stats: blocks.Stats{Bytes: 2 << 20}}}, apiv1.StateStoreFails,
 			[]string{"cannot store blocks: write x: file too large", "may be full", "; over quota"}},
-		{StatusInfo{Daemon: true, Peers: 1, Replicas: 3}, StateFewPeers, []string{"few peers: connected to 1 peer;", "get 1 copy on other nodes, not the 3 wanted"}},
-		{StatusInfo{Daemon: true, Peers: 3, Replicas: 3}, StateOK, []string{"ok: connected to 3 peers; files you put get 3 copies"}},
-		{StatusInfo{Daemon: true, Peers: 1, Replicas: 1}, StateOK, []string{"ok: connected to 1 peer;", "get 1 copy on"}},
+		{apiv1.StatusInfo{Daemon: true, Peers: 1, Replicas: 3}, apiv1.StateFewPeers, []string{"few peers: connected to 1 peer;", "get 1 copy on other nodes, not the 3 wanted"}},
+		{apiv1.StatusInfo{Daemon: true, Peers: 3, Replicas: 3}, apiv1.StateOK, []string{"ok: connected to 3 peers; files you put get 3 copies"}},
+		{apiv1.StatusInfo{Daemon: true, Peers: 1, Replicas: 1}, apiv1.StateOK, []string{"ok: connected to 1 peer;", "get 1 copy on"}},
 	}
 	for _, c := range cases {
 		c.s.Judge()

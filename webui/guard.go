@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // The Content-Security-Policy of the page: its own scripts, styles and
@@ -191,24 +193,9 @@ func (s *Server) checkUpload(r *http.Request) error {
 
 func uploadTooLarge(size, max int64) error {
 	if size < 0 {
-		return fmt.Errorf("file too large: this node takes files of at most %s", HumanBytes(max))
+		return fmt.Errorf("file too large: this node takes files of at most %s", apiv1.HumanBytes(max))
 	}
-	return fmt.Errorf("file too large: it is %s and this node takes files of at most %s", HumanBytes(size), HumanBytes(max))
-}
-
-// HumanBytes spells a byte count with a binary unit ("3.0 MiB"), as the
-// CLI and the page do.
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return fmt.Errorf("file too large: it is %s and this node takes files of at most %s", apiv1.HumanBytes(size), apiv1.HumanBytes(max))
 }
 
 // limitedBody notes when the upload went over its bound. The handler may

@@ -3,6 +3,8 @@ package webui
 import (
 	"sync"
 	"time"
+
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // historyLen is an hour of samples at the default interval.
@@ -14,7 +16,7 @@ type history struct {
 	every time.Duration
 
 	mu      sync.Mutex
-	samples []BandwidthSample
+	samples []apiv1.BandwidthSample
 }
 
 // run samples n until stop closes.
@@ -30,7 +32,7 @@ func (h *history) run(n Node, stop <-chan struct{}) {
 		case now := <-tick.C:
 			d := n.Daemon()
 			secs := now.Sub(last).Seconds()
-			s := BandwidthSample{Time: now.UTC(), In: float64(d.BytesIn-lastIn) / secs, Out: float64(d.BytesOut-lastOut) / secs}
+			s := apiv1.BandwidthSample{Time: now.UTC(), In: float64(d.BytesIn-lastIn) / secs, Out: float64(d.BytesOut-lastOut) / secs}
 			lastIn, lastOut, last = d.BytesIn, d.BytesOut, now
 			h.mu.Lock()
 			h.samples = append(h.samples, s)
@@ -42,8 +44,8 @@ func (h *history) run(n Node, stop <-chan struct{}) {
 	}
 }
 
-func (h *history) info() BandwidthInfo {
+func (h *history) info() apiv1.BandwidthInfo {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return BandwidthInfo{IntervalSeconds: int(h.every / time.Second), Samples: append([]BandwidthSample{}, h.samples...)}
+	return apiv1.BandwidthInfo{IntervalSeconds: int(h.every / time.Second), Samples: append([]apiv1.BandwidthSample{}, h.samples...)}
 }

@@ -7,121 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/blockmix/blockmix/mixer"
 	"github.com/blockmix/blockmix/recipe"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
-
-// RecipeInfo is GET /api/v1/recipe?recipe=…: what a recipe says, read from
-// the recipe alone (nothing is fetched).
-type RecipeInfo struct {
-	Recipe    string `json:"recipe"` // the canonical blockmix: spelling
-	URL       string `json:"url"`    // the link form, on this node's address
-	Key       string `json:"key"`    // the file's key in GET /api/v1/files
-	Name      string `json:"name"`
-	Size      int64  `json:"size"`
-	Type      string `json:"type,omitempty"`
-	BlockSize int    `json:"block_size"` // the file's data block size
-	Blocks    int64  `json:"blocks"`     // data blocks (tuples) in the file
-	Local     bool   `json:"local"`      // the file is in this node's list
-}
-
-// Transfer states.
-const (
-	TransferRunning = "running"
-	TransferDone    = "done"
-	TransferFailed  = "failed"
-)
-
-// TransferInfo is one fetch of a whole file into this node: POST
-// /api/v1/fetch?recipe=…, GET /api/v1/transfers, GET
-// /api/v1/transfers/{id}.
-type TransferInfo struct {
-	ID         string    `json:"id"`
-	Recipe     string    `json:"recipe"`
-	Key        string    `json:"key"`
-	Name       string    `json:"name"`
-	Size       int64     `json:"size"`
-	Type       string    `json:"type,omitempty"`
-	State      string    `json:"state"` // running, done or failed
-	BytesDone  int64     `json:"bytes_done"`
-	BlocksDone int64     `json:"blocks_done"`
-	Blocks     int64     `json:"blocks"`
-	Speed      float64   `json:"speed"`       // bytes per second over the last seconds
-	Peers      int       `json:"peers"`       // peers that sent blocks during the transfer
-	ETASeconds float64   `json:"eta_seconds"` // -1 when unknown
-	Error      string    `json:"error,omitempty"`
-	Started    time.Time `json:"started"`
-	Finished   time.Time `json:"finished,omitzero"`
-}
-
-// Health states, worst last.
-const (
-	HealthHealthy = "healthy"
-	HealthAtRisk  = "at-risk"
-	HealthLost    = "lost"
-)
-
-// HealthInfo is GET /api/v1/health?recipe=…: how many copies of the file's
-// blocks the network holds (this node's included).
-type HealthInfo struct {
-	Blocks       int    `json:"blocks"`        // blocks the file needs, descriptor included
-	MinCopies    int    `json:"min_copies"`    // of the least-copied block
-	MedianCopies int    `json:"median_copies"` // of the median block
-	Missing      int    `json:"missing"`       // blocks with no copy reachable
-	Short        int    `json:"short"`         // blocks with fewer copies than Replicas
-	Replicas     int    `json:"replicas"`      // copies wanted
-	State        string `json:"state"`         // healthy, at-risk or lost
-	Verdict      string `json:"verdict"`       // in plain words
-}
-
-// GCInfo is POST /api/v1/gc (and `blockmix gc --json`): what eviction
-// freed and what it kept.
-type GCInfo struct {
-	EvictedBlocks  int   `json:"evicted_blocks"`
-	EvictedBytes   int64 `json:"evicted_bytes"`
-	HandedOff      int   `json:"handed_off"`    // the network's blocks given to the next closest node first
-	KeptBlocks     int   `json:"kept_blocks"`   // the network's blocks kept (this node is among their closest)
-	PinnedBlocks   int   `json:"pinned_blocks"` // used by files on this node's list: never evicted
-	ReclaimedBytes int64 `json:"reclaimed_bytes"`
-}
-
-// RepairInfo is one repair round: the blocks this node holds for the
-// network (it is one of the R closest to them) that it checked, those that
-// had fewer copies than wanted, and what it pushed.
-type RepairInfo struct {
-	Started     time.Time `json:"started,omitzero"`
-	Finished    time.Time `json:"finished,omitzero"`
-	Checked     int       `json:"checked"`
-	Short       int       `json:"short"`       // had fewer than R copies
-	Repaired    int       `json:"repaired"`    // got pushed to the next closest
-	StillShort  int       `json:"still_short"` // could not get all copies (too few nodes)
-	BytesPushed int64     `json:"bytes_pushed"`
-}
-
-// GroupInfo is GET /api/v1/group and the answer to POST
-// /api/v1/group/create?name=… and /api/v1/group/join?invite=….
-type GroupInfo struct {
-	Name    string `json:"name,omitempty"`    // "" when the node is in no group
-	Active  bool   `json:"active"`            // the running daemon works in it
-	Invite  string `json:"invite,omitempty"`  // the line friends join with (a secret)
-	Message string `json:"message,omitempty"` // what to do next, in plain words
-}
-
-// BandwidthSample is the node's traffic over one interval, in bytes per
-// second.
-type BandwidthSample struct {
-	Time time.Time `json:"t"`
-	In   float64   `json:"in"`
-	Out  float64   `json:"out"`
-}
-
-// BandwidthInfo is GET /api/v1/bandwidth: the last hour, oldest first.
-type BandwidthInfo struct {
-	IntervalSeconds int               `json:"interval_seconds"`
-	Samples         []BandwidthSample `json:"samples"` // never null
-}
 
 // progressFunc adapts a func to mixer.Progress.
 type progressFunc func(n int64)
@@ -130,30 +20,6 @@ type progressFunc func(n int64)
 func (f progressFunc) Add(n int64) {
 	if f != nil {
 		f(n)
-	}
-}
-
-// Judge sets h.State and h.Verdict from the counts.
-func (h *HealthInfo) Judge() {
-	switch {
-	case h.Missing > 0:
-		h.State = HealthLost
-		verb := "blocks have"
-		if h.Missing == 1 {
-			verb = "block has"
-		}
-		h.Verdict = fmt.Sprintf("lost: %d %s no copy anywhere this node can reach", h.Missing, verb)
-	case h.MinCopies < h.Replicas:
-		h.State = HealthAtRisk
-		n := max(h.Short, 1)
-		verb := "blocks have"
-		if n == 1 {
-			verb = "block has"
-		}
-		h.Verdict = fmt.Sprintf("at risk: %d %s fewer than %d copies (the fewest: %s); the nodes that hold them repair it — 'blockmix check --repair' does it now", n, verb, h.Replicas, copies(h.MinCopies))
-	default:
-		h.State = HealthHealthy
-		h.Verdict = fmt.Sprintf("healthy: every block has at least %s", copies(h.MinCopies))
 	}
 }
 
@@ -182,9 +48,9 @@ func parseRecipe(w http.ResponseWriter, r *http.Request) (recipe.Recipe, bool) {
 var ErrSealed = errors.New("sealed: this recipe is protected by a passphrase; give it to open the recipe")
 
 // recipeInfo is what rc says, with its link on host.
-func recipeInfo(rc recipe.Recipe, host string) RecipeInfo {
+func recipeInfo(rc recipe.Recipe, host string) apiv1.RecipeInfo {
 	cls := mixer.ClassFor(rc.Size)
-	return RecipeInfo{
+	return apiv1.RecipeInfo{
 		Recipe: rc.String(), URL: rc.URL("http://" + host), Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,
 		BlockSize: cls, Blocks: dataBlocks(rc.Size, cls),
 	}
@@ -271,12 +137,12 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/health", withRecipe(n.Health))
 	// POST /api/v1/gc: evict the cached blocks and reclaim their space;
 	// GCInfo.
-	mux.HandleFunc("POST /api/v1/gc", answer(func(r *http.Request) (GCInfo, error) { return n.GC(r.Context()) }))
+	mux.HandleFunc("POST /api/v1/gc", answer(func(r *http.Request) (apiv1.GCInfo, error) { return n.GC(r.Context()) }))
 	// POST /api/v1/pin?recipe=…: fetch the whole file into this node (as
 	// POST /api/v1/fetch, but answering when done) and keep it on the list,
 	// so that its blocks are never evicted; RecipeInfo.
 	mux.HandleFunc("POST /api/v1/pin", func(w http.ResponseWriter, r *http.Request) {
-		withRecipe(func(ctx context.Context, rc recipe.Recipe) (RecipeInfo, error) {
+		withRecipe(func(ctx context.Context, rc recipe.Recipe) (apiv1.RecipeInfo, error) {
 			info := recipeInfo(rc, r.Host)
 			info.Local = true
 			return info, n.Fetch(ctx, rc, nil)
@@ -315,11 +181,11 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 	// POST /api/v1/group/join?invite=…: make or join one; an error says
 	// why in plain words (a bad name or invite, or the invite's node not
 	// reached with its key: "this peer is in another group").
-	mux.HandleFunc("GET /api/v1/group", answer(func(r *http.Request) (GroupInfo, error) { return n.Group(r.Context()) }))
-	mux.HandleFunc("POST /api/v1/group/create", answer(func(r *http.Request) (GroupInfo, error) {
+	mux.HandleFunc("GET /api/v1/group", answer(func(r *http.Request) (apiv1.GroupInfo, error) { return n.Group(r.Context()) }))
+	mux.HandleFunc("POST /api/v1/group/create", answer(func(r *http.Request) (apiv1.GroupInfo, error) {
 		return n.CreateGroup(r.Context(), r.URL.Query().Get("name"))
 	}))
-	mux.HandleFunc("POST /api/v1/group/join", answer(func(r *http.Request) (GroupInfo, error) {
+	mux.HandleFunc("POST /api/v1/group/join", answer(func(r *http.Request) (apiv1.GroupInfo, error) {
 		return n.JoinGroup(r.Context(), r.URL.Query().Get("invite"))
 	}))
 	// GET /api/v1/bandwidth: BandwidthInfo, the last hour of traffic.

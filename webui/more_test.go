@@ -16,6 +16,7 @@ import (
 
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/recipe"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 func q(recipeText string) string { return url.Values{"recipe": {recipeText}}.Encode() }
@@ -29,7 +30,7 @@ func TestRecipeInfo(t *testing.T) {
 	data := bytes.Repeat([]byte("x"), 300<<10)
 	put := putMemTyped(t, n, "clip.webm", "video/webm", data)
 
-	var info RecipeInfo
+	var info apiv1.RecipeInfo
 	callJSON(t, "GET", srv.URL+"/api/v1/recipe?"+q("see this: "+put.Recipe+" !"), 200, &info)
 	if info.Name != "clip.webm" || info.Size != int64(len(data)) || info.Type != "video/webm" || info.BlockSize != 128<<10 ||
 		info.Blocks != 3 || !info.Local || info.Recipe != put.Recipe || !strings.HasPrefix(info.URL, srv.URL+"/r/") {
@@ -44,7 +45,7 @@ func TestRecipeInfo(t *testing.T) {
 }
 
 // putMemTyped puts data with a media type into n and records the file.
-func putMemTyped(t *testing.T, n *memNode, name, typ string, data []byte) PutInfo {
+func putMemTyped(t *testing.T, n *memNode, name, typ string, data []byte) apiv1.PutInfo {
 	t.Helper()
 	info, err := n.Put(context.Background(), bytes.NewReader(data), int64(len(data)), name, typ)
 	if err != nil {
@@ -63,23 +64,23 @@ func TestTransfer(t *testing.T) {
 	rand.NewChaCha8([32]byte{4}).Read(data)
 	put := putMemTyped(t, n, "f.bin", "", data)
 
-	var tr TransferInfo
+	var tr apiv1.TransferInfo
 	callJSON(t, "POST", srv.URL+"/api/v1/fetch?"+q(put.Recipe), 202, &tr)
 	if tr.ID == "" || tr.Name != "f.bin" || tr.Size != int64(len(data)) || tr.Blocks != 9 {
 		t.Fatalf("transfer %+v", tr)
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for tr.State == TransferRunning {
+	for tr.State == apiv1.TransferRunning {
 		if time.Now().After(deadline) {
 			t.Fatalf("transfer still running: %+v", tr)
 		}
 		time.Sleep(10 * time.Millisecond)
 		callJSON(t, "GET", srv.URL+"/api/v1/transfers/"+tr.ID, 200, &tr)
 	}
-	if tr.State != TransferDone || tr.BytesDone != int64(len(data)) || tr.BlocksDone != 9 || tr.Error != "" || tr.Finished.IsZero() || tr.ETASeconds != 0 {
+	if tr.State != apiv1.TransferDone || tr.BytesDone != int64(len(data)) || tr.BlocksDone != 9 || tr.Error != "" || tr.Finished.IsZero() || tr.ETASeconds != 0 {
 		t.Fatalf("finished transfer %+v", tr)
 	}
-	var list []TransferInfo
+	var list []apiv1.TransferInfo
 	callJSON(t, "GET", srv.URL+"/api/v1/transfers", 200, &list)
 	if len(list) != 1 || list[0].ID != tr.ID {
 		t.Fatalf("transfers %+v", list)
@@ -92,11 +93,11 @@ func TestTransfer(t *testing.T) {
 	other := newMemNode(t)
 	lost := putMemTyped(t, other, "lost.bin", "", data[:5000])
 	callJSON(t, "POST", srv.URL+"/api/v1/fetch?"+q(lost.Recipe), 202, &tr)
-	for tr.State == TransferRunning && time.Now().Before(deadline) {
+	for tr.State == apiv1.TransferRunning && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 		callJSON(t, "GET", srv.URL+"/api/v1/transfers/"+tr.ID, 200, &tr)
 	}
-	if tr.State != TransferFailed || !strings.Contains(tr.Error, "not found") {
+	if tr.State != apiv1.TransferFailed || !strings.Contains(tr.Error, "not found") {
 		t.Fatalf("transfer of a lost file: %+v", tr)
 	}
 }
@@ -164,9 +165,9 @@ func TestFilesHealthBandwidth(t *testing.T) {
 	defer srv.Close()
 	put := putMemTyped(t, n, "a.txt", "text/plain", []byte("hello there"))
 
-	var h HealthInfo
+	var h apiv1.HealthInfo
 	callJSON(t, "GET", srv.URL+"/api/v1/health?"+q(put.Recipe), 200, &h)
-	if h.State != HealthHealthy || h.MinCopies != 1 || h.Blocks == 0 || !strings.HasPrefix(h.Verdict, "healthy") {
+	if h.State != apiv1.HealthHealthy || h.MinCopies != 1 || h.Blocks == 0 || !strings.HasPrefix(h.Verdict, "healthy") {
 		t.Fatalf("health %+v", h)
 	}
 	var fs []blocks.FileRecord
@@ -184,8 +185,8 @@ func TestFilesHealthBandwidth(t *testing.T) {
 		t.Fatalf("health of a removed file: %d", code)
 	}
 
-	n.setDaemon(DaemonInfo{BytesIn: 5000})
-	var bw BandwidthInfo
+	n.setDaemon(apiv1.DaemonInfo{BytesIn: 5000})
+	var bw apiv1.BandwidthInfo
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		callJSON(t, "GET", srv.URL+"/api/v1/bandwidth", 200, &bw)
@@ -201,14 +202,14 @@ func TestFilesHealthBandwidth(t *testing.T) {
 
 func TestHealthJudge(t *testing.T) {
 	for _, c := range []struct {
-		h     HealthInfo
+		h     apiv1.HealthInfo
 		state string
 		says  string
 	}{
-		{HealthInfo{Blocks: 10, MinCopies: 4, MedianCopies: 4, Replicas: 3}, HealthHealthy, "healthy: every block has at least 4 copies"},
-		{HealthInfo{Blocks: 10, MinCopies: 1, MedianCopies: 3, Replicas: 3, Short: 14}, HealthAtRisk, "at risk: 14 blocks have fewer than 3 copies (the fewest: 1 copy)"},
-		{HealthInfo{Blocks: 10, Missing: 2, Replicas: 3}, HealthLost, "lost: 2 blocks have no copy"},
-		{HealthInfo{Blocks: 10, Missing: 1, Replicas: 3}, HealthLost, "lost: 1 block has no copy"},
+		{apiv1.HealthInfo{Blocks: 10, MinCopies: 4, MedianCopies: 4, Replicas: 3}, apiv1.HealthHealthy, "healthy: every block has at least 4 copies"},
+		{apiv1.HealthInfo{Blocks: 10, MinCopies: 1, MedianCopies: 3, Replicas: 3, Short: 14}, apiv1.HealthAtRisk, "at risk: 14 blocks have fewer than 3 copies (the fewest: 1 copy)"},
+		{apiv1.HealthInfo{Blocks: 10, Missing: 2, Replicas: 3}, apiv1.HealthLost, "lost: 2 blocks have no copy"},
+		{apiv1.HealthInfo{Blocks: 10, Missing: 1, Replicas: 3}, apiv1.HealthLost, "lost: 1 block has no copy"},
 	} {
 		c.h.Judge()
 		if c.h.State != c.state || !strings.HasPrefix(c.h.Verdict, c.says) {
@@ -249,7 +250,7 @@ func TestUnseal(t *testing.T) {
 		t.Fatalf("wrong passphrase: %d %s", code, b)
 	}
 	code, b = post("correct horse")
-	var info RecipeInfo
+	var info apiv1.RecipeInfo
 	if code != 200 || json.Unmarshal(b, &info) != nil || info.Recipe != put.Recipe || info.Name != "secret.txt" {
 		t.Fatalf("unseal: %d %s", code, b)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/recipe"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // do sends one request with the given headers (a "Host" entry sets the
@@ -51,7 +52,7 @@ func do(t *testing.T, method, u string, body io.Reader, headers map[string]strin
 // words.
 func wantError(t *testing.T, what string, resp *http.Response, b []byte, status int, words ...string) {
 	t.Helper()
-	var e ErrorBody
+	var e apiv1.ErrorBody
 	if resp.StatusCode != status || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || json.Unmarshal(b, &e) != nil {
 		t.Fatalf("%s: %d %q %s, want %d with a JSON error", what, resp.StatusCode, resp.Header.Get("Content-Type"), b, status)
 	}
@@ -201,7 +202,7 @@ func TestGuardHost(t *testing.T) {
 
 	for _, host := range []string{"localhost:1234", "LOCALHOST", "127.0.0.1:7788", "127.3.4.5:1", "[::1]:7788", "::1", "mybox.lan:7788", "MyBox.LAN", "mybox.lan.", "192.168.1.20:80"} {
 		resp, b := do(t, "GET", srv.URL+"/api/v1/id", nil, map[string]string{"Host": host})
-		var id IDInfo
+		var id apiv1.IDInfo
 		if resp.StatusCode != 200 || json.Unmarshal(b, &id) != nil || id.ID != "test" {
 			t.Errorf("Host %s: %d %s", host, resp.StatusCode, b)
 		}
@@ -211,7 +212,7 @@ func TestGuardHost(t *testing.T) {
 	srv2 := httptest.NewServer(New(newMemNode(t), Options{}))
 	defer srv2.Close()
 	resp, b = do(t, "GET", srv2.URL+"/", nil, map[string]string{"Host": "evil.example:7788"})
-	var e ErrorBody
+	var e apiv1.ErrorBody
 	_ = json.Unmarshal(b, &e)
 	if resp.StatusCode != 403 || e.Error != "this node answers only to 127.0.0.1/localhost; got Host evil.example" {
 		t.Errorf("evil host: %d %q", resp.StatusCode, e.Error)
@@ -258,7 +259,7 @@ func TestGuardOrigin(t *testing.T) {
 	}
 	for _, h := range allowed {
 		resp, b := do(t, "POST", verify, nil, h)
-		var v VerifyInfo
+		var v apiv1.VerifyInfo
 		if resp.StatusCode != 200 || json.Unmarshal(b, &v) != nil {
 			t.Errorf("POST with %v: %d %s", h, resp.StatusCode, b)
 		}
@@ -319,7 +320,7 @@ func TestGuardUpload(t *testing.T) {
 	// Up to the bound, a put works, with or without a size.
 	for _, size := range []int{100 << 10, -1} {
 		_, resp, b = put(size, chunked(data[:100<<10]))
-		var p PutInfo
+		var p apiv1.PutInfo
 		if resp.StatusCode != 200 || json.Unmarshal(b, &p) != nil || p.Size != 100<<10 {
 			t.Fatalf("put of exactly MaxUpload (size %d): %d %s", size, resp.StatusCode, b)
 		}
@@ -453,8 +454,8 @@ func TestGuardTransfers(t *testing.T) {
 
 func TestSizeWords(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 100 << 10: "100.0 KiB", 64 << 30: "64.0 GiB", 5 << 40: "5.0 TiB"} {
-		if got := HumanBytes(n); got != want {
-			t.Errorf("HumanBytes(%d) = %q, want %q", n, got, want)
+		if got := apiv1.HumanBytes(n); got != want {
+			t.Errorf("apiv1.HumanBytes(%d) = %q, want %q", n, got, want)
 		}
 	}
 	if err := uploadTooLarge(-1, 1<<20); !strings.Contains(err.Error(), "at most 1.0 MiB") {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/blockmix/blockmix/mixer"
 	"github.com/blockmix/blockmix/recipe"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // ErrBusy: too many transfers run at once.
@@ -33,7 +34,7 @@ type transfers struct {
 }
 
 type transfer struct {
-	info  TransferInfo // guarded by transfers.mu, but for the counters
+	info  apiv1.TransferInfo // guarded by transfers.mu, but for the counters
 	bytes atomic.Int64
 	// peersAtStart is each connected peer's bytes in when it began.
 	peersAtStart map[string]int64
@@ -52,12 +53,12 @@ func newTransfers(n Node, max int, stop <-chan struct{}, log *slog.Logger) *tran
 
 // start begins fetching rc, or returns the running transfer of the same
 // file. It returns ErrBusy when max transfers run.
-func (ts *transfers) start(rc recipe.Recipe) (TransferInfo, error) {
+func (ts *transfers) start(rc recipe.Recipe) (apiv1.TransferInfo, error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	running := 0
 	for _, t := range ts.byID {
-		if t.info.State == TransferRunning {
+		if t.info.State == apiv1.TransferRunning {
 			if t.info.Key == rc.Key() {
 				return ts.snapshot(t), nil
 			}
@@ -65,15 +66,15 @@ func (ts *transfers) start(rc recipe.Recipe) (TransferInfo, error) {
 		}
 	}
 	if running >= ts.max {
-		return TransferInfo{}, ErrBusy
+		return apiv1.TransferInfo{}, ErrBusy
 	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	cls := mixer.ClassFor(rc.Size)
 	t := &transfer{
-		info: TransferInfo{
+		info: apiv1.TransferInfo{
 			ID: hex.EncodeToString(id[:]), Recipe: rc.String(), Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,
-			State: TransferRunning, Blocks: dataBlocks(rc.Size, cls), Started: time.Now().UTC(), ETASeconds: -1,
+			State: apiv1.TransferRunning, Blocks: dataBlocks(rc.Size, cls), Started: time.Now().UTC(), ETASeconds: -1,
 		},
 		peersAtStart: map[string]int64{},
 	}
@@ -97,11 +98,11 @@ func (ts *transfers) start(rc recipe.Recipe) (TransferInfo, error) {
 		defer ts.mu.Unlock()
 		t.info.Finished = time.Now().UTC()
 		if err != nil {
-			t.info.State, t.info.Error = TransferFailed, err.Error()
+			t.info.State, t.info.Error = apiv1.TransferFailed, err.Error()
 			ts.log.Warn("fetch failed", slog.String("name", rc.Name), slog.Int64("size", rc.Size),
 				slog.Int64("bytes", t.bytes.Load()), slog.Any("err", err))
 		} else {
-			t.info.State = TransferDone
+			t.info.State = apiv1.TransferDone
 		}
 	}()
 	return ts.snapshot(t), nil
@@ -120,7 +121,7 @@ func dataBlocks(size int64, class int) int64 {
 func (ts *transfers) trim() {
 	var done []*transfer
 	for _, t := range ts.byID {
-		if t.info.State != TransferRunning {
+		if t.info.State != apiv1.TransferRunning {
 			done = append(done, t)
 		}
 	}
@@ -134,21 +135,21 @@ func (ts *transfers) trim() {
 }
 
 // get returns one transfer's state.
-func (ts *transfers) get(id string) (TransferInfo, bool) {
+func (ts *transfers) get(id string) (apiv1.TransferInfo, bool) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	t, ok := ts.byID[id]
 	if !ok {
-		return TransferInfo{}, false
+		return apiv1.TransferInfo{}, false
 	}
 	return ts.snapshot(t), true
 }
 
 // list returns every transfer, newest first.
-func (ts *transfers) list() []TransferInfo {
+func (ts *transfers) list() []apiv1.TransferInfo {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	out := []TransferInfo{}
+	out := []apiv1.TransferInfo{}
 	for _, t := range ts.byID {
 		out = append(out, ts.snapshot(t))
 	}
@@ -157,12 +158,12 @@ func (ts *transfers) list() []TransferInfo {
 }
 
 // snapshot fills in the live figures. Called with ts.mu held.
-func (ts *transfers) snapshot(t *transfer) TransferInfo {
+func (ts *transfers) snapshot(t *transfer) apiv1.TransferInfo {
 	info := t.info
 	info.BytesDone = t.bytes.Load()
 	cls := int64(mixer.ClassFor(info.Size))
 	info.BlocksDone = min(info.Blocks, (info.BytesDone+cls-1)/cls)
-	if info.State == TransferDone {
+	if info.State == apiv1.TransferDone {
 		info.BlocksDone = info.Blocks
 	}
 	now := time.Now()
@@ -174,13 +175,13 @@ func (ts *transfers) snapshot(t *transfer) TransferInfo {
 	if !info.Finished.IsZero() {
 		end = info.Finished
 	}
-	if first := t.marks[0]; info.State == TransferRunning && now.Sub(first.t) > 200*time.Millisecond {
+	if first := t.marks[0]; info.State == apiv1.TransferRunning && now.Sub(first.t) > 200*time.Millisecond {
 		info.Speed = float64(info.BytesDone-first.n) / now.Sub(first.t).Seconds()
 	} else if d := end.Sub(info.Started); d > 0 {
 		info.Speed = float64(info.BytesDone) / d.Seconds()
 	}
 	switch {
-	case info.State != TransferRunning:
+	case info.State != apiv1.TransferRunning:
 		info.ETASeconds = 0
 	case info.Speed > 0:
 		info.ETASeconds = float64(info.Size-info.BytesDone) / info.Speed

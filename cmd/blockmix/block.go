@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/blocks"
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 func newBlockCommand(e *env) *cobra.Command {
@@ -39,7 +39,7 @@ func newBlockCommand(e *env) *cobra.Command {
 }
 
 func runBlockLs(ctx context.Context, e *env, asJSON bool) error {
-	show := func(b webui.BlockInfo) error {
+	show := func(b apiv1.BlockInfo) error {
 		if asJSON {
 			j, _ := json.Marshal(b)
 			_, err := fmt.Fprintln(e.stdout, string(j))
@@ -57,7 +57,7 @@ func runBlockLs(ctx context.Context, e *env, asJSON bool) error {
 	}
 	defer st.Close()
 	return st.Enumerate(ctx, func(id blocks.ID, m blocks.Meta) error {
-		return show(webui.BlockInfo{ID: id, Size: m.Size, Refs: m.Refs})
+		return show(apiv1.BlockInfo{ID: id, Size: m.Size, Refs: m.Refs})
 	})
 }
 

@@ -19,7 +19,7 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // chromium returns the browser's path; the test fails when there is none,
@@ -208,7 +208,7 @@ func TestWebPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var video webui.PutInfo
+	var video apiv1.PutInfo
 	if err := json.Unmarshal(a.ok("--no-progress", "put", "--json", "--type", "video/webm", a.file("clip.webm", clip)), &video); err != nil {
 		t.Fatal(err)
 	}

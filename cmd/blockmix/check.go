@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 func newCheckCommand(e *env) *cobra.Command {
@@ -47,7 +47,7 @@ func runCheck(ctx context.Context, e *env, po passphraseOptions, text string, re
 		return fmt.Errorf("%w: check asks the network", errNoDaemon)
 	}
 	q := "?" + url.Values{"recipe": {text}}.Encode()
-	var h webui.HealthInfo
+	var h apiv1.HealthInfo
 	if repair {
 		err = dc.callJSON(ctx, http.MethodPost, "/api/v1/repair"+q, &h)
 	} else {
@@ -63,7 +63,7 @@ func runCheck(ctx context.Context, e *env, po passphraseOptions, text string, re
 		fmt.Fprintln(e.stdout, h.Verdict)
 		fmt.Fprintf(e.stdout, "blocks %d, copies: fewest %d, median %d; %d below %d, %d with none\n", h.Blocks, h.MinCopies, h.MedianCopies, h.Short, h.Replicas, h.Missing)
 	}
-	if h.State != webui.HealthHealthy {
+	if h.State != apiv1.HealthHealthy {
 		return fmt.Errorf("the file is %s", h.State)
 	}
 	return nil

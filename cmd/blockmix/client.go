@@ -10,7 +10,7 @@ import (
 	"strconv"
 
 	"github.com/blockmix/blockmix/blocks"
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // daemonClient talks to the daemon that runs on the repo.
@@ -26,7 +26,7 @@ func (e *env) daemon(ctx context.Context) *daemonClient {
 		return nil
 	}
 	c := &daemonClient{base: u, hc: &http.Client{}}
-	var id webui.IDInfo
+	var id apiv1.IDInfo
 	if err := c.getJSON(ctx, "/api/v1/id", &id); err != nil {
 		return nil // a stale address from a daemon that died: work offline
 	}
@@ -67,7 +67,7 @@ func (c *daemonClient) call(ctx context.Context, method, path string) (*http.Res
 
 // blocks calls fn with each block the daemon's store lists, in ID order.
 // A listing cut short is an error.
-func (c *daemonClient) blocks(ctx context.Context, fn func(webui.BlockInfo) error) error {
+func (c *daemonClient) blocks(ctx context.Context, fn func(apiv1.BlockInfo) error) error {
 	resp, err := c.call(ctx, http.MethodGet, "/api/v1/blocks")
 	if err != nil {
 		return err
@@ -75,7 +75,7 @@ func (c *daemonClient) blocks(ctx context.Context, fn func(webui.BlockInfo) erro
 	defer resp.Body.Close()
 	d := json.NewDecoder(resp.Body)
 	for {
-		var b webui.BlockInfo
+		var b apiv1.BlockInfo
 		err := d.Decode(&b)
 		if err == io.EOF {
 			return nil
@@ -108,7 +108,7 @@ func (c *daemonClient) block(ctx context.Context, id blocks.ID) ([]byte, error) 
 
 func decodeAnswer(resp *http.Response, v any) error {
 	if resp.StatusCode != http.StatusOK {
-		var e webui.ErrorBody
+		var e apiv1.ErrorBody
 		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
 			return fmt.Errorf("daemon: %s", e.Error)
 		}
@@ -117,21 +117,21 @@ func decodeAnswer(resp *http.Response, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-func (c *daemonClient) put(ctx context.Context, r io.Reader, size int64, name, typ string) (webui.PutInfo, error) {
+func (c *daemonClient) put(ctx context.Context, r io.Reader, size int64, name, typ string) (apiv1.PutInfo, error) {
 	q := url.Values{"name": {name}, "type": {typ}}
 	if size >= 0 {
 		q.Set("size", strconv.FormatInt(size, 10))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/api/v1/put?"+q.Encode(), r)
 	if err != nil {
-		return webui.PutInfo{}, err
+		return apiv1.PutInfo{}, err
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return webui.PutInfo{}, fmt.Errorf("daemon: %w", err)
+		return apiv1.PutInfo{}, fmt.Errorf("daemon: %w", err)
 	}
 	defer resp.Body.Close()
-	var info webui.PutInfo
+	var info apiv1.PutInfo
 	return info, decodeAnswer(resp, &info)
 }
 

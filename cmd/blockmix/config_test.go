@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // writeConfig writes REPO/config.json.
@@ -76,10 +76,10 @@ func TestDaemonConfig(t *testing.T) {
 		}
 	}
 	waitFor(t, "b connects to its bootstrap peer", 30*time.Second, func() bool { return statusOf(t, b).Peers >= 1 })
-	if s := statusOf(t, b); s.Replicas != 1 || s.State != webui.StateOK {
+	if s := statusOf(t, b); s.Replicas != 1 || s.State != apiv1.StateOK {
 		t.Errorf("status of b (replicas 1 in config.json): %+v", s)
 	}
-	var ps []webui.PeerInfo
+	var ps []apiv1.PeerInfo
 	if err := json.Unmarshal(b.ok("peers", "--json"), &ps); err != nil || len(ps) != 1 || ps[0].ID != ida.ID || !strings.Contains(ps[0].Addr, "/quic-v1") {
 		t.Errorf("b's peers (a over QUIC): %+v %v", ps, err)
 	}

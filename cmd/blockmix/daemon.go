@@ -25,6 +25,7 @@ import (
 	bmnet "github.com/blockmix/blockmix/net"
 	"github.com/blockmix/blockmix/recipe"
 	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // Files in the repo that belong to the daemon.
@@ -355,22 +356,22 @@ type daemonNode struct {
 	verifyMu sync.Mutex // one verify at a time
 }
 
-func (d *daemonNode) ID() webui.IDInfo {
-	info := webui.IDInfo{ID: d.node.Host.ID().String(), RoutingTable: d.node.DHT.RoutingTable().Size(), Peers: len(d.node.Host.Network().Peers())}
+func (d *daemonNode) ID() apiv1.IDInfo {
+	info := apiv1.IDInfo{ID: d.node.Host.ID().String(), RoutingTable: d.node.DHT.RoutingTable().Size(), Peers: len(d.node.Host.Network().Peers())}
 	for _, a := range d.node.Host.Addrs() {
 		info.Addrs = append(info.Addrs, a.String()+"/p2p/"+info.ID)
 	}
 	return info
 }
 
-func (d *daemonNode) Peers() []webui.PeerInfo {
+func (d *daemonNode) Peers() []apiv1.PeerInfo {
 	now := time.Now()
-	var out []webui.PeerInfo
+	var out []apiv1.PeerInfo
 	for _, c := range d.node.Host.Network().Conns() {
 		p := c.RemotePeer()
 		s := d.node.Blocks.Peers.Stats(p)
 		e := d.k.ledger.entry(p.String())
-		out = append(out, webui.PeerInfo{
+		out = append(out, apiv1.PeerInfo{
 			ID: p.String(), Addr: c.RemoteMultiaddr().String(),
 			LatencyMs: float64(s.Latency.Microseconds()) / 1000, Reliability: s.Reliability(), Score: s.Score(now),
 			BytesIn: s.BytesIn, BytesOut: s.BytesOut, Lies: s.Lies, StoredHere: e.StoredHere, HoldsForUs: e.HoldsForUs,
@@ -381,9 +382,9 @@ func (d *daemonNode) Peers() []webui.PeerInfo {
 
 func (d *daemonNode) Store() webui.Store { return d.st }
 
-func (d *daemonNode) Daemon() webui.DaemonInfo {
+func (d *daemonNode) Daemon() apiv1.DaemonInfo {
 	bw := d.node.Bandwidth()
-	return webui.DaemonInfo{
+	return apiv1.DaemonInfo{
 		Repo: d.repo, Started: d.started, Replicas: d.replicas, Quota: d.k.quota, Profile: d.prof.name, Group: d.group, StoreError: d.k.lastFailure(), Repair: d.repair.lastRound(), ScrubHealed: d.scrubHealed.Load(),
 		BytesIn: bw.TotalIn, BytesOut: bw.TotalOut, RateIn: bw.RateIn, RateOut: bw.RateOut,
 	}
@@ -391,7 +392,7 @@ func (d *daemonNode) Daemon() webui.DaemonInfo {
 
 // Verify checks the store while the node keeps serving it. Two verifies
 // at once would only read everything twice: the second waits.
-func (d *daemonNode) Verify(ctx context.Context) (webui.VerifyInfo, error) {
+func (d *daemonNode) Verify(ctx context.Context) (apiv1.VerifyInfo, error) {
 	d.verifyMu.Lock()
 	defer d.verifyMu.Unlock()
 	return verifyStore(ctx, d.st, nil)
@@ -409,7 +410,7 @@ func (d *daemonNode) keep(_ blocks.ID, size int) bool {
 
 // GC evicts every cached block, and the network's blocks (after handing
 // them off) only while the store is over its quota.
-func (d *daemonNode) GC(ctx context.Context) (webui.GCInfo, error) {
+func (d *daemonNode) GC(ctx context.Context) (apiv1.GCInfo, error) {
 	info, err := d.k.evict(ctx, -1, false)
 	if err != nil {
 		return info, err
@@ -452,26 +453,26 @@ func (d *daemonNode) fetcher(ctx context.Context, rc recipe.Recipe) *bmnet.Fetch
 	return f
 }
 
-func (d *daemonNode) Put(ctx context.Context, r io.Reader, size int64, name, typ string) (webui.PutInfo, error) {
+func (d *daemonNode) Put(ctx context.Context, r io.Reader, size int64, name, typ string) (apiv1.PutInfo, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.mixer == nil {
 		m, err := mixer.New(d.st, mixer.Options{})
 		if err != nil {
-			return webui.PutInfo{}, err
+			return apiv1.PutInfo{}, err
 		}
 		d.mixer = m
 	}
 	res, err := recipe.Put(ctx, d.mixer, d.st, r, size, name, typ, nil)
 	if err != nil {
 		d.mixer = nil // a failed mix leaves the Mixer unusable
-		return webui.PutInfo{}, err
+		return apiv1.PutInfo{}, err
 	}
 	if err := d.st.Sync(); err != nil {
-		return webui.PutInfo{}, fmt.Errorf("sync store: %w", err)
+		return apiv1.PutInfo{}, fmt.Errorf("sync store: %w", err)
 	}
 	d.k.stored.Add(res.NewBytes)
-	info := webui.PutInfo{
+	info := apiv1.PutInfo{
 		Recipe: res.Recipe.String(), URL: res.Recipe.URL(""), Name: res.Recipe.Name, Size: res.Recipe.Size,
 		Type: res.Recipe.Type, NewBytes: res.NewBytes, NewBlocks: res.NewBlocks, Blocks: len(res.Blocks), Replicas: d.replicas,
 	}

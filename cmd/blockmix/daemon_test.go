@@ -13,12 +13,12 @@ import (
 	"time"
 
 	"github.com/blockmix/blockmix/blocks"
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // startDaemon runs `blockmix daemon` on w's repo, on 127.0.0.1 only, and
 // waits for its API.
-func startDaemon(t testing.TB, w *world, bootstrap []string) (*started, webui.IDInfo) {
+func startDaemon(t testing.TB, w *world, bootstrap []string) (*started, apiv1.IDInfo) {
 	t.Helper()
 	args := []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"}
 	for _, b := range bootstrap {
@@ -29,7 +29,7 @@ func startDaemon(t testing.TB, w *world, bootstrap []string) (*started, webui.ID
 
 // startDaemonWith runs `blockmix daemon args...` on w's repo and waits for
 // its API. The caller keeps it off the real network (127.0.0.1 only).
-func startDaemonWith(t testing.TB, w *world, args ...string) (*started, webui.IDInfo) {
+func startDaemonWith(t testing.TB, w *world, args ...string) (*started, apiv1.IDInfo) {
 	t.Helper()
 	p := w.start(append([]string{"daemon"}, args...)...)
 	deadline := time.Now().Add(30 * time.Second)
@@ -44,17 +44,17 @@ func startDaemonWith(t testing.TB, w *world, args ...string) (*started, webui.ID
 	}
 }
 
-func daemonID(w *world) (webui.IDInfo, bool) {
+func daemonID(w *world) (apiv1.IDInfo, bool) {
 	b, err := os.ReadFile(filepath.Join(w.repo, "api"))
 	if err != nil {
-		return webui.IDInfo{}, false
+		return apiv1.IDInfo{}, false
 	}
 	resp, err := http.Get(strings.TrimSpace(string(b)) + "/api/v1/id")
 	if err != nil {
-		return webui.IDInfo{}, false
+		return apiv1.IDInfo{}, false
 	}
 	defer resp.Body.Close()
-	var info webui.IDInfo
+	var info apiv1.IDInfo
 	return info, json.NewDecoder(resp.Body).Decode(&info) == nil && resp.StatusCode == http.StatusOK
 }
 
@@ -116,7 +116,7 @@ func TestFiveDaemons(t *testing.T) {
 	}
 
 	// id and peers through node 5's daemon; id of the stopped node from its repo.
-	var id webui.IDInfo
+	var id apiv1.IDInfo
 	decodeStrict(t, n5.ok("id", "--json"), &id)
 	if want, _ := daemonID(n5); id.ID != want.ID || len(id.Addrs) == 0 {
 		t.Errorf("id --json: %+v", id)
@@ -124,7 +124,7 @@ func TestFiveDaemons(t *testing.T) {
 	if !strings.Contains(string(n2.ok("id")), procsID(t, addrs[1])) {
 		t.Errorf("id of a stopped node does not read its identity")
 	}
-	var ps []webui.PeerInfo
+	var ps []apiv1.PeerInfo
 	if err := json.Unmarshal(n5.ok("peers", "--json"), &ps); err != nil || len(ps) < 3 {
 		t.Fatalf("peers --json: %d peers, %v", len(ps), err)
 	}
@@ -163,9 +163,9 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 }
 
 // statusOf runs status --json.
-func statusOf(t *testing.T, w *world) webui.StatusInfo {
+func statusOf(t *testing.T, w *world) apiv1.StatusInfo {
 	t.Helper()
-	var s webui.StatusInfo
+	var s apiv1.StatusInfo
 	decodeStrict(t, w.ok("status", "--json"), &s)
 	return s
 }
@@ -276,7 +276,7 @@ func TestCommandsThroughDaemon(t *testing.T) {
 	}
 	w.want(1, "block", "get", victim.String())
 	s := statusOf(t, w)
-	if s.State != webui.StateQuarantined || s.Store.Quarantined != 1 || !strings.Contains(s.Verdict, "quarantined: 1 corrupt block") {
+	if s.State != apiv1.StateQuarantined || s.Store.Quarantined != 1 || !strings.Contains(s.Verdict, "quarantined: 1 corrupt block") {
 		t.Errorf("status after a quarantine: %s %q (%d quarantined)", s.State, s.Verdict, s.Store.Quarantined)
 	}
 
@@ -312,7 +312,7 @@ func TestStatus(t *testing.T) {
 		}
 	}
 	s := statusOf(t, a)
-	if s.Daemon || s.State != webui.StateOffline || s.Repo != a.repo || s.ID != "" {
+	if s.Daemon || s.State != apiv1.StateOffline || s.Repo != a.repo || s.ID != "" {
 		t.Errorf("status --json offline: %+v", s)
 	}
 	if r := a.runWith(runOpts{noRepo: true}, "--repo", filepath.Join(a.dir, "nowhere"), "status"); r.code != 1 || !strings.Contains(string(r.stderr), "no blockmix repo") {
@@ -328,7 +328,7 @@ func TestStatus(t *testing.T) {
 			t.Errorf("status of a lone daemon does not say %q:\n%s", sub, out)
 		}
 	}
-	if s := statusOf(t, a); !s.Daemon || s.State != webui.StateAlone || s.ID != ida.ID || s.Replicas != 1 ||
+	if s := statusOf(t, a); !s.Daemon || s.State != apiv1.StateAlone || s.ID != ida.ID || s.Replicas != 1 ||
 		time.Since(s.Started) > time.Minute || s.UptimeSeconds < 0 || s.UptimeSeconds > 60 {
 		t.Errorf("status --json of a lone daemon: %+v", s)
 	}
@@ -337,11 +337,11 @@ func TestStatus(t *testing.T) {
 	startDaemonWith(t, b, "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--bootstrap", ida.Addrs[0])
 	waitFor(t, "a sees b", 30*time.Second, func() bool { return statusOf(t, a).Peers >= 1 })
 	sa := statusOf(t, a)
-	if sa.State != webui.StateOK || sa.Verdict != "ok: connected to 1 peer; files you put get 1 copy on other nodes" {
+	if sa.State != apiv1.StateOK || sa.Verdict != "ok: connected to 1 peer; files you put get 1 copy on other nodes" {
 		t.Errorf("status of a with one peer: %s %q", sa.State, sa.Verdict)
 	}
 	sb := statusOf(t, b)
-	if sb.State != webui.StateFewPeers || !strings.Contains(sb.Verdict, "connected to 1 peer") || !strings.Contains(sb.Verdict, "not the 3 wanted") {
+	if sb.State != apiv1.StateFewPeers || !strings.Contains(sb.Verdict, "connected to 1 peer") || !strings.Contains(sb.Verdict, "not the 3 wanted") {
 		t.Errorf("status of b with one peer: %s %q", sb.State, sb.Verdict)
 	}
 

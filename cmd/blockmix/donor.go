@@ -11,7 +11,7 @@ import (
 
 	"github.com/blockmix/blockmix/blocks"
 	bmnet "github.com/blockmix/blockmix/net"
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // keeper keeps the store within its quota. Blocks fall in three kinds:
@@ -132,13 +132,13 @@ func lru(cs []candidate) {
 // blocks first, least recently used first; then, when network is true, the
 // network's blocks, each only after it was handed to the next closest
 // nodes. Pinned blocks are never touched.
-func (k *keeper) evict(ctx context.Context, need int64, network bool) (webui.GCInfo, error) {
+func (k *keeper) evict(ctx context.Context, need int64, network bool) (apiv1.GCInfo, error) {
 	k.evicting.Lock()
 	defer k.evicting.Unlock()
 	if k.hold != nil {
 		defer k.hold()()
 	}
-	var info webui.GCInfo
+	var info apiv1.GCInfo
 	var cached, ours []candidate
 	k.mu.Lock()
 	used := make(map[blocks.ID]int64, len(k.used))

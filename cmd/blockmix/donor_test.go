@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/blockmix/blockmix/blocks"
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // daemonArgs are the flags of a test daemon on 127.0.0.1.
@@ -23,9 +23,9 @@ func daemonArgs(more ...string) []string {
 
 // putPlaced puts a file through w's daemon and fails the test unless
 // every block got all its copies (what names the situation).
-func putPlaced(t *testing.T, w *world, path, what string) webui.PutInfo {
+func putPlaced(t *testing.T, w *world, path, what string) apiv1.PutInfo {
 	t.Helper()
-	var put webui.PutInfo
+	var put apiv1.PutInfo
 	if err := json.Unmarshal(w.ok("--no-progress", "put", "--json", path), &put); err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestPinsAndGC(t *testing.T) {
 		t.Fatal("b.bin rebuilt wrong")
 	}
 	before := n.stat()
-	var gc webui.GCInfo
+	var gc apiv1.GCInfo
 	if err := json.Unmarshal(n.ok("gc", "--json"), &gc); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestDonorDiskFull(t *testing.T) {
 	writeRandomFile(t, up.path("f.bin"), 51, 3<<20)
 	putPlaced(t, up, up.path("f.bin"), "put beside a full donor")
 	st := statusOf(t, full)
-	if st.State != webui.StateStoreFails || !strings.Contains(st.Verdict, "file too large") || !strings.Contains(st.Verdict, "disk") {
+	if st.State != apiv1.StateStoreFails || !strings.Contains(st.Verdict, "file too large") || !strings.Contains(st.Verdict, "disk") {
 		t.Errorf("the full donor's status: %s %q", st.State, st.Verdict)
 	}
 	// Still up, and what it holds is whole.
@@ -196,7 +196,7 @@ func TestFairShare(t *testing.T) {
 	waitRoutingTable(t, up, 2)
 	writeRandomFile(t, up.path("f.bin"), 61, 3<<20)
 	putPlaced(t, up, up.path("f.bin"), "put beside a fair-share donor")
-	var ps []webui.PeerInfo
+	var ps []apiv1.PeerInfo
 	if err := json.Unmarshal(fair.ok("peers", "--json"), &ps); err != nil {
 		t.Fatal(err)
 	}
@@ -242,10 +242,10 @@ func TestHandOffOverQuota(t *testing.T) {
 	stopDaemon(t, p1)
 	startDaemonWith(t, d1, daemonArgs("--bootstrap", idu.Addrs[0], "--replicas", "2", "--quota", "64KiB")...)
 	waitRoutingTable(t, d1, 3)
-	if st := statusOf(t, d1); st.State != webui.StateOverQuota {
+	if st := statusOf(t, d1); st.State != apiv1.StateOverQuota {
 		t.Errorf("d1 over its quota: %s %q", st.State, st.Verdict)
 	}
-	var gc webui.GCInfo
+	var gc apiv1.GCInfo
 	if err := json.Unmarshal(d1.ok("gc", "--json"), &gc); err != nil {
 		t.Fatal(err)
 	}
@@ -253,11 +253,11 @@ func TestHandOffOverQuota(t *testing.T) {
 		t.Fatalf("gc over quota: %+v, d1 holds %d bytes (had %d)", gc, d1.stat().Bytes, held)
 	}
 	// Every block still has its two copies among the nodes closest to it.
-	var h webui.HealthInfo
+	var h apiv1.HealthInfo
 	if err := json.Unmarshal(mustGet(t, up, "/api/v1/health?"+url.Values{"recipe": {rc}}.Encode()), &h); err != nil {
 		t.Fatal(err)
 	}
-	if h.State != webui.HealthHealthy || h.MinCopies < 2 || h.Missing != 0 {
+	if h.State != apiv1.HealthHealthy || h.MinCopies < 2 || h.Missing != 0 {
 		t.Fatalf("after the hand-off: %+v", h)
 	}
 	if d2.getSum(rc) != sum {

@@ -10,7 +10,7 @@ import (
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/mixer"
 	"github.com/blockmix/blockmix/recipe"
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // Fetch rebuilds the whole file into this node: every block it needs is
@@ -41,10 +41,10 @@ func (d *daemonNode) Fetch(ctx context.Context, rc recipe.Recipe, progress func(
 // Health counts the reachable copies of each block of a file on this
 // node's list: this node's own, and the k closest nodes' answers to a
 // has-list (k = replicas + 2, so that a copy one place off still counts).
-func (d *daemonNode) Health(ctx context.Context, rc recipe.Recipe) (webui.HealthInfo, error) {
+func (d *daemonNode) Health(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, error) {
 	f, err := d.st.File(ctx, rc.Key())
 	if err != nil {
-		return webui.HealthInfo{}, fmt.Errorf("%s is not on this node's list (get it first): %w", rc.Name, err)
+		return apiv1.HealthInfo{}, fmt.Errorf("%s is not on this node's list (get it first): %w", rc.Name, err)
 	}
 	counts := d.node.Copies(ctx, f.Blocks, d.replicas+2)
 	for i, id := range f.Blocks {
@@ -52,7 +52,7 @@ func (d *daemonNode) Health(ctx context.Context, rc recipe.Recipe) (webui.Health
 			counts[i]++
 		}
 	}
-	h := webui.HealthInfo{Blocks: len(counts), Replicas: d.replicas}
+	h := apiv1.HealthInfo{Blocks: len(counts), Replicas: d.replicas}
 	sorted := append([]int(nil), counts...)
 	sort.Ints(sorted)
 	if len(sorted) > 0 {
@@ -74,10 +74,10 @@ func (d *daemonNode) Health(ctx context.Context, rc recipe.Recipe) (webui.Health
 // holders among the other nodes closest to it: a block missing here is
 // fetched first (a file at risk may have lost its holders, not its other
 // copies). It answers the file's health afterwards.
-func (d *daemonNode) Repair(ctx context.Context, rc recipe.Recipe) (webui.HealthInfo, error) {
+func (d *daemonNode) Repair(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, error) {
 	f, err := d.st.File(ctx, rc.Key())
 	if err != nil {
-		return webui.HealthInfo{}, fmt.Errorf("%s is not on this node's list (get it first): %w", rc.Name, err)
+		return apiv1.HealthInfo{}, fmt.Errorf("%s is not on this node's list (get it first): %w", rc.Name, err)
 	}
 	fetch := d.fetcher(ctx, rc)
 	counts := d.node.Copies(ctx, f.Blocks, d.replicas+2)

@@ -18,7 +18,7 @@ import (
 
 	"github.com/blockmix/blockmix/blocks"
 	bmnet "github.com/blockmix/blockmix/net"
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // groupFile holds the node's group: its name and key (mode 0600).
@@ -147,14 +147,14 @@ it starts (restart it after create or join).`,
 			if dc == nil {
 				return fmt.Errorf("%w: the invite carries the running node's address", errNoDaemon)
 			}
-			var st webui.StatusInfo
+			var st apiv1.StatusInfo
 			if err := dc.getJSON(c.Context(), "/api/v1/status", &st); err != nil {
 				return err
 			}
 			if st.Group != grp.Name {
 				return fmt.Errorf("the daemon is not in group %s yet: restart it", grp.Name)
 			}
-			var id webui.IDInfo
+			var id apiv1.IDInfo
 			if err := dc.getJSON(c.Context(), "/api/v1/id", &id); err != nil {
 				return err
 			}
@@ -245,12 +245,12 @@ func joinGroup(ctx context.Context, e *env, text string) (string, peer.AddrInfo,
 
 // Group tells the page the node's group and, when the daemon works in it,
 // the invite line.
-func (d *daemonNode) Group(ctx context.Context) (webui.GroupInfo, error) {
+func (d *daemonNode) Group(ctx context.Context) (apiv1.GroupInfo, error) {
 	grp, key, ok, err := d.e.group()
 	if err != nil || !ok {
-		return webui.GroupInfo{}, err
+		return apiv1.GroupInfo{}, err
 	}
-	info := webui.GroupInfo{Name: grp.Name, Active: grp.Name == d.group}
+	info := apiv1.GroupInfo{Name: grp.Name, Active: grp.Name == d.group}
 	if !info.Active {
 		info.Message = "restart the daemon to work in the group"
 		return info, nil
@@ -263,19 +263,19 @@ func (d *daemonNode) Group(ctx context.Context) (webui.GroupInfo, error) {
 
 // CreateGroup makes a group key for this node (it works in the group
 // after a restart).
-func (d *daemonNode) CreateGroup(ctx context.Context, name string) (webui.GroupInfo, error) {
+func (d *daemonNode) CreateGroup(ctx context.Context, name string) (apiv1.GroupInfo, error) {
 	n, err := createGroup(d.e, name)
 	if err != nil {
-		return webui.GroupInfo{}, err
+		return apiv1.GroupInfo{}, err
 	}
-	return webui.GroupInfo{Name: n, Message: "group " + n + " created: restart the daemon to work in it, then share the invite"}, nil
+	return apiv1.GroupInfo{Name: n, Message: "group " + n + " created: restart the daemon to work in it, then share the invite"}, nil
 }
 
 // JoinGroup joins a group from an invite (it works in it after a restart).
-func (d *daemonNode) JoinGroup(ctx context.Context, invite string) (webui.GroupInfo, error) {
+func (d *daemonNode) JoinGroup(ctx context.Context, invite string) (apiv1.GroupInfo, error) {
 	n, ai, err := joinGroup(ctx, d.e, invite)
 	if err != nil {
-		return webui.GroupInfo{}, err
+		return apiv1.GroupInfo{}, err
 	}
-	return webui.GroupInfo{Name: n, Message: fmt.Sprintf("joined group %s (reached %s): restart the daemon to work in it", n, ai.ID.ShortString())}, nil
+	return apiv1.GroupInfo{Name: n, Message: fmt.Sprintf("joined group %s (reached %s): restart the daemon to work in it", n, ai.ID.ShortString())}, nil
 }

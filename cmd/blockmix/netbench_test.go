@@ -17,7 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/blockmix/blockmix/blocks"
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // Benchmarks of the network goals with real daemon processes on
@@ -96,7 +96,7 @@ func BenchmarkNetPut(b *testing.B) {
 		if r.code != 0 {
 			b.Fatalf("%v", r)
 		}
-		var put webui.PutInfo
+		var put apiv1.PutInfo
 		if err := json.Unmarshal(r.stdout, &put); err != nil || put.Short == nil || *put.Short != 0 {
 			b.Fatalf("put through the daemon: %s", r.stdout)
 		}
@@ -200,7 +200,7 @@ func BenchmarkPageGet(b *testing.B) {
 		_, ida := startDaemon(b, ws[0], nil)
 		startDaemon(b, ws[1], []string{ida.Addrs[0]})
 		waitRoutingTable(b, ws[0], 1)
-		var put webui.PutInfo
+		var put apiv1.PutInfo
 		r := ws[0].run("--no-progress", "put", "--json", in)
 		if r.code != 0 || json.Unmarshal(r.stdout, &put) != nil {
 			b.Fatalf("%v", r)
@@ -434,9 +434,9 @@ func BenchmarkHeal(b *testing.B) {
 	b.ReportMetric(float64(size)/(1<<30), "stored_GiB")
 }
 
-func statusOfB(b *testing.B, w *world) webui.StatusInfo {
+func statusOfB(b *testing.B, w *world) apiv1.StatusInfo {
 	b.Helper()
-	var s webui.StatusInfo
+	var s apiv1.StatusInfo
 	if err := json.Unmarshal(w.ok("status", "--json"), &s); err != nil {
 		b.Fatal(err)
 	}

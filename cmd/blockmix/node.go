@@ -13,7 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // errNoDaemon: the command needs a running daemon.
@@ -34,7 +34,7 @@ friends give to --bootstrap. Without a daemon it reads the ID from the repo.`,
 }
 
 func runID(ctx context.Context, e *env, asJSON bool) error {
-	var info webui.IDInfo
+	var info apiv1.IDInfo
 	if dc := e.daemon(ctx); dc != nil {
 		if err := dc.getJSON(ctx, "/api/v1/id", &info); err != nil {
 			return err
@@ -94,7 +94,7 @@ func runPeers(ctx context.Context, e *env, asJSON bool) error {
 	if dc == nil {
 		return errNoDaemon
 	}
-	var ps []webui.PeerInfo
+	var ps []apiv1.PeerInfo
 	if err := dc.getJSON(ctx, "/api/v1/peers", &ps); err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func runPeers(ctx context.Context, e *env, asJSON bool) error {
 		fmt.Fprintln(e.stdout, string(b))
 		return nil
 	}
-	var st webui.StatusInfo
+	var st apiv1.StatusInfo
 	if err := dc.getJSON(ctx, "/api/v1/status", &st); err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/mixer"
 	"github.com/blockmix/blockmix/recipe"
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 func newPinCommand(e *env) *cobra.Command {
@@ -40,7 +40,7 @@ func runPin(ctx context.Context, e *env, po passphraseOptions, text string) erro
 		return err
 	}
 	if dc := e.daemon(ctx); dc != nil {
-		var info webui.RecipeInfo
+		var info apiv1.RecipeInfo
 		if err := dc.callJSON(ctx, http.MethodPost, "/api/v1/pin?"+url.Values{"recipe": {rc.String()}}.Encode(), &info); err != nil {
 			return err
 		}
@@ -148,7 +148,7 @@ closest node. It needs the daemon, which knows the network.`,
 			if dc == nil {
 				return fmt.Errorf("%w: gc must know which blocks the network counts on this node for", errNoDaemon)
 			}
-			var info webui.GCInfo
+			var info apiv1.GCInfo
 			if err := dc.callJSON(ctx, http.MethodPost, "/api/v1/gc", &info); err != nil {
 				return err
 			}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/blockmix/blockmix/mixer"
 	"github.com/blockmix/blockmix/recipe"
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // putMemoryLimit is the soft memory limit of a put (see runPut).
@@ -31,7 +31,7 @@ type putOptions struct {
 }
 
 // putOutput is one line of `put --json`.
-type putOutput = webui.PutInfo
+type putOutput = apiv1.PutInfo
 
 // sealedPutOutput is one line of `put --json` with a passphrase: recipe and
 // url hold the sealed spellings, and sealed is true. name, size and type

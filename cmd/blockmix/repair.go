@@ -9,7 +9,7 @@ import (
 
 	"github.com/blockmix/blockmix/blocks"
 	bmnet "github.com/blockmix/blockmix/net"
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // repairer keeps the blocks this node holds for the network at their
@@ -24,7 +24,7 @@ type repairer struct {
 	rate     int64 // bytes per second pushed at most; 0: no pacing
 
 	mu   sync.Mutex
-	last webui.RepairInfo
+	last apiv1.RepairInfo
 }
 
 func newRepairer(st *blocks.Disk, node *bmnet.Node, replicas int, rate int64) *repairer {
@@ -42,15 +42,15 @@ func (r *repairer) run(ctx context.Context, interval time.Duration) {
 }
 
 // lastRound is what the last round found.
-func (r *repairer) lastRound() webui.RepairInfo {
+func (r *repairer) lastRound() apiv1.RepairInfo {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.last
 }
 
 // round checks and repairs the network's blocks held here once.
-func (r *repairer) round(ctx context.Context) webui.RepairInfo {
-	info := webui.RepairInfo{Started: time.Now().UTC()}
+func (r *repairer) round(ctx context.Context) apiv1.RepairInfo {
+	info := apiv1.RepairInfo{Started: time.Now().UTC()}
 	// Who left? A peer that is gone must not keep this node from seeing
 	// that it is now one of the closest.
 	r.node.Probe(ctx, 3*time.Second)

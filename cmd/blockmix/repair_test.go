@@ -12,18 +12,18 @@ import (
 	"time"
 
 	"github.com/blockmix/blockmix/blocks"
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // checkOf runs check --json on w (through its daemon).
-func checkOf(t *testing.T, w *world, rc string, more ...string) webui.HealthInfo {
+func checkOf(t *testing.T, w *world, rc string, more ...string) apiv1.HealthInfo {
 	t.Helper()
 	r := w.run(append([]string{"check", "--json", rc}, more...)...)
-	var h webui.HealthInfo
+	var h apiv1.HealthInfo
 	if err := json.Unmarshal(r.stdout, &h); err != nil {
 		t.Fatalf("check: %v\n%v", err, r)
 	}
-	if (h.State == webui.HealthHealthy) != (r.code == 0) {
+	if (h.State == apiv1.HealthHealthy) != (r.code == 0) {
 		t.Fatalf("check says %s with exit %d", h.State, r.code)
 	}
 	return h
@@ -51,7 +51,7 @@ func TestRepairHeals(t *testing.T) {
 	waitRoutingTable(t, up, 5)
 	sum := writeRandomFile(t, up.path("f.bin"), 81, 2<<20)
 	rc := up.okLine("--no-progress", "put", up.path("f.bin"))
-	if h := checkOf(t, up, rc); h.State != webui.HealthHealthy || h.MinCopies < 4 {
+	if h := checkOf(t, up, rc); h.State != apiv1.HealthHealthy || h.MinCopies < 4 {
 		t.Fatalf("after the put: %+v", h)
 	}
 	ids := up.blockIDs() // the uploader's store holds the file's blocks only
@@ -141,7 +141,7 @@ func TestScrubHeals(t *testing.T) {
 	}
 	f.Close()
 
-	var st webui.StatusInfo
+	var st apiv1.StatusInfo
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		st = statusOf(t, d)
 		if st.Store.Quarantined > 0 || time.Now().After(deadline) {

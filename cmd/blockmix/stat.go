@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/blocks"
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // statOutput is `stat --json`.
@@ -64,7 +64,7 @@ func runStat(ctx context.Context, e *env, asJSON bool) error {
 // offline or without one): through the daemon's status when one runs.
 func (e *env) storeStats(ctx context.Context) (blocks.Stats, int64, error) {
 	if dc := e.daemon(ctx); dc != nil {
-		var st webui.StatusInfo
+		var st apiv1.StatusInfo
 		err := dc.getJSON(ctx, "/api/v1/status", &st)
 		return st.Store.Stats, st.Quota, err
 	}
@@ -95,4 +95,4 @@ func printStats(w io.Writer, dir string, s blocks.Stats) {
 }
 
 // human spells a byte count with a binary unit.
-func human(n int64) string { return webui.HumanBytes(n) }
+func human(n int64) string { return apiv1.HumanBytes(n) }

@@ -11,7 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 func newStatusCommand(e *env) *cobra.Command {
@@ -41,7 +41,7 @@ whatever the verdict.`,
 }
 
 func runStatus(ctx context.Context, e *env, asJSON bool) error {
-	var s webui.StatusInfo
+	var s apiv1.StatusInfo
 	if dc := e.daemon(ctx); dc != nil {
 		if err := dc.getJSON(ctx, "/api/v1/status", &s); err != nil {
 			return err
@@ -95,21 +95,21 @@ func runStatus(ctx context.Context, e *env, asJSON bool) error {
 }
 
 // offlineStatus sums up a repo no daemon runs on.
-func offlineStatus(ctx context.Context, e *env) (webui.StatusInfo, error) {
+func offlineStatus(ctx context.Context, e *env) (apiv1.StatusInfo, error) {
 	dir, err := e.repoDir()
 	if err != nil {
-		return webui.StatusInfo{}, err
+		return apiv1.StatusInfo{}, err
 	}
 	st, err := e.openStore(false)
 	if err != nil {
-		return webui.StatusInfo{}, err
+		return apiv1.StatusInfo{}, err
 	}
 	defer st.Close()
 	stats, err := st.Stats(ctx)
 	if err != nil {
-		return webui.StatusInfo{}, err
+		return apiv1.StatusInfo{}, err
 	}
-	s := webui.StatusInfo{Repo: dir, Store: webui.StoreInfo{Stats: stats, Overhead: stats.Overhead()}}
+	s := apiv1.StatusInfo{Repo: dir, Store: apiv1.StoreInfo{Stats: stats, Overhead: stats.Overhead()}}
 	// The ID, when a daemon made one before (status does not make one).
 	if path := filepath.Join(dir, identityFile); fileExists(path) {
 		if key, err := loadIdentity(path); err == nil {

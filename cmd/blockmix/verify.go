@@ -10,11 +10,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/blocks"
-	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // verifyOutput is `verify --json`.
-type verifyOutput = webui.VerifyInfo
+type verifyOutput = apiv1.VerifyInfo
 
 func newVerifyCommand(e *env) *cobra.Command {
 	var asJSON bool
@@ -75,7 +75,7 @@ type verifiable interface {
 // bytes do not match their ID, and syncs st. newBar (nil: none) makes a
 // progress bar for the total bytes. Corrupt blocks are listed in the
 // answer, not returned as an error. Quarantined is never nil.
-func verifyStore(ctx context.Context, st verifiable, newBar func(total int64, what string) *progress) (webui.VerifyInfo, error) {
+func verifyStore(ctx context.Context, st verifiable, newBar func(total int64, what string) *progress) (apiv1.VerifyInfo, error) {
 	var ids []blocks.ID
 	var total int64
 	if err := st.Enumerate(ctx, func(id blocks.ID, m blocks.Meta) error {
@@ -83,14 +83,14 @@ func verifyStore(ctx context.Context, st verifiable, newBar func(total int64, wh
 		total += int64(m.Size)
 		return nil
 	}); err != nil {
-		return webui.VerifyInfo{}, fmt.Errorf("list blocks: %w", err)
+		return apiv1.VerifyInfo{}, fmt.Errorf("list blocks: %w", err)
 	}
 	var bar *progress
 	if newBar != nil {
 		bar = newBar(total, "verifying")
 	}
 	defer bar.finish()
-	out := webui.VerifyInfo{Quarantined: []blocks.ID{}}
+	out := apiv1.VerifyInfo{Quarantined: []blocks.ID{}}
 	for _, id := range ids {
 		b, err := st.Get(ctx, id)
 		switch {

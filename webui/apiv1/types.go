@@ -1,0 +1,360 @@
+// Package apiv1 holds the JSON types of the node's local API (/api/v1/):
+// what the node answers, the web page shows and the command line prints.
+// They belong to the API's contract, not to the server, the node or the
+// client, so all three import them from here.
+package apiv1
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/blockmix/blockmix/blocks"
+)
+
+// IDInfo is GET /api/v1/id.
+type IDInfo struct {
+	ID           string   `json:"id"`
+	Addrs        []string `json:"addrs"` // full multiaddrs, /p2p/ID included
+	RoutingTable int      `json:"routing_table"`
+	Peers        int      `json:"peers"`
+}
+
+// PutInfo is POST /api/v1/put (and `blockmix put --json`, which leaves the
+// placement fields out when no daemon placed the blocks).
+type PutInfo struct {
+	Recipe    string `json:"recipe"`
+	URL       string `json:"url"`
+	Name      string `json:"name"`
+	Size      int64  `json:"size"`
+	Type      string `json:"type,omitempty"`
+	NewBytes  int64  `json:"new_bytes"`
+	NewBlocks int    `json:"new_blocks"`
+	Blocks    int    `json:"blocks"`
+	Replicas  int    `json:"replicas,omitempty"`
+	// Short is how many blocks have fewer than Replicas copies on other
+	// nodes (nil: not placed); Placement says why in plain words ("" when
+	// all are placed).
+	Short     *int   `json:"blocks_short,omitempty"`
+	Placement string `json:"placement,omitempty"`
+	// Nodes is how many distinct other nodes took blocks.
+	Nodes int `json:"nodes,omitempty"`
+}
+
+// PeerInfo is one entry of GET /api/v1/peers.
+type PeerInfo struct {
+	ID          string  `json:"id"`
+	Addr        string  `json:"addr,omitempty"`
+	LatencyMs   float64 `json:"latency_ms"`
+	Reliability float64 `json:"reliability"` // share of requests that worked (a new peer: 0.5)
+	Score       float64 `json:"score"`
+	BytesIn     int64   `json:"bytes_in"`
+	BytesOut    int64   `json:"bytes_out"`
+	Lies        int64   `json:"lies"`
+	// The fair-share ledger: bytes of the peer's blocks this node stores,
+	// and of this node's blocks the peer took (across restarts).
+	StoredHere int64 `json:"stored_here"`
+	HoldsForUs int64 `json:"holds_for_us"`
+}
+
+// BlockInfo is one line of GET /api/v1/blocks (and of `blockmix block ls
+// --json`).
+type BlockInfo struct {
+	ID   blocks.ID `json:"id"`
+	Size int       `json:"size"`
+	Refs int       `json:"refs"` // how many recorded files use the block
+}
+
+// VerifyInfo is POST /api/v1/verify (and `blockmix verify --json`).
+type VerifyInfo struct {
+	Checked     int         `json:"checked"`
+	Bytes       int64       `json:"bytes"`
+	Quarantined []blocks.ID `json:"quarantined"` // never null
+}
+
+// DaemonInfo is what a running node knows of itself beyond ID().
+type DaemonInfo struct {
+	Repo     string
+	Started  time.Time
+	Replicas int // how many other nodes should hold each block
+	// Quota bounds the store's block bytes (0: none); Profile names the
+	// daemon's profile ("default" or "lowpower").
+	Quota   int64
+	Profile string
+	// Group names the private group the node is in ("" for none).
+	Group string
+	// Repair is the last repair round of the blocks this node holds for
+	// the network; ScrubHealed counts the corrupt blocks the scrub
+	// quarantined and fetched again since the start.
+	Repair      RepairInfo
+	ScrubHealed int64
+	// StoreError is the standing failure to store blocks ("" when the
+	// last block stored fine): a full or read-only disk.
+	StoreError string
+	// Traffic over libp2p since the start (all protocols), and the recent
+	// rates in bytes per second.
+	BytesIn, BytesOut int64
+	RateIn, RateOut   float64
+}
+
+// ErrorBody is the JSON of every error answer.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+// RecipeInfo is GET /api/v1/recipe?recipe=…: what a recipe says, read from
+// the recipe alone (nothing is fetched).
+type RecipeInfo struct {
+	Recipe    string `json:"recipe"` // the canonical blockmix: spelling
+	URL       string `json:"url"`    // the link form, on this node's address
+	Key       string `json:"key"`    // the file's key in GET /api/v1/files
+	Name      string `json:"name"`
+	Size      int64  `json:"size"`
+	Type      string `json:"type,omitempty"`
+	BlockSize int    `json:"block_size"` // the file's data block size
+	Blocks    int64  `json:"blocks"`     // data blocks (tuples) in the file
+	Local     bool   `json:"local"`      // the file is in this node's list
+}
+
+// Transfer states.
+const (
+	TransferRunning = "running"
+	TransferDone    = "done"
+	TransferFailed  = "failed"
+)
+
+// TransferInfo is one fetch of a whole file into this node: POST
+// /api/v1/fetch?recipe=…, GET /api/v1/transfers, GET
+// /api/v1/transfers/{id}.
+type TransferInfo struct {
+	ID         string    `json:"id"`
+	Recipe     string    `json:"recipe"`
+	Key        string    `json:"key"`
+	Name       string    `json:"name"`
+	Size       int64     `json:"size"`
+	Type       string    `json:"type,omitempty"`
+	State      string    `json:"state"` // running, done or failed
+	BytesDone  int64     `json:"bytes_done"`
+	BlocksDone int64     `json:"blocks_done"`
+	Blocks     int64     `json:"blocks"`
+	Speed      float64   `json:"speed"`       // bytes per second over the last seconds
+	Peers      int       `json:"peers"`       // peers that sent blocks during the transfer
+	ETASeconds float64   `json:"eta_seconds"` // -1 when unknown
+	Error      string    `json:"error,omitempty"`
+	Started    time.Time `json:"started"`
+	Finished   time.Time `json:"finished,omitzero"`
+}
+
+// Health states, worst last.
+const (
+	HealthHealthy = "healthy"
+	HealthAtRisk  = "at-risk"
+	HealthLost    = "lost"
+)
+
+// HealthInfo is GET /api/v1/health?recipe=…: how many copies of the file's
+// blocks the network holds (this node's included).
+type HealthInfo struct {
+	Blocks       int    `json:"blocks"`        // blocks the file needs, descriptor included
+	MinCopies    int    `json:"min_copies"`    // of the least-copied block
+	MedianCopies int    `json:"median_copies"` // of the median block
+	Missing      int    `json:"missing"`       // blocks with no copy reachable
+	Short        int    `json:"short"`         // blocks with fewer copies than Replicas
+	Replicas     int    `json:"replicas"`      // copies wanted
+	State        string `json:"state"`         // healthy, at-risk or lost
+	Verdict      string `json:"verdict"`       // in plain words
+}
+
+// GCInfo is POST /api/v1/gc (and `blockmix gc --json`): what eviction
+// freed and what it kept.
+type GCInfo struct {
+	EvictedBlocks  int   `json:"evicted_blocks"`
+	EvictedBytes   int64 `json:"evicted_bytes"`
+	HandedOff      int   `json:"handed_off"`    // the network's blocks given to the next closest node first
+	KeptBlocks     int   `json:"kept_blocks"`   // the network's blocks kept (this node is among their closest)
+	PinnedBlocks   int   `json:"pinned_blocks"` // used by files on this node's list: never evicted
+	ReclaimedBytes int64 `json:"reclaimed_bytes"`
+}
+
+// RepairInfo is one repair round: the blocks this node holds for the
+// network (it is one of the R closest to them) that it checked, those that
+// had fewer copies than wanted, and what it pushed.
+type RepairInfo struct {
+	Started     time.Time `json:"started,omitzero"`
+	Finished    time.Time `json:"finished,omitzero"`
+	Checked     int       `json:"checked"`
+	Short       int       `json:"short"`       // had fewer than R copies
+	Repaired    int       `json:"repaired"`    // got pushed to the next closest
+	StillShort  int       `json:"still_short"` // could not get all copies (too few nodes)
+	BytesPushed int64     `json:"bytes_pushed"`
+}
+
+// GroupInfo is GET /api/v1/group and the answer to POST
+// /api/v1/group/create?name=… and /api/v1/group/join?invite=….
+type GroupInfo struct {
+	Name    string `json:"name,omitempty"`    // "" when the node is in no group
+	Active  bool   `json:"active"`            // the running daemon works in it
+	Invite  string `json:"invite,omitempty"`  // the line friends join with (a secret)
+	Message string `json:"message,omitempty"` // what to do next, in plain words
+}
+
+// BandwidthSample is the node's traffic over one interval, in bytes per
+// second.
+type BandwidthSample struct {
+	Time time.Time `json:"t"`
+	In   float64   `json:"in"`
+	Out  float64   `json:"out"`
+}
+
+// BandwidthInfo is GET /api/v1/bandwidth: the last hour, oldest first.
+type BandwidthInfo struct {
+	IntervalSeconds int               `json:"interval_seconds"`
+	Samples         []BandwidthSample `json:"samples"` // never null
+}
+
+// Judge sets h.State and h.Verdict from the counts.
+func (h *HealthInfo) Judge() {
+	switch {
+	case h.Missing > 0:
+		h.State = HealthLost
+		verb := "blocks have"
+		if h.Missing == 1 {
+			verb = "block has"
+		}
+		h.Verdict = fmt.Sprintf("lost: %d %s no copy anywhere this node can reach", h.Missing, verb)
+	case h.MinCopies < h.Replicas:
+		h.State = HealthAtRisk
+		n := max(h.Short, 1)
+		verb := "blocks have"
+		if n == 1 {
+			verb = "block has"
+		}
+		h.Verdict = fmt.Sprintf("at risk: %d %s fewer than %d copies (the fewest: %s); the nodes that hold them repair it — 'blockmix check --repair' does it now", n, verb, h.Replicas, copies(h.MinCopies))
+	default:
+		h.State = HealthHealthy
+		h.Verdict = fmt.Sprintf("healthy: every block has at least %s", copies(h.MinCopies))
+	}
+}
+
+// The states of StatusInfo, from worst to best.
+const (
+	StateOffline     = "offline"     // no daemon answered (said by the CLI only)
+	StateQuarantined = "quarantined" // the store has taken corrupt blocks out of service
+	StateAlone       = "alone"       // no peers: what is put stays on this node
+	StateFewPeers    = "few-peers"   // fewer peers than the replicas wanted
+	StateOverQuota   = "over-quota"  // the store holds more than its quota
+	StateStoreFails  = "store-fails" // blocks cannot be stored (disk full or read-only)
+	StateAtRisk      = "at-risk"     // blocks held for the network lack copies the network cannot give
+	StateOK          = "ok"
+)
+
+// StoreInfo is the store part of StatusInfo: blocks.Stats with the
+// overhead spelled out.
+type StoreInfo struct {
+	blocks.Stats
+	Overhead float64 `json:"overhead"` // stored bytes per file byte
+}
+
+// StatusInfo is GET /api/v1/status and `blockmix status --json`: the node
+// summed up, with a verdict in plain words.
+type StatusInfo struct {
+	// Daemon is false when no daemon answered: then only Repo, ID (when the
+	// repo has one), Store, State and Verdict are filled in.
+	Daemon        bool       `json:"daemon"`
+	Repo          string     `json:"repo"`
+	ID            string     `json:"id,omitempty"`
+	Started       time.Time  `json:"started,omitzero"`
+	UptimeSeconds int64      `json:"uptime_seconds"`
+	Peers         int        `json:"peers"`                 // connected now
+	RoutingTable  int        `json:"routing_table"`         // peers the DHT knows
+	Replicas      int        `json:"replicas"`              // other nodes that should hold each block
+	Quota         int64      `json:"quota,omitempty"`       // bytes the store may hold (0: no quota)
+	Profile       string     `json:"profile,omitempty"`     // "default" or "lowpower"
+	Group         string     `json:"group,omitempty"`       // the private group the node is in ("" for none)
+	StoreError    string     `json:"store_error,omitempty"` // the last failure to store a block, while it stands
+	Repair        RepairInfo `json:"repair"`                // the last repair round
+	ScrubHealed   int64      `json:"scrub_healed"`          // corrupt blocks the scrub quarantined and fetched again since the start
+	Store         StoreInfo  `json:"store"`
+	// Libp2p traffic since the daemon started, and the recent rates in
+	// bytes per second (libp2p updates them about once a second).
+	BytesIn  int64   `json:"bytes_in"`
+	BytesOut int64   `json:"bytes_out"`
+	RateIn   float64 `json:"rate_in"`
+	RateOut  float64 `json:"rate_out"`
+	// State is one of the State constants: the most pressing problem, or
+	// StateOK. Verdict says it in one line of plain words, with what to do.
+	State   string `json:"state"`
+	Verdict string `json:"verdict"`
+}
+
+// Judge sets s.State and s.Verdict from the other fields. When there is
+// more than one problem, State names the most pressing and Verdict lists
+// them all, most pressing first, separated by "; ".
+func (s *StatusInfo) Judge() {
+	var states, lines []string
+	add := func(state, line string) {
+		states = append(states, state)
+		lines = append(lines, line)
+	}
+	if !s.Daemon {
+		add(StateOffline, fmt.Sprintf("no daemon running on %s (offline): nothing is served to peers or placed on other nodes; start one with 'blockmix daemon'", s.Repo))
+	}
+	if q := s.Store.Quarantined; q > 0 {
+		add(StateQuarantined, fmt.Sprintf("quarantined: %s taken out of service; files that need them must fetch them from peers (run 'blockmix verify' to check the rest of the store)", plural(q, "corrupt block")))
+	}
+	if s.StoreError != "" {
+		add(StateStoreFails, fmt.Sprintf("cannot store blocks: %s — the disk that holds the repo may be full, read-only or gone; blocks already here are still served, pushes go to other nodes", s.StoreError))
+	}
+	if s.Repair.StillShort > 0 {
+		add(StateAtRisk, fmt.Sprintf("at risk: %d of the blocks this node holds for the network still have fewer than %d copies after the last repair (too few nodes reachable); connect more nodes", s.Repair.StillShort, s.Replicas))
+	}
+	if s.Quota > 0 && s.Store.Bytes > s.Quota {
+		add(StateOverQuota, fmt.Sprintf("over quota: the store holds %s, the quota is %s; pushes are refused until 'blockmix gc' (or the node itself) frees cached blocks", HumanBytes(s.Store.Bytes), HumanBytes(s.Quota)))
+	}
+	if s.Daemon {
+		switch {
+		case s.Peers == 0:
+			add(StateAlone, "alone: no peers connected — files you put stay only on this node; restart the daemon with --bootstrap ADDR (a friend's address from 'blockmix id')")
+		case s.Peers < s.Replicas:
+			add(StateFewPeers, fmt.Sprintf("few peers: connected to %s; files you put get %s on other nodes, not the %d wanted; connect more nodes with --bootstrap ADDR",
+				plural(s.Peers, "peer"), copies(s.Peers), s.Replicas))
+		}
+	}
+	if len(states) == 0 {
+		s.State = StateOK
+		s.Verdict = fmt.Sprintf("ok: connected to %s; files you put get %s on other nodes", plural(s.Peers, "peer"), copies(s.Replicas))
+		return
+	}
+	s.State = states[0]
+	s.Verdict = strings.Join(lines, "; ")
+}
+
+// plural spells n things.
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+func copies(n int) string {
+	if n == 1 {
+		return "1 copy"
+	}
+	return fmt.Sprintf("%d copies", n)
+}
+
+// HumanBytes spells a byte count with a binary unit ("3.0 MiB"), as the
+// CLI and the page do.
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
