@@ -53,6 +53,9 @@ type Fetcher struct {
 	Near int
 	// Keep says whether to keep a fetched block locally; nil keeps all.
 	Keep func(id blocks.ID, size int) bool
+	// Observe, if set, is told of every block that came from a peer: how
+	// long since its first Get asked for it, and its size.
+	Observe func(wait time.Duration, size int)
 
 	mu       sync.Mutex
 	queues   map[peer.ID]*peerQueue
@@ -83,6 +86,7 @@ type want struct {
 	tried   map[peer.ID]bool
 	errs    []string
 	looked  bool // a DHT walk added candidates already
+	start   time.Time
 	waiters []chan fetched
 	// left counts the callers still waiting; a want nobody waits for is
 	// dropped from the queues.
@@ -133,7 +137,7 @@ func (f *Fetcher) Get(ctx context.Context, id blocks.ID) ([]byte, error) {
 		w.left++
 		f.mu.Unlock()
 	} else {
-		w = &want{id: id, tried: map[peer.ID]bool{}, waiters: []chan fetched{ch}, left: 1}
+		w = &want{id: id, tried: map[peer.ID]bool{}, waiters: []chan fetched{ch}, left: 1, start: time.Now()}
 		w.cands = f.candidates(id)
 		f.inflight[id] = w
 		f.dispatch(w) // unlocks f.mu
@@ -364,7 +368,11 @@ func (f *Fetcher) ask(p peer.ID, q *peerQueue, ws []*want) {
 			f.stats.KeepFailed++
 		}
 		q.load--
-		f.finish(byID[id], fetched{b: b}) // unlocks
+		w := byID[id]
+		f.finish(w, fetched{b: b}) // unlocks
+		if f.Observe != nil {
+			f.Observe(time.Since(w.start), len(b))
+		}
 		return nil
 	})
 	for _, w := range ws {

@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blockmix/blockmix/blocks"
 )
@@ -45,6 +46,9 @@ type Config struct {
 	// network). QUIC cannot carry the key, so such a node uses TCP only:
 	// QUIC listen addresses are dropped.
 	GroupKey []byte
+	// Metrics, when set, gets libp2p's own metrics (resource manager,
+	// swarm, identify…) for Prometheus.
+	Metrics prometheus.Registerer
 }
 
 // GroupKeySize is the size of a group key.
@@ -97,6 +101,11 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 	if cfg.GroupKey != nil {
 		opts = append(opts, libp2p.PrivateNetwork(pnet.PSK(cfg.GroupKey)))
 	}
+	if cfg.Metrics != nil {
+		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Metrics))
+	} else {
+		opts = append(opts, libp2p.DisableMetrics())
+	}
 	if cfg.LowPower {
 		cm, err := connmgr.NewConnManager(16, 32)
 		if err != nil {
@@ -108,18 +117,29 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
+	n, err := NewNodeOn(h, cfg.Bootstrap, src, sink)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	n.bw = bw
+	return n, nil
+}
+
+// NewNodeOn runs blockmix's DHT and block protocol on a host made
+// elsewhere (for example by mocknet in tests). Its Bandwidth stays zero.
+func NewNodeOn(h host.Host, bootstrap []peer.AddrInfo, src blocks.Getter, sink Sink) (*Node, error) {
 	d, err := dht.New(h,
 		dht.ProtocolPrefix(DHTPrefix),
 		// Server mode: on loopback and private networks, client mode leaves
 		// the routing tables empty.
 		dht.Mode(dht.ModeServer),
-		dht.BootstrapPeers(cfg.Bootstrap...),
+		dht.BootstrapPeers(bootstrap...),
 	)
 	if err != nil {
-		h.Close()
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}
-	return &Node{Host: h, DHT: d, Blocks: NewService(h, src, sink), bw: bw}, nil
+	return &Node{Host: h, DHT: d, Blocks: NewService(h, src, sink), bw: metrics.NewBandwidthCounter()}, nil
 }
 
 // TCPOnly returns the addresses that are not QUIC (nor WebTransport).

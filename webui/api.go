@@ -187,6 +187,8 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 	// and plain text come with their type, to be shown inline; anything
 	// else, and any file with download=1, as an attachment.
 	mux.HandleFunc("GET /api/v1/get", func(w http.ResponseWriter, r *http.Request) {
+		s.gets.Add(1)
+		defer s.gets.Add(-1)
 		rc, ok := parseRecipe(w, r)
 		if !ok {
 			return
@@ -211,6 +213,8 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 			level := slog.LevelWarn
 			if r.Context().Err() != nil {
 				level = slog.LevelDebug
+			} else {
+				s.opt.Failed()
 			}
 			s.opt.Log.Log(r.Context(), level, "get failed", slog.String("name", rc.Name), slog.Int64("size", rc.Size),
 				slog.Int64("sent", sent), slog.Any("err", err))

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +25,8 @@ type Options struct {
 	// Log gets one line per failed transfer (a get cut halfway, a fetch
 	// that failed) with the reason; nil means slog.Default().
 	Log *slog.Logger
+	// Failed, if set, is called once per failed transfer (for metrics).
+	Failed func()
 }
 
 // Server serves a node's API and web page. Close it to stop its
@@ -37,7 +40,12 @@ type Server struct {
 
 	transfers *transfers
 	history   *history
+	gets      atomic.Int64 // GET /api/v1/get answers being sent
 }
+
+// Running counts the transfers running now: gets being streamed and
+// fetches into the node.
+func (s *Server) Running() int { return int(s.gets.Load()) + s.transfers.running() }
 
 // New returns a Server for n.
 func New(n Node, opt Options) *Server {
@@ -53,8 +61,11 @@ func New(n Node, opt Options) *Server {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
+	if opt.Failed == nil {
+		opt.Failed = func() {}
+	}
 	s := &Server{n: n, opt: opt, stop: make(chan struct{}), history: &history{every: opt.SampleEvery}}
-	s.transfers = newTransfers(n, opt.MaxTransfers, s.stop, opt.Log)
+	s.transfers = newTransfers(n, opt.MaxTransfers, s.stop, opt.Log, opt.Failed)
 	go s.history.run(n, s.stop)
 	mux := http.NewServeMux()
 	s.apiRoutes(mux)

@@ -28,6 +28,7 @@ type transfers struct {
 	max  int
 	stop <-chan struct{}
 	log  *slog.Logger
+	fail func()
 
 	mu   sync.Mutex
 	byID map[string]*transfer
@@ -47,8 +48,8 @@ type mark struct {
 	n int64
 }
 
-func newTransfers(n Node, max int, stop <-chan struct{}, log *slog.Logger) *transfers {
-	return &transfers{n: n, max: max, stop: stop, log: log, byID: map[string]*transfer{}}
+func newTransfers(n Node, max int, stop <-chan struct{}, log *slog.Logger, fail func()) *transfers {
+	return &transfers{n: n, max: max, stop: stop, log: log, fail: fail, byID: map[string]*transfer{}}
 }
 
 // start begins fetching rc, or returns the running transfer of the same
@@ -99,6 +100,7 @@ func (ts *transfers) start(rc recipe.Recipe) (apiv1.TransferInfo, error) {
 		t.info.Finished = time.Now().UTC()
 		if err != nil {
 			t.info.State, t.info.Error = apiv1.TransferFailed, err.Error()
+			ts.fail()
 			ts.log.Warn("fetch failed", slog.String("name", rc.Name), slog.Int64("size", rc.Size),
 				slog.Int64("bytes", t.bytes.Load()), slog.Any("err", err))
 		} else {
@@ -192,4 +194,17 @@ func (ts *transfers) snapshot(t *transfer) apiv1.TransferInfo {
 		}
 	}
 	return info
+}
+
+// running counts the fetches still running.
+func (ts *transfers) running() int {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	n := 0
+	for _, t := range ts.byID {
+		if t.info.State == apiv1.TransferRunning {
+			n++
+		}
+	}
+	return n
 }

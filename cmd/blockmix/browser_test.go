@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
@@ -286,7 +287,7 @@ func TestWebPage(t *testing.T) {
 	if st := statusOf(t, b); st.Group != "" {
 		t.Errorf("the running daemon switched groups without a restart: %q", st.Group)
 	}
-	if _, err := os.Stat(filepath.Join(b.repo, groupFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(b.repo, repo.GroupFile)); err != nil {
 		t.Errorf("the page made no group file: %v", err)
 	}
 }

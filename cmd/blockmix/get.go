@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/atomicfile"
 	"github.com/blockmix/blockmix/mixer"
 	"github.com/blockmix/blockmix/recipe"
 )
@@ -104,7 +105,7 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 			return dc.get(ctx, text, io.MultiWriter(e.stdout, bar))
 		}
 		h := sha256.New()
-		if err := writeAtomically(dest, o.force, func(w io.Writer) error { return dc.get(ctx, text, io.MultiWriter(w, h, bar)) }); err != nil {
+		if err := atomicfile.Write(dest, o.force, 0, func(w io.Writer) error { return dc.get(ctx, text, io.MultiWriter(w, h, bar)) }); err != nil {
 			return err
 		}
 		if o.asJSON {
@@ -131,7 +132,7 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 		_, err := r.WriteTo(e.stdout)
 		return explainGet(err)
 	}
-	err = writeAtomically(dest, o.force, func(w io.Writer) error {
+	err = atomicfile.Write(dest, o.force, 0, func(w io.Writer) error {
 		_, err := r.WriteTo(w)
 		return explainGet(err)
 	})
@@ -157,51 +158,4 @@ func explainGet(err error) error {
 		return fmt.Errorf("%w (nothing was saved; run 'blockmix verify')", err)
 	}
 	return err
-}
-
-// writeAtomically writes through fill to a temporary file beside dest,
-// fsyncs it and renames it to dest. On any error the temporary file is
-// removed and dest is untouched.
-func writeAtomically(dest string, force bool, fill func(io.Writer) error) (err error) {
-	dir := filepath.Dir(dest)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".blockmix-partial-*")
-	if err != nil {
-		return fmt.Errorf("create a temporary file in %s: %w", dir, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = fill(&writebackFile{f: tmp}); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", tmp.Name(), err)
-	}
-	// CreateTemp makes the file private; a rebuilt file gets the mode of
-	// the file it replaces, or the usual 0644 (less the umask's effect on
-	// group and other, which CreateTemp does not apply).
-	mode := os.FileMode(0o644)
-	if fi, serr := os.Stat(dest); serr == nil {
-		mode = fi.Mode().Perm()
-	}
-	if err = tmp.Chmod(mode); err != nil {
-		return fmt.Errorf("chmod %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp.Name(), err)
-	}
-	if !force {
-		// Link fails when dest appeared meanwhile: never overwrite.
-		if err = os.Link(tmp.Name(), dest); err != nil {
-			return fmt.Errorf("write %s: %w", dest, err)
-		}
-		return os.Remove(tmp.Name())
-	}
-	if err = os.Rename(tmp.Name(), dest); err != nil {
-		return fmt.Errorf("rename to %s: %w", dest, err)
-	}
-	return nil
 }

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/group"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
 )
 
 // TestGroupsCLI: a group made on A, an invite, B joining through it; a
@@ -22,7 +25,7 @@ func TestGroupsCLI(t *testing.T) {
 	}
 	_, ida := startDaemonWith(t, a, daemonArgs()...)
 	invite := a.okLine("group", "invite")
-	if !strings.HasPrefix(invite, invitePrefix) {
+	if !strings.HasPrefix(invite, "blockmix-invite:") {
 		t.Fatalf("invite %q", invite)
 	}
 	if out := b.okLine("group", "join", "here you go: "+invite); !strings.HasPrefix(out, "joined group friends") {
@@ -49,12 +52,12 @@ func TestGroupsCLI(t *testing.T) {
 	}
 
 	// A forged invite (another key): a clear message within two seconds.
-	name, key, ai, err := decodeInvite(invite)
+	name, key, ai, err := group.ParseInvite(invite)
 	if err != nil {
 		t.Fatal(err)
 	}
 	key[0] ^= 1
-	forged := encodeInvite(name, key, ai.Addrs[0].String()+"/p2p/"+ai.ID.String())
+	forged := group.Invite(name, key, ai.Addrs[0].String()+"/p2p/"+ai.ID.String())
 	r := d.run("group", "join", forged)
 	if r.code != 1 || !strings.Contains(string(r.stderr), "another group") {
 		t.Fatalf("a forged invite:\n%v", r)
@@ -62,7 +65,7 @@ func TestGroupsCLI(t *testing.T) {
 	if r.dur > 2*time.Second {
 		t.Fatalf("the forged invite took %s to fail", r.dur)
 	}
-	if _, err := os.Stat(filepath.Join(d.repo, groupFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(d.repo, repo.GroupFile)); !os.IsNotExist(err) {
 		t.Fatalf("a failed join stored the group: %v", err)
 	}
 }

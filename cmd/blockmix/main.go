@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/usage"
 	"github.com/blockmix/blockmix/recipe"
 )
 
@@ -69,18 +70,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return exitCode(err)
 }
 
-// usageError marks bad input from the user.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-func badUse(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+// badUse is bad input from the user: exit code 2.
+func badUse(format string, a ...any) error { return usage.Errorf(format, a...) }
 
 func exitCode(err error) int {
-	var ue usageError
 	switch {
-	case errors.As(err, &ue), errors.Is(err, recipe.ErrDamaged), errors.Is(err, blocks.ErrBadID):
+	case usage.Is(err), errors.Is(err, recipe.ErrDamaged), errors.Is(err, blocks.ErrBadID):
 		return exitBadUse
 	case isCobraUsage(err):
 		return exitBadUse

@@ -5,16 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/blocks"
-	"github.com/blockmix/blockmix/mixer"
-	"github.com/blockmix/blockmix/recipe"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/node"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
@@ -50,7 +47,7 @@ func runPin(ctx context.Context, e *env, po passphraseOptions, text string) erro
 			return err
 		}
 		defer st.Close()
-		if err := pinLocal(ctx, st, st, rc, nil, nil); err != nil {
+		if err := node.Pin(ctx, st, st, rc, nil, nil); err != nil {
 			if errors.Is(err, blocks.ErrNotFound) {
 				return fmt.Errorf("%w: without a daemon only a file whose blocks are all here can be pinned", err)
 			}
@@ -58,39 +55,6 @@ func runPin(ctx context.Context, e *env, po passphraseOptions, text string) erro
 		}
 	}
 	fmt.Fprintf(e.stdout, "pinned %s (%s): its blocks stay on this node\n", rc.Name, human(rc.Size))
-	return nil
-}
-
-// pinLocal rebuilds rc from g (checking the whole file), makes the store
-// durable, and records the file with every block it used once kept (if
-// not nil) says every block is in the store.
-func pinLocal(ctx context.Context, st *blocks.Disk, g blocks.Getter, rc recipe.Recipe, opt *recipe.Options, kept func() error) error {
-	o := recipe.Options{}
-	if opt != nil {
-		o = *opt
-	}
-	rec := &recordingGetter{g: mixer.NewCachedGetter(g, 32<<20), seen: map[blocks.ID]bool{}}
-	r, err := recipe.Open(ctx, rec, rc, o)
-	if err != nil {
-		return err
-	}
-	if _, err := r.WriteTo(io.Discard); err != nil {
-		return err
-	}
-	if kept != nil {
-		if err := kept(); err != nil {
-			return err
-		}
-	}
-	if err := st.Sync(); err != nil {
-		return fmt.Errorf("sync store: %w", err)
-	}
-	if err := st.AddFile(ctx, blocks.FileRecord{
-		Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,
-		Recipe: rc.String(), Added: time.Now().UTC(), Blocks: rec.ids(),
-	}); err != nil {
-		return fmt.Errorf("record file: %w", err)
-	}
 	return nil
 }
 

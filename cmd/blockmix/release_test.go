@@ -15,6 +15,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/config"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
 )
 
 // releaseTargets are the platforms `make release` builds, with the
@@ -272,20 +275,20 @@ func TestUnitFile(t *testing.T) {
 	if args := dc.Flags().Args(); len(args) > 0 {
 		t.Errorf("ExecStart=%s: stray arguments %q", execStart, args)
 	}
-	if e.repo == "" || !filepath.IsAbs(e.repo) {
-		t.Errorf("ExecStart=%s: want --repo with an absolute path, got %q", execStart, e.repo)
+	if e.repoFlag == "" || !filepath.IsAbs(e.repoFlag) {
+		t.Errorf("ExecStart=%s: want --repo with an absolute path, got %q", execStart, e.repoFlag)
 	}
 	quota, _ := dc.Flags().GetString("quota")
 	if donor, _ := dc.Flags().GetBool("donor"); donor && quota == "" {
 		t.Errorf("ExecStart=%s: --donor without --quota", execStart)
 	}
 	if quota != "" {
-		if n, err := parseSize(quota); err != nil || n <= 0 {
+		if n, err := size.Parse(quota); err != nil || n <= 0 {
 			t.Errorf("ExecStart=%s: --quota %q: %v", execStart, quota, err)
 		}
 	}
 	profName, _ := dc.Flags().GetString("profile")
-	prof, err := profileNamed(profName)
+	prof, err := config.ProfileNamed(profName)
 	if err != nil {
 		t.Errorf("ExecStart=%s: %v", execStart, err)
 	}
@@ -302,9 +305,9 @@ func TestUnitFile(t *testing.T) {
 		}
 		if !slices.ContainsFunc(writable, func(w string) bool {
 			w = filepath.Clean(w)
-			return e.repo == w || strings.HasPrefix(e.repo, w+"/")
+			return e.repoFlag == w || strings.HasPrefix(e.repoFlag, w+"/")
 		}) {
-			t.Errorf("the repo %s is read-only under ProtectSystem=%s (writable: %q)", e.repo, v, writable)
+			t.Errorf("the repo %s is read-only under ProtectSystem=%s (writable: %q)", e.repoFlag, v, writable)
 		}
 	}
 
@@ -317,14 +320,14 @@ func TestUnitFile(t *testing.T) {
 			continue
 		}
 		// systemd's K, M, G are powers of 1024, as they are for parseSize.
-		n, err := parseSize(v)
+		n, err := size.Parse(v)
 		if err != nil {
 			t.Errorf("%s=%s: %v", key, v, err)
 			continue
 		}
 		*dst = n
-		if prof.memLimit > 0 && n <= prof.memLimit {
-			t.Errorf("%s=%s is not above the %s profile's memory limit (%d MiB)", key, v, prof.name, prof.memLimit>>20)
+		if prof.MemLimit > 0 && n <= prof.MemLimit {
+			t.Errorf("%s=%s is not above the %s profile's memory limit (%d MiB)", key, v, prof.Name, prof.MemLimit>>20)
 		}
 	}
 	if memHigh > 0 && memMax > 0 && memMax <= memHigh {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,13 +11,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
 )
 
 // env is what every command gets: its streams and the global flags.
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
-	repo           string
+	repoFlag       string
+	rp             repo.Repo // resolved before a command runs
 	noProgress     bool
 	cpuProfile     string
 	stopProfile    func()
@@ -42,11 +43,16 @@ Exit codes: 0 ok, 1 failure, 2 bad input (usage, damaged recipe).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&e.repo, "repo", "", "repo directory (default $BLOCKMIX_REPO, else the user data directory)")
+	root.PersistentFlags().StringVar(&e.repoFlag, "repo", "", "repo directory (default $BLOCKMIX_REPO, else the user data directory)")
 	root.PersistentFlags().BoolVar(&e.noProgress, "no-progress", false, "never draw a progress bar")
 	root.PersistentFlags().StringVar(&e.cpuProfile, "cpuprofile", "", "write a CPU profile to this file (for developers)")
 	_ = root.PersistentFlags().MarkHidden("cpuprofile")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		dir, err := e.repoDir()
+		if err != nil {
+			return err
+		}
+		e.rp = repo.Repo{Dir: dir}
 		if e.cpuProfile == "" {
 			return nil
 		}
@@ -63,7 +69,7 @@ Exit codes: 0 ok, 1 failure, 2 bad input (usage, damaged recipe).`,
 		}
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
+		return badUse("%w (see '%s --help')", err, c.CommandPath())
 	})
 	root.AddCommand(
 		newPutCommand(e),
@@ -96,8 +102,8 @@ func isCobraUsage(err error) bool {
 
 // repoDir resolves the repo: flag, then environment, then the OS default.
 func (e *env) repoDir() (string, error) {
-	if e.repo != "" {
-		return e.repo, nil
+	if e.repoFlag != "" {
+		return e.repoFlag, nil
 	}
 	if d := os.Getenv("BLOCKMIX_REPO"); d != "" {
 		return d, nil
@@ -112,27 +118,11 @@ func (e *env) repoDir() (string, error) {
 	return filepath.Join(home, ".local", "share", "blockmix"), nil
 }
 
-// openStore opens the repo's block store. Only create makes a new repo, so
-// that a mistyped --repo on a get does not leave an empty repo behind.
-func (e *env) openStore(create bool) (*blocks.Disk, error) {
-	dir, err := e.repoDir()
-	if err != nil {
-		return nil, err
-	}
-	if !create {
-		if _, err := os.Stat(filepath.Join(dir, "index")); err != nil {
-			return nil, fmt.Errorf("no blockmix repo at %s (put a file first, or check --repo and BLOCKMIX_REPO): %w", dir, blocks.ErrNotFound)
-		}
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create repo %s: %w", dir, err)
-	}
-	st, err := blocks.OpenDisk(dir, blocks.DiskOptions{})
-	if errors.Is(err, blocks.ErrLocked) {
-		return nil, fmt.Errorf("repo %s is in use by another blockmix process (a daemon or another command); wait for it or stop it: %w", dir, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open repo %s: %w", dir, err)
-	}
-	return st, nil
-}
+// repo is the repo the command works on.
+func (e *env) repo() repo.Repo { return e.rp }
+
+// openStore opens the repo's block store (see repo.Repo.OpenStore).
+func (e *env) openStore(create bool) (*blocks.Disk, error) { return e.rp.OpenStore(create) }
+
+// apiURL returns the URL of the daemon running on the repo, or "".
+func (e *env) apiURL() string { return e.rp.APIURL() }

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
@@ -46,7 +47,7 @@ func runStat(ctx context.Context, e *env, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	dir, _ := e.repoDir()
+	dir := e.repo().Dir
 	out := statOutput{dir, s.Blocks, s.Bytes, s.Files, s.FileBytes, s.SharedBlocks, s.Overhead(), s.Quarantined, s.DiskBytes, quota}
 	if asJSON {
 		b, _ := json.MarshalIndent(out, "", "  ")
@@ -95,4 +96,4 @@ func printStats(w io.Writer, dir string, s blocks.Stats) {
 }
 
 // human spells a byte count with a binary unit.
-func human(n int64) string { return apiv1.HumanBytes(n) }
+func human(n int64) string { return size.Human(n) }

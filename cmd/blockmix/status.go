@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -96,10 +94,7 @@ func runStatus(ctx context.Context, e *env, asJSON bool) error {
 
 // offlineStatus sums up a repo no daemon runs on.
 func offlineStatus(ctx context.Context, e *env) (apiv1.StatusInfo, error) {
-	dir, err := e.repoDir()
-	if err != nil {
-		return apiv1.StatusInfo{}, err
-	}
+	dir := e.repo().Dir
 	st, err := e.openStore(false)
 	if err != nil {
 		return apiv1.StatusInfo{}, err
@@ -111,8 +106,8 @@ func offlineStatus(ctx context.Context, e *env) (apiv1.StatusInfo, error) {
 	}
 	s := apiv1.StatusInfo{Repo: dir, Store: apiv1.StoreInfo{Stats: stats, Overhead: stats.Overhead()}}
 	// The ID, when a daemon made one before (status does not make one).
-	if path := filepath.Join(dir, identityFile); fileExists(path) {
-		if key, err := loadIdentity(path); err == nil {
+	if r := e.repo(); r.HasIdentity() {
+		if key, err := r.Identity(); err == nil {
 			if id, err := peer.IDFromPrivateKey(key); err == nil {
 				s.ID = id.String()
 			}
@@ -120,9 +115,4 @@ func offlineStatus(ctx context.Context, e *env) (apiv1.StatusInfo, error) {
 	}
 	s.Judge()
 	return s, nil
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }

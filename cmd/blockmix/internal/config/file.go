@@ -1,4 +1,7 @@
-package main
+// Package config is the daemon's settings: its flags, REPO/config.json
+// (every key optional; a flag given on the command line wins), the
+// resource profiles, and the checked values the node runs with.
+package config
 
 import (
 	"bytes"
@@ -9,15 +12,14 @@ import (
 	"os"
 	"strings"
 
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/usage"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// configFile is the daemon's optional config file in the repo.
-const configFile = "config.json"
-
-// daemonConfig is REPO/config.json. Every key is optional; a flag given on
+// File is REPO/config.json. Every key is optional; a flag given on
 // the command line wins over its key.
-type daemonConfig struct {
+type File struct {
 	Listen    []string `json:"listen,omitempty"`
 	Bootstrap []string `json:"bootstrap,omitempty"`
 	API       *string  `json:"api,omitempty"`
@@ -31,19 +33,19 @@ type daemonConfig struct {
 // configKeys spells the keys for error messages.
 const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor"
 
-// readConfig reads the config file at path. A missing file is an empty
+// Read reads the config file at path. A missing file is an empty
 // config (found is false). A malformed one is a usage error that names the
 // file, where in it, and what is wrong.
-func readConfig(path string) (c daemonConfig, found bool, err error) {
+func Read(path string) (c File, found bool, err error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return daemonConfig{}, false, nil
+		return File{}, false, nil
 	}
 	if err != nil {
-		return daemonConfig{}, false, fmt.Errorf("read config: %w", err)
+		return File{}, false, fmt.Errorf("read config: %w", err)
 	}
 	bad := func(format string, a ...any) error {
-		return badUse("config %s: %s", path, fmt.Sprintf(format, a...))
+		return usage.Errorf("config %s: %s", path, fmt.Sprintf(format, a...))
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
@@ -93,17 +95,17 @@ func readConfig(path string) (c daemonConfig, found bool, err error) {
 		return c, true, bad(`"replicas" is %d: it must be at least 1`, *c.Replicas)
 	}
 	if c.Cache != nil {
-		if _, err := parseSize(*c.Cache); err != nil {
+		if _, err := size.Parse(*c.Cache); err != nil {
 			return c, true, bad(`"cache": %v`, err)
 		}
 	}
 	if c.Quota != nil {
-		if n, err := parseSize(*c.Quota); err != nil || n <= 0 {
+		if n, err := size.Parse(*c.Quota); err != nil || n <= 0 {
 			return c, true, bad(`"quota": %q is not a size such as "50GiB"`, *c.Quota)
 		}
 	}
 	if c.Profile != nil {
-		if _, err := profileNamed(*c.Profile); err != nil {
+		if _, err := ProfileNamed(*c.Profile); err != nil {
 			return c, true, bad(`"profile": %v`, err)
 		}
 	}
@@ -139,37 +141,37 @@ func position(b []byte, off int64) (line, col int) {
 	return line, col
 }
 
-// apply fills in o from c for every setting whose flag was not given.
-func (c daemonConfig) apply(o daemonOptions, given func(flag string) bool) daemonOptions {
+// Apply fills in o from c for every setting whose flag was not given.
+func (c File) Apply(o Options, given func(flag string) bool) Options {
 	if c.Listen != nil && !given("listen") {
-		o.listen = c.Listen
+		o.Listen = c.Listen
 	}
 	if c.Bootstrap != nil && !given("bootstrap") {
-		o.bootstrap = c.Bootstrap
+		o.Bootstrap = c.Bootstrap
 	}
 	if c.API != nil && !given("api") {
-		o.api = *c.API
+		o.API = *c.API
 	}
 	if c.Replicas != nil && !given("replicas") {
-		o.replicas = *c.Replicas
+		o.Replicas = *c.Replicas
 	}
 	if c.Cache != nil && !given("cache") {
-		o.cache = *c.Cache
+		o.Cache = *c.Cache
 	}
 	if c.Quota != nil && !given("quota") {
-		o.quota = *c.Quota
+		o.Quota = *c.Quota
 	}
 	if c.Profile != nil && !given("profile") {
-		o.profile = *c.Profile
+		o.Profile = *c.Profile
 	}
 	if c.Donor != nil && !given("donor") {
-		o.donor = *c.Donor
+		o.Donor = *c.Donor
 	}
 	return o
 }
 
-// hasQUIC reports whether any of the multiaddrs uses QUIC.
-func hasQUIC(addrs ...[]string) bool {
+// HasQUIC reports whether any of the multiaddrs uses QUIC.
+func HasQUIC(addrs ...[]string) bool {
 	for _, as := range addrs {
 		for _, a := range as {
 			if strings.Contains(a, "/quic") {

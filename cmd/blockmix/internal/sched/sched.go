@@ -1,13 +1,15 @@
-package main
+// Package sched runs a node's background rounds: on an interval or when
+// woken, and paced to a byte rate.
+package sched
 
 import (
 	"context"
 	"time"
 )
 
-// every calls fn each interval, and also whenever wake fires (nil: only on
+// Every calls fn each interval, and also whenever wake fires (nil: only on
 // the interval), until ctx ends. interval <= 0: never.
-func every(ctx context.Context, interval time.Duration, wake <-chan struct{}, fn func()) {
+func Every(ctx context.Context, interval time.Duration, wake <-chan struct{}, fn func()) {
 	if interval <= 0 {
 		return
 	}
@@ -24,9 +26,9 @@ func every(ctx context.Context, interval time.Duration, wake <-chan struct{}, fn
 	}
 }
 
-// pace sleeps as long as n bytes take at rate bytes per second (0: not
+// Pace sleeps as long as n bytes take at rate bytes per second (0: not
 // at all), or until ctx ends.
-func pace(ctx context.Context, rate int64, n int) {
+func Pace(ctx context.Context, rate int64, n int) {
 	if rate <= 0 {
 		return
 	}

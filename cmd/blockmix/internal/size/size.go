@@ -1,12 +1,15 @@
-package main
+// Package size reads and spells byte sizes: "50GiB", "1.5 TB", "3.0 MiB".
+package size
 
 import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
-// sizeUnits are the units parseSize takes: decimal (KB, MB, GB, TB) and
+// sizeUnits are the units Parse takes: decimal (KB, MB, GB, TB) and
 // binary (KiB, MiB, GiB, TiB), case-insensitive; B or none means bytes.
 var sizeUnits = []struct {
 	name string
@@ -18,8 +21,8 @@ var sizeUnits = []struct {
 	{"b", 1},
 }
 
-// parseSize reads a size such as "50GiB", "1.5 TB" or "4096".
-func parseSize(s string) (int64, error) {
+// Parse reads a size such as "50GiB", "1.5 TB" or "4096".
+func Parse(s string) (int64, error) {
 	t := strings.ToLower(strings.TrimSpace(s))
 	mult := int64(1)
 	for _, u := range sizeUnits {
@@ -34,3 +37,6 @@ func parseSize(s string) (int64, error) {
 	}
 	return int64(v * float64(mult)), nil
 }
+
+// Human spells a byte count with a binary unit ("3.0 MiB").
+func Human(n int64) string { return apiv1.HumanBytes(n) }

@@ -1,4 +1,7 @@
-package main
+// Package ledger keeps the fair-share accounts of a node: per peer, the
+// bytes of its blocks this node stores and of this node's blocks it holds,
+// across restarts.
+package ledger
 
 import (
 	"encoding/json"
@@ -6,15 +9,14 @@ import (
 	"fmt"
 	"os"
 	"sync"
+
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/atomicfile"
 )
 
-// ledgerFile keeps the fair-share ledger across restarts.
-const ledgerFile = "ledger.json"
-
-// ledger counts, per peer, the bytes of blocks it stored here (pushes this
+// Ledger counts, per peer, the bytes of blocks it stored here (pushes this
 // node accepted) and the bytes it holds for this node (pushes it accepted
 // from here). Totals are the saved ones plus this run's.
-type ledger struct {
+type Ledger struct {
 	path string
 	// given reads this run's bytes each peer accepted from us (the peer
 	// book's counts).
@@ -23,19 +25,19 @@ type ledger struct {
 	givenTo func(peer string) int64
 
 	mu   sync.Mutex
-	base map[string]ledgerEntry // as saved at start
-	recv map[string]int64       // this run
+	base map[string]Entry // as saved at start
+	recv map[string]int64 // this run
 }
 
-// ledgerEntry is one peer's account.
-type ledgerEntry struct {
+// Entry is one peer's account.
+type Entry struct {
 	StoredHere int64 `json:"stored_here"`  // its blocks this node holds
 	HoldsForUs int64 `json:"holds_for_us"` // this node's blocks it took
 }
 
-// loadLedger reads the ledger at path (none yet: empty).
-func loadLedger(path string, given func() map[string]int64, givenTo func(string) int64) (*ledger, error) {
-	l := &ledger{path: path, given: given, givenTo: givenTo, base: map[string]ledgerEntry{}, recv: map[string]int64{}}
+// Load reads the ledger at path (none yet: empty).
+func Load(path string, given func() map[string]int64, givenTo func(string) int64) (*Ledger, error) {
+	l := &Ledger{path: path, given: given, givenTo: givenTo, base: map[string]Entry{}, recv: map[string]int64{}}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return l, nil
@@ -49,8 +51,8 @@ func loadLedger(path string, given func() map[string]int64, givenTo func(string)
 	return l, nil
 }
 
-// entry is peer's account now.
-func (l *ledger) entry(peer string) ledgerEntry {
+// Entry is peer's account now.
+func (l *Ledger) Entry(peer string) Entry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := l.base[peer]
@@ -59,17 +61,17 @@ func (l *ledger) entry(peer string) ledgerEntry {
 	return e
 }
 
-// received counts n bytes peer stored here.
-func (l *ledger) received(peer string, n int64) {
+// Received counts n bytes peer stored here.
+func (l *Ledger) Received(peer string, n int64) {
 	l.mu.Lock()
 	l.recv[peer] += n
 	l.mu.Unlock()
 }
 
-// save writes the accounts (atomically: a temporary file, then rename).
-func (l *ledger) save() error {
+// Save writes the accounts (atomically: a temporary file, then rename).
+func (l *Ledger) Save() error {
 	l.mu.Lock()
-	all := map[string]ledgerEntry{}
+	all := map[string]Entry{}
 	for p, e := range l.base {
 		all[p] = e
 	}
@@ -85,9 +87,8 @@ func (l *ledger) save() error {
 		all[p] = e
 	}
 	b, _ := json.MarshalIndent(all, "", "  ")
-	tmp := l.path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := atomicfile.WriteFile(l.path, b, 0o600); err != nil {
 		return fmt.Errorf("save ledger: %w", err)
 	}
-	return os.Rename(tmp, l.path)
+	return nil
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"text/tabwriter"
 
@@ -40,15 +38,11 @@ func runID(ctx context.Context, e *env, asJSON bool) error {
 			return err
 		}
 	} else {
-		dir, err := e.repoDir()
-		if err != nil {
-			return err
+		r := e.repo()
+		if !r.HasIdentity() {
+			return fmt.Errorf("no identity yet in %s: a node gets one when its daemon first starts", r.Dir)
 		}
-		path := filepath.Join(dir, identityFile)
-		if _, err := os.Stat(path); err != nil {
-			return fmt.Errorf("no identity yet in %s: a node gets one when its daemon first starts", dir)
-		}
-		key, err := loadIdentity(path)
+		key, err := r.Identity()
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,112 @@
+package config
+
+import (
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/usage"
+)
+
+// Options are the daemon's settings as given: flags, or keys of
+// REPO/config.json (see File.Apply).
+type Options struct {
+	Listen         []string
+	Bootstrap      []string
+	API            string
+	Replicas       int
+	Cache          string
+	Donor          bool
+	Quota          string
+	Profile        string
+	Fair           string
+	RepairInterval time.Duration
+	RepairRate     string
+	ScrubInterval  time.Duration
+	ScrubRate      string
+}
+
+// Settings are Options checked and read: what a node runs with.
+type Settings struct {
+	Listen    []string
+	Bootstrap []peer.AddrInfo
+	QUIC      bool // a listen or bootstrap address asks for QUIC
+	API       string
+	Replicas  int
+	Cache     int64 // keep fetched blocks while the store holds less
+	Donor     bool
+	Quota     int64 // 0: none
+	Fair      int64 // the fair-share allowance; 0: off
+	Profile   Profile
+
+	RepairInterval time.Duration // 0: never
+	RepairRate     int64         // bytes per second; 0: unpaced
+	ScrubInterval  time.Duration // 0: never
+	ScrubRate      int64         // bytes per second; 0: unpaced
+}
+
+// Defaults are the settings of a node given no flags and no config file,
+// but for Listen, which a caller chooses.
+func Defaults() Options {
+	return Options{
+		Listen: []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
+		API:    "127.0.0.1:7788", Replicas: 3, Cache: "10GiB", Profile: "default",
+		RepairInterval: time.Hour, RepairRate: "8MiB", ScrubInterval: 24 * time.Hour, ScrubRate: "4MiB",
+	}
+}
+
+// Check reads o into Settings. Every problem is a usage error that names
+// the flag, and the config file at path when the value came from it (f
+// holds what the file set; given reports the flags given on the command
+// line).
+func (o Options) Check(f File, path string, given func(flag string) bool) (Settings, error) {
+	fromCfg := func(set bool, flag string) string {
+		if set && !given(flag) {
+			return " (set in " + path + ")"
+		}
+		return ""
+	}
+	s := Settings{Listen: o.Listen, API: o.API, Replicas: o.Replicas, Donor: o.Donor,
+		RepairInterval: o.RepairInterval, ScrubInterval: o.ScrubInterval, QUIC: HasQUIC(o.Listen, o.Bootstrap)}
+	var err error
+	if o.Replicas < 1 {
+		return s, usage.Errorf("--replicas must be at least 1")
+	}
+	if s.Cache, err = size.Parse(o.Cache); err != nil {
+		return s, usage.Errorf("--cache: %v%s", err, fromCfg(f.Cache != nil, "cache"))
+	}
+	if o.Quota != "" {
+		if s.Quota, err = size.Parse(o.Quota); err != nil || s.Quota <= 0 {
+			return s, usage.Errorf("--quota %q: want a size such as 50GiB%s", o.Quota, fromCfg(f.Quota != nil, "quota"))
+		}
+	}
+	if o.Donor && s.Quota == 0 {
+		return s, usage.Errorf("--donor needs --quota: the space this node gives (for example --quota 50GiB)")
+	}
+	if s.RepairRate, err = size.Parse(o.RepairRate); err != nil {
+		return s, usage.Errorf("--repair-rate: %v", err)
+	}
+	if s.ScrubRate, err = size.Parse(o.ScrubRate); err != nil {
+		return s, usage.Errorf("--scrub-rate: %v", err)
+	}
+	if o.RepairInterval < 0 || o.ScrubInterval < 0 {
+		return s, usage.Errorf("--repair-interval and --scrub-interval must not be negative")
+	}
+	if o.Fair != "" {
+		if s.Fair, err = size.Parse(o.Fair); err != nil {
+			return s, usage.Errorf("--fair-share: %v", err)
+		}
+	}
+	if s.Profile, err = ProfileNamed(o.Profile); err != nil {
+		return s, usage.Errorf("--profile: %v%s", err, fromCfg(f.Profile != nil, "profile"))
+	}
+	for _, b := range o.Bootstrap {
+		ai, err := peer.AddrInfoFromString(b)
+		if err != nil {
+			return s, usage.Errorf("--bootstrap %q: %w (want a multiaddr ending in /p2p/PEER-ID)", b, err)
+		}
+		s.Bootstrap = append(s.Bootstrap, *ai)
+	}
+	return s, nil
+}

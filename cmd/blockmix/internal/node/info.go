@@ -1,0 +1,115 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/group"
+	bmnet "github.com/blockmix/blockmix/net"
+	"github.com/blockmix/blockmix/webui"
+	"github.com/blockmix/blockmix/webui/apiv1"
+)
+
+// ID is the node's peer ID, full addresses, routing table and peers.
+func (n *Node) ID() apiv1.IDInfo {
+	info := apiv1.IDInfo{ID: n.net.Host.ID().String(), RoutingTable: n.net.DHT.RoutingTable().Size(), Peers: len(n.net.Host.Network().Peers())}
+	for _, a := range n.net.Host.Addrs() {
+		info.Addrs = append(info.Addrs, a.String()+"/p2p/"+info.ID)
+	}
+	return info
+}
+
+// Peers lists the connected peers with what the node measured of them.
+func (n *Node) Peers() []apiv1.PeerInfo {
+	now := time.Now()
+	var out []apiv1.PeerInfo
+	for _, c := range n.net.Host.Network().Conns() {
+		p := c.RemotePeer()
+		s := n.net.Blocks.Peers.Stats(p)
+		e := n.ledger.Entry(p.String())
+		out = append(out, apiv1.PeerInfo{
+			ID: p.String(), Addr: c.RemoteMultiaddr().String(),
+			LatencyMs: float64(s.Latency.Microseconds()) / 1000, Reliability: s.Reliability(), Score: s.Score(now),
+			BytesIn: s.BytesIn, BytesOut: s.BytesOut, Lies: s.Lies, StoredHere: e.StoredHere, HoldsForUs: e.HoldsForUs,
+		})
+	}
+	return out
+}
+
+// Store is the node's local store.
+func (n *Node) Store() webui.Store { return n.st }
+
+// Net is the node's libp2p side, for tests and tools.
+func (n *Node) Net() *bmnet.Node { return n.net }
+
+// Daemon is what the node knows of itself beyond ID.
+func (n *Node) Daemon() apiv1.DaemonInfo {
+	bw := n.net.Bandwidth()
+	return apiv1.DaemonInfo{
+		Repo: n.repo.Dir, Started: n.started, Replicas: n.cfg.Replicas, Quota: n.keeper.Quota(), Profile: n.cfg.Profile.Name, Group: n.group,
+		StoreError: n.keeper.LastFailure(), Repair: n.repairer.LastRound(), ScrubHealed: n.scrubber.Healed(),
+		BytesIn: bw.TotalIn, BytesOut: bw.TotalOut, RateIn: bw.RateIn, RateOut: bw.RateOut,
+	}
+}
+
+// Verify checks the store while the node keeps serving it. Two verifies
+// at once would only read everything twice: the second waits.
+func (n *Node) Verify(ctx context.Context) (apiv1.VerifyInfo, error) {
+	n.verifyMu.Lock()
+	defer n.verifyMu.Unlock()
+	return VerifyStore(ctx, n.st, nil)
+}
+
+// GC evicts every cached block, and the network's blocks (after handing
+// them off) only while the store is over its quota.
+func (n *Node) GC(ctx context.Context) (apiv1.GCInfo, error) { return n.keeper.GC(ctx) }
+
+// Remove takes a file off this node's list; its blocks stay.
+func (n *Node) Remove(ctx context.Context, key string) error { return n.st.RemoveFile(ctx, key) }
+
+// refetch gets a block the scrub quarantined back from a peer.
+func (n *Node) refetch(ctx context.Context, id blocks.ID) error {
+	f := bmnet.NewFetcher(n.net, n.st)
+	f.Near = n.cfg.Replicas
+	_, err := f.Get(ctx, id)
+	return err
+}
+
+// Group tells the page the node's group and, when the node works in it,
+// the invite line.
+func (n *Node) Group(ctx context.Context) (apiv1.GroupInfo, error) {
+	grp, ok, err := n.repo.Group()
+	if err != nil || !ok {
+		return apiv1.GroupInfo{}, err
+	}
+	info := apiv1.GroupInfo{Name: grp.Name, Active: grp.Name == n.group}
+	if !info.Active {
+		info.Message = "restart the daemon to work in the group"
+		return info, nil
+	}
+	if addrs := n.ID().Addrs; len(addrs) > 0 {
+		info.Invite = group.Invite(grp.Name, grp.KeyBytes(), addrs[0])
+	}
+	return info, nil
+}
+
+// CreateGroup makes a group key for this node (it works in the group
+// after a restart).
+func (n *Node) CreateGroup(ctx context.Context, name string) (apiv1.GroupInfo, error) {
+	name, err := group.Create(n.repo, name)
+	if err != nil {
+		return apiv1.GroupInfo{}, err
+	}
+	return apiv1.GroupInfo{Name: name, Message: "group " + name + " created: restart the daemon to work in it, then share the invite"}, nil
+}
+
+// JoinGroup joins a group from an invite (it works in it after a restart).
+func (n *Node) JoinGroup(ctx context.Context, invite string) (apiv1.GroupInfo, error) {
+	name, ai, err := group.Join(ctx, n.repo, invite)
+	if err != nil {
+		return apiv1.GroupInfo{}, err
+	}
+	return apiv1.GroupInfo{Name: name, Message: fmt.Sprintf("joined group %s (reached %s): restart the daemon to work in it", name, ai.ID.ShortString())}, nil
+}

@@ -1,0 +1,370 @@
+// Package node is a running blockmix node: the block store, the libp2p
+// host with blockmix's DHT and block protocol, the keeper of the quota,
+// repair and scrub, the fair-share ledger, and the local API and web page.
+// A Node is made with New, runs with Run and is closed with Close, which
+// waits for every goroutine it started.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	stdnet "net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/config"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/keeper"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/ledger"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/metrics"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/repair"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/sched"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
+	"github.com/blockmix/blockmix/mixer"
+	bmnet "github.com/blockmix/blockmix/net"
+	"github.com/blockmix/blockmix/webui"
+)
+
+// Config is what a Node is made of.
+type Config struct {
+	Repo     repo.Repo
+	Settings config.Settings
+	// Log gets one line per event an operator cares about; nil: none.
+	Log *slog.Logger
+	// Pprof, when set, is a loopback address for net/http/pprof.
+	Pprof string
+}
+
+// Node is a running node. Its methods that answer the API are safe for
+// concurrent use.
+type Node struct {
+	cfg      config.Settings
+	repo     repo.Repo
+	log      *slog.Logger
+	m        *metrics.Metrics
+	st       *blocks.Disk
+	net      *bmnet.Node
+	keeper   *keeper.Keeper
+	ledger   *ledger.Ledger
+	repairer *repair.Repairer
+	scrubber *repair.Scrubber
+	web      *webui.Server
+	api      stdnet.Listener
+	pprof    stdnet.Listener
+	group    string // the private group's name, or ""
+	started  time.Time
+
+	mu    sync.Mutex // one put at a time: a Mixer is sequential
+	mixer *mixer.Mixer
+
+	verifyMu sync.Mutex // one verify at a time
+
+	// bg runs the node's short background work (announcing a file,
+	// finding a file's providers) under bgCtx; Close cancels and waits.
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// background runs fn in a goroutine that Close cancels and waits for.
+func (n *Node) background(fn func(ctx context.Context)) {
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		fn(n.bgCtx)
+	}()
+}
+
+// New opens the repo's store, starts the libp2p host, joins the bootstrap
+// peers and opens the API's listener. The node serves peers from here on;
+// Run serves the API and runs the background rounds. On error, whatever
+// New opened is closed again.
+func New(ctx context.Context, c Config) (n *Node, err error) {
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	s := c.Settings
+	n = &Node{cfg: s, repo: c.Repo, log: c.Log, m: metrics.New(), started: time.Now()}
+	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	s.Profile.Apply()
+	if n.st, err = c.Repo.OpenStore(true); err != nil {
+		return nil, err
+	}
+	key, err := c.Repo.Identity()
+	if err != nil {
+		return nil, err
+	}
+	cfgNet := bmnet.Config{Listen: s.Listen, QUIC: s.QUIC, Key: key, Bootstrap: s.Bootstrap, LowPower: s.Profile.LowPower, Metrics: n.m.Reg}
+	grp, grouped, err := c.Repo.Group()
+	if err != nil {
+		return nil, err
+	}
+	if grouped {
+		cfgNet.GroupKey = grp.KeyBytes()
+		n.group = grp.Name
+		n.log.Info("in a private group: TCP only (QUIC cannot carry the group key)", slog.String("group", grp.Name))
+	}
+	s0, err := n.st.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n.keeper = keeper.New(n.st, s.Replicas, s.Quota, s0.Bytes, n.log, n.m)
+	n.keeper.Hold = func() func() {
+		// No put runs while blocks go, and the next one sees the store
+		// as it is then.
+		n.mu.Lock()
+		n.mixer = nil
+		return n.mu.Unlock
+	}
+	if s.Quota > 0 && s0.Bytes > s.Quota {
+		n.log.Warn("the store holds more than the quota: pushes are refused until cached blocks are evicted ('blockmix gc')",
+			slog.String("stored", size.Human(s0.Bytes)), slog.String("quota", size.Human(s.Quota)))
+	}
+	// The fair-share ledger is ready before the first push can come; it
+	// reads the peer book once the network runs.
+	if n.ledger, err = ledger.Load(c.Repo.Path(repo.LedgerFile), n.givenAll, n.givenTo); err != nil {
+		return nil, err
+	}
+	n.keeper.Ledger, n.keeper.Fair = n.ledger, s.Fair
+	if n.net, err = bmnet.NewNode(cfgNet, n.keeper.Store(), n.keeper.Sink(bmnet.NewStoreSink(n.st))); err != nil {
+		return nil, fmt.Errorf("%w (the listen addresses)", err)
+	}
+	n.keeper.Node = n.net
+	n.repairer = repair.NewRepairer(n.st, n.st, n.net, s.Replicas, s.RepairRate, n.log, n.m)
+	n.scrubber = repair.NewScrubber(n.st, n.refetch, s.ScrubRate, n.log, n.m)
+	n.watch()
+	for _, ai := range s.Bootstrap {
+		if err := n.connectRetry(ctx, ai, grouped); err != nil {
+			n.log.Warn("bootstrap peer not reached", slog.String("peer", ai.ID.String()), slog.Any("err", err))
+		}
+	}
+	if n.api, err = stdnet.Listen("tcp", s.API); err != nil {
+		return nil, fmt.Errorf("API on %s: %w", s.API, err)
+	}
+	var hosts []string
+	if ta, ok := n.api.Addr().(*stdnet.TCPAddr); ok && !ta.IP.IsLoopback() {
+		n.log.Warn("the API and web page listen off loopback: anyone who can reach this address can put, get and remove files on this node", slog.String("addr", n.api.Addr().String()))
+		if h, _, err := stdnet.SplitHostPort(s.API); err == nil && h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	if c.Pprof != "" {
+		if n.pprof, err = listenLoopback(c.Pprof); err != nil {
+			return nil, fmt.Errorf("--pprof: %w", err)
+		}
+	}
+	n.web = webui.New(n, webui.Options{Hosts: hosts, Log: n.log, Failed: n.m.GetsFailed.Inc})
+	return n, nil
+}
+
+// listenLoopback listens on addr, which must be a loopback address: the
+// profiler tells anyone who reaches it what the node holds in memory.
+func listenLoopback(addr string) (stdnet.Listener, error) {
+	host, _, err := stdnet.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if ip := stdnet.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("%s is not a loopback address (use 127.0.0.1:PORT)", addr)
+	}
+	return stdnet.Listen("tcp", addr)
+}
+
+// URL is the API's and the web page's address.
+func (n *Node) URL() string { return "http://" + n.api.Addr().String() }
+
+// PprofURL is the profiler's address, or "".
+func (n *Node) PprofURL() string {
+	if n.pprof == nil {
+		return ""
+	}
+	return "http://" + n.pprof.Addr().String() + "/debug/pprof/"
+}
+
+// Run serves the API (with GET /metrics) and runs repair, scrub, the
+// ledger's saves and, on a donor, eviction, until ctx ends or the API
+// fails. It records the API's address in the repo while it runs. Every
+// goroutine it starts has ended when it returns.
+func (n *Node) Run(ctx context.Context) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", n.m.Handler())
+	mux.Handle("/", n.web)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if err := n.repo.SetAPIURL(n.URL()); err != nil {
+		return err
+	}
+	defer n.repo.SetAPIURL("")
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { n.repairer.Run(gctx, n.cfg.RepairInterval); return nil })
+	g.Go(func() error { n.scrubber.Run(gctx, n.cfg.ScrubInterval); return nil })
+	g.Go(func() error {
+		sched.Every(gctx, time.Minute, nil, func() {
+			if err := n.ledger.Save(); err != nil {
+				n.log.Warn("ledger not saved", slog.Any("err", err))
+			}
+		})
+		return nil
+	})
+	if n.cfg.Donor {
+		g.Go(func() error { n.keeper.Run(gctx, time.Minute); return nil })
+	}
+	g.Go(func() error { n.watchRouting(gctx); return nil })
+	serve := func(s *http.Server, ln stdnet.Listener, what string) {
+		g.Go(func() error {
+			if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if s.Shutdown(sctx) != nil {
+				// A client still reading (a long block list): cut it, so
+				// that the store's Close does not wait for it.
+				_ = s.Close()
+			}
+			return nil
+		})
+	}
+	serve(srv, n.api, "API")
+	if n.pprof != nil {
+		pm := http.NewServeMux()
+		pm.HandleFunc("/debug/pprof/", pprof.Index)
+		pm.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		pm.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		pm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		serve(&http.Server{Handler: pm, ReadHeaderTimeout: 10 * time.Second}, n.pprof, "pprof")
+	}
+	n.log.Info("node running", slog.String("peer", n.net.Host.ID().String()), slog.String("api", n.URL()),
+		slog.Int("replicas", n.cfg.Replicas), slog.String("profile", n.cfg.Profile.Name), slog.Bool("donor", n.cfg.Donor), slog.Int64("quota", n.cfg.Quota))
+	err := g.Wait()
+	n.log.Info("node stopping")
+	return err
+}
+
+// Close stops the node: the web page's work, the network, the ledger
+// (saved) and the store. Run must have returned. Safe to call twice.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		n.bgCancel()
+		n.bg.Wait()
+		if n.web != nil {
+			n.web.Close()
+		}
+		if n.api != nil {
+			_ = n.api.Close()
+		}
+		if n.pprof != nil {
+			_ = n.pprof.Close()
+		}
+		if n.net != nil {
+			errs = append(errs, n.net.Close())
+		}
+		if n.ledger != nil {
+			errs = append(errs, n.ledger.Save())
+		}
+		if n.st != nil {
+			errs = append(errs, n.st.Close())
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// watch registers the gauges read at each scrape.
+func (n *Node) watch() {
+	n.m.Watch(metrics.Gauges{
+		BlocksHeld: func() float64 {
+			s, _ := n.st.Stats(context.Background())
+			return float64(s.Blocks)
+		},
+		BytesHeld:    func() float64 { return float64(n.keeper.Stored()) },
+		Quota:        func() float64 { return float64(n.cfg.Quota) },
+		Peers:        func() float64 { return float64(len(n.net.Host.Network().Peers())) },
+		RoutingTable: func() float64 { return float64(n.net.DHT.RoutingTable().Size()) },
+		BlocksServed: func() float64 { return float64(n.keeper.Served()) },
+		Transfers:    func() float64 { return float64(n.web.Running()) },
+	})
+}
+
+// watchRouting logs peers joining and leaving (debug) and the DHT's
+// routing table emptying or filling again.
+func (n *Node) watchRouting(ctx context.Context) {
+	last := -1
+	sched.Every(ctx, 5*time.Second, nil, func() {
+		size := n.net.DHT.RoutingTable().Size()
+		switch {
+		case size == 0 && last != 0:
+			n.log.Warn("the DHT's routing table is empty: no peers known; files put now stay on this node")
+		case size > 0 && last == 0:
+			n.log.Info("the DHT's routing table has peers again", slog.Int("peers", size))
+		case size != last && last >= 0:
+			n.log.Debug("routing table", slog.Int("peers", size), slog.Int("was", last))
+		}
+		last = size
+	})
+}
+
+// givenAll and givenTo read, from the peer book, this run's bytes each
+// peer accepted from this node, for the ledger.
+func (n *Node) givenAll() map[string]int64 {
+	out := map[string]int64{}
+	if n.net != nil {
+		for p, s := range n.net.Blocks.Peers.All() {
+			out[p.String()] = s.BytesOut
+		}
+	}
+	return out
+}
+
+func (n *Node) givenTo(p string) int64 {
+	id, err := peer.Decode(p)
+	if n.net == nil || err != nil {
+		return 0
+	}
+	return n.net.Blocks.Peers.Stats(id).BytesOut
+}
+
+// connectRetry dials a bootstrap peer a few times, clearing libp2p's dial
+// backoff in between, so that one failed dial at start-up is not final. A
+// group node gives up at once on a peer in another group.
+func (n *Node) connectRetry(ctx context.Context, ai peer.AddrInfo, grouped bool) error {
+	var err error
+	for try := 0; try < 5; try++ {
+		err = n.net.Join(ctx, ai, 5*time.Second, grouped)
+		if err == nil || ctx.Err() != nil || errors.Is(err, bmnet.ErrOtherGroup) {
+			return err
+		}
+		if sw, ok := n.net.Host.Network().(*swarm.Swarm); ok {
+			sw.Backoff().Clear(ai.ID)
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return err
+}

@@ -1,0 +1,313 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/mixer"
+	bmnet "github.com/blockmix/blockmix/net"
+	"github.com/blockmix/blockmix/recipe"
+	"github.com/blockmix/blockmix/webui/apiv1"
+)
+
+// Fetch rebuilds the whole file into this node: every block it needs is
+// fetched and kept (whatever --cache says: the user asked for this file),
+// the whole-file hash is checked, and the file joins the node's list, so
+// that its blocks count as used and the node announces it.
+func (n *Node) Fetch(ctx context.Context, rc recipe.Recipe, progress func(int64)) error {
+	f := n.fetcher(ctx, rc)
+	kept := func() error {
+		if s := f.Stats(); s.KeepFailed > 0 {
+			return fmt.Errorf("the file checked out, but %d of its blocks could not be kept here (is the disk full?)", s.KeepFailed)
+		}
+		return nil
+	}
+	err := Pin(ctx, n.st, f, rc, &recipe.Options{Workers: n.cfg.Profile.Workers, Progress: progressFunc(progress)}, kept)
+	n.keeper.Added(f.Stats().Bytes)
+	if err != nil {
+		return err
+	}
+	n.background(func(ctx context.Context) {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		_ = n.net.ProvideFile(pctx, rc.Root[0])
+	})
+	return nil
+}
+
+// Health counts the reachable copies of each block of a file on this
+// node's list: this node's own, and the k closest nodes' answers to a
+// has-list (k = replicas + 2, so that a copy one place off still counts).
+func (n *Node) Health(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, error) {
+	f, err := n.st.File(ctx, rc.Key())
+	if err != nil {
+		return apiv1.HealthInfo{}, fmt.Errorf("%s is not on this node's list (get it first): %w", rc.Name, err)
+	}
+	counts := n.net.Copies(ctx, f.Blocks, n.cfg.Replicas+2)
+	for i, id := range f.Blocks {
+		if ok, err := n.st.Has(ctx, id); err == nil && ok {
+			counts[i]++
+		}
+	}
+	h := apiv1.HealthInfo{Blocks: len(counts), Replicas: n.cfg.Replicas}
+	sorted := append([]int(nil), counts...)
+	sort.Ints(sorted)
+	if len(sorted) > 0 {
+		h.MinCopies, h.MedianCopies = sorted[0], sorted[len(sorted)/2]
+	}
+	for _, c := range counts {
+		if c == 0 {
+			h.Missing++
+		}
+		if c < n.cfg.Replicas {
+			h.Short++
+		}
+	}
+	h.Judge()
+	return h, nil
+}
+
+// Repair gives each block of a file on this node's list at least replicas
+// holders among the other nodes closest to it: a block missing here is
+// fetched first (a file at risk may have lost its holders, not its other
+// copies). It answers the file's health afterwards.
+func (n *Node) Repair(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, error) {
+	f, err := n.st.File(ctx, rc.Key())
+	if err != nil {
+		return apiv1.HealthInfo{}, fmt.Errorf("%s is not on this node's list (get it first): %w", rc.Name, err)
+	}
+	fetch := n.fetcher(ctx, rc)
+	counts := n.net.Copies(ctx, f.Blocks, n.cfg.Replicas+2)
+	for i, id := range f.Blocks {
+		if counts[i] >= n.cfg.Replicas {
+			continue
+		}
+		data, err := fetch.Get(ctx, id)
+		if err != nil {
+			continue // nowhere: health says lost
+		}
+		b, err := blocks.NewBlock(data)
+		if err != nil || b.ID() != id {
+			continue
+		}
+		_ = n.net.HandOff(ctx, b, n.cfg.Replicas)
+	}
+	return n.Health(ctx, rc)
+}
+
+// recordingGetter notes every block ID a rebuild asks for: the file's
+// blocks, descriptor included.
+type recordingGetter struct {
+	g    *mixer.CachedGetter
+	mu   sync.Mutex
+	seen map[blocks.ID]bool
+	list []blocks.ID
+}
+
+func (r *recordingGetter) note(id blocks.ID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.seen[id] {
+		r.seen[id] = true
+		r.list = append(r.list, id)
+	}
+}
+
+func (r *recordingGetter) Get(ctx context.Context, id blocks.ID) ([]byte, error) {
+	r.note(id)
+	return r.g.Get(ctx, id)
+}
+
+// View implements mixer.Viewer.
+func (r *recordingGetter) View(ctx context.Context, id blocks.ID) ([]byte, error) {
+	r.note(id)
+	return r.g.View(ctx, id)
+}
+
+func (r *recordingGetter) ids() []blocks.ID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]blocks.ID(nil), r.list...)
+}
+
+// progressFunc adapts a func to mixer.Progress.
+type progressFunc func(n int64)
+
+// Add implements mixer.Progress; a nil func does nothing.
+func (f progressFunc) Add(n int64) {
+	if f != nil {
+		f(n)
+	}
+}
+
+// Open rebuilds a file with blocks from the store and the network: the
+// Fetcher asks the closest nodes, then the file's providers (looked up in
+// the background), then everyone.
+func (n *Node) Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, error) {
+	f := n.fetcher(ctx, rc)
+	f.Keep = func(_ blocks.ID, size int) bool { return n.keeper.Keep(n.cfg.Cache, size) }
+	return recipe.Open(ctx, mixer.NewCachedGetter(f, n.cfg.Profile.CacheBytes), rc, recipe.Options{Workers: n.cfg.Profile.Workers})
+}
+
+// fetcher returns a Fetcher for rc's blocks with the file's providers,
+// looked up in the background until ctx ends, as hints.
+func (n *Node) fetcher(ctx context.Context, rc recipe.Recipe) *bmnet.Fetcher {
+	f := bmnet.NewFetcher(n.net, n.st)
+	f.Near = n.cfg.Replicas
+	f.Streams = n.cfg.Profile.Streams
+	f.Observe = func(d time.Duration, size int) {
+		n.m.BlocksFetched.Inc()
+		n.m.BytesFetched.Add(float64(size))
+		n.m.FetchSeconds.Observe(d.Seconds())
+	}
+	n.background(func(nctx context.Context) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stop := context.AfterFunc(nctx, cancel)
+		defer stop()
+		for p := range n.net.FileProviders(ctx, rc.Root[0], 8) {
+			f.Hint(p)
+		}
+	})
+	return f
+}
+
+// Put mixes r into the store, syncs it, places every block the file needs
+// on the replicas closest nodes and announces the file.
+func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ string) (apiv1.PutInfo, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mixer == nil {
+		m, err := mixer.New(n.st, mixer.Options{})
+		if err != nil {
+			return apiv1.PutInfo{}, err
+		}
+		n.mixer = m
+	}
+	res, err := recipe.Put(ctx, n.mixer, n.st, r, size, name, typ, nil)
+	if err != nil {
+		n.mixer = nil // a failed mix leaves the Mixer unusable
+		return apiv1.PutInfo{}, err
+	}
+	if err := n.st.Sync(); err != nil {
+		return apiv1.PutInfo{}, fmt.Errorf("sync store: %w", err)
+	}
+	n.keeper.Added(res.NewBytes)
+	n.m.PutFiles.Inc()
+	n.m.PutBytes.Add(float64(res.Recipe.Size))
+	info := apiv1.PutInfo{
+		Recipe: res.Recipe.String(), URL: res.Recipe.URL(""), Name: res.Recipe.Name, Size: res.Recipe.Size,
+		Type: res.Recipe.Type, NewBytes: res.NewBytes, NewBlocks: res.NewBlocks, Blocks: len(res.Blocks), Replicas: n.cfg.Replicas,
+	}
+	// Every block the file needs goes out, randomizers included: the
+	// uploader may leave.
+	short, nodes, err := n.net.PlaceAll(ctx, n.st, res.Blocks, n.cfg.Replicas, nil)
+	if err != nil && !errors.Is(err, bmnet.ErrUnderReplicated) {
+		return info, err
+	}
+	info.Short, info.Nodes = &short, nodes
+	if err != nil {
+		info.Placement = err.Error()
+		n.log.Warn("put: blocks short of copies", slog.String("name", info.Name), slog.Int("short", short), slog.Any("err", err))
+	}
+	n.log.Info("put", slog.String("name", info.Name), slog.Int64("size", info.Size), slog.Int("blocks", info.Blocks),
+		slog.Int("new_blocks", info.NewBlocks), slog.Int("nodes", nodes))
+	// While this node is up, it is one more place to get the whole file.
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_ = n.net.ProvideFile(pctx, res.Recipe.Root[0])
+	return info, nil
+}
+
+// Pin rebuilds rc from g (checking the whole file), makes st durable, and
+// records the file with every block it used once kept (if not nil) says
+// every block is in the store. opt may be nil.
+func Pin(ctx context.Context, st *blocks.Disk, g blocks.Getter, rc recipe.Recipe, opt *recipe.Options, kept func() error) error {
+	o := recipe.Options{}
+	if opt != nil {
+		o = *opt
+	}
+	rec := &recordingGetter{g: mixer.NewCachedGetter(g, 32<<20), seen: map[blocks.ID]bool{}}
+	r, err := recipe.Open(ctx, rec, rc, o)
+	if err != nil {
+		return err
+	}
+	if _, err := r.WriteTo(io.Discard); err != nil {
+		return err
+	}
+	if kept != nil {
+		if err := kept(); err != nil {
+			return err
+		}
+	}
+	if err := st.Sync(); err != nil {
+		return fmt.Errorf("sync store: %w", err)
+	}
+	if err := st.AddFile(ctx, blocks.FileRecord{
+		Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,
+		Recipe: rc.String(), Added: time.Now().UTC(), Blocks: rec.ids(),
+	}); err != nil {
+		return fmt.Errorf("record file: %w", err)
+	}
+	return nil
+}
+
+// Verifiable is what VerifyStore needs of a store.
+type Verifiable interface {
+	blocks.Getter
+	blocks.Enumerator
+	Quarantine(ctx context.Context, id blocks.ID, reason string) error
+	Sync() error
+}
+
+// VerifyStore re-hashes every block of st, quarantines the ones whose
+// bytes do not match their ID, and syncs st. onTotal (nil: none) gets the
+// total bytes first and returns what counts the bytes read. Corrupt
+// blocks are listed in the answer, not returned as an error. Quarantined
+// is never nil.
+func VerifyStore(ctx context.Context, st Verifiable, onTotal func(total int64) mixer.Progress) (apiv1.VerifyInfo, error) {
+	var ids []blocks.ID
+	var total int64
+	if err := st.Enumerate(ctx, func(id blocks.ID, m blocks.Meta) error {
+		ids = append(ids, id)
+		total += int64(m.Size)
+		return nil
+	}); err != nil {
+		return apiv1.VerifyInfo{}, fmt.Errorf("list blocks: %w", err)
+	}
+	var bar mixer.Progress = progressFunc(nil)
+	if onTotal != nil {
+		bar = onTotal(total)
+	}
+	out := apiv1.VerifyInfo{Quarantined: []blocks.ID{}}
+	for _, id := range ids {
+		b, err := st.Get(ctx, id)
+		switch {
+		case errors.Is(err, blocks.ErrCorrupt), errors.Is(err, blocks.ErrTooLarge):
+			if qerr := st.Quarantine(ctx, id, err.Error()); qerr != nil {
+				return out, fmt.Errorf("quarantine %s: %w", id, qerr)
+			}
+			out.Quarantined = append(out.Quarantined, id)
+		case errors.Is(err, blocks.ErrNotFound) && ctx.Err() == nil:
+			// Deleted or quarantined since the listing (a daemon serves
+			// and verifies at the same time): nothing to check.
+			continue
+		case err != nil:
+			return out, fmt.Errorf("read %s: %w", id, err)
+		}
+		out.Checked++
+		out.Bytes += int64(len(b))
+		bar.Add(int64(len(b)))
+	}
+	if err := st.Sync(); err != nil {
+		return out, fmt.Errorf("sync store: %w", err)
+	}
+	return out, nil
+}

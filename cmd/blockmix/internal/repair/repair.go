@@ -1,0 +1,207 @@
+// Package repair keeps a node's blocks whole: the repair rounds give each
+// block this node holds for the network its copies on the other closest
+// nodes, and the scrub re-reads every local block and fetches a corrupt
+// one again.
+package repair
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/metrics"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/sched"
+	bmnet "github.com/blockmix/blockmix/net"
+	"github.com/blockmix/blockmix/webui/apiv1"
+)
+
+// Repairer keeps the blocks this node holds for the network at their
+// copies: every round it asks, for each block it is one of the R closest
+// to, whether the other closest nodes still have it, and pushes it to the
+// next closest that lack it. It needs nobody but the nodes near the block:
+// never the uploader. Pushes are paced by a byte budget.
+type Repairer struct {
+	st       blocks.Enumerator
+	get      blocks.Getter
+	node     Network
+	replicas int
+	rate     int64 // bytes per second pushed at most; 0: no pacing
+	log      *slog.Logger
+	m        *metrics.Metrics
+
+	mu   sync.Mutex
+	last apiv1.RepairInfo
+}
+
+// Network is what repair needs of the node's network.
+type Network interface {
+	// Probe checks the peers that are not connected, so that the ones
+	// gone stop counting as holders.
+	Probe(ctx context.Context, timeout time.Duration)
+	// Responsible reports whether this node is one of the replicas
+	// closest to id.
+	Responsible(id blocks.ID, replicas int) bool
+	// Copies counts, for each ID, how many of the k other nodes closest
+	// to it hold it.
+	Copies(ctx context.Context, ids []blocks.ID, k int) []int
+	// HandOff gives b to the next closest nodes that lack it, until
+	// replicas of them hold it.
+	HandOff(ctx context.Context, b blocks.Block, replicas int) error
+}
+
+// NewRepairer returns a Repairer of the blocks in st (read through get)
+// for a node that wants replicas copies, pushing at most rate bytes per
+// second (0: unpaced).
+func NewRepairer(st blocks.Enumerator, get blocks.Getter, node Network, replicas int, rate int64, log *slog.Logger, m *metrics.Metrics) *Repairer {
+	return &Repairer{st: st, get: get, node: node, replicas: replicas, rate: rate, log: log, m: m}
+}
+
+// Run repairs every interval until ctx ends (interval 0: never). Each
+// round is one line in the log.
+func (r *Repairer) Run(ctx context.Context, interval time.Duration) {
+	sched.Every(ctx, interval, nil, func() {
+		info := r.Round(ctx)
+		r.mu.Lock()
+		r.last = info
+		r.mu.Unlock()
+		r.m.RepairRounds.Inc()
+		r.m.RepairShort.Set(float64(info.Short))
+		r.m.RepairPushed.Add(float64(info.Repaired))
+		level := slog.LevelInfo
+		if info.StillShort > 0 {
+			level = slog.LevelWarn
+		} else if info.Short == 0 {
+			level = slog.LevelDebug // a quiet round: nothing to tell
+		}
+		r.log.Log(ctx, level, "repair round", slog.Int("checked", info.Checked), slog.Int("short", info.Short),
+			slog.Int("pushed", info.Repaired), slog.Int("still_short", info.StillShort), slog.Int64("bytes", info.BytesPushed),
+			slog.Duration("took", info.Finished.Sub(info.Started).Round(time.Millisecond)))
+	})
+}
+
+// LastRound is what the last round found.
+func (r *Repairer) LastRound() apiv1.RepairInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+// Round checks and repairs the network's blocks held here once.
+func (r *Repairer) Round(ctx context.Context) apiv1.RepairInfo {
+	info := apiv1.RepairInfo{Started: time.Now().UTC()}
+	// Who left? A peer that is gone must not keep this node from seeing
+	// that it is now one of the closest.
+	r.node.Probe(ctx, 3*time.Second)
+	var ours []blocks.ID
+	_ = r.st.Enumerate(ctx, func(id blocks.ID, _ blocks.Meta) error {
+		if r.node.Responsible(id, r.replicas) {
+			ours = append(ours, id)
+		}
+		return nil
+	})
+	const batch = 512
+	for start := 0; start < len(ours) && ctx.Err() == nil; start += batch {
+		ids := ours[start:min(start+batch, len(ours))]
+		// This node is one of the R closest: the R-1 others closest to
+		// the block should hold it. Asking exactly those, a node that
+		// joined near the block gets it, and a holder that left is
+		// replaced by the next closest (HandOff pushes in that order).
+		counts := r.node.Copies(ctx, ids, r.replicas-1)
+		for i, id := range ids {
+			info.Checked++
+			if counts[i] >= r.replicas-1 {
+				continue
+			}
+			info.Short++
+			b, err := blocks.GetBlock(ctx, r.get, id)
+			if err != nil {
+				continue // corrupt or gone here: the scrub deals with it
+			}
+			err = r.node.HandOff(ctx, b, r.replicas-1)
+			if err == nil || errors.Is(err, bmnet.ErrUnderReplicated) {
+				info.Repaired++
+				info.BytesPushed += int64(len(b.Data()))
+				sched.Pace(ctx, r.rate, len(b.Data()))
+			}
+			if err != nil {
+				info.StillShort++
+			}
+		}
+	}
+	info.Finished = time.Now().UTC()
+	return info
+}
+
+// Scrubber re-reads every local block, paced; a block whose bytes no
+// longer match its ID is quarantined and fetched again from a peer, so
+// that the node keeps serving what it held.
+type Scrubber struct {
+	st     Scrubbed
+	refill func(ctx context.Context, id blocks.ID) error
+	rate   int64
+	log    *slog.Logger
+	m      *metrics.Metrics
+	healed atomic.Int64
+}
+
+// Scrubbed is the store as the scrub needs it.
+type Scrubbed interface {
+	blocks.Getter
+	blocks.Enumerator
+	Quarantine(ctx context.Context, id blocks.ID, why string) error
+}
+
+// NewScrubber returns a Scrubber of st that reads at most rate bytes per
+// second (0: unpaced) and gets a corrupt block back with refill.
+func NewScrubber(st Scrubbed, refill func(ctx context.Context, id blocks.ID) error, rate int64, log *slog.Logger, m *metrics.Metrics) *Scrubber {
+	return &Scrubber{st: st, refill: refill, rate: rate, log: log, m: m}
+}
+
+// Healed counts the corrupt blocks fetched again since the start.
+func (s *Scrubber) Healed() int64 { return s.healed.Load() }
+
+// Run scrubs every interval until ctx ends (interval 0: never).
+func (s *Scrubber) Run(ctx context.Context, interval time.Duration) {
+	sched.Every(ctx, interval, nil, func() { s.Round(ctx) })
+}
+
+// Round re-reads every block once. It holds one block ID at a time
+// beyond the store's own iteration: the IDs are read in slices.
+func (s *Scrubber) Round(ctx context.Context) {
+	var ids []blocks.ID
+	_ = s.st.Enumerate(ctx, func(id blocks.ID, _ blocks.Meta) error {
+		ids = append(ids, id)
+		return nil
+	})
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return
+		}
+		b, err := s.st.Get(ctx, id)
+		if errors.Is(err, blocks.ErrCorrupt) || errors.Is(err, blocks.ErrTooLarge) {
+			s.heal(ctx, id, err)
+			continue
+		}
+		sched.Pace(ctx, s.rate, len(b))
+	}
+}
+
+// heal quarantines a corrupt block and fetches it again.
+func (s *Scrubber) heal(ctx context.Context, id blocks.ID, why error) {
+	s.m.ScrubCorrupt.Inc()
+	if err := s.st.Quarantine(ctx, id, why.Error()); err != nil {
+		s.log.Error("scrub: cannot quarantine a corrupt block", slog.String("block", id.String()), slog.Any("err", err))
+		return
+	}
+	if err := s.refill(ctx, id); err != nil {
+		s.log.Warn("scrub: a corrupt block is quarantined; no peer gave it back yet", slog.String("block", id.String()), slog.Any("err", err))
+		return
+	}
+	s.healed.Add(1)
+	s.m.ScrubHealed.Inc()
+	s.log.Info("scrub: a corrupt block was quarantined and fetched again from a peer", slog.String("block", id.String()))
+}
