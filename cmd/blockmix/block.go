@@ -48,17 +48,7 @@ func runBlockLs(ctx context.Context, e *env, asJSON bool) error {
 		_, err := fmt.Fprintln(e.stdout, b.ID)
 		return err
 	}
-	if dc := e.daemon(ctx); dc != nil {
-		return dc.blocks(ctx, show)
-	}
-	st, err := e.openStore(false)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	return st.Enumerate(ctx, func(id blocks.ID, m blocks.Meta) error {
-		return show(apiv1.BlockInfo{ID: id, Size: m.Size, Refs: m.Refs})
-	})
+	return e.backend(ctx).Blocks(ctx, show)
 }
 
 func runBlockGet(ctx context.Context, e *env, arg string) error {
@@ -66,20 +56,9 @@ func runBlockGet(ctx context.Context, e *env, arg string) error {
 	if err != nil {
 		return err
 	}
-	var b []byte
-	if dc := e.daemon(ctx); dc != nil {
-		if b, err = dc.block(ctx, id); err != nil {
-			return err
-		}
-	} else {
-		st, err := e.openStore(false)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		if b, err = st.Get(ctx, id); err != nil {
-			return err
-		}
+	b, err := e.backend(ctx).Block(ctx, id)
+	if err != nil {
+		return err
 	}
 	_, err = e.stdout.Write(b)
 	return err

@@ -9,12 +9,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/passphrase"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 func newCheckCommand(e *env) *cobra.Command {
 	var asJSON, repair bool
-	var po passphraseOptions
+	var po passphrase.Options
 	c := &cobra.Command{
 		Use:   "check RECIPE",
 		Short: "Say whether a file is safe: how many copies its blocks have",
@@ -30,14 +31,14 @@ lost. It needs the daemon.`,
 			return runCheck(c.Context(), e, po, args[0], repair, asJSON)
 		},
 	}
-	po.addGetFlags(c.Flags())
+	po.AddGetFlags(c.Flags())
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: blocks, min_copies, median_copies, missing, short, replicas, state, verdict")
 	c.Flags().BoolVar(&repair, "repair", false, "push the missing copies now, then check")
 	return c
 }
 
-func runCheck(ctx context.Context, e *env, po passphraseOptions, text string, repair, asJSON bool) error {
-	rc, err := e.recipeArg(po, text)
+func runCheck(ctx context.Context, e *env, po passphrase.Options, text string, repair, asJSON bool) error {
+	rc, err := e.prompter().RecipeArg(po, text)
 	if err != nil {
 		return err
 	}
@@ -49,9 +50,9 @@ func runCheck(ctx context.Context, e *env, po passphraseOptions, text string, re
 	q := "?" + url.Values{"recipe": {text}}.Encode()
 	var h apiv1.HealthInfo
 	if repair {
-		err = dc.callJSON(ctx, http.MethodPost, "/api/v1/repair"+q, &h)
+		err = dc.Work(ctx, http.MethodPost, "/api/v1/repair"+q, &h)
 	} else {
-		err = dc.getJSON(ctx, "/api/v1/health"+q, &h)
+		err = dc.Work(ctx, http.MethodGet, "/api/v1/health"+q, &h)
 	}
 	if err != nil {
 		return err

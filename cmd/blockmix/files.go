@@ -29,7 +29,7 @@ never evicted to make room (see pin, unpin, gc).`,
 }
 
 func runFiles(ctx context.Context, e *env, asJSON bool) error {
-	fs, err := e.files(ctx)
+	fs, err := e.backend(ctx).Files(ctx)
 	if err != nil {
 		return err
 	}
@@ -46,22 +46,4 @@ func runFiles(ctx context.Context, e *env, asJSON bool) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, human(f.Size), f.Added.Local().Format("2006-01-02 15:04"), f.Recipe)
 	}
 	return tw.Flush()
-}
-
-// files lists the repo's files, through the daemon when one runs.
-func (e *env) files(ctx context.Context) ([]blocks.FileRecord, error) {
-	if dc := e.daemon(ctx); dc != nil {
-		var fs []blocks.FileRecord
-		return fs, dc.getJSON(ctx, "/api/v1/files", &fs)
-	}
-	st, err := e.openStore(false)
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	fs, err := st.Files(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list files: %w", err)
-	}
-	return fs, nil
 }

@@ -1,32 +1,29 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/atomicfile"
-	"github.com/blockmix/blockmix/mixer"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/passphrase"
 	"github.com/blockmix/blockmix/recipe"
 )
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 type getOptions struct {
 	out    string
 	force  bool
 	asJSON bool
-	pass   passphraseOptions
+	pass   passphrase.Options
 }
 
 // getOutput is `get --json`.
@@ -68,7 +65,7 @@ writes nothing.`,
 	c.Flags().StringVarP(&o.out, "output", "o", "", "where to write the file; - for standard output")
 	c.Flags().BoolVar(&o.force, "force", false, "overwrite an existing file")
 	c.Flags().BoolVar(&o.asJSON, "json", false, "print JSON once the file is saved: path, name, size, type, sha256")
-	o.pass.addGetFlags(c.Flags())
+	o.pass.AddGetFlags(c.Flags())
 	return c
 }
 
@@ -78,7 +75,7 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 		return err
 	}
 	if sealed != nil {
-		if rc, err = e.unseal(o.pass, *sealed); err != nil {
+		if rc, err = e.prompter().Unseal(o.pass, *sealed); err != nil {
 			return err
 		}
 		text = rc.String() // what a daemon gets: never the passphrase
@@ -102,10 +99,10 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 		bar := e.newProgress(rc.Size, "fetching "+recipe.CleanName(filepath.Base(dest)))
 		defer bar.finish()
 		if dest == "-" {
-			return dc.get(ctx, text, io.MultiWriter(e.stdout, bar))
+			return dc.Get(ctx, text, io.MultiWriter(e.stdout, bar))
 		}
 		h := sha256.New()
-		if err := atomicfile.Write(dest, o.force, 0, func(w io.Writer) error { return dc.get(ctx, text, io.MultiWriter(w, h, bar)) }); err != nil {
+		if err := atomicfile.Write(dest, o.force, 0, func(w io.Writer) error { return dc.Get(ctx, text, io.MultiWriter(w, h, bar)) }); err != nil {
 			return err
 		}
 		if o.asJSON {
@@ -114,48 +111,53 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 		}
 		return nil
 	}
-	st, err := e.openStore(false)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	bar := e.newProgress(rc.Size, "rebuilding "+recipe.CleanName(filepath.Base(dest)))
-	defer bar.finish()
-	r, err := recipe.Open(ctx, mixer.NewCachedGetter(st, 32<<20), rc, recipe.Options{Progress: bar})
-	if err != nil {
-		return explainGet(err)
-	}
+	what := "rebuilding " + recipe.CleanName(filepath.Base(dest))
 	if dest == "-" {
 		if o.asJSON {
 			return badUse("--json prints a summary on standard output: it does not go with -o -")
 		}
-		_, err := r.WriteTo(e.stdout)
-		return explainGet(err)
+		_, err := e.offline().Get(ctx, rc, e.stdout, what)
+		return err
 	}
-	err = atomicfile.Write(dest, o.force, 0, func(w io.Writer) error {
-		_, err := r.WriteTo(w)
-		return explainGet(err)
+	var sum [32]byte
+	err = atomicfile.Write(dest, o.force, 0, func(w io.Writer) (err error) {
+		sum, err = e.offline().Get(ctx, rc, pauseForTests(e, w), what)
+		return err
 	})
 	if err != nil || !o.asJSON {
 		return err
 	}
-	sum := r.SHA256()
 	b, _ := json.Marshal(getOutput{Path: dest, Name: rc.Name, Size: rc.Size, Type: rc.Type, SHA256: hex.EncodeToString(sum[:])})
 	fmt.Fprintln(e.stdout, string(b))
 	return nil
 }
 
-// explainGet adds what to do to the errors a get can meet.
-func explainGet(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, blocks.ErrNotFound):
-		return fmt.Errorf("%w (this store does not hold every block of the file: was it put into this repo?)", err)
-	case errors.Is(err, recipe.ErrBadDescriptor):
-		return fmt.Errorf("%w (the recipe is damaged or was made by another program)", err)
-	case errors.Is(err, recipe.ErrHashMismatch):
-		return fmt.Errorf("%w (nothing was saved; run 'blockmix verify')", err)
+// pauseForTests wraps w so that a get stops for good once it wrote the
+// bytes BLOCKMIX_TEST_PAUSE_AFTER says (unset: never), after saying
+// "paused" on standard error: a crash test kills it there, halfway
+// through, however fast the machine is.
+func pauseForTests(e *env, w io.Writer) io.Writer {
+	n, err := strconv.ParseInt(os.Getenv("BLOCKMIX_TEST_PAUSE_AFTER"), 10, 64)
+	if err != nil || n <= 0 {
+		return w
 	}
-	return err
+	return &pauser{w: w, left: n, stderr: e.stderr}
+}
+
+type pauser struct {
+	w      io.Writer
+	left   int64
+	stderr io.Writer
+}
+
+func (p *pauser) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.left -= int64(n)
+	if p.left <= 0 && err == nil {
+		fmt.Fprintln(p.stderr, "paused")
+		for {
+			time.Sleep(time.Hour) // until killed
+		}
+	}
+	return n, err
 }

@@ -52,14 +52,14 @@ it starts (restart it after create or join).`,
 				return fmt.Errorf("%w: the invite carries the running node's address", errNoDaemon)
 			}
 			var st apiv1.StatusInfo
-			if err := dc.getJSON(c.Context(), "/api/v1/status", &st); err != nil {
+			if err := dc.Question(c.Context(), "/api/v1/status", &st); err != nil {
 				return err
 			}
 			if st.Group != grp.Name {
 				return fmt.Errorf("the daemon is not in group %s yet: restart it", grp.Name)
 			}
 			var id apiv1.IDInfo
-			if err := dc.getJSON(c.Context(), "/api/v1/id", &id); err != nil {
+			if err := dc.Question(c.Context(), "/api/v1/id", &id); err != nil {
 				return err
 			}
 			if len(id.Addrs) == 0 {

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"text/tabwriter"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/webui/apiv1"
@@ -32,25 +31,9 @@ friends give to --bootstrap. Without a daemon it reads the ID from the repo.`,
 }
 
 func runID(ctx context.Context, e *env, asJSON bool) error {
-	var info apiv1.IDInfo
-	if dc := e.daemon(ctx); dc != nil {
-		if err := dc.getJSON(ctx, "/api/v1/id", &info); err != nil {
-			return err
-		}
-	} else {
-		r := e.repo()
-		if !r.HasIdentity() {
-			return fmt.Errorf("no identity yet in %s: a node gets one when its daemon first starts", r.Dir)
-		}
-		key, err := r.Identity()
-		if err != nil {
-			return err
-		}
-		id, err := peer.IDFromPrivateKey(key)
-		if err != nil {
-			return fmt.Errorf("identity: %w", err)
-		}
-		info.ID = id.String()
+	info, err := e.backend(ctx).ID(ctx)
+	if err != nil {
+		return err
 	}
 	if asJSON {
 		if info.Addrs == nil {
@@ -89,7 +72,7 @@ func runPeers(ctx context.Context, e *env, asJSON bool) error {
 		return errNoDaemon
 	}
 	var ps []apiv1.PeerInfo
-	if err := dc.getJSON(ctx, "/api/v1/peers", &ps); err != nil {
+	if err := dc.Question(ctx, "/api/v1/peers", &ps); err != nil {
 		return err
 	}
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Score > ps[j].Score })
@@ -99,7 +82,7 @@ func runPeers(ctx context.Context, e *env, asJSON bool) error {
 		return nil
 	}
 	var st apiv1.StatusInfo
-	if err := dc.getJSON(ctx, "/api/v1/status", &st); err != nil {
+	if err := dc.Question(ctx, "/api/v1/status", &st); err != nil {
 		return err
 	}
 	if st.Group != "" {

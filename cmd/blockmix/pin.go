@@ -3,20 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 
 	"github.com/spf13/cobra"
 
-	"github.com/blockmix/blockmix/blocks"
-	"github.com/blockmix/blockmix/cmd/blockmix/internal/node"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/passphrase"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 func newPinCommand(e *env) *cobra.Command {
-	var po passphraseOptions
+	var po passphrase.Options
 	c := &cobra.Command{
 		Use:   "pin RECIPE",
 		Short: "Keep a file on this node: its blocks are never evicted",
@@ -27,70 +24,42 @@ be here already. Files put here are pinned from the start.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error { return runPin(c.Context(), e, po, args[0]) },
 	}
-	po.addGetFlags(c.Flags())
+	po.AddGetFlags(c.Flags())
 	return c
 }
 
-func runPin(ctx context.Context, e *env, po passphraseOptions, text string) error {
-	rc, err := e.recipeArg(po, text)
+func runPin(ctx context.Context, e *env, po passphrase.Options, text string) error {
+	rc, err := e.prompter().RecipeArg(po, text)
 	if err != nil {
 		return err
 	}
-	if dc := e.daemon(ctx); dc != nil {
-		var info apiv1.RecipeInfo
-		if err := dc.callJSON(ctx, http.MethodPost, "/api/v1/pin?"+url.Values{"recipe": {rc.String()}}.Encode(), &info); err != nil {
-			return err
-		}
-	} else {
-		st, err := e.openStore(false)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		if err := node.Pin(ctx, st, st, rc, nil, nil); err != nil {
-			if errors.Is(err, blocks.ErrNotFound) {
-				return fmt.Errorf("%w: without a daemon only a file whose blocks are all here can be pinned", err)
-			}
-			return err
-		}
+	if err := e.backend(ctx).Pin(ctx, rc); err != nil {
+		return err
 	}
 	fmt.Fprintf(e.stdout, "pinned %s (%s): its blocks stay on this node\n", rc.Name, human(rc.Size))
 	return nil
 }
 
 func newUnpinCommand(e *env) *cobra.Command {
-	var po passphraseOptions
+	var po passphrase.Options
 	c := &cobra.Command{
 		Use:   "unpin RECIPE",
 		Short: "Take a file off this node's list: its blocks may then be evicted",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
-			rc, err := e.recipeArg(po, args[0])
+			rc, err := e.prompter().RecipeArg(po, args[0])
 			if err != nil {
 				return err
 			}
-			if dc := e.daemon(ctx); dc != nil {
-				resp, err := dc.call(ctx, http.MethodDelete, "/api/v1/files/"+url.PathEscape(rc.Key()))
-				if err != nil {
-					return err
-				}
-				resp.Body.Close()
-			} else {
-				st, err := e.openStore(false)
-				if err != nil {
-					return err
-				}
-				defer st.Close()
-				if err := st.RemoveFile(ctx, rc.Key()); err != nil {
-					return fmt.Errorf("%s is not pinned here: %w", rc.Name, err)
-				}
+			if err := e.backend(ctx).Unpin(ctx, rc); err != nil {
+				return err
 			}
 			fmt.Fprintf(e.stdout, "unpinned %s: its blocks may be evicted when space is needed\n", rc.Name)
 			return nil
 		},
 	}
-	po.addGetFlags(c.Flags())
+	po.AddGetFlags(c.Flags())
 	return c
 }
 
@@ -113,7 +82,7 @@ closest node. It needs the daemon, which knows the network.`,
 				return fmt.Errorf("%w: gc must know which blocks the network counts on this node for", errNoDaemon)
 			}
 			var info apiv1.GCInfo
-			if err := dc.callJSON(ctx, http.MethodPost, "/api/v1/gc", &info); err != nil {
+			if err := dc.Work(ctx, http.MethodPost, "/api/v1/gc", &info); err != nil {
 				return err
 			}
 			if asJSON {

@@ -5,14 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime"
-	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/client"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/offline"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/passphrase"
 	"github.com/blockmix/blockmix/mixer"
 	"github.com/blockmix/blockmix/recipe"
 	"github.com/blockmix/blockmix/webui/apiv1"
@@ -27,7 +27,7 @@ type putOptions struct {
 	name string
 	typ  string
 	web  bool
-	pass passphraseOptions
+	pass passphrase.Options
 }
 
 // putOutput is one line of `put --json`.
@@ -75,7 +75,7 @@ recipe.`,
 	c.Flags().StringVar(&o.name, "name", "", "file name to put in the recipe (default: the file's base name)")
 	c.Flags().StringVar(&o.typ, "type", "", "media type to put in the recipe (default: from the name, else sniffed)")
 	c.Flags().BoolVar(&o.web, "web", false, "print the clickable http://127.0.0.1:7788/r/… spelling instead of blockmix:…")
-	o.pass.addPutFlags(c.Flags())
+	o.pass.AddPutFlags(c.Flags())
 	return c
 }
 
@@ -97,7 +97,7 @@ func runPut(ctx context.Context, e *env, o putOptions, files []string) error {
 		}
 	}
 	// Ask before the work: a mistyped passphrase costs nothing yet.
-	pass, err := e.sealingPassphrase(o.pass, files)
+	pass, err := e.prompter().Sealing(o.pass, files)
 	if err != nil {
 		return err
 	}
@@ -109,33 +109,14 @@ func runPut(ctx context.Context, e *env, o putOptions, files []string) error {
 	}
 	var outs []putOutput
 	if dc := e.daemon(ctx); dc != nil {
-		var err error
 		if outs, err = putViaDaemon(ctx, e, dc, o, files); err != nil {
 			return err
 		}
-	} else {
-		st, err := e.openStore(true)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		m, err := mixer.New(st, mixer.Options{T: o.t})
-		if err != nil {
-			return err
-		}
-		for _, f := range files {
-			out, err := putOne(ctx, e, m, st, o, f)
-			if err != nil {
-				return err
-			}
-			outs = append(outs, out)
-		}
-		if err := st.Sync(); err != nil {
-			return fmt.Errorf("sync store: %w", err)
-		}
+	} else if outs, err = e.offline().Put(ctx, o.t, files, func(path string) (offline.Input, error) { return openInput(e, o, path) }); err != nil {
+		return err
 	}
 	if pass != nil {
-		if err := sealOutputs(outs, pass); err != nil {
+		if err := passphrase.SealPut(outs, pass); err != nil {
 			return err
 		}
 	}
@@ -156,83 +137,24 @@ func runPut(ctx context.Context, e *env, o putOptions, files []string) error {
 	return nil
 }
 
-// input is one file to put, opened.
-type input struct {
-	r         io.Reader
-	size      int64
-	name, typ string
-	close     func()
-}
-
-// openInput opens path ("-": standard input) and works out its name and
-// media type (from the name, else sniffed from the first bytes).
-func openInput(e *env, o putOptions, path string) (input, error) {
-	in := input{size: -1, name: o.name, typ: o.typ, close: func() {}}
-	if path == "-" {
-		in.r = e.stdin
-	} else {
-		f, err := os.Open(path)
-		if err != nil {
-			return in, fmt.Errorf("open %s: %w", path, err)
-		}
-		fi, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return in, fmt.Errorf("stat %s: %w", path, err)
-		}
-		in.r, in.size, in.close = f, fi.Size(), func() { f.Close() }
-		if in.name == "" {
-			in.name = filepath.Base(path)
-		}
-	}
-	if in.typ == "" {
-		in.typ = mime.TypeByExtension(filepath.Ext(in.name))
-	}
-	if in.typ == "" {
-		// Sniff the first bytes, then put them back in front of the stream.
-		head := make([]byte, 512)
-		n, err := io.ReadFull(in.r, head)
-		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-			in.close()
-			return in, fmt.Errorf("read %s: %w", path, err)
-		}
-		in.typ = http.DetectContentType(head[:n])
-		in.r = io.MultiReader(bytesReader(head[:n]), in.r)
-	}
-	return in, nil
-}
-
-func putOne(ctx context.Context, e *env, m *mixer.Mixer, st recipe.Store, o putOptions, path string) (putOutput, error) {
-	in, err := openInput(e, o, path)
-	if err != nil {
-		return putOutput{}, err
-	}
-	defer in.close()
-	bar := e.newProgress(in.size, "mixing "+recipe.CleanName(in.name))
-	res, err := recipe.Put(ctx, m, st, in.r, in.size, in.name, in.typ, bar)
-	bar.finish()
-	if err != nil {
-		return putOutput{}, err
-	}
-	return putOutput{
-		Recipe: res.Recipe.String(), URL: res.Recipe.URL(""), Name: res.Recipe.Name, Size: res.Recipe.Size,
-		Type: res.Recipe.Type, NewBytes: res.NewBytes, NewBlocks: res.NewBlocks, Blocks: len(res.Blocks),
-	}, nil
+// openInput opens a file to put, with put's --name and --type.
+func openInput(e *env, o putOptions, path string) (offline.Input, error) {
+	return offline.OpenInput(path, o.name, o.typ, e.stdin)
 }
 
 // putViaDaemon puts the files through the daemon that runs on the repo: it
 // mixes them into its store and places their blocks on other nodes.
-func putViaDaemon(ctx context.Context, e *env, dc *daemonClient, o putOptions, files []string) ([]putOutput, error) {
+func putViaDaemon(ctx context.Context, e *env, dc *client.Client, o putOptions, files []string) ([]putOutput, error) {
 	var outs []putOutput
 	for _, path := range files {
 		in, err := openInput(e, o, path)
 		if err != nil {
 			return outs, err
 		}
-		bar := e.newProgress(in.size, "sending "+recipe.CleanName(in.name))
-		info, err := dc.put(ctx, io.TeeReader(in.r, bar), in.size, in.name, in.typ)
+		bar := e.newProgress(in.Size, "sending "+recipe.CleanName(in.Name))
+		info, err := dc.Put(ctx, io.TeeReader(in.R, bar), in.Size, in.Name, in.Type)
 		bar.finish()
-		in.close()
+		in.Close()
 		if err != nil {
 			return outs, fmt.Errorf("put %s: %w", path, err)
 		}

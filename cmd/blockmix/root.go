@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/passphrase"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
 )
 
@@ -126,3 +127,8 @@ func (e *env) openStore(create bool) (*blocks.Disk, error) { return e.rp.OpenSto
 
 // apiURL returns the URL of the daemon running on the repo, or "".
 func (e *env) apiURL() string { return e.rp.APIURL() }
+
+// prompter asks for passphrases on the command's standard streams.
+func (e *env) prompter() passphrase.Prompter {
+	return passphrase.Prompter{In: e.stdin, Err: e.stderr}
+}

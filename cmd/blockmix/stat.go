@@ -10,7 +10,6 @@ import (
 
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
-	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // statOutput is `stat --json`.
@@ -64,18 +63,8 @@ func runStat(ctx context.Context, e *env, asJSON bool) error {
 // storeStats sums up the repo's store, and the running daemon's quota (0
 // offline or without one): through the daemon's status when one runs.
 func (e *env) storeStats(ctx context.Context) (blocks.Stats, int64, error) {
-	if dc := e.daemon(ctx); dc != nil {
-		var st apiv1.StatusInfo
-		err := dc.getJSON(ctx, "/api/v1/status", &st)
-		return st.Store.Stats, st.Quota, err
-	}
-	st, err := e.openStore(false)
-	if err != nil {
-		return blocks.Stats{}, 0, err
-	}
-	defer st.Close()
-	s, err := st.Stats(ctx)
-	return s, 0, err
+	st, err := e.backend(ctx).Status(ctx)
+	return st.Store.Stats, st.Quota, err
 }
 
 // printStats writes the store summary of stat (and status).

@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
-
-	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 func newStatusCommand(e *env) *cobra.Command {
@@ -39,16 +36,9 @@ whatever the verdict.`,
 }
 
 func runStatus(ctx context.Context, e *env, asJSON bool) error {
-	var s apiv1.StatusInfo
-	if dc := e.daemon(ctx); dc != nil {
-		if err := dc.getJSON(ctx, "/api/v1/status", &s); err != nil {
-			return err
-		}
-	} else {
-		var err error
-		if s, err = offlineStatus(ctx, e); err != nil {
-			return err
-		}
+	s, err := e.backend(ctx).Status(ctx)
+	if err != nil {
+		return err
 	}
 	if asJSON {
 		b, _ := json.MarshalIndent(s, "", "  ")
@@ -90,29 +80,4 @@ func runStatus(ctx context.Context, e *env, asJSON bool) error {
 		fmt.Fprintf(e.stdout, "quarantined    none\n")
 	}
 	return nil
-}
-
-// offlineStatus sums up a repo no daemon runs on.
-func offlineStatus(ctx context.Context, e *env) (apiv1.StatusInfo, error) {
-	dir := e.repo().Dir
-	st, err := e.openStore(false)
-	if err != nil {
-		return apiv1.StatusInfo{}, err
-	}
-	defer st.Close()
-	stats, err := st.Stats(ctx)
-	if err != nil {
-		return apiv1.StatusInfo{}, err
-	}
-	s := apiv1.StatusInfo{Repo: dir, Store: apiv1.StoreInfo{Stats: stats, Overhead: stats.Overhead()}}
-	// The ID, when a daemon made one before (status does not make one).
-	if r := e.repo(); r.HasIdentity() {
-		if key, err := r.Identity(); err == nil {
-			if id, err := peer.IDFromPrivateKey(key); err == nil {
-				s.ID = id.String()
-			}
-		}
-	}
-	s.Judge()
-	return s, nil
 }

@@ -4,12 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 
 	"github.com/spf13/cobra"
 
-	"github.com/blockmix/blockmix/cmd/blockmix/internal/node"
-	"github.com/blockmix/blockmix/mixer"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
@@ -33,26 +30,9 @@ with code 1 when it found any.`,
 }
 
 func runVerify(ctx context.Context, e *env, asJSON bool) error {
-	var out verifyOutput
-	if dc := e.daemon(ctx); dc != nil {
-		if err := dc.callJSON(ctx, http.MethodPost, "/api/v1/verify", &out); err != nil {
-			return err
-		}
-	} else {
-		st, err := e.openStore(false)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		var bar *progress
-		out, err = node.VerifyStore(ctx, st, func(total int64) mixer.Progress {
-			bar = e.newProgress(total, "verifying")
-			return bar
-		})
-		bar.finish()
-		if err != nil {
-			return err
-		}
+	out, err := e.backend(ctx).Verify(ctx)
+	if err != nil {
+		return err
 	}
 	if asJSON {
 		b, _ := json.MarshalIndent(out, "", "  ")

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/spf13/pflag"
 
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/usage"
@@ -109,4 +110,22 @@ func (o Options) Check(f File, path string, given func(flag string) bool) (Setti
 		s.Bootstrap = append(s.Bootstrap, *ai)
 	}
 	return s, nil
+}
+
+// AddFlags adds the daemon's flags for o to fs, with o's values as their
+// defaults (see Defaults).
+func (o *Options) AddFlags(f *pflag.FlagSet) {
+	f.StringArrayVar(&o.Listen, "listen", o.Listen, "multiaddr to listen on (repeatable; config.json key listen)")
+	f.StringArrayVar(&o.Bootstrap, "bootstrap", nil, "multiaddr with /p2p/ID of a node to join through (repeatable; config.json key bootstrap)")
+	f.StringVar(&o.API, "api", o.API, "address of the local HTTP API and /metrics (port 0: any; config.json key api)")
+	f.IntVar(&o.Replicas, "replicas", o.Replicas, "how many other nodes should hold each block (config.json key replicas)")
+	f.BoolVar(&o.Donor, "donor", false, "run as a donor: give --quota of space to other people's blocks, evicting cached blocks in the background to stay under it")
+	f.StringVar(&o.Quota, "quota", "", "the most block bytes this node stores (50GiB, 2TB…); pushes past it are refused; default none (config.json key quota)")
+	f.StringVar(&o.Profile, "profile", o.Profile, "default, or lowpower for small boards: fewer connections and streams, small caches, a memory limit (config.json key profile)")
+	f.StringVar(&o.Fair, "fair-share", "", "accept from each peer at most what it holds for this node plus this allowance (for example 1GiB); the ledger shows in 'peers'; default off")
+	f.DurationVar(&o.RepairInterval, "repair-interval", o.RepairInterval, "how often to check that the blocks this node holds for the network have their copies elsewhere, and push the missing ones (0: never)")
+	f.StringVar(&o.RepairRate, "repair-rate", o.RepairRate, "the most bytes per second repair pushes")
+	f.DurationVar(&o.ScrubInterval, "scrub-interval", o.ScrubInterval, "how often to re-read every local block; a corrupt one is quarantined and fetched again from a peer (0: never)")
+	f.StringVar(&o.ScrubRate, "scrub-rate", o.ScrubRate, "the most bytes per second the scrub reads")
+	f.StringVar(&o.Cache, "cache", o.Cache, "keep blocks fetched from peers (they then serve other files and peers) while the store holds less than this; 0: keep none (config.json key cache)")
 }
