@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"golang.org/x/sync/errgroup"
@@ -147,6 +148,14 @@ func New(ctx context.Context, c Config) (n *Node, err error) {
 		return nil, fmt.Errorf("%w (the listen addresses)", err)
 	}
 	n.keeper.Node = n.net
+	n.net.Host.Network().Notify(&network.NotifyBundle{
+		ConnectedF: func(_ network.Network, c network.Conn) {
+			n.log.Debug("peer connected", slog.String("peer", c.RemotePeer().String()), slog.String("addr", c.RemoteMultiaddr().String()))
+		},
+		DisconnectedF: func(_ network.Network, c network.Conn) {
+			n.log.Debug("peer disconnected", slog.String("peer", c.RemotePeer().String()))
+		},
+	})
 	n.repairer = repair.NewRepairer(n.st, n.st, n.net, s.Replicas, s.RepairRate, n.log, n.m)
 	n.scrubber = repair.NewScrubber(n.st, n.refetch, s.ScrubRate, n.log, n.m)
 	n.watch()
@@ -256,7 +265,7 @@ func (n *Node) Run(ctx context.Context) error {
 		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		serve(&http.Server{Handler: pm, ReadHeaderTimeout: 10 * time.Second}, n.pprof, "pprof")
 	}
-	n.log.Info("node running", slog.String("peer", n.net.Host.ID().String()), slog.String("api", n.URL()),
+	n.log.Info("node running", slog.String("peer", n.net.Host.ID().String()), slog.Any("listen", n.ID().Addrs), slog.String("api", n.URL()),
 		slog.Int("replicas", n.cfg.Replicas), slog.String("profile", n.cfg.Profile.Name), slog.Bool("donor", n.cfg.Donor), slog.Int64("quota", n.cfg.Quota))
 	err := g.Wait()
 	n.log.Info("node stopping")

@@ -74,8 +74,6 @@ func (r *Repairer) Run(ctx context.Context, interval time.Duration) {
 		level := slog.LevelInfo
 		if info.StillShort > 0 {
 			level = slog.LevelWarn
-		} else if info.Short == 0 {
-			level = slog.LevelDebug // a quiet round: nothing to tell
 		}
 		r.log.Log(ctx, level, "repair round", slog.Int("checked", info.Checked), slog.Int("short", info.Short),
 			slog.Int("pushed", info.Repaired), slog.Int("still_short", info.StillShort), slog.Int64("bytes", info.BytesPushed),

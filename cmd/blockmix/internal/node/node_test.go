@@ -1,0 +1,192 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/config"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
+	"github.com/blockmix/blockmix/recipe"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// logBuffer collects a node's log lines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// running is a node started by startNode, with its log.
+type running struct {
+	*Node
+	log *logBuffer
+}
+
+// startNode makes and runs a node on 127.0.0.1 in a fresh repo; the test's
+// cleanup stops it and checks that Run returned cleanly.
+func startNode(t *testing.T, ctx context.Context, edit func(*config.Settings)) running {
+	t.Helper()
+	prof, err := config.ProfileNamed("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := config.Settings{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, API: "127.0.0.1:0", Replicas: 1, Cache: 1 << 30,
+		Profile: prof, RepairInterval: 100 * time.Millisecond}
+	if edit != nil {
+		edit(&s)
+	}
+	lb := &logBuffer{}
+	n, err := New(ctx, Config{Repo: repo.Repo{Dir: t.TempDir()}, Settings: s, Log: slog.New(slog.NewTextHandler(lb, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- n.Run(rctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return within 30 s of its context's end")
+		}
+		if err := n.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return running{n, lb}
+}
+
+// metric reads one sample of the node's /metrics (0 when absent).
+func metric(t *testing.T, n *Node, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(n.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				t.Fatalf("%s: %q", name, line)
+			}
+			return f
+		}
+	}
+	return 0
+}
+
+// waitFor polls cond until it holds, failing the test after a minute.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within a minute", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNodeMetricsAndLog: three nodes in one process. A put on A places
+// blocks on a donor B with a small quota, which refuses the ones past it;
+// C rebuilds the file from A; A's repair rounds run. Each event moves its
+// metric on GET /metrics, and the refusal and the repair round are one
+// log line each at the default level.
+func TestNodeMetricsAndLog(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b := startNode(t, ctx, func(s *config.Settings) { s.Donor, s.Quota = true, 600<<10 })
+	boot := func(s *config.Settings) { s.Bootstrap = []peer.AddrInfo{b.Net().AddrInfo()} }
+	a := startNode(t, ctx, boot)
+	c := startNode(t, ctx, boot)
+	waitFor(t, "routing tables", func() bool {
+		return a.ID().RoutingTable >= 2 && c.ID().RoutingTable >= 2
+	})
+
+	data := make([]byte, 3<<20)
+	rand.NewChaCha8([32]byte{1}).Read(data)
+	info, err := a.Put(ctx, bytes.NewReader(data), int64(len(data)), "m.bin", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := metric(t, a.Node, "blockmix_put_files_total"); got != 1 {
+		t.Errorf("blockmix_put_files_total on A = %v after one put", got)
+	}
+	if got := metric(t, b.Node, "blockmix_pushes_accepted_total"); got < 1 {
+		t.Errorf("blockmix_pushes_accepted_total on B = %v after a put placed blocks there", got)
+	}
+	if got := metric(t, b.Node, `blockmix_pushes_refused_total{reason="quota"}`); got < 1 {
+		t.Errorf("blockmix_pushes_refused_total{reason=\"quota\"} on B = %v: a put of 3 MiB into a 600 KiB quota", got)
+	}
+
+	rc, err := recipe.Parse(info.Recipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Open(ctx, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := r.WriteTo(&out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("C's rebuild: %v (same bytes: %v)", err, bytes.Equal(out.Bytes(), data))
+	}
+	// C holds some of the blocks already (placement gave them to it when
+	// B was full); the rest came from peers, each timed once.
+	fetched := metric(t, c.Node, "blockmix_blocks_fetched_total")
+	if fetched < 1 {
+		t.Errorf("blockmix_blocks_fetched_total on C = %v after fetching a file it did not hold whole", fetched)
+	}
+	if got := metric(t, c.Node, "blockmix_fetch_seconds_count"); got != fetched {
+		t.Errorf("blockmix_fetch_seconds_count on C = %v for %v blocks fetched", got, fetched)
+	}
+	waitFor(t, "a repair round on A", func() bool { return metric(t, a.Node, "blockmix_repair_rounds_total") >= 1 })
+	if got := metric(t, a.Node, "blockmix_peers"); got < 2 {
+		t.Errorf("blockmix_peers on A = %v", got)
+	}
+
+	waitFor(t, "the log lines", func() bool {
+		return strings.Contains(a.log.String(), "repair round") && strings.Contains(b.log.String(), "push refused")
+	})
+	for _, line := range strings.Split(b.log.String(), "\n") {
+		if strings.Contains(line, "push refused") && (!strings.Contains(line, "level=WARN") || !strings.Contains(line, "reason=quota")) {
+			t.Errorf("the first refused push is not a warning with its reason: %s", line)
+			break
+		}
+	}
+	for _, line := range strings.Split(a.log.String(), "\n") {
+		if strings.Contains(line, "repair round") && !strings.Contains(line, "checked=") {
+			t.Errorf("a repair round's line does not say what it checked: %s", line)
+		}
+	}
+}
