@@ -1,0 +1,213 @@
+package repair
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/metrics"
+	bmnet "github.com/blockmix/blockmix/net"
+)
+
+// mockNetwork starts n blockmix nodes on libp2p's in-process network, all
+// connected, each over its own memory store that takes pushes, and waits
+// until every routing table knows the others.
+func mockNetwork(t *testing.T, ctx context.Context, n int) ([]*bmnet.Node, []*blocks.Mem) {
+	t.Helper()
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	var nodes []*bmnet.Node
+	var stores []*blocks.Mem
+	for range n {
+		h, err := mn.GenPeer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := blocks.NewMem()
+		node, err := bmnet.NewNodeOn(h, nil, st, bmnet.NewStoreSink(st))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { node.Close() })
+		nodes, stores = append(nodes, node), append(stores, st)
+	}
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mn.ConnectAllButSelf(); err != nil {
+		t.Fatal(err)
+	}
+	for i, node := range nodes {
+		for node.DHT.RoutingTable().Size() < n-1 {
+			if ctx.Err() != nil {
+				t.Fatalf("node %d: %d peers in its routing table, want %d", i, node.DHT.RoutingTable().Size(), n-1)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return nodes, stores
+}
+
+// randomBlocks puts n random 16 KiB blocks into st.
+func randomBlocks(t *testing.T, st *blocks.Mem, n int, seed byte) []blocks.Block {
+	t.Helper()
+	rng := rand.NewChaCha8([32]byte{seed})
+	var out []blocks.Block
+	for i := range n {
+		d := make([]byte, 16<<10)
+		rng.Read(d)
+		b, err := blocks.NewBlock(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PutBlock(context.Background(), b, uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// holders counts the stores that hold id.
+func holders(stores []*blocks.Mem, id blocks.ID) int {
+	n := 0
+	for _, st := range stores {
+		if ok, _ := st.Has(context.Background(), id); ok {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRepairRound: node 0 alone holds 60 blocks. A round gives every block
+// it is one of the 3 closest to its copies on the 2 other closest nodes,
+// and leaves the rest alone; the next round finds nothing short. When a
+// holder leaves, a round on node 0 brings its blocks back to 3 copies on
+// the nodes still there.
+func TestRepairRound(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	nodes, stores := mockNetwork(t, ctx, 6)
+	bs := randomBlocks(t, stores[0], 60, 1)
+	m := metrics.New()
+	r := NewRepairer(stores[0], stores[0], nodes[0], 3, 0, slog.New(slog.DiscardHandler), m)
+
+	var ours []blocks.ID
+	for _, b := range bs {
+		if nodes[0].Responsible(b.ID(), 3) {
+			ours = append(ours, b.ID())
+		}
+	}
+	if len(ours) == 0 || len(ours) == len(bs) {
+		t.Fatalf("node 0 is among the 3 closest to %d of %d blocks: the test needs some of each", len(ours), len(bs))
+	}
+	info := r.Round(ctx)
+	if info.Checked != len(ours) || info.Short != len(ours) || info.Repaired != len(ours) || info.StillShort != 0 {
+		t.Fatalf("first round: %+v; want %d checked, short and repaired", info, len(ours))
+	}
+	for _, id := range ours {
+		if got := holders(stores, id); got != 3 {
+			t.Errorf("block %s: %d copies after the round, want 3", id, got)
+		}
+	}
+	for _, b := range bs {
+		if !nodes[0].Responsible(b.ID(), 3) && holders(stores, b.ID()) != 1 {
+			t.Errorf("block %s, which node 0 does not hold for the network, was pushed", b.ID())
+		}
+	}
+	if again := r.Round(ctx); again.Short != 0 || again.Checked != len(ours) {
+		t.Fatalf("second round: %+v; want nothing short", again)
+	}
+
+	// A holder leaves for good.
+	gone := -1
+	for i := 1; i < len(nodes) && gone < 0; i++ {
+		if holders(stores[i:i+1], ours[0]) == 1 {
+			gone = i
+		}
+	}
+	nodes[gone].Close()
+	waitGone(t, ctx, nodes[0], nodes[gone])
+	after := r.Round(ctx)
+	if after.Short == 0 || after.StillShort != 0 {
+		t.Fatalf("round after node %d left: %+v; want its blocks short, then repaired", gone, after)
+	}
+	for _, id := range ours {
+		live := 0
+		for i, st := range stores {
+			if ok, _ := st.Has(ctx, id); ok && i != gone {
+				live++
+			}
+		}
+		// Node 0 is still among the closest for most; any it no longer is
+		// keep at least their 3 copies somewhere live.
+		if live < 3 {
+			t.Errorf("block %s: %d live copies after the repair, want 3", id, live)
+		}
+	}
+
+	// Run repeats rounds, counts them and ends with its context.
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { r.Run(rctx, 10*time.Millisecond); close(done) }()
+	for testutil.ToFloat64(m.RepairRounds) < 2 {
+		if ctx.Err() != nil {
+			t.Fatal("Run ran fewer than 2 rounds in a minute")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop()
+	<-done
+	if last := r.LastRound(); last.Finished.IsZero() || last.Checked == 0 {
+		t.Errorf("LastRound after Run: %+v", last)
+	}
+}
+
+// waitGone waits until a sees that b is gone: b leaves its routing table
+// or a's probe of unconnected peers fails on it.
+func waitGone(t *testing.T, ctx context.Context, a, b *bmnet.Node) {
+	t.Helper()
+	for a.Host.Network().Connectedness(b.Host.ID()) == 1 { // network.Connected
+		if ctx.Err() != nil {
+			t.Fatal("the closed node still looks connected")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestScrubHeals: a block whose bytes rotted on node 0 is quarantined by
+// the scrub and fetched again from node 1, which holds a good copy; the
+// metrics count it. A rotten block nobody else holds stays quarantined.
+func TestScrubHeals(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	nodes, stores := mockNetwork(t, ctx, 2)
+	bs := randomBlocks(t, stores[0], 10, 2)
+	if err := stores[1].PutBlock(ctx, bs[3], 99); err != nil {
+		t.Fatal(err)
+	}
+	stores[0].Corrupt(bs[3].ID())
+	stores[0].Corrupt(bs[5].ID()) // no other copy anywhere
+	m := metrics.New()
+	refill := func(ctx context.Context, id blocks.ID) error {
+		_, err := bmnet.NewFetcher(nodes[0], stores[0]).Get(ctx, id)
+		return err
+	}
+	s := NewScrubber(stores[0], refill, 0, slog.New(slog.DiscardHandler), m)
+	s.Round(ctx)
+	if got, err := stores[0].Get(ctx, bs[3].ID()); err != nil || blocks.Check(bs[3].ID(), got) != nil {
+		t.Fatalf("the rotten block with a good copy elsewhere was not healed: %v", err)
+	}
+	if _, err := stores[0].Get(ctx, bs[5].ID()); err == nil {
+		t.Fatal("a rotten block nobody else holds reads as good")
+	}
+	if s.Healed() != 1 || testutil.ToFloat64(m.ScrubHealed) != 1 || testutil.ToFloat64(m.ScrubCorrupt) != 2 {
+		t.Fatalf("healed %d, metric healed %v, corrupt %v; want 1, 1, 2", s.Healed(), testutil.ToFloat64(m.ScrubHealed), testutil.ToFloat64(m.ScrubCorrupt))
+	}
+}
