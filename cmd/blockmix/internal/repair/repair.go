@@ -65,6 +65,9 @@ func NewRepairer(st blocks.Enumerator, get blocks.Getter, node Network, replicas
 func (r *Repairer) Run(ctx context.Context, interval time.Duration) {
 	sched.Every(ctx, interval, nil, func() {
 		info := r.Round(ctx)
+		if ctx.Err() != nil {
+			return // cut short by the node's end: not a round to report
+		}
 		r.mu.Lock()
 		r.last = info
 		r.mu.Unlock()
