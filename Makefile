@@ -44,19 +44,22 @@ soak: build
 	BLOCKMIX_SOAK=20 $(GO) test -count=1 -run TestFaultInjection -v -timeout 60m ./cmd/blockmix
 	BLOCKMIX_GET_SOAK=100 $(GO) test -count=1 -run TestFreshNodesGet -v -timeout 60m ./cmd/blockmix
 
+# gofmt, go vet and staticcheck; CI runs it before the tests.
 lint:
-	@test -z "$$(gofmt -l .)" || (gofmt -l . && false)
+	@test -z "$$(gofmt -l .)" || (echo "gofmt would change:"; gofmt -l .; false)
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-# A short run of every fuzz target.
+# A run of every fuzz target: FUZZTIME each (30s; CI runs 5s).
+FUZZTIME ?= 30s
+FUZZ_TARGETS := recipe:FuzzParse recipe:FuzzDecodeNode mixer:FuzzMixRoundTrip recipe:FuzzPutOpen recipe:FuzzOpenSealed net:FuzzReadFrame
+.PHONY: fuzz
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./recipe
-	$(GO) test -run '^$$' -fuzz FuzzDecodeNode -fuzztime 30s ./recipe
-	$(GO) test -run '^$$' -fuzz FuzzMixRoundTrip -fuzztime 30s ./mixer
-	$(GO) test -run '^$$' -fuzz FuzzPutOpen -fuzztime 30s ./recipe
-	$(GO) test -run '^$$' -fuzz FuzzOpenSealed -fuzztime 30s ./recipe
-	$(GO) test -run '^$$' -fuzz FuzzReadFrame -fuzztime 30s ./net
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t#*:}; \
+		echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	done
 
 # Static release binaries for the machines a donor runs on: no cgo, no
 # paths of this machine, no symbol tables. dist/ gets one binary per target

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -110,7 +109,3 @@ func runDaemon(ctx context.Context, e *env, o daemonFlags, given func(flag strin
 	}
 	return cerr
 }
-
-// clientTimeout bounds one request of the CLI to the daemon, but for the
-// streams of files, which last as long as they move.
-const clientTimeout = 30 * time.Second

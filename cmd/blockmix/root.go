@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/passphrase"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
 )
@@ -121,9 +120,6 @@ func (e *env) repoDir() (string, error) {
 
 // repo is the repo the command works on.
 func (e *env) repo() repo.Repo { return e.rp }
-
-// openStore opens the repo's block store (see repo.Repo.OpenStore).
-func (e *env) openStore(create bool) (*blocks.Disk, error) { return e.rp.OpenStore(create) }
 
 // apiURL returns the URL of the daemon running on the repo, or "".
 func (e *env) apiURL() string { return e.rp.APIURL() }

@@ -6,12 +6,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/blockmix/blockmix/webui/apiv1"
 )
-
-// verifyOutput is `verify --json`.
-type verifyOutput = apiv1.VerifyInfo
 
 func newVerifyCommand(e *env) *cobra.Command {
 	var asJSON bool
