@@ -110,11 +110,38 @@ func (k *Keeper) Fits(n int64) bool {
 	if k.quota <= 0 || k.stored.Load()+n <= k.quota {
 		return true
 	}
+	k.wakeEviction()
+	return false
+}
+
+func (k *Keeper) wakeEviction() {
 	select {
 	case k.wake <- struct{}{}:
 	default:
 	}
-	return false
+}
+
+// reserve counts n bytes as stored if the store then holds at most limit
+// (limit < 0: no limit), in one step: blocks stored at the same time
+// cannot pass the limit together. It reports whether it did.
+func (k *Keeper) reserve(n, limit int64) bool {
+	for {
+		cur := k.stored.Load()
+		if limit >= 0 && cur+n > limit {
+			return false
+		}
+		if k.stored.CompareAndSwap(cur, cur+n) {
+			return true
+		}
+	}
+}
+
+// quotaLimit is the quota as a reserve limit.
+func (k *Keeper) quotaLimit() int64 {
+	if k.quota <= 0 {
+		return -1
+	}
+	return k.quota
 }
 
 // Run evicts cached blocks in the background whenever the store is near
@@ -191,6 +218,7 @@ func (k *Keeper) Evict(ctx context.Context, need int64, network bool) (apiv1.GCI
 	lru(cached)
 	lru(ours)
 	freed := int64(0)
+	var gone []blocks.ID // evicted: their last use is forgotten
 	enough := func() bool { return need >= 0 && freed >= need }
 	for _, c := range cached {
 		if enough() {
@@ -200,6 +228,7 @@ func (k *Keeper) Evict(ctx context.Context, need int64, network bool) (apiv1.GCI
 			return info, fmt.Errorf("evict: %w", err)
 		}
 		freed += int64(c.size)
+		gone = append(gone, c.id)
 		info.EvictedBlocks++
 		info.EvictedBytes += int64(c.size)
 	}
@@ -220,14 +249,15 @@ func (k *Keeper) Evict(ctx context.Context, need int64, network bool) (apiv1.GCI
 			return info, fmt.Errorf("evict: %w", err)
 		}
 		freed += int64(c.size)
+		gone = append(gone, c.id)
 		info.HandedOff++
 		info.EvictedBlocks++
 		info.EvictedBytes += int64(c.size)
 	}
 	k.stored.Store(total - freed)
 	k.mu.Lock()
-	for _, c := range cached {
-		delete(k.used, c.id)
+	for _, id := range gone {
+		delete(k.used, id)
 	}
 	k.mu.Unlock()
 	if err := k.st.Sync(); err != nil {
@@ -271,21 +301,24 @@ type quotaSink struct {
 }
 
 func (q quotaSink) Accept(ctx context.Context, peer string, id blocks.ID, data []byte) error {
-	if !q.k.Fits(int64(len(data))) {
+	n := int64(len(data))
+	if !q.k.reserve(n, q.k.quotaLimit()) {
+		q.k.wakeEviction()
 		return q.refuse(peer, id, "quota", &bmnet.Refusal{Code: bmnet.RefuseQuota, Text: fmt.Sprintf("quota full: %s of %s used", size.Human(q.k.stored.Load()), size.Human(q.k.quota))})
 	}
 	if q.k.Fair > 0 && q.k.Ledger != nil {
 		if e := q.k.Ledger.Entry(peer); e.StoredHere+int64(len(data)) > e.HoldsForUs+q.k.Fair {
+			q.k.stored.Add(-n)
 			return q.refuse(peer, id, "fair_share", &bmnet.Refusal{Code: bmnet.RefuseNotWanted, Text: fmt.Sprintf("fair share: you stored %s here and hold %s for this node; the allowance is %s",
 				size.Human(e.StoredHere), size.Human(e.HoldsForUs), size.Human(q.k.Fair))})
 		}
 	}
 	if err := q.StoreSink.Accept(ctx, peer, id, data); err != nil {
+		q.k.stored.Add(-n)
 		q.k.storeFailed(err)
 		return q.refuse(peer, id, "error", err)
 	}
 	q.k.storeFailed(nil)
-	q.k.stored.Add(int64(len(data)))
 	q.k.m.PushesAccepted.Inc()
 	if q.k.Ledger != nil {
 		q.k.Ledger.Received(peer, int64(len(data)))
@@ -338,11 +371,17 @@ func (k *Keeper) Added(n int64) { k.stored.Add(n) }
 // while it holds less than cache bytes and the quota allows, and counts it
 // when it may.
 func (k *Keeper) Keep(cache int64, size int) bool {
-	if k.stored.Load()+int64(size) > cache || !k.Fits(int64(size)) {
-		return false
+	limit := cache
+	if q := k.quotaLimit(); q >= 0 && q < limit {
+		limit = q
 	}
-	k.stored.Add(int64(size))
-	return true
+	if k.reserve(int64(size), limit) {
+		return true
+	}
+	if q := k.quotaLimit(); q >= 0 && k.stored.Load()+int64(size) > q {
+		k.wakeEviction()
+	}
+	return false
 }
 
 // GC evicts every cached block, and the network's blocks (after handing
