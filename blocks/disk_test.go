@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -386,13 +387,15 @@ func TestDiskCloseWhileBusy(t *testing.T) {
 	ctx := context.Background()
 	s := openDisk(t, t.TempDir(), blocks.DiskOptions{})
 	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for w := range 8 {
+	var going atomic.Int64 // workers whose first Put and Get succeeded
+	const workers = 8
+	errs := make(chan error, workers)
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(w), 11))
-			for {
+			for n := 0; ; n++ {
 				id, b := randBlock(r, 4096)
 				err := s.Put(ctx, id, b, 0)
 				if err == nil {
@@ -405,10 +408,20 @@ func TestDiskCloseWhileBusy(t *testing.T) {
 					errs <- err
 					return
 				}
+				if n == 0 {
+					going.Add(1)
+				}
 			}
 		}()
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Close once the load runs: every worker is past its first round.
+	deadline := time.Now().Add(30 * time.Second)
+	for going.Load() < workers && len(errs) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d workers got a Put and a Get done within 30 s", going.Load(), workers)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

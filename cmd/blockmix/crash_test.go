@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,18 +23,46 @@ const crashFileSize = 48 << 20
 type started struct {
 	cmd    *exec.Cmd
 	stdout *bytes.Buffer // read only after done
-	stderr *bytes.Buffer // read only after done
+	stderr *bytes.Buffer // read only after done, or through stderrNow
 	done   chan struct{} // closed once the process has exited and been reaped
+	errMu  sync.Mutex    // held while stderr is written
+}
+
+// lockedWriter writes to w under mu.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+// stderrNow returns what the process wrote to its standard error so far;
+// unlike stderr, it may be read while the process runs.
+func (p *started) stderrNow() string {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	return p.stderr.String()
 }
 
 // start runs blockmix --repo REPO args in the background; t.Cleanup kills
 // it if it is still running when the test ends.
 func (w *world) start(args ...string) *started {
 	w.t.Helper()
+	return w.startWith(runOpts{}, args...)
+}
+
+// startWith is start with the less common options (o.stdout is ignored:
+// the output goes to the started's buffers).
+func (w *world) startWith(o runOpts, args ...string) *started {
+	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-	c := w.command(ctx, runOpts{}, args...)
+	c := w.command(ctx, o, args...)
 	p := &started{cmd: c, stdout: new(bytes.Buffer), stderr: new(bytes.Buffer), done: make(chan struct{})}
-	c.Stdout, c.Stderr = p.stdout, p.stderr
+	c.Stdout, c.Stderr = p.stdout, lockedWriter{&p.errMu, p.stderr}
 	if err := c.Start(); err != nil {
 		cancel()
 		w.t.Fatal(err)
@@ -152,7 +182,10 @@ func TestKillPut(t *testing.T) {
 }
 
 // TestKillGet kills a get halfway through writing and checks that nothing
-// is left under the output name, and that the next get works.
+// is under the output name, that the temporary file is left behind, and
+// that the next get works. BLOCKMIX_TEST_PAUSE_AFTER makes the get stop
+// for good once half the file is written, so the kill lands halfway
+// however fast the machine is.
 func TestKillGet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("puts and gets 48 MiB")
@@ -162,40 +195,51 @@ func TestKillGet(t *testing.T) {
 	rc := w.okLine("put", "big.bin")
 	os.Remove(w.path("big.bin"))
 
-	killed := false
-	for attempt := 0; attempt < 5 && !killed; attempt++ {
-		out := fmt.Sprintf("out-%d.bin", attempt)
-		p := w.start("get", "-o", out, rc)
-		// Wait until the temporary file is at least half written, then kill.
-		pattern := filepath.Join(w.dir, "."+out+".blockmix-partial-*")
-		partial := ""
-		for !p.exited() && partial == "" {
+	const half = crashFileSize / 2
+	const out = "out.bin"
+	p := w.startWith(runOpts{env: []string{fmt.Sprintf("BLOCKMIX_TEST_PAUSE_AFTER=%d", half)}}, "get", "-o", out, rc)
+	// Wait until the get says it paused and its temporary file holds half
+	// the file, then kill it.
+	pattern := filepath.Join(w.dir, "."+out+".blockmix-partial-*")
+	partial := ""
+	deadline := time.Now().Add(60 * time.Second)
+	for partial == "" {
+		if strings.Contains(p.stderrNow(), "paused") {
 			if ps, _ := filepath.Glob(pattern); len(ps) == 1 {
-				if fi, err := os.Stat(ps[0]); err == nil && fi.Size() >= crashFileSize/2 && fi.Size() < crashFileSize {
+				if fi, err := os.Stat(ps[0]); err == nil && fi.Size() >= half {
 					partial = ps[0]
 					break
 				}
 			}
-			time.Sleep(time.Millisecond)
 		}
-		if partial == "" || !p.kill(t) {
+		if p.exited() {
+			t.Fatalf("get -o %s ended (%v) before it wrote half the file and paused:\n%s", out, p.cmd.ProcessState, p.stderr.Bytes())
+		}
+		if time.Now().After(deadline) {
 			p.kill(t)
-			t.Logf("attempt %d: the get finished before it was half written", attempt)
-			os.Remove(w.path(out))
-			continue
+			t.Fatalf("get -o %s did not pause with half the file written within 60 s:\n%s", out, p.stderr.Bytes())
 		}
-		killed = true
-		mustNotExist(t, w.path(out))
-		t.Logf("killed get -o %s halfway; it left %s behind (nothing removes a killed get's temporary file)",
-			out, filepath.Base(partial))
-		// The name is free: a second get writes it.
-		w.ok("get", "-o", out, rc)
-		if got := fileSum(t, w.path(out)); got != sum {
-			t.Fatalf("the get after the killed one is not byte-identical")
-		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	if !killed {
-		t.Skip("every get finished before it could be killed halfway")
+	if !p.kill(t) {
+		t.Fatalf("get -o %s finished instead of pausing halfway:\n%s", out, p.stderr.Bytes())
+	}
+
+	mustNotExist(t, w.path(out))
+	fi, err := os.Stat(partial)
+	if err != nil {
+		t.Fatalf("the killed get's temporary file is gone: %v", err)
+	}
+	if fi.Size() < half || fi.Size() >= crashFileSize {
+		t.Errorf("the killed get left %d bytes, want at least %d and fewer than %d", fi.Size(), half, crashFileSize)
+	}
+	t.Logf("killed get -o %s at %d of %d bytes; it left %s behind (nothing removes a killed get's temporary file)",
+		out, fi.Size(), crashFileSize, filepath.Base(partial))
+
+	// The name is free: a second get writes it.
+	w.ok("get", "-o", out, rc)
+	if got := fileSum(t, w.path(out)); got != sum {
+		t.Fatalf("the get after the killed one is not byte-identical")
 	}
 	w.ok("verify")
 }

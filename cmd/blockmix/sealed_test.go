@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -263,6 +265,7 @@ type terminal struct {
 	mu     sync.Mutex
 	shown  bytes.Buffer  // everything the terminal showed
 	closed chan struct{} // closed once the output has ended
+	tty    string        // the terminal device, once waitEchoOff found it
 }
 
 // onTerminal starts blockmix --repo REPO args on a terminal; it skips the
@@ -275,6 +278,9 @@ func (w *world) onTerminal(t *testing.T, args ...string) *terminal {
 	script, err := exec.LookPath("script")
 	if err != nil {
 		t.Skip("script(1) of util-linux is needed")
+	}
+	if _, err := exec.LookPath("stty"); err != nil {
+		t.Skip("stty(1) is needed to see the terminal's echo")
 	}
 	line := shellQuote(binPath) + " --repo " + shellQuote(w.repo)
 	for _, a := range args {
@@ -333,11 +339,83 @@ func (tm *terminal) answer(prompt string, nth int, line string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// The prompt shows just before the terminal's echo is turned off.
-	time.Sleep(200 * time.Millisecond)
+	// The prompt shows just before the terminal's echo is turned off; a
+	// line typed in between would be echoed.
+	tm.waitEchoOff(prompt)
 	if _, err := io.WriteString(tm.stdin, line+"\r"); err != nil {
 		tm.t.Fatal(err)
 	}
+}
+
+// waitEchoOff waits until the command's terminal no longer echoes what
+// is typed: the command reads a passphrase.
+func (tm *terminal) waitEchoOff(prompt string) {
+	tm.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if tm.tty == "" {
+			tm.tty = ttyOf(tm.cmd.Process.Pid)
+		}
+		if tm.tty != "" {
+			out, err := exec.Command("stty", "-F", tm.tty, "-a").Output()
+			if err == nil && slices.Contains(strings.Fields(string(out)), "-echo") {
+				return
+			}
+		}
+		select {
+		case <-tm.closed:
+			tm.t.Fatalf("the command ended while it should ask %q; the terminal shows:\n%s", prompt, tm.text())
+		default:
+		}
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("the terminal (%q) still echoes 30 s after the prompt %q; it shows:\n%s", tm.tty, prompt, tm.text())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// ttyOf returns the terminal script(1) (process pid) gave the command:
+// the standard input of one of its descendants; "" while there is none.
+func ttyOf(pid int) string {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return ""
+	}
+	parent := make(map[int]int)
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// After the command name in parentheses: state, then the parent.
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		if pp, err := strconv.Atoi(f[1]); err == nil {
+			parent[p] = pp
+		}
+	}
+	for p := range parent {
+		a := parent[p]
+		for range len(parent) { // bounded: a stale read may leave a cycle
+			if a == pid || a <= 1 {
+				break
+			}
+			a = parent[a]
+		}
+		if a != pid {
+			continue
+		}
+		if l, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(p), "fd", "0")); err == nil && strings.HasPrefix(l, "/dev/pts/") {
+			return l
+		}
+	}
+	return ""
 }
 
 // wait returns the exit code and what the terminal showed.

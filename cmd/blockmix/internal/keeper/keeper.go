@@ -304,19 +304,19 @@ func (q quotaSink) Accept(ctx context.Context, peer string, id blocks.ID, data [
 	n := int64(len(data))
 	if !q.k.reserve(n, q.k.quotaLimit()) {
 		q.k.wakeEviction()
-		return q.refuse(peer, id, "quota", &bmnet.Refusal{Code: bmnet.RefuseQuota, Text: fmt.Sprintf("quota full: %s of %s used", size.Human(q.k.stored.Load()), size.Human(q.k.quota))})
+		return q.refuse(ctx, peer, id, "quota", &bmnet.Refusal{Code: bmnet.RefuseQuota, Text: fmt.Sprintf("quota full: %s of %s used", size.Human(q.k.stored.Load()), size.Human(q.k.quota))})
 	}
 	if q.k.Fair > 0 && q.k.Ledger != nil {
 		if e := q.k.Ledger.Entry(peer); e.StoredHere+int64(len(data)) > e.HoldsForUs+q.k.Fair {
 			q.k.stored.Add(-n)
-			return q.refuse(peer, id, "fair_share", &bmnet.Refusal{Code: bmnet.RefuseNotWanted, Text: fmt.Sprintf("fair share: you stored %s here and hold %s for this node; the allowance is %s",
+			return q.refuse(ctx, peer, id, "fair_share", &bmnet.Refusal{Code: bmnet.RefuseNotWanted, Text: fmt.Sprintf("fair share: you stored %s here and hold %s for this node; the allowance is %s",
 				size.Human(e.StoredHere), size.Human(e.HoldsForUs), size.Human(q.k.Fair))})
 		}
 	}
 	if err := q.StoreSink.Accept(ctx, peer, id, data); err != nil {
 		q.k.stored.Add(-n)
 		q.k.storeFailed(err)
-		return q.refuse(peer, id, "error", err)
+		return q.refuse(ctx, peer, id, "error", err)
 	}
 	q.k.storeFailed(nil)
 	q.k.m.PushesAccepted.Inc()
@@ -329,13 +329,13 @@ func (q quotaSink) Accept(ctx context.Context, peer string, id blocks.ID, data [
 // refuse counts and logs a refused push and returns err. After the first
 // refusal of a reason within a minute the rest are logged at debug level:
 // a peer pushing into a full store does not flood the log.
-func (q quotaSink) refuse(peer string, id blocks.ID, reason string, err error) error {
+func (q quotaSink) refuse(ctx context.Context, peer string, id blocks.ID, reason string, err error) error {
 	q.k.m.PushesRefused.WithLabelValues(reason).Inc()
 	level := slog.LevelWarn
 	if !q.k.refusals.first(reason) {
 		level = slog.LevelDebug
 	}
-	q.k.log.Log(context.Background(), level, "push refused", slog.String("reason", reason), slog.String("peer", peer),
+	q.k.log.Log(ctx, level, "push refused", slog.String("reason", reason), slog.String("peer", peer),
 		slog.String("block", id.String()), slog.Any("err", err))
 	return err
 }

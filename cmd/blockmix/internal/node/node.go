@@ -69,6 +69,10 @@ type Node struct {
 
 	verifyMu sync.Mutex // one verify at a time
 
+	countMu sync.Mutex // the block count for the metrics, and when
+	count   int
+	countAt time.Time
+
 	// bg runs the node's short background work (announcing a file,
 	// finding a file's providers) under bgCtx; Close cancels and waits.
 	bg       sync.WaitGroup
@@ -305,10 +309,7 @@ func (n *Node) Close() error {
 // watch registers the gauges read at each scrape.
 func (n *Node) watch() {
 	n.m.Watch(metrics.Gauges{
-		BlocksHeld: func() float64 {
-			s, _ := n.st.Stats(context.Background())
-			return float64(s.Blocks)
-		},
+		BlocksHeld: n.blockCount,
 		BytesHeld:    func() float64 { return float64(n.keeper.Stored()) },
 		Quota:        func() float64 { return float64(n.cfg.Quota) },
 		Peers:        func() float64 { return float64(len(n.net.Host.Network().Peers())) },
@@ -316,6 +317,21 @@ func (n *Node) watch() {
 		BlocksServed: func() float64 { return float64(n.keeper.Served()) },
 		Transfers:    func() float64 { return float64(n.web.Running()) },
 	})
+}
+
+// blockCount counts the store's blocks for the metrics. Stats reads the
+// whole index, so a scrape reuses a count up to five minutes old.
+func (n *Node) blockCount() float64 {
+	n.countMu.Lock()
+	defer n.countMu.Unlock()
+	if time.Since(n.countAt) > 5*time.Minute {
+		ctx, cancel := context.WithTimeout(n.bgCtx, time.Minute)
+		defer cancel()
+		if s, err := n.st.Stats(ctx); err == nil {
+			n.count, n.countAt = s.Blocks, time.Now()
+		}
+	}
+	return float64(n.count)
 }
 
 // watchRouting logs peers joining and leaving (debug) and the DHT's
