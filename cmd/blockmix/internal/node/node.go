@@ -309,7 +309,7 @@ func (n *Node) Close() error {
 // watch registers the gauges read at each scrape.
 func (n *Node) watch() {
 	n.m.Watch(metrics.Gauges{
-		BlocksHeld: n.blockCount,
+		BlocksHeld:   n.blockCount,
 		BytesHeld:    func() float64 { return float64(n.keeper.Stored()) },
 		Quota:        func() float64 { return float64(n.cfg.Quota) },
 		Peers:        func() float64 { return float64(len(n.net.Host.Network().Peers())) },
