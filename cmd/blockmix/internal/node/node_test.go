@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -188,5 +189,29 @@ func TestNodeMetricsAndLog(t *testing.T) {
 		if strings.Contains(line, "repair round") && !strings.Contains(line, "checked=") {
 			t.Errorf("a repair round's line does not say what it checked: %s", line)
 		}
+	}
+}
+
+// TestCloseJoinsGoroutines: after Run returns and Close, every goroutine
+// the node started (its rounds, its servers, libp2p's) has ended.
+func TestCloseJoinsGoroutines(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	before := runtime.NumGoroutine()
+	t.Run("node", func(t *testing.T) {
+		n := startNode(t, ctx, func(s *config.Settings) { s.ScrubInterval = 50 * time.Millisecond; s.Donor, s.Quota = true, 1<<30 })
+		data := make([]byte, 300<<10)
+		if _, err := n.Put(ctx, bytes.NewReader(data), int64(len(data)), "z.bin", ""); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "a repair round", func() bool { return metric(t, n.Node, "blockmix_repair_rounds_total") >= 1 })
+	}) // its cleanup ends Run and closes the node
+	deadline := time.Now().Add(30 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines before the node, %d after it closed:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
