@@ -36,6 +36,7 @@ type Server struct {
 	opt  Options
 	h    http.Handler
 	stop chan struct{}
+	wg   sync.WaitGroup // the background work
 	once sync.Once
 
 	transfers *transfers
@@ -65,8 +66,12 @@ func New(n Node, opt Options) *Server {
 		opt.Failed = func() {}
 	}
 	s := &Server{n: n, opt: opt, stop: make(chan struct{}), history: &history{every: opt.SampleEvery}}
-	s.transfers = newTransfers(n, opt.MaxTransfers, s.stop, opt.Log, opt.Failed)
-	go s.history.run(n, s.stop)
+	s.transfers = newTransfers(n, opt.MaxTransfers, s.stop, opt.Log, opt.Failed, &s.wg)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.history.run(n, s.stop)
+	}()
 	mux := http.NewServeMux()
 	s.apiRoutes(mux)
 	s.pageRoutes(mux)
@@ -77,8 +82,17 @@ func New(n Node, opt Options) *Server {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHTTP(w, r) }
 
-// Close stops the background work.
-func (s *Server) Close() { s.once.Do(func() { close(s.stop) }) }
+// Close stops the background work (fetches running for the page, the
+// bandwidth history) and waits for it to end.
+func (s *Server) Close() {
+	s.once.Do(func() {
+		// Under the transfers' lock: no fetch starts after the stop.
+		s.transfers.mu.Lock()
+		close(s.stop)
+		s.transfers.mu.Unlock()
+	})
+	s.wg.Wait()
+}
 
 // API returns a Server for n with default options, as an http.Handler.
 func API(n Node) http.Handler { return New(n, Options{}) }

@@ -29,6 +29,7 @@ type transfers struct {
 	stop <-chan struct{}
 	log  *slog.Logger
 	fail func()
+	wg   *sync.WaitGroup // the fetches' goroutines
 
 	mu   sync.Mutex
 	byID map[string]*transfer
@@ -48,8 +49,8 @@ type mark struct {
 	n int64
 }
 
-func newTransfers(n Node, max int, stop <-chan struct{}, log *slog.Logger, fail func()) *transfers {
-	return &transfers{n: n, max: max, stop: stop, log: log, fail: fail, byID: map[string]*transfer{}}
+func newTransfers(n Node, max int, stop <-chan struct{}, log *slog.Logger, fail func(), wg *sync.WaitGroup) *transfers {
+	return &transfers{n: n, max: max, stop: stop, log: log, fail: fail, wg: wg, byID: map[string]*transfer{}}
 }
 
 // start begins fetching rc, or returns the running transfer of the same
@@ -57,6 +58,11 @@ func newTransfers(n Node, max int, stop <-chan struct{}, log *slog.Logger, fail 
 func (ts *transfers) start(rc recipe.Recipe) (apiv1.TransferInfo, error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	select {
+	case <-ts.stop:
+		return apiv1.TransferInfo{}, ErrBusy // the server is closing
+	default:
+	}
 	running := 0
 	for _, t := range ts.byID {
 		if t.info.State == apiv1.TransferRunning {
@@ -85,7 +91,9 @@ func (ts *transfers) start(rc recipe.Recipe) (apiv1.TransferInfo, error) {
 	ts.byID[t.info.ID] = t
 	ts.trim()
 	ctx, cancel := context.WithCancel(context.Background())
+	ts.wg.Add(2)
 	go func() {
+		defer ts.wg.Done()
 		select {
 		case <-ts.stop:
 			cancel()
@@ -93,6 +101,7 @@ func (ts *transfers) start(rc recipe.Recipe) (apiv1.TransferInfo, error) {
 		}
 	}()
 	go func() {
+		defer ts.wg.Done()
 		defer cancel()
 		err := ts.n.Fetch(ctx, rc, func(n int64) { t.bytes.Add(n) })
 		ts.mu.Lock()
