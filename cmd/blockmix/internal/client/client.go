@@ -37,11 +37,17 @@ var ErrNoAnswer = errors.New("the daemon does not answer")
 type Client struct {
 	base string
 	hc   *http.Client
+	// stuck, when set, is the answer to every call: the daemon took the
+	// connection but did not answer.
+	stuck error
 }
 
-// New returns a Client when a daemon answers at url (its /api/v1/id
-// within Dial), else nil: a stale address from a daemon that died means
-// working offline.
+// New returns a Client when a daemon runs at url, else nil: nobody
+// listening there (a stale address from a daemon that died) means working
+// offline. A daemon that takes the connection but does not answer its
+// /api/v1/id within Dial gives a Client whose every call fails at once
+// with ErrNoAnswer: it holds the repo, so there is no working offline
+// either.
 func New(ctx context.Context, url string) *Client {
 	if url == "" {
 		return nil
@@ -49,13 +55,18 @@ func New(ctx context.Context, url string) *Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = (&net.Dialer{Timeout: Dial}).DialContext
 	c := &Client{base: url, hc: &http.Client{Transport: tr}}
-	ctx, cancel := context.WithTimeout(ctx, Dial)
+	pctx, cancel := context.WithTimeout(ctx, Dial)
 	defer cancel()
 	var id apiv1.IDInfo
-	if err := c.getJSON(ctx, "/api/v1/id", &id); err != nil {
-		return nil
+	err := c.getJSON(pctx, "/api/v1/id", &id)
+	switch {
+	case err == nil:
+		return c
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		c.stuck = fmt.Errorf("%w: the daemon at %s took the connection but gave no answer within %v (is it stopped or overloaded? 'systemctl status blockmix', or restart it)", ErrNoAnswer, url, Dial)
+		return c
 	}
-	return c
+	return nil
 }
 
 // ask bounds a question (not work) by Answer.
@@ -67,7 +78,7 @@ func ask(ctx context.Context) (context.Context, context.CancelFunc) {
 // does not answer.
 func failed(ctx context.Context, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
-		return fmt.Errorf("%w (no answer within %v): %v", ErrNoAnswer, Answer, err)
+		return fmt.Errorf("%w in time: %w", ErrNoAnswer, err)
 	}
 	return fmt.Errorf("daemon: %w", err)
 }
@@ -89,6 +100,9 @@ func (c *Client) callJSON(ctx context.Context, method, path string, v any) error
 // call sends a request without a body and returns the answer when its
 // status is 2xx, else the daemon's error. The caller closes the body.
 func (c *Client) call(ctx context.Context, method, path string) (*http.Response, error) {
+	if c.stuck != nil {
+		return nil, c.stuck
+	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
 	if err != nil {
 		return nil, err
@@ -158,6 +172,9 @@ func decodeAnswer(resp *http.Response, v any) error {
 
 // Put sends a file to the daemon, which mixes, stores and places it.
 func (c *Client) Put(ctx context.Context, r io.Reader, size int64, name, typ string) (apiv1.PutInfo, error) {
+	if c.stuck != nil {
+		return apiv1.PutInfo{}, c.stuck
+	}
 	q := url.Values{"name": {name}, "type": {typ}}
 	if size >= 0 {
 		q.Set("size", strconv.FormatInt(size, 10))
@@ -177,6 +194,9 @@ func (c *Client) Put(ctx context.Context, r io.Reader, size int64, name, typ str
 
 // Get streams the file into w; a cut stream is an error.
 func (c *Client) Get(ctx context.Context, recipeText string, w io.Writer) error {
+	if c.stuck != nil {
+		return c.stuck
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/get?"+url.Values{"recipe": {recipeText}}.Encode(), nil)
 	if err != nil {
 		return err
