@@ -256,7 +256,8 @@ func (r *Reader) Seek(offset int64, whence int) (int64, error) {
 
 // WriteTo streams the file from the current position to the end into w,
 // many blocks in flight, in order. When it wrote the whole file it checks
-// the whole-file hash and returns ErrHashMismatch if it differs.
+// the whole-file hash and returns ErrHashMismatch if it differs. When the
+// Reader's context ends first it returns the context's error at once.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
@@ -327,6 +328,10 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 		if r.prog != nil {
 			r.prog.Add(int64(n))
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		// Cancelled: the slots stopped early, the file is not whole.
+		return written, err
 	}
 	if whole {
 		var sum [32]byte

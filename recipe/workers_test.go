@@ -3,6 +3,8 @@ package recipe
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -69,4 +71,80 @@ func TestRebuildManyWorkersSlowGetter(t *testing.T) {
 			t.Errorf("block %s was unmixed %d times: workers that need one descriptor node must share one read", id, n)
 		}
 	}
+}
+
+// cancelAfter is a getter that cancels a context after n Gets.
+type cancelAfter struct {
+	g      blocks.Getter
+	n      int
+	cancel context.CancelFunc
+	mu     sync.Mutex
+}
+
+func (c *cancelAfter) Get(ctx context.Context, id blocks.ID) ([]byte, error) {
+	c.mu.Lock()
+	c.n--
+	if c.n == 0 {
+		c.cancel()
+	}
+	c.mu.Unlock()
+	return c.g.Get(ctx, id)
+}
+
+// TestWriteToInterrupted: a rebuild whose context ends halfway (Ctrl-C)
+// stops at once with the context's error: never a hash mismatch, never a
+// hang, whatever the number of workers, whether the cancel comes while
+// blocks are fetched or while the writer is busy.
+func TestWriteToInterrupted(t *testing.T) {
+	st := blocks.NewMem()
+	m := newMixer(t, st, 3)
+	data := randomBytes(7, 3<<20)
+	res := put(t, m, st, data, "big.bin")
+	for _, workers := range []int{1, 4, 64} {
+		for _, after := range []int{1, 5, 20} {
+			for _, inWriter := range []bool{false, true} {
+				ctx, cancel := context.WithCancel(context.Background())
+				g := &cancelAfter{g: st, n: after + 3, cancel: cancel}
+				var w io.Writer = io.Discard
+				if inWriter {
+					g.n = -1 // never
+					w = &lateWriter{left: after, cancel: cancel}
+				}
+				r, err := Open(ctx, g, res.Recipe, Options{Workers: workers})
+				if err != nil {
+					t.Fatal(err)
+				}
+				done := make(chan error, 1)
+				go func() {
+					_, err := r.WriteTo(w)
+					done <- err
+				}()
+				select {
+				case err := <-done:
+					if !errors.Is(err, context.Canceled) {
+						t.Errorf("workers %d, cancelled after %d (in the writer: %v): %v; want context.Canceled", workers, after, inWriter, err)
+					}
+				case <-time.After(30 * time.Second):
+					t.Fatalf("workers %d, cancelled after %d (in the writer: %v): WriteTo hangs", workers, after, inWriter)
+				}
+				cancel()
+			}
+		}
+	}
+}
+
+// lateWriter cancels on its left-th write and takes a moment over it, as
+// a Ctrl-C that arrives while the output is busy.
+type lateWriter struct {
+	left   int
+	cancel context.CancelFunc
+}
+
+func (w *lateWriter) Write(p []byte) (int, error) {
+	w.left--
+	if w.left == 0 {
+		w.cancel()
+		time.Sleep(20 * time.Millisecond) // the producer sees the cancel
+	}
+	return len(p), nil
 }

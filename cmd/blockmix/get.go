@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -121,7 +120,7 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 	}
 	var sum [32]byte
 	err = atomicfile.Write(dest, o.force, 0, func(w io.Writer) (err error) {
-		sum, err = e.offline().Get(ctx, rc, pauseForTests(e, w), what)
+		sum, err = e.offline().Get(ctx, rc, pauseForTests(ctx, e, w), what)
 		return err
 	})
 	if err != nil || !o.asJSON {
@@ -132,19 +131,21 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 	return nil
 }
 
-// pauseForTests wraps w so that a get stops for good once it wrote the
-// bytes BLOCKMIX_TEST_PAUSE_AFTER says (unset: never), after saying
-// "paused" on standard error: a crash test kills it there, halfway
-// through, however fast the machine is.
-func pauseForTests(e *env, w io.Writer) io.Writer {
+// pauseForTests wraps w so that a get stops once it wrote the bytes
+// BLOCKMIX_TEST_PAUSE_AFTER says (unset: never), says "paused" on
+// standard error, and waits until it is killed or ctx ends (Ctrl-C): a
+// crash or interrupt test catches it there, halfway through, however fast
+// the machine is.
+func pauseForTests(ctx context.Context, e *env, w io.Writer) io.Writer {
 	n, err := strconv.ParseInt(os.Getenv("BLOCKMIX_TEST_PAUSE_AFTER"), 10, 64)
 	if err != nil || n <= 0 {
 		return w
 	}
-	return &pauser{w: w, left: n, stderr: e.stderr}
+	return &pauser{ctx: ctx, w: w, left: n, stderr: e.stderr}
 }
 
 type pauser struct {
+	ctx    context.Context
 	w      io.Writer
 	left   int64
 	stderr io.Writer
@@ -152,11 +153,10 @@ type pauser struct {
 
 func (p *pauser) Write(b []byte) (int, error) {
 	n, err := p.w.Write(b)
-	p.left -= int64(n)
-	if p.left <= 0 && err == nil {
-		fmt.Fprintln(p.stderr, "paused")
-		for {
-			time.Sleep(time.Hour) // until killed
+	if p.left > 0 && err == nil {
+		if p.left -= int64(n); p.left <= 0 {
+			fmt.Fprintln(p.stderr, "paused")
+			<-p.ctx.Done()
 		}
 	}
 	return n, err

@@ -63,6 +63,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// Ctrl-C or SIGTERM: the command stopped; a get left no file.
+		fmt.Fprintln(stderr, "blockmix: interrupted")
+		return exitFailure
+	}
 	fmt.Fprintln(stderr, "blockmix:", err)
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EFBIG) || errors.Is(err, syscall.EDQUOT) {
 		fmt.Fprintln(stderr, "blockmix: the disk that holds the repo is full: free some space or use another --repo; what was stored before is intact (run 'blockmix verify' to check)")

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestInterruptGet: Ctrl-C (SIGINT) halfway through an offline get stops
+// it at once: it says "interrupted", leaves no file and no temporary file,
+// and releases the repo (a verify runs right after).
+func TestInterruptGet(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	const size = 8 << 20
+	w.file("f.bin", randBytes(91, size))
+	rc := w.okLine("put", "f.bin")
+	p := w.startWith(runOpts{env: []string{fmt.Sprintf("BLOCKMIX_TEST_PAUSE_AFTER=%d", size/2)}}, "get", "-o", "out.bin", rc)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(p.stderrNow(), "paused") {
+		if p.exited() || time.Now().After(deadline) {
+			p.kill(t)
+			t.Fatalf("the get did not pause halfway (exited: %v):\n%s", p.exited(), p.stderrNow())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.kill(t)
+		t.Fatal("the get did not stop within 30 s of Ctrl-C")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(p.stderr.String(), "blockmix: interrupted") {
+		t.Errorf("exit %d, stderr:\n%s", code, p.stderr.String())
+	}
+	mustNotExist(t, w.path("out.bin"))
+	if ps := partials(t, w.dir); len(ps) != 0 {
+		t.Errorf("an interrupted get left %v", ps)
+	}
+	if _, err := os.Stat(w.path("f.bin")); err != nil {
+		t.Fatal(err)
+	}
+	w.ok("verify") // the repo's lock is free
+}
