@@ -396,6 +396,7 @@ func (s *Disk) put(id ID, data []byte, tag uint64) error {
 	b.Put(key, e.encode())
 	b.Put(tagKey(tag, id), nil)
 	b.Put(keySeq, encodeUint64(s.seq))
+	b.Delete(quarKey(id)) // a good copy is back: the block is in service again
 	if err := s.write(b); err != nil {
 		return fmt.Errorf("put block %s: %w", id, err)
 	}

@@ -84,6 +84,7 @@ func (m *Mem) put(id ID, data []byte, tag uint64) error {
 		return nil
 	}
 	m.seq++
+	delete(m.quar, id) // a good copy is back: the block is in service again
 	m.blocks[id] = &memBlock{data: bytes.Clone(data), meta: Meta{Size: len(data), Tag: tag, Seq: m.seq}}
 	m.tags[tag]++
 	return nil

@@ -148,7 +148,8 @@ type Store interface {
 	TagIndex
 	Filer
 	// Quarantine moves a block out of service (it is no longer returned by
-	// Get, Has or Enumerate) and records why.
+	// Get, Has or Enumerate) and records why. Putting the block again (a
+	// good copy, from a peer) takes it off the quarantine list.
 	Quarantine(ctx context.Context, id ID, reason string) error
 	// Stats sums the store up.
 	Stats(ctx context.Context) (Stats, error)

@@ -21,6 +21,12 @@ type LocalStore interface {
 	blocks.BlockPutter
 }
 
+// Quarantiner is a LocalStore that can take a corrupt block out of
+// service; with it, a Fetcher repairs what it reads (see Get).
+type Quarantiner interface {
+	Quarantine(ctx context.Context, id blocks.ID, reason string) error
+}
+
 // Fetcher is a blocks.Getter that reads the local store first and then
 // asks peers, BitTorrent-style: the Gets of many concurrent callers are
 // queued per peer and sent as batched want-lists, several per peer at
@@ -87,6 +93,9 @@ type want struct {
 	errs    []string
 	looked  bool // a DHT walk added candidates already
 	start   time.Time
+	// repair: the copy here was corrupt and is quarantined; the block
+	// goes back into the store whatever Keep says.
+	repair bool
 	waiters []chan fetched
 	// left counts the callers still waiting; a want nobody waits for is
 	// dropped from the queues.
@@ -123,11 +132,30 @@ func (f *Fetcher) Stats() FetchStats {
 }
 
 // Get implements blocks.Getter. It returns an error wrapping
-// blocks.ErrNotFound when no peer has the block.
+// blocks.ErrNotFound when no peer has the block. A local copy that does
+// not match its ID is quarantined (when the store is a Quarantiner) and
+// fetched again from a peer into the store; when no peer has it, the error
+// wraps both blocks.ErrCorrupt and blocks.ErrNotFound and says it is lost.
 func (f *Fetcher) Get(ctx context.Context, id blocks.ID) ([]byte, error) {
 	b, err := f.local.Get(ctx, id)
-	if err == nil || !errors.Is(err, blocks.ErrNotFound) {
-		return b, err
+	if err == nil {
+		return b, nil
+	}
+	repair := false
+	switch {
+	case errors.Is(err, blocks.ErrCorrupt) || errors.Is(err, blocks.ErrTooLarge):
+		// Read repair: the copy here rotted. Take it out of service and
+		// get a good one from a peer, which goes back into the store.
+		q, ok := f.local.(Quarantiner)
+		if !ok {
+			return nil, err
+		}
+		if qerr := q.Quarantine(ctx, id, err.Error()); qerr != nil && !errors.Is(qerr, blocks.ErrNotFound) {
+			return nil, fmt.Errorf("%w (and it could not be quarantined: %v)", err, qerr)
+		}
+		repair = true
+	case !errors.Is(err, blocks.ErrNotFound):
+		return nil, err
 	}
 	ch := make(chan fetched, 1)
 	f.mu.Lock()
@@ -135,9 +163,10 @@ func (f *Fetcher) Get(ctx context.Context, id blocks.ID) ([]byte, error) {
 	if ok {
 		w.waiters = append(w.waiters, ch)
 		w.left++
+		w.repair = w.repair || repair
 		f.mu.Unlock()
 	} else {
-		w = &want{id: id, tried: map[peer.ID]bool{}, waiters: []chan fetched{ch}, left: 1, start: time.Now()}
+		w = &want{id: id, tried: map[peer.ID]bool{}, waiters: []chan fetched{ch}, left: 1, start: time.Now(), repair: repair}
 		w.cands = f.candidates(id)
 		f.inflight[id] = w
 		f.dispatch(w) // unlocks f.mu
@@ -242,6 +271,9 @@ func (f *Fetcher) pick(w *want) (peer.ID, bool) {
 }
 
 func (w *want) notFound() error {
+	if w.repair {
+		return fmt.Errorf("block %s is lost: %w here (now quarantined) and %w at the %d peers asked", w.id, blocks.ErrCorrupt, blocks.ErrNotFound, len(w.tried))
+	}
 	if len(w.errs) > 0 {
 		return fmt.Errorf("block %s: %w here or at the %d peers asked (%s)", w.id, blocks.ErrNotFound, len(w.tried), w.errs[0])
 	}
@@ -354,7 +386,10 @@ func (f *Fetcher) ask(p peer.ID, q *peerQueue, ws []*want) {
 		blk = blk.Clone()
 		id, b := blk.ID(), blk.Data()
 		kept, keepErr := false, error(nil)
-		if f.Keep == nil || f.Keep(id, len(b)) {
+		f.mu.Lock()
+		repair := byID[id].repair
+		f.mu.Unlock()
+		if f.Keep == nil || repair || f.Keep(id, len(b)) {
 			keepErr = f.local.PutBlock(ctx, blk, FreshTag())
 			kept = keepErr == nil
 		}

@@ -2,7 +2,9 @@ package net
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -71,5 +73,46 @@ func TestFetcherWaitersOwnTheirBytes(t *testing.T) {
 	}
 	if got := f.Stats().Blocks; got > int64(2*rounds) {
 		t.Errorf("%d blocks fetched for %d rounds: concurrent Gets of one ID should share one request", got, rounds)
+	}
+}
+
+// TestFetcherReadRepair: a block whose local copy rotted is quarantined,
+// fetched from a peer that holds a good copy, put back (off the
+// quarantine list, whatever Keep says) and served; one that no peer holds
+// is an error that says it is lost to corruption, not a missing block.
+func TestFetcherReadRepair(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ids, st := someBlocks(t, 4)
+	client, local, _ := startServers(t, ctx, []blocks.Getter{st})
+	for _, id := range ids[:2] {
+		b, err := st.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := local.Put(ctx, id, b, 5); err != nil {
+			t.Fatal(err)
+		}
+		local.Corrupt(id)
+	}
+	if err := st.Delete(ctx, ids[1]); err != nil { // nobody else has it now
+		t.Fatal(err)
+	}
+	f := NewFetcher(client, local)
+	f.Keep = func(blocks.ID, int) bool { return false }
+
+	b, err := f.Get(ctx, ids[0])
+	if err != nil || blocks.Check(ids[0], b) != nil {
+		t.Fatalf("Get of a rotten block a peer holds: %v", err)
+	}
+	if got, err := local.Get(ctx, ids[0]); err != nil || blocks.Check(ids[0], got) != nil {
+		t.Fatalf("the good copy is not back in the store: %v", err)
+	}
+	_, err = f.Get(ctx, ids[1])
+	if !errors.Is(err, blocks.ErrCorrupt) || !errors.Is(err, blocks.ErrNotFound) || !strings.Contains(err.Error(), "lost") || !strings.Contains(err.Error(), ids[1].String()) {
+		t.Fatalf("Get of a rotten block nobody else holds: %v", err)
+	}
+	if st, _ := local.Stats(ctx); st.Quarantined != 1 {
+		t.Fatalf("%d blocks quarantined, want 1 (the lost one)", st.Quarantined)
 	}
 }

@@ -671,6 +671,18 @@ func testQuarantine(t *testing.T, s blocks.Store) {
 	if _, err := s.Get(ctx, b); err != nil {
 		t.Fatalf("Get of the other block: %v", err)
 	}
+	// A good copy comes back (from a peer): the block is in service again
+	// and off the quarantine list.
+	_, data := block(1, 4096)
+	if err := s.Put(ctx, a, data, 7); err != nil {
+		t.Fatalf("Put of a quarantined block's good copy: %v", err)
+	}
+	if got, err := s.Get(ctx, a); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Get after the good copy came back: %v", err)
+	}
+	if st := stats(t, s); st.Quarantined != 0 || st.Blocks != 2 {
+		t.Fatalf("Stats after the good copy came back = %+v, want 2 blocks, none quarantined", st)
+	}
 }
 
 func testSync(t *testing.T, s blocks.Store) {
