@@ -87,15 +87,15 @@ type peerQueue struct {
 
 // want is one block being fetched for one or more callers.
 type want struct {
-	id      blocks.ID
-	cands   []peer.ID // closest first
-	tried   map[peer.ID]bool
-	errs    []string
-	looked  bool // a DHT walk added candidates already
-	start   time.Time
+	id     blocks.ID
+	cands  []peer.ID // closest first
+	tried  map[peer.ID]bool
+	errs   []string
+	looked bool // a DHT walk added candidates already
+	start  time.Time
 	// repair: the copy here was corrupt and is quarantined; the block
 	// goes back into the store whatever Keep says.
-	repair bool
+	repair  bool
 	waiters []chan fetched
 	// left counts the callers still waiting; a want nobody waits for is
 	// dropped from the queues.
