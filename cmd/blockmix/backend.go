@@ -40,6 +40,6 @@ func (e *env) backend(ctx context.Context) backend {
 func (e *env) offline() offline.Repo {
 	return offline.Repo{R: e.repo(), Progress: func(total int64, what string) (mixer.Progress, func()) {
 		p := e.newProgress(total, what) // nil draws nothing
-		return p, p.finish
+		return p, p.Finish
 	}}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -58,8 +57,7 @@ func runCheck(ctx context.Context, e *env, po passphrase.Options, text string, r
 		return err
 	}
 	if asJSON {
-		b, _ := json.MarshalIndent(h, "", "  ")
-		fmt.Fprintln(e.stdout, string(b))
+		printJSON(e, h)
 	} else {
 		fmt.Fprintln(e.stdout, h.Verdict)
 		fmt.Fprintf(e.stdout, "blocks %d, copies: fewest %d, median %d; %d below %d, %d with none\n", h.Blocks, h.MinCopies, h.MedianCopies, h.Short, h.Replicas, h.Missing)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -37,8 +36,7 @@ func runFiles(ctx context.Context, e *env, asJSON bool) error {
 		if fs == nil {
 			fs = []blocks.FileRecord{}
 		}
-		b, _ := json.MarshalIndent(fs, "", "  ")
-		fmt.Fprintln(e.stdout, string(b))
+		printJSON(e, fs)
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)

@@ -9,12 +9,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/atomicfile"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/passphrase"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/testhook"
 	"github.com/blockmix/blockmix/recipe"
 )
 
@@ -96,7 +96,7 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 	}
 	if dc := e.daemon(ctx); dc != nil {
 		bar := e.newProgress(rc.Size, "fetching "+recipe.CleanName(filepath.Base(dest)))
-		defer bar.finish()
+		defer bar.Finish()
 		if dest == "-" {
 			return dc.Get(ctx, text, io.MultiWriter(e.stdout, bar))
 		}
@@ -120,7 +120,7 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 	}
 	var sum [32]byte
 	err = atomicfile.Write(dest, o.force, 0, func(w io.Writer) (err error) {
-		sum, err = e.offline().Get(ctx, rc, pauseForTests(ctx, e, w), what)
+		sum, err = e.offline().Get(ctx, rc, testhook.PauseWriter(ctx, w, e.stderr), what)
 		return err
 	})
 	if err != nil || !o.asJSON {
@@ -129,35 +129,4 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 	b, _ := json.Marshal(getOutput{Path: dest, Name: rc.Name, Size: rc.Size, Type: rc.Type, SHA256: hex.EncodeToString(sum[:])})
 	fmt.Fprintln(e.stdout, string(b))
 	return nil
-}
-
-// pauseForTests wraps w so that a get stops once it wrote the bytes
-// BLOCKMIX_TEST_PAUSE_AFTER says (unset: never), says "paused" on
-// standard error, and waits until it is killed or ctx ends (Ctrl-C): a
-// crash or interrupt test catches it there, halfway through, however fast
-// the machine is.
-func pauseForTests(ctx context.Context, e *env, w io.Writer) io.Writer {
-	n, err := strconv.ParseInt(os.Getenv("BLOCKMIX_TEST_PAUSE_AFTER"), 10, 64)
-	if err != nil || n <= 0 {
-		return w
-	}
-	return &pauser{ctx: ctx, w: w, left: n, stderr: e.stderr}
-}
-
-type pauser struct {
-	ctx    context.Context
-	w      io.Writer
-	left   int64
-	stderr io.Writer
-}
-
-func (p *pauser) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	if p.left > 0 && err == nil {
-		if p.left -= int64(n); p.left <= 0 {
-			fmt.Fprintln(p.stderr, "paused")
-			<-p.ctx.Done()
-		}
-	}
-	return n, err
 }

@@ -9,10 +9,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/testhook"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/usage"
 	"github.com/blockmix/blockmix/recipe"
 )
@@ -28,28 +28,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	reportPeakRSS()
+	testhook.ReportPeakRSS()
 	os.Exit(code)
-}
-
-// reportPeakRSS writes the process's peak resident set (VmHWM, in KiB) to
-// the file named by BLOCKMIX_PEAK_RSS_FILE, for the benchmarks. getrusage
-// cannot tell it: on Linux a child's ru_maxrss starts from its parent's
-// peak when the parent (Go's os/exec) spawns it with a shared memory map.
-func reportPeakRSS() {
-	path := os.Getenv("BLOCKMIX_PEAK_RSS_FILE")
-	if path == "" {
-		return
-	}
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			_ = os.WriteFile(path, []byte(f[1]+"\n"), 0o644)
-		}
-	}
 }
 
 // run executes one command line and maps its error to an exit code. It is

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -39,8 +38,7 @@ func runID(ctx context.Context, e *env, asJSON bool) error {
 		if info.Addrs == nil {
 			info.Addrs = []string{}
 		}
-		b, _ := json.MarshalIndent(info, "", "  ")
-		fmt.Fprintln(e.stdout, string(b))
+		printJSON(e, info)
 		return nil
 	}
 	fmt.Fprintf(e.stdout, "peer ID  %s\n", info.ID)
@@ -77,8 +75,7 @@ func runPeers(ctx context.Context, e *env, asJSON bool) error {
 	}
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Score > ps[j].Score })
 	if asJSON {
-		b, _ := json.MarshalIndent(ps, "", "  ")
-		fmt.Fprintln(e.stdout, string(b))
+		printJSON(e, ps)
 		return nil
 	}
 	var st apiv1.StatusInfo

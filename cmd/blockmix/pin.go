@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -86,8 +85,7 @@ closest node. It needs the daemon, which knows the network.`,
 				return err
 			}
 			if asJSON {
-				b, _ := json.MarshalIndent(info, "", "  ")
-				fmt.Fprintln(e.stdout, string(b))
+				printJSON(e, info)
 				return nil
 			}
 			fmt.Fprintf(e.stdout, "evicted %d blocks (%s)", info.EvictedBlocks, human(info.EvictedBytes))

@@ -153,7 +153,7 @@ func putViaDaemon(ctx context.Context, e *env, dc *client.Client, o putOptions, 
 		}
 		bar := e.newProgress(in.Size, "sending "+recipe.CleanName(in.Name))
 		info, err := dc.Put(ctx, io.TeeReader(in.R, bar), in.Size, in.Name, in.Type)
-		bar.finish()
+		bar.Finish()
 		in.Close()
 		if err != nil {
 			return outs, fmt.Errorf("put %s: %w", path, err)

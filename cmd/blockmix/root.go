@@ -1,16 +1,17 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/passphrase"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/progress"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
 )
 
@@ -48,7 +49,7 @@ Exit codes: 0 ok, 1 failure, 2 bad input (usage, damaged recipe).`,
 	root.PersistentFlags().StringVar(&e.cpuProfile, "cpuprofile", "", "write a CPU profile to this file (for developers)")
 	_ = root.PersistentFlags().MarkHidden("cpuprofile")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
-		dir, err := e.repoDir()
+		dir, err := repo.Resolve(e.repoFlag)
 		if err != nil {
 			return err
 		}
@@ -100,24 +101,6 @@ func isCobraUsage(err error) bool {
 		strings.HasPrefix(s, "unknown shorthand flag")
 }
 
-// repoDir resolves the repo: flag, then environment, then the OS default.
-func (e *env) repoDir() (string, error) {
-	if e.repoFlag != "" {
-		return e.repoFlag, nil
-	}
-	if d := os.Getenv("BLOCKMIX_REPO"); d != "" {
-		return d, nil
-	}
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "blockmix"), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("no repo: set --repo or BLOCKMIX_REPO (%w)", err)
-	}
-	return filepath.Join(home, ".local", "share", "blockmix"), nil
-}
-
 // repo is the repo the command works on.
 func (e *env) repo() repo.Repo { return e.rp }
 
@@ -127,4 +110,19 @@ func (e *env) apiURL() string { return e.rp.APIURL() }
 // prompter asks for passphrases on the command's standard streams.
 func (e *env) prompter() passphrase.Prompter {
 	return passphrase.Prompter{In: e.stdin, Err: e.stderr}
+}
+
+// printJSON writes v to standard output as indented JSON, for --json.
+func printJSON(e *env, v any) {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	fmt.Fprintln(e.stdout, string(b))
+}
+
+// newProgress returns a bar on standard error when it is a terminal and
+// bars are wanted (no --no-progress), else nil, which draws nothing.
+func (e *env) newProgress(total int64, what string) *progress.Bar {
+	if e.noProgress {
+		return nil
+	}
+	return progress.New(e.stderr, total, what)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -49,8 +48,7 @@ func runStat(ctx context.Context, e *env, asJSON bool) error {
 	dir := e.repo().Dir
 	out := statOutput{dir, s.Blocks, s.Bytes, s.Files, s.FileBytes, s.SharedBlocks, s.Overhead(), s.Quarantined, s.DiskBytes, quota}
 	if asJSON {
-		b, _ := json.MarshalIndent(out, "", "  ")
-		fmt.Fprintln(e.stdout, string(b))
+		printJSON(e, out)
 		return nil
 	}
 	printStats(e.stdout, dir, s)

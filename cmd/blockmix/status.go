@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -41,8 +40,7 @@ func runStatus(ctx context.Context, e *env, asJSON bool) error {
 		return err
 	}
 	if asJSON {
-		b, _ := json.MarshalIndent(s, "", "  ")
-		fmt.Fprintln(e.stdout, string(b))
+		printJSON(e, s)
 		return nil
 	}
 	fmt.Fprintln(e.stdout, s.Verdict)

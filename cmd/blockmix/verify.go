@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -30,8 +29,7 @@ func runVerify(ctx context.Context, e *env, asJSON bool) error {
 		return err
 	}
 	if asJSON {
-		b, _ := json.MarshalIndent(out, "", "  ")
-		fmt.Fprintln(e.stdout, string(b))
+		printJSON(e, out)
 	} else {
 		for _, id := range out.Quarantined {
 			fmt.Fprintf(e.stdout, "corrupt  %s  (quarantined)\n", id)

@@ -30,6 +30,25 @@ const (
 	LedgerFile   = "ledger.json"  // the fair-share ledger
 )
 
+// Resolve finds the repo: flag (--repo), then $BLOCKMIX_REPO, then
+// $XDG_DATA_HOME/blockmix, then ~/.local/share/blockmix.
+func Resolve(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if d := os.Getenv("BLOCKMIX_REPO"); d != "" {
+		return d, nil
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "blockmix"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no repo: set --repo or BLOCKMIX_REPO (%w)", err)
+	}
+	return filepath.Join(home, ".local", "share", "blockmix"), nil
+}
+
 // Repo is a repo directory.
 type Repo struct{ Dir string }
 

@@ -1,6 +1,9 @@
-package main
+// Package progress draws a byte counter as a bar on a terminal: the
+// command line's renderer of mixer.Progress.
+package progress
 
 import (
+	"io"
 	"os"
 	"sync"
 
@@ -8,21 +11,21 @@ import (
 	"golang.org/x/term"
 )
 
-// progress renders a byte counter as a bar on a terminal. Its Add is safe
-// for concurrent use; a nil *progress does nothing.
-type progress struct {
+// Bar renders a byte counter as a bar on a terminal. Its Add is safe for
+// concurrent use; a nil *Bar does nothing.
+type Bar struct {
 	mu  sync.Mutex
 	bar *progressbar.ProgressBar
 }
 
-// newProgress returns a bar on w when w is a terminal and bars are wanted,
+// New returns a bar of total bytes called what on w when w is a terminal,
 // else nil.
-func (e *env) newProgress(total int64, what string) *progress {
-	f, ok := e.stderr.(*os.File)
-	if e.noProgress || !ok || !term.IsTerminal(int(f.Fd())) {
+func New(w io.Writer, total int64, what string) *Bar {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return nil
 	}
-	return &progress{bar: progressbar.NewOptions64(total,
+	return &Bar{bar: progressbar.NewOptions64(total,
 		progressbar.OptionSetWriter(f),
 		progressbar.OptionSetDescription(what),
 		progressbar.OptionShowBytes(true),
@@ -34,7 +37,7 @@ func (e *env) newProgress(total int64, what string) *progress {
 }
 
 // Add implements mixer.Progress.
-func (p *progress) Add(n int64) {
+func (p *Bar) Add(n int64) {
 	if p == nil {
 		return
 	}
@@ -45,12 +48,13 @@ func (p *progress) Add(n int64) {
 
 // Write counts p's bytes on the bar (the bar as an io.Writer, for a
 // TeeReader or MultiWriter); it never fails.
-func (p *progress) Write(b []byte) (int, error) {
+func (p *Bar) Write(b []byte) (int, error) {
 	p.Add(int64(len(b)))
 	return len(b), nil
 }
 
-func (p *progress) finish() {
+// Finish ends and clears the bar.
+func (p *Bar) Finish() {
 	if p == nil {
 		return
 	}

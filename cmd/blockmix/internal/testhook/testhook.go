@@ -1,0 +1,63 @@
+// Package testhook holds the hooks the command line's tests and
+// benchmarks use: stopping a process at a chosen point, however fast the
+// machine, and reporting its peak memory. Each is off unless its
+// environment variable is set.
+package testhook
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// PauseWriter wraps w so that a get stops once it wrote the bytes
+// BLOCKMIX_TEST_PAUSE_AFTER says (unset: never), says "paused" on stderr,
+// and waits until it is killed or ctx ends (Ctrl-C).
+func PauseWriter(ctx context.Context, w io.Writer, stderr io.Writer) io.Writer {
+	n, err := strconv.ParseInt(os.Getenv("BLOCKMIX_TEST_PAUSE_AFTER"), 10, 64)
+	if err != nil || n <= 0 {
+		return w
+	}
+	return &pauser{ctx: ctx, w: w, left: n, stderr: stderr}
+}
+
+type pauser struct {
+	ctx    context.Context
+	w      io.Writer
+	left   int64
+	stderr io.Writer
+}
+
+func (p *pauser) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	if p.left > 0 && err == nil {
+		if p.left -= int64(n); p.left <= 0 {
+			fmt.Fprintln(p.stderr, "paused")
+			<-p.ctx.Done()
+		}
+	}
+	return n, err
+}
+
+// ReportPeakRSS writes the process's peak resident set (VmHWM, in KiB) to
+// the file named by BLOCKMIX_PEAK_RSS_FILE, for the benchmarks. getrusage
+// cannot tell it: on Linux a child's ru_maxrss starts from its parent's
+// peak when the parent (Go's os/exec) spawns it with a shared memory map.
+func ReportPeakRSS() {
+	path := os.Getenv("BLOCKMIX_PEAK_RSS_FILE")
+	if path == "" {
+		return
+	}
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			_ = os.WriteFile(path, []byte(f[1]+"\n"), 0o644)
+		}
+	}
+}
