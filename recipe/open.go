@@ -188,6 +188,48 @@ func (r *Reader) readNode(ctx context.Context, level int, idx int64, tu mixer.Tu
 	return n, nil
 }
 
+// Blocks lists every block the file needs, descriptor included, each
+// once: what a health check counts the copies of. It reads the descriptor
+// nodes (a few blocks per million), never the file's data.
+func (r *Reader) Blocks(ctx context.Context) ([]blocks.ID, error) {
+	seen := map[blocks.ID]bool{}
+	var out []blocks.ID
+	add := func(tu mixer.Tuple) {
+		for _, id := range tu {
+			if !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+	}
+	add(r.rc.Root)
+	var walk func(n node, level int, idx int64) error
+	walk = func(n node, level int, idx int64) error {
+		for k, tu := range n.entries {
+			add(tu)
+			if level == 0 {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			child := idx*int64(capacity(r.rc.DescClass, DescT)) + int64(k)
+			c, err := r.readNode(ctx, level-1, child, tu)
+			if err != nil {
+				return err
+			}
+			if err := walk(c, level-1, child); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(r.root, r.root.level, 0); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // block returns the source bytes of data block i (without padding).
 func (r *Reader) block(ctx context.Context, i int64) ([]byte, error) {
 	tu, err := r.tuple(ctx, i)

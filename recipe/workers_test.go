@@ -148,3 +148,80 @@ func (w *lateWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// TestReaderBlocks: Blocks lists exactly the blocks a put says the file
+// needs, and reads only descriptor nodes to find them, never data.
+func TestReaderBlocks(t *testing.T) {
+	ctx := context.Background()
+	st := blocks.NewMem()
+	m := newMixer(t, st, 4)
+	res := put(t, m, st, randomBytes(8, 2<<20+77), "b.bin")
+	r, err := Open(ctx, st, res.Recipe, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Blocks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameSet(got, res.Blocks) {
+		t.Fatalf("Blocks lists %d blocks, the put %d", len(got), len(res.Blocks))
+	}
+
+	// A deep descriptor (1 KiB nodes): only node reads.
+	data := randomBytes(9, 300*1024-1)
+	mres, err := m.Mix(ctx, bytes.NewReader(data), mixer.Small, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, class, descIDs, err := writeDescriptorClass(ctx, m, mres, mixer.Small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &countingGetter{st: st, gets: map[blocks.ID]int{}}
+	r, err = Open(ctx, g, Recipe{Root: root, DescClass: class, Size: int64(len(data))}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = r.Blocks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append([]blocks.ID(nil), descIDs...)
+	for _, tu := range mres.Tuples {
+		want = append(want, tu...)
+	}
+	if !sameSet(got, want) {
+		t.Fatalf("deep descriptor: Blocks lists %d distinct blocks, want %d", len(got), len(distinct(want)))
+	}
+	data0 := map[blocks.ID]bool{}
+	for _, tu := range mres.Tuples {
+		data0[tu[0]] = true
+	}
+	for id := range g.gets {
+		if data0[id] {
+			t.Fatalf("Blocks read data block %s", id)
+		}
+	}
+}
+
+func distinct(ids []blocks.ID) map[blocks.ID]bool {
+	m := map[blocks.ID]bool{}
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
+}
+
+func sameSet(a, b []blocks.ID) bool {
+	x, y := distinct(a), distinct(b)
+	if len(x) != len(y) || len(x) != len(a) {
+		return false // a must list each once
+	}
+	for id := range x {
+		if !y[id] {
+			return false
+		}
+	}
+	return true
+}

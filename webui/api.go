@@ -46,12 +46,11 @@ type Node interface {
 	// and kept, the whole-file hash checked, the file added to the
 	// store's list. progress gets the file bytes as they are rebuilt.
 	Fetch(ctx context.Context, rc recipe.Recipe, progress func(n int64)) error
-	// Health counts the reachable copies of each block of a file this node
-	// holds or can reach.
+	// Health counts the reachable copies of each block of a file, on this
+	// node's list or not (its descriptor tells the blocks).
 	Health(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, error)
-	// Repair gives every block of a file on this node's list the copies it
-	// lacks (fetching it first when it is not here) and answers the
-	// file's health afterwards.
+	// Repair gives every block of a file the copies it lacks (fetching it
+	// first when it is not here) and answers the file's health afterwards.
 	Repair(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, error)
 	// Group tells the node's private group (zero when none); CreateGroup
 	// and JoinGroup make or join one (the daemon works in it after a

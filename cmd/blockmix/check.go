@@ -18,13 +18,16 @@ func newCheckCommand(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "check RECIPE",
 		Short: "Say whether a file is safe: how many copies its blocks have",
-		Long: `check asks the nodes closest to each block of a file on this node's list
-whether they hold it, counts this node's copy too, and says in plain words
+		Long: `check asks the nodes closest to each block of a file whether they hold it,
+counts this node's copy too, and says in plain words
 whether the file is healthy (every block has --replicas copies), at risk
 (some have fewer: the nodes that hold them repair it in the background) or
 lost (some block has no copy anywhere reachable). --repair gives the
 blocks the copies they lack now. Exit code 1 when the file is at risk or
-lost. It needs the daemon.`,
+lost. The file need not be here: for one that is not on this node's
+list, check reads its descriptor (a few blocks, never the file's data) to
+learn its blocks, so a friend can ask before fetching 40 GB. It needs the
+daemon.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			return runCheck(c.Context(), e, po, args[0], repair, asJSON)

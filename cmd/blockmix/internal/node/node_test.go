@@ -17,6 +17,7 @@ import (
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/config"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
 	"github.com/blockmix/blockmix/recipe"
+	"github.com/blockmix/blockmix/webui/apiv1"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -213,5 +214,51 @@ func TestCloseJoinsGoroutines(t *testing.T) {
 			t.Fatalf("%d goroutines before the node, %d after it closed:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestHealthOfAnyRecipe: a node that never fetched a file can say whether
+// it is safe: it reads the descriptor to learn the file's blocks and
+// counts their copies, without fetching the data. A file whose blocks are
+// nowhere reachable is lost.
+func TestHealthOfAnyRecipe(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b := startNode(t, ctx, nil)
+	boot := func(s *config.Settings) { s.Bootstrap = []peer.AddrInfo{b.Net().AddrInfo()} }
+	a := startNode(t, ctx, boot)
+	c := startNode(t, ctx, boot)
+	alone := startNode(t, ctx, nil)
+	waitFor(t, "routing tables", func() bool { return a.ID().RoutingTable >= 2 && c.ID().RoutingTable >= 2 })
+
+	data := make([]byte, 5<<20)
+	rand.NewChaCha8([32]byte{5}).Read(data)
+	info, err := a.Put(ctx, bytes.NewReader(data), int64(len(data)), "h.bin", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := recipe.Parse(info.Recipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := c.Store().Stats(ctx)
+	h, err := c.Health(ctx, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Blocks != info.Blocks || h.State != apiv1.HealthHealthy || h.MinCopies < 1 {
+		t.Fatalf("health on a node that never fetched the file: %+v; want %d blocks, healthy", h, info.Blocks)
+	}
+	after, _ := c.Store().Stats(ctx)
+	if fetched := after.Blocks - before.Blocks; fetched > 6 {
+		t.Errorf("the health check fetched %d blocks: it should read the descriptor only", fetched)
+	}
+
+	lost, err := alone.Health(ctx, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lost.State != apiv1.HealthLost || lost.Missing == 0 {
+		t.Fatalf("health on a node that reaches no copy: %+v; want lost", lost)
 	}
 }

@@ -42,16 +42,43 @@ func (n *Node) Fetch(ctx context.Context, rc recipe.Recipe, progress func(int64)
 	return nil
 }
 
-// Health counts the reachable copies of each block of a file on this
-// node's list: this node's own, and the k closest nodes' answers to a
-// has-list (k = replicas + 2, so that a copy one place off still counts).
-func (n *Node) Health(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, error) {
-	f, err := n.st.File(ctx, rc.Key())
-	if err != nil {
-		return apiv1.HealthInfo{}, fmt.Errorf("%s is not on this node's list (get it first): %w", rc.Name, err)
+// fileBlocks lists every block rc needs: from the node's list when the
+// file is on it, else read from its descriptor (a few blocks, fetched as
+// needed; never the file's data). A descriptor that cannot be read
+// anywhere leaves its root tuple, whose copies then say the file is lost.
+func (n *Node) fileBlocks(ctx context.Context, rc recipe.Recipe) ([]blocks.ID, error) {
+	if f, err := n.st.File(ctx, rc.Key()); err == nil {
+		return f.Blocks, nil
+	} else if !errors.Is(err, blocks.ErrNotFound) {
+		return nil, err
 	}
-	counts := n.net.Copies(ctx, f.Blocks, n.cfg.Replicas+2)
-	for i, id := range f.Blocks {
+	f := n.fetcher(ctx, rc)
+	f.Keep = func(_ blocks.ID, size int) bool { return n.keeper.Keep(n.cfg.Cache, size) }
+	r, err := recipe.Open(ctx, f, rc, recipe.Options{})
+	var ids []blocks.ID
+	if err == nil {
+		ids, err = r.Blocks(ctx)
+	}
+	switch {
+	case err == nil:
+		return ids, nil
+	case errors.Is(err, blocks.ErrNotFound) || errors.Is(err, blocks.ErrCorrupt):
+		return append([]blocks.ID(nil), rc.Root...), nil
+	}
+	return nil, fmt.Errorf("read the descriptor of %s: %w", rc.Name, err)
+}
+
+// Health counts the reachable copies of each block of a file, on this
+// node's list or not (a friend asks before fetching 40 GB): this node's
+// own, and the k closest nodes' answers to a has-list (k = replicas + 2,
+// so that a copy one place off still counts).
+func (n *Node) Health(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, error) {
+	ids, err := n.fileBlocks(ctx, rc)
+	if err != nil {
+		return apiv1.HealthInfo{}, err
+	}
+	counts := n.net.Copies(ctx, ids, n.cfg.Replicas+2)
+	for i, id := range ids {
 		if ok, err := n.st.Has(ctx, id); err == nil && ok {
 			counts[i]++
 		}
@@ -74,18 +101,18 @@ func (n *Node) Health(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, 
 	return h, nil
 }
 
-// Repair gives each block of a file on this node's list at least replicas
-// holders among the other nodes closest to it: a block missing here is
-// fetched first (a file at risk may have lost its holders, not its other
-// copies). It answers the file's health afterwards.
+// Repair gives each block of a file at least replicas holders among the
+// other nodes closest to it: a block missing here is fetched first (a
+// file at risk may have lost its holders, not its other copies). It
+// answers the file's health afterwards.
 func (n *Node) Repair(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, error) {
-	f, err := n.st.File(ctx, rc.Key())
+	ids, err := n.fileBlocks(ctx, rc)
 	if err != nil {
-		return apiv1.HealthInfo{}, fmt.Errorf("%s is not on this node's list (get it first): %w", rc.Name, err)
+		return apiv1.HealthInfo{}, err
 	}
 	fetch := n.fetcher(ctx, rc)
-	counts := n.net.Copies(ctx, f.Blocks, n.cfg.Replicas+2)
-	for i, id := range f.Blocks {
+	counts := n.net.Copies(ctx, ids, n.cfg.Replicas+2)
+	for i, id := range ids {
 		if counts[i] >= n.cfg.Replicas {
 			continue
 		}
