@@ -2,6 +2,7 @@ package recipe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -25,6 +26,9 @@ type PutResult struct {
 	Blocks    []blocks.ID // every distinct block the file needs
 }
 
+// ErrSizeMismatch: a put read more or fewer bytes than it was told.
+var ErrSizeMismatch = errors.New("the file's size is not what was said")
+
 // Put mixes r (size bytes, or −1 when unknown) into st with m and records
 // the file in st. The file is durable only after st.Sync. On error, blocks
 // already stored stay as unreferenced blocks; nothing is recorded.
@@ -35,7 +39,7 @@ func Put(ctx context.Context, m *mixer.Mixer, st Store, r io.Reader, size int64,
 		return PutResult{}, fmt.Errorf("mix %s: %w", name, err)
 	}
 	if size >= 0 && res.Size != size {
-		return PutResult{}, fmt.Errorf("mix %s: read %d bytes, expected %d (did the file change while it was read?)", name, res.Size, size)
+		return PutResult{}, fmt.Errorf("mix %s: %w: read %d bytes, expected %d (did the file change while it was read?)", name, ErrSizeMismatch, res.Size, size)
 	}
 	root, descClass, descIDs, err := writeDescriptor(ctx, m, res)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -323,5 +324,37 @@ func TestReadSeeker(t *testing.T) {
 	}
 	if n, err := r.Read(make([]byte, 5)); n != 0 || err != io.EOF {
 		t.Fatalf("read at the end: %d, %v; want 0, EOF", n, err)
+	}
+}
+
+// TestCleanNameStrangers: names from strangers lose what could mislead or
+// harm where they are shown or saved.
+func TestCleanNameStrangers(t *testing.T) {
+	for in, want := range map[string]string{
+		"invoice\u202egpj.exe":      "invoicegpj.exe", // a right-to-left override
+		"\u200b":                    "",               // only a zero-width space
+		"a\u200bb\u2066c\u2069.txt": "abc.txt",        // invisible and isolating marks
+		".bashrc":                   "bashrc",         // no hidden files
+		"...x":                      "x",
+		"../../etc/passwd":          "passwd",
+		"\u3164\u115f":              "", // Hangul fillers draw nothing
+		"a\u00a0b\u2003c":           "a b c",
+		"ok name.jpg":               "ok name.jpg",
+		"\ufeffbom.txt":             "bom.txt",
+		"tab\there":                 "tabhere",
+		"résumé\u0301.pdf":          "résumé\u0301.pdf", // combining marks are letters' parts
+	} {
+		if got := CleanName(in); got != want {
+			t.Errorf("CleanName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// A recipe's name is cleaned when it is read, whatever was in the link.
+	st := blocks.NewMem()
+	m := newMixer(t, st, 1)
+	res := put(t, m, st, []byte("hi"), "x")
+	link := "blockmix:" + res.Recipe.Key() + "/" + url.PathEscape("invoice\u202egpj.exe")
+	rc, err := Parse(link)
+	if err != nil || rc.Name != "invoicegpj.exe" {
+		t.Fatalf("Parse(%q): name %q, %v", link, rc.Name, err)
 	}
 }

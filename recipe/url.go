@@ -118,19 +118,26 @@ func escapeName(n string) string {
 	return e + tail
 }
 
-// CleanName makes a name safe to show and to save under: the last path
-// element, without control characters, at most 200 bytes.
+// CleanName makes a name safe to show and to save under, whoever made
+// the recipe: the last path element; without control characters, without
+// invisible and direction-changing ones (U+202E turns "invoice\u202egpj.exe"
+// into what reads as "invoiceexe.jpg"; U+200B hides a name), with other
+// spaces made plain; without leading dots (no hidden file such as
+// ".bashrc" lands in a folder); at most 200 bytes.
 func CleanName(n string) string {
 	n = strings.ReplaceAll(n, "\\", "/")
 	n = path.Base("/" + n)
 	n = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == utf8.RuneError {
+		switch {
+		case unicode.IsControl(r) || r == utf8.RuneError || unicode.Is(unicode.Cf, r) || invisible(r):
 			return -1
+		case unicode.IsSpace(r):
+			return ' '
 		}
 		return r
 	}, n)
-	n = strings.TrimSpace(n)
-	if n == "/" || n == "." || n == ".." {
+	n = strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(n), "."))
+	if n == "/" {
 		n = ""
 	}
 	for len(n) > 200 {
@@ -138,6 +145,16 @@ func CleanName(n string) string {
 		n = n[:len(n)-size]
 	}
 	return n
+}
+
+// invisible reports letters that draw nothing (Hangul fillers, the
+// braille blank) and so make a name look empty or like another one.
+func invisible(r rune) bool {
+	switch r {
+	case 0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, 0x034F:
+		return true
+	}
+	return false
 }
 
 func isB32(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '2' && c <= '7' }

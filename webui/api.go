@@ -173,7 +173,7 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 		}
 		info, err := n.Put(r.Context(), r.Body, size, q.Get("name"), q.Get("type"))
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, err)
+			writeNodeError(w, err)
 			return
 		}
 		writeJSON(w, info)
@@ -225,20 +225,29 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 	s.moreRoutes(mux)
 }
 
-// inlineTypes are the media types the page may show in the browser; any
-// other type (HTML, SVG, scripts…) could run in this origin, so it is
-// only ever downloaded.
-func inlineType(t string) bool {
-	t, _, _ = strings.Cut(strings.ToLower(strings.TrimSpace(t)), ";")
-	switch {
-	case t == "application/pdf", t == "text/plain":
-		return true
-	case t == "image/svg+xml":
-		return false
-	case strings.HasPrefix(t, "image/"), strings.HasPrefix(t, "audio/"), strings.HasPrefix(t, "video/"):
-		return true
+// inlineType returns the normalised media type of t when the page may
+// show it in the browser: images, audio, video, PDF and plain text. Any
+// other type (HTML, SVG, scripts…), and any t that does not parse as one
+// media type ("image/png,text/html" from a hostile recipe), could run in
+// this origin: it is only ever downloaded.
+func inlineType(t string) (string, bool) {
+	mt, params, err := mime.ParseMediaType(t)
+	if err != nil {
+		return "", false
 	}
-	return false
+	switch {
+	case mt == "application/pdf":
+	case mt == "text/plain":
+		if cs := strings.ToLower(params["charset"]); cs != "" {
+			return mime.FormatMediaType(mt, map[string]string{"charset": cs}), cs == "utf-8" || cs == "us-ascii" || cs == "iso-8859-1"
+		}
+	case mt == "image/svg+xml":
+		return "", false
+	case strings.HasPrefix(mt, "image/"), strings.HasPrefix(mt, "audio/"), strings.HasPrefix(mt, "video/"):
+	default:
+		return "", false
+	}
+	return mt, true
 }
 
 // fileHeaders sets the type, disposition and safety headers of a file
@@ -247,9 +256,9 @@ func inlineType(t string) bool {
 func fileHeaders(w http.ResponseWriter, rc recipe.Recipe, download bool) {
 	h := w.Header()
 	disp := "attachment"
-	if inlineType(rc.Type) && !download {
+	if typ, ok := inlineType(rc.Type); ok && !download {
 		disp = "inline"
-		h.Set("Content-Type", rc.Type)
+		h.Set("Content-Type", typ) // the normalised type, never the recipe's text
 	} else {
 		h.Set("Content-Type", "application/octet-stream")
 	}
@@ -296,7 +305,7 @@ func answer[T any](f func(r *http.Request) (T, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v, err := f(r)
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, err)
+			writeNodeError(w, err)
 			return
 		}
 		writeJSON(w, v)
@@ -311,11 +320,25 @@ func writeJSON(w http.ResponseWriter, v any) {
 // writeNodeError answers an error from the node: 404 when it wraps
 // blocks.ErrNotFound, else 500.
 func writeNodeError(w http.ResponseWriter, err error) {
-	status := http.StatusInternalServerError
-	if errors.Is(err, blocks.ErrNotFound) {
-		status = http.StatusNotFound
+	writeError(w, statusFor(err), err)
+}
+
+// BadInput is implemented by errors that are the request's fault (a bad
+// invite, a malformed name): the API answers them with 400, not 500.
+type BadInput interface{ BadInput() bool }
+
+// statusFor is the HTTP status of an error from the node: 400 for bad
+// input (BadInput, a body shorter or longer than its size), 404 for a
+// block found nowhere, else 500.
+func statusFor(err error) int {
+	var bi BadInput
+	switch {
+	case errors.As(err, &bi) && bi.BadInput(), errors.Is(err, recipe.ErrSizeMismatch):
+		return http.StatusBadRequest
+	case errors.Is(err, blocks.ErrNotFound):
+		return http.StatusNotFound
 	}
-	writeError(w, status, err)
+	return http.StatusInternalServerError
 }
 
 func writeError(w http.ResponseWriter, status int, err error) {

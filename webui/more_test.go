@@ -255,3 +255,33 @@ func TestUnseal(t *testing.T) {
 		t.Fatalf("unseal: %d %s", code, b)
 	}
 }
+
+// TestMediaTypesFromStrangers: a recipe's type is parsed as one media type
+// and only its normalised form is served; anything that does not parse
+// (a list that smuggles in HTML) is downloaded, never shown.
+func TestMediaTypesFromStrangers(t *testing.T) {
+	n := newMemNode(t)
+	srv := httptest.NewServer(New(n, Options{}))
+	defer srv.Close()
+	for typ, want := range map[string]string{
+		"image/png,text/html":          "application/octet-stream",
+		"image/png; text/html":         "application/octet-stream",
+		"IMAGE/PNG; junk=1":            "image/png",
+		"text/plain; charset=UTF-8":    "text/plain; charset=utf-8",
+		"text/plain; charset=utf-7":    "application/octet-stream",
+		"text/html":                    "application/octet-stream",
+		"image/svg+xml":                "application/octet-stream",
+		"video/mp4\r\nX-Evil: 1":       "application/octet-stream",
+		"application/pdf; name=x.html": "application/pdf",
+	} {
+		info := putMemTyped(t, n, "f", typ, []byte("data"))
+		resp, err := http.Get(srv.URL + "/api/v1/get?" + q(info.Recipe))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Content-Type"); got != want || resp.Header.Get("X-Evil") != "" {
+			t.Errorf("type %q served as %q, want %q", typ, got, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@
 package group
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -12,6 +13,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -55,7 +58,10 @@ func ParseInvite(text string) (name string, key []byte, ai peer.AddrInfo, err er
 	if n > len(rest) {
 		return "", nil, ai, usage.Errorf("the invite is damaged or cut short")
 	}
-	name, addr := string(rest[:n]), string(rest[n:])
+	name, addr := cleanName(string(rest[:n])), string(rest[n:])
+	if name == "" {
+		return "", nil, ai, usage.Errorf("the invite's group name is empty or unprintable")
+	}
 	a, err := peer.AddrInfoFromString(addr)
 	if err != nil {
 		return "", nil, ai, usage.Errorf("the invite's address %q: %v", addr, err)
@@ -63,9 +69,22 @@ func ParseInvite(text string) (name string, key []byte, ai peer.AddrInfo, err er
 	return name, key, *a, nil
 }
 
+// cleanName keeps a group name printable: an invite comes from anyone,
+// and its name is shown on terminals and pages (an escape sequence in it
+// could rewrite the screen). Control, format and invalid characters go.
+func cleanName(name string) string {
+	name = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, name)
+	return strings.TrimSpace(name)
+}
+
 // Create makes a new group key for the repo and returns the cleaned name.
 func Create(r repo.Repo, name string) (string, error) {
-	name = strings.TrimSpace(name)
+	name = cleanName(name)
 	if name == "" || len(name) > 64 {
 		return "", usage.Errorf("a group name is 1 to 64 characters")
 	}
@@ -89,6 +108,11 @@ func Join(ctx context.Context, r repo.Repo, text string) (string, peer.AddrInfo,
 	name, key, ai, err := ParseInvite(text)
 	if err != nil {
 		return "", ai, err
+	}
+	if cur, ok, err := r.Group(); err != nil {
+		return "", ai, err
+	} else if ok && !bytes.Equal(cur.KeyBytes(), key) {
+		return "", ai, usage.Errorf("this node is in group %s already: one group at a time (remove REPO/group.json to leave it, then join)", cur.Name)
 	}
 	probe, err := bmnet.NewNode(bmnet.Config{GroupKey: key}, blocks.NewMem(), nil)
 	if err != nil {

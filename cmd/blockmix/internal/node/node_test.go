@@ -262,3 +262,33 @@ func TestHealthOfAnyRecipe(t *testing.T) {
 		t.Fatalf("health on a node that reaches no copy: %+v; want lost", lost)
 	}
 }
+
+// TestAPIBadInput: bad input to the API is a 4xx with the reason, never a
+// 500.
+func TestAPIBadInput(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := startNode(t, ctx, nil)
+	for _, c := range []struct {
+		path, body, want string
+	}{
+		{"/api/v1/put?name=a&size=10", "12345", "read 5 bytes, expected 10"},
+		{"/api/v1/group/join?invite=garbage", "", "not an invite"},
+		{"/api/v1/group/create?name=%1b%07", "", "group name"},
+	} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.URL()+c.path, strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), c.want) {
+			t.Errorf("POST %s: %d %s; want 400 saying %q", c.path, resp.StatusCode, b, c.want)
+		}
+	}
+}

@@ -14,6 +14,10 @@ type Error struct{ Err error }
 func (e Error) Error() string { return e.Err.Error() }
 func (e Error) Unwrap() error { return e.Err }
 
+// BadInput marks the error as the request's fault for the local API
+// (webui.BadInput): it answers 400.
+func (e Error) BadInput() bool { return true }
+
 // Errorf returns an Error formatted as fmt.Errorf does (%w wraps).
 func Errorf(format string, a ...any) error { return Error{fmt.Errorf(format, a...)} }
 
