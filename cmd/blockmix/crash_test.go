@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/atomicfile"
 )
 
 const crashFileSize = 48 << 20
@@ -233,15 +235,54 @@ func TestKillGet(t *testing.T) {
 	if fi.Size() < half || fi.Size() >= crashFileSize {
 		t.Errorf("the killed get left %d bytes, want at least %d and fewer than %d", fi.Size(), half, crashFileSize)
 	}
-	t.Logf("killed get -o %s at %d of %d bytes; it left %s behind (nothing removes a killed get's temporary file)",
+	t.Logf("killed get -o %s at %d of %d bytes; it left %s behind",
 		out, fi.Size(), crashFileSize, filepath.Base(partial))
 
-	// The name is free: a second get writes it.
-	w.ok("get", "-o", out, rc)
+	// The name is free: a second get writes it, and sweeps the killed
+	// get's temporary file away (nothing holds its lock any more).
+	r := w.want(0, "get", "-o", out, rc)
 	if got := fileSum(t, w.path(out)); got != sum {
 		t.Fatalf("the get after the killed one is not byte-identical")
 	}
+	mustNotExist(t, partial)
+	if ps := partials(t, w.dir); len(ps) != 0 || !strings.Contains(string(r.stderr), "removed 1 partial files") {
+		t.Fatalf("after the second get: partial files %v; it said:\n%s", ps, r.stderr)
+	}
 	w.ok("verify")
+}
+
+// TestSweepSparesRunningGets: a get that is writing holds its temporary
+// file's lock, so the sweep of a later get into the same folder leaves it
+// alone, and removes it once the get was killed.
+func TestSweepSparesRunningGets(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	const size = 4 << 20
+	w.file("a.bin", randBytes(92, size))
+	rc := w.okLine("put", "a.bin")
+	p := w.startWith(runOpts{env: []string{fmt.Sprintf("BLOCKMIX_TEST_PAUSE_AFTER=%d", size/2)}}, "get", "-o", "one.bin", rc)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(p.stderrNow(), "paused") {
+		if p.exited() || time.Now().After(deadline) {
+			p.kill(t)
+			t.Fatalf("the first get did not pause:\n%s", p.stderrNow())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The paused get (another process) holds its partial file's lock: a
+	// sweep of the folder leaves it; once the get is killed, it goes.
+	before := partials(t, w.dir)
+	if len(before) != 1 {
+		t.Fatalf("partial files while the first get runs: %v", before)
+	}
+	n := atomicfile.Sweep(w.dir)
+	if n != 0 || len(partials(t, w.dir)) != 1 {
+		t.Fatalf("a sweep while the get runs removed %d files", n)
+	}
+	p.kill(t)
+	if n := atomicfile.Sweep(w.dir); n != 1 {
+		t.Fatalf("a sweep after the get was killed removed %d files, want 1", n)
+	}
 }
 
 // TestDiskFull runs a put that cannot write its blocks (a file-size limit

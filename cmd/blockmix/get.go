@@ -94,6 +94,11 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 			return badUse("%s exists; use --force to overwrite it or -o to choose another name", dest)
 		}
 	}
+	if dest != "-" {
+		if n := atomicfile.Sweep(filepath.Dir(dest)); n > 0 {
+			fmt.Fprintf(e.stderr, "blockmix: removed %d partial files that interrupted gets left in %s\n", n, filepath.Dir(dest))
+		}
+	}
 	if dc := e.daemon(ctx); dc != nil {
 		bar := e.newProgress(rc.Size, "fetching "+recipe.CleanName(filepath.Base(dest)))
 		defer bar.Finish()

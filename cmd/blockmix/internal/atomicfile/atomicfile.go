@@ -14,6 +14,7 @@ import (
 // it writes.
 const PartialMarker = ".blockmix-partial-"
 
+
 // WriteFile replaces path with data, atomically and durably, with mode
 // perm.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
@@ -23,7 +24,8 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	})
 }
 
-// Write writes through fill to a temporary file beside dest, fsyncs it,
+// Write writes through fill to a temporary file beside dest (locked while
+// it is written, see Sweep), fsyncs it,
 // gives it mode perm (0: the mode of the file it replaces, else 0644) and
 // renames it to dest, then fsyncs the directory. Without force it never
 // replaces an existing dest, even one that appeared meanwhile. On any
@@ -34,6 +36,7 @@ func Write(dest string, force bool, perm os.FileMode, fill func(io.Writer) error
 	if err != nil {
 		return fmt.Errorf("create a temporary file in %s: %w", dir, err)
 	}
+	lock(tmp) // held until tmp is closed: the next sweep leaves it alone
 	defer func() {
 		if err != nil {
 			tmp.Close()
@@ -88,3 +91,8 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// Sweep removes the partial files that writes killed halfway (kill -9, a
+// power cut) left in dir: those no running Write holds the lock of. It
+// returns how many it removed. Where there is no flock it removes none.
+func Sweep(dir string) int { return sweep(dir) }
