@@ -14,7 +14,6 @@ import (
 // it writes.
 const PartialMarker = ".blockmix-partial-"
 
-
 // WriteFile replaces path with data, atomically and durably, with mode
 // perm.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
