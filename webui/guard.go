@@ -160,7 +160,11 @@ func checkOrigin(r *http.Request, api bool) error {
 	site := r.Header.Get("Sec-Fetch-Site")
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
-		if api && (site == "cross-site" || site == "same-site") && r.Header.Get("Sec-Fetch-Mode") != "navigate" {
+		other := site == "cross-site" || site == "same-site"
+		// A get makes the node fetch and keep a file: even a link on
+		// another site (a navigation) must go through the node's own page,
+		// which shows what the file is and waits for a click.
+		if api && other && (r.Header.Get("Sec-Fetch-Mode") != "navigate" || r.URL.Path == "/api/v1/get") {
 			return errors.New("refused: another web site asked this node for " + r.URL.Path + "; open the node's own page instead")
 		}
 		return nil

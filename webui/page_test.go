@@ -277,6 +277,10 @@ func TestGuardOrigin(t *testing.T) {
 	for _, site := range []string{"cross-site", "same-site"} {
 		resp, b := do(t, "GET", srv.URL+"/api/v1/get?recipe=x", nil, map[string]string{"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "video"})
 		wantError(t, "a "+site+" <video> of the API", resp, b, http.StatusForbidden, "another web site")
+		// Nor a link on another site straight to a get: the node would
+		// fetch and keep a file nobody here chose.
+		resp, b = do(t, "GET", srv.URL+"/api/v1/get?recipe=x", nil, map[string]string{"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"})
+		wantError(t, "a "+site+" link straight to a get", resp, b, http.StatusForbidden, "another web site")
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -214,7 +215,30 @@ func TestWebPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	link := urlB + video.URL[strings.Index(video.URL, "/r/"):]
+	filesBefore := b.stat().Files
 	do(t, ctx, "open the link", chromedp.Navigate(link))
+	// The link says what it is and waits for a click: nothing is fetched
+	// before (any web site can send a browser to such a link).
+	poll[bool](t, ctx, "the link's name and size", `document.querySelector('#recipe-info') && document.querySelector('#recipe-info').textContent.includes('clip.webm')`, time.Minute)
+	if s := b.stat(); s.Files != filesBefore {
+		t.Fatalf("opening a /r/ link put a file on node B's list before any click: %d files, %d before", s.Files, filesBefore)
+	}
+	var transfers []apiv1.TransferInfo
+	if resp, err := http.Get(urlB + "/api/v1/transfers"); err != nil {
+		t.Fatal(err)
+	} else {
+		err = json.NewDecoder(resp.Body).Decode(&transfers)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tr := range transfers {
+		if tr.Name == "clip.webm" {
+			t.Fatalf("opening a /r/ link started a transfer before any click: %+v", tr)
+		}
+	}
+	do(t, ctx, "press Get", chromedp.Click(chromedp.ID("get-button")))
 	poll[bool](t, ctx, "the video", `!!document.querySelector('#player video') || `+visible("#open-button"), time.Minute)
 	if ok, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.querySelector('#player video')`)); !ok {
 		do(t, ctx, "open", chromedp.Click(chromedp.ID("open-button")))

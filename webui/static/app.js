@@ -967,12 +967,17 @@ function start() {
     b.addEventListener('click', () => copyText($(b.dataset.copyFrom).textContent, b));
   }
 
-  // /r/<payload>/<name>: a recipe link. Fill the box with it and get the
-  // file at once.
+  // /r/<payload>/<name>: a recipe link. Fill the box with it and say what
+  // it is (name, size, type, whether it is here already), but fetch
+  // nothing until the user presses Get: any web site can send a browser
+  // to such a link, and the node must not fetch, keep or announce what a
+  // stranger chose.
   if (location.pathname.startsWith('/r/') && location.pathname.length > 3) {
     input.value = location.origin + location.pathname;
     selectTab('get', { push: false });
-    startGet();
+    getStatus.textContent = 'Press Get to fetch this file to your node.';
+    inspect();
+    getButton.focus();
     return;
   }
   selectTab(location.hash.slice(1) || 'get', { push: false });
