@@ -83,6 +83,13 @@ type Enumerator interface {
 	Enumerate(ctx context.Context, fn func(id ID, m Meta) error) error
 }
 
+// ForeignTag is the tag bit of blocks whose origin the node does not know:
+// fetched from or pushed by a peer. How such blocks relate to each other
+// (which of them XOR to someone's file) is unknown here, so the mixer
+// never picks them as randomizers; the tags it gives its own blocks never
+// have this bit.
+const ForeignTag uint64 = 1 << 63
+
 // TagIndex answers whether any held block carries tag.
 type TagIndex interface {
 	HasTag(ctx context.Context, tag uint64) (bool, error)

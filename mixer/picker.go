@@ -140,6 +140,9 @@ func (p *picker) load(ctx context.Context) error {
 		if !ok {
 			return nil
 		}
+		if m.Tag&blocks.ForeignTag != 0 {
+			return nil // from a peer: how it relates to other blocks is unknown
+		}
 		c := cand{id: id, tag: m.Tag, refs: m.Refs, seq: m.Seq}
 		if m.Refs <= 1 && len(pl.under) < allK {
 			pl.under = append(pl.under, c)
@@ -381,7 +384,8 @@ func (p *picker) fresh(ctx context.Context, pl *pool, share bool) (cand, error) 
 		if _, err := io.ReadFull(p.rnd, b[:]); err != nil {
 			return cand{}, fmt.Errorf("read random tag: %w", err)
 		}
-		tag = binary.LittleEndian.Uint64(b[:])
+		// Own blocks' tags never carry ForeignTag; XORs of them neither.
+		tag = binary.LittleEndian.Uint64(b[:]) &^ blocks.ForeignTag
 		free, err := p.tagFree(ctx, tag)
 		if err != nil {
 			return cand{}, err

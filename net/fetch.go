@@ -423,10 +423,11 @@ func (f *Fetcher) ask(p peer.ID, q *peerQueue, ws []*want) {
 	}
 }
 
-// FreshTag is a random local tag for a block from elsewhere: its relation
-// to local blocks is unknown, so it counts as fresh randomness here.
+// FreshTag is a random local tag for a block from elsewhere, with
+// blocks.ForeignTag set: its relation to other blocks is unknown here, so
+// the mixer never uses it as a randomizer.
 func FreshTag() uint64 {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return binary.LittleEndian.Uint64(b[:]) | 1
+	return binary.LittleEndian.Uint64(b[:]) | blocks.ForeignTag | 1
 }

@@ -181,7 +181,7 @@ func (q *quotaSink) Accept(ctx context.Context, _ string, id blocks.ID, data []b
 		return &Refusal{Code: RefuseQuota, Text: "quota full"}
 	}
 	q.left -= len(data)
-	return q.st.Put(ctx, id, data, 0)
+	return q.st.Put(ctx, id, data, FreshTag()) // as StoreSink tags a pushed block
 }
 
 func TestPush(t *testing.T) {
