@@ -54,6 +54,10 @@ type Result struct {
 	SHA256    [32]byte // of the source bytes
 	NewBlocks int      // blocks this call added to the store
 	NewBytes  int64    // their bytes
+	// New lists the blocks this call added, fresh randomizers included:
+	// what a caller that fails after the mix (a wrong size, a descriptor
+	// that cannot be written) gives to Discard.
+	New []blocks.ID
 }
 
 // Mixer mixes streams into a store. A Mixer is used by one goroutine at a
@@ -265,6 +269,7 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 
 	// Commit in stream order.
 	var added []cand
+	var newIDs []blocks.ID // every block stored by this call
 	var firstErr error
 	pending := map[int]done{}
 	next := 0
@@ -286,10 +291,16 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 			delete(pending, next)
 			next++
 			isNew, err := m.store(ctx, d)
+			for _, f := range d.fresh {
+				newIDs = append(newIDs, f.blk.ID())
+			}
 			if err != nil {
 				firstErr = err
 				cancel()
 				break
+			}
+			if isNew {
+				newIDs = append(newIDs, d.blk.ID())
 			}
 			tu := make(Tuple, 0, t)
 			tu = append(tu, d.blk.ID())
@@ -310,19 +321,47 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 		}
 	}
 	<-hashDone
-	if firstErr != nil {
-		return Result{}, firstErr
+	err = firstErr
+	if err == nil {
+		err = feedErr
 	}
-	if feedErr != nil {
-		return Result{}, feedErr
+	if err == nil {
+		err = ctx.Err()
 	}
-	if err := ctx.Err(); err != nil {
+	if err != nil {
+		// A put that does not finish leaves nothing behind (and the
+		// Mixer is not used again: its pools name these blocks).
+		Discard(ctx, m.st, newIDs)
 		return Result{}, err
 	}
+	res.New = newIDs
 	m.pick.added(class, added)
 	m.mixedBlocks += res.NewBlocks
 	m.mixedBytes += res.NewBytes
 	return res, nil
+}
+
+// Break marks the Mixer unusable after a caller's failure that made the
+// blocks it mixed go away (see Discard): its pools name them.
+func (m *Mixer) Break(err error) {
+	if m.broken == nil {
+		m.broken = err
+	}
+}
+
+// Discard deletes the blocks a failed put stored (Result.New), when st
+// can delete: a put that does not finish leaves nothing behind. It runs
+// even when ctx is cancelled (an interrupted put is what it cleans up).
+// Best effort: a block it cannot delete stays, unreferenced.
+func Discard(ctx context.Context, st blocks.Getter, ids []blocks.ID) {
+	d, ok := st.(blocks.Deleter)
+	if !ok {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	for _, id := range ids {
+		_ = d.Delete(ctx, id)
+	}
 }
 
 // mixOne XORs the source block and its randomizers into j.out and hashes

@@ -30,14 +30,21 @@ type PutResult struct {
 var ErrSizeMismatch = errors.New("the file's size is not what was said")
 
 // Put mixes r (size bytes, or −1 when unknown) into st with m and records
-// the file in st. The file is durable only after st.Sync. On error, blocks
-// already stored stay as unreferenced blocks; nothing is recorded.
-func Put(ctx context.Context, m *mixer.Mixer, st Store, r io.Reader, size int64, name, typ string, prog mixer.Progress) (PutResult, error) {
+// the file in st. The file is durable only after st.Sync. On error,
+// nothing is recorded and the blocks the put stored are deleted again
+// (when st can delete; see mixer.Discard), and m must not be used again.
+func Put(ctx context.Context, m *mixer.Mixer, st Store, r io.Reader, size int64, name, typ string, prog mixer.Progress) (_ PutResult, err error) {
 	blocks0, bytes0 := m.Added()
 	res, err := m.Mix(ctx, r, mixer.ClassFor(size), prog)
 	if err != nil {
-		return PutResult{}, fmt.Errorf("mix %s: %w", name, err)
+		return PutResult{}, fmt.Errorf("mix %s: %w", name, err) // Mix discarded its blocks
 	}
+	defer func() {
+		if err != nil {
+			mixer.Discard(ctx, st, res.New)
+			m.Break(err)
+		}
+	}()
 	if size >= 0 && res.Size != size {
 		return PutResult{}, fmt.Errorf("mix %s: %w: read %d bytes, expected %d (did the file change while it was read?)", name, ErrSizeMismatch, res.Size, size)
 	}

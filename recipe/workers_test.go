@@ -225,3 +225,57 @@ func sameSet(a, b []blocks.ID) bool {
 	}
 	return true
 }
+
+// failingReader gives n bytes, then fails.
+type failingReader struct{ n int }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, errors.New("the disk under the file went away")
+	}
+	k := min(len(p), f.n)
+	for i := range p[:k] {
+		p[i] = byte(i * 7)
+	}
+	f.n -= k
+	return k, nil
+}
+
+// TestFailedPutLeavesNothing: a put that does not finish (the file fails
+// halfway, is shorter than said, or is interrupted) leaves the store as it
+// was: no block it stored stays behind.
+func TestFailedPutLeavesNothing(t *testing.T) {
+	st := blocks.NewMem()
+	m := newMixer(t, st, 5)
+	put(t, m, st, randomBytes(10, 1<<20), "first.bin") // a warm store
+	before, _ := st.Stats(context.Background())
+	for name, run := range map[string]func(m *mixer.Mixer) error{
+		"read fails": func(m *mixer.Mixer) error {
+			_, err := Put(context.Background(), m, st, &failingReader{n: 900 << 10}, -1, "f", "", nil)
+			return err
+		},
+		"shorter than said": func(m *mixer.Mixer) error {
+			_, err := Put(context.Background(), m, st, bytes.NewReader(randomBytes(11, 700<<10)), 800<<10, "f", "", nil)
+			return err
+		},
+		"interrupted": func(m *mixer.Mixer) error {
+			ctx, cancel := context.WithCancel(context.Background())
+			_, err := Put(ctx, m, st, io.MultiReader(bytes.NewReader(randomBytes(12, 600<<10)), readerFunc(func([]byte) (int, error) {
+				cancel()
+				return 0, context.Canceled
+			})), -1, "f", "", nil)
+			return err
+		},
+	} {
+		if err := run(newMixer(t, st, 6)); err == nil {
+			t.Fatalf("%s: the put did not fail", name)
+		}
+		if after, _ := st.Stats(context.Background()); after.Blocks != before.Blocks || after.Bytes != before.Bytes {
+			t.Errorf("%s: %d blocks (%d bytes) after the failed put, %d (%d) before", name, after.Blocks, after.Bytes, before.Blocks, before.Bytes)
+		}
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
