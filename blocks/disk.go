@@ -20,6 +20,9 @@ import (
 // Disk in this process, has the store open.
 var ErrLocked = errors.New("store is in use by another blockmix process")
 
+// ErrReadOnly: a write to a store opened with DiskOptions.ReadOnly.
+var ErrReadOnly = errors.New("the store is open read-only")
+
 // DefaultSegmentSize is the segment size OpenDisk uses when
 // DiskOptions.SegmentSize is zero.
 const DefaultSegmentSize = 256 << 20
@@ -31,6 +34,10 @@ type DiskOptions struct {
 	// at least one block, so a block larger than SegmentSize gets a segment of
 	// its own.
 	SegmentSize int64
+	// ReadOnly opens the store without writing anything: no index journal,
+	// no compaction, no new segment. Reads work on a full or read-only
+	// disk; every write fails with ErrReadOnly. The store must exist.
+	ReadOnly bool
 }
 
 // Disk is the on-disk Store. Block bytes are appended to segment files under
@@ -56,9 +63,10 @@ type DiskOptions struct {
 // Disk is safe for concurrent use. Only one Disk may have a directory open at
 // a time; OpenDisk returns ErrLocked otherwise.
 type Disk struct {
-	dir     string
-	db      *leveldb.DB
-	segSize int64
+	dir      string
+	db       *leveldb.DB
+	segSize  int64
+	readOnly bool
 
 	// life guards closed and busy; Close waits for busy to reach zero.
 	life   sync.Mutex
@@ -97,19 +105,22 @@ func OpenDisk(dir string, o DiskOptions) (*Disk, error) {
 	if o.SegmentSize <= 0 {
 		o.SegmentSize = DefaultSegmentSize
 	}
-	if err := os.MkdirAll(filepath.Join(dir, segmentsDir), 0o755); err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	if !o.ReadOnly {
+		if err := os.MkdirAll(filepath.Join(dir, segmentsDir), 0o755); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", dir, err)
+		}
 	}
-	db, err := openIndex(filepath.Join(dir, indexDir))
+	db, err := openIndex(filepath.Join(dir, indexDir), o.ReadOnly)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	s := &Disk{
-		dir:     dir,
-		db:      db,
-		segSize: o.SegmentSize,
-		segs:    map[uint32]*segment{},
-		dirty:   map[uint32]*segment{},
+		dir:      dir,
+		db:       db,
+		segSize:  o.SegmentSize,
+		readOnly: o.ReadOnly,
+		segs:     map[uint32]*segment{},
+		dirty:    map[uint32]*segment{},
 
 		compacting: make(chan struct{}, 1),
 	}
@@ -122,16 +133,18 @@ func OpenDisk(dir string, o DiskOptions) (*Disk, error) {
 	return s, nil
 }
 
-func openIndex(path string) (*leveldb.DB, error) {
+func openIndex(path string, readOnly bool) (*leveldb.DB, error) {
 	o := &opt.Options{
 		WriteBuffer:            2 << 20,
 		BlockCacheCapacity:     4 << 20,
 		Filter:                 filter.NewBloomFilter(10),
 		DisableSeeksCompaction: true,
 		Compression:            opt.NoCompression,
+		ReadOnly:               readOnly,
+		ErrorIfMissing:         readOnly,
 	}
 	db, err := leveldb.OpenFile(path, o)
-	if err != nil && lerrors.IsCorrupted(err) {
+	if err != nil && lerrors.IsCorrupted(err) && !readOnly {
 		db, err = leveldb.RecoverFile(path, o)
 	}
 	if err != nil {
@@ -148,6 +161,9 @@ func (s *Disk) load() error {
 	v, err := s.db.Get(keyFormat, nil)
 	switch {
 	case errors.Is(err, leveldb.ErrNotFound):
+		if s.readOnly {
+			return fmt.Errorf("no format marker: %w", ErrNotFound)
+		}
 		if err := s.db.Put(keyFormat, []byte(formatVersion), nil); err != nil {
 			return fmt.Errorf("write format marker: %w", err)
 		}
@@ -192,6 +208,15 @@ func (s *Disk) enter() error {
 	return nil
 }
 
+// enterWrite is enter for an operation that writes: it fails with
+// ErrReadOnly on a read-only store.
+func (s *Disk) enterWrite() error {
+	if s.readOnly {
+		return ErrReadOnly
+	}
+	return s.enter()
+}
+
 func (s *Disk) exit() {
 	s.life.Lock()
 	s.busy--
@@ -210,6 +235,9 @@ func (s *Disk) Sync() error {
 		return err
 	}
 	defer s.exit()
+	if s.readOnly {
+		return nil // nothing was written
+	}
 	s.idxMu.Lock()
 	defer s.idxMu.Unlock()
 	return s.syncLocked()
@@ -279,9 +307,12 @@ func (s *Disk) Close() error {
 	}
 	s.life.Unlock()
 
-	s.idxMu.Lock()
-	err := s.syncLocked()
-	s.idxMu.Unlock()
+	var err error
+	if !s.readOnly {
+		s.idxMu.Lock()
+		err = s.syncLocked()
+		s.idxMu.Unlock()
+	}
 	if cerr := s.closeFiles(); err == nil {
 		err = cerr
 	}
@@ -359,7 +390,7 @@ func (s *Disk) PutBlock(_ context.Context, b Block, tag uint64) error {
 
 // put stores data, which the caller has checked against id.
 func (s *Disk) put(id ID, data []byte, tag uint64) error {
-	if err := s.enter(); err != nil {
+	if err := s.enterWrite(); err != nil {
 		return err
 	}
 	defer s.exit()
@@ -457,7 +488,7 @@ func (s *Disk) Stat(_ context.Context, id ID) (Meta, error) {
 // Delete implements Deleter. The block's bytes stay in their segment as dead
 // bytes until Compact reclaims them.
 func (s *Disk) Delete(_ context.Context, id ID) error {
-	if err := s.enter(); err != nil {
+	if err := s.enterWrite(); err != nil {
 		return err
 	}
 	defer s.exit()

@@ -93,7 +93,7 @@ func (s *Disk) Compact(ctx context.Context, minDead float64) (CompactStats, erro
 	if math.IsNaN(minDead) || minDead < 0 || minDead > 1 {
 		return CompactStats{}, fmt.Errorf("compact: minDead %v is not within [0, 1]", minDead)
 	}
-	if err := s.enter(); err != nil {
+	if err := s.enterWrite(); err != nil {
 		return CompactStats{}, err
 	}
 	defer s.exit()

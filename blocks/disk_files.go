@@ -71,7 +71,7 @@ func readFileBlocks(r leveldb.Reader, key string) ([]ID, error) {
 // counts are written in one atomic batch. Only blocks the store holds when
 // AddFile runs get a reference.
 func (s *Disk) AddFile(_ context.Context, f FileRecord) error {
-	if err := s.enter(); err != nil {
+	if err := s.enterWrite(); err != nil {
 		return err
 	}
 	defer s.exit()
@@ -142,7 +142,7 @@ func (s *Disk) addRefs(b *leveldb.Batch, ids []ID, delta int) error {
 // RemoveFile implements Filer. The record, its block list and the reference
 // counts change in one atomic batch.
 func (s *Disk) RemoveFile(_ context.Context, key string) error {
-	if err := s.enter(); err != nil {
+	if err := s.enterWrite(); err != nil {
 		return err
 	}
 	defer s.exit()
@@ -227,7 +227,7 @@ func (s *Disk) File(_ context.Context, key string) (FileRecord, error) {
 // wrapping ErrNotFound when the block is not held. The block's record in its
 // segment becomes dead bytes, which Compact reclaims; the audit copy stays.
 func (s *Disk) Quarantine(_ context.Context, id ID, reason string) error {
-	if err := s.enter(); err != nil {
+	if err := s.enterWrite(); err != nil {
 		return err
 	}
 	defer s.exit()

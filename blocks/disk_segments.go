@@ -99,7 +99,11 @@ func (s *Disk) openSegments() error {
 		if err != nil || n == 0 || segmentName(uint32(n)) != name {
 			continue
 		}
-		f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR, 0)
+		mode := os.O_RDWR
+		if s.readOnly {
+			mode = os.O_RDONLY
+		}
+		f, err := os.OpenFile(filepath.Join(dir, name), mode, 0)
 		if err != nil {
 			return fmt.Errorf("open segment: %w", err)
 		}
@@ -114,7 +118,7 @@ func (s *Disk) openSegments() error {
 			s.cur = seg
 		}
 	}
-	if s.cur == nil {
+	if s.cur == nil && !s.readOnly {
 		seg, err := s.createSegment(1)
 		if err != nil {
 			return err

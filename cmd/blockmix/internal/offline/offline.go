@@ -32,7 +32,22 @@ func (o Repo) with(fn func(st *blocks.Disk) error) error {
 	if err != nil {
 		return err
 	}
-	err = fn(st)
+	return run(st, fn)
+}
+
+// read is with on the store opened read-only: what only reads works on a
+// full or read-only disk.
+func (o Repo) read(fn func(st *blocks.Disk) error) error {
+	st, err := o.R.OpenReader()
+	if err != nil {
+		return err
+	}
+	return run(st, fn)
+}
+
+// run runs fn on st and closes st.
+func run(st *blocks.Disk, fn func(st *blocks.Disk) error) error {
+	err := fn(st)
 	if cerr := st.Close(); err == nil {
 		err = cerr
 	}
@@ -60,7 +75,7 @@ func (o Repo) ID(context.Context) (apiv1.IDInfo, error) {
 // before (status does not make one), and the verdict.
 func (o Repo) Status(ctx context.Context) (apiv1.StatusInfo, error) {
 	s := apiv1.StatusInfo{Repo: o.R.Dir}
-	err := o.with(func(st *blocks.Disk) error {
+	err := o.read(func(st *blocks.Disk) error {
 		stats, err := st.Stats(ctx)
 		s.Store = apiv1.StoreInfo{Stats: stats, Overhead: stats.Overhead()}
 		return err
@@ -81,7 +96,7 @@ func (o Repo) Status(ctx context.Context) (apiv1.StatusInfo, error) {
 
 // Files lists the files recorded in the repo, oldest first.
 func (o Repo) Files(ctx context.Context) (fs []blocks.FileRecord, err error) {
-	err = o.with(func(st *blocks.Disk) error {
+	err = o.read(func(st *blocks.Disk) error {
 		if fs, err = st.Files(ctx); err != nil {
 			return fmt.Errorf("list files: %w", err)
 		}
@@ -92,7 +107,7 @@ func (o Repo) Files(ctx context.Context) (fs []blocks.FileRecord, err error) {
 
 // Blocks calls fn with each block, in ID order.
 func (o Repo) Blocks(ctx context.Context, fn func(apiv1.BlockInfo) error) error {
-	return o.with(func(st *blocks.Disk) error {
+	return o.read(func(st *blocks.Disk) error {
 		return st.Enumerate(ctx, func(id blocks.ID, m blocks.Meta) error {
 			return fn(apiv1.BlockInfo{ID: id, Size: m.Size, Refs: m.Refs})
 		})
@@ -101,7 +116,7 @@ func (o Repo) Blocks(ctx context.Context, fn func(apiv1.BlockInfo) error) error 
 
 // Block returns one block's bytes, checked against its ID.
 func (o Repo) Block(ctx context.Context, id blocks.ID) (b []byte, err error) {
-	err = o.with(func(st *blocks.Disk) error {
+	err = o.read(func(st *blocks.Disk) error {
 		b, err = st.Get(ctx, id)
 		return err
 	})
@@ -188,7 +203,7 @@ func (o Repo) Put(ctx context.Context, t int, paths []string, open func(path str
 // Get rebuilds rc into w, checking the whole-file hash when it is written
 // from the start, and returns that hash. Its errors say what to do.
 func (o Repo) Get(ctx context.Context, rc recipe.Recipe, w io.Writer, what string) (sum [32]byte, err error) {
-	err = o.with(func(st *blocks.Disk) error {
+	err = o.read(func(st *blocks.Disk) error {
 		bar, done := o.progress(rc.Size, what)
 		defer done()
 		r, err := recipe.Open(ctx, mixer.NewCachedGetter(st, 32<<20), rc, recipe.Options{Progress: bar})

@@ -77,6 +77,23 @@ func (r Repo) OpenStore(create bool) (*blocks.Disk, error) {
 	return st, nil
 }
 
+// OpenReader opens the repo's block store read-only: it writes nothing,
+// so it works on a full or read-only disk; writes fail with
+// blocks.ErrReadOnly. A missing repo wraps blocks.ErrNotFound.
+func (r Repo) OpenReader() (*blocks.Disk, error) {
+	if _, err := os.Stat(r.Path("index")); err != nil {
+		return nil, fmt.Errorf("no blockmix repo at %s (put a file first, or check --repo and BLOCKMIX_REPO): %w", r.Dir, blocks.ErrNotFound)
+	}
+	st, err := blocks.OpenDisk(r.Dir, blocks.DiskOptions{ReadOnly: true})
+	if errors.Is(err, blocks.ErrLocked) {
+		return nil, fmt.Errorf("repo %s is in use by another blockmix process (a daemon or another command); wait for it or stop it: %w", r.Dir, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open repo %s: %w", r.Dir, err)
+	}
+	return st, nil
+}
+
 // HasIdentity reports whether the node has a key yet.
 func (r Repo) HasIdentity() bool {
 	_, err := os.Stat(r.Path(IdentityFile))
