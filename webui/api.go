@@ -204,7 +204,15 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 			http.ServeContent(w, r, "", time.Time{}, rd)
 			return
 		}
-		w.Header().Set("Content-Length", strconv.FormatInt(rc.Size, 10))
+		// A client that asks for it (the command line: trailer=1) gets the
+		// reason of a failure after the headers in the ErrorTrailer
+		// trailer of a chunked answer; any other client a cut answer.
+		trailer := r.URL.Query().Get("trailer") == "1"
+		if trailer {
+			w.Header().Set("Trailer", ErrorTrailer)
+		} else {
+			w.Header().Set("Content-Length", strconv.FormatInt(rc.Size, 10))
+		}
 		w.Header().Set("Accept-Ranges", "bytes")
 		if sent, err := rd.WriteTo(w); err != nil {
 			// The client going away is its choice; anything else is
@@ -217,6 +225,10 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 			}
 			s.opt.Log.Log(r.Context(), level, "get failed", slog.String("name", rc.Name), slog.Int64("size", rc.Size),
 				slog.Int64("sent", sent), slog.Any("err", err))
+			if trailer && r.Context().Err() == nil {
+				w.Header().Set(ErrorTrailer, strings.ReplaceAll(err.Error(), "\n", " "))
+				return
+			}
 			// Headers are out: break the connection so that the client
 			// sees a cut response, never a whole-looking wrong file.
 			panic(http.ErrAbortHandler)
@@ -224,6 +236,12 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 	})
 	s.moreRoutes(mux)
 }
+
+// ErrorTrailer is the trailer of GET /api/v1/get?trailer=1 that carries
+// why a file stopped after its headers went out ("block … is lost: …").
+// A client that asks for it must read the whole body and then check it:
+// without it the answer looks whole.
+const ErrorTrailer = "Blockmix-Error"
 
 // inlineType returns the normalised media type of t when the page may
 // show it in the browser: images, audio, video, PDF and plain text. Any

@@ -90,3 +90,28 @@ func TestGetFailureIsLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestGetFailureTrailer: a client that asks for trailer=1 (the command
+// line) reads why a get stopped after its headers: the ErrorTrailer says
+// it, not a cut connection.
+func TestGetFailureTrailer(t *testing.T) {
+	n := cutNode{newMemNode(t)}
+	srv := httptest.NewServer(New(n, Options{Log: slog.New(slog.DiscardHandler)}))
+	defer srv.Close()
+	data := make([]byte, 700<<10)
+	rand.NewChaCha8([32]byte{4}).Read(data)
+	info := putMem(t, n.memNode, "cut.bin", data)
+	resp, err := srv.Client().Get(srv.URL + "/api/v1/get?trailer=1&recipe=" + url.QueryEscape(info.Recipe))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	_, err = body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("status %d, read: %v", resp.StatusCode, err)
+	}
+	if got := resp.Trailer.Get(ErrorTrailer); !strings.Contains(got, errDiskOnFire.Error()) || body.Len() >= len(data) {
+		t.Fatalf("trailer %q after %d of %d bytes", got, body.Len(), len(data))
+	}
+}

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -43,4 +46,38 @@ func TestReadOnlyCommandsOnFullDisk(t *testing.T) {
 		t.Errorf("put on a full disk: exit %d\n%s", code, errs)
 	}
 	w.ok("verify") // and the store is sound afterwards
+}
+
+// TestDaemonGetLostBlock: a get through the daemon whose block rotted on
+// disk, with no peer to give it back, says which block is lost and that it
+// is corruption, not a cut connection; no file is left.
+func TestDaemonGetLostBlock(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	startDaemonWith(t, w, daemonArgs("--scrub-interval", "0", "--repair-interval", "0")...)
+	w.file("f.bin", randBytes(95, 600<<10))
+	rc := w.okLine("--no-progress", "put", "f.bin")
+	segs, err := filepath.Glob(filepath.Join(w.repo, "segments", "*"))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("no segments: %v", err)
+	}
+	sort.Strings(segs)
+	f, err := os.OpenFile(segs[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var one [1]byte
+	if _, err := f.ReadAt(one[:], 100); err != nil {
+		t.Fatal(err)
+	}
+	one[0] ^= 0xff
+	if _, err := f.WriteAt(one[:], 100); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	r := w.run("--no-progress", "get", "-o", "out.bin", rc)
+	if r.code != 1 || !strings.Contains(string(r.stderr), "is lost") || !strings.Contains(string(r.stderr), "corrupt") {
+		t.Fatalf("%v", r)
+	}
+	mustNotExist(t, w.path("out.bin"))
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/recipe"
+	"github.com/blockmix/blockmix/webui"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
@@ -197,7 +198,7 @@ func (c *Client) Get(ctx context.Context, recipeText string, w io.Writer) error 
 	if c.stuck != nil {
 		return c.stuck
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/get?"+url.Values{"recipe": {recipeText}}.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/get?"+url.Values{"recipe": {recipeText}, "trailer": {"1"}}.Encode(), nil)
 	if err != nil {
 		return err
 	}
@@ -212,6 +213,9 @@ func (c *Client) Get(ctx context.Context, recipeText string, w io.Writer) error 
 	n, err := io.Copy(w, resp.Body)
 	if err != nil {
 		return fmt.Errorf("daemon: the file was cut after %d bytes: %w", n, err)
+	}
+	if msg := resp.Trailer.Get(webui.ErrorTrailer); msg != "" {
+		return fmt.Errorf("daemon: the file stopped after %d bytes: %s", n, msg)
 	}
 	if resp.ContentLength >= 0 && n != resp.ContentLength {
 		return fmt.Errorf("daemon: the file was cut after %d of %d bytes", n, resp.ContentLength)
