@@ -208,6 +208,14 @@ func (s *Disk) enter() error {
 	return nil
 }
 
+// LastSeq is the Seq of the newest block put so far (0: none): a put that
+// notes it before it starts can tell its own blocks afterwards.
+func (s *Disk) LastSeq() uint64 {
+	s.idxMu.Lock()
+	defer s.idxMu.Unlock()
+	return s.seq
+}
+
 // enterWrite is enter for an operation that writes: it fails with
 // ErrReadOnly on a read-only store.
 func (s *Disk) enterWrite() error {

@@ -13,6 +13,7 @@ import (
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/client"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/offline"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/passphrase"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/testhook"
 	"github.com/blockmix/blockmix/mixer"
 	"github.com/blockmix/blockmix/recipe"
 	"github.com/blockmix/blockmix/webui/apiv1"
@@ -112,7 +113,7 @@ func runPut(ctx context.Context, e *env, o putOptions, files []string) error {
 		if outs, err = putViaDaemon(ctx, e, dc, o, files); err != nil {
 			return err
 		}
-	} else if outs, err = e.offline().Put(ctx, o.t, files, func(path string) (offline.Input, error) { return openInput(e, o, path) }); err != nil {
+	} else if outs, err = e.offline().Put(ctx, o.t, files, func(path string) (offline.Input, error) { return openInput(ctx, e, o, path) }); err != nil {
 		return err
 	}
 	if pass != nil {
@@ -138,8 +139,10 @@ func runPut(ctx context.Context, e *env, o putOptions, files []string) error {
 }
 
 // openInput opens a file to put, with put's --name and --type.
-func openInput(e *env, o putOptions, path string) (offline.Input, error) {
-	return offline.OpenInput(path, o.name, o.typ, e.stdin)
+func openInput(ctx context.Context, e *env, o putOptions, path string) (offline.Input, error) {
+	in, err := offline.OpenInput(path, o.name, o.typ, e.stdin)
+	in.R = testhook.PauseReader(ctx, in.R, e.stderr)
+	return in, err
 }
 
 // putViaDaemon puts the files through the daemon that runs on the repo: it
@@ -147,7 +150,7 @@ func openInput(e *env, o putOptions, path string) (offline.Input, error) {
 func putViaDaemon(ctx context.Context, e *env, dc *client.Client, o putOptions, files []string) ([]putOutput, error) {
 	var outs []putOutput
 	for _, path := range files {
-		in, err := openInput(e, o, path)
+		in, err := openInput(ctx, e, o, path)
 		if err != nil {
 			return outs, err
 		}

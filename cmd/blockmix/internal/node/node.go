@@ -26,6 +26,7 @@ import (
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/keeper"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/ledger"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/metrics"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/putlog"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/repair"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/sched"
@@ -111,6 +112,11 @@ func New(ctx context.Context, c Config) (n *Node, err error) {
 	s.Profile.Apply()
 	if n.st, err = c.Repo.OpenStore(true); err != nil {
 		return nil, err
+	}
+	if swept, size, err := putlog.Sweep(ctx, c.Repo.Path(repo.PutsDir), n.st); err != nil {
+		return nil, err
+	} else if swept > 0 {
+		n.log.Info("removed what unfinished puts left", slog.Int("blocks", swept), slog.Int64("bytes", size))
 	}
 	key, err := c.Repo.Identity()
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/putlog"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
 	"github.com/blockmix/blockmix/mixer"
 	bmnet "github.com/blockmix/blockmix/net"
 	"github.com/blockmix/blockmix/recipe"
@@ -218,12 +220,19 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 		}
 		n.mixer = m
 	}
+	note, err := putlog.Begin(n.repo.Path(repo.PutsDir), n.st)
+	if err != nil {
+		return apiv1.PutInfo{}, err
+	}
 	res, err := recipe.Put(ctx, n.mixer, n.st, r, size, name, typ, nil)
 	if err != nil {
+		note.End()
 		n.mixer = nil // a failed mix leaves the Mixer unusable
 		return apiv1.PutInfo{}, err
 	}
-	if err := n.st.Sync(); err != nil {
+	err = n.st.Sync()
+	note.End() // recorded and durable: the blocks are the file's
+	if err != nil {
 		return apiv1.PutInfo{}, fmt.Errorf("sync store: %w", err)
 	}
 	n.keeper.Added(res.NewBytes)

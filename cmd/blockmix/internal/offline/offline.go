@@ -12,6 +12,7 @@ import (
 
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/node"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/putlog"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
 	"github.com/blockmix/blockmix/mixer"
 	"github.com/blockmix/blockmix/recipe"
@@ -172,6 +173,16 @@ func (o Repo) Put(ctx context.Context, t int, paths []string, open func(path str
 		return nil, err
 	}
 	defer st.Close()
+	// What puts killed halfway left goes first; this put is noted so that
+	// the next one can do the same for it.
+	if _, _, err := putlog.Sweep(ctx, o.R.Path(repo.PutsDir), st); err != nil {
+		return nil, err
+	}
+	note, err := putlog.Begin(o.R.Path(repo.PutsDir), st)
+	if err != nil {
+		return nil, err
+	}
+	defer note.End()
 	m, err := mixer.New(st, mixer.Options{T: t})
 	if err != nil {
 		return nil, err

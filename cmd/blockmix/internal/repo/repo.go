@@ -28,6 +28,7 @@ const (
 	ConfigFile   = "config.json"  // the daemon's settings (optional)
 	GroupFile    = "group.json"   // the private group's name and key (mode 0600)
 	LedgerFile   = "ledger.json"  // the fair-share ledger
+	PutsDir      = "puts"         // notes of the puts running (see putlog)
 )
 
 // Resolve finds the repo: flag (--repo), then $BLOCKMIX_REPO, then

@@ -24,6 +24,34 @@ func PauseWriter(ctx context.Context, w io.Writer, stderr io.Writer) io.Writer {
 	return &pauser{ctx: ctx, w: w, left: n, stderr: stderr}
 }
 
+// PauseReader is PauseWriter for what a put reads: it stops the put once
+// it read the bytes BLOCKMIX_TEST_PAUSE_AFTER says.
+func PauseReader(ctx context.Context, r io.Reader, stderr io.Writer) io.Reader {
+	n, err := strconv.ParseInt(os.Getenv("BLOCKMIX_TEST_PAUSE_AFTER"), 10, 64)
+	if err != nil || n <= 0 {
+		return r
+	}
+	return &pauseReader{ctx: ctx, r: r, left: n, stderr: stderr}
+}
+
+type pauseReader struct {
+	ctx    context.Context
+	r      io.Reader
+	left   int64
+	stderr io.Writer
+}
+
+func (p *pauseReader) Read(b []byte) (int, error) {
+	if p.left <= 0 {
+		fmt.Fprintln(p.stderr, "paused")
+		<-p.ctx.Done()
+		return 0, p.ctx.Err()
+	}
+	n, err := p.r.Read(b[:min(int64(len(b)), p.left)])
+	p.left -= int64(n)
+	return n, err
+}
+
 type pauser struct {
 	ctx    context.Context
 	w      io.Writer
