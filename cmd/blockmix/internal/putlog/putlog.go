@@ -45,7 +45,7 @@ func Begin(dir string, st Store) (*Entry, error) {
 	}
 	atomicfile.TryLock(f)
 	b, _ := json.Marshal(note{FromSeq: st.LastSeq()})
-	if _, err := f.Write(b); err == nil {
+	if _, err = f.Write(b); err == nil {
 		err = f.Sync()
 	}
 	if err != nil {
