@@ -354,7 +354,10 @@ func TestCleanNameStrangers(t *testing.T) {
 	res := put(t, m, st, []byte("hi"), "x")
 	link := "blockmix:" + res.Recipe.Key() + "/" + url.PathEscape("invoice\u202egpj.exe")
 	rc, err := Parse(link)
-	if err != nil || rc.Name != "invoicegpj.exe" {
-		t.Fatalf("Parse(%q): name %q, %v", link, rc.Name, err)
+	if err != nil || rc.Name != "invoicegpj.exe" || !rc.Renamed {
+		t.Fatalf("Parse(%q): name %q (renamed %v), %v", link, rc.Name, rc.Renamed, err)
+	}
+	if rc, err := Parse(res.Recipe.String()); err != nil || rc.Renamed {
+		t.Fatalf("a clean name reads as renamed: %v", err)
 	}
 }

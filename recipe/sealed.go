@@ -224,6 +224,7 @@ func decodeSealedPlain(plain []byte) (Recipe, error) {
 	// Cleaned as a plain recipe's name is: whoever sealed it may have
 	// meant harm, and the rules may have grown since.
 	rc.Name = CleanName(string(name))
+	rc.Renamed = rc.Name != string(name)
 	return rc, nil
 }
 

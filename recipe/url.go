@@ -54,6 +54,10 @@ type Recipe struct {
 	Size      int64       // file size in bytes
 	Type      string      // media type, may be empty
 	Name      string      // file name, may be empty
+	// Renamed says the name in the text Parse read was not clean (see
+	// CleanName): Name is the cleaned one, and the user should be told.
+	// It is not part of the recipe's spelling.
+	Renamed bool
 }
 
 func (r Recipe) payloadBytes() ([]byte, error) {
@@ -228,18 +232,18 @@ func cuts(pay []byte, breaks []int) []int {
 func parseAt(s string) (Recipe, error) {
 	// Collect payload characters, noting where white space broke the run.
 	pay, breaks, i := scanPayload(s, 0)
-	name := ""
+	name, renamed := "", false
 	if i < len(s) && s[i] == '/' && (len(breaks) == 0 || breaks[len(breaks)-1] != len(pay)) {
-		name = takeName(s[i+1:])
+		name, renamed = takeName(s[i+1:])
 	}
 	var firstErr error
 	for _, n := range cuts(pay, breaks) {
 		r, err := decodePayload(string(pay[:n]))
 		if err == nil {
 			if n != len(pay) {
-				name = "" // the name followed the cut-off text, not this
+				name, renamed = "", false // the name followed the cut-off text, not this
 			}
-			r.Name = name
+			r.Name, r.Renamed = name, renamed
 			return r, nil
 		}
 		if firstErr == nil {
@@ -275,7 +279,9 @@ func asciiLower(s string) string {
 	return string(b)
 }
 
-func takeName(s string) string {
+// takeName reads the name after a payload, cleaned, and whether cleaning
+// changed it.
+func takeName(s string) (string, bool) {
 	end := strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || r == '"' || r == '\'' || r == '<' || r == '>' })
 	if end >= 0 {
 		s = s[:end]
@@ -284,7 +290,8 @@ func takeName(s string) string {
 	if u, err := url.PathUnescape(s); err == nil {
 		s = u
 	}
-	return CleanName(s)
+	c := CleanName(s)
+	return c, c != s
 }
 
 func decodePayload(p string) (Recipe, error) {

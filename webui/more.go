@@ -52,7 +52,7 @@ func recipeInfo(rc recipe.Recipe, host string) apiv1.RecipeInfo {
 	cls := mixer.ClassFor(rc.Size)
 	return apiv1.RecipeInfo{
 		Recipe: rc.String(), URL: rc.URL("http://" + host), Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,
-		BlockSize: cls, Blocks: dataBlocks(rc.Size, cls),
+		BlockSize: cls, Blocks: dataBlocks(rc.Size, cls), Renamed: rc.Renamed,
 	}
 }
 

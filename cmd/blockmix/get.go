@@ -83,6 +83,9 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 	if name == "" {
 		name = "blockmix-" + rc.Key()[:12]
 	}
+	if rc.Renamed {
+		fmt.Fprintf(e.stderr, "blockmix: the file name in the recipe was cleaned to %q: it held invisible, direction-changing or control characters, a folder or a leading dot\n", name)
+	}
 	dest := o.out
 	if dest == "" {
 		dest = name

@@ -114,6 +114,9 @@ type RecipeInfo struct {
 	BlockSize int    `json:"block_size"` // the file's data block size
 	Blocks    int64  `json:"blocks"`     // data blocks (tuples) in the file
 	Local     bool   `json:"local"`      // the file is in this node's list
+	// Renamed: the name in the link was cleaned (it held invisible or
+	// direction-changing characters, a path or a leading dot).
+	Renamed bool `json:"renamed,omitempty"`
 }
 
 // Transfer states.

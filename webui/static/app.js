@@ -298,6 +298,7 @@ function showRecipeInfo(ri) {
   const parts = [el('strong', { class: 'name' }, ri.name || '(no name)'), human(ri.size)];
   if (ri.type) parts.push(ri.type);
   if (ri.local) parts.push('already on this node');
+  if (ri.renamed) parts.push('name cleaned: the link\'s name held hidden or misleading characters');
   const line = el('p', { class: 'meta' });
   parts.forEach((p, i) => { if (i) line.append(' · '); line.append(p); });
   info.replaceChildren(line);
