@@ -283,5 +283,8 @@ func TestMediaTypesFromStrangers(t *testing.T) {
 		if got := resp.Header.Get("Content-Type"); got != want || resp.Header.Get("X-Evil") != "" {
 			t.Errorf("type %q served as %q, want %q", typ, got, want)
 		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.HasPrefix(csp, "sandbox") {
+			t.Errorf("type %q served without the sandbox policy (%q)", typ, csp)
+		}
 	}
 }
