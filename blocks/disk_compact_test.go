@@ -663,8 +663,15 @@ func TestCompactConcurrent(t *testing.T) {
 
 	var total blocks.CompactStats
 	runs := 0
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) && !stop.Load() && (runs < 30 || total.Segments < 30) {
+	// Three seconds of compactions, or on a loaded machine (where the
+	// churn is slow to make dead segments) as long as none was compacted
+	// yet, within a minute.
+	start := time.Now()
+	enough := func() bool {
+		d := time.Since(start)
+		return d > time.Minute || (d > 3*time.Second && total.Segments > 0 && total.Blocks > 0)
+	}
+	for !enough() && !stop.Load() && (runs < 30 || total.Segments < 30) {
 		cs, err := s.Compact(ctx, 0.3)
 		if err != nil {
 			fail(err)

@@ -127,8 +127,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestNodeMetricsAndLog(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b := startNode(t, ctx, func(s *config.Settings) { s.Donor, s.Quota = true, 600<<10 })
-	boot := func(s *config.Settings) { s.Bootstrap = []peer.AddrInfo{b.Net().AddrInfo()} }
+	// No repair rounds until the fetch is counted: they would move blocks
+	// to C meanwhile. A's rounds start below.
+	b := startNode(t, ctx, func(s *config.Settings) { s.Donor, s.Quota, s.RepairInterval = true, 600<<10, 0 })
+	boot := func(s *config.Settings) { s.RepairInterval = 0; s.Bootstrap = []peer.AddrInfo{b.Net().AddrInfo()} }
 	a := startNode(t, ctx, boot)
 	c := startNode(t, ctx, boot)
 	waitFor(t, "routing tables", func() bool {
@@ -172,6 +174,10 @@ func TestNodeMetricsAndLog(t *testing.T) {
 	if got := metric(t, c.Node, "blockmix_fetch_seconds_count"); got != fetched {
 		t.Errorf("blockmix_fetch_seconds_count on C = %v for %v blocks fetched", got, fetched)
 	}
+	rctx, stopRepair := context.WithCancel(ctx)
+	repairDone := make(chan struct{})
+	go func() { a.repairer.Run(rctx, 50*time.Millisecond); close(repairDone) }()
+	defer func() { stopRepair(); <-repairDone }()
 	waitFor(t, "a repair round on A", func() bool { return metric(t, a.Node, "blockmix_repair_rounds_total") >= 1 })
 	if got := metric(t, a.Node, "blockmix_peers"); got < 2 {
 		t.Errorf("blockmix_peers on A = %v", got)
@@ -224,11 +230,13 @@ func TestCloseJoinsGoroutines(t *testing.T) {
 func TestHealthOfAnyRecipe(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b := startNode(t, ctx, nil)
-	boot := func(s *config.Settings) { s.Bootstrap = []peer.AddrInfo{b.Net().AddrInfo()} }
+	// No repair rounds: they would move blocks while the check counts.
+	quiet := func(s *config.Settings) { s.RepairInterval = 0 }
+	b := startNode(t, ctx, quiet)
+	boot := func(s *config.Settings) { quiet(s); s.Bootstrap = []peer.AddrInfo{b.Net().AddrInfo()} }
 	a := startNode(t, ctx, boot)
 	c := startNode(t, ctx, boot)
-	alone := startNode(t, ctx, nil)
+	alone := startNode(t, ctx, quiet)
 	waitFor(t, "routing tables", func() bool { return a.ID().RoutingTable >= 2 && c.ID().RoutingTable >= 2 })
 
 	data := make([]byte, 5<<20)
