@@ -57,6 +57,22 @@ func (w *world) start(args ...string) *started {
 	return w.startWith(runOpts{}, args...)
 }
 
+// startPaused starts blockmix args with BLOCKMIX_TEST_PAUSE_AFTER=after
+// (see testhook) and waits, at most a minute, until it says it paused.
+func (w *world) startPaused(after int, args ...string) *started {
+	w.t.Helper()
+	p := w.startWith(runOpts{env: []string{fmt.Sprintf("BLOCKMIX_TEST_PAUSE_AFTER=%d", after)}}, args...)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(p.stderrNow(), "paused") {
+		if p.exited() || time.Now().After(deadline) {
+			p.kill(w.t)
+			w.t.Fatalf("blockmix %s did not pause after %d bytes (exited: %v):\n%s", strings.Join(args, " "), after, p.exited(), p.stderrNow())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return p
+}
+
 // startWith is start with the less common options (o.stdout is ignored:
 // the output goes to the started's buffers).
 func (w *world) startWith(o runOpts, args ...string) *started {
@@ -260,15 +276,7 @@ func TestSweepSparesRunningGets(t *testing.T) {
 	const size = 4 << 20
 	w.file("a.bin", randBytes(92, size))
 	rc := w.okLine("put", "a.bin")
-	p := w.startWith(runOpts{env: []string{fmt.Sprintf("BLOCKMIX_TEST_PAUSE_AFTER=%d", size/2)}}, "get", "-o", "one.bin", rc)
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(p.stderrNow(), "paused") {
-		if p.exited() || time.Now().After(deadline) {
-			p.kill(t)
-			t.Fatalf("the first get did not pause:\n%s", p.stderrNow())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	p := w.startPaused(size/2, "get", "-o", "one.bin", rc)
 	// The paused get (another process) holds its partial file's lock: a
 	// sweep of the folder leaves it; once the get is killed, it goes.
 	before := partials(t, w.dir)

@@ -3,10 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -57,24 +54,7 @@ func TestDaemonGetLostBlock(t *testing.T) {
 	startDaemonWith(t, w, daemonArgs("--scrub-interval", "0", "--repair-interval", "0")...)
 	w.file("f.bin", randBytes(95, 600<<10))
 	rc := w.okLine("--no-progress", "put", "f.bin")
-	segs, err := filepath.Glob(filepath.Join(w.repo, "segments", "*"))
-	if err != nil || len(segs) == 0 {
-		t.Fatalf("no segments: %v", err)
-	}
-	sort.Strings(segs)
-	f, err := os.OpenFile(segs[0], os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var one [1]byte
-	if _, err := f.ReadAt(one[:], 100); err != nil {
-		t.Fatal(err)
-	}
-	one[0] ^= 0xff
-	if _, err := f.WriteAt(one[:], 100); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	flipFirstBlockByte(t, w)
 	r := w.run("--no-progress", "get", "-o", "out.bin", rc)
 	if r.code != 1 || !strings.Contains(string(r.stderr), "is lost") || !strings.Contains(string(r.stderr), "corrupt") {
 		t.Fatalf("%v", r)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"strings"
 	"syscall"
@@ -18,15 +17,7 @@ func TestInterruptGet(t *testing.T) {
 	const size = 8 << 20
 	w.file("f.bin", randBytes(91, size))
 	rc := w.okLine("put", "f.bin")
-	p := w.startWith(runOpts{env: []string{fmt.Sprintf("BLOCKMIX_TEST_PAUSE_AFTER=%d", size/2)}}, "get", "-o", "out.bin", rc)
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(p.stderrNow(), "paused") {
-		if p.exited() || time.Now().After(deadline) {
-			p.kill(t)
-			t.Fatalf("the get did not pause halfway (exited: %v):\n%s", p.exited(), p.stderrNow())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	p := w.startPaused(size/2, "get", "-o", "out.bin", rc)
 	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,8 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -23,15 +21,8 @@ func TestKillPutLeavesNothing(t *testing.T) {
 
 	const size = 8 << 20
 	w.file("big.bin", randBytes(97, size))
-	p := w.startWith(runOpts{env: []string{fmt.Sprintf("BLOCKMIX_TEST_PAUSE_AFTER=%d", size/2)}}, "--no-progress", "put", "big.bin")
+	p := w.startPaused(size/2, "--no-progress", "put", "big.bin")
 	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(p.stderrNow(), "paused") {
-		if p.exited() || time.Now().After(deadline) {
-			p.kill(t)
-			t.Fatalf("the put did not pause halfway:\n%s", p.stderrNow())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 	// Wait until the blocks it mixed from the first half are on disk.
 	for segmentBytes(t, w) < segBefore+2<<20 {
 		if time.Now().After(deadline) {

@@ -122,24 +122,7 @@ func TestScrubHeals(t *testing.T) {
 	// Flip a byte inside the first record of the donor's first segment.
 	d := donors[0]
 	before := d.stat().Blocks
-	segs, err := filepath.Glob(filepath.Join(d.repo, "segments", "*"))
-	if err != nil || len(segs) == 0 {
-		t.Fatalf("no segments in %s: %v", d.repo, err)
-	}
-	sort.Strings(segs)
-	f, err := os.OpenFile(segs[0], os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var one [1]byte
-	if _, err := f.ReadAt(one[:], 100); err != nil {
-		t.Fatal(err)
-	}
-	one[0] ^= 0xff
-	if _, err := f.WriteAt(one[:], 100); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	flipFirstBlockByte(t, d)
 
 	// The scrub finds it, quarantines it and fetches it again; the block
 	// is then off the quarantine list.
@@ -168,5 +151,29 @@ func TestScrubHeals(t *testing.T) {
 	}
 	if b := d.stat().Blocks; b != before {
 		t.Fatalf("the donor holds %d blocks after the scrub, %d before: the corrupt one was not fetched again", b, before)
+	}
+}
+
+// flipFirstBlockByte flips a byte inside the first record of w's first
+// segment: a block that rotted on disk.
+func flipFirstBlockByte(t *testing.T, w *world) {
+	t.Helper()
+	segs, err := filepath.Glob(filepath.Join(w.repo, "segments", "*"))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("no segments in %s: %v", w.repo, err)
+	}
+	sort.Strings(segs)
+	f, err := os.OpenFile(segs[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var one [1]byte
+	if _, err := f.ReadAt(one[:], 100); err != nil {
+		t.Fatal(err)
+	}
+	one[0] ^= 0xff
+	if _, err := f.WriteAt(one[:], 100); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -90,7 +90,7 @@ func (c *Client) getJSON(ctx context.Context, path string, v any) error {
 
 // callJSON sends a request without a body and decodes the JSON answer.
 func (c *Client) callJSON(ctx context.Context, method, path string, v any) error {
-	resp, err := c.call(ctx, method, path)
+	resp, err := c.call(ctx, method, path, nil)
 	if err != nil {
 		return err
 	}
@@ -98,13 +98,13 @@ func (c *Client) callJSON(ctx context.Context, method, path string, v any) error
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-// call sends a request without a body and returns the answer when its
-// status is 2xx, else the daemon's error. The caller closes the body.
-func (c *Client) call(ctx context.Context, method, path string) (*http.Response, error) {
+// call sends a request with body (nil: none) and returns the answer when
+// its status is 2xx, else the daemon's error. The caller closes the body.
+func (c *Client) call(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
 	if c.stuck != nil {
 		return nil, c.stuck
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +114,7 @@ func (c *Client) call(ctx context.Context, method, path string) (*http.Response,
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
-		return nil, decodeAnswer(resp, nil)
+		return nil, answerError(resp)
 	}
 	return resp, nil
 }
@@ -122,7 +122,7 @@ func (c *Client) call(ctx context.Context, method, path string) (*http.Response,
 // Blocks calls fn with each block the daemon's store lists, in ID order.
 // A listing cut short is an error.
 func (c *Client) Blocks(ctx context.Context, fn func(apiv1.BlockInfo) error) error {
-	resp, err := c.call(ctx, http.MethodGet, "/api/v1/blocks")
+	resp, err := c.call(ctx, http.MethodGet, "/api/v1/blocks", nil)
 	if err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ func (c *Client) Blocks(ctx context.Context, fn func(apiv1.BlockInfo) error) err
 
 // Block returns one block's bytes from the daemon's store.
 func (c *Client) Block(ctx context.Context, id blocks.ID) ([]byte, error) {
-	resp, err := c.call(ctx, http.MethodGet, "/api/v1/blocks/"+id.String())
+	resp, err := c.call(ctx, http.MethodGet, "/api/v1/blocks/"+id.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -160,56 +160,37 @@ func (c *Client) Block(ctx context.Context, id blocks.ID) ([]byte, error) {
 	return b, blocks.Check(id, b)
 }
 
-func decodeAnswer(resp *http.Response, v any) error {
-	if resp.StatusCode != http.StatusOK {
-		var e apiv1.ErrorBody
-		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
-			return fmt.Errorf("daemon: %s", e.Error)
-		}
-		return fmt.Errorf("daemon: %s", resp.Status)
+// answerError is the daemon's error answer in plain words.
+func answerError(resp *http.Response) error {
+	var e apiv1.ErrorBody
+	if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
+		return fmt.Errorf("daemon: %s", e.Error)
 	}
-	return json.NewDecoder(resp.Body).Decode(v)
+	return fmt.Errorf("daemon: %s", resp.Status)
 }
 
 // Put sends a file to the daemon, which mixes, stores and places it.
 func (c *Client) Put(ctx context.Context, r io.Reader, size int64, name, typ string) (apiv1.PutInfo, error) {
-	if c.stuck != nil {
-		return apiv1.PutInfo{}, c.stuck
-	}
 	q := url.Values{"name": {name}, "type": {typ}}
 	if size >= 0 {
 		q.Set("size", strconv.FormatInt(size, 10))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/api/v1/put?"+q.Encode(), r)
+	resp, err := c.call(ctx, http.MethodPost, "/api/v1/put?"+q.Encode(), r)
 	if err != nil {
 		return apiv1.PutInfo{}, err
 	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return apiv1.PutInfo{}, failed(ctx, err)
-	}
 	defer resp.Body.Close()
 	var info apiv1.PutInfo
-	return info, decodeAnswer(resp, &info)
+	return info, json.NewDecoder(resp.Body).Decode(&info)
 }
 
 // Get streams the file into w; a cut stream is an error.
 func (c *Client) Get(ctx context.Context, recipeText string, w io.Writer) error {
-	if c.stuck != nil {
-		return c.stuck
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/get?"+url.Values{"recipe": {recipeText}, "trailer": {"1"}}.Encode(), nil)
+	resp, err := c.call(ctx, http.MethodGet, "/api/v1/get?"+url.Values{"recipe": {recipeText}, "trailer": {"1"}}.Encode(), nil)
 	if err != nil {
 		return err
 	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return failed(ctx, err)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return decodeAnswer(resp, nil)
-	}
 	n, err := io.Copy(w, resp.Body)
 	if err != nil {
 		return fmt.Errorf("daemon: the file was cut after %d bytes: %w", n, err)
@@ -235,7 +216,7 @@ func (c *Client) Question(ctx context.Context, path string, v any) error {
 // decodes the JSON answer into v (nil: none).
 func (c *Client) Work(ctx context.Context, method, path string, v any) error {
 	if v == nil {
-		resp, err := c.call(ctx, method, path)
+		resp, err := c.call(ctx, method, path, nil)
 		if err != nil {
 			return err
 		}

@@ -104,16 +104,8 @@ func (k *Keeper) Touch(id blocks.ID) {
 	k.mu.Unlock()
 }
 
-// Fits reports whether n more bytes fit under the quota; when they do not,
-// it wakes the background eviction.
-func (k *Keeper) Fits(n int64) bool {
-	if k.quota <= 0 || k.stored.Load()+n <= k.quota {
-		return true
-	}
-	k.wakeEviction()
-	return false
-}
-
+// wakeEviction wakes the background eviction (the store is near its
+// quota).
 func (k *Keeper) wakeEviction() {
 	select {
 	case k.wake <- struct{}{}:

@@ -55,7 +55,7 @@ func (n *Node) fileBlocks(ctx context.Context, rc recipe.Recipe) ([]blocks.ID, e
 		return nil, err
 	}
 	f := n.fetcher(ctx, rc)
-	f.Keep = func(_ blocks.ID, size int) bool { return n.keeper.Keep(n.cfg.Cache, size) }
+	f.Keep = n.keepFetched
 	r, err := recipe.Open(ctx, f, rc, recipe.Options{})
 	var ids []blocks.ID
 	if err == nil {
@@ -181,9 +181,13 @@ func (f progressFunc) Add(n int64) {
 // the background), then everyone.
 func (n *Node) Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, error) {
 	f := n.fetcher(ctx, rc)
-	f.Keep = func(_ blocks.ID, size int) bool { return n.keeper.Keep(n.cfg.Cache, size) }
+	f.Keep = n.keepFetched
 	return recipe.Open(ctx, mixer.NewCachedGetter(f, n.cfg.Profile.CacheBytes), rc, recipe.Options{Workers: n.cfg.Profile.Workers})
 }
+
+// keepFetched says whether a block fetched for a read may stay in the
+// store: within --cache and the quota.
+func (n *Node) keepFetched(_ blocks.ID, size int) bool { return n.keeper.Keep(n.cfg.Cache, size) }
 
 // fetcher returns a Fetcher for rc's blocks with the file's providers,
 // looked up in the background until ctx ends, as hints.

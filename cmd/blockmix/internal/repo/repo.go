@@ -60,32 +60,28 @@ func (r Repo) Path(name string) string { return filepath.Join(r.Dir, name) }
 // that a mistyped --repo on a get does not leave an empty repo behind. A
 // missing repo wraps blocks.ErrNotFound; one in use wraps blocks.ErrLocked.
 func (r Repo) OpenStore(create bool) (*blocks.Disk, error) {
-	if !create {
-		if _, err := os.Stat(r.Path("index")); err != nil {
-			return nil, fmt.Errorf("no blockmix repo at %s (put a file first, or check --repo and BLOCKMIX_REPO): %w", r.Dir, blocks.ErrNotFound)
+	if create {
+		if err := os.MkdirAll(r.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create repo %s: %w", r.Dir, err)
 		}
 	}
-	if err := os.MkdirAll(r.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create repo %s: %w", r.Dir, err)
-	}
-	st, err := blocks.OpenDisk(r.Dir, blocks.DiskOptions{})
-	if errors.Is(err, blocks.ErrLocked) {
-		return nil, fmt.Errorf("repo %s is in use by another blockmix process (a daemon or another command); wait for it or stop it: %w", r.Dir, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open repo %s: %w", r.Dir, err)
-	}
-	return st, nil
+	return r.open(blocks.DiskOptions{}, create)
 }
 
 // OpenReader opens the repo's block store read-only: it writes nothing,
 // so it works on a full or read-only disk; writes fail with
 // blocks.ErrReadOnly. A missing repo wraps blocks.ErrNotFound.
 func (r Repo) OpenReader() (*blocks.Disk, error) {
-	if _, err := os.Stat(r.Path("index")); err != nil {
-		return nil, fmt.Errorf("no blockmix repo at %s (put a file first, or check --repo and BLOCKMIX_REPO): %w", r.Dir, blocks.ErrNotFound)
+	return r.open(blocks.DiskOptions{ReadOnly: true}, false)
+}
+
+func (r Repo) open(o blocks.DiskOptions, create bool) (*blocks.Disk, error) {
+	if !create {
+		if _, err := os.Stat(r.Path("index")); err != nil {
+			return nil, fmt.Errorf("no blockmix repo at %s (put a file first, or check --repo and BLOCKMIX_REPO): %w", r.Dir, blocks.ErrNotFound)
+		}
 	}
-	st, err := blocks.OpenDisk(r.Dir, blocks.DiskOptions{ReadOnly: true})
+	st, err := blocks.OpenDisk(r.Dir, o)
 	if errors.Is(err, blocks.ErrLocked) {
 		return nil, fmt.Errorf("repo %s is in use by another blockmix process (a daemon or another command); wait for it or stop it: %w", r.Dir, err)
 	}

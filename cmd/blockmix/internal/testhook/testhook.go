@@ -17,8 +17,8 @@ import (
 // BLOCKMIX_TEST_PAUSE_AFTER says (unset: never), says "paused" on stderr,
 // and waits until it is killed or ctx ends (Ctrl-C).
 func PauseWriter(ctx context.Context, w io.Writer, stderr io.Writer) io.Writer {
-	n, err := strconv.ParseInt(os.Getenv("BLOCKMIX_TEST_PAUSE_AFTER"), 10, 64)
-	if err != nil || n <= 0 {
+	n := pauseAfter()
+	if n <= 0 {
 		return w
 	}
 	return &pauser{ctx: ctx, w: w, left: n, stderr: stderr}
@@ -27,11 +27,17 @@ func PauseWriter(ctx context.Context, w io.Writer, stderr io.Writer) io.Writer {
 // PauseReader is PauseWriter for what a put reads: it stops the put once
 // it read the bytes BLOCKMIX_TEST_PAUSE_AFTER says.
 func PauseReader(ctx context.Context, r io.Reader, stderr io.Writer) io.Reader {
-	n, err := strconv.ParseInt(os.Getenv("BLOCKMIX_TEST_PAUSE_AFTER"), 10, 64)
-	if err != nil || n <= 0 {
+	n := pauseAfter()
+	if n <= 0 {
 		return r
 	}
 	return &pauseReader{ctx: ctx, r: r, left: n, stderr: stderr}
+}
+
+// pauseAfter reads BLOCKMIX_TEST_PAUSE_AFTER (0: no pause).
+func pauseAfter() int64 {
+	n, _ := strconv.ParseInt(os.Getenv("BLOCKMIX_TEST_PAUSE_AFTER"), 10, 64)
+	return n
 }
 
 type pauseReader struct {
