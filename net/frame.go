@@ -32,6 +32,11 @@ const (
 	KindRefuse   byte = 7 // payload: 32-byte digest, reason code, reason text
 	KindHas      byte = 8 // payload: like KindWant; asks which blocks the peer holds
 	KindHave     byte = 9 // payload: 32-byte digest; answers KindHas
+	// KindProve asks the peer to prove it holds blocks: payload a 32-byte
+	// nonce, then 1..MaxWant digests. The answer is a KindProof or a
+	// KindDontHave for each, then KindEnd.
+	KindProve byte = 10
+	KindProof byte = 11 // payload: 32-byte digest, then ProofOf(nonce, block)
 )
 
 // Hard limits. A frame is a uvarint length (of kind + payload), a kind byte
@@ -61,6 +66,8 @@ type Frame struct {
 	Kind   byte
 	IDs    []blocks.ID // KindWant, KindHas
 	ID     blocks.ID   // every other kind but KindEnd
+	Nonce  [32]byte    // KindProve
+	Proof  [32]byte    // KindProof
 	Data   []byte      // KindBlock, KindPush
 	Reason byte        // KindRefuse
 	Text   string      // KindRefuse
@@ -83,6 +90,17 @@ func WriteFrame(w io.Writer, f Frame) error {
 			return fmt.Errorf("block of %d bytes: %w", len(f.Data), blocks.ErrTooLarge)
 		}
 		payload = append(f.ID[:len(f.ID):len(f.ID)], f.Data...)
+	case KindProve:
+		if len(f.IDs) == 0 || len(f.IDs) > MaxWant {
+			return fmt.Errorf("prove-list of %d IDs (1..%d)", len(f.IDs), MaxWant)
+		}
+		payload = make([]byte, 0, 32+32*len(f.IDs))
+		payload = append(payload, f.Nonce[:]...)
+		for _, id := range f.IDs {
+			payload = append(payload, id[:]...)
+		}
+	case KindProof:
+		payload = append(f.ID[:len(f.ID):len(f.ID)], f.Proof[:]...)
 	case KindDontHave, KindAccept, KindHave:
 		payload = f.ID[:]
 	case KindRefuse:
@@ -107,13 +125,23 @@ func WriteFrame(w io.Writer, f Frame) error {
 
 // FrameReader decodes frames from a stream, reusing one buffer.
 type FrameReader struct {
-	r   *bufio.Reader
-	buf []byte
+	r    *bufio.Reader
+	buf  []byte
+	keep int // the largest buffer kept between frames
 }
 
-// NewFrameReader reads frames from r.
+// NewFrameReader reads frames from r, keeping a buffer for the largest
+// frame between reads (a client reading many blocks).
 func NewFrameReader(r io.Reader) *FrameReader {
-	return &FrameReader{r: bufio.NewReaderSize(r, 64<<10)}
+	return &FrameReader{r: bufio.NewReaderSize(r, 64<<10), keep: MaxFrame}
+}
+
+// newServerFrameReader reads requests from r with small buffers: a stream
+// kept open and idle by a peer holds a few KiB, not a block. A frame
+// larger than a want-list (a pushed block) gets its own buffer, dropped
+// after use.
+func newServerFrameReader(r io.Reader) *FrameReader {
+	return &FrameReader{r: bufio.NewReaderSize(r, 4<<10), keep: 1 + 32 + 32*MaxWant}
 }
 
 // ReadFrame returns the next frame. io.EOF means the stream ended cleanly
@@ -132,10 +160,16 @@ func (fr *FrameReader) ReadFrame() (Frame, error) {
 	if n < 1 || n > MaxFrame {
 		return Frame{}, fmt.Errorf("%w: length %d (1..%d)", ErrBadFrame, n, MaxFrame)
 	}
-	if cap(fr.buf) < int(n) {
+	var b []byte
+	switch {
+	case cap(fr.buf) >= int(n):
+		b = fr.buf[:n]
+	case int(n) <= fr.keep:
 		fr.buf = make([]byte, n)
+		b = fr.buf
+	default:
+		b = make([]byte, n)
 	}
-	b := fr.buf[:n]
 	if _, err := io.ReadFull(fr.r, b); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return Frame{}, fmt.Errorf("%w: %d-byte frame cut short", ErrBadFrame, n)
@@ -188,6 +222,21 @@ func decodeFrame(kind byte, p []byte) (Frame, error) {
 		}
 		copy(f.ID[:], p)
 		f.Data = p[32:]
+	case KindProve:
+		if len(p) < 64 || len(p)%32 != 0 || len(p)/32-1 > MaxWant {
+			return bad("prove-list of %d bytes", len(p))
+		}
+		copy(f.Nonce[:], p)
+		f.IDs = make([]blocks.ID, len(p)/32-1)
+		for i := range f.IDs {
+			copy(f.IDs[i][:], p[32+32*i:])
+		}
+	case KindProof:
+		if len(p) != 64 {
+			return bad("%d bytes", len(p))
+		}
+		copy(f.ID[:], p)
+		copy(f.Proof[:], p[32:])
 	case KindDontHave, KindAccept, KindHave:
 		if len(p) != 32 {
 			return bad("%d bytes", len(p))

@@ -29,7 +29,9 @@ func (n *Node) Responsible(id blocks.ID, r int) bool {
 
 // HandOff makes sure r other nodes hold b before this node lets it go:
 // it asks the closest others which of them have it and pushes it to the
-// next closest that do not, until r have it. It returns an error wrapping
+// next closest that do not, until r have it. A holder counts only once it
+// proved it holds b (see Service.Prove): a peer's word is not enough to
+// drop what may be the last copy. It returns an error wrapping
 // ErrUnderReplicated when fewer than r others could be found to hold it.
 func (n *Node) HandOff(ctx context.Context, b blocks.Block, r int) error {
 	ps := kb.SortClosestPeers(n.candidates(), kb.ConvertKey(BlockKey(b.ID())))
@@ -44,12 +46,14 @@ func (n *Node) HandOff(ctx context.Context, b blocks.Block, r int) error {
 			continue
 		}
 		if have[0] {
-			holders++
+			if n.Blocks.Proven(ctx, p, []blocks.Block{b}) {
+				holders++
+			}
 			continue
 		}
 		lacking = append(lacking, p)
 		res, err := n.Blocks.Push(ctx, p, []blocks.Block{b})
-		if err == nil && res[0] == nil {
+		if err == nil && res[0] == nil && n.Blocks.Proven(ctx, p, []blocks.Block{b}) {
 			holders++
 		}
 	}

@@ -46,6 +46,9 @@ type Config struct {
 	// network). QUIC cannot carry the key, so such a node uses TCP only:
 	// QUIC listen addresses are dropped.
 	GroupKey []byte
+	// Limits bounds what peers can make the node hold; zero:
+	// DefaultLimits(LowPower).
+	Limits Limits
 	// Metrics, when set, gets libp2p's own metrics (resource manager,
 	// swarm, identify…) for Prometheus.
 	Metrics prometheus.Registerer
@@ -84,8 +87,16 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 		}
 		cfg.QUIC = false
 	}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits(cfg.LowPower)
+	}
+	rm, err := resourceManager(cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
 	bw := metrics.NewBandwidthCounter()
 	opts := []libp2p.Option{
+		libp2p.ResourceManager(rm),
 		libp2p.ListenAddrStrings(listen...),
 		libp2p.BandwidthReporter(bw),
 		// Listing transports drops libp2p's defaults (websocket, webrtc…).
@@ -115,9 +126,10 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
+		_ = rm.Close()
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
-	n, err := NewNodeOn(h, cfg.Bootstrap, src, sink)
+	n, err := NewNodeOn(h, cfg, src, sink)
 	if err != nil {
 		h.Close()
 		return nil, err
@@ -127,8 +139,15 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 }
 
 // NewNodeOn runs blockmix's DHT and block protocol on a host made
-// elsewhere (for example by mocknet in tests). Its Bandwidth stays zero.
-func NewNodeOn(h host.Host, bootstrap []peer.AddrInfo, src blocks.Getter, sink Sink) (*Node, error) {
+// elsewhere (for example by mocknet in tests), with cfg's Bootstrap peers
+// and Limits (zero: DefaultLimits(cfg.LowPower)); the host's own settings
+// (transports, resource manager) are the maker's. Its Bandwidth stays
+// zero.
+func NewNodeOn(h host.Host, cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits(cfg.LowPower)
+	}
+	bootstrap := cfg.Bootstrap
 	d, err := dht.New(h,
 		dht.ProtocolPrefix(DHTPrefix),
 		// Server mode: on loopback and private networks, client mode leaves
@@ -139,7 +158,7 @@ func NewNodeOn(h host.Host, bootstrap []peer.AddrInfo, src blocks.Getter, sink S
 	if err != nil {
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}
-	return &Node{Host: h, DHT: d, Blocks: NewService(h, src, sink), bw: metrics.NewBandwidthCounter()}, nil
+	return &Node{Host: h, DHT: d, Blocks: NewService(h, src, sink, cfg.Limits), bw: metrics.NewBandwidthCounter()}, nil
 }
 
 // TCPOnly returns the addresses that are not QUIC (nor WebTransport).

@@ -37,8 +37,15 @@ func (s PeerStats) Reliability() float64 {
 	return float64(s.Successes+1) / float64(s.Successes+s.Failures+2)
 }
 
-// liePenalty is how long a peer that lied gets no requests at all.
-const liePenalty = 10 * time.Minute
+// liePenalty is how long a peer that lied (a block that did not match its
+// ID, a claim it could not prove) gets no requests at all, and its claims
+// to hold blocks count for nothing.
+const liePenalty = time.Hour
+
+// Liar reports whether the peer lied within liePenalty.
+func (s PeerStats) Liar(now time.Time) bool {
+	return !s.LastLie.IsZero() && now.Sub(s.LastLie) < liePenalty
+}
 
 // unknownLatency stands in for a peer not measured yet.
 const unknownLatency = 50 * time.Millisecond
@@ -47,7 +54,7 @@ const unknownLatency = 50 * time.Millisecond
 // slow or failing peer gets a smaller share, not the same one. A peer that
 // lied within liePenalty scores 0.
 func (s PeerStats) Score(now time.Time) float64 {
-	if !s.LastLie.IsZero() && now.Sub(s.LastLie) < liePenalty {
+	if s.Liar(now) {
 		return 0
 	}
 	lat := s.Latency
@@ -108,7 +115,8 @@ func (b *Book) Failure(p peer.ID) {
 	s.LastFailure = time.Now()
 }
 
-// Lie records a peer that sent a block not matching its ID.
+// Lie records a peer that sent a block not matching its ID, or claimed a
+// block it could not prove it holds.
 func (b *Book) Lie(p peer.ID, now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -117,6 +125,9 @@ func (b *Book) Lie(p peer.ID, now time.Time) {
 	s.Failures++
 	s.LastLie, s.LastFailure = now, now
 }
+
+// Liar reports whether p lied within liePenalty.
+func (b *Book) Liar(p peer.ID) bool { return b.Stats(p).Liar(time.Now()) }
 
 // Sent records bytes this node sent to p.
 func (b *Book) Sent(p peer.ID, n int64) {

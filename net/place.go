@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -31,7 +32,8 @@ func BlockKey(id blocks.ID) string { return string(id.CID().Hash()) }
 // candidates returns the other peers this node knows: the DHT's routing
 // table and the open connections, without the peers that are not
 // connected and whose last request failed (likely gone: a node that left
-// must not count as a holder or keep its blocks from being repaired).
+// must not count as a holder or keep its blocks from being repaired), and
+// without liars (their claims count for nothing).
 func (n *Node) candidates() []peer.ID {
 	seen := map[peer.ID]bool{n.Host.ID(): true}
 	now := time.Now()
@@ -41,7 +43,8 @@ func (n *Node) candidates() []peer.ID {
 			continue
 		}
 		seen[p] = true
-		if n.Host.Network().Connectedness(p) != network.Connected && n.Blocks.Peers.Stats(p).Down(now) {
+		st := n.Blocks.Peers.Stats(p)
+		if st.Liar(now) || n.Host.Network().Connectedness(p) != network.Connected && st.Down(now) {
 			continue
 		}
 		out = append(out, p)
@@ -110,14 +113,18 @@ func (n *Node) place(ctx context.Context, bs []blocks.Block, r int) ([]Placement
 		order[i] = kb.SortClosestPeers(append([]peer.ID(nil), peers...), kb.ConvertKey(BlockKey(b.ID())))
 	}
 	for {
-		// One round: every short block asks its next candidates.
+		// One round: every short block asks its next candidates (not
+		// those caught lying meanwhile).
 		batches := map[peer.ID][]int{}
 		for i := range bs {
 			need := r - len(out[i].Holders)
-			for ; need > 0 && next[i] < len(order[i]); need-- {
+			for ; need > 0 && next[i] < len(order[i]); next[i]++ {
 				p := order[i][next[i]]
-				next[i]++
+				if n.Blocks.Peers.Liar(p) {
+					continue
+				}
 				batches[p] = append(batches[p], i)
+				need--
 			}
 		}
 		if len(batches) == 0 {
@@ -134,6 +141,9 @@ func (n *Node) place(ctx context.Context, bs []blocks.Block, r int) ([]Placement
 					push[k] = bs[i]
 				}
 				res, err := n.Blocks.Push(ctx, p, push)
+				// An accept is a claim: a sample of the accepted blocks
+				// must be proven before any counts.
+				proven := err == nil && n.proveSample(ctx, p, push, res)
 				mu.Lock()
 				defer mu.Unlock()
 				for k, i := range idx {
@@ -145,6 +155,8 @@ func (n *Node) place(ctx context.Context, bs []blocks.Block, r int) ([]Placement
 						out[i].Refused = append(out[i].Refused, fmt.Sprintf("%s: %v", p.ShortString(), err))
 					case res[k] != nil:
 						out[i].Refused = append(out[i].Refused, fmt.Sprintf("%s: %v", p.ShortString(), res[k]))
+					case !proven:
+						out[i].Refused = append(out[i].Refused, fmt.Sprintf("%s: took the blocks but did not prove it holds them", p.ShortString()))
 					default:
 						out[i].Holders = append(out[i].Holders, p)
 					}
@@ -160,6 +172,40 @@ func (n *Node) place(ctx context.Context, bs []blocks.Block, r int) ([]Placement
 		out[i].Holders = kb.SortClosestPeers(out[i].Holders, kb.ConvertKey(BlockKey(bs[i].ID())))
 	}
 	return out, shortfall(out, r, len(peers))
+}
+
+// ProveSample is how many of the blocks a peer claims (accepted, or says
+// it has) it is asked to prove at a time. A peer that keeps none of what
+// it claims is caught by the first; one that keeps a share f of them
+// passes with probability f^ProveSample.
+const ProveSample = 4
+
+// proveSample asks p to prove up to ProveSample of the blocks of bs it
+// accepted (res[k] == nil), chosen at random; it reports whether p did (a
+// peer that accepted none has nothing to prove).
+func (n *Node) proveSample(ctx context.Context, p peer.ID, bs []blocks.Block, res []error) bool {
+	var took []blocks.Block
+	for k, b := range bs {
+		if res[k] == nil {
+			took = append(took, b)
+		}
+	}
+	if len(took) == 0 {
+		return true
+	}
+	return n.Blocks.Proven(ctx, p, sample(took, ProveSample))
+}
+
+// sample returns up to k elements of xs, chosen at random.
+func sample[T any](xs []T, k int) []T {
+	if len(xs) <= k {
+		return xs
+	}
+	out := make([]T, 0, k)
+	for _, i := range rand.Perm(len(xs))[:k] {
+		out = append(out, xs[i])
+	}
+	return out
 }
 
 // shortfall returns an error wrapping ErrUnderReplicated that says how many

@@ -37,17 +37,42 @@ const DefaultIdle = 30 * time.Second
 
 type deadliner interface{ SetDeadline(time.Time) error }
 
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
+
+type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
+
 // arm sets the stream's deadline to the earlier of ctx's and now+idle.
 func arm(ctx context.Context, rw any, idle time.Duration) {
-	d, ok := rw.(deadliner)
-	if !ok {
-		return
+	if d, ok := rw.(deadliner); ok {
+		_ = d.SetDeadline(until(ctx, idle))
 	}
+}
+
+// armRead and armWrite set one direction's deadline only (a server reads
+// and writes a stream from two goroutines, each with its own deadline).
+func armRead(ctx context.Context, rw any, idle time.Duration) {
+	if d, ok := rw.(readDeadliner); ok {
+		_ = d.SetReadDeadline(until(ctx, idle))
+	} else {
+		arm(ctx, rw, idle)
+	}
+}
+
+func armWrite(ctx context.Context, rw any, idle time.Duration) {
+	if d, ok := rw.(writeDeadliner); ok {
+		_ = d.SetWriteDeadline(until(ctx, idle))
+	} else {
+		arm(ctx, rw, idle)
+	}
+}
+
+// until is the earlier of ctx's deadline and now+idle.
+func until(ctx context.Context, idle time.Duration) time.Time {
 	t := time.Now().Add(idle)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(t) {
 		t = dl
 	}
-	_ = d.SetDeadline(t)
+	return t
 }
 
 // Flusher is a Sink that makes accepted blocks durable in groups: Accept
@@ -58,38 +83,78 @@ type Flusher interface {
 	Flush(ctx context.Context) error
 }
 
-// maxAnswers bounds the answers queued behind a slow writer or Flush, and
-// maxQueuedBlocks the blocks among them (their bytes are the memory a
-// stream holds: 8 × 128 KiB).
-const (
-	maxAnswers      = 256
-	maxQueuedBlocks = 8
-)
+// maxAnswers bounds the answers queued behind a slow writer or Flush
+// (the bytes of the blocks among them are bounded by the Server's Budget).
+const maxAnswers = 64
 
-// Serve answers the frames of one stream until it ends: a want-list with a
-// Block or DontHave frame for each ID, then End; a has-list with Have or
-// DontHave for each ID, then End; a push with Accept or Refuse. Blocks are served from src (which verifies them); pushes go to
-// sink after they are checked against their IDs (sink nil refuses all).
-// Requests are read while earlier answers are written, in order; when sink
-// is a Flusher, accepted pushes are answered after one Flush per group.
-// Serve returns nil when the peer closes the stream between frames, and an
-// error wrapping ErrBadFrame when it breaks the format.
-func Serve(ctx context.Context, rw io.ReadWriter, peer string, src blocks.Getter, sink Sink) error {
-	answers := make(chan Frame, maxAnswers)
-	queued := make(chan struct{}, maxQueuedBlocks) // a token per block queued
+// Server answers the block protocol's requests on streams: want-lists from
+// Src (which verifies the blocks it returns), has-lists and prove-lists
+// from Src, and pushes into Sink (nil refuses all). What the peers it
+// serves can make it hold is bounded: blocks read for an answer and not
+// yet written count against Budget, and a peer that reads nothing for
+// WriteIdle is cut. Safe for concurrent use.
+type Server struct {
+	Src  blocks.Getter
+	Sink Sink
+	// Budget bounds the bytes of blocks queued for peers; nil: none
+	// beyond maxAnswers per stream.
+	Budget *Budget
+	// WriteIdle: a stream whose peer accepts no bytes of an answer for
+	// this long is reset (0: DefaultIdle), and Stalled, if set, is called
+	// with the peer (the Service closes its connections: all its streams
+	// go at once, not one WriteIdle after another).
+	WriteIdle time.Duration
+	Stalled   func(peer string)
+}
+
+// Serve answers the frames of one stream from peer until it ends: a
+// want-list with a Block or DontHave frame for each distinct ID, then End;
+// a has-list with Have or DontHave for each ID, then End; a prove-list
+// with Proof or DontHave for each ID, then End; a push with Accept or
+// Refuse. Pushes go to the Sink after they are checked against their IDs.
+// Requests are read while earlier answers are written, in order; when the
+// Sink is a Flusher, accepted pushes are answered after one Flush per
+// group. Serve returns nil when the peer closes the stream between frames,
+// and an error wrapping ErrBadFrame when it breaks the format.
+func (s *Server) Serve(ctx context.Context, rw io.ReadWriter, peer string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	answers := make(chan answer, maxAnswers)
 	werr := make(chan error, 1)
-	go func() { werr <- writeAnswers(ctx, rw, answers, queued, sink) }()
-	rerr := readRequests(ctx, rw, peer, src, sink, answers, queued)
+	go func() {
+		err := s.writeAnswers(ctx, rw, peer, answers)
+		if err != nil {
+			cancel() // a reader waiting for the budget stops
+		}
+		werr <- err
+	}()
+	rerr := s.readRequests(ctx, rw, peer, answers)
 	close(answers)
 	return errors.Join(rerr, <-werr)
 }
 
+// Serve answers one stream from src and sink with no budget (see
+// Server.Serve).
+func Serve(ctx context.Context, rw io.ReadWriter, peer string, src blocks.Getter, sink Sink) error {
+	return (&Server{Src: src, Sink: sink}).Serve(ctx, rw, peer)
+}
+
+// answer is a queued frame and the budget its block holds.
+type answer struct {
+	Frame
+	held int64
+}
+
+// blockCost is what a block is assumed to weigh in the budget before it
+// is read, when the store cannot say (the largest class of the mixer).
+const blockCost = 128 << 10
+
 // readRequests reads frames from rw and queues their answers until the
 // stream ends or breaks.
-func readRequests(ctx context.Context, rw io.ReadWriter, peer string, src blocks.Getter, sink Sink, answers chan<- Frame, queued chan<- struct{}) error {
-	fr := NewFrameReader(rw)
+func (s *Server) readRequests(ctx context.Context, rw io.ReadWriter, peer string, answers chan<- answer) error {
+	fr := newServerFrameReader(rw)
 	for {
-		arm(ctx, rw, DefaultIdle)
+		armRead(ctx, rw, DefaultIdle)
 		f, err := fr.ReadFrame()
 		if err == io.EOF {
 			return nil
@@ -97,37 +162,82 @@ func readRequests(ctx context.Context, rw io.ReadWriter, peer string, src blocks
 		if err != nil {
 			return err
 		}
+		if ctx.Err() != nil {
+			return nil // the writer failed: it says why
+		}
 		switch f.Kind {
 		case KindWant:
+			seen := make(map[blocks.ID]bool, len(f.IDs))
 			for _, id := range f.IDs {
-				b, err := src.Get(ctx, id)
-				if err != nil {
-					// Missing or corrupt here: either way, not ours to give.
-					answers <- Frame{Kind: KindDontHave, ID: id}
-				} else {
-					queued <- struct{}{}
-					answers <- Frame{Kind: KindBlock, ID: id, Data: b}
+				if seen[id] {
+					continue // one answer per ID and want-list
 				}
+				seen[id] = true
+				a, err := s.block(ctx, peer, id)
+				if err != nil {
+					return nil // cancelled: the writer failed
+				}
+				answers <- a
 			}
-			answers <- Frame{Kind: KindEnd}
+			answers <- answer{Frame: Frame{Kind: KindEnd}}
 		case KindHas:
 			for _, id := range f.IDs {
-				if has(ctx, src, id) {
-					answers <- Frame{Kind: KindHave, ID: id}
+				if has(ctx, s.Src, id) {
+					answers <- answer{Frame: Frame{Kind: KindHave, ID: id}}
 				} else {
-					answers <- Frame{Kind: KindDontHave, ID: id}
+					answers <- answer{Frame: Frame{Kind: KindDontHave, ID: id}}
 				}
 			}
-			answers <- Frame{Kind: KindEnd}
+			answers <- answer{Frame: Frame{Kind: KindEnd}}
+		case KindProve:
+			for _, id := range f.IDs {
+				a := Frame{Kind: KindDontHave, ID: id}
+				if b, err := s.Src.Get(ctx, id); err == nil {
+					a = Frame{Kind: KindProof, ID: id, Proof: ProofOf(f.Nonce, b)}
+				}
+				answers <- answer{Frame: a}
+			}
+			answers <- answer{Frame: Frame{Kind: KindEnd}}
 		case KindPush:
 			ans := Frame{Kind: KindAccept, ID: f.ID}
-			if r := accept(ctx, sink, peer, f.ID, f.Data); r != nil {
+			if r := accept(ctx, s.Sink, peer, f.ID, f.Data); r != nil {
 				ans = Frame{Kind: KindRefuse, ID: f.ID, Reason: r.Code, Text: r.Text}
 			}
-			answers <- ans
+			answers <- answer{Frame: ans}
 		default:
 			return fmt.Errorf("%w: a server does not take kind %d", ErrBadFrame, f.Kind)
 		}
+	}
+}
+
+// block reads id for peer within the budget: the answer holds the bytes
+// it counted, or is a DontHave (missing or corrupt here: either way not
+// ours to give). It fails only when ctx ends while it waits.
+func (s *Server) block(ctx context.Context, peer string, id blocks.ID) (answer, error) {
+	cost := int64(blockCost)
+	if st, ok := s.Src.(blocks.Stater); ok {
+		m, err := st.Stat(ctx, id)
+		if err != nil {
+			return answer{Frame: Frame{Kind: KindDontHave, ID: id}}, nil
+		}
+		cost = int64(m.Size)
+	}
+	if s.Budget != nil {
+		if err := s.Budget.Acquire(ctx, peer, cost); err != nil {
+			return answer{}, err
+		}
+	}
+	b, err := s.Src.Get(ctx, id)
+	if err != nil {
+		s.release(peer, cost)
+		return answer{Frame: Frame{Kind: KindDontHave, ID: id}}, nil
+	}
+	return answer{Frame: Frame{Kind: KindBlock, ID: id, Data: b}, held: cost}, nil
+}
+
+func (s *Server) release(peer string, n int64) {
+	if s.Budget != nil && n > 0 {
+		s.Budget.Release(peer, n)
 	}
 }
 
@@ -143,27 +253,24 @@ func has(ctx context.Context, src blocks.Getter, id blocks.ID) bool {
 }
 
 // writeAnswers writes the queued answers in order, each group after one
-// Flush of the sink when it holds accepted pushes. After a write error it
-// breaks the stream (so the reader stops) and drains the queue.
-func writeAnswers(ctx context.Context, rw io.ReadWriter, answers <-chan Frame, queued <-chan struct{}, sink Sink) error {
-	fl, _ := sink.(Flusher)
-	w := bufio.NewWriterSize(rw, 256<<10)
-	// release hands back the token of a block frame once it is written
-	// (or dropped), so that the reader may queue the next one.
-	release := func(fs ...Frame) {
-		for _, f := range fs {
-			if f.Kind == KindBlock {
-				<-queued
-			}
-		}
+// Flush of the sink when it holds accepted pushes, and gives back each
+// block's budget once it is written. After a write error (a peer that
+// reads nothing for WriteIdle among them) it breaks the stream, so the
+// reader stops, and drains the queue.
+func (s *Server) writeAnswers(ctx context.Context, rw io.ReadWriter, peer string, answers <-chan answer) error {
+	fl, _ := s.Sink.(Flusher)
+	idle := s.WriteIdle
+	if idle <= 0 {
+		idle = DefaultIdle
 	}
+	w := bufio.NewWriterSize(rw, 32<<10)
 	var err error
-	for f := range answers {
+	for a := range answers {
 		if err != nil {
-			release(f)
+			s.release(peer, a.held)
 			continue
 		}
-		group := []Frame{f}
+		group := []answer{a}
 	more:
 		for len(group) < maxAnswers {
 			select {
@@ -180,22 +287,25 @@ func writeAnswers(ctx context.Context, rw io.ReadWriter, answers <-chan Frame, q
 			if ferr := fl.Flush(ctx); ferr != nil {
 				for i, g := range group {
 					if g.Kind == KindAccept {
-						group[i] = Frame{Kind: KindRefuse, ID: g.ID, Reason: RefuseError, Text: "could not store it: " + ferr.Error()}
+						group[i].Frame = Frame{Kind: KindRefuse, ID: g.ID, Reason: RefuseError, Text: "could not store it: " + ferr.Error()}
 					}
 				}
 			}
 		}
 		for _, g := range group {
-			arm(ctx, rw, DefaultIdle)
-			if err = WriteFrame(w, g); err != nil {
-				break
+			if err == nil {
+				armWrite(ctx, rw, idle)
+				err = WriteFrame(w, g.Frame)
 			}
+			s.release(peer, g.held)
 		}
 		if err == nil {
 			err = w.Flush()
 		}
-		release(group...)
 		if err != nil {
+			if isTimeout(err) && s.Stalled != nil {
+				s.Stalled(peer)
+			}
 			err = fmt.Errorf("answer: %w", err)
 			breakStream(rw)
 		}
@@ -203,8 +313,8 @@ func writeAnswers(ctx context.Context, rw io.ReadWriter, answers <-chan Frame, q
 	return err
 }
 
-func hasAccept(fs []Frame) bool {
-	for _, f := range fs {
+func hasAccept(as []answer) bool {
+	for _, f := range as {
 		if f.Kind == KindAccept {
 			return true
 		}
@@ -242,6 +352,13 @@ func accept(ctx context.Context, sink Sink, peer string, id blocks.ID, data []by
 	default:
 		return &Refusal{RefuseError, err.Error()}
 	}
+}
+
+// isTimeout reports whether err is a deadline passing (os's, or a
+// transport's own error with Timeout()).
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &te) && te.Timeout()
 }
 
 // ctxErr says a stream timeout is the context's deadline when it is.

@@ -18,18 +18,26 @@ import (
 // peers' want-lists from src and hands their pushes to sink, and it fetches
 // from and pushes to other peers. Safe for concurrent use.
 type Service struct {
-	h    host.Host
-	src  blocks.Getter
-	sink Sink
+	h   host.Host
+	srv Server
 	// Peers holds what the service measured of every peer: latency,
 	// reliability, bytes, lies.
 	Peers Book
 }
 
-// NewService registers the protocol's handler on h. sink may be nil (the
-// node takes no pushes).
-func NewService(h host.Host, src blocks.Getter, sink Sink) *Service {
-	s := &Service{h: h, src: src, sink: sink}
+// NewService registers the protocol's handler on h, serving peers within
+// lim (its Queued, QueuedPerPeer and WriteIdle). sink may be nil (the node
+// takes no pushes).
+func NewService(h host.Host, src blocks.Getter, sink Sink, lim Limits) *Service {
+	s := &Service{h: h, srv: Server{Src: src, Sink: sink, WriteIdle: lim.WriteIdle}}
+	if lim.Queued > 0 {
+		s.srv.Budget = NewBudget(lim.Queued, lim.QueuedPerPeer)
+	}
+	s.srv.Stalled = func(p string) {
+		if id, err := peer.Decode(p); err == nil {
+			_ = h.Network().ClosePeer(id)
+		}
+	}
 	h.SetStreamHandler(protocol.ID(ProtocolID), s.handle)
 	return s
 }
@@ -38,7 +46,7 @@ func NewService(h host.Host, src blocks.Getter, sink Sink) *Service {
 func (s *Service) Close() { s.h.RemoveStreamHandler(protocol.ID(ProtocolID)) }
 
 func (s *Service) handle(st network.Stream) {
-	err := Serve(context.Background(), st, st.Conn().RemotePeer().String(), s.src, s.sink)
+	err := s.srv.Serve(context.Background(), st, st.Conn().RemotePeer().String())
 	if err != nil {
 		_ = st.Reset()
 		return
@@ -110,6 +118,47 @@ func (s *Service) Push(ctx context.Context, p peer.ID, bs []blocks.Block) ([]err
 	}
 	s.Peers.Answered(p)
 	return res, st.Close()
+}
+
+// Prove asks peer p to prove it holds bs, which it claimed (a Have, an
+// Accept), and reports for each whether it did. A claim it cannot prove is
+// a lie: the peer is marked a liar (see Book.Liar). A failed stream is a
+// failure, not a lie; the error says so and nothing counts as proven.
+func (s *Service) Prove(ctx context.Context, p peer.ID, bs []blocks.Block) ([]bool, error) {
+	st, err := s.h.NewStream(ctx, p, protocol.ID(ProtocolID))
+	if err != nil {
+		s.Peers.Failure(p)
+		return nil, fmt.Errorf("open stream to %s: %w", p, err)
+	}
+	out, err := Prove(ctx, st, bs)
+	if err != nil {
+		_ = st.Reset()
+		s.Peers.Failure(p)
+		return nil, fmt.Errorf("ask %s for proofs: %w", p, err)
+	}
+	for _, ok := range out {
+		if !ok {
+			s.Peers.Lie(p, time.Now())
+			return out, st.Close()
+		}
+	}
+	s.Peers.Answered(p)
+	return out, st.Close()
+}
+
+// Proven reports whether peer p proved it holds every block of bs (see
+// Prove); any failure, even of the stream, is false.
+func (s *Service) Proven(ctx context.Context, p peer.ID, bs []blocks.Block) bool {
+	ok, err := s.Prove(ctx, p, bs)
+	if err != nil {
+		return false
+	}
+	for _, o := range ok {
+		if !o {
+			return false
+		}
+	}
+	return true
 }
 
 // IsLie reports whether err means the peer sent bad blocks.

@@ -36,8 +36,8 @@ func TestServiceOverLibp2p(t *testing.T) {
 		t.Fatal(err)
 	}
 	stA, stB := blocks.NewMem(), blocks.NewMem()
-	a := NewService(ha, stA, &quotaSink{st: stA, left: 1 << 20})
-	NewService(hb, stB, &quotaSink{st: stB, left: len(block(0).Data())})
+	a := NewService(ha, stA, &quotaSink{st: stA, left: 1 << 20}, Limits{})
+	NewService(hb, stB, &quotaSink{st: stB, left: len(block(0).Data())}, Limits{})
 
 	held := block(1)
 	if err := stB.PutBlock(ctx, held, 0); err != nil {
@@ -86,7 +86,7 @@ func TestServiceMarksLiars(t *testing.T) {
 	if _, err := mn.ConnectPeers(ha.ID(), hb.ID()); err != nil {
 		t.Fatal(err)
 	}
-	a := NewService(ha, blocks.NewMem(), nil)
+	a := NewService(ha, blocks.NewMem(), nil, Limits{})
 	want, other := block(1), block(2)
 	hb.SetStreamHandler(ProtocolID, func(st network.Stream) {
 		defer st.Close()

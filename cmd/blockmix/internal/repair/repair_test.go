@@ -30,7 +30,7 @@ func mockNetwork(t *testing.T, ctx context.Context, n int) ([]*bmnet.Node, []*bl
 			t.Fatal(err)
 		}
 		st := blocks.NewMem()
-		node, err := bmnet.NewNodeOn(h, nil, st, bmnet.NewStoreSink(st))
+		node, err := bmnet.NewNodeOn(h, bmnet.Config{}, st, bmnet.NewStoreSink(st))
 		if err != nil {
 			t.Fatal(err)
 		}
