@@ -44,8 +44,10 @@ func DefaultLimits(lowPower bool) Limits {
 
 // resourceManager is go-libp2p's resource manager with its default limits
 // (and those of its own services), the block protocol's streams bounded
-// per protocol and per peer, and the whole within l.Memory.
-func resourceManager(l Limits) (network.ResourceManager, error) {
+// per protocol and per peer, and the whole within l.Memory. With metrics,
+// its scopes' figures are reported (libp2p registers them with the node's
+// Prometheus registry).
+func resourceManager(l Limits, metrics bool) (network.ResourceManager, error) {
 	sl := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&sl)
 	pid := protocol.ID(ProtocolID)
@@ -59,7 +61,15 @@ func resourceManager(l Limits) (network.ResourceManager, error) {
 		ConnsInbound: rcmgr.LimitVal(l.Conns),
 		Conns:        rcmgr.LimitVal(2 * l.Conns),
 	}}
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(sys.Build(cc)))
+	var opts []rcmgr.Option
+	if metrics {
+		str, err := rcmgr.NewStatsTraceReporter()
+		if err != nil {
+			return nil, fmt.Errorf("resource manager's metrics: %w", err)
+		}
+		opts = append(opts, rcmgr.WithTraceReporter(str))
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(sys.Build(cc)), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
 	}

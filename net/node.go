@@ -90,7 +90,7 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 	if cfg.Limits == (Limits{}) {
 		cfg.Limits = DefaultLimits(cfg.LowPower)
 	}
-	rm, err := resourceManager(cfg.Limits)
+	rm, err := resourceManager(cfg.Limits, cfg.Metrics != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +126,6 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
-		_ = rm.Close()
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
 	n, err := NewNodeOn(h, cfg, src, sink)
