@@ -369,12 +369,14 @@ func (n *gateNode) Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, 
 }
 
 // TestGuardTransfers: with MaxTransfers=1, a get held mid-stream makes the
-// next put, get and fetch wait for 503, and the slot comes back after.
+// next put, get, fetch, pin and repair wait for 503, and the slot comes
+// back after.
 func TestGuardTransfers(t *testing.T) {
 	n := &gateNode{memNode: newMemNode(t), gate: make(chan struct{}), waiting: make(chan struct{}, 1)}
 	data := bytes.Repeat([]byte{7}, 2<<20)
 	info := putMem(t, n.memNode, "big.bin", data)
-	srv := httptest.NewServer(New(n, Options{MaxTransfers: 1}))
+	web := New(n, Options{MaxTransfers: 1})
+	srv := httptest.NewServer(web)
 	defer srv.Close()
 	getURL := srv.URL + "/api/v1/get?" + url.Values{"recipe": {info.Recipe}}.Encode()
 
@@ -410,6 +412,8 @@ func TestGuardTransfers(t *testing.T) {
 		{"HEAD", getURL},
 		{"POST", srv.URL + "/api/v1/put?name=x&size=1"},
 		{"POST", srv.URL + "/api/v1/fetch?" + url.Values{"recipe": {info.Recipe}}.Encode()},
+		{"POST", srv.URL + "/api/v1/pin?" + url.Values{"recipe": {info.Recipe}}.Encode()},
+		{"POST", srv.URL + "/api/v1/repair?" + url.Values{"recipe": {info.Recipe}}.Encode()},
 	} {
 		var body io.Reader
 		if c.method == "POST" {
@@ -423,6 +427,9 @@ func TestGuardTransfers(t *testing.T) {
 			continue
 		}
 		wantError(t, c.method+" "+c.url, resp, b, http.StatusServiceUnavailable, "too many transfers at once (1); try again when one finishes")
+	}
+	if got := web.Running(); got != 1 {
+		t.Errorf("Running during one held get: %d", got)
 	}
 	// Everything else still answers.
 	if resp, b := do(t, "GET", srv.URL+"/api/v1/status", nil, nil); resp.StatusCode != 200 {
