@@ -86,12 +86,14 @@ func (s *Server) guard(h http.Handler) http.Handler {
 		// of the body and each write of the answer must move a byte within
 		// Options.Stall.
 		rc := http.NewResponseController(w)
-		r.Body = &stallBody{rc: r.Body, ctl: rc, stall: s.opt.Stall}
+		body := &stallBody{rc: r.Body, ctl: rc, stall: s.opt.Stall}
+		defer body.done(r)
+		r.Body = body
 		w = &stallWriter{ResponseWriter: w, ctl: rc, stall: s.opt.Stall}
 		if put {
-			body := &limitedBody{rc: http.MaxBytesReader(w, r.Body, s.opt.MaxUpload)}
-			r.Body = body
-			w = &uploadWriter{ResponseWriter: w, body: body, max: s.opt.MaxUpload}
+			lb := &limitedBody{rc: http.MaxBytesReader(w, r.Body, s.opt.MaxUpload)}
+			r.Body = lb
+			w = &uploadWriter{ResponseWriter: w, body: lb, max: s.opt.MaxUpload}
 		}
 		h.ServeHTTP(w, r)
 	})
@@ -269,24 +271,35 @@ func (u *uploadWriter) Unwrap() http.ResponseWriter { return u.ResponseWriter }
 
 // stallBody gives each read of a request body Options.Stall to bring a
 // byte: a client that sends a little and then nothing is cut, one that
-// keeps sending never is. Once the body ends (or fails) the deadline is
-// lifted, so that it cannot cut the connection while the handler works.
+// keeps sending never is. Once the body has ended the deadline is lifted,
+// so that it cannot cut the connection while the handler works; after a
+// failed read it stays (the connection is done for).
 type stallBody struct {
 	rc    io.ReadCloser
 	ctl   *http.ResponseController
 	stall time.Duration
+	eof   bool
 }
 
 func (b *stallBody) Read(p []byte) (int, error) {
 	_ = b.ctl.SetReadDeadline(time.Now().Add(b.stall))
 	n, err := b.rc.Read(p)
-	if err != nil {
+	if err == io.EOF {
+		b.eof = true
 		_ = b.ctl.SetReadDeadline(time.Time{})
 	}
 	return n, err
 }
 
 func (b *stallBody) Close() error { return b.rc.Close() }
+
+// done bounds what net/http reads of a body the handler left unread (it
+// drains a little before it answers): that too gets Options.Stall.
+func (b *stallBody) done(r *http.Request) {
+	if !b.eof && b.rc != nil && b.rc != http.NoBody && r.ContentLength != 0 {
+		_ = b.ctl.SetReadDeadline(time.Now().Add(b.stall))
+	}
+}
 
 // stallWriter gives each write of an answer Options.Stall to go out: a
 // client that stops reading is cut, the handler's write fails.
