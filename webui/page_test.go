@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -471,5 +473,35 @@ func TestSizeWords(t *testing.T) {
 	}
 	if err := uploadTooLarge(-1, 1<<20); !strings.Contains(err.Error(), "at most 1.0 MiB") {
 		t.Errorf("uploadTooLarge: %v", err)
+	}
+}
+
+// TestStalledReaderIsCut: a client that asks for a file and reads none of
+// it is cut after Options.Stall; its transfer slot comes back.
+func TestStalledReaderIsCut(t *testing.T) {
+	n := newMemNode(t)
+	data := make([]byte, 32<<20) // more than the sockets' buffers hold
+	for i := range data {
+		data[i] = byte(i * 7 / 5)
+	}
+	info := putMem(t, n, "big.bin", data)
+	web := New(n, Options{Stall: 200 * time.Millisecond})
+	srv := httptest.NewServer(web)
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /api/v1/get?%s HTTP/1.1\r\nHost: %s\r\n\r\n", url.Values{"recipe": {info.Recipe}}.Encode(), srv.Listener.Addr())
+	deadline := time.Now().Add(time.Minute)
+	for web.Running() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for web.Running() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a get nobody reads still runs after a minute")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
