@@ -186,8 +186,6 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 	// and plain text come with their type, to be shown inline; anything
 	// else, and any file with download=1, as an attachment.
 	mux.HandleFunc("GET /api/v1/get", func(w http.ResponseWriter, r *http.Request) {
-		s.gets.Add(1)
-		defer s.gets.Add(-1)
 		rc, ok := parseRecipe(w, r)
 		if !ok {
 			return

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
@@ -33,7 +34,6 @@ const apiCSP = "script-src 'none'; object-src 'self'; base-uri 'none'; form-acti
 // not know is answered with the page's 404 in plain words.
 func (s *Server) guard(h http.Handler) http.Handler {
 	mux, _ := h.(*http.ServeMux)
-	slots := make(chan struct{}, s.opt.MaxTransfers)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		api := r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/")
 		hd := w.Header()
@@ -73,30 +73,38 @@ func (s *Server) guard(h http.Handler) http.Handler {
 			}
 		}
 		if isTransferRequest(r) {
-			select {
-			case slots <- struct{}{}:
-				defer func() { <-slots }()
-			default:
+			release, ok := s.slot()
+			if !ok {
 				w.Header().Set("Retry-After", "5")
 				writeError(w, http.StatusServiceUnavailable,
-					fmt.Errorf("too many transfers at once (%d); try again when one finishes", s.opt.MaxTransfers))
+					fmt.Errorf("%w (%d); try again when one finishes", ErrBusy, s.opt.MaxTransfers))
 				return
 			}
+			defer release()
 		}
+		// No connection waits forever on a client that stopped: each read
+		// of the body and each write of the answer must move a byte within
+		// Options.Stall.
+		rc := http.NewResponseController(w)
+		body := &stallBody{rc: r.Body, ctl: rc, stall: s.opt.Stall}
+		defer body.done(r)
+		r.Body = body
+		w = &stallWriter{ResponseWriter: w, ctl: rc, stall: s.opt.Stall}
 		if put {
-			body := &limitedBody{rc: http.MaxBytesReader(w, r.Body, s.opt.MaxUpload)}
-			r.Body = body
-			w = &uploadWriter{ResponseWriter: w, body: body, max: s.opt.MaxUpload}
+			lb := &limitedBody{rc: http.MaxBytesReader(w, r.Body, s.opt.MaxUpload)}
+			r.Body = lb
+			w = &uploadWriter{ResponseWriter: w, body: lb, max: s.opt.MaxUpload}
 		}
 		h.ServeHTTP(w, r)
 	})
 }
 
-// isTransferRequest tells the requests that move a whole file: puts, gets and
-// fetches.
+// isTransferRequest tells the requests that move a whole file while they
+// run: puts, gets, pins and repairs. (A fetch runs in the background and
+// takes its slot there.)
 func isTransferRequest(r *http.Request) bool {
 	switch r.URL.Path {
-	case "/api/v1/put", "/api/v1/fetch":
+	case "/api/v1/put", "/api/v1/pin", "/api/v1/repair":
 		return r.Method == http.MethodPost
 	case "/api/v1/get":
 		return r.Method == http.MethodGet || r.Method == http.MethodHead
@@ -260,3 +268,53 @@ func (u *uploadWriter) Write(p []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the real writer.
 func (u *uploadWriter) Unwrap() http.ResponseWriter { return u.ResponseWriter }
+
+// stallBody gives each read of a request body Options.Stall to bring a
+// byte: a client that sends a little and then nothing is cut, one that
+// keeps sending never is. Once the body has ended the deadline is lifted,
+// so that it cannot cut the connection while the handler works; after a
+// failed read it stays (the connection is done for).
+type stallBody struct {
+	rc    io.ReadCloser
+	ctl   *http.ResponseController
+	stall time.Duration
+	eof   bool
+}
+
+func (b *stallBody) Read(p []byte) (int, error) {
+	_ = b.ctl.SetReadDeadline(time.Now().Add(b.stall))
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.eof = true
+		_ = b.ctl.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+func (b *stallBody) Close() error { return b.rc.Close() }
+
+// done bounds what net/http reads of a body the handler left unread (it
+// drains a little before it answers): that too gets Options.Stall.
+func (b *stallBody) done(r *http.Request) {
+	if !b.eof && b.rc != nil && b.rc != http.NoBody && r.ContentLength != 0 {
+		_ = b.ctl.SetReadDeadline(time.Now().Add(b.stall))
+	}
+}
+
+// stallWriter gives each write of an answer Options.Stall to go out: a
+// client that stops reading is cut, the handler's write fails.
+type stallWriter struct {
+	http.ResponseWriter
+	ctl   *http.ResponseController
+	stall time.Duration
+}
+
+func (w *stallWriter) Write(p []byte) (int, error) {
+	_ = w.ctl.SetWriteDeadline(time.Now().Add(w.stall))
+	n, err := w.ResponseWriter.Write(p)
+	_ = w.ctl.SetWriteDeadline(time.Time{})
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (w *stallWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/blockmix/blockmix/mixer"
 	"github.com/blockmix/blockmix/recipe"
@@ -105,6 +106,7 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 		}
 		t, err := s.transfers.start(rc)
 		if errors.Is(err, ErrBusy) {
+			w.Header().Set("Retry-After", "5")
 			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("%w (%d); try again when one finishes", err, s.opt.MaxTransfers))
 			return
 		}
@@ -153,7 +155,8 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/repair", withRecipe(n.Repair))
 	// POST /api/v1/unseal (a form: recipe, passphrase): the plain recipe
 	// of a sealed one, as RecipeInfo; 400 for a damaged one, 403 for a
-	// wrong passphrase. The passphrase stays on this machine: the page
+	// wrong passphrase, 503 when Options.MaxUnseals passphrases were being
+	// checked for all of Options.UnsealWait. The passphrase stays on this machine: the page
 	// sends it to its own node, which forgets it.
 	mux.HandleFunc("POST /api/v1/unseal", func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
@@ -166,7 +169,14 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		rc, err := recipe.OpenSealed(sealed, []byte(r.PostForm.Get("passphrase")))
+		release, err := s.unsealTurn(r.Context())
+		if err != nil {
+			w.Header().Set("Retry-After", "2")
+			writeError(w, http.StatusServiceUnavailable, err)
+			return
+		}
+		rc, err := openSealed(sealed, []byte(r.PostForm.Get("passphrase")))
+		release()
 		if err != nil {
 			status := http.StatusBadRequest
 			if errors.Is(err, recipe.ErrWrongPassphrase) {
@@ -190,4 +200,34 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 	}))
 	// GET /api/v1/bandwidth: BandwidthInfo, the last hour of traffic.
 	mux.HandleFunc("GET /api/v1/bandwidth", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.history.info()) })
+}
+
+// openSealed opens a sealed recipe (one Argon2id derivation); tests count
+// the derivations through it.
+var openSealed = recipe.OpenSealed
+
+// ErrUnsealBusy: Options.MaxUnseals passphrases are being checked and
+// none finished within Options.UnsealWait.
+var ErrUnsealBusy = errors.New("busy: other passphrases are being checked (each takes 64 MiB of memory); try again in a moment")
+
+// unsealTurn waits, up to Options.UnsealWait and while ctx lasts, until
+// fewer than Options.MaxUnseals passphrases are being checked. It returns
+// the func that ends the turn, or ErrUnsealBusy (wrapping ctx's error
+// when ctx ended first).
+func (s *Server) unsealTurn(ctx context.Context) (func(), error) {
+	select {
+	case s.unseals <- struct{}{}:
+		return func() { <-s.unseals }, nil
+	default:
+	}
+	t := time.NewTimer(s.opt.UnsealWait)
+	defer t.Stop()
+	select {
+	case s.unseals <- struct{}{}:
+		return func() { <-s.unseals }, nil
+	case <-t.C:
+		return nil, ErrUnsealBusy
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w (%w)", ErrUnsealBusy, ctx.Err())
+	}
 }

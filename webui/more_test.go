@@ -4,17 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"mime"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/mixer"
 	"github.com/blockmix/blockmix/recipe"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
@@ -286,5 +290,123 @@ func TestMediaTypesFromStrangers(t *testing.T) {
 		if csp := resp.Header.Get("Content-Security-Policy"); !strings.HasPrefix(csp, "sandbox") {
 			t.Errorf("type %q served without the sandbox policy (%q)", typ, csp)
 		}
+	}
+}
+
+// unsealBurst sends 16 unseals of one sealed recipe at once to a server
+// with opt, counting the Argon2id derivations running at the same time
+// through openSealed. It returns the most that ran at once and each
+// answer's status and body.
+func unsealBurst(t testing.TB, opt Options) (peak int, codes []int, bodies [][]byte) {
+	st := blocks.NewMem()
+	m, err := mixer.New(st, mixer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &memNode{st: st, m: m}
+	put, err := recipe.Put(context.Background(), m, st, strings.NewReader("the plans"), -1, "secret.txt", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := recipe.Seal(put.Recipe, []byte("correct horse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	running := 0
+	openSealed = func(s recipe.Sealed, pass []byte) (recipe.Recipe, error) {
+		mu.Lock()
+		running++
+		peak = max(peak, running)
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			running--
+			mu.Unlock()
+		}()
+		return recipe.OpenSealed(s, pass)
+	}
+	t.Cleanup(func() { openSealed = recipe.OpenSealed })
+	srv := httptest.NewServer(New(n, opt))
+	defer srv.Close()
+	const burst = 16
+	codes, bodies = make([]int, burst), make([][]byte, burst)
+	var wg sync.WaitGroup
+	for i := range burst {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.PostForm(srv.URL+"/api/v1/unseal", url.Values{"recipe": {sealed.String()}, "passphrase": {"correct horse"}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			codes[i] = resp.StatusCode
+			bodies[i], _ = io.ReadAll(resp.Body)
+		}()
+	}
+	wg.Wait()
+	return peak, codes, bodies
+}
+
+// TestUnsealBurst: 16 unseals at once never run more than MaxUnseals (2)
+// Argon2id derivations (64 MiB each) at the same time; each answer is the
+// recipe or a 503 that says to try again.
+func TestUnsealBurst(t *testing.T) {
+	peak, codes, bodies := unsealBurst(t, Options{UnsealWait: 200 * time.Millisecond})
+	if peak > 2 {
+		t.Errorf("%d passphrases checked at once, want at most 2", peak)
+	}
+	ok := 0
+	for i, code := range codes {
+		var e apiv1.ErrorBody
+		switch {
+		case code == 200:
+			ok++
+		case code == http.StatusServiceUnavailable && json.Unmarshal(bodies[i], &e) == nil && strings.Contains(e.Error, "busy") && strings.Contains(e.Error, "try again"):
+		default:
+			t.Errorf("unseal %d: %d %s", i, code, bodies[i])
+		}
+	}
+	if ok < 2 {
+		t.Errorf("only %d of 16 unseals answered", ok)
+	}
+	// With a wait longer than the burst takes, every one gets its turn.
+	peak, codes, bodies = unsealBurst(t, Options{UnsealWait: 5 * time.Minute})
+	if peak > 2 {
+		t.Errorf("%d passphrases checked at once, want at most 2", peak)
+	}
+	for i, code := range codes {
+		if code != 200 {
+			t.Errorf("unseal %d with a long wait: %d %s", i, code, bodies[i])
+		}
+	}
+}
+
+// BenchmarkUnsealBurstMemory measures the process's peak resident memory
+// (VmHWM) while 16 unseals run at once, with the limit (MaxUnseals 2) or
+// without it (16, as before the limit). VmHWM is the process's peak: run
+// each in its own process, e.g.
+//
+//	go test ./webui -run '^$' -bench 'UnsealBurstMemory/max=2$' -benchtime 1x
+func BenchmarkUnsealBurstMemory(b *testing.B) {
+	for _, max := range []int{2, 16} {
+		b.Run(fmt.Sprintf("max=%d", max), func(b *testing.B) {
+			for range b.N {
+				unsealBurst(b, Options{MaxUnseals: max, UnsealWait: 5 * time.Minute})
+			}
+			st, err := os.ReadFile("/proc/self/status")
+			if err != nil {
+				b.Skip("no /proc/self/status")
+			}
+			for _, line := range strings.Split(string(st), "\n") {
+				if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+					var kb float64
+					fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+					b.ReportMetric(kb/1024, "peak-MiB")
+				}
+			}
+		})
 	}
 }

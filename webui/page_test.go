@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -369,12 +371,14 @@ func (n *gateNode) Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, 
 }
 
 // TestGuardTransfers: with MaxTransfers=1, a get held mid-stream makes the
-// next put, get and fetch wait for 503, and the slot comes back after.
+// next put, get, fetch, pin and repair wait for 503, and the slot comes
+// back after.
 func TestGuardTransfers(t *testing.T) {
 	n := &gateNode{memNode: newMemNode(t), gate: make(chan struct{}), waiting: make(chan struct{}, 1)}
 	data := bytes.Repeat([]byte{7}, 2<<20)
 	info := putMem(t, n.memNode, "big.bin", data)
-	srv := httptest.NewServer(New(n, Options{MaxTransfers: 1}))
+	web := New(n, Options{MaxTransfers: 1})
+	srv := httptest.NewServer(web)
 	defer srv.Close()
 	getURL := srv.URL + "/api/v1/get?" + url.Values{"recipe": {info.Recipe}}.Encode()
 
@@ -410,6 +414,8 @@ func TestGuardTransfers(t *testing.T) {
 		{"HEAD", getURL},
 		{"POST", srv.URL + "/api/v1/put?name=x&size=1"},
 		{"POST", srv.URL + "/api/v1/fetch?" + url.Values{"recipe": {info.Recipe}}.Encode()},
+		{"POST", srv.URL + "/api/v1/pin?" + url.Values{"recipe": {info.Recipe}}.Encode()},
+		{"POST", srv.URL + "/api/v1/repair?" + url.Values{"recipe": {info.Recipe}}.Encode()},
 	} {
 		var body io.Reader
 		if c.method == "POST" {
@@ -423,6 +429,9 @@ func TestGuardTransfers(t *testing.T) {
 			continue
 		}
 		wantError(t, c.method+" "+c.url, resp, b, http.StatusServiceUnavailable, "too many transfers at once (1); try again when one finishes")
+	}
+	if got := web.Running(); got != 1 {
+		t.Errorf("Running during one held get: %d", got)
 	}
 	// Everything else still answers.
 	if resp, b := do(t, "GET", srv.URL+"/api/v1/status", nil, nil); resp.StatusCode != 200 {
@@ -464,5 +473,35 @@ func TestSizeWords(t *testing.T) {
 	}
 	if err := uploadTooLarge(-1, 1<<20); !strings.Contains(err.Error(), "at most 1.0 MiB") {
 		t.Errorf("uploadTooLarge: %v", err)
+	}
+}
+
+// TestStalledReaderIsCut: a client that asks for a file and reads none of
+// it is cut after Options.Stall; its transfer slot comes back.
+func TestStalledReaderIsCut(t *testing.T) {
+	n := newMemNode(t)
+	data := make([]byte, 32<<20) // more than the sockets' buffers hold
+	for i := range data {
+		data[i] = byte(i * 7 / 5)
+	}
+	info := putMem(t, n, "big.bin", data)
+	web := New(n, Options{Stall: 200 * time.Millisecond})
+	srv := httptest.NewServer(web)
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /api/v1/get?%s HTTP/1.1\r\nHost: %s\r\n\r\n", url.Values{"recipe": {info.Recipe}}.Encode(), srv.Listener.Addr())
+	deadline := time.Now().Add(time.Minute)
+	for web.Running() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for web.Running() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a get nobody reads still runs after a minute")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

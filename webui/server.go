@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -17,9 +16,19 @@ type Options struct {
 	Hosts []string
 	// MaxUpload bounds one uploaded file; 0 means 64 GiB.
 	MaxUpload int64
-	// MaxTransfers bounds the puts, gets and fetches running at once; 0
-	// means 8. More are refused with 503 and a message.
+	// MaxTransfers bounds the transfers running at once: puts, gets,
+	// fetches, pins and repairs; 0 means 8. More are refused with 503 and
+	// a message.
 	MaxTransfers int
+	// Stall cuts a request whose body sends no byte for this long, and an
+	// answer the client reads no byte of for this long; 0 means 30 s. A
+	// long upload or download that keeps moving is never cut.
+	Stall time.Duration
+	// MaxUnseals bounds the passphrases checked at once (each takes
+	// Argon2id's 64 MiB); 0 means 2. A request waits up to UnsealWait
+	// (0: 5 s) for its turn, then gets 503.
+	MaxUnseals int
+	UnsealWait time.Duration
 	// SampleEvery is the bandwidth history's interval; 0 means 10 s.
 	SampleEvery time.Duration
 	// Log gets one line per failed transfer (a get cut halfway, a fetch
@@ -41,12 +50,28 @@ type Server struct {
 
 	transfers *transfers
 	history   *history
-	gets      atomic.Int64 // GET /api/v1/get answers being sent
+	// slots holds one token per transfer running (see
+	// Options.MaxTransfers), whether it answers a request or runs in the
+	// background (a fetch).
+	slots   chan struct{}
+	unseals chan struct{} // one token per passphrase being checked
 }
 
-// Running counts the transfers running now: gets being streamed and
-// fetches into the node.
-func (s *Server) Running() int { return int(s.gets.Load()) + s.transfers.running() }
+// Running counts the transfers running now: puts, gets being streamed,
+// pins, repairs and fetches into the node.
+func (s *Server) Running() int { return len(s.slots) }
+
+// slot takes a transfer slot without waiting. It returns the func that
+// gives it back, or false when MaxTransfers run.
+func (s *Server) slot() (release func(), ok bool) {
+	select {
+	case s.slots <- struct{}{}:
+		var once sync.Once
+		return func() { once.Do(func() { <-s.slots }) }, true
+	default:
+		return nil, false
+	}
+}
 
 // New returns a Server for n.
 func New(n Node, opt Options) *Server {
@@ -55,6 +80,15 @@ func New(n Node, opt Options) *Server {
 	}
 	if opt.MaxTransfers <= 0 {
 		opt.MaxTransfers = 8
+	}
+	if opt.Stall <= 0 {
+		opt.Stall = 30 * time.Second
+	}
+	if opt.MaxUnseals <= 0 {
+		opt.MaxUnseals = 2
+	}
+	if opt.UnsealWait <= 0 {
+		opt.UnsealWait = 5 * time.Second
 	}
 	if opt.SampleEvery <= 0 {
 		opt.SampleEvery = 10 * time.Second
@@ -65,8 +99,9 @@ func New(n Node, opt Options) *Server {
 	if opt.Failed == nil {
 		opt.Failed = func() {}
 	}
-	s := &Server{n: n, opt: opt, stop: make(chan struct{}), history: &history{every: opt.SampleEvery}}
-	s.transfers = newTransfers(n, opt.MaxTransfers, s.stop, opt.Log, opt.Failed, &s.wg)
+	s := &Server{n: n, opt: opt, stop: make(chan struct{}), history: &history{every: opt.SampleEvery},
+		slots: make(chan struct{}, opt.MaxTransfers), unseals: make(chan struct{}, opt.MaxUnseals)}
+	s.transfers = newTransfers(n, s.slot, s.stop, opt.Log, opt.Failed, &s.wg)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -25,7 +25,7 @@ const keepFinished = 50
 // transfers runs and tracks the fetches of whole files into the node.
 type transfers struct {
 	n    Node
-	max  int
+	slot func() (release func(), ok bool) // a transfer slot, held while a fetch runs
 	stop <-chan struct{}
 	log  *slog.Logger
 	fail func()
@@ -49,12 +49,12 @@ type mark struct {
 	n int64
 }
 
-func newTransfers(n Node, max int, stop <-chan struct{}, log *slog.Logger, fail func(), wg *sync.WaitGroup) *transfers {
-	return &transfers{n: n, max: max, stop: stop, log: log, fail: fail, wg: wg, byID: map[string]*transfer{}}
+func newTransfers(n Node, slot func() (func(), bool), stop <-chan struct{}, log *slog.Logger, fail func(), wg *sync.WaitGroup) *transfers {
+	return &transfers{n: n, slot: slot, stop: stop, log: log, fail: fail, wg: wg, byID: map[string]*transfer{}}
 }
 
 // start begins fetching rc, or returns the running transfer of the same
-// file. It returns ErrBusy when max transfers run.
+// file. It returns ErrBusy when no transfer slot is free.
 func (ts *transfers) start(rc recipe.Recipe) (apiv1.TransferInfo, error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -63,16 +63,13 @@ func (ts *transfers) start(rc recipe.Recipe) (apiv1.TransferInfo, error) {
 		return apiv1.TransferInfo{}, ErrBusy // the server is closing
 	default:
 	}
-	running := 0
 	for _, t := range ts.byID {
-		if t.info.State == apiv1.TransferRunning {
-			if t.info.Key == rc.Key() {
-				return ts.snapshot(t), nil
-			}
-			running++
+		if t.info.State == apiv1.TransferRunning && t.info.Key == rc.Key() {
+			return ts.snapshot(t), nil
 		}
 	}
-	if running >= ts.max {
+	release, ok := ts.slot()
+	if !ok {
 		return apiv1.TransferInfo{}, ErrBusy
 	}
 	var id [8]byte
@@ -102,6 +99,7 @@ func (ts *transfers) start(rc recipe.Recipe) (apiv1.TransferInfo, error) {
 	}()
 	go func() {
 		defer ts.wg.Done()
+		defer release()
 		defer cancel()
 		err := ts.n.Fetch(ctx, rc, func(n int64) { t.bytes.Add(n) })
 		ts.mu.Lock()
@@ -203,17 +201,4 @@ func (ts *transfers) snapshot(t *transfer) apiv1.TransferInfo {
 		}
 	}
 	return info
-}
-
-// running counts the fetches still running.
-func (ts *transfers) running() int {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	n := 0
-	for _, t := range ts.byID {
-		if t.info.State == apiv1.TransferRunning {
-			n++
-		}
-	}
-	return n
 }

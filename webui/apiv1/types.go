@@ -176,6 +176,7 @@ type GCInfo struct {
 	HandedOff      int   `json:"handed_off"`    // the network's blocks given to the next closest node first
 	KeptBlocks     int   `json:"kept_blocks"`   // the network's blocks kept (this node is among their closest)
 	PinnedBlocks   int   `json:"pinned_blocks"` // used by files on this node's list: never evicted
+	UploadBlocks   int   `json:"upload_blocks"` // used by puts still running: kept
 	ReclaimedBytes int64 `json:"reclaimed_bytes"`
 }
 

@@ -50,6 +50,9 @@ type Keeper struct {
 	// Hold, if set, is called before blocks are deleted and returns the
 	// func that ends the hold (the node stops puts meanwhile).
 	Hold func() func()
+	// Busy, if set, is called during the hold and returns the blocks that
+	// stay although no file references them (the running puts').
+	Busy func() map[blocks.ID]bool
 
 	// Fair is the fair-share allowance (0: off): a peer may store here at
 	// most what it holds for this node plus Fair. Ledger keeps the
@@ -182,6 +185,10 @@ func (k *Keeper) Evict(ctx context.Context, need int64, network bool) (apiv1.GCI
 	if k.Hold != nil {
 		defer k.Hold()()
 	}
+	var busy map[blocks.ID]bool
+	if k.Busy != nil {
+		busy = k.Busy()
+	}
 	var info apiv1.GCInfo
 	var cached, ours []candidate
 	k.mu.Lock()
@@ -197,6 +204,8 @@ func (k *Keeper) Evict(ctx context.Context, need int64, network bool) (apiv1.GCI
 		switch {
 		case m.Refs > 0:
 			info.PinnedBlocks++
+		case busy[id]:
+			info.UploadBlocks++
 		case k.Node != nil && k.Node.Responsible(id, k.replicas):
 			ours = append(ours, c)
 		default:

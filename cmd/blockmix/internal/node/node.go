@@ -33,6 +33,7 @@ import (
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
 	"github.com/blockmix/blockmix/mixer"
 	bmnet "github.com/blockmix/blockmix/net"
+	"github.com/blockmix/blockmix/recipe"
 	"github.com/blockmix/blockmix/webui"
 )
 
@@ -44,6 +45,34 @@ type Config struct {
 	Log *slog.Logger
 	// Pprof, when set, is a loopback address for net/http/pprof.
 	Pprof string
+	// Timeouts bound the API's connections (tests shorten them).
+	Timeouts Timeouts
+}
+
+// Timeouts bound the API's connections: no client holds one forever by
+// going quiet. Zero fields take the defaults.
+type Timeouts struct {
+	// ReadHeader bounds reading a request's headers; 10 s.
+	ReadHeader time.Duration
+	// Idle bounds a kept-alive connection waiting for its next request;
+	// 2 min.
+	Idle time.Duration
+	// Stall cuts a request body that brings no byte, or an answer the
+	// client takes no byte of, for this long; 30 s (webui.Options.Stall).
+	Stall time.Duration
+}
+
+func (t Timeouts) withDefaults() Timeouts {
+	if t.ReadHeader <= 0 {
+		t.ReadHeader = 10 * time.Second
+	}
+	if t.Idle <= 0 {
+		t.Idle = 2 * time.Minute
+	}
+	if t.Stall <= 0 {
+		t.Stall = 30 * time.Second
+	}
+	return t
 }
 
 // Node is a running node. Its methods that answer the API are safe for
@@ -64,9 +93,14 @@ type Node struct {
 	pprof    stdnet.Listener
 	group    string // the private group's name, or ""
 	started  time.Time
+	timeouts Timeouts
 
-	mu    sync.Mutex // one put at a time: a Mixer is sequential
-	mixer *mixer.Mixer
+	// mu is held to use the Mixer (it is sequential: one part of one put
+	// at a time) and while the keeper deletes blocks; never while a
+	// request's body is read.
+	mu      sync.Mutex
+	mixer   *mixer.Mixer
+	uploads map[*recipe.Upload]bool // the puts running
 
 	verifyMu sync.Mutex // one verify at a time
 
@@ -102,7 +136,8 @@ func New(ctx context.Context, c Config) (n *Node, err error) {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
 	s := c.Settings
-	n = &Node{cfg: s, repo: c.Repo, log: c.Log, m: metrics.New(), started: time.Now()}
+	n = &Node{cfg: s, repo: c.Repo, log: c.Log, m: metrics.New(), started: time.Now(), timeouts: c.Timeouts.withDefaults(),
+		uploads: map[*recipe.Upload]bool{}}
 	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -144,6 +179,8 @@ func New(ctx context.Context, c Config) (n *Node, err error) {
 		n.mixer = nil
 		return n.mu.Unlock
 	}
+	// Running puts' blocks are referenced by no file yet: they stay.
+	n.keeper.Busy = n.uploadBlocks
 	if s.Quota > 0 && s0.Bytes > s.Quota {
 		n.log.Warn("the store holds more than the quota: pushes are refused until cached blocks are evicted ('blockmix gc')",
 			slog.String("stored", size.Human(s0.Bytes)), slog.String("quota", size.Human(s.Quota)))
@@ -189,7 +226,7 @@ func New(ctx context.Context, c Config) (n *Node, err error) {
 			return nil, fmt.Errorf("--pprof: %w", err)
 		}
 	}
-	n.web = webui.New(n, webui.Options{Hosts: hosts, Log: n.log, Failed: n.m.GetsFailed.Inc})
+	n.web = webui.New(n, webui.Options{Hosts: hosts, Log: n.log, Failed: n.m.GetsFailed.Inc, Stall: n.timeouts.Stall})
 	return n, nil
 }
 
@@ -225,7 +262,9 @@ func (n *Node) Run(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", n.m.Handler())
 	mux.Handle("/", n.web)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Bodies and answers get their stall cut from the web server
+	// (Timeouts.Stall): a long upload that keeps sending is never cut.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: n.timeouts.ReadHeader, IdleTimeout: n.timeouts.Idle}
 	if err := n.repo.SetAPIURL(n.URL()); err != nil {
 		return err
 	}
@@ -273,7 +312,7 @@ func (n *Node) Run(ctx context.Context) error {
 		pm.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		pm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		serve(&http.Server{Handler: pm, ReadHeaderTimeout: 10 * time.Second}, n.pprof, "pprof")
+		serve(&http.Server{Handler: pm, ReadHeaderTimeout: n.timeouts.ReadHeader, IdleTimeout: n.timeouts.Idle}, n.pprof, "pprof")
 	}
 	n.log.Info("node running", slog.String("peer", n.net.Host.ID().String()), slog.Any("listen", n.ID().Addrs), slog.String("api", n.URL()),
 		slog.Int("replicas", n.cfg.Replicas), slog.String("profile", n.cfg.Profile.Name), slog.Bool("donor", n.cfg.Donor), slog.Int64("quota", n.cfg.Quota))

@@ -49,6 +49,12 @@ type running struct {
 // cleanup stops it and checks that Run returned cleanly.
 func startNode(t *testing.T, ctx context.Context, edit func(*config.Settings)) running {
 	t.Helper()
+	return startNodeTimeouts(t, ctx, edit, Timeouts{})
+}
+
+// startNodeTimeouts is startNode with the API's timeouts to.
+func startNodeTimeouts(t *testing.T, ctx context.Context, edit func(*config.Settings), to Timeouts) running {
+	t.Helper()
 	prof, err := config.ProfileNamed("default")
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +65,7 @@ func startNode(t *testing.T, ctx context.Context, edit func(*config.Settings)) r
 		edit(&s)
 	}
 	lb := &logBuffer{}
-	n, err := New(ctx, Config{Repo: repo.Repo{Dir: t.TempDir()}, Settings: s, Log: slog.New(slog.NewTextHandler(lb, nil))})
+	n, err := New(ctx, Config{Repo: repo.Repo{Dir: t.TempDir()}, Settings: s, Log: slog.New(slog.NewTextHandler(lb, nil)), Timeouts: to})
 	if err != nil {
 		t.Fatal(err)
 	}

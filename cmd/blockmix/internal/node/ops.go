@@ -213,25 +213,26 @@ func (n *Node) fetcher(ctx context.Context, rc recipe.Recipe) *bmnet.Fetcher {
 }
 
 // Put mixes r into the store, syncs it, places every block the file needs
-// on the replicas closest nodes and announces the file.
+// on the replicas closest nodes and announces the file. It reads r a part
+// at a time (a few blocks) holding no node-wide lock, and takes the
+// node's lock only to mix a part it has read: a slow upload holds up no
+// other put, gc or get. On error the blocks it stored are deleted again.
 func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ string) (apiv1.PutInfo, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.mixer == nil {
-		m, err := mixer.New(n.st, mixer.Options{})
-		if err != nil {
-			return apiv1.PutInfo{}, err
-		}
-		n.mixer = m
-	}
 	note, err := putlog.Begin(n.repo.Path(repo.PutsDir), n.st)
 	if err != nil {
 		return apiv1.PutInfo{}, err
 	}
-	res, err := recipe.Put(ctx, n.mixer, n.st, r, size, name, typ, nil)
+	up := recipe.NewUpload(size, name, typ)
+	n.mu.Lock()
+	n.uploads[up] = true
+	n.mu.Unlock()
+	res, err := n.upload(ctx, up, r, name)
 	if err != nil {
+		n.mu.Lock()
+		delete(n.uploads, up)
+		n.discard(ctx, up)
+		n.mu.Unlock()
 		note.End()
-		n.mixer = nil // a failed mix leaves the Mixer unusable
 		return apiv1.PutInfo{}, err
 	}
 	err = n.st.Sync()
@@ -264,6 +265,86 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	defer cancel()
 	_ = n.net.ProvideFile(pctx, res.Recipe.Root[0])
 	return info, nil
+}
+
+// upload reads r a part at a time, without the node's lock, and mixes
+// each part under it; then it writes the descriptor and records the file.
+// A recorded upload leaves n.uploads: its blocks are the file's.
+func (n *Node) upload(ctx context.Context, up *recipe.Upload, r io.Reader, name string) (recipe.PutResult, error) {
+	buf := make([]byte, up.PartSize())
+	for last := false; !last; {
+		k, err := io.ReadFull(r, buf)
+		last = err == io.EOF || err == io.ErrUnexpectedEOF
+		if err != nil && !last {
+			return recipe.PutResult{}, fmt.Errorf("mix %s: read source: %w", name, err)
+		}
+		if err := n.withMixer(func(m *mixer.Mixer) error { return up.Add(ctx, m, buf[:k], last, nil) }); err != nil {
+			return recipe.PutResult{}, err
+		}
+	}
+	var res recipe.PutResult
+	err := n.withMixer(func(m *mixer.Mixer) (err error) {
+		if res, err = up.Finish(ctx, m, n.st); err == nil {
+			delete(n.uploads, up)
+		}
+		return err
+	})
+	return res, err
+}
+
+// withMixer runs fn with the node's Mixer, made when there is none, under
+// the node's lock. A failure drops the Mixer: a failed mix leaves it
+// unusable.
+func (n *Node) withMixer(fn func(*mixer.Mixer) error) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mixer == nil {
+		m, err := mixer.New(n.st, mixer.Options{})
+		if err != nil {
+			return err
+		}
+		n.mixer = m
+	}
+	if err := fn(n.mixer); err != nil {
+		n.mixer = nil
+		return err
+	}
+	return nil
+}
+
+// uploadBlocks returns every block the running uploads use: unreferenced
+// until their files are recorded, yet not to be deleted. Called with n.mu
+// held.
+func (n *Node) uploadBlocks() map[blocks.ID]bool {
+	busy := map[blocks.ID]bool{}
+	for up := range n.uploads {
+		up.Used(func(id blocks.ID) { busy[id] = true })
+	}
+	return busy
+}
+
+// discard deletes the blocks a failed upload stored, but for those that
+// are not its alone any more: used by another running upload, or by a
+// file recorded meanwhile (both may have picked them as randomizers). The
+// Mixer goes too: its pools name the deleted blocks. Called with n.mu
+// held and up out of n.uploads.
+func (n *Node) discard(ctx context.Context, up *recipe.Upload) {
+	ctx = context.WithoutCancel(ctx)
+	busy := n.uploadBlocks()
+	var gone []blocks.ID
+	for _, id := range up.New() {
+		if busy[id] {
+			continue
+		}
+		if m, err := n.st.Stat(ctx, id); err != nil || m.Refs > 0 {
+			continue
+		}
+		gone = append(gone, id)
+	}
+	mixer.Discard(ctx, n.st, gone)
+	if len(gone) > 0 {
+		n.mixer = nil
+	}
 }
 
 // Pin rebuilds rc from g (checking the whole file), makes st durable, and
