@@ -132,11 +132,13 @@ func New(ctx context.Context, c Config) (n *Node, err error) {
 		n.group = grp.Name
 		n.log.Info("in a private group: TCP only (QUIC cannot carry the group key)", slog.String("group", grp.Name))
 	}
-	s0, err := n.st.Stats(ctx)
-	if err != nil {
+	n.keeper = keeper.New(n.st, s.Replicas, s.Quota, n.log, n.m)
+	if err := n.keeper.Count(ctx); err != nil {
 		return nil, err
 	}
-	n.keeper = keeper.New(n.st, s.Replicas, s.Quota, s0.Bytes, n.log, n.m)
+	if !s.Donor {
+		n.keeper.Share = n.share(s.Share)
+	}
 	n.keeper.Hold = func() func() {
 		// No put runs while blocks go, and the next one sees the store
 		// as it is then.
@@ -144,13 +146,13 @@ func New(ctx context.Context, c Config) (n *Node, err error) {
 		n.mixer = nil
 		return n.mu.Unlock
 	}
-	if s.Quota > 0 && s0.Bytes > s.Quota {
+	if stored := n.keeper.Stored(); s.Quota > 0 && stored > s.Quota {
 		n.log.Warn("the store holds more than the quota: pushes are refused until cached blocks are evicted ('blockmix gc')",
-			slog.String("stored", size.Human(s0.Bytes)), slog.String("quota", size.Human(s.Quota)))
+			slog.String("stored", size.Human(stored)), slog.String("quota", size.Human(s.Quota)))
 	}
 	// The fair-share ledger is ready before the first push can come; it
 	// reads the peer book once the network runs.
-	if n.ledger, err = ledger.Load(c.Repo.Path(repo.LedgerFile), n.givenAll, n.givenTo); err != nil {
+	if n.ledger, err = ledger.Load(c.Repo.Path(repo.LedgerFile), n.log, n.givenAll, n.givenTo); err != nil {
 		return nil, err
 	}
 	n.keeper.Ledger, n.keeper.Fair = n.ledger, s.Fair
@@ -191,6 +193,23 @@ func New(ctx context.Context, c Config) (n *Node, err error) {
 	}
 	n.web = webui.New(n, webui.Options{Hosts: hosts, Log: n.log, Failed: n.m.GetsFailed.Inc})
 	return n, nil
+}
+
+// share is what this node, not a donor, gives other nodes' pushed blocks:
+// set (>= 0), or the default of the repo's file system's free space now.
+func (n *Node) share(set int64) int64 {
+	if set >= 0 {
+		return set
+	}
+	free, err := freeSpace(n.repo.Dir)
+	share := config.DefaultShare(free)
+	if err != nil {
+		share = config.DefaultShare(1 << 62) // unknown: the 1 GiB cap
+		n.log.Warn("free disk space unknown: other nodes' blocks may take up to the default share", slog.String("share", size.Human(share)), slog.Any("err", err))
+	}
+	n.log.Info("not a donor: other nodes' pushed blocks may take a share of this disk (--share)", slog.String("share", size.Human(share)),
+		slog.String("held", size.Human(n.keeper.HeldForNetwork())))
+	return share
 }
 
 // listenLoopback listens on addr, which must be a loopback address: the
