@@ -42,8 +42,9 @@ type Settings struct {
 	Fair      int64 // the fair-share allowance; 0: off
 	Profile   Profile
 	// Share is what a node that is not a donor gives other nodes' pushed
-	// blocks at most (their cost on disk); -1: the default (DefaultShare
-	// of the repo's file system). A donor's quota bounds them instead.
+	// blocks at most (their cost on disk); 0: the default (DefaultShare
+	// of the repo's file system); < 0: none (--share 0). A donor's quota
+	// bounds them instead.
 	Share int64
 
 	RepairInterval time.Duration // 0: never
@@ -104,10 +105,12 @@ func (o Options) Check(f File, path string, given func(flag string) bool) (Setti
 			return s, usage.Errorf("--fair-share: %v", err)
 		}
 	}
-	s.Share = -1
 	if o.Share != "" {
 		if s.Share, err = size.Parse(o.Share); err != nil {
 			return s, usage.Errorf("--share: %v%s", err, fromCfg(f.Share != nil, "share"))
+		}
+		if s.Share == 0 {
+			s.Share = -1 // none
 		}
 	}
 	if s.Profile, err = ProfileNamed(o.Profile); err != nil {

@@ -196,10 +196,11 @@ func New(ctx context.Context, c Config) (n *Node, err error) {
 }
 
 // share is what this node, not a donor, gives other nodes' pushed blocks:
-// set (>= 0), or the default of the repo's file system's free space now.
+// set (> 0), none (< 0), or the default of the repo's file system's free
+// space now (0).
 func (n *Node) share(set int64) int64 {
-	if set >= 0 {
-		return set
+	if set != 0 {
+		return max(set, 0)
 	}
 	free, err := freeSpace(n.repo.Dir)
 	share := config.DefaultShare(free)
