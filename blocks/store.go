@@ -90,6 +90,54 @@ type Enumerator interface {
 // have this bit.
 const ForeignTag uint64 = 1 << 63
 
+// NetworkTag, together with ForeignTag, marks a block held for the
+// network: a peer pushed it here to be kept (placement or repair), unlike a
+// block fetched for a file, which is only cached. The store keeps it like
+// any tag, so the mark lasts across restarts and compactions. (The mixer's
+// own tags may have this bit; only with ForeignTag does it mean this.)
+const NetworkTag uint64 = 1 << 62
+
+// HeldForNetwork reports whether a block tagged tag is held for the
+// network (see NetworkTag).
+func HeldForNetwork(tag uint64) bool {
+	return tag&(ForeignTag|NetworkTag) == ForeignTag|NetworkTag
+}
+
+// pusherShift and pusherMask place a pusher's fingerprint in a push tag.
+const (
+	pusherShift = 30
+	pusherMask  = 1<<32 - 1
+)
+
+// PusherPrint is the 32-bit fingerprint of a pusher's name that PushTag
+// keeps in a block's tag (FNV-1a): enough to find the pusher again among
+// the few peers an account book knows.
+func PusherPrint(pusher string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(pusher); i++ {
+		h ^= uint32(pusher[i])
+		h *= 16777619
+	}
+	return h
+}
+
+// PushTag is the tag of a block pusher pushed here to be held for the
+// network: ForeignTag|NetworkTag, the pusher's fingerprint (PusherPrint)
+// in bits 30–61 and random in the low 30 bits (from random), the lowest
+// one set so that it is never zero.
+func PushTag(pusher string, random uint64) uint64 {
+	return ForeignTag | NetworkTag | uint64(PusherPrint(pusher))<<pusherShift | random&(1<<pusherShift-1) | 1
+}
+
+// Pusher returns the fingerprint of the peer that pushed a block tagged
+// tag, and false when tag is not a push tag (see PushTag).
+func Pusher(tag uint64) (uint32, bool) {
+	if !HeldForNetwork(tag) {
+		return 0, false
+	}
+	return uint32(tag >> pusherShift & pusherMask), true
+}
+
 // TagIndex answers whether any held block carries tag.
 type TagIndex interface {
 	HasTag(ctx context.Context, tag uint64) (bool, error)

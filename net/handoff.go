@@ -31,15 +31,17 @@ func (n *Node) Responsible(id blocks.ID, r int) bool {
 // it asks the closest others which of them have it and pushes it to the
 // next closest that do not, until r have it. A holder counts only once it
 // proved it holds b (see Service.Prove): a peer's word is not enough to
-// drop what may be the last copy. It returns an error wrapping
-// ErrUnderReplicated when fewer than r others could be found to hold it.
-func (n *Node) HandOff(ctx context.Context, b blocks.Block, r int) error {
+// drop what may be the last copy. It returns how many pushes it made that
+// the receiver accepted (0 when r others held it already), and an error
+// wrapping ErrUnderReplicated when fewer than r others could be found to
+// hold it.
+func (n *Node) HandOff(ctx context.Context, b blocks.Block, r int) (pushed int, err error) {
 	ps := kb.SortClosestPeers(n.candidates(), kb.ConvertKey(BlockKey(b.ID())))
 	holders := 0
 	var lacking []peer.ID
 	for _, p := range ps {
 		if holders >= r {
-			return nil
+			return pushed, nil
 		}
 		have, err := n.Blocks.Has(ctx, p, []blocks.ID{b.ID()})
 		if err != nil {
@@ -53,14 +55,18 @@ func (n *Node) HandOff(ctx context.Context, b blocks.Block, r int) error {
 		}
 		lacking = append(lacking, p)
 		res, err := n.Blocks.Push(ctx, p, []blocks.Block{b})
-		if err == nil && res[0] == nil && n.Blocks.Proven(ctx, p, []blocks.Block{b}) {
+		if err != nil || res[0] != nil {
+			continue
+		}
+		pushed++
+		if n.Blocks.Proven(ctx, p, []blocks.Block{b}) {
 			holders++
 		}
 	}
 	if holders >= r {
-		return nil
+		return pushed, nil
 	}
-	return fmt.Errorf("%w: block %s has %d other holders of %d wanted (asked %d, %d lacked it)", ErrUnderReplicated, b.ID(), holders, r, len(ps), len(lacking))
+	return pushed, fmt.Errorf("%w: block %s has %d other holders of %d wanted (asked %d, %d lacked it)", ErrUnderReplicated, b.ID(), holders, r, len(ps), len(lacking))
 }
 
 // Probe dials, at most 8 at a time, every known peer that is not connected

@@ -244,7 +244,7 @@ func TestLiarsClaimsCountForNothing(t *testing.T) {
 			t.Fatalf("block %d: %d copies counted, want 1 (the honest peer's)", i, c)
 		}
 	}
-	if err := uploader.HandOff(ctx, bs[0], 2); !errors.Is(err, ErrUnderReplicated) {
+	if _, err := uploader.HandOff(ctx, bs[0], 2); !errors.Is(err, ErrUnderReplicated) {
 		t.Fatalf("hand-off to one honest peer and three liars: %v, want under-replicated", err)
 	}
 }

@@ -226,8 +226,8 @@ func TestHandOff(t *testing.T) {
 	if responsible != 2 {
 		t.Fatalf("%d nodes think they are among the 2 closest", responsible)
 	}
-	if err := nodes[0].HandOff(ctx, b, 3); err != nil {
-		t.Fatal(err)
+	if pushed, err := nodes[0].HandOff(ctx, b, 3); err != nil || pushed != 3 {
+		t.Fatalf("HandOff = %d pushed, %v; want 3 pushed", pushed, err)
 	}
 	holders := 0
 	for _, st := range stores[1:] {
@@ -239,10 +239,11 @@ func TestHandOff(t *testing.T) {
 		t.Fatalf("%d others hold the block after the hand-off, want 3", holders)
 	}
 	// Again: they have it already, nothing more is pushed.
-	if err := nodes[0].HandOff(ctx, b, 3); err != nil {
-		t.Fatal(err)
+	if pushed, err := nodes[0].HandOff(ctx, b, 3); err != nil || pushed != 0 {
+		t.Fatalf("second HandOff = %d pushed, %v; want 0 pushed", pushed, err)
 	}
-	if err := nodes[0].HandOff(ctx, b, 5); !errors.Is(err, ErrUnderReplicated) {
-		t.Fatalf("5 holders among 4 others: %v", err)
+	// One more holder is found (the fourth other), then too few.
+	if pushed, err := nodes[0].HandOff(ctx, b, 5); !errors.Is(err, ErrUnderReplicated) || pushed != 1 {
+		t.Fatalf("5 holders among 4 others: %d pushed, %v; want 1 pushed and ErrUnderReplicated", pushed, err)
 	}
 }

@@ -174,14 +174,14 @@ type quotaSink struct {
 	left int
 }
 
-func (q *quotaSink) Accept(ctx context.Context, _ string, id blocks.ID, data []byte) error {
+func (q *quotaSink) Accept(ctx context.Context, peer string, id blocks.ID, data []byte) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(data) > q.left {
 		return &Refusal{Code: RefuseQuota, Text: "quota full"}
 	}
 	q.left -= len(data)
-	return q.st.Put(ctx, id, data, FreshTag()) // as StoreSink tags a pushed block
+	return q.st.Put(ctx, id, data, blocks.PushTag(peer, FreshTag())) // as StoreSink tags a pushed block
 }
 
 func TestPush(t *testing.T) {

@@ -14,9 +14,9 @@ type Syncer interface {
 	Sync() error
 }
 
-// StoreSink takes every verified pushed block into a store, with a fresh
-// local tag, and makes them durable in groups (it is a Flusher). Quotas
-// wrap it.
+// StoreSink takes every verified pushed block into a store, tagged as held
+// for the network by its pusher (blocks.PushTag), and makes them durable in
+// groups (it is a Flusher). Quotas wrap it.
 type StoreSink struct {
 	st Syncer
 	mu sync.Mutex // one Sync at a time
@@ -26,8 +26,8 @@ type StoreSink struct {
 func NewStoreSink(st Syncer) *StoreSink { return &StoreSink{st: st} }
 
 // Accept implements Sink.
-func (s *StoreSink) Accept(ctx context.Context, _ string, id blocks.ID, data []byte) error {
-	if err := s.st.Put(ctx, id, data, FreshTag()); err != nil {
+func (s *StoreSink) Accept(ctx context.Context, peer string, id blocks.ID, data []byte) error {
+	if err := s.st.Put(ctx, id, data, blocks.PushTag(peer, FreshTag())); err != nil {
 		return fmt.Errorf("store pushed block: %w", err)
 	}
 	return nil

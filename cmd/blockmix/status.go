@@ -66,7 +66,7 @@ func runStatus(ctx context.Context, e *env, asJSON bool) error {
 			fmt.Fprintf(e.stdout, "repair         no round yet (see --repair-interval)\n")
 		}
 		if s.Quota > 0 {
-			fmt.Fprintf(e.stdout, "quota          %s of %s used (%.0f%%)\n", human(s.Store.Bytes), human(s.Quota), 100*float64(s.Store.Bytes)/float64(s.Quota))
+			fmt.Fprintf(e.stdout, "quota          %s of %s used (%.0f%%)\n", human(s.Used()), human(s.Quota), 100*float64(s.Used())/float64(s.Quota))
 		} else {
 			fmt.Fprintf(e.stdout, "quota          none\n")
 		}

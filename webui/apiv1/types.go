@@ -79,8 +79,11 @@ type DaemonInfo struct {
 	Replicas int // how many other nodes should hold each block
 	// Quota bounds the store's block bytes (0: none); Profile names the
 	// daemon's profile ("default" or "lowpower").
-	Quota   int64
-	Profile string
+	Quota int64
+	// QuotaUsed is what the store's blocks cost on disk as the quota
+	// counts them (their bytes, record headers and index entries).
+	QuotaUsed int64
+	Profile   string
 	// Group names the private group the node is in ("" for none).
 	Group string
 	// Repair is the last repair round of the blocks this node holds for
@@ -273,6 +276,7 @@ type StatusInfo struct {
 	RoutingTable  int        `json:"routing_table"`         // peers the DHT knows
 	Replicas      int        `json:"replicas"`              // other nodes that should hold each block
 	Quota         int64      `json:"quota,omitempty"`       // bytes the store may hold (0: no quota)
+	QuotaUsed     int64      `json:"quota_used,omitempty"`  // what the store's blocks cost on disk, as the quota counts them
 	Profile       string     `json:"profile,omitempty"`     // "default" or "lowpower"
 	Group         string     `json:"group,omitempty"`       // the private group the node is in ("" for none)
 	StoreError    string     `json:"store_error,omitempty"` // the last failure to store a block, while it stands
@@ -312,8 +316,8 @@ func (s *StatusInfo) Judge() {
 	if s.Repair.StillShort > 0 {
 		add(StateAtRisk, fmt.Sprintf("at risk: %d of the blocks this node holds for the network still have fewer than %d copies after the last repair (too few nodes reachable); connect more nodes", s.Repair.StillShort, s.Replicas))
 	}
-	if s.Quota > 0 && s.Store.Bytes > s.Quota {
-		add(StateOverQuota, fmt.Sprintf("over quota: the store holds %s, the quota is %s; pushes are refused until 'blockmix gc' (or the node itself) frees cached blocks", HumanBytes(s.Store.Bytes), HumanBytes(s.Quota)))
+	if used := s.Used(); s.Quota > 0 && used > s.Quota {
+		add(StateOverQuota, fmt.Sprintf("over quota: the store holds %s, the quota is %s; pushes are refused until 'blockmix gc' (or the node itself) frees cached blocks", HumanBytes(used), HumanBytes(s.Quota)))
 	}
 	if s.Daemon {
 		switch {
@@ -361,4 +365,13 @@ func HumanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// Used is what the quota counts as used: QuotaUsed, or the block bytes
+// from an older daemon that does not send it.
+func (s StatusInfo) Used() int64 {
+	if s.QuotaUsed > 0 {
+		return s.QuotaUsed
+	}
+	return s.Store.Bytes
 }

@@ -28,10 +28,11 @@ type File struct {
 	Quota     *string  `json:"quota,omitempty"`
 	Profile   *string  `json:"profile,omitempty"`
 	Donor     *bool    `json:"donor,omitempty"`
+	Share     *string  `json:"share,omitempty"`
 }
 
 // configKeys spells the keys for error messages.
-const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor"
+const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor, share"
 
 // Read reads the config file at path. A missing file is an empty
 // config (found is false). A malformed one is a usage error that names the
@@ -104,6 +105,11 @@ func Read(path string) (c File, found bool, err error) {
 			return c, true, bad(`"quota": %q is not a size such as "50GiB"`, *c.Quota)
 		}
 	}
+	if c.Share != nil {
+		if _, err := size.Parse(*c.Share); err != nil {
+			return c, true, bad(`"share": %v`, err)
+		}
+	}
 	if c.Profile != nil {
 		if _, err := ProfileNamed(*c.Profile); err != nil {
 			return c, true, bad(`"profile": %v`, err)
@@ -125,6 +131,7 @@ func typeProblem(e *json.UnmarshalTypeError) string {
 		"quota":     `a size string such as "50GiB"`,
 		"profile":   `"default" or "lowpower"`,
 		"donor":     "true or false",
+		"share":     `a size string such as "1GiB"`,
 	}[key]
 	if want == "" {
 		return fmt.Sprintf("the file holds a JSON %s; want an object with the keys %s", e.Value, configKeys)
@@ -166,6 +173,9 @@ func (c File) Apply(o Options, given func(flag string) bool) Options {
 	}
 	if c.Donor != nil && !given("donor") {
 		o.Donor = *c.Donor
+	}
+	if c.Share != nil && !given("share") {
+		o.Share = *c.Share
 	}
 	return o
 }

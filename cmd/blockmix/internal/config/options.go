@@ -22,6 +22,7 @@ type Options struct {
 	Quota          string
 	Profile        string
 	Fair           string
+	Share          string
 	RepairInterval time.Duration
 	RepairRate     string
 	ScrubInterval  time.Duration
@@ -40,6 +41,11 @@ type Settings struct {
 	Quota     int64 // 0: none
 	Fair      int64 // the fair-share allowance; 0: off
 	Profile   Profile
+	// Share is what a node that is not a donor gives other nodes' pushed
+	// blocks at most (their cost on disk); 0: the default (DefaultShare
+	// of the repo's file system); < 0: none (--share 0). A donor's quota
+	// bounds them instead.
+	Share int64
 
 	RepairInterval time.Duration // 0: never
 	RepairRate     int64         // bytes per second; 0: unpaced
@@ -99,6 +105,14 @@ func (o Options) Check(f File, path string, given func(flag string) bool) (Setti
 			return s, usage.Errorf("--fair-share: %v", err)
 		}
 	}
+	if o.Share != "" {
+		if s.Share, err = size.Parse(o.Share); err != nil {
+			return s, usage.Errorf("--share: %v%s", err, fromCfg(f.Share != nil, "share"))
+		}
+		if s.Share == 0 {
+			s.Share = -1 // none
+		}
+	}
 	if s.Profile, err = ProfileNamed(o.Profile); err != nil {
 		return s, usage.Errorf("--profile: %v%s", err, fromCfg(f.Profile != nil, "profile"))
 	}
@@ -122,10 +136,16 @@ func (o *Options) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.Donor, "donor", false, "run as a donor: give --quota of space to other people's blocks, evicting cached blocks in the background to stay under it")
 	f.StringVar(&o.Quota, "quota", "", "the most block bytes this node stores (50GiB, 2TB…); pushes past it are refused; default none (config.json key quota)")
 	f.StringVar(&o.Profile, "profile", o.Profile, "default, or lowpower for small boards: fewer connections and streams, small caches, a memory limit (config.json key profile)")
-	f.StringVar(&o.Fair, "fair-share", "", "accept from each peer at most what it holds for this node plus this allowance (for example 1GiB); the ledger shows in 'peers'; default off")
+	f.StringVar(&o.Fair, "fair-share", "", "accept from each peer what it holds for this node; beyond that, all peers together share this allowance (for example 1GiB); the ledger shows in 'peers'; default off")
+	f.StringVar(&o.Share, "share", "", "when not a donor: the most space other nodes' pushed blocks may take here (0: take none); default 1GiB or 5% of the repo's free disk space at start, whichever is smaller (config.json key share)")
 	f.DurationVar(&o.RepairInterval, "repair-interval", o.RepairInterval, "how often to check that the blocks this node holds for the network have their copies elsewhere, and push the missing ones (0: never)")
 	f.StringVar(&o.RepairRate, "repair-rate", o.RepairRate, "the most bytes per second repair pushes")
 	f.DurationVar(&o.ScrubInterval, "scrub-interval", o.ScrubInterval, "how often to re-read every local block; a corrupt one is quarantined and fetched again from a peer (0: never)")
 	f.StringVar(&o.ScrubRate, "scrub-rate", o.ScrubRate, "the most bytes per second the scrub reads")
 	f.StringVar(&o.Cache, "cache", o.Cache, "keep blocks fetched from peers (they then serve other files and peers) while the store holds less than this; 0: keep none (config.json key cache)")
 }
+
+// DefaultShare is the share of a node that is not a donor when --share is
+// not given: 1 GiB, or 5 % of free, the free space of the repo's file
+// system at start, whichever is smaller.
+func DefaultShare(free int64) int64 { return min(1<<30, max(free, 0)/20) }

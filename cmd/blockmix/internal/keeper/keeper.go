@@ -1,7 +1,9 @@
 // Package keeper keeps a node's store within its quota: it takes pushes
-// from peers within the quota and the fair share, notes which blocks are
-// used, and evicts what may go (cached blocks least recently used first;
-// the network's blocks only over quota, after handing them off).
+// from peers within the quota, the share and the fair share, notes which
+// blocks are used, and evicts what may go (cached blocks least recently
+// used first; the network's blocks only over quota or share, after handing
+// them off). Every figure it keeps counts what blocks cost on disk
+// (blocks.Cost), not their bytes alone.
 package keeper
 
 import (
@@ -19,22 +21,31 @@ import (
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/metrics"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/sched"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
+	"github.com/blockmix/blockmix/mixer"
 	bmnet "github.com/blockmix/blockmix/net"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // Keeper keeps the store within its quota. Blocks fall in three kinds:
 // pinned (a file on this node's list uses them: never evicted), the
-// network's (this node is one of the R closest to the block: handed to
-// the next closest before it may go) and cached (everything else: evicted
-// least recently used first).
+// network's (a peer pushed them here to be held, blocks.HeldForNetwork, or
+// this node is one of the R closest to the block: handed to the next
+// closest before they may go) and cached (everything else: evicted least
+// recently used first).
 type Keeper struct {
 	st       *blocks.Disk
 	replicas int
 	quota    int64        // 0: none
-	stored   atomic.Int64 // bytes in the store, roughly (resynced by each eviction)
+	stored   atomic.Int64 // what the store's blocks cost on disk (blocks.Cost)
+	network  atomic.Int64 // of that, the blocks held for the network (pushed here)
 	log      *slog.Logger
 	m        *metrics.Metrics
+
+	// Share bounds what the blocks pushed here (held for the network)
+	// may cost on disk: a node that is not a donor gives others this much
+	// (0: nothing). < 0: no bound of its own (a donor: its quota bounds
+	// them). Set before the first push.
+	Share int64
 
 	// Node is the network the node's blocks are held for; set once the
 	// node runs, before the first eviction.
@@ -54,9 +65,10 @@ type Keeper struct {
 	// stay although no file references them (the running puts').
 	Busy func() map[blocks.ID]bool
 
-	// Fair is the fair-share allowance (0: off): a peer may store here at
-	// most what it holds for this node plus Fair. Ledger keeps the
-	// accounts (always, so that peers shows them).
+	// Fair is the fair-share allowance (0: off): a peer may store here
+	// what it holds for this node; beyond that, all peers together draw
+	// on one pool of Fair bytes (see ledger.Ledger.Reserve). Ledger keeps
+	// the accounts (always, so that peers shows them).
 	Fair   int64
 	Ledger *ledger.Ledger
 
@@ -92,12 +104,33 @@ func (k *Keeper) LastFailure() string {
 	return k.failed
 }
 
-// New returns a Keeper of st, which holds stored bytes now, for a node
-// that wants replicas copies of each block (quota 0: none).
-func New(st *blocks.Disk, replicas int, quota, stored int64, log *slog.Logger, m *metrics.Metrics) *Keeper {
-	k := &Keeper{st: st, replicas: replicas, quota: quota, log: log, m: m, used: map[blocks.ID]int64{}, wake: make(chan struct{}, 1)}
-	k.stored.Store(stored)
-	return k
+// New returns a Keeper of st for a node that wants replicas copies of each
+// block (quota 0: none), with no share bound (Share -1). Its counts start
+// at zero: Count reads them from the store.
+func New(st *blocks.Disk, replicas int, quota int64, log *slog.Logger, m *metrics.Metrics) *Keeper {
+	return &Keeper{st: st, replicas: replicas, quota: quota, Share: -1, log: log, m: m, used: map[blocks.ID]int64{}, wake: make(chan struct{}, 1)}
+}
+
+// Count sets the keeper's counts to what the store's blocks cost on disk,
+// and of that, the blocks held for the network. The node calls it once at
+// start, before the first push; from then on every path that adds or
+// evicts a block counts it.
+func (k *Keeper) Count(ctx context.Context) error {
+	var total, network int64
+	err := k.st.Enumerate(ctx, func(_ blocks.ID, m blocks.Meta) error {
+		c := k.st.Cost(m.Size)
+		total += c
+		if blocks.HeldForNetwork(m.Tag) {
+			network += c
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("count the store's blocks: %w", err)
+	}
+	k.stored.Store(total)
+	k.network.Store(network)
+	return nil
 }
 
 // Touch notes a use of id (a read for a peer, a file or a mix).
@@ -119,13 +152,17 @@ func (k *Keeper) wakeEviction() {
 // reserve counts n bytes as stored if the store then holds at most limit
 // (limit < 0: no limit), in one step: blocks stored at the same time
 // cannot pass the limit together. It reports whether it did.
-func (k *Keeper) reserve(n, limit int64) bool {
+func (k *Keeper) reserve(n, limit int64) bool { return reserve(&k.stored, n, limit) }
+
+// reserve adds n to c if c then is at most limit (limit < 0: no limit),
+// in one compare-and-swap step, and reports whether it did.
+func reserve(c *atomic.Int64, n, limit int64) bool {
 	for {
-		cur := k.stored.Load()
+		cur := c.Load()
 		if limit >= 0 && cur+n > limit {
 			return false
 		}
-		if k.stored.CompareAndSwap(cur, cur+n) {
+		if c.CompareAndSwap(cur, cur+n) {
 			return true
 		}
 	}
@@ -156,6 +193,7 @@ func (k *Keeper) Run(ctx context.Context, interval time.Duration) {
 type candidate struct {
 	id   blocks.ID
 	size int
+	tag  uint64
 	used int64 // last use in this run, else 0
 	seq  uint64
 }
@@ -175,10 +213,12 @@ func lru(cs []candidate) {
 	})
 }
 
-// Evict frees at least need bytes (need < 0: every cached block): cached
-// blocks first, least recently used first; then, when network is true, the
-// network's blocks, each only after it was handed to the next closest
-// nodes. Pinned blocks are never touched.
+// Evict frees at least need bytes (as blocks.Cost counts them; need < 0:
+// every cached block): cached blocks first, least recently used first;
+// then, when network is true, the network's blocks, each only after it
+// was handed to the next closest nodes (one whose hand-off fails stays).
+// Pinned blocks are never touched. A pushed block that goes is taken off
+// its pusher's account in the ledger.
 func (k *Keeper) Evict(ctx context.Context, need int64, network bool) (apiv1.GCInfo, error) {
 	k.evicting.Lock()
 	defer k.evicting.Unlock()
@@ -197,16 +237,16 @@ func (k *Keeper) Evict(ctx context.Context, need int64, network bool) (apiv1.GCI
 		used[id] = t
 	}
 	k.mu.Unlock()
-	var total int64
 	err := k.st.Enumerate(ctx, func(id blocks.ID, m blocks.Meta) error {
-		total += int64(m.Size)
-		c := candidate{id: id, size: m.Size, used: used[id], seq: m.Seq}
+		c := candidate{id: id, size: m.Size, tag: m.Tag, used: used[id], seq: m.Seq}
 		switch {
 		case m.Refs > 0:
 			info.PinnedBlocks++
 		case busy[id]:
 			info.UploadBlocks++
-		case k.Node != nil && k.Node.Responsible(id, k.replicas):
+		case blocks.HeldForNetwork(m.Tag) || k.Node != nil && k.Node.Responsible(id, k.replicas):
+			// A pushed block is the network's even where this node is
+			// not among the closest (a placement fallback took it).
 			ours = append(ours, c)
 		default:
 			cached = append(cached, c)
@@ -221,41 +261,51 @@ func (k *Keeper) Evict(ctx context.Context, need int64, network bool) (apiv1.GCI
 	freed := int64(0)
 	var gone []blocks.ID // evicted: their last use is forgotten
 	enough := func() bool { return need >= 0 && freed >= need }
+	// drop deletes an evicted block and takes it off every count.
+	drop := func(c candidate) error {
+		if err := k.st.Delete(ctx, c.id); err != nil {
+			return fmt.Errorf("evict: %w", err)
+		}
+		cost := k.st.Cost(c.size)
+		freed += cost
+		k.stored.Add(-cost)
+		if blocks.HeldForNetwork(c.tag) {
+			k.network.Add(-cost)
+			if p, ok := blocks.Pusher(c.tag); ok && k.Ledger != nil {
+				k.Ledger.Evicted(p, int64(c.size))
+			}
+		}
+		gone = append(gone, c.id)
+		info.EvictedBlocks++
+		info.EvictedBytes += int64(c.size)
+		return nil
+	}
 	for _, c := range cached {
 		if enough() {
 			break
 		}
-		if err := k.st.Delete(ctx, c.id); err != nil {
-			return info, fmt.Errorf("evict: %w", err)
+		if err := drop(c); err != nil {
+			return info, err
 		}
-		freed += int64(c.size)
-		gone = append(gone, c.id)
-		info.EvictedBlocks++
-		info.EvictedBytes += int64(c.size)
 	}
 	for _, c := range ours {
-		if !network || enough() {
+		if !network || enough() || k.Node == nil {
 			info.KeptBlocks++
 			continue
 		}
 		b, err := blocks.GetBlock(ctx, k.st, c.id)
 		if err == nil {
-			err = k.Node.HandOff(ctx, b, k.replicas)
+			_, err = k.Node.HandOff(ctx, b, k.replicas)
 		}
 		if err != nil {
 			info.KeptBlocks++ // not handed off: it stays
 			continue
 		}
-		if err := k.st.Delete(ctx, c.id); err != nil {
-			return info, fmt.Errorf("evict: %w", err)
+		if err := drop(c); err != nil {
+			return info, err
 		}
-		freed += int64(c.size)
-		gone = append(gone, c.id)
 		info.HandedOff++
-		info.EvictedBlocks++
-		info.EvictedBytes += int64(c.size)
 	}
-	k.stored.Store(total - freed)
 	k.mu.Lock()
 	for _, id := range gone {
 		delete(k.used, id)
@@ -291,39 +341,73 @@ func (k *Keeper) Evict(ctx context.Context, need int64, network bool) (apiv1.GCI
 // free enough.
 var ErrOverQuota = errors.New("over quota")
 
-// Sink takes pushed blocks into inner within the quota and the fair share
-// and counts them; a push that does not fit is refused with a reason the
-// pusher shows, and the log says so.
+// Sink takes pushed blocks within the quota, the share and the fair share,
+// tagged as held for the network by their pusher (blocks.PushTag), and
+// counts what they cost; inner makes them durable (its Flush). A push that
+// does not fit, or is not of a block class, is refused with a reason the
+// pusher shows, and the log says so. A block the store holds already is
+// taken without counting it again.
 func (k *Keeper) Sink(inner *bmnet.StoreSink) bmnet.Sink { return quotaSink{inner, k} }
 
 type quotaSink struct {
-	*bmnet.StoreSink
-	k *Keeper
+	*bmnet.StoreSink // for Flush
+	k                *Keeper
 }
 
 func (q quotaSink) Accept(ctx context.Context, peer string, id blocks.ID, data []byte) error {
-	n := int64(len(data))
-	if !q.k.reserve(n, q.k.quotaLimit()) {
-		q.k.wakeEviction()
-		return q.refuse(ctx, peer, id, "quota", &bmnet.Refusal{Code: bmnet.RefuseQuota, Text: fmt.Sprintf("quota full: %s of %s used", size.Human(q.k.stored.Load()), size.Human(q.k.quota))})
+	k := q.k
+	if err := mixer.ValidClass(len(data)); err != nil {
+		return q.refuse(ctx, peer, id, "class", &bmnet.Refusal{Code: bmnet.RefuseNotWanted,
+			Text: fmt.Sprintf("only blocks of 1 KiB, 16 KiB or 128 KiB are taken: this one has %d bytes", len(data))})
 	}
-	if q.k.Fair > 0 && q.k.Ledger != nil {
-		if e := q.k.Ledger.Entry(peer); e.StoredHere+int64(len(data)) > e.HoldsForUs+q.k.Fair {
-			q.k.stored.Add(-n)
-			return q.refuse(ctx, peer, id, "fair_share", &bmnet.Refusal{Code: bmnet.RefuseNotWanted, Text: fmt.Sprintf("fair share: you stored %s here and hold %s for this node; the allowance is %s",
-				size.Human(e.StoredHere), size.Human(e.HoldsForUs), size.Human(q.k.Fair))})
+	if have, err := k.st.Has(ctx, id); err == nil && have {
+		k.m.PushesAccepted.Inc()
+		return nil // held already: nothing new to count
+	}
+	cost, n := k.st.Cost(len(data)), int64(len(data))
+	// Each limit is checked and counted in one step; a later refusal
+	// gives back what the earlier steps counted.
+	if !k.reserve(cost, k.quotaLimit()) {
+		k.wakeEviction()
+		return q.refuse(ctx, peer, id, "quota", &bmnet.Refusal{Code: bmnet.RefuseQuota, Text: fmt.Sprintf("quota full: %s of %s used", size.Human(k.stored.Load()), size.Human(k.quota))})
+	}
+	if !reserve(&k.network, cost, k.Share) {
+		k.stored.Add(-cost)
+		return q.refuse(ctx, peer, id, "share", &bmnet.Refusal{Code: bmnet.RefuseQuota, Text: fmt.Sprintf("share full: this node is not a donor and keeps at most %s of other nodes' blocks (%s held)",
+			size.Human(k.Share), size.Human(k.network.Load()))})
+	}
+	release := func() {
+		k.stored.Add(-cost)
+		k.network.Add(-cost)
+	}
+	if k.Ledger != nil {
+		fair := k.Fair
+		if fair <= 0 {
+			fair = -1 // off: counted, never refused
+		}
+		if e, ok := k.Ledger.Reserve(peer, n, fair); !ok {
+			release()
+			return q.refuse(ctx, peer, id, "fair_share", &bmnet.Refusal{Code: bmnet.RefuseNotWanted, Text: fmt.Sprintf("fair share: you stored %s here and hold %s for this node; beyond that, peers share an allowance of %s, which is used up",
+				size.Human(e.StoredHere), size.Human(e.HoldsForUs), size.Human(k.Fair))})
+		}
+		release = func() {
+			k.stored.Add(-cost)
+			k.network.Add(-cost)
+			k.Ledger.Received(peer, -n)
 		}
 	}
-	if err := q.StoreSink.Accept(ctx, peer, id, data); err != nil {
-		q.k.stored.Add(-n)
-		q.k.storeFailed(err)
+	added, err := k.st.PutNew(ctx, id, data, blocks.PushTag(peer, bmnet.FreshTag()))
+	if err != nil {
+		release()
+		err = fmt.Errorf("store pushed block: %w", err)
+		k.storeFailed(err)
 		return q.refuse(ctx, peer, id, "error", err)
 	}
-	q.k.storeFailed(nil)
-	q.k.m.PushesAccepted.Inc()
-	if q.k.Ledger != nil {
-		q.k.Ledger.Received(peer, int64(len(data)))
+	if !added {
+		release() // a concurrent push of the same block stored it
 	}
+	k.storeFailed(nil)
+	k.m.PushesAccepted.Inc()
 	return nil
 }
 
@@ -362,37 +446,51 @@ func (t touchingStore) Get(ctx context.Context, id blocks.ID) ([]byte, error) {
 // Quota is the store's quota in bytes (0: none).
 func (k *Keeper) Quota() int64 { return k.quota }
 
-// Stored is the block bytes in the store, roughly.
+// Stored is what the store's blocks cost on disk (blocks.Cost), as
+// counted since Count.
 func (k *Keeper) Stored() int64 { return k.stored.Load() }
 
-// Added counts n bytes stored by the node itself (a put, a fetch).
-func (k *Keeper) Added(n int64) { k.stored.Add(n) }
+// HeldForNetwork is, of Stored, what the blocks pushed here cost.
+func (k *Keeper) HeldForNetwork() int64 { return k.network.Load() }
+
+// Added counts n blocks of bytes bytes in all stored by the node itself
+// (a put, a fetch), at what they cost on disk.
+func (k *Keeper) Added(n int, bytes int64) { k.stored.Add(bytes + int64(n)*k.st.Cost(0)) }
 
 // Keep says whether a fetched block of size bytes may stay in the store
-// while it holds less than cache bytes and the quota allows, and counts it
-// when it may.
+// while the store's blocks cost less than cache and the quota allows, and
+// counts it (at its cost on disk) when it may.
 func (k *Keeper) Keep(cache int64, size int) bool {
 	limit := cache
 	if q := k.quotaLimit(); q >= 0 && q < limit {
 		limit = q
 	}
-	if k.reserve(int64(size), limit) {
+	cost := k.st.Cost(size)
+	if k.reserve(cost, limit) {
 		return true
 	}
-	if q := k.quotaLimit(); q >= 0 && k.stored.Load()+int64(size) > q {
+	if q := k.quotaLimit(); q >= 0 && k.stored.Load()+cost > q {
 		k.wakeEviction()
 	}
 	return false
 }
 
 // GC evicts every cached block, and the network's blocks (after handing
-// them off) only while the store is over its quota.
+// them off) only while the store is over its quota or the blocks pushed
+// here are over the share.
 func (k *Keeper) GC(ctx context.Context) (apiv1.GCInfo, error) {
 	info, err := k.Evict(ctx, -1, false)
 	if err != nil {
 		return info, err
 	}
-	if over := k.stored.Load() - k.quota; k.quota > 0 && over > 0 {
+	var over int64
+	if k.quota > 0 {
+		over = k.stored.Load() - k.quota
+	}
+	if k.Share >= 0 {
+		over = max(over, k.network.Load()-k.Share)
+	}
+	if over > 0 {
 		more, err := k.Evict(ctx, over, true)
 		info.EvictedBlocks += more.EvictedBlocks
 		info.EvictedBytes += more.EvictedBytes
@@ -409,8 +507,10 @@ type Network interface {
 	// Responsible reports whether this node is one of the replicas
 	// closest to id.
 	Responsible(id blocks.ID, replicas int) bool
-	// HandOff gives b to the next closest nodes that lack it.
-	HandOff(ctx context.Context, b blocks.Block, replicas int) error
+	// HandOff gives b to the next closest nodes that lack it, until
+	// replicas of them hold it, and returns how many pushes it made; an
+	// error means fewer hold it.
+	HandOff(ctx context.Context, b blocks.Block, replicas int) (pushed int, err error)
 }
 
 // limiter tells the first event of a kind within a minute from the rest.

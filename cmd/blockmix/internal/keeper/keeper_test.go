@@ -6,17 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/keeper"
-	"github.com/blockmix/blockmix/cmd/blockmix/internal/ledger"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/metrics"
-	bmnet "github.com/blockmix/blockmix/net"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -41,7 +37,8 @@ func newFixture(t *testing.T, quota, stored int64) *fixture {
 		}
 	})
 	f := &fixture{st: st, m: metrics.New(), logs: new(bytes.Buffer)}
-	f.k = keeper.New(st, 3, quota, stored, slog.New(slog.NewTextHandler(f.logs, nil)), f.m)
+	f.k = keeper.New(st, 3, quota, slog.New(slog.NewTextHandler(f.logs, nil)), f.m)
+	f.k.Added(0, stored)
 	return f
 }
 
@@ -66,6 +63,7 @@ func (f *fixture) put(t *testing.T, n int) blocks.ID {
 	if err := f.st.PutBlock(context.Background(), b, uint64(f.seed)); err != nil {
 		t.Fatal(err)
 	}
+	f.k.Added(1, int64(n)) // as the node counts its own puts
 	return b.ID()
 }
 
@@ -167,7 +165,7 @@ func (n *fakeNet) Responsible(id blocks.ID, replicas int) bool {
 	return n.resp[id]
 }
 
-func (n *fakeNet) HandOff(ctx context.Context, b blocks.Block, replicas int) error {
+func (n *fakeNet) HandOff(ctx context.Context, b blocks.Block, replicas int) (int, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	id := b.ID()
@@ -176,18 +174,18 @@ func (n *fakeNet) HandOff(ctx context.Context, b blocks.Block, replicas int) err
 	if blocks.Sum(b.Data()) != id {
 		n.problems = append(n.problems, fmt.Sprintf("HandOff(%s) got bytes that do not match", id.Short()))
 	}
-	if !n.resp[id] {
-		n.problems = append(n.problems, fmt.Sprintf("HandOff(%s) of a block the network is not responsible for", id.Short()))
+	if m, _ := n.st.Stat(ctx, id); !n.resp[id] && !blocks.HeldForNetwork(m.Tag) {
+		n.problems = append(n.problems, fmt.Sprintf("HandOff(%s) of a block neither pushed here nor one the network is responsible for", id.Short()))
 	}
 	// The block must still be in the store when it is handed off.
 	if ok, err := n.st.Has(ctx, id); err != nil || !ok {
 		n.problems = append(n.problems, fmt.Sprintf("HandOff(%s) after the block left the store (has %v, err %v)", id.Short(), ok, err))
 	}
 	if n.fail[id] {
-		return errors.New("no peer took it")
+		return 0, errors.New("no peer took it")
 	}
 	n.handed[id] = true
-	return nil
+	return replicas, nil
 }
 
 func (n *fakeNet) check(t *testing.T) {
@@ -235,8 +233,8 @@ func TestEvictAllCached(t *testing.T) {
 		t.Errorf("HandOff called %d times without network eviction", len(net.tried))
 	}
 	net.check(t)
-	if got := f.k.Stored(); got != 50+60+70+80 {
-		t.Errorf("Stored() = %d after eviction, want %d", got, 50+60+70+80)
+	if got, want := f.k.Stored(), blocks.Cost(50)+blocks.Cost(60)+blocks.Cost(70)+blocks.Cost(80); got != want {
+		t.Errorf("Stored() = %d after eviction, want %d", got, want)
 	}
 	if got := testutil.ToFloat64(f.m.Evicted); got != 3 {
 		t.Errorf("evicted metric = %v, want 3", got)
@@ -319,18 +317,18 @@ func TestEvictNetworkBlocks(t *testing.T) {
 		if l := w.f.lines("level=WARN", `msg="over quota"`); len(l) != 1 {
 			t.Errorf("want one WARN line \"over quota\"; log:\n%s", w.f.logs)
 		}
-		if got := w.f.k.Stored(); got != 500+600+300 {
-			t.Errorf("Stored() = %d, want %d", got, 500+600+300)
+		if got, want := w.f.k.Stored(), blocks.Cost(500)+blocks.Cost(600)+blocks.Cost(300); got != want {
+			t.Errorf("Stored() = %d, want %d", got, want)
 		}
 	})
 
 	t.Run("only as far as needed", func(t *testing.T) {
 		w := setup(t)
-		// The cached block frees 100; the oldest of the network's (a, 200)
-		// covers the rest.
-		info, err := w.f.k.Evict(ctx, 101, true)
+		// The cached block frees Cost(100); the oldest of the network's
+		// (a, 200) covers the rest.
+		info, err := w.f.k.Evict(ctx, blocks.Cost(100)+1, true)
 		if err != nil {
-			t.Fatalf("Evict(101, true): %v", err)
+			t.Fatalf("Evict(Cost(100)+1, true): %v", err)
 		}
 		if info.EvictedBlocks != 2 || info.EvictedBytes != 300 || info.HandedOff != 1 || info.KeptBlocks != 2 || info.PinnedBlocks != 2 {
 			t.Errorf("GCInfo %+v, want 2 blocks / 300 bytes evicted, 1 handed off, 2 kept, 2 pinned", info)
@@ -382,9 +380,9 @@ func TestEvictLeastRecentlyUsedFirst(t *testing.T) {
 	f.k.Touch(ids[1])
 	f.k.Touch(ids[0])
 
-	info, err := f.k.Evict(ctx, 150, false)
+	info, err := f.k.Evict(ctx, blocks.Cost(100)+1, false)
 	if err != nil {
-		t.Fatalf("Evict(150): %v", err)
+		t.Fatalf("Evict(Cost(100)+1): %v", err)
 	}
 	if info.EvictedBlocks != 2 || info.EvictedBytes != 200 {
 		t.Errorf("GCInfo %+v, want 2 blocks / 200 bytes evicted", info)
@@ -404,220 +402,6 @@ func TestEvictLeastRecentlyUsedFirst(t *testing.T) {
 	f.wantHeld(t)
 }
 
-// push pushes a new block of n bytes from peer through s.
-func (f *fixture) push(t *testing.T, s bmnet.Sink, peer string, n int) (blocks.ID, error) {
-	t.Helper()
-	b := f.block(t, n)
-	return b.ID(), s.Accept(context.Background(), peer, b.ID(), b.Data())
-}
-
-func wantRefusal(t *testing.T, err error, code byte, text string) {
-	t.Helper()
-	var r *bmnet.Refusal
-	if !errors.As(err, &r) {
-		t.Fatalf("push returned %v, want a *Refusal", err)
-	}
-	if r.Code != code || !strings.Contains(r.Text, text) {
-		t.Errorf("refusal code %d %q, want code %d with %q", r.Code, r.Text, code, text)
-	}
-}
-
-func TestSinkQuota(t *testing.T) {
-	f := newFixture(t, 250, 0)
-	s := f.k.Sink(bmnet.NewStoreSink(f.st))
-
-	var accepted []blocks.ID
-	for i := 0; i < 2; i++ {
-		id, err := f.push(t, s, "peerA", 100)
-		if err != nil {
-			t.Fatalf("push %d within the quota: %v", i, err)
-		}
-		accepted = append(accepted, id)
-	}
-	if f.k.Stored() != 200 {
-		t.Errorf("Stored() = %d after two pushes, want 200", f.k.Stored())
-	}
-	var refused []blocks.ID
-	for i, peer := range []string{"peerA", "peerB", "peerA"} {
-		id, err := f.push(t, s, peer, 100)
-		wantRefusal(t, err, bmnet.RefuseQuota, "quota full")
-		if t.Failed() {
-			t.Fatalf("push %d over the quota", i)
-		}
-		refused = append(refused, id)
-	}
-	// A push that still fits is taken after refusals of larger ones.
-	id, err := f.push(t, s, "peerB", 50)
-	if err != nil {
-		t.Fatalf("push of 50 bytes into the 50 left: %v", err)
-	}
-	accepted = append(accepted, id)
-
-	f.wantHeld(t, accepted...)
-	for _, id := range refused {
-		if f.has(t, id) {
-			t.Errorf("refused block %s was stored", id.Short())
-		}
-	}
-	if f.k.Stored() != 250 {
-		t.Errorf("Stored() = %d, want 250", f.k.Stored())
-	}
-	if got := testutil.ToFloat64(f.m.PushesAccepted); got != 3 {
-		t.Errorf("pushes accepted = %v, want 3", got)
-	}
-	if got := testutil.ToFloat64(f.m.PushesRefused.WithLabelValues("quota")); got != 3 {
-		t.Errorf("pushes refused{quota} = %v, want 3", got)
-	}
-	if got := testutil.ToFloat64(f.m.PushesRefused.WithLabelValues("fair_share")); got != 0 {
-		t.Errorf("pushes refused{fair_share} = %v, want 0", got)
-	}
-	all := f.lines(`msg="push refused"`)
-	warn := f.lines("level=WARN", `msg="push refused"`, "reason=quota", "peer=peerA")
-	if len(all) != 1 || len(warn) != 1 {
-		t.Errorf("want exactly one WARN line \"push refused\" (reason=quota, peer=peerA) for the burst; log:\n%s", f.logs)
-	}
-}
-
-func TestSinkNoQuota(t *testing.T) {
-	f := newFixture(t, 0, 1<<40)
-	s := f.k.Sink(bmnet.NewStoreSink(f.st))
-	if _, err := f.push(t, s, "peerA", 1000); err != nil {
-		t.Fatalf("push with no quota: %v", err)
-	}
-	if got := testutil.ToFloat64(f.m.PushesAccepted); got != 1 {
-		t.Errorf("pushes accepted = %v, want 1", got)
-	}
-}
-
-func TestSinkFairShare(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "ledger.json")
-	// A previous run saved that peerC stored 120 bytes here.
-	prev, err := ledger.Load(path, func() map[string]int64 { return nil }, func(string) int64 { return 0 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	prev.Received("peerC", 120)
-	if err := prev.Save(); err != nil {
-		t.Fatal(err)
-	}
-
-	holds := map[string]int64{"peerA": 100} // what each peer took from us
-	l, err := ledger.Load(path, func() map[string]int64 { return holds }, func(p string) int64 { return holds[p] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newFixture(t, 0, 0)
-	f.k.Ledger = l
-	f.k.Fair = 150
-	s := f.k.Sink(bmnet.NewStoreSink(f.st))
-
-	// peerA may store 100 + 150 bytes.
-	for i := 0; i < 2; i++ {
-		if _, err := f.push(t, s, "peerA", 100); err != nil {
-			t.Fatalf("peerA push %d within its share: %v", i, err)
-		}
-	}
-	_, err = f.push(t, s, "peerA", 100)
-	wantRefusal(t, err, bmnet.RefuseNotWanted, "fair share")
-	if _, err := f.push(t, s, "peerA", 50); err != nil {
-		t.Fatalf("peerA push of the 50 bytes left of its share: %v", err)
-	}
-	// peerB holds nothing for us: 150 bytes.
-	if _, err := f.push(t, s, "peerB", 100); err != nil {
-		t.Fatalf("peerB push within the allowance: %v", err)
-	}
-	_, err = f.push(t, s, "peerB", 100)
-	wantRefusal(t, err, bmnet.RefuseNotWanted, "fair share")
-	// peerC's saved 120 bytes count: 100 more is over the allowance.
-	_, err = f.push(t, s, "peerC", 100)
-	wantRefusal(t, err, bmnet.RefuseNotWanted, "fair share")
-
-	if e := l.Entry("peerA"); e.StoredHere != 250 || e.HoldsForUs != 100 {
-		t.Errorf("ledger peerA %+v, want 250 stored here, 100 held for us", e)
-	}
-	if e := l.Entry("peerB"); e.StoredHere != 100 {
-		t.Errorf("ledger peerB %+v, want 100 stored here", e)
-	}
-	if e := l.Entry("peerC"); e.StoredHere != 120 {
-		t.Errorf("ledger peerC %+v, want the saved 120 stored here", e)
-	}
-	if got := testutil.ToFloat64(f.m.PushesAccepted); got != 4 {
-		t.Errorf("pushes accepted = %v, want 4", got)
-	}
-	if got := testutil.ToFloat64(f.m.PushesRefused.WithLabelValues("fair_share")); got != 3 {
-		t.Errorf("pushes refused{fair_share} = %v, want 3", got)
-	}
-	if got := testutil.ToFloat64(f.m.PushesRefused.WithLabelValues("quota")); got != 0 {
-		t.Errorf("pushes refused{quota} = %v, want 0", got)
-	}
-	if l := f.lines("level=WARN", `msg="push refused"`, "reason=fair_share"); len(l) != 1 {
-		t.Errorf("want one WARN line \"push refused\" reason=fair_share; log:\n%s", f.logs)
-	}
-
-	// With Fair off the ledger still counts, but nobody is refused.
-	f.k.Fair = 0
-	if _, err := f.push(t, s, "peerC", 100); err != nil {
-		t.Fatalf("push with fair share off: %v", err)
-	}
-	if e := l.Entry("peerC"); e.StoredHere != 220 {
-		t.Errorf("ledger peerC %+v with fair share off, want 220 stored here", e)
-	}
-}
-
-func TestKeep(t *testing.T) {
-	t.Run("cache bound", func(t *testing.T) {
-		f := newFixture(t, 1000, 100)
-		for _, c := range []struct {
-			size int
-			want bool
-			// Stored() after
-			stored int64
-		}{
-			{150, true, 250},
-			{50, true, 300}, // exactly the cache
-			{1, false, 300},
-			{0, true, 300},
-		} {
-			if got := f.k.Keep(300, c.size); got != c.want {
-				t.Errorf("Keep(300, %d) = %v at %d stored, want %v", c.size, got, f.k.Stored(), c.want)
-			}
-			if f.k.Stored() != c.stored {
-				t.Errorf("Stored() = %d after Keep(300, %d), want %d", f.k.Stored(), c.size, c.stored)
-			}
-		}
-	})
-	t.Run("quota bound", func(t *testing.T) {
-		f := newFixture(t, 200, 0)
-		for _, c := range []struct {
-			size   int
-			want   bool
-			stored int64
-		}{
-			{150, true, 150},
-			{100, false, 150}, // over the quota though within the cache
-			{50, true, 200},   // exactly the quota
-			{1, false, 200},
-		} {
-			if got := f.k.Keep(1000, c.size); got != c.want {
-				t.Errorf("Keep(1000, %d) = %v at %d stored, want %v", c.size, got, f.k.Stored(), c.want)
-			}
-			if f.k.Stored() != c.stored {
-				t.Errorf("Stored() = %d after Keep(1000, %d), want %d", f.k.Stored(), c.size, c.stored)
-			}
-		}
-	})
-	t.Run("no quota", func(t *testing.T) {
-		f := newFixture(t, 0, 0)
-		if !f.k.Keep(1<<30, 1<<29) || f.k.Keep(1<<30, 1<<29+1) {
-			t.Errorf("with no quota only the cache should bound Keep")
-		}
-		if f.k.Stored() != 1<<29 {
-			t.Errorf("Stored() = %d, want %d", f.k.Stored(), 1<<29)
-		}
-	})
-}
-
 // TestEvictRemembersKeptBlocksUse: a partial eviction forgets the last use
 // of the blocks it evicted only; a used block that stayed still goes after
 // the unused ones in the next round.
@@ -635,27 +419,4 @@ func TestEvictRemembersKeptBlocksUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.wantHeld(t, b0) // b2 was never used; b0 was
-}
-
-// TestSinkQuotaConcurrent: pushes that arrive at once cannot pass the
-// quota together.
-func TestSinkQuotaConcurrent(t *testing.T) {
-	f := newFixture(t, 1000, 0)
-	s := f.k.Sink(bmnet.NewStoreSink(f.st))
-	var wg sync.WaitGroup
-	var accepted atomic.Int64
-	for i := range 200 {
-		b := f.block(t, 100+i%7)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if s.Accept(context.Background(), "peer", b.ID(), b.Data()) == nil {
-				accepted.Add(int64(len(b.Data())))
-			}
-		}()
-	}
-	wg.Wait()
-	if got := accepted.Load(); got > 1000 || f.k.Stored() > 1000 {
-		t.Fatalf("%d bytes accepted, %d counted stored, into a quota of 1000", got, f.k.Stored())
-	}
 }

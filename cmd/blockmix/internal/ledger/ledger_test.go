@@ -1,12 +1,16 @@
 package ledger
 
 import (
+	"bytes"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/blockmix/blockmix/blocks"
 )
 
 // counts returns a given func and a givenTo func that read m (nil: none).
@@ -25,7 +29,7 @@ func counts(m map[string]int64) (func() map[string]int64, func(string) int64) {
 func load(t *testing.T, path string, given map[string]int64) *Ledger {
 	t.Helper()
 	g, gt := counts(given)
-	l, err := Load(path, g, gt)
+	l, err := Load(path, nil, g, gt)
 	if err != nil {
 		t.Fatalf("Load(%s): %v", path, err)
 	}
@@ -134,7 +138,10 @@ func TestSaveThenLoadRestoresTotals(t *testing.T) {
 	}
 }
 
-func TestLoadDamagedNamesFile(t *testing.T) {
+// TestLoadDamagedSetAside: a damaged ledger does not stop the node: it
+// is renamed aside (kept for a look), a warning names both files, and the
+// accounts start empty and save anew.
+func TestLoadDamagedSetAside(t *testing.T) {
 	for name, content := range map[string]string{
 		"garbage":   "this is not json",
 		"truncated": `{"a":{"stored_here":1`,
@@ -142,20 +149,109 @@ func TestLoadDamagedNamesFile(t *testing.T) {
 		"wrongtype": `{"a":{"stored_here":"lots"}}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "ledger.json")
+			dir := t.TempDir()
+			path := filepath.Join(dir, "ledger.json")
 			writeFile(t, path, content)
+			var logs bytes.Buffer
 			g, gt := counts(nil)
-			l, err := Load(path, g, gt)
-			if err == nil {
-				t.Fatalf("Load of a damaged ledger succeeded: %+v", l)
+			l, err := Load(path, slog.New(slog.NewTextHandler(&logs, nil)), g, gt)
+			if err != nil {
+				t.Fatalf("Load of a damaged ledger: %v", err)
 			}
-			if l != nil {
-				t.Errorf("Load returned a ledger with its error")
+			if e := l.Entry("a"); e != (Entry{}) {
+				t.Errorf("Entry(a) = %+v from a damaged ledger, want empty", e)
 			}
-			if !strings.Contains(err.Error(), path) {
-				t.Errorf("error %q does not name %s", err, path)
+			aside, _ := filepath.Glob(path + ".damaged-*")
+			if len(aside) != 1 {
+				t.Fatalf("set aside: %q, want one ledger.json.damaged-TIME", aside)
+			}
+			if b, _ := os.ReadFile(aside[0]); string(b) != content {
+				t.Errorf("the file set aside holds %q, want the damaged %q", b, content)
+			}
+			if _, err := os.Stat(path); !os.IsNotExist(err) {
+				t.Errorf("the damaged ledger is still under its name (stat: %v)", err)
+			}
+			if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), aside[0]) {
+				t.Errorf("want a warning naming %s; log:\n%s", aside[0], logs.String())
+			}
+			l.Received("a", 1)
+			if err := l.Save(); err != nil {
+				t.Fatal(err)
+			}
+			if e := load(t, path, nil).Entry("a"); e.StoredHere != 1 {
+				t.Errorf("after a save the ledger reads %+v", e)
 			}
 		})
+	}
+}
+
+// TestConcurrentSaves: saves at once each write a whole ledger (one at a
+// time, each through its own temporary file), and the last one's accounts
+// are what is read back.
+func TestConcurrentSaves(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ledger.json")
+	l := load(t, path, nil)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.Received("a", 1)
+			errs <- l.Save()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("Save: %v", err)
+		}
+	}
+	if e := load(t, path, nil).Entry("a"); e.StoredHere != 16 {
+		t.Errorf("after 16 concurrent saves the ledger reads %+v, want 16 stored here", e)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Errorf("%d files left in the directory, want only ledger.json", len(ents))
+	}
+}
+
+// TestReservePool: beyond what it holds for us, every peer draws on one
+// pool; holdings let a peer store without drawing; Evicted gives back;
+// Discredit makes holdings count for nothing; fair < 0 never refuses.
+func TestReservePool(t *testing.T) {
+	holds := map[string]int64{"friend": 100}
+	g, gt := counts(holds)
+	l, err := Load(filepath.Join(t.TempDir(), "ledger.json"), nil, g, gt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	try := func(peer string, n int64, want bool) {
+		t.Helper()
+		if _, ok := l.Reserve(peer, n, 50); ok != want {
+			t.Errorf("Reserve(%s, %d, 50) = %v, want %v", peer, n, ok, want)
+		}
+	}
+	try("x", 30, true)
+	try("y", 30, false) // 60 > 50 between strangers
+	try("y", 20, true)
+	try("z", 1, false)
+	try("friend", 100, true) // what it holds for us
+	try("friend", 1, false)
+	l.Evicted(blocksPrint("x"), 10)
+	if e := l.Entry("x"); e.StoredHere != 20 {
+		t.Errorf("x after Evicted(10): %+v, want 20 stored here", e)
+	}
+	try("z", 10, true)
+	try("z", 1, false)
+	l.Evicted(blocksPrint("nobody"), 10) // unknown: ignored
+	l.Discredit("friend")
+	l.Evicted(blocksPrint("x"), 20) // 20 back, but friend now draws 100
+	try("z", 1, false)
+	if _, ok := l.Reserve("z", 1000, -1); !ok {
+		t.Error("Reserve with fair < 0 refused")
 	}
 }
 
@@ -225,3 +321,5 @@ func TestConcurrentReceived(t *testing.T) {
 		t.Errorf("StoredHere = %d after concurrent Received, want %d", e.StoredHere, 8*100*2)
 	}
 }
+
+func blocksPrint(p string) uint32 { return blocks.PusherPrint(p) }

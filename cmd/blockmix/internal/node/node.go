@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -167,11 +168,13 @@ func New(ctx context.Context, c Config) (n *Node, err error) {
 		n.group = grp.Name
 		n.log.Info("in a private group: TCP only (QUIC cannot carry the group key)", slog.String("group", grp.Name))
 	}
-	s0, err := n.st.Stats(ctx)
-	if err != nil {
+	n.keeper = keeper.New(n.st, s.Replicas, s.Quota, n.log, n.m)
+	if err := n.keeper.Count(ctx); err != nil {
 		return nil, err
 	}
-	n.keeper = keeper.New(n.st, s.Replicas, s.Quota, s0.Bytes, n.log, n.m)
+	if !s.Donor {
+		n.keeper.Share = n.share(s.Share)
+	}
 	n.keeper.Hold = func() func() {
 		// No put runs while blocks go, and the next one sees the store
 		// as it is then.
@@ -181,20 +184,30 @@ func New(ctx context.Context, c Config) (n *Node, err error) {
 	}
 	// Running puts' blocks are referenced by no file yet: they stay.
 	n.keeper.Busy = n.uploadBlocks
-	if s.Quota > 0 && s0.Bytes > s.Quota {
+	if stored := n.keeper.Stored(); s.Quota > 0 && stored > s.Quota {
 		n.log.Warn("the store holds more than the quota: pushes are refused until cached blocks are evicted ('blockmix gc')",
-			slog.String("stored", size.Human(s0.Bytes)), slog.String("quota", size.Human(s.Quota)))
+			slog.String("stored", size.Human(stored)), slog.String("quota", size.Human(s.Quota)))
 	}
 	// The fair-share ledger is ready before the first push can come; it
 	// reads the peer book once the network runs.
-	if n.ledger, err = ledger.Load(c.Repo.Path(repo.LedgerFile), n.givenAll, n.givenTo); err != nil {
+	if n.ledger, err = ledger.Load(c.Repo.Path(repo.LedgerFile), n.log, n.givenAll, n.givenTo); err != nil {
 		return nil, err
 	}
 	n.keeper.Ledger, n.keeper.Fair = n.ledger, s.Fair
+	// A peer caught claiming blocks it could not prove holds nothing for
+	// this node as far as the fair share goes.
+	// (The book is there once the network runs; pushes may come before.)
+	var book atomic.Pointer[bmnet.Book]
+	n.ledger.Liar = func(p string) bool {
+		b := book.Load()
+		id, err := peer.Decode(p)
+		return b != nil && err == nil && b.Liar(id)
+	}
 	if n.net, err = bmnet.NewNode(cfgNet, n.keeper.Store(), n.keeper.Sink(bmnet.NewStoreSink(n.st))); err != nil {
 		return nil, fmt.Errorf("%w (the listen addresses)", err)
 	}
 	n.keeper.Node = n.net
+	book.Store(&n.net.Blocks.Peers)
 	n.net.Host.Network().Notify(&network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) {
 			n.log.Debug("peer connected", slog.String("peer", c.RemotePeer().String()), slog.String("addr", c.RemoteMultiaddr().String()))
@@ -228,6 +241,24 @@ func New(ctx context.Context, c Config) (n *Node, err error) {
 	}
 	n.web = webui.New(n, webui.Options{Hosts: hosts, Log: n.log, Failed: n.m.GetsFailed.Inc, Stall: n.timeouts.Stall})
 	return n, nil
+}
+
+// share is what this node, not a donor, gives other nodes' pushed blocks:
+// set (> 0), none (< 0), or the default of the repo's file system's free
+// space now (0).
+func (n *Node) share(set int64) int64 {
+	if set != 0 {
+		return max(set, 0)
+	}
+	free, err := freeSpace(n.repo.Dir)
+	share := config.DefaultShare(free)
+	if err != nil {
+		share = config.DefaultShare(1 << 62) // unknown: the 1 GiB cap
+		n.log.Warn("free disk space unknown: other nodes' blocks may take up to the default share", slog.String("share", size.Human(share)), slog.Any("err", err))
+	}
+	n.log.Info("not a donor: other nodes' pushed blocks may take a share of this disk (--share)", slog.String("share", size.Human(share)),
+		slog.String("held", size.Human(n.keeper.HeldForNetwork())))
+	return share
 }
 
 // listenLoopback listens on addr, which must be a loopback address: the

@@ -32,7 +32,7 @@ func (n *Node) Fetch(ctx context.Context, rc recipe.Recipe, progress func(int64)
 		return nil
 	}
 	err := Pin(ctx, n.st, f, rc, &recipe.Options{Workers: n.cfg.Profile.Workers, Progress: progressFunc(progress)}, kept)
-	n.keeper.Added(f.Stats().Bytes)
+	n.keeper.Added(int(f.Stats().Kept), f.Stats().Bytes)
 	if err != nil {
 		return err
 	}
@@ -126,7 +126,7 @@ func (n *Node) Repair(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, 
 		if err != nil || b.ID() != id {
 			continue
 		}
-		_ = n.net.HandOff(ctx, b, n.cfg.Replicas)
+		_, _ = n.net.HandOff(ctx, b, n.cfg.Replicas)
 	}
 	return n.Health(ctx, rc)
 }
@@ -240,7 +240,7 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	if err != nil {
 		return apiv1.PutInfo{}, fmt.Errorf("sync store: %w", err)
 	}
-	n.keeper.Added(res.NewBytes)
+	n.keeper.Added(res.NewBlocks, res.NewBytes)
 	n.m.PutFiles.Inc()
 	n.m.PutBytes.Add(float64(res.Recipe.Size))
 	info := apiv1.PutInfo{

@@ -12,10 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/metrics"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/sched"
-	bmnet "github.com/blockmix/blockmix/net"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
@@ -23,13 +24,14 @@ import (
 // copies: every round it asks, for each block it is one of the R closest
 // to, whether the other closest nodes still have it, and pushes it to the
 // next closest that lack it. It needs nobody but the nodes near the block:
-// never the uploader. Pushes are paced by a byte budget.
+// never the uploader. Pushes are paced by a byte budget: each push, not
+// each hand-off (one hand-off may push to R−1 nodes).
 type Repairer struct {
 	st       blocks.Enumerator
 	get      blocks.Getter
 	node     Network
 	replicas int
-	rate     int64 // bytes per second pushed at most; 0: no pacing
+	limit    *rate.Limiter // bytes pushed per second; nil: no pacing
 	log      *slog.Logger
 	m        *metrics.Metrics
 
@@ -49,15 +51,38 @@ type Network interface {
 	// to it hold it.
 	Copies(ctx context.Context, ids []blocks.ID, k int) []int
 	// HandOff gives b to the next closest nodes that lack it, until
-	// replicas of them hold it.
-	HandOff(ctx context.Context, b blocks.Block, replicas int) error
+	// replicas of them hold it, and returns how many pushes it made.
+	HandOff(ctx context.Context, b blocks.Block, replicas int) (pushed int, err error)
 }
 
 // NewRepairer returns a Repairer of the blocks in st (read through get)
-// for a node that wants replicas copies, pushing at most rate bytes per
-// second (0: unpaced).
-func NewRepairer(st blocks.Enumerator, get blocks.Getter, node Network, replicas int, rate int64, log *slog.Logger, m *metrics.Metrics) *Repairer {
-	return &Repairer{st: st, get: get, node: node, replicas: replicas, rate: rate, log: log, m: m}
+// for a node that wants replicas copies, pushing at most bytesPerSec bytes
+// per second (0: unpaced).
+func NewRepairer(st blocks.Enumerator, get blocks.Getter, node Network, replicas int, bytesPerSec int64, log *slog.Logger, m *metrics.Metrics) *Repairer {
+	r := &Repairer{st: st, get: get, node: node, replicas: replicas, log: log, m: m}
+	if bytesPerSec > 0 {
+		// A token bucket of at most one second's bytes and one large
+		// block: a round starts without a burst much above the rate.
+		r.limit = rate.NewLimiter(rate.Limit(bytesPerSec), int(min(bytesPerSec, maxBurst)))
+	}
+	return r
+}
+
+// maxBurst bounds the limiter's bucket: one 128 KiB block.
+const maxBurst = 128 << 10
+
+// pace waits until n more bytes may be pushed, or ctx ends.
+func (r *Repairer) pace(ctx context.Context, n int) {
+	if r.limit == nil {
+		return
+	}
+	for n > 0 && ctx.Err() == nil {
+		k := min(n, r.limit.Burst())
+		if r.limit.WaitN(ctx, k) != nil {
+			return
+		}
+		n -= k
+	}
 }
 
 // Run repairs every interval until ctx ends (interval 0: never). Each
@@ -122,11 +147,13 @@ func (r *Repairer) Round(ctx context.Context) apiv1.RepairInfo {
 			if err != nil {
 				continue // corrupt or gone here: the scrub deals with it
 			}
-			err = r.node.HandOff(ctx, b, r.replicas-1)
-			if err == nil || errors.Is(err, bmnet.ErrUnderReplicated) {
+			pushed, err := r.node.HandOff(ctx, b, r.replicas-1)
+			if pushed > 0 {
+				// Counted and paced by what was pushed: a hand-off that
+				// found the copies in place pushed nothing.
 				info.Repaired++
-				info.BytesPushed += int64(len(b.Data()))
-				sched.Pace(ctx, r.rate, len(b.Data()))
+				info.BytesPushed += int64(pushed * len(b.Data()))
+				r.pace(ctx, pushed*len(b.Data()))
 			}
 			if err != nil {
 				info.StillShort++

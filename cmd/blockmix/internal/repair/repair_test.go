@@ -211,3 +211,68 @@ func TestScrubHeals(t *testing.T) {
 		t.Fatalf("healed %d, metric healed %v, corrupt %v; want 1, 1, 2", s.Healed(), testutil.ToFloat64(m.ScrubHealed), testutil.ToFloat64(m.ScrubCorrupt))
 	}
 }
+
+// fakeNet is a network where every block is this node's and short of
+// copies, and each hand-off pushes a fixed number of copies.
+type fakeNet struct {
+	pushes   int // pushes each HandOff makes
+	handOffs int
+}
+
+func (n *fakeNet) Probe(context.Context, time.Duration) {}
+func (n *fakeNet) Responsible(blocks.ID, int) bool      { return true }
+func (n *fakeNet) Copies(_ context.Context, ids []blocks.ID, _ int) []int {
+	return make([]int, len(ids))
+}
+func (n *fakeNet) HandOff(context.Context, blocks.Block, int) (int, error) {
+	n.handOffs++
+	return n.pushes, nil
+}
+
+// TestRepairCountsPushes: a hand-off that pushed nothing (another node
+// pushed the copies meanwhile) counts no block and no byte repaired; one
+// that pushed to two nodes counts its bytes twice.
+func TestRepairCountsPushes(t *testing.T) {
+	ctx := context.Background()
+	st := blocks.NewMem()
+	randomBlocks(t, st, 5, 3)
+	for _, c := range []struct {
+		pushes, repaired int
+		bytes            int64
+	}{{0, 0, 0}, {2, 5, 5 * 2 * 16 << 10}} {
+		n := &fakeNet{pushes: c.pushes}
+		info := NewRepairer(st, st, n, 3, 0, slog.New(slog.DiscardHandler), metrics.New()).Round(ctx)
+		if n.handOffs != 5 || info.Short != 5 || info.Repaired != c.repaired || info.BytesPushed != c.bytes {
+			t.Errorf("%d pushes per hand-off: %d hand-offs, %+v; want 5 hand-offs, 5 short, %d repaired, %d bytes pushed",
+				c.pushes, n.handOffs, info, c.repaired, c.bytes)
+		}
+	}
+}
+
+// TestRepairPacesPushes: the rate bounds the bytes pushed, not the blocks
+// handed off: 16 blocks of 16 KiB pushed 3 times each are 768 KiB, which
+// at 512 KiB/s (a bucket of 128 KiB) take at least 1.25 s. Pacing per
+// hand-off took 0.5 s.
+func TestRepairPacesPushes(t *testing.T) {
+	ctx := context.Background()
+	st := blocks.NewMem()
+	randomBlocks(t, st, 16, 4)
+	r := NewRepairer(st, st, &fakeNet{pushes: 3}, 4, 512<<10, slog.New(slog.DiscardHandler), metrics.New())
+	start := time.Now()
+	info := r.Round(ctx)
+	if took := time.Since(start); took < 1200*time.Millisecond {
+		t.Errorf("a round that pushed %d bytes at 512 KiB/s took %v, want at least 1.25 s", info.BytesPushed, took)
+	}
+	if info.BytesPushed != 3*16*16<<10 {
+		t.Errorf("%d bytes pushed, want %d", info.BytesPushed, 3*16*16<<10)
+	}
+
+	// Hand-offs that push nothing are not paced: 16 blocks at 16 KiB/s
+	// would take 15 s or more if they were.
+	r = NewRepairer(st, st, &fakeNet{pushes: 0}, 4, 16<<10, slog.New(slog.DiscardHandler), metrics.New())
+	start = time.Now()
+	r.Round(ctx)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("a round that pushed nothing took %v: paced per hand-off", took)
+	}
+}
