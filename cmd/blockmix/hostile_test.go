@@ -220,8 +220,9 @@ func humanKB(kb int64) string { return apiv1.HumanBytes(kb << 10) }
 // must be under 256 MiB for a default node and 96 MiB for a low-power
 // donor; an honest peer's fetch of the block during the flood must work;
 // and every stream of the flood must be cut (reset, or its connection
-// closed) within 45 s of its opening: the daemon's idle deadline on a
-// stream (30 s) and room for a loaded machine.
+// closed) within 60 s of its opening: the daemon's idle deadline on a
+// stream (30 s), and as long again for a loaded machine, where the last of
+// the 256 streams gets its first answer late.
 func TestHostileWantFlood(t *testing.T) {
 	if testing.Short() {
 		t.Skip("floods two daemons")
@@ -240,7 +241,7 @@ func TestHostileWantFlood(t *testing.T) {
 			const (
 				peers, streams, repeat = 4, 64, 1024
 				floodFor               = 12 * time.Second
-				cutWithin              = 45 * time.Second
+				cutWithin              = 60 * time.Second
 			)
 			w := newWorld(t)
 			w.bin = plainBinary(t)
@@ -459,9 +460,9 @@ func TestHostileTinyBlocks(t *testing.T) {
 	if r.Cut != nil {
 		cut = fmt.Sprintf(", the stream cut after %d answers (%v)", r.Accepted+r.Refused, r.Cut)
 	}
-	attackf(t, "tiny-blocks", "%d of %d pushes of 8 bytes accepted, %d refused (%q)%s in %v; store %s on disk (%d blocks, %s of blocks; quota %s, empty store %s); a 1 KiB block afterwards: %d accepted",
+	attackf(t, "tiny-blocks", "%d of %d pushes of 8 bytes accepted, %d refused (%q)%s in %v; store %s on disk (stat: %d blocks, %s of blocks, disk_bytes %s; quota %s, empty store %s); a 1 KiB block afterwards: %d accepted",
 		r.Accepted, count, r.Refused, r.FirstReason(), cut, took.Round(time.Millisecond),
-		apiv1.HumanBytes(disk), st.Blocks, apiv1.HumanBytes(st.Bytes), apiv1.HumanBytes(quota), apiv1.HumanBytes(empty), ok.Accepted)
+		apiv1.HumanBytes(disk), st.Blocks, apiv1.HumanBytes(st.Bytes), apiv1.HumanBytes(st.DiskBytes), apiv1.HumanBytes(quota), apiv1.HumanBytes(empty), ok.Accepted)
 
 	if r.Accepted > 0 {
 		t.Errorf("%d blocks of 8 bytes accepted; only the class sizes %v may be", r.Accepted, mixer.Classes)

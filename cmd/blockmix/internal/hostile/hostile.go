@@ -27,6 +27,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/multiformats/go-multistream"
 
 	"github.com/blockmix/blockmix/blocks"
 	bmnet "github.com/blockmix/blockmix/net"
@@ -100,6 +101,28 @@ func (n *Node) stream(ctx context.Context, target peer.AddrInfo) (network.Stream
 	if err != nil {
 		return nil, fmt.Errorf("open stream to %s: %w", target.ID, err)
 	}
+	return s, nil
+}
+
+// rawStream opens a block-protocol stream on the swarm itself and
+// negotiates the protocol before it returns. Unlike the host's NewStream
+// (whose lazy negotiation answers a read of zero bytes without looking at
+// the stream), a read of zero bytes on it reaches the muxer: Poll sees a
+// reset without taking a byte of the answer.
+func rawStream(ctx context.Context, n *Node, p peer.ID) (network.Stream, error) {
+	s, err := n.Host.Network().NewStream(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(dl)
+	}
+	if err := multistream.SelectProtoOrFail(protocol.ID(bmnet.ProtocolID), s); err != nil {
+		_ = s.Reset()
+		return nil, fmt.Errorf("negotiate %s: %w", bmnet.ProtocolID, err)
+	}
+	_ = s.SetProtocol(protocol.ID(bmnet.ProtocolID))
+	_ = s.SetDeadline(time.Time{})
 	return s, nil
 }
 
@@ -371,7 +394,7 @@ func StartFlood(ctx context.Context, target peer.AddrInfo, c FloodConfig) (*Floo
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s, err := n.Host.NewStream(ctx, target.ID, protocol.ID(bmnet.ProtocolID))
+				s, err := rawStream(ctx, n, target.ID)
 				if err == nil {
 					_, err = s.Write(want)
 				}
