@@ -347,16 +347,20 @@ type FloodConfig struct {
 // Flood is a want-list flood under way: the streams stay open, unread,
 // until Close.
 type Flood struct {
+	target  peer.AddrInfo
+	want    []byte // the want-list frame every stream sends
 	nodes   []*Node
 	streams []*floodStream
-	start   time.Time
+	renewed int
 }
 
 type floodStream struct {
-	s      network.Stream
-	opened time.Time
-	cutAt  time.Time // zero while the stream stands
-	err    error
+	n       *Node
+	s       network.Stream
+	opened  time.Time
+	cutAt   time.Time // zero while the stream stands
+	renewed bool      // a fresh stream took its place
+	err     error
 }
 
 // StartFlood starts the flood on target: it makes the peers, opens every
@@ -364,7 +368,7 @@ type floodStream struct {
 // first error). The hostile side holds at most the target's stream windows
 // (256 KiB each) of answer: it never reads.
 func StartFlood(ctx context.Context, target peer.AddrInfo, c FloodConfig) (*Flood, error) {
-	f := &Flood{start: time.Now()}
+	f := &Flood{target: target}
 	ids := make([]blocks.ID, c.Repeat)
 	for i := range ids {
 		ids[i] = c.ID
@@ -374,6 +378,7 @@ func StartFlood(ctx context.Context, target peer.AddrInfo, c FloodConfig) (*Floo
 		return nil, err
 	}
 	want := b.Bytes()
+	f.want = want
 	for range c.Peers {
 		n, err := New(Options{})
 		if err != nil {
@@ -409,7 +414,7 @@ func StartFlood(ctx context.Context, target peer.AddrInfo, c FloodConfig) (*Floo
 					}
 					return
 				}
-				f.streams = append(f.streams, &floodStream{s: s, opened: time.Now()})
+				f.streams = append(f.streams, &floodStream{n: n, s: s, opened: time.Now()})
 			}()
 		}
 	}
@@ -421,8 +426,37 @@ func StartFlood(ctx context.Context, target peer.AddrInfo, c FloodConfig) (*Floo
 	return f, nil
 }
 
+// Renew opens a fresh stream, with its want-list, in place of every
+// stream the target cut (as Poll last saw), from the same peer: an
+// attacker that comes back. It returns how many it opened.
+func (f *Flood) Renew(ctx context.Context) (int, error) {
+	opened := 0
+	for _, fs := range f.streams {
+		if fs.cutAt.IsZero() || fs.renewed {
+			continue
+		}
+		if err := fs.n.Host.Connect(ctx, f.target); err != nil {
+			return opened, fmt.Errorf("connect to %s: %w", f.target.ID, err)
+		}
+		s, err := rawStream(ctx, fs.n, f.target.ID)
+		if err != nil {
+			return opened, err
+		}
+		if _, err := s.Write(f.want); err != nil {
+			_ = s.Reset()
+			return opened, err
+		}
+		fs.renewed = true
+		f.streams = append(f.streams, &floodStream{n: fs.n, s: s, opened: time.Now()})
+		opened++
+	}
+	f.renewed += opened
+	return opened, nil
+}
+
 // FloodStats is what Poll saw.
 type FloodStats struct {
+	Renewed int           // streams opened by Renew (counted in Streams too)
 	Streams int           // streams opened
 	Cut     int           // of them, reset or closed by the target (or their connection gone)
 	Slowest time.Duration // the longest a cut stream stood, from its opening to when Poll saw it cut
@@ -433,7 +467,7 @@ type FloodStats struct {
 // returns an error (a reset, the end of the stream, or its connection
 // closed); a read of zero bytes takes nothing from the window.
 func (f *Flood) Poll() FloodStats {
-	st := FloodStats{Streams: len(f.streams)}
+	st := FloodStats{Streams: len(f.streams), Renewed: f.renewed}
 	now := time.Now()
 	for _, fs := range f.streams {
 		if fs.cutAt.IsZero() {
