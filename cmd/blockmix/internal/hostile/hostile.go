@@ -352,6 +352,10 @@ type Flood struct {
 	nodes   []*Node
 	streams []*floodStream
 	renewed int
+	// Streams the target refused: the connection, the stream or its
+	// protocol, or the want-list's write (with the last such error).
+	refused    int
+	refusedErr error
 }
 
 type floodStream struct {
@@ -364,8 +368,10 @@ type floodStream struct {
 }
 
 // StartFlood starts the flood on target: it makes the peers, opens every
-// stream and sends every want-list, and returns once they are sent (or the
-// first error). The hostile side holds at most the target's stream windows
+// stream and sends every want-list, and returns once they are sent. A
+// stream the target refuses (its connection, the stream, the protocol or
+// the want-list's write fails) is counted in FloodStats.Refused, not an
+// error: refusing is a defence. The hostile side holds at most the target's stream windows
 // (256 KiB each) of answer: it never reads.
 func StartFlood(ctx context.Context, target peer.AddrInfo, c FloodConfig) (*Flood, error) {
 	f := &Flood{target: target}
@@ -388,12 +394,12 @@ func StartFlood(ctx context.Context, target peer.AddrInfo, c FloodConfig) (*Floo
 		f.nodes = append(f.nodes, n)
 	}
 	var mu sync.Mutex
-	var firstErr error
 	var wg sync.WaitGroup
 	for _, n := range f.nodes {
 		if err := n.Host.Connect(ctx, target); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("connect to %s: %w", target.ID, err)
+			f.refused += c.Streams
+			f.refusedErr = err
+			continue
 		}
 		for range c.Streams {
 			wg.Add(1)
@@ -401,17 +407,15 @@ func StartFlood(ctx context.Context, target peer.AddrInfo, c FloodConfig) (*Floo
 				defer wg.Done()
 				s, err := rawStream(ctx, n, target.ID)
 				if err == nil {
-					_, err = s.Write(want)
+					if _, err = s.Write(want); err != nil {
+						_ = s.Reset()
+					}
 				}
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
-					if s != nil {
-						_ = s.Reset()
-					}
-					if firstErr == nil {
-						firstErr = err
-					}
+					f.refused++
+					f.refusedErr = err
 					return
 				}
 				f.streams = append(f.streams, &floodStream{n: n, s: s, opened: time.Now()})
@@ -419,47 +423,56 @@ func StartFlood(ctx context.Context, target peer.AddrInfo, c FloodConfig) (*Floo
 		}
 	}
 	wg.Wait()
-	if firstErr != nil {
+	if ctx.Err() != nil {
 		f.Close()
-		return nil, fmt.Errorf("flood: %w", firstErr)
+		return nil, fmt.Errorf("flood: %w", ctx.Err())
 	}
 	return f, nil
 }
 
 // Renew opens a fresh stream, with its want-list, in place of every
 // stream the target cut (as Poll last saw), from the same peer: an
-// attacker that comes back. It returns how many it opened.
-func (f *Flood) Renew(ctx context.Context) (int, error) {
+// attacker that comes back. It returns how many it opened; those the
+// target refuses count in FloodStats.Refused.
+func (f *Flood) Renew(ctx context.Context) int {
 	opened := 0
 	for _, fs := range f.streams {
 		if fs.cutAt.IsZero() || fs.renewed {
 			continue
 		}
 		if err := fs.n.Host.Connect(ctx, f.target); err != nil {
-			return opened, fmt.Errorf("connect to %s: %w", f.target.ID, err)
-		}
-		s, err := rawStream(ctx, fs.n, f.target.ID)
-		if err != nil {
-			return opened, err
-		}
-		if _, err := s.Write(f.want); err != nil {
-			_ = s.Reset()
-			return opened, err
+			fs.renewed = true
+			f.refused++
+			f.refusedErr = err
+			continue
 		}
 		fs.renewed = true
+		s, err := rawStream(ctx, fs.n, f.target.ID)
+		if err == nil {
+			if _, err = s.Write(f.want); err != nil {
+				_ = s.Reset()
+			}
+		}
+		if err != nil {
+			f.refused++
+			f.refusedErr = err
+			continue
+		}
 		f.streams = append(f.streams, &floodStream{n: fs.n, s: s, opened: time.Now()})
 		opened++
 	}
 	f.renewed += opened
-	return opened, nil
+	return opened
 }
 
 // FloodStats is what Poll saw.
 type FloodStats struct {
-	Renewed int           // streams opened by Renew (counted in Streams too)
-	Streams int           // streams opened
-	Cut     int           // of them, reset or closed by the target (or their connection gone)
-	Slowest time.Duration // the longest a cut stream stood, from its opening to when Poll saw it cut
+	Refused    int           // streams the target refused outright (not in Streams)
+	RefusedErr error         // the last reason
+	Renewed    int           // streams opened by Renew (counted in Streams too)
+	Streams    int           // streams opened
+	Cut        int           // of them, reset or closed by the target (or their connection gone)
+	Slowest    time.Duration // the longest a cut stream stood, from its opening to when Poll saw it cut
 }
 
 // Poll looks at every stream without reading any of its bytes and returns
@@ -467,7 +480,7 @@ type FloodStats struct {
 // returns an error (a reset, the end of the stream, or its connection
 // closed); a read of zero bytes takes nothing from the window.
 func (f *Flood) Poll() FloodStats {
-	st := FloodStats{Streams: len(f.streams), Renewed: f.renewed}
+	st := FloodStats{Streams: len(f.streams), Renewed: f.renewed, Refused: f.refused, RefusedErr: f.refusedErr}
 	now := time.Now()
 	for _, fs := range f.streams {
 		if fs.cutAt.IsZero() {
