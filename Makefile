@@ -52,7 +52,7 @@ soak: build
 hostile:
 	@log=$$(mktemp); \
 	$(GO) test -count=1 -run '^TestHostile' -v -timeout 10m ./cmd/blockmix >$$log 2>&1; s=$$?; \
-	cat $$log; echo; echo "the figures:"; grep -o 'attack .*' $$log; rm -f $$log; exit $$s
+	cat $$log; echo; echo "the figures:"; grep -o 'attack [^ ]*: .*' $$log; rm -f $$log; exit $$s
 
 # gofmt, go vet and staticcheck; CI runs it before the tests.
 lint:
