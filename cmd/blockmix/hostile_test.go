@@ -215,9 +215,12 @@ func runBounded(w *world, timeout time.Duration, args ...string) (result, bool) 
 func humanKB(kb int64) string { return apiv1.HumanBytes(kb << 10) }
 
 // hostileSoak is how long the want-list flood runs: def in make test, and
-// BLOCKMIX_HOSTILE_SOAK (a duration, make soak: 3m) for the long form, in
+// BLOCKMIX_HOSTILE_SOAK (a duration, make soak: 90s) for the long form, in
 // which the flood also opens a fresh stream in place of every one the
 // daemon cuts (an attacker that comes back), so that the pressure lasts.
+// A test's daemon lives at most cmdTimeout (3 min), which holds the flood,
+// the wait for its streams to be cut (60 s) and the start: so 100 s at
+// most.
 func hostileSoak(t *testing.T, def time.Duration) (time.Duration, bool) {
 	t.Helper()
 	s := os.Getenv("BLOCKMIX_HOSTILE_SOAK")
@@ -225,8 +228,8 @@ func hostileSoak(t *testing.T, def time.Duration) (time.Duration, bool) {
 		return def, false
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		t.Fatalf("BLOCKMIX_HOSTILE_SOAK=%q: want a duration such as 3m", s)
+	if err != nil || d <= 0 || d > 100*time.Second {
+		t.Fatalf("BLOCKMIX_HOSTILE_SOAK=%q: want a duration up to 100s (a test's daemon lives 3 min)", s)
 	}
 	return d, true
 }
