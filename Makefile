@@ -4,7 +4,7 @@ BIN       := bin/blockmix
 REPO      ?= $(CURDIR)/.blockmix-repo
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build run test bench lint fuzz clean soak
+.PHONY: all build run test bench lint fuzz clean soak hostile
 
 all: build
 
@@ -39,10 +39,20 @@ bench:
 
 # The long forms: 20 rounds of random faults on eight daemons
 # (BLOCKMIX_FAULT_SEED=N replays a run), then 100 fresh nodes that each
-# get a 171 MiB file from four others.
+# get a 171 MiB file from four others, then the want-list flood of the
+# adversary suite for 90 s, cut streams coming back.
 soak: build
 	BLOCKMIX_SOAK=20 $(GO) test -count=1 -run TestFaultInjection -v -timeout 60m ./cmd/blockmix
 	BLOCKMIX_GET_SOAK=100 $(GO) test -count=1 -run TestFreshNodesGet -v -timeout 60m ./cmd/blockmix
+	BLOCKMIX_HOSTILE_SOAK=90s $(GO) test -count=1 -run TestHostileWantFlood -v -timeout 20m ./cmd/blockmix
+
+# The adversary suite alone (cmd/blockmix/hostile_test.go): a hostile node
+# attacks real daemons; each test logs its figure as "attack NAME: …",
+# and those lines are repeated at the end. The exit status is go test's.
+hostile:
+	@log=$$(mktemp); \
+	$(GO) test -count=1 -run '^TestHostile' -v -timeout 10m ./cmd/blockmix >$$log 2>&1; s=$$?; \
+	cat $$log; echo; echo "the figures:"; grep -o 'attack [^ ]*: .*' $$log; rm -f $$log; exit $$s
 
 # gofmt, go vet and staticcheck; CI runs it before the tests.
 lint:

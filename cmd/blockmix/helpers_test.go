@@ -39,6 +39,7 @@ type world struct {
 	repo string // passed as --repo unless a command asks otherwise
 	home string
 	xdg  string
+	bin  string // the blockmix binary to run; "" means binPath
 }
 
 func newWorld(t testing.TB) *world {
@@ -134,7 +135,11 @@ func (w *world) command(ctx context.Context, o runOpts, args ...string) *exec.Cm
 	if !o.noRepo {
 		args = append([]string{"--repo", w.repo}, args...)
 	}
-	c := exec.CommandContext(ctx, binPath, args...)
+	bin := binPath
+	if w.bin != "" {
+		bin = w.bin
+	}
+	c := exec.CommandContext(ctx, bin, args...)
 	c.Env = w.environ(o)
 	c.Dir = w.dir
 	if o.dir != "" {

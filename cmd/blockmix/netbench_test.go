@@ -176,7 +176,7 @@ func BenchmarkDaemonIdle(b *testing.B) {
 }
 
 // procStatus reads a kB field of /proc/PID/status.
-func procStatus(b *testing.B, pid int, field string) int64 {
+func procStatus(b testing.TB, pid int, field string) int64 {
 	b.Helper()
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
