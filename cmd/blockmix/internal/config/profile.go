@@ -15,14 +15,15 @@ type Profile struct {
 	Streams    int   // want-lists in flight per peer
 	MemLimit   int64 // the Go runtime's soft memory limit; 0: none
 	GCPercent  int   // GOGC; 0: the default
+	Unseals    int   // passphrases checked at once (64 MiB of Argon2id each)
 }
 
 var profiles = map[string]Profile{
-	"default": {Name: "default", Workers: 64, CacheBytes: 32 << 20, Streams: 4},
+	"default": {Name: "default", Workers: 64, CacheBytes: 32 << 20, Streams: 4, MemLimit: 192 << 20, Unseals: 2},
 	// lowpower is for a Raspberry Pi in a cupboard: it still serves blocks
 	// and is a DHT server, but keeps few connections, few requests in
 	// flight, small buffers, and collects garbage early.
-	"lowpower": {Name: "lowpower", LowPower: true, Workers: 8, CacheBytes: 4 << 20, Streams: 2, MemLimit: 48 << 20, GCPercent: 50},
+	"lowpower": {Name: "lowpower", LowPower: true, Workers: 8, CacheBytes: 4 << 20, Streams: 2, MemLimit: 48 << 20, GCPercent: 50, Unseals: 1},
 }
 
 // ProfileNamed returns the profile called name ("default" or "lowpower").

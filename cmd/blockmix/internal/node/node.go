@@ -239,7 +239,7 @@ func New(ctx context.Context, c Config) (n *Node, err error) {
 			return nil, fmt.Errorf("--pprof: %w", err)
 		}
 	}
-	n.web = webui.New(n, webui.Options{Hosts: hosts, Log: n.log, Failed: n.m.GetsFailed.Inc, Stall: n.timeouts.Stall})
+	n.web = webui.New(n, webui.Options{Hosts: hosts, Log: n.log, Failed: n.m.GetsFailed.Inc, Stall: n.timeouts.Stall, MaxUnseals: s.Profile.Unseals})
 	return n, nil
 }
 
