@@ -18,6 +18,8 @@ func FuzzReadFrame(f *testing.F) {
 		{Kind: KindBlock, ID: blocks.ID{3}, Data: []byte("data")},
 		{Kind: KindRefuse, ID: blocks.ID{4}, Reason: RefuseQuota, Text: "full"},
 		{Kind: KindEnd},
+		{Kind: KindProve, Nonce: [32]byte{5}, IDs: []blocks.ID{{6}}},
+		{Kind: KindProof, ID: blocks.ID{7}, Proof: [32]byte{8}},
 	} {
 		var buf bytes.Buffer
 		if err := WriteFrame(&buf, fr); err != nil {

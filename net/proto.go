@@ -448,31 +448,46 @@ func Has(ctx context.Context, rw io.ReadWriter, ids []blocks.ID) ([]bool, error)
 	if len(ids) == 0 {
 		return out, nil
 	}
-	if len(ids) > MaxWant {
-		return nil, fmt.Errorf("has-list of %d IDs, at most %d", len(ids), MaxWant)
+	answers, err := askEach(ctx, rw, Frame{Kind: KindHas, IDs: ids}, "has", KindHave)
+	if err != nil {
+		return nil, err
+	}
+	for i, f := range answers {
+		out[i] = f.Kind == KindHave
+	}
+	return out, nil
+}
+
+// askEach sends req, a list of IDs (a has-list, a prove-list), and reads
+// its answer: for each ID in order a frame of kind yes or a DontHave, then
+// End. Anything else is an error wrapping ErrBadFrame.
+func askEach(ctx context.Context, rw io.ReadWriter, req Frame, what string, yes byte) ([]Frame, error) {
+	if len(req.IDs) > MaxWant {
+		return nil, fmt.Errorf("%s-list of %d IDs, at most %d", what, len(req.IDs), MaxWant)
 	}
 	arm(ctx, rw, DefaultIdle)
-	if err := WriteFrame(rw, Frame{Kind: KindHas, IDs: ids}); err != nil {
-		return nil, fmt.Errorf("send has-list: %w", err)
+	if err := WriteFrame(rw, req); err != nil {
+		return nil, fmt.Errorf("send %s-list: %w", what, err)
 	}
+	out := make([]Frame, len(req.IDs))
 	fr := NewFrameReader(rw)
-	for i, id := range ids {
+	for i, id := range req.IDs {
 		arm(ctx, rw, DefaultIdle)
 		f, err := fr.ReadFrame()
 		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, fmt.Errorf("read has answer: %w", ctxErr(ctx, err))
+			return nil, fmt.Errorf("read %s answer: %w", what, ctxErr(ctx, err))
 		}
-		if f.ID != id || (f.Kind != KindHave && f.Kind != KindDontHave) {
-			return nil, fmt.Errorf("%w: kind %d for %s in answer %d to a has-list (%s)", ErrBadFrame, f.Kind, f.ID, i, id)
+		if f.ID != id || (f.Kind != yes && f.Kind != KindDontHave) {
+			return nil, fmt.Errorf("%w: kind %d for %s in answer %d to a %s-list (%s)", ErrBadFrame, f.Kind, f.ID, i, what, id)
 		}
-		out[i] = f.Kind == KindHave
+		out[i] = f
 	}
 	arm(ctx, rw, DefaultIdle)
 	if f, err := fr.ReadFrame(); err != nil || f.Kind != KindEnd {
-		return nil, fmt.Errorf("%w: a has answer without its end (%v)", ErrBadFrame, err)
+		return nil, fmt.Errorf("%w: a %s answer without its end (%v)", ErrBadFrame, what, err)
 	}
 	return out, nil
 }

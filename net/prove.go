@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"fmt"
 	"io"
 
 	"github.com/blockmix/blockmix/blocks"
@@ -41,36 +40,17 @@ func Prove(ctx context.Context, rw io.ReadWriter, bs []blocks.Block) ([]bool, er
 	if len(bs) == 0 {
 		return out, nil
 	}
-	if len(bs) > MaxWant {
-		return nil, fmt.Errorf("prove-list of %d IDs, at most %d", len(bs), MaxWant)
-	}
 	nonce := NewNonce()
 	ids := make([]blocks.ID, len(bs))
 	for i, b := range bs {
 		ids[i] = b.ID()
 	}
-	arm(ctx, rw, DefaultIdle)
-	if err := WriteFrame(rw, Frame{Kind: KindProve, Nonce: nonce, IDs: ids}); err != nil {
-		return nil, fmt.Errorf("send prove-list: %w", err)
+	answers, err := askEach(ctx, rw, Frame{Kind: KindProve, Nonce: nonce, IDs: ids}, "prove", KindProof)
+	if err != nil {
+		return nil, err
 	}
-	fr := NewFrameReader(rw)
-	for i, b := range bs {
-		arm(ctx, rw, DefaultIdle)
-		f, err := fr.ReadFrame()
-		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, fmt.Errorf("read proof: %w", ctxErr(ctx, err))
-		}
-		if f.ID != b.ID() || (f.Kind != KindProof && f.Kind != KindDontHave) {
-			return nil, fmt.Errorf("%w: kind %d for %s in answer %d to a prove-list (%s)", ErrBadFrame, f.Kind, f.ID, i, b.ID())
-		}
-		out[i] = f.Kind == KindProof && f.Proof == ProofOf(nonce, b.Data())
-	}
-	arm(ctx, rw, DefaultIdle)
-	if f, err := fr.ReadFrame(); err != nil || f.Kind != KindEnd {
-		return nil, fmt.Errorf("%w: a prove answer without its end (%v)", ErrBadFrame, err)
+	for i, f := range answers {
+		out[i] = f.Kind == KindProof && f.Proof == ProofOf(nonce, bs[i].Data())
 	}
 	return out, nil
 }
