@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 	lerrors "github.com/syndtr/goleveldb/leveldb/errors"
 	"github.com/syndtr/goleveldb/leveldb/filter"
 	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/storage"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -38,6 +38,12 @@ type DiskOptions struct {
 	// no compaction, no new segment. Reads work on a full or read-only
 	// disk; every write fails with ErrReadOnly. The store must exist.
 	ReadOnly bool
+
+	// fs and index replace the operating system's file system for the
+	// segments and goleveldb's file storage for the index (the power-cut
+	// tests put a simulator there); nil: the real ones.
+	fs    fileSystem
+	index storage.Storage
 }
 
 // Disk is the on-disk Store. Block bytes are appended to segment files under
@@ -64,6 +70,7 @@ type DiskOptions struct {
 // a time; OpenDisk returns ErrLocked otherwise.
 type Disk struct {
 	dir      string
+	fs       fileSystem
 	db       *leveldb.DB
 	segSize  int64
 	readOnly bool
@@ -105,17 +112,21 @@ func OpenDisk(dir string, o DiskOptions) (*Disk, error) {
 	if o.SegmentSize <= 0 {
 		o.SegmentSize = DefaultSegmentSize
 	}
+	if o.fs == nil {
+		o.fs = osFS{}
+	}
 	if !o.ReadOnly {
-		if err := os.MkdirAll(filepath.Join(dir, segmentsDir), 0o755); err != nil {
+		if err := o.fs.MkdirAll(filepath.Join(dir, segmentsDir)); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
 	}
-	db, err := openIndex(filepath.Join(dir, indexDir), o.ReadOnly)
+	db, err := openIndex(filepath.Join(dir, indexDir), o.index, o.ReadOnly)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	s := &Disk{
 		dir:      dir,
+		fs:       o.fs,
 		db:       db,
 		segSize:  o.SegmentSize,
 		readOnly: o.ReadOnly,
@@ -133,7 +144,9 @@ func OpenDisk(dir string, o DiskOptions) (*Disk, error) {
 	return s, nil
 }
 
-func openIndex(path string, readOnly bool) (*leveldb.DB, error) {
+// openIndex opens the goleveldb index at path, or in stor when it is not
+// nil.
+func openIndex(path string, stor storage.Storage, readOnly bool) (*leveldb.DB, error) {
 	o := &opt.Options{
 		WriteBuffer:            2 << 20,
 		BlockCacheCapacity:     4 << 20,
@@ -143,9 +156,14 @@ func openIndex(path string, readOnly bool) (*leveldb.DB, error) {
 		ReadOnly:               readOnly,
 		ErrorIfMissing:         readOnly,
 	}
-	db, err := leveldb.OpenFile(path, o)
+	open, recover := leveldb.OpenFile, leveldb.RecoverFile
+	if stor != nil {
+		open = func(string, *opt.Options) (*leveldb.DB, error) { return leveldb.Open(stor, o) }
+		recover = func(string, *opt.Options) (*leveldb.DB, error) { return leveldb.Recover(stor, o) }
+	}
+	db, err := open(path, o)
 	if err != nil && lerrors.IsCorrupted(err) && !readOnly {
-		db, err = leveldb.RecoverFile(path, o)
+		db, err = recover(path, o)
 	}
 	if err != nil {
 		if isLockErr(err) {
@@ -278,7 +296,7 @@ func (s *Disk) syncLocked() error {
 	s.segDirDirty = false
 	s.segMu.Unlock()
 	if dirDirty {
-		if err := syncDir(filepath.Join(s.dir, segmentsDir)); err != nil {
+		if err := s.fs.SyncDir(filepath.Join(s.dir, segmentsDir)); err != nil {
 			s.segMu.Lock()
 			s.segDirDirty = true
 			s.segMu.Unlock()

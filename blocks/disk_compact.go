@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"sort"
 
@@ -392,7 +391,7 @@ func (c *compaction) flush() error {
 	s.segMu.RUnlock()
 	if dirDirty {
 		// A Sync that clears the flag meanwhile syncs the directory too.
-		if err := syncDir(filepath.Join(s.dir, segmentsDir)); err != nil {
+		if err := s.fs.SyncDir(filepath.Join(s.dir, segmentsDir)); err != nil {
 			return fmt.Errorf("sync segment directory: %w", err)
 		}
 	}
@@ -483,7 +482,7 @@ func (s *Disk) removeSegment(seg *segment) (int64, error) {
 	seg.use.Lock()
 	seg.gone = true
 	seg.wbRunning.Wait()
-	fi, serr := seg.f.Stat()
+	size, serr := seg.f.Size()
 	cerr := seg.f.Close()
 	seg.use.Unlock()
 	if serr != nil {
@@ -492,8 +491,8 @@ func (s *Disk) removeSegment(seg *segment) (int64, error) {
 	if cerr != nil {
 		return 0, fmt.Errorf("remove segment %s: %w", segmentName(seg.num), cerr)
 	}
-	if err := os.Remove(filepath.Join(s.dir, segmentsDir, segmentName(seg.num))); err != nil {
+	if err := s.fs.Remove(filepath.Join(s.dir, segmentsDir, segmentName(seg.num))); err != nil {
 		return 0, fmt.Errorf("remove segment %s: %w", segmentName(seg.num), err)
 	}
-	return fi.Size(), nil
+	return size, nil
 }

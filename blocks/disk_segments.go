@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -40,7 +39,7 @@ func recordSize(n int) int64 { return int64(recordHeaderSize + n) }
 
 type segment struct {
 	num  uint32
-	f    *os.File
+	f    segFile
 	size int64 // append position; guarded by Disk.segMu
 
 	// writers counts Puts that reserved space here and have not yet written
@@ -86,33 +85,28 @@ func segmentName(n uint32) string { return fmt.Sprintf("%08d%s", n, segmentExt) 
 // one, at its current size.
 func (s *Disk) openSegments() error {
 	dir := filepath.Join(s.dir, segmentsDir)
-	ents, err := os.ReadDir(dir)
+	names, err := s.fs.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("list segments: %w", err)
 	}
-	for _, de := range ents {
-		name := de.Name()
-		if !de.Type().IsRegular() || !strings.HasSuffix(name, segmentExt) {
+	for _, name := range names {
+		if !strings.HasSuffix(name, segmentExt) {
 			continue
 		}
 		n, err := strconv.ParseUint(strings.TrimSuffix(name, segmentExt), 10, 32)
 		if err != nil || n == 0 || segmentName(uint32(n)) != name {
 			continue
 		}
-		mode := os.O_RDWR
-		if s.readOnly {
-			mode = os.O_RDONLY
-		}
-		f, err := os.OpenFile(filepath.Join(dir, name), mode, 0)
+		f, err := s.fs.Open(filepath.Join(dir, name), s.readOnly)
 		if err != nil {
 			return fmt.Errorf("open segment: %w", err)
 		}
-		fi, err := f.Stat()
+		size, err := f.Size()
 		if err != nil {
 			f.Close()
 			return fmt.Errorf("open segment: %w", err)
 		}
-		seg := &segment{num: uint32(n), f: f, size: fi.Size()}
+		seg := &segment{num: uint32(n), f: f, size: size}
 		s.segs[seg.num] = seg
 		if s.cur == nil || seg.num > s.cur.num {
 			s.cur = seg
@@ -131,7 +125,7 @@ func (s *Disk) openSegments() error {
 // createSegment creates segment n and makes its directory entry durable.
 func (s *Disk) createSegment(n uint32) (*segment, error) {
 	dir := filepath.Join(s.dir, segmentsDir)
-	f, err := os.OpenFile(filepath.Join(dir, segmentName(n)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := s.fs.Create(filepath.Join(dir, segmentName(n)))
 	if err != nil {
 		return nil, fmt.Errorf("create segment: %w", err)
 	}

@@ -10,13 +10,20 @@ import (
 // startWriteback asks the kernel to start writing a range of f to disk now,
 // without waiting, so that the disk works while the CPU mixes and the final
 // fsync has little left to do. Errors are ignored: fsync reports them.
-func startWriteback(f *os.File, off, n int64) {
-	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+func startWriteback(sf segFile, off, n int64) {
+	if f, ok := sf.(osFile); ok {
+		_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+	}
 }
 
 // writeAt2 writes a then b at off with one pwritev, so that a record's
 // header and bytes need no copy into one buffer.
-func writeAt2(f *os.File, off int64, a, b []byte) error {
+func writeAt2(sf segFile, off int64, a, b []byte) error {
+	of, ok := sf.(osFile)
+	if !ok {
+		return writeAtCopy(sf, off, a, b)
+	}
+	f := of.File
 	iov := [][]byte{a, b}
 	total := len(a) + len(b)
 	done := 0
