@@ -68,8 +68,8 @@ func readFileBlocks(r leveldb.Reader, key string) ([]ID, error) {
 }
 
 // AddFile implements Filer. The record, its block list and the new reference
-// counts are written in one atomic batch. Only blocks the store holds when
-// AddFile runs get a reference.
+// counts are written in one atomic batch, after a record in the files
+// journal. Only blocks the store holds when AddFile runs get a reference.
 func (s *Disk) AddFile(_ context.Context, f FileRecord) error {
 	if err := s.enterWrite(); err != nil {
 		return err
@@ -77,6 +77,16 @@ func (s *Disk) AddFile(_ context.Context, f FileRecord) error {
 	defer s.exit()
 	s.idxMu.Lock()
 	defer s.idxMu.Unlock()
+	f.Blocks = Dedup(f.Blocks)
+	if err := s.appendJournal(journalOp{Op: "add", File: f, Blocks: idBytes(f.Blocks)}); err != nil {
+		return fmt.Errorf("add file %q: %w", f.Key, err)
+	}
+	return s.addFileLocked(f)
+}
+
+// addFileLocked is AddFile without the journal; f.Blocks do not repeat.
+// The caller holds idxMu.
+func (s *Disk) addFileLocked(f FileRecord) error {
 	b := new(leveldb.Batch)
 	old, err := readFile(s.db, f.Key)
 	switch {
@@ -93,7 +103,7 @@ func (s *Disk) AddFile(_ context.Context, f FileRecord) error {
 		return err
 	}
 
-	uniq := Dedup(f.Blocks)
+	uniq := f.Blocks
 	if err := s.addRefs(b, uniq, +1); err != nil {
 		return fmt.Errorf("add file %q: %w", f.Key, err)
 	}
@@ -140,7 +150,7 @@ func (s *Disk) addRefs(b *leveldb.Batch, ids []ID, delta int) error {
 }
 
 // RemoveFile implements Filer. The record, its block list and the reference
-// counts change in one atomic batch.
+// counts change in one atomic batch, after a record in the files journal.
 func (s *Disk) RemoveFile(_ context.Context, key string) error {
 	if err := s.enterWrite(); err != nil {
 		return err
@@ -148,6 +158,18 @@ func (s *Disk) RemoveFile(_ context.Context, key string) error {
 	defer s.exit()
 	s.idxMu.Lock()
 	defer s.idxMu.Unlock()
+	if _, err := readFile(s.db, key); err != nil {
+		return err
+	}
+	if err := s.appendJournal(journalOp{Op: "remove", File: FileRecord{Key: key}}); err != nil {
+		return fmt.Errorf("remove file %q: %w", key, err)
+	}
+	return s.removeFileLocked(key)
+}
+
+// removeFileLocked is RemoveFile without the journal. The caller holds
+// idxMu.
+func (s *Disk) removeFileLocked(key string) error {
 	f, err := readFile(s.db, key)
 	if err != nil {
 		return err
@@ -245,6 +267,9 @@ func (s *Disk) Quarantine(_ context.Context, id ID, reason string) error {
 func (s *Disk) quarantineLocked(id ID, e entry, reason string) error {
 	if err := s.saveQuarantined(id, e); err != nil {
 		reason += fmt.Sprintf(" (audit copy failed: %v)", err)
+	}
+	if err := s.noteGone(e.Seg, e.Off); err != nil {
+		return fmt.Errorf("quarantine block %s: %w", id, err)
 	}
 	b := new(leveldb.Batch)
 	b.Delete(blockKey(id))

@@ -133,6 +133,7 @@ func (s *Disk) createSegment(n uint32) (*segment, error) {
 	// segment's bytes: an fsync here, under segMu, would stall every writer
 	// while ext4 flushes all pending data with its journal.
 	s.segDirDirty = true
+	s.rotated = true
 	seg := &segment{num: n, f: f}
 	s.segs[n] = seg
 	return seg, nil

@@ -91,6 +91,21 @@ func (r Repo) open(o blocks.DiskOptions, create bool) (*blocks.Disk, error) {
 	return st, nil
 }
 
+// RebuildIndex builds the store's index anew from its segments and files
+// journal (see blocks.RebuildIndex), keeping the old index beside it. The
+// store must not be open elsewhere (a daemon): that wraps
+// blocks.ErrLocked.
+func (r Repo) RebuildIndex() (blocks.RecoveryInfo, error) {
+	if _, err := os.Stat(r.Path("segments")); err != nil {
+		return blocks.RecoveryInfo{}, fmt.Errorf("no blockmix store at %s (no segments directory): %w", r.Dir, blocks.ErrNotFound)
+	}
+	info, err := blocks.RebuildIndex(r.Dir, blocks.DiskOptions{})
+	if errors.Is(err, blocks.ErrLocked) {
+		return info, fmt.Errorf("repo %s is in use by another blockmix process (stop the daemon first): %w", r.Dir, err)
+	}
+	return info, err
+}
+
 // HasIdentity reports whether the node has a key yet.
 func (r Repo) HasIdentity() bool {
 	_, err := os.Stat(r.Path(IdentityFile))

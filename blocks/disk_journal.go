@@ -1,0 +1,173 @@
+package blocks
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// The files journal (dir/files.log) is what the index knows of files and
+// pins written a second time, in a form that survives a lost or torn
+// index: every AddFile and RemoveFile appends a record, and Sync makes the
+// journal durable before the index. Recovery after a crash and
+// RebuildIndex replay it. A record is
+//
+//	length uint32 BE | crc32c(payload) uint32 BE | payload (JSON journalOp)
+//
+// and the first record that is cut short or fails its checksum ends the
+// journal (a torn tail: the next append overwrites it).
+const journalName = "files.log"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// journalOp is one journal record.
+type journalOp struct {
+	Op     string     `json:"op"` // "add" or "remove"
+	File   FileRecord `json:"file"`
+	Blocks []byte     `json:"blocks,omitempty"` // the file's block IDs, 32 bytes each
+}
+
+// maxJournalRecord bounds a record's length when the journal is read (a
+// file of 2^20 blocks, base64 in JSON).
+const maxJournalRecord = 64 << 20
+
+// openJournal opens (or creates) the files journal for appends.
+func (s *Disk) openJournal() error {
+	name := filepath.Join(s.dir, journalName)
+	f, err := s.fs.Open(name, false)
+	if errors.Is(err, os.ErrNotExist) {
+		f, err = s.fs.Create(name)
+		if err == nil {
+			err = s.fs.SyncDir(s.dir)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("open files journal: %w", err)
+	}
+	s.journal = f
+	return nil
+}
+
+// readJournal replays the journal: the files it holds at its end, in the
+// order they were first added, and where its valid records end.
+func (s *Disk) readJournal() (files []journalOp, end int64, err error) {
+	size, err := s.journal.Size()
+	if err != nil {
+		return nil, 0, fmt.Errorf("files journal: %w", err)
+	}
+	r := bufio.NewReaderSize(io.NewSectionReader(s.journal, 0, size), 256<<10)
+	live := map[string]int{} // key → index in files
+	for {
+		var hdr [8]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			break // the end, or a torn header
+		}
+		n := binary.BigEndian.Uint32(hdr[:])
+		if n == 0 || n > maxJournalRecord || end+8+int64(n) > size {
+			break
+		}
+		p := make([]byte, n)
+		if _, err := io.ReadFull(r, p); err != nil || crc32.Checksum(p, castagnoli) != binary.BigEndian.Uint32(hdr[4:]) {
+			break
+		}
+		var op journalOp
+		if err := json.Unmarshal(p, &op); err != nil {
+			break
+		}
+		end += 8 + int64(n)
+		switch i, ok := live[op.File.Key]; {
+		case op.Op == "remove" && ok:
+			files[i].Op = "" // gone; dropped below
+			delete(live, op.File.Key)
+		case op.Op == "add" && ok:
+			files[i].File.Name, files[i].File.Recipe, files[i].File.Type = op.File.Name, op.File.Recipe, op.File.Type
+		case op.Op == "add":
+			live[op.File.Key] = len(files)
+			files = append(files, op)
+		}
+	}
+	out := files[:0]
+	for _, f := range files {
+		if f.Op != "" {
+			out = append(out, f)
+		}
+	}
+	return out, end, nil
+}
+
+// appendJournal appends op; Sync makes it durable. The caller holds idxMu.
+func (s *Disk) appendJournal(op journalOp) error {
+	p, err := json.Marshal(op)
+	if err != nil {
+		return fmt.Errorf("files journal: %w", err)
+	}
+	rec := make([]byte, 8, 8+len(p))
+	binary.BigEndian.PutUint32(rec, uint32(len(p)))
+	binary.BigEndian.PutUint32(rec[4:], crc32.Checksum(p, castagnoli))
+	rec = append(rec, p...)
+	if _, err := s.journal.WriteAt(rec, s.journalEnd); err != nil {
+		return fmt.Errorf("files journal: %w", err)
+	}
+	s.journalEnd += int64(len(rec))
+	s.journalDirty = true
+	return nil
+}
+
+// idBytes and bytesIDs convert a block list to and from the journal's form.
+func idBytes(ids []ID) []byte {
+	out := make([]byte, 0, len(ids)*len(ID{}))
+	for _, id := range ids {
+		out = append(out, id[:]...)
+	}
+	return out
+}
+
+func bytesIDs(b []byte) []ID {
+	ids := make([]ID, 0, len(b)/len(ID{}))
+	for ; len(b) >= len(ID{}); b = b[len(ID{}):] {
+		ids = append(ids, ID(b[:len(ID{})]))
+	}
+	return ids
+}
+
+// rewriteJournal replaces the journal with one record per live file
+// (after a replay showed it mostly holds files since removed): a new
+// file, synced, renamed over the old one, the directory synced.
+func (s *Disk) rewriteJournal(files []journalOp) error {
+	tmpName := filepath.Join(s.dir, journalName+".new")
+	_ = s.fs.Remove(tmpName)
+	f, err := s.fs.Create(tmpName)
+	if err != nil {
+		return fmt.Errorf("rewrite files journal: %w", err)
+	}
+	old, oldEnd := s.journal, s.journalEnd
+	s.journal, s.journalEnd = f, 0
+	for _, op := range files {
+		if err = s.appendJournal(op); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = s.fs.Rename(tmpName, filepath.Join(s.dir, journalName))
+	}
+	if err == nil {
+		err = s.fs.SyncDir(s.dir)
+	}
+	if err != nil {
+		f.Close()
+		s.journal, s.journalEnd = old, oldEnd
+		return fmt.Errorf("rewrite files journal: %w", err)
+	}
+	old.Close()
+	s.journalDirty = false
+	return nil
+}
