@@ -149,6 +149,11 @@ func New(ctx context.Context, c Config) (n *Node, err error) {
 	if n.st, err = c.Repo.OpenStore(true); err != nil {
 		return nil, err
 	}
+	if r := n.st.Recovered(); r.Unclean {
+		n.log.Warn("the store was not closed cleanly (a crash or a power cut): checked it against its segments and files journal",
+			slog.Int("segments_scanned", r.Scanned), slog.Int("blocks_found", r.Added), slog.Int("entries_dropped", r.Dropped),
+			slog.Int("files", r.Files), slog.Int("files_restored", r.Restored))
+	}
 	if swept, size, err := putlog.Sweep(ctx, c.Repo.Path(repo.PutsDir), n.st); err != nil {
 		return nil, err
 	} else if swept > 0 {
