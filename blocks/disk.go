@@ -122,6 +122,7 @@ type Disk struct {
 	rotated bool
 
 	recovered RecoveryInfo // what OpenDisk recovered
+	fresh     bool         // the index was new when OpenDisk opened it
 }
 
 // OpenDisk opens the store in dir, creating it if needed. It returns an error
@@ -209,6 +210,7 @@ func (s *Disk) load() error {
 		if err := s.db.Put(keyFormat, []byte(formatVersion), nil); err != nil {
 			return fmt.Errorf("write format marker: %w", err)
 		}
+		s.fresh = true
 	case err != nil:
 		return fmt.Errorf("read format marker: %w", err)
 	case string(v) != formatVersion:

@@ -56,7 +56,7 @@ func (s *Disk) flushIndex() error {
 // RecoveryInfo says what opening a store that was not closed cleanly
 // changed, or what RebuildIndex found.
 type RecoveryInfo struct {
-	Unclean  bool `json:"unclean"`  // the store was not closed cleanly
+	Unclean  bool `json:"unclean"`  // the store was not closed cleanly (false for a rebuild)
 	Scanned  int  `json:"scanned"`  // segments read
 	Added    int  `json:"added"`    // blocks found in the segments that the index had lost
 	Dropped  int  `json:"dropped"`  // index entries whose bytes were not on disk
@@ -97,10 +97,14 @@ func (s *Disk) openWritable() error {
 	case !errors.Is(err, leveldb.ErrNotFound):
 		return fmt.Errorf("clean mark: %w", err)
 	}
+	if s.fresh && s.segmentBytes() == 0 {
+		return nil // a new store: nothing to recover
+	}
 	info, err := s.recover(s.scanFrom)
 	if err != nil {
 		return fmt.Errorf("recover after an unclean shutdown: %w", err)
 	}
+	info.Unclean = !s.fresh // a new index over old segments: a rebuild
 	s.recovered = info
 	return nil
 }
@@ -109,7 +113,7 @@ func (s *Disk) openWritable() error {
 // and with the files journal (see keyClean), makes it durable and moves
 // the scan mark to the current segment.
 func (s *Disk) recover(from uint32) (RecoveryInfo, error) {
-	info := RecoveryInfo{Unclean: true}
+	var info RecoveryInfo
 	s.idxMu.Lock()
 	defer s.idxMu.Unlock()
 	gone, err := s.readGone()
