@@ -106,14 +106,14 @@ func TestDaemonConfig(t *testing.T) {
 	}
 }
 
-// TestDaemonConfigMalformed: a bad config.json stops the daemon at once
-// with exit code 2 and an error naming the file and what is wrong.
+// TestDaemonConfigMalformed: a bad config.json (a person's edit, not a
+// torn file: see TestDaemonConfigTorn) stops the daemon at once with exit
+// code 2 and an error naming the file and what is wrong.
 func TestDaemonConfigMalformed(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	cases := []struct{ text, want string }{
 		{"{\n  \"listen\": [\"/ip4/127.0.0.1/tcp/0\",]\n}", "line 2, column 37: invalid character ']'"},
-		{`{"listen": ["/ip4/127.0.0.1/tcp/0"]`, "ends too early"},
 		{`{"listn": ["/ip4/127.0.0.1/tcp/0"]}`, `unknown key "listn" (the keys are listen, bootstrap, api, replicas, cache, quota, profile, donor, share)`},
 		{`{"listen": "/ip4/127.0.0.1/tcp/0"}`, `"listen" has a JSON string where it wants a list of multiaddr strings`},
 		{`{"replicas": "3"}`, `"replicas" has a JSON string where it wants a whole number`},
@@ -126,7 +126,6 @@ func TestDaemonConfigMalformed(t *testing.T) {
 		{`{"bootstrap": ["/ip4/127.0.0.1/tcp/1"]}`, `want a multiaddr ending in /p2p/PEER-ID`},
 		{`["/ip4/127.0.0.1/tcp/0"]`, "want an object with the keys"},
 		{`{} {}`, "more text after the JSON object"},
-		{``, "the file is empty"},
 	}
 	for _, c := range cases {
 		path := writeConfig(t, w, c.text)
@@ -137,5 +136,32 @@ func TestDaemonConfigMalformed(t *testing.T) {
 			t.Errorf("config %q: want exit 2 naming %s and saying %q:\n%v", c.text, path, c.want, r)
 		}
 		mustNotExist(t, filepath.Join(w.repo, "api"))
+	}
+}
+
+// TestDaemonConfigTorn: a config.json a power cut tore (empty, or JSON
+// that stops before its end) does not stop the daemon: it is set aside
+// with its bytes, a warning says so, and the daemon runs with its
+// defaults and flags.
+func TestDaemonConfigTorn(t *testing.T) {
+	t.Parallel()
+	for _, text := range []string{``, `{"listen": ["/ip4/127.0.0.1/tcp/0"], "repl`} {
+		w := newWorld(t)
+		path := writeConfig(t, w, text)
+		p, _ := startDaemon(t, w, nil)
+		stopDaemon(t, p)
+		aside, _ := filepath.Glob(path + ".damaged-*")
+		if len(aside) != 1 {
+			t.Fatalf("config %q set aside as %v, want one copy", text, aside)
+		}
+		if b, err := os.ReadFile(aside[0]); err != nil || string(b) != text {
+			t.Errorf("the copy set aside holds %q (%v), want %q", b, err, text)
+		}
+		if log := p.stderr.String(); !strings.Contains(log, "level=WARN") || !strings.Contains(log, "config.json is torn") || !strings.Contains(log, aside[0]) {
+			t.Errorf("config %q: no warning naming the copy:\n%s", text, log)
+		}
+		if strings.Contains(p.stdout.String(), "config "+path) {
+			t.Errorf("the daemon says it read the torn config:\n%s", p.stdout)
+		}
 	}
 }

@@ -45,7 +45,19 @@ key optional; a flag given on the command line wins over its key):
    "replicas":  3,
    "cache":     "10GiB"}
 
-A malformed config.json stops the daemon with an error that says where.
+A mistake in config.json (a syntax error inside it, an unknown key, a bad
+value) stops the daemon with an error that says where. A config.json that
+is torn, as a power cut leaves a file (empty, holding NUL bytes, or JSON
+that stops before its end, such as a missing last }), is set aside as
+config.json.damaged-TIME with a warning, and the daemon runs with its
+defaults and flags.
+
+The node's other small files never keep it from starting either: a torn
+identity.key is set aside and a new key made (a new peer ID); a torn
+group.json is set aside and the node starts outside its group (join again
+with 'blockmix group join INVITE'); a torn ledger.json is set aside and the
+accounts start empty; a torn note of an unfinished put is set aside; a torn
+api file is ignored. Each says so in a warning.
 QUIC is on when any listen or bootstrap address has /quic-v1.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -68,8 +80,9 @@ func runDaemon(ctx context.Context, e *env, o daemonFlags, given func(flag strin
 		return err
 	}
 	r := e.repo()
+	r.Log = log
 	cfgPath := r.Path(repo.ConfigFile)
-	file, haveCfg, err := config.Read(cfgPath)
+	file, haveCfg, err := config.Read(cfgPath, log)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/logs"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/passphrase"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/progress"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
@@ -53,7 +54,10 @@ Exit codes: 0 ok, 1 failure, 2 bad input (usage, damaged recipe).`,
 		if err != nil {
 			return err
 		}
-		e.rp = repo.Repo{Dir: dir}
+		// The commands' own warnings (a damaged small file set aside)
+		// go to standard error; the daemon logs through its logger.
+		warn, _ := logs.New(e.stderr, "warn", "text")
+		e.rp = repo.Repo{Dir: dir, Log: warn}
 		if e.cpuProfile == "" {
 			return nil
 		}

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/atomicfile"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/usage"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -35,9 +37,18 @@ type File struct {
 const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor, share"
 
 // Read reads the config file at path. A missing file is an empty
-// config (found is false). A malformed one is a usage error that names the
-// file, where in it, and what is wrong.
-func Read(path string) (c File, found bool, err error) {
+// config (found is false).
+//
+// A torn file, as a power cut or a full disk leaves one, is set aside as
+// path.damaged-TIME with a warning in log (nil: slog.Default()), and Read
+// returns an empty config (found is false): the daemon starts with its
+// defaults and flags. Torn means: empty or only white space, holding a NUL
+// byte (a text editor writes none; file systems fill lost blocks with
+// zeros), or JSON that stops before its end (an object or a string never
+// closed). Any other problem is taken for a person's edit and is a usage
+// error that names the file, where in it, and what is wrong; an error
+// is also returned when a torn file cannot be set aside.
+func Read(path string, log *slog.Logger) (c File, found bool, err error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return File{}, false, nil
@@ -50,14 +61,23 @@ func Read(path string) (c File, found bool, err error) {
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
-	if err := d.Decode(&c); err != nil {
+	err = d.Decode(&c)
+	if why := torn(b, err); why != "" {
+		aside, serr := atomicfile.SetAside(path)
+		if serr != nil {
+			return File{}, true, fmt.Errorf("config %s is torn (%s) and cannot be set aside: %w", path, why, serr)
+		}
+		if log == nil {
+			log = slog.Default()
+		}
+		log.Warn("config.json is torn ("+why+"), as a power cut leaves a file: set aside; the daemon runs with its defaults and flags "+
+			"(write config.json again, starting from the copy set aside)", slog.String("file", path), slog.String("set_aside", aside))
+		return File{}, false, nil
+	}
+	if err != nil {
 		var syn *json.SyntaxError
 		var typ *json.UnmarshalTypeError
 		switch {
-		case errors.Is(err, io.EOF):
-			return c, true, bad(`the file is empty; write a JSON object such as {"bootstrap": ["/ip4/…/tcp/4001/p2p/…"]}, or remove the file`)
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return c, true, bad("the JSON ends too early (a missing } or ]?)")
 		case errors.As(err, &syn):
 			// Offset is just past the offending byte.
 			line, col := position(b, syn.Offset-1)
@@ -116,6 +136,20 @@ func Read(path string) (c File, found bool, err error) {
 		}
 	}
 	return c, true, nil
+}
+
+// torn says why config text b, which decoded with err, is torn (see
+// Read), or "" when it is not.
+func torn(b []byte, err error) string {
+	switch {
+	case len(bytes.TrimSpace(b)) == 0:
+		return "empty"
+	case bytes.IndexByte(b, 0) >= 0:
+		return "NUL bytes"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the JSON stops before its end"
+	}
+	return ""
 }
 
 // typeProblem says which key has a value of the wrong kind, and what it

@@ -126,7 +126,7 @@ func Join(ctx context.Context, r repo.Repo, text string) (string, peer.AddrInfo,
 		return "", ai, err
 	}
 	cfgPath := r.Path(repo.ConfigFile)
-	cfg, _, err := config.Read(cfgPath)
+	cfg, _, err := config.Read(cfgPath, r.Logger())
 	if err != nil {
 		return "", ai, err
 	}

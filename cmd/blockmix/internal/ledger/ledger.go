@@ -79,8 +79,8 @@ func Load(path string, log *slog.Logger, given func() map[string]int64, givenTo 
 	}
 	var base map[string]Entry
 	if err := json.Unmarshal(b, &base); err != nil {
-		aside := path + ".damaged-" + time.Now().UTC().Format("20060102T150405.000000000Z")
-		if rerr := os.Rename(path, aside); rerr != nil {
+		aside, rerr := atomicfile.SetAside(path)
+		if rerr != nil {
 			return nil, fmt.Errorf("ledger %s is damaged (%v) and cannot be set aside: %w", path, err, rerr)
 		}
 		log.Warn("the fair-share ledger is damaged: set aside, the accounts start empty", slog.String("ledger", path),

@@ -136,6 +136,9 @@ func New(ctx context.Context, c Config) (n *Node, err error) {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
+	if c.Repo.Log == nil {
+		c.Repo.Log = c.Log // damaged small files set aside are logged here
+	}
 	s := c.Settings
 	n = &Node{cfg: s, repo: c.Repo, log: c.Log, m: metrics.New(), started: time.Now(), timeouts: c.Timeouts.withDefaults(),
 		uploads: map[*recipe.Upload]bool{}}
@@ -154,7 +157,7 @@ func New(ctx context.Context, c Config) (n *Node, err error) {
 			slog.Int("segments_scanned", r.Scanned), slog.Int("blocks_found", r.Added), slog.Int("entries_dropped", r.Dropped),
 			slog.Int("files", r.Files), slog.Int("files_restored", r.Restored))
 	}
-	if swept, size, err := putlog.Sweep(ctx, c.Repo.Path(repo.PutsDir), n.st); err != nil {
+	if swept, size, err := putlog.Sweep(ctx, c.Repo.Path(repo.PutsDir), n.st, n.log); err != nil {
 		return nil, err
 	} else if swept > 0 {
 		n.log.Info("removed what unfinished puts left", slog.Int("blocks", swept), slog.Int64("bytes", size))

@@ -61,7 +61,10 @@ func (o Repo) ID(context.Context) (apiv1.IDInfo, error) {
 	if !o.R.HasIdentity() {
 		return apiv1.IDInfo{}, fmt.Errorf("no identity yet in %s: a node gets one when its daemon first starts", o.R.Dir)
 	}
-	key, err := o.R.Identity()
+	key, err := o.R.ReadIdentity()
+	if errors.Is(err, repo.ErrDamaged) {
+		return apiv1.IDInfo{}, fmt.Errorf("%w: the daemon sets it aside and makes a new key (a new peer ID) when it next starts", err)
+	}
 	if err != nil {
 		return apiv1.IDInfo{}, err
 	}
@@ -85,7 +88,7 @@ func (o Repo) Status(ctx context.Context) (apiv1.StatusInfo, error) {
 		return apiv1.StatusInfo{}, err
 	}
 	if o.R.HasIdentity() {
-		if key, err := o.R.Identity(); err == nil {
+		if key, err := o.R.ReadIdentity(); err == nil {
 			if id, err := peer.IDFromPrivateKey(key); err == nil {
 				s.ID = id.String()
 			}
@@ -175,7 +178,7 @@ func (o Repo) Put(ctx context.Context, t int, paths []string, open func(path str
 	defer st.Close()
 	// What puts killed halfway left goes first; this put is noted so that
 	// the next one can do the same for it.
-	if _, _, err := putlog.Sweep(ctx, o.R.Path(repo.PutsDir), st); err != nil {
+	if _, _, err := putlog.Sweep(ctx, o.R.Path(repo.PutsDir), st, o.R.Logger()); err != nil {
 		return nil, err
 	}
 	note, err := putlog.Begin(o.R.Path(repo.PutsDir), st)

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -33,8 +34,10 @@ type note struct {
 	FromSeq uint64 `json:"from_seq"` // the store's last Seq when the put began
 }
 
-// Begin notes, in dir, that a put begins on st. End it when the put is
-// over, whether it worked or not.
+// Begin notes, in dir, that a put begins on st, and returns once the note
+// is durable (file and directory fsynced): a put that writes blocks after
+// Begin returns has a whole note. End it when the put is over, whether it
+// worked or not.
 func Begin(dir string, st Store) (*Entry, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("put journal: %w", err)
@@ -47,6 +50,9 @@ func Begin(dir string, st Store) (*Entry, error) {
 	b, _ := json.Marshal(note{FromSeq: st.LastSeq()})
 	if _, err = f.Write(b); err == nil {
 		err = f.Sync()
+	}
+	if err == nil {
+		err = atomicfile.SyncDir(dir)
 	}
 	if err != nil {
 		f.Close()
@@ -69,7 +75,16 @@ func (e *Entry) End() error {
 // Sweep deletes what the puts noted in dir that no live process holds
 // left in st, and their notes. It returns how many blocks and bytes it
 // deleted. Where there is no flock it does nothing.
-func Sweep(ctx context.Context, dir string, st Store) (n int, bytes int64, err error) {
+//
+// A torn note (empty, cut short: a crash inside Begin) belongs to a put
+// that wrote no block, since Begin returns only once its note is durable:
+// it is set aside as NOTE.damaged-TIME with a warning in log (nil:
+// slog.Default()), deletes nothing, and stops neither the sweep nor its
+// caller.
+func Sweep(ctx context.Context, dir string, st Store, log *slog.Logger) (n int, bytes int64, err error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	paths, _ := filepath.Glob(filepath.Join(dir, "put-*.json"))
 	var from uint64
 	var stale []string
@@ -83,10 +98,22 @@ func Sweep(ctx context.Context, dir string, st Store) (n int, bytes int64, err e
 			continue // a put runs
 		}
 		var nt note
-		if json.NewDecoder(f).Decode(&nt) == nil && (len(stale) == 0 || nt.FromSeq < from) {
+		derr := json.NewDecoder(f).Decode(&nt)
+		f.Close()
+		if derr != nil {
+			// Set aside while no one holds it: a put never reopens its note.
+			attrs := []any{slog.String("file", p), slog.Any("err", derr)}
+			if aside, serr := atomicfile.SetAside(p); serr != nil {
+				attrs = append(attrs, slog.Any("set_aside_err", serr))
+			} else {
+				attrs = append(attrs, slog.String("set_aside", aside))
+			}
+			log.Warn("a note of an unfinished put is torn: set aside; its put wrote no block", attrs...)
+			continue
+		}
+		if len(stale) == 0 || nt.FromSeq < from {
 			from = nt.FromSeq
 		}
-		f.Close()
 		stale = append(stale, p)
 	}
 	if len(stale) == 0 {
