@@ -282,9 +282,15 @@ func (m *crashFS) MkdirAll(dir string) error {
 	if err := m.mutate(); err != nil {
 		return err
 	}
-	dir = filepath.Clean(dir)
-	if m.dirs[dir] == nil {
-		m.dirs[dir] = newCrashDir()
+	// Like os.MkdirAll, every parent too (durable at once: directories
+	// themselves are not modelled).
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if m.dirs[d] == nil {
+			m.dirs[d] = newCrashDir()
+		}
+		if d == filepath.Dir(d) {
+			break
+		}
 	}
 	return nil
 }
