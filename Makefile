@@ -40,11 +40,13 @@ bench:
 # The long forms: 20 rounds of random faults on eight daemons
 # (BLOCKMIX_FAULT_SEED=N replays a run), then 100 fresh nodes that each
 # get a 171 MiB file from four others, then the want-list flood of the
-# adversary suite for 90 s, cut streams coming back.
+# adversary suite for 90 s, cut streams coming back, then 3000 power cuts
+# of the block store (BLOCKMIX_POWERCUT_SEED=N replays one).
 soak: build
 	BLOCKMIX_SOAK=20 $(GO) test -count=1 -run TestFaultInjection -v -timeout 60m ./cmd/blockmix
 	BLOCKMIX_GET_SOAK=100 $(GO) test -count=1 -run TestFreshNodesGet -v -timeout 60m ./cmd/blockmix
 	BLOCKMIX_HOSTILE_SOAK=90s $(GO) test -count=1 -run TestHostileWantFlood -v -timeout 20m ./cmd/blockmix
+	BLOCKMIX_POWERCUT_ROUNDS=3000 $(GO) test -count=1 -run TestPowerCut -timeout 60m ./blocks
 
 # The adversary suite alone (cmd/blockmix/hostile_test.go): a hostile node
 # attacks real daemons; each test logs its figure as "attack NAME: …",
