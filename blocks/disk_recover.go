@@ -97,14 +97,15 @@ func (s *Disk) openWritable() error {
 	case !errors.Is(err, leveldb.ErrNotFound):
 		return fmt.Errorf("clean mark: %w", err)
 	}
-	if s.fresh && s.segmentBytes() == 0 {
-		return nil // a new store: nothing to recover
-	}
+	// Even a store whose index looks new: goleveldb reads on past a
+	// damaged journal block, so it may have lost its format marker and
+	// kept later entries.
 	info, err := s.recover(s.scanFrom)
 	if err != nil {
 		return fmt.Errorf("recover after an unclean shutdown: %w", err)
 	}
-	info.Unclean = !s.fresh // a new index over old segments: a rebuild
+	// A new index is a new store or a rebuild, not an unclean shutdown.
+	info.Unclean = !s.fresh
 	s.recovered = info
 	return nil
 }
