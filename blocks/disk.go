@@ -603,7 +603,7 @@ func (s *Disk) Delete(_ context.Context, id ID) error {
 	if err != nil {
 		return err
 	}
-	if err := s.noteGone(e.Seg, e.Off); err != nil {
+	if err := s.noteGone(id); err != nil {
 		return fmt.Errorf("delete block %s: %w", id, err)
 	}
 	b := new(leveldb.Batch)

@@ -268,7 +268,7 @@ func (s *Disk) quarantineLocked(id ID, e entry, reason string) error {
 	if err := s.saveQuarantined(id, e); err != nil {
 		reason += fmt.Sprintf(" (audit copy failed: %v)", err)
 	}
-	if err := s.noteGone(e.Seg, e.Off); err != nil {
+	if err := s.noteGone(id); err != nil {
 		return fmt.Errorf("quarantine block %s: %w", id, err)
 	}
 	b := new(leveldb.Batch)

@@ -10,22 +10,29 @@ import (
 	"path/filepath"
 )
 
-// The gone log (dir/gone.log) lists where the records of deleted and
-// quarantined blocks are, so that recovery does not bring back a block a
-// Sync said was gone although goleveldb lost the index write (see
-// keyClean), nor RebuildIndex one whose record Compact has not reclaimed.
-// Only records in segments that still exist matter: a checkpoint drops the
-// others. An entry is
+// The gone log (dir/gone.log) lists the blocks deleted or quarantined, each
+// with the append position at that moment, so that recovery and
+// RebuildIndex do not bring back a block a Sync said was gone although
+// goleveldb lost the index write (see keyClean), or its record was not yet
+// reclaimed: a record of the block before that position is gone; one
+// after it was put again later. An entry is
 //
-//	segment uint32 BE | offset uint64 BE | crc32c of those 12 bytes
+//	id [32]byte | segment uint32 BE | offset uint64 BE | crc32c of those 44 bytes
 //
-// and one that fails its checksum (a torn write) ends the log.
-const goneName = "gone.log"
+// and one that fails its checksum (a torn write) ends the log. A
+// checkpoint drops the entries older than every segment that still exists.
+const (
+	goneName  = "gone.log"
+	goneEntry = 32 + 4 + 8 + 4
+)
 
+// place is a position in the segments: segment, then offset.
 type place struct {
 	seg uint32
 	off int64
 }
+
+func (p place) before(q place) bool { return p.seg < q.seg || p.seg == q.seg && p.off < q.off }
 
 // openGone opens (or creates) the gone log; its valid entries end at
 // goneEnd.
@@ -42,62 +49,77 @@ func (s *Disk) openGone() error {
 		return fmt.Errorf("open gone log: %w", err)
 	}
 	s.gone = f
-	places, err := s.readGone()
+	_, n, err := s.readGone()
 	if err != nil {
 		return err
 	}
-	s.goneEnd = int64(len(places)) * 16
+	s.goneEnd = int64(n) * goneEntry
 	return nil
 }
 
-// readGone returns the places the gone log lists.
-func (s *Disk) readGone() (map[place]bool, error) {
+// readGone returns, for each block the gone log lists, the latest append
+// position at which it went, and how many valid entries the log has.
+func (s *Disk) readGone() (map[ID]place, int, error) {
 	size, err := s.gone.Size()
 	if err != nil {
-		return nil, fmt.Errorf("gone log: %w", err)
+		return nil, 0, fmt.Errorf("gone log: %w", err)
 	}
-	out := map[place]bool{}
+	out := map[ID]place{}
 	r := io.NewSectionReader(s.gone, 0, size)
-	var e [16]byte
+	var e [goneEntry]byte
+	n := 0
 	for {
 		if _, err := io.ReadFull(r, e[:]); err != nil {
-			return out, nil
+			return out, n, nil
 		}
-		if crc32.Checksum(e[:12], castagnoli) != binary.BigEndian.Uint32(e[12:]) {
-			return out, nil
+		if crc32.Checksum(e[:44], castagnoli) != binary.BigEndian.Uint32(e[44:]) {
+			return out, n, nil
 		}
-		out[place{binary.BigEndian.Uint32(e[:]), int64(binary.BigEndian.Uint64(e[4:]))}] = true
+		n++
+		id := ID(e[:32])
+		p := place{binary.BigEndian.Uint32(e[32:]), int64(binary.BigEndian.Uint64(e[36:]))}
+		if old, ok := out[id]; !ok || old.before(p) {
+			out[id] = p
+		}
 	}
 }
 
-// noteGone appends the place of a record whose block was deleted or
-// quarantined; Sync makes it durable. The caller holds idxMu.
-func (s *Disk) noteGone(seg uint32, off int64) error {
-	var e [16]byte
-	binary.BigEndian.PutUint32(e[:], seg)
-	binary.BigEndian.PutUint64(e[4:], uint64(off))
-	binary.BigEndian.PutUint32(e[12:], crc32.Checksum(e[:12], castagnoli))
+// noteGone appends that id went at the current append position; Sync
+// makes it durable. The caller holds idxMu.
+func (s *Disk) noteGone(id ID) error {
+	s.segMu.RLock()
+	at := place{s.cur.num, s.cur.size}
+	s.segMu.RUnlock()
+	return s.appendGone(id, at)
+}
+
+func (s *Disk) appendGone(id ID, at place) error {
+	var e [goneEntry]byte
+	copy(e[:], id[:])
+	binary.BigEndian.PutUint32(e[32:], at.seg)
+	binary.BigEndian.PutUint64(e[36:], uint64(at.off))
+	binary.BigEndian.PutUint32(e[44:], crc32.Checksum(e[:44], castagnoli))
 	if _, err := s.gone.WriteAt(e[:], s.goneEnd); err != nil {
 		return fmt.Errorf("gone log: %w", err)
 	}
-	s.goneEnd += 16
+	s.goneEnd += goneEntry
 	s.goneDirty = true
 	return nil
 }
 
-// trimGone rewrites the gone log without the places in segments that no
-// longer exist (Compact removed them): a new file, synced, renamed over
-// the old one, the directory synced. The caller holds idxMu.
+// trimGone rewrites the gone log with one entry per block, without those
+// older than every segment that still exists (no record they could hide
+// is left): a new file, synced, renamed over the old one, the directory
+// synced. The caller holds idxMu.
 func (s *Disk) trimGone() error {
-	places, err := s.readGone()
+	gone, _, err := s.readGone()
 	if err != nil {
 		return err
 	}
 	s.segMu.RLock()
-	for p := range places {
-		if s.segs[p.seg] == nil {
-			delete(places, p)
-		}
+	oldest := s.cur.num
+	for n := range s.segs {
+		oldest = min(oldest, n)
 	}
 	s.segMu.RUnlock()
 	tmpName := filepath.Join(s.dir, goneName+".new")
@@ -108,8 +130,11 @@ func (s *Disk) trimGone() error {
 	}
 	old, oldEnd := s.gone, s.goneEnd
 	s.gone, s.goneEnd = f, 0
-	for p := range places {
-		if err = s.noteGone(p.seg, p.off); err != nil {
+	for id, p := range gone {
+		if p.seg < oldest {
+			continue
+		}
+		if err = s.appendGone(id, p); err != nil {
 			break
 		}
 	}

@@ -117,7 +117,7 @@ func (s *Disk) recover(from uint32) (RecoveryInfo, error) {
 	var info RecoveryInfo
 	s.idxMu.Lock()
 	defer s.idxMu.Unlock()
-	gone, err := s.readGone()
+	gone, _, err := s.readGone()
 	if err != nil {
 		return info, err
 	}
@@ -134,7 +134,7 @@ func (s *Disk) recover(from uint32) (RecoveryInfo, error) {
 		if err == nil && e.Seg < from {
 			continue
 		}
-		if err == nil && gone[place{e.Seg, e.Off}] {
+		if g, ok := gone[id]; err == nil && ok && (place{e.Seg, e.Off}).before(g) {
 			err = errors.New("deleted") // the delete's index write was lost
 		}
 		if err == nil {
@@ -212,7 +212,7 @@ func journalSize(files []journalOp) int64 {
 // does not hold, noting it in added. Bytes that are not a whole record (a
 // torn write, a hole a lost write left) are skipped up to the next record
 // marker.
-func (s *Disk) scanSegment(seg *segment, gone map[place]bool, added map[ID]bool) error {
+func (s *Disk) scanSegment(seg *segment, gone map[ID]place, added map[ID]bool) error {
 	r := bufio.NewReaderSize(io.NewSectionReader(seg.f, 0, seg.size), 1<<20)
 	var off int64
 	hdr := make([]byte, recordHeaderSize)
@@ -257,7 +257,7 @@ func (s *Disk) scanSegment(seg *segment, gone map[place]bool, added map[ID]bool)
 		}
 		if ok, err := s.db.Has(blockKey(id), nil); err != nil {
 			return fmt.Errorf("scan segment %s: %w", segmentName(seg.num), err)
-		} else if !ok && !gone[place{seg.num, off}] {
+		} else if g, wentAfter := gone[id]; !ok && !(wentAfter && (place{seg.num, off}).before(g)) {
 			tag := binary.BigEndian.Uint64(hdr[8:])
 			s.seq++
 			e := entry{Seg: seg.num, Off: off, Len: int(n), Tag: tag, Seq: s.seq}
@@ -374,7 +374,7 @@ func (s *Disk) checkpointLocked() error {
 		return fmt.Errorf("write scan mark: %w", err)
 	}
 	s.scanFrom = from
-	if s.goneEnd > 64<<10 {
+	if s.goneEnd > 256<<10 {
 		return s.trimGone()
 	}
 	return nil
