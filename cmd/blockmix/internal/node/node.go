@@ -132,7 +132,7 @@ func (n *Node) background(fn func(ctx context.Context)) {
 // peers and opens the API's listener. The node serves peers from here on;
 // Run serves the API and runs the background rounds. On error, whatever
 // New opened is closed again.
-func New(ctx context.Context, c Config) (n *Node, err error) {
+func New(ctx context.Context, c Config) (_ *Node, err error) {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -140,7 +140,9 @@ func New(ctx context.Context, c Config) (n *Node, err error) {
 		c.Repo.Log = c.Log // damaged small files set aside are logged here
 	}
 	s := c.Settings
-	n = &Node{cfg: s, repo: c.Repo, log: c.Log, m: metrics.New(), started: time.Now(), timeouts: c.Timeouts.withDefaults(),
+	// n, not the result: a "return nil, err" must leave the deferred Close
+	// below a node to close.
+	n := &Node{cfg: s, repo: c.Repo, log: c.Log, m: metrics.New(), started: time.Now(), timeouts: c.Timeouts.withDefaults(),
 		uploads: map[*recipe.Upload]bool{}}
 	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
 	defer func() {

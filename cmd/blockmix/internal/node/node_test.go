@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/config"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
 	"github.com/blockmix/blockmix/recipe"
@@ -306,5 +308,36 @@ func TestAPIBadInput(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), c.want) {
 			t.Errorf("POST %s: %d %s; want 400 saying %q", c.path, resp.StatusCode, b, c.want)
 		}
+	}
+}
+
+// TestNewFailsCleanly: a second node on a repo that one already holds gets
+// an error wrapping blocks.ErrLocked (New used to panic closing a nil
+// node on any error), and one with an API address it cannot listen on
+// gives the repo back.
+func TestNewFailsCleanly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a := startNode(t, ctx, nil)
+	prof, err := config.ProfileNamed("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := config.Settings{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, API: "127.0.0.1:0", Replicas: 1, Profile: prof}
+	if _, err := New(ctx, Config{Repo: a.repo, Settings: s}); !errors.Is(err, blocks.ErrLocked) {
+		t.Fatalf("a second node on a held repo: %v, want ErrLocked", err)
+	}
+	dir := t.TempDir()
+	bad := s
+	bad.API = "127.0.0.1:99999"
+	if _, err := New(ctx, Config{Repo: repo.Repo{Dir: dir}, Settings: bad}); err == nil {
+		t.Fatal("a node with API address 127.0.0.1:99999 started")
+	}
+	n, err := New(ctx, Config{Repo: repo.Repo{Dir: dir}, Settings: s})
+	if err != nil {
+		t.Fatalf("the repo a failed New opened is still held: %v", err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
