@@ -122,37 +122,24 @@ func (s *Disk) trimGone() error {
 		oldest = min(oldest, n)
 	}
 	s.segMu.RUnlock()
-	tmpName := filepath.Join(s.dir, goneName+".new")
-	_ = s.fs.Remove(tmpName)
-	f, err := s.fs.Create(tmpName)
-	if err != nil {
-		return fmt.Errorf("trim gone log: %w", err)
-	}
 	old, oldEnd := s.gone, s.goneEnd
-	s.gone, s.goneEnd = f, 0
-	for id, p := range gone {
-		if p.seg < oldest {
-			continue
+	f, err := s.rewrite(goneName, func(f segFile) error {
+		s.gone, s.goneEnd = f, 0
+		for id, p := range gone {
+			if p.seg < oldest {
+				continue
+			}
+			if err := s.appendGone(id, p); err != nil {
+				return err
+			}
 		}
-		if err = s.appendGone(id, p); err != nil {
-			break
-		}
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if err == nil {
-		err = s.fs.Rename(tmpName, filepath.Join(s.dir, goneName))
-	}
-	if err == nil {
-		err = s.fs.SyncDir(s.dir)
-	}
+		return nil
+	})
 	if err != nil {
-		f.Close()
 		s.gone, s.goneEnd = old, oldEnd
 		return fmt.Errorf("trim gone log: %w", err)
 	}
 	old.Close()
-	s.goneDirty = false
+	s.gone, s.goneDirty = f, false
 	return nil
 }

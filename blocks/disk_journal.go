@@ -137,37 +137,52 @@ func bytesIDs(b []byte) []ID {
 }
 
 // rewriteJournal replaces the journal with one record per live file
-// (after a replay showed it mostly holds files since removed): a new
-// file, synced, renamed over the old one, the directory synced.
+// (after a replay showed it mostly holds files since removed). The caller
+// holds idxMu.
 func (s *Disk) rewriteJournal(files []journalOp) error {
-	tmpName := filepath.Join(s.dir, journalName+".new")
+	old, oldEnd := s.journal, s.journalEnd
+	f, err := s.rewrite(journalName, func(f segFile) error {
+		s.journal, s.journalEnd = f, 0
+		for _, op := range files {
+			if err := s.appendJournal(op); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.journal, s.journalEnd = old, oldEnd
+		return fmt.Errorf("rewrite files journal: %w", err)
+	}
+	old.Close()
+	s.journal, s.journalDirty = f, false
+	return nil
+}
+
+// rewrite replaces dir/name with what fill writes into a new file: the
+// new file is synced, renamed over the old one, and the directory synced,
+// so that a crash leaves the old file or the new one. It returns the new
+// file, open.
+func (s *Disk) rewrite(name string, fill func(f segFile) error) (segFile, error) {
+	tmpName := filepath.Join(s.dir, name+".new")
 	_ = s.fs.Remove(tmpName)
 	f, err := s.fs.Create(tmpName)
 	if err != nil {
-		return fmt.Errorf("rewrite files journal: %w", err)
+		return nil, err
 	}
-	old, oldEnd := s.journal, s.journalEnd
-	s.journal, s.journalEnd = f, 0
-	for _, op := range files {
-		if err = s.appendJournal(op); err != nil {
-			break
-		}
-	}
+	err = fill(f)
 	if err == nil {
 		err = f.Sync()
 	}
 	if err == nil {
-		err = s.fs.Rename(tmpName, filepath.Join(s.dir, journalName))
+		err = s.fs.Rename(tmpName, filepath.Join(s.dir, name))
 	}
 	if err == nil {
 		err = s.fs.SyncDir(s.dir)
 	}
 	if err != nil {
 		f.Close()
-		s.journal, s.journalEnd = old, oldEnd
-		return fmt.Errorf("rewrite files journal: %w", err)
+		return nil, err
 	}
-	old.Close()
-	s.journalDirty = false
-	return nil
+	return f, nil
 }
