@@ -33,7 +33,7 @@ const (
 	KindHas      byte = 8 // payload: like KindWant; asks which blocks the peer holds
 	KindHave     byte = 9 // payload: 32-byte digest; answers KindHas
 	// KindProve asks the peer to prove it holds blocks: payload a 32-byte
-	// nonce, then 1..MaxWant digests. The answer is a KindProof or a
+	// nonce, then 1..MaxProve digests. The answer is a KindProof or a
 	// KindDontHave for each, then KindEnd.
 	KindProve byte = 10
 	KindProof byte = 11 // payload: 32-byte digest, then ProofOf(nonce, block)
@@ -42,7 +42,11 @@ const (
 // Hard limits. A frame is a uvarint length (of kind + payload), a kind byte
 // and the payload; anything over these limits is refused before it is read.
 const (
-	MaxWant       = 1024
+	MaxWant = 1024
+	// MaxProve is small: every ID of a prove-list costs the prover a
+	// block read and hash, and the answer is tiny, so a long one would let
+	// a peer keep a node's disk busy for free.
+	MaxProve      = 64
 	MaxReasonText = 256
 	MaxFrame      = 1 + 32 + blocks.MaxBlockSize
 )
@@ -91,8 +95,8 @@ func WriteFrame(w io.Writer, f Frame) error {
 		}
 		payload = append(f.ID[:len(f.ID):len(f.ID)], f.Data...)
 	case KindProve:
-		if len(f.IDs) == 0 || len(f.IDs) > MaxWant {
-			return fmt.Errorf("prove-list of %d IDs (1..%d)", len(f.IDs), MaxWant)
+		if len(f.IDs) == 0 || len(f.IDs) > MaxProve {
+			return fmt.Errorf("prove-list of %d IDs (1..%d)", len(f.IDs), MaxProve)
 		}
 		payload = make([]byte, 0, 32+32*len(f.IDs))
 		payload = append(payload, f.Nonce[:]...)
@@ -223,7 +227,7 @@ func decodeFrame(kind byte, p []byte) (Frame, error) {
 		copy(f.ID[:], p)
 		f.Data = p[32:]
 	case KindProve:
-		if len(p) < 64 || len(p)%32 != 0 || len(p)/32-1 > MaxWant {
+		if len(p) < 64 || len(p)%32 != 0 || len(p)/32-1 > MaxProve {
 			return bad("prove-list of %d bytes", len(p))
 		}
 		copy(f.Nonce[:], p)
