@@ -3,6 +3,9 @@ package net
 import (
 	"context"
 	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Budget bounds the bytes a node holds for the peers it serves: blocks read
@@ -68,4 +71,52 @@ func (b *Budget) Used(peer string) (all, mine int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.used, b.byPeer[peer]
+}
+
+// ProofRate bounds the proofs a node computes for its peers (each a block
+// read and hashed): per peer, and for all peers together. Safe for
+// concurrent use.
+type ProofRate struct {
+	all     *rate.Limiter
+	perPeer rate.Limit
+	burst   int
+
+	mu    sync.Mutex
+	peers map[string]*peerRate
+}
+
+type peerRate struct {
+	lim  *rate.Limiter
+	used time.Time
+}
+
+// NewProofRate allows perPeer proofs a second to one peer and all a second
+// to every peer together, each with a burst of a second's worth.
+func NewProofRate(perPeer, all int) *ProofRate {
+	return &ProofRate{all: rate.NewLimiter(rate.Limit(all), all), perPeer: rate.Limit(perPeer), burst: perPeer, peers: map[string]*peerRate{}}
+}
+
+// Wait waits until peer may have one more proof, or returns ctx's error.
+func (r *ProofRate) Wait(ctx context.Context, peer string) error {
+	now := time.Now()
+	r.mu.Lock()
+	p, ok := r.peers[peer]
+	if !ok {
+		if len(r.peers) >= 4096 {
+			// Forget the peers idle for a minute: a full bucket again.
+			for k, v := range r.peers {
+				if now.Sub(v.used) > time.Minute {
+					delete(r.peers, k)
+				}
+			}
+		}
+		p = &peerRate{lim: rate.NewLimiter(r.perPeer, r.burst)}
+		r.peers[peer] = p
+	}
+	p.used = now
+	r.mu.Unlock()
+	if err := p.lim.Wait(ctx); err != nil {
+		return err
+	}
+	return r.all.Wait(ctx)
 }

@@ -289,3 +289,33 @@ func pipePair(t *testing.T) (io.ReadWriteCloser, io.ReadWriteCloser) {
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return a, b
 }
+
+// TestProofsArePaced: a peer's prove-lists are answered no faster than
+// the proof rate allows (each proof is a block read and hashed for an
+// answer of 64 bytes). A loaded machine only makes it slower.
+func TestProofsArePaced(t *testing.T) {
+	st := blocks.NewMem()
+	b := block(5)
+	if err := st.PutBlock(context.Background(), b, 0); err != nil {
+		t.Fatal(err)
+	}
+	a, c := stdnet.Pipe()
+	defer a.Close()
+	srv := &Server{Src: st, Proofs: NewProofRate(100, 1000)}
+	go func() { _ = srv.Serve(context.Background(), c, "peer"); c.Close() }()
+	start := time.Now()
+	for range 3 {
+		bs := make([]blocks.Block, MaxProve)
+		for i := range bs {
+			bs[i] = b
+		}
+		ok, err := Prove(context.Background(), a, bs)
+		if err != nil || !ok[0] || !ok[MaxProve-1] {
+			t.Fatalf("prove: %v %v", ok, err)
+		}
+	}
+	// 192 proofs at 100 a second after a burst of 100: at least 0.9 s.
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Fatalf("192 proofs in %v, faster than 100 a second after a burst of 100", d)
+	}
+}

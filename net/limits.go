@@ -30,6 +30,9 @@ type Limits struct {
 	// WriteIdle: a peer that takes no bytes of an answer for this long
 	// is cut (0: DefaultIdle).
 	WriteIdle time.Duration
+	// ProofsPerPeer and Proofs bound the proofs a second computed for one
+	// peer and for all (0: unbounded).
+	ProofsPerPeer, Proofs int
 }
 
 // DefaultLimits are the limits of a default node, or of a low-power one:
@@ -37,9 +40,11 @@ type Limits struct {
 // memory whatever the peers do.
 func DefaultLimits(lowPower bool) Limits {
 	if lowPower {
-		return Limits{Queued: 8 << 20, QueuedPerPeer: 2 << 20, Streams: 64, StreamsPerPeer: 16, Conns: 64, Memory: 24 << 20, WriteIdle: 20 * time.Second}
+		return Limits{Queued: 8 << 20, QueuedPerPeer: 2 << 20, Streams: 64, StreamsPerPeer: 16, Conns: 64, Memory: 24 << 20, WriteIdle: 20 * time.Second,
+			ProofsPerPeer: 32, Proofs: 128}
 	}
-	return Limits{Queued: 32 << 20, QueuedPerPeer: 4 << 20, Streams: 256, StreamsPerPeer: 32, Conns: 256, Memory: 64 << 20, WriteIdle: 20 * time.Second}
+	return Limits{Queued: 32 << 20, QueuedPerPeer: 4 << 20, Streams: 256, StreamsPerPeer: 32, Conns: 256, Memory: 64 << 20, WriteIdle: 20 * time.Second,
+		ProofsPerPeer: 64, Proofs: 512}
 }
 
 // resourceManager is go-libp2p's resource manager with its default limits

@@ -105,6 +105,9 @@ type Server struct {
 	// go at once, not one WriteIdle after another).
 	WriteIdle time.Duration
 	Stalled   func(peer string)
+	// Proofs, if set, paces the proofs computed for each peer (a block
+	// read and hashed each, for an answer of 64 bytes).
+	Proofs *ProofRate
 }
 
 // Serve answers the frames of one stream from peer until it ends: a
@@ -191,6 +194,9 @@ func (s *Server) readRequests(ctx context.Context, rw io.ReadWriter, peer string
 			answers <- answer{Frame: Frame{Kind: KindEnd}}
 		case KindProve:
 			for _, id := range f.IDs {
+				if s.Proofs != nil && s.Proofs.Wait(ctx, peer) != nil {
+					return nil // cancelled: the writer failed
+				}
 				a := Frame{Kind: KindDontHave, ID: id}
 				if b, err := s.Src.Get(ctx, id); err == nil {
 					a = Frame{Kind: KindProof, ID: id, Proof: ProofOf(f.Nonce, b)}

@@ -33,6 +33,9 @@ func NewService(h host.Host, src blocks.Getter, sink Sink, lim Limits) *Service 
 	if lim.Queued > 0 {
 		s.srv.Budget = NewBudget(lim.Queued, lim.QueuedPerPeer)
 	}
+	if lim.ProofsPerPeer > 0 {
+		s.srv.Proofs = NewProofRate(lim.ProofsPerPeer, lim.Proofs)
+	}
 	s.srv.Stalled = func(p string) {
 		if id, err := peer.Decode(p); err == nil {
 			_ = h.Network().ClosePeer(id)
