@@ -2,12 +2,9 @@ package blocks
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
-	"os"
-	"path/filepath"
 )
 
 // The gone log (dir/gone.log) lists the blocks deleted or quarantined, each
@@ -37,14 +34,7 @@ func (p place) before(q place) bool { return p.seg < q.seg || p.seg == q.seg && 
 // openGone opens (or creates) the gone log; its valid entries end at
 // goneEnd.
 func (s *Disk) openGone() error {
-	name := filepath.Join(s.dir, goneName)
-	f, err := s.fs.Open(name, false)
-	if errors.Is(err, os.ErrNotExist) {
-		f, err = s.fs.Create(name)
-		if err == nil {
-			err = s.fs.SyncDir(s.dir)
-		}
-	}
+	f, err := s.openLog(goneName)
 	if err != nil {
 		return fmt.Errorf("open gone log: %w", err)
 	}

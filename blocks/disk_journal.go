@@ -39,14 +39,7 @@ const maxJournalRecord = 64 << 20
 
 // openJournal opens (or creates) the files journal for appends.
 func (s *Disk) openJournal() error {
-	name := filepath.Join(s.dir, journalName)
-	f, err := s.fs.Open(name, false)
-	if errors.Is(err, os.ErrNotExist) {
-		f, err = s.fs.Create(name)
-		if err == nil {
-			err = s.fs.SyncDir(s.dir)
-		}
-	}
+	f, err := s.openLog(journalName)
 	if err != nil {
 		return fmt.Errorf("open files journal: %w", err)
 	}
@@ -157,6 +150,19 @@ func (s *Disk) rewriteJournal(files []journalOp) error {
 	old.Close()
 	s.journal, s.journalDirty = f, false
 	return nil
+}
+
+// openLog opens dir/name for appends, creating it (and making its
+// directory entry durable) when it does not exist.
+func (s *Disk) openLog(name string) (segFile, error) {
+	path := filepath.Join(s.dir, name)
+	f, err := s.fs.Open(path, false)
+	if errors.Is(err, os.ErrNotExist) {
+		if f, err = s.fs.Create(path); err == nil {
+			err = s.fs.SyncDir(s.dir)
+		}
+	}
+	return f, err
 }
 
 // rewrite replaces dir/name with what fill writes into a new file: the

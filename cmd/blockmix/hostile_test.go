@@ -93,24 +93,6 @@ func plainBinary(t *testing.T) string {
 	return plainPath
 }
 
-var (
-	helpOnce sync.Once
-	helpText string
-)
-
-// daemonHasFlag reports whether `blockmix daemon` knows --name. The suite
-// runs on daemons from before and after the fixes: a flag that does not
-// exist yet is left out (and the test says so) rather than stopping the
-// daemon from starting, so that the attack still runs and is measured.
-func daemonHasFlag(t *testing.T, name string) bool {
-	t.Helper()
-	helpOnce.Do(func() {
-		out, _ := exec.Command(binPath, "daemon", "--help").CombinedOutput()
-		helpText = string(out)
-	})
-	return strings.Contains(helpText, "--"+name+" ")
-}
-
 // targetOf is the daemon's libp2p address as a hostile node dials it.
 func targetOf(t *testing.T, info apiv1.IDInfo) peer.AddrInfo {
 	t.Helper()
@@ -396,13 +378,7 @@ func TestHostilePushShare(t *testing.T) {
 	const share = 8 * mib
 	const slack = 512 * kib
 	w := newWorld(t)
-	args := daemonArgs()
-	if daemonHasFlag(t, "share") {
-		args = append(args, "--share", "8MiB")
-	} else {
-		t.Log("this daemon has no --share flag: the attack runs on its defaults")
-	}
-	_, info := startDaemonWith(t, w, args...)
+	_, info := startDaemonWith(t, w, daemonArgs("--share", "8MiB")...)
 	empty := storeDiskBytes(t, w)
 	n := newHostile(t, hostile.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
