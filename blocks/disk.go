@@ -97,9 +97,12 @@ type Disk struct {
 	// idxMu serialises every read-modify-write of the index, the counters
 	// below, and the set of segments written since the last Sync. Sync holds
 	// it while it fsyncs, so no index entry becomes durable before its bytes.
-	idxMu     sync.Mutex
-	seq       uint64 // last block Seq handed out
-	fileSeq   uint64 // last file order number handed out
+	idxMu   sync.Mutex
+	seq     uint64 // last block Seq handed out
+	fileSeq uint64 // last file order number handed out
+	// cnt are the counters as the index has them; pend, as the batch
+	// being built will leave them (see batch, write).
+	cnt, pend counts
 	dirty     map[uint32]*segment
 	metaDirty bool // the index was written since the last Sync
 
@@ -207,14 +210,32 @@ func (s *Disk) load() error {
 		if s.readOnly {
 			return fmt.Errorf("no format marker: %w", ErrNotFound)
 		}
-		if err := s.db.Put(keyFormat, []byte(formatVersion), nil); err != nil {
+		b := new(leveldb.Batch)
+		b.Put(keyFormat, []byte(formatVersion))
+		b.Put(keyCounts, counts{}.encode())
+		if err := s.db.Write(b, nil); err != nil {
 			return fmt.Errorf("write format marker: %w", err)
 		}
 		s.fresh = true
 	case err != nil:
 		return fmt.Errorf("read format marker: %w", err)
+	case string(v) == formatVersion1:
+		// Written before the index kept counters and candidates: one
+		// walk adds them, and then the marker says so.
+		if err := s.recountAll(keysWrite); err != nil {
+			return err
+		}
+		if !s.readOnly {
+			if err := s.db.Put(keyFormat, []byte(formatVersion), nil); err != nil {
+				return fmt.Errorf("write format marker: %w", err)
+			}
+		}
 	case string(v) != formatVersion:
 		return fmt.Errorf("unknown store format %q (want %q)", v, formatVersion)
+	default:
+		if err := s.loadCounts(); err != nil {
+			return err
+		}
 	}
 	if s.seq, err = s.counter(keySeq); err != nil {
 		return err
@@ -514,7 +535,7 @@ func (s *Disk) put(id ID, data []byte, tag uint64) (bool, error) {
 	defer s.idxMu.Unlock()
 	// The bytes are in the segment; from here on the next Sync must fsync it.
 	s.dirty[seg.num] = seg
-	b := new(leveldb.Batch)
+	b := s.batch()
 	if ok, err := s.db.Has(key, nil); err != nil {
 		return false, fmt.Errorf("put block %s: %w", id, err)
 	} else if ok {
@@ -526,22 +547,44 @@ func (s *Disk) put(id ID, data []byte, tag uint64) (bool, error) {
 	}
 	s.seq++
 	e := entry{Seg: seg.num, Off: off, Len: len(data), Tag: tag, Seq: s.seq}
-	b.Put(key, e.encode())
-	b.Put(tagKey(tag, id), nil)
+	s.setEntry(b, id, nil, &e)
 	b.Put(keySeq, encodeUint64(s.seq))
-	b.Delete(quarKey(id)) // a good copy is back: the block is in service again
+	if err := s.unquarantine(b, id); err != nil {
+		return false, fmt.Errorf("put block %s: %w", id, err)
+	}
 	if err := s.write(b); err != nil {
 		return false, fmt.Errorf("put block %s: %w", id, err)
 	}
 	return true, nil
 }
 
-// write applies b to the index without syncing. The caller holds idxMu.
+// write applies b, which the caller got from batch, to the index without
+// syncing, with the counters its changes moved. The caller holds idxMu.
 func (s *Disk) write(b *leveldb.Batch) error {
+	if s.pend != s.cnt {
+		b.Put(keyCounts, s.pend.encode())
+	}
 	if err := s.db.Write(b, nil); err != nil {
+		s.pend = s.cnt
 		return fmt.Errorf("write index: %w", err)
 	}
+	s.cnt = s.pend
 	s.metaDirty = true
+	return nil
+}
+
+// unquarantine takes id off the quarantine list, in b, when it is on it:
+// a good copy is back and the block is in service again. The caller holds
+// idxMu and got b from batch.
+func (s *Disk) unquarantine(b *leveldb.Batch, id ID) error {
+	ok, err := s.db.Has(quarKey(id), nil)
+	if err != nil {
+		return fmt.Errorf("read index: %w", err)
+	}
+	if ok {
+		b.Delete(quarKey(id))
+		s.pend.Quarantined--
+	}
 	return nil
 }
 
@@ -606,9 +649,8 @@ func (s *Disk) Delete(_ context.Context, id ID) error {
 	if err := s.noteGone(id); err != nil {
 		return fmt.Errorf("delete block %s: %w", id, err)
 	}
-	b := new(leveldb.Batch)
-	b.Delete(blockKey(id))
-	b.Delete(tagKey(e.Tag, id))
+	b := s.batch()
+	s.setEntry(b, id, &e, nil)
 	if err := s.addDead(b, e.Seg, recordSize(e.Len)); err != nil {
 		return fmt.Errorf("delete block %s: %w", id, err)
 	}

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -402,15 +401,16 @@ func (c *compaction) flush() error {
 	for _, seg := range c.done {
 		done[seg.num] = true
 	}
-	b := new(leveldb.Batch)
+	b := s.batch()
 	dead := map[uint32]int64{}
 	moved := 0
 	for _, m := range c.moves {
 		e, err := s.entry(m.id)
 		switch {
 		case err == nil && e.Seg == m.from && e.Off == m.fromOff:
+			was := e
 			e.Seg, e.Off = m.to, m.toOff
-			b.Put(blockKey(m.id), e.encode())
+			s.setEntry(b, m.id, &was, &e)
 			dead[m.from] += m.n
 			moved++
 		case err == nil || errors.Is(err, ErrNotFound):

@@ -30,9 +30,14 @@ func readFile(r leveldb.Reader, key string) (diskFile, error) {
 	if err != nil {
 		return diskFile{}, fmt.Errorf("file %q: read index: %w", key, err)
 	}
+	return decodeFile(fileKey(key), v)
+}
+
+// decodeFile decodes the file record v stored under k.
+func decodeFile(k, v []byte) (diskFile, error) {
 	var f diskFile
 	if err := json.Unmarshal(v, &f); err != nil {
-		return diskFile{}, fmt.Errorf("file %q: %w: %v", key, errIndex, err)
+		return diskFile{}, fmt.Errorf("file %q: %w: %v", k[1:], errIndex, err)
 	}
 	return f, nil
 }
@@ -87,7 +92,7 @@ func (s *Disk) AddFile(_ context.Context, f FileRecord) error {
 // addFileLocked is AddFile without the journal; f.Blocks do not repeat.
 // The caller holds idxMu.
 func (s *Disk) addFileLocked(f FileRecord) error {
-	b := new(leveldb.Batch)
+	b := s.batch()
 	old, err := readFile(s.db, f.Key)
 	switch {
 	case err == nil:
@@ -122,6 +127,8 @@ func (s *Disk) addFileLocked(f FileRecord) error {
 	}
 	b.Put(orderKey(order), []byte(f.Key))
 	b.Put(keyFileSeq, encodeUint64(order))
+	s.pend.Files++
+	s.pend.FileBytes += f.Size
 	if err := s.write(b); err != nil {
 		return fmt.Errorf("add file %q: %w", f.Key, err)
 	}
@@ -130,7 +137,8 @@ func (s *Disk) addFileLocked(f FileRecord) error {
 }
 
 // addRefs adds delta to the Refs of every held block of ids (which must not
-// repeat), never going below zero. The caller holds idxMu.
+// repeat), never going below zero. The caller holds idxMu and got b from
+// batch.
 func (s *Disk) addRefs(b *leveldb.Batch, ids []ID, delta int) error {
 	for _, id := range ids {
 		e, err := s.entry(id)
@@ -143,8 +151,9 @@ func (s *Disk) addRefs(b *leveldb.Batch, ids []ID, delta int) error {
 		if e.Refs+delta < 0 {
 			continue
 		}
+		was := e
 		e.Refs += delta
-		b.Put(blockKey(id), e.encode())
+		s.setEntry(b, id, &was, &e)
 	}
 	return nil
 }
@@ -178,7 +187,7 @@ func (s *Disk) removeFileLocked(key string) error {
 	if err != nil {
 		return err
 	}
-	b := new(leveldb.Batch)
+	b := s.batch()
 	if err := s.addRefs(b, ids, -1); err != nil {
 		return fmt.Errorf("remove file %q: %w", key, err)
 	}
@@ -187,6 +196,8 @@ func (s *Disk) removeFileLocked(key string) error {
 	}
 	b.Delete(fileKey(key))
 	b.Delete(orderKey(f.Order))
+	s.pend.Files--
+	s.pend.FileBytes -= f.Size
 	if err := s.write(b); err != nil {
 		return fmt.Errorf("remove file %q: %w", key, err)
 	}
@@ -271,10 +282,10 @@ func (s *Disk) quarantineLocked(id ID, e entry, reason string) error {
 	if err := s.noteGone(id); err != nil {
 		return fmt.Errorf("quarantine block %s: %w", id, err)
 	}
-	b := new(leveldb.Batch)
-	b.Delete(blockKey(id))
-	b.Delete(tagKey(e.Tag, id))
+	b := s.batch()
+	s.setEntry(b, id, &e, nil)
 	b.Put(quarKey(id), []byte(reason))
+	s.pend.Quarantined++
 	if err := s.addDead(b, e.Seg, recordSize(e.Len)); err != nil {
 		return fmt.Errorf("quarantine block %s: %w", id, err)
 	}
@@ -313,72 +324,30 @@ func (s *Disk) saveQuarantined(id ID, e entry) error {
 	return err
 }
 
-// Stats implements Store. It walks the whole index (O(blocks + files)).
-// DiskBytes counts the segments, the index and the quarantine copies.
-func (s *Disk) Stats(ctx context.Context) (Stats, error) {
+// Stats implements Store. Its counts are kept in the index beside the
+// entries they count (no walk); DiskBytes is the sum of the segments' sizes
+// and of the files in the index and quarantine directories.
+func (s *Disk) Stats(_ context.Context) (Stats, error) {
 	if err := s.enter(); err != nil {
 		return Stats{}, err
 	}
 	defer s.exit()
-	snap, err := s.db.GetSnapshot()
-	if err != nil {
-		return Stats{}, fmt.Errorf("stats: %w", err)
-	}
-	defer snap.Release()
-	var st Stats
-	walk := func(prefix byte, fn func(k, v []byte) error) error {
-		it := snap.NewIterator(util.BytesPrefix([]byte{prefix}), nil)
-		defer it.Release()
-		for n := 0; it.Next(); n++ {
-			if n%4096 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			if err := fn(it.Key(), it.Value()); err != nil {
-				return err
-			}
-		}
-		if err := it.Error(); err != nil {
-			return fmt.Errorf("stats: read index: %w", err)
-		}
-		return nil
-	}
-	err = walk(prefixBlock, func(_, v []byte) error {
-		e, err := decodeEntry(v)
-		if err != nil {
-			return err
-		}
-		st.Blocks++
-		st.Bytes += int64(e.Len)
-		if e.Refs >= 2 {
-			st.SharedBlocks++
-		}
-		return nil
-	})
-	if err != nil {
-		return Stats{}, err
-	}
-	err = walk(prefixFile, func(k, v []byte) error {
-		var f diskFile
-		if err := json.Unmarshal(v, &f); err != nil {
-			return fmt.Errorf("file %q: %w: %v", k[1:], errIndex, err)
-		}
-		st.Files++
-		st.FileBytes += f.Size
-		return nil
-	})
-	if err != nil {
-		return Stats{}, err
-	}
-	err = walk(prefixQuar, func(_, _ []byte) error { st.Quarantined++; return nil })
-	if err != nil {
-		return Stats{}, err
-	}
-	st.DiskBytes = s.segmentBytes() +
-		dirSize(filepath.Join(s.dir, indexDir)) +
-		dirSize(filepath.Join(s.dir, quarantineDir))
-	return st, nil
+	s.idxMu.Lock()
+	c := s.cnt
+	s.idxMu.Unlock()
+	return Stats{
+		Blocks:       int(c.Blocks),
+		Bytes:        c.Bytes,
+		Files:        int(c.Files),
+		FileBytes:    c.FileBytes,
+		SharedBlocks: int(c.Shared),
+		Quarantined:  int(c.Quarantined),
+		HeldBlocks:   int(c.Held),
+		HeldBytes:    c.HeldBytes,
+		DiskBytes: s.segmentBytes() +
+			dirSize(filepath.Join(s.dir, indexDir)) +
+			dirSize(filepath.Join(s.dir, quarantineDir)),
+	}, nil
 }
 
 // dirSize sums the sizes of the regular files under dir, ignoring errors

@@ -16,18 +16,22 @@ import (
 //	l len(key)(uvarint) key chunk(4) → up to fileListChunk block IDs, 32 bytes each
 //	q id(32)                         → quarantine reason
 //	d seg(4, big endian)             → dead bytes in that segment (8, big endian)
-//	c name                           → counter (8, big endian)
+//	c name                           → counter (8, big endian); ccounts: see counts
+//	u, s                             → randomizer candidates (see disk_counts.go)
 //	v                                → format version
 const (
-	prefixBlock   = 'b'
-	prefixTag     = 't'
-	prefixFile    = 'f'
-	prefixOrder   = 'o'
-	prefixList    = 'l'
-	prefixQuar    = 'q'
-	prefixDead    = 'd'
-	formatVersion = "1"
-	fileListChunk = 2048 // IDs per list chunk: 64 KiB values
+	prefixBlock = 'b'
+	prefixTag   = 't'
+	prefixFile  = 'f'
+	prefixOrder = 'o'
+	prefixList  = 'l'
+	prefixQuar  = 'q'
+	prefixDead  = 'd'
+	// formatVersion 2 adds the counters and the candidate keys (see
+	// disk_counts.go) to version 1, which OpenDisk upgrades.
+	formatVersion  = "2"
+	formatVersion1 = "1"
+	fileListChunk  = 2048 // IDs per list chunk: 64 KiB values
 )
 
 var (

@@ -122,7 +122,7 @@ func (s *Disk) recover(from uint32) (RecoveryInfo, error) {
 		return info, err
 	}
 	// 1. Entries that point into the scanned segments must read back.
-	b := new(leveldb.Batch)
+	b := s.batch()
 	it := s.db.NewIterator(util.BytesPrefix([]byte{prefixBlock}), nil)
 	for it.Next() {
 		id, err := blockKeyID(it.Key())
@@ -144,8 +144,11 @@ func (s *Disk) recover(from uint32) (RecoveryInfo, error) {
 			}
 		}
 		if err != nil {
-			b.Delete(append([]byte(nil), it.Key()...))
-			b.Delete(tagKey(e.Tag, id))
+			if _, derr := decodeEntry(it.Value()); derr != nil {
+				b.Delete(append([]byte(nil), it.Key()...)) // not even an entry
+			} else {
+				s.setEntry(b, id, &e, nil)
+			}
 			info.Dropped++
 		}
 	}
@@ -153,8 +156,8 @@ func (s *Disk) recover(from uint32) (RecoveryInfo, error) {
 	if err := it.Error(); err != nil {
 		return info, fmt.Errorf("read index: %w", err)
 	}
-	if err := s.db.Write(b, nil); err != nil {
-		return info, fmt.Errorf("write index: %w", err)
+	if err := s.write(b); err != nil {
+		return info, err
 	}
 	// 2. Records the index lost come back, in segment order.
 	var nums []uint32
@@ -184,8 +187,12 @@ func (s *Disk) recover(from uint32) (RecoveryInfo, error) {
 		return info, err
 	}
 	info.Restored = restored
-	// 4. The blocks that came back count the files that use them.
+	// 4. The blocks that came back count the files that use them, and
+	// the counters count what is there now.
 	if err := s.recount(added); err != nil {
+		return info, err
+	}
+	if err := s.recountAll(keysRepair); err != nil {
 		return info, err
 	}
 	if err := s.checkpointLocked(); err != nil {
@@ -261,13 +268,14 @@ func (s *Disk) scanSegment(seg *segment, gone map[ID]place, added map[ID]bool) e
 			tag := binary.BigEndian.Uint64(hdr[8:])
 			s.seq++
 			e := entry{Seg: seg.num, Off: off, Len: int(n), Tag: tag, Seq: s.seq}
-			wb := new(leveldb.Batch)
-			wb.Put(blockKey(id), e.encode())
-			wb.Put(tagKey(tag, id), nil)
+			wb := s.batch()
+			s.setEntry(wb, id, nil, &e)
 			wb.Put(keySeq, encodeUint64(s.seq))
-			wb.Delete(quarKey(id))
-			if err := s.db.Write(wb, nil); err != nil {
-				return fmt.Errorf("write index: %w", err)
+			if err := s.unquarantine(wb, id); err != nil {
+				return err
+			}
+			if err := s.write(wb); err != nil {
+				return err
 			}
 			added[id] = true
 		}
@@ -338,14 +346,15 @@ func (s *Disk) recount(ids map[ID]bool) error {
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("read index: %w", err)
 	}
-	b := new(leveldb.Batch)
+	b := s.batch()
 	for id := range ids {
 		e, err := s.entry(id)
 		if err != nil {
 			return err
 		}
+		was := e
 		e.Refs = refs[id]
-		b.Put(blockKey(id), e.encode())
+		s.setEntry(b, id, &was, &e)
 	}
 	return s.write(b)
 }

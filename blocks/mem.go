@@ -281,6 +281,10 @@ func (m *Mem) Stats(_ context.Context) (Stats, error) {
 		if b.meta.Refs >= 2 {
 			s.SharedBlocks++
 		}
+		if HeldForNetwork(b.meta.Tag) {
+			s.HeldBlocks++
+			s.HeldBytes += int64(b.meta.Size)
+		}
 	}
 	for _, f := range m.files {
 		s.FileBytes += f.Size

@@ -302,6 +302,9 @@ ops:
 	if err != nil {
 		fail("enumerate fails", "enumerate: %v", err)
 	}
+	if err := s2.checkDerived(); err != nil {
+		fail("counters or candidates wrong", "%v", err)
+	}
 	files, err := s2.Files(ctx)
 	if err != nil {
 		fail("files fails", "files: %v", err)

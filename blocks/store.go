@@ -180,6 +180,10 @@ type Stats struct {
 	FileBytes    int64 `json:"file_bytes"`
 	SharedBlocks int   `json:"shared_blocks"` // blocks used by two or more files
 	Quarantined  int   `json:"quarantined"`
+	// HeldBlocks and HeldBytes count the blocks held for the network (see
+	// HeldForNetwork): a donor's, or a node's share of other people's.
+	HeldBlocks int   `json:"held_blocks"`
+	HeldBytes  int64 `json:"held_bytes"`
 	// DiskBytes is what the store occupies on disk (0 for memory).
 	DiskBytes int64 `json:"disk_bytes"`
 }
