@@ -663,11 +663,18 @@ func (s *Disk) Delete(_ context.Context, id ID) error {
 // Enumerate implements Enumerator. It walks a consistent snapshot of the
 // index, so fn may call back into the store (writes are not seen).
 func (s *Disk) Enumerate(ctx context.Context, fn func(ID, Meta) error) error {
+	return s.EnumerateFrom(ctx, ID{}, fn)
+}
+
+// EnumerateFrom implements Ranger, as Enumerate does.
+func (s *Disk) EnumerateFrom(ctx context.Context, from ID, fn func(ID, Meta) error) error {
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.exit()
-	it := s.db.NewIterator(util.BytesPrefix([]byte{prefixBlock}), nil)
+	r := util.BytesPrefix([]byte{prefixBlock})
+	r.Start = blockKey(from)
+	it := s.db.NewIterator(r, nil)
 	defer it.Release()
 	for it.Next() {
 		if err := ctx.Err(); err != nil {
@@ -687,6 +694,46 @@ func (s *Disk) Enumerate(ctx context.Context, fn func(ID, Meta) error) error {
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("enumerate: read index: %w", err)
+	}
+	return nil
+}
+
+// Mark implements Marker.
+func (s *Disk) Mark(name string) ([]byte, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	v, err := s.db.Get(markKey(name), nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mark %q: read index: %w", name, err)
+	}
+	return v, nil
+}
+
+// SetMark implements Marker; on a read-only store it does nothing (a round
+// there starts over every time).
+func (s *Disk) SetMark(name string, v []byte) error {
+	if s.readOnly {
+		return nil
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	s.idxMu.Lock()
+	defer s.idxMu.Unlock()
+	b := s.batch()
+	if v == nil {
+		b.Delete(markKey(name))
+	} else {
+		b.Put(markKey(name), v)
+	}
+	if err := s.write(b); err != nil {
+		return fmt.Errorf("mark %q: %w", name, err)
 	}
 	return nil
 }
@@ -720,4 +767,6 @@ func (s *Disk) addDead(b *leveldb.Batch, seg uint32, n int64) error {
 var (
 	_ Store       = (*Disk)(nil)
 	_ BlockPutter = (*Disk)(nil)
+	_ Candidates  = (*Disk)(nil)
+	_ Resumable   = (*Disk)(nil)
 )

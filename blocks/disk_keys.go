@@ -16,6 +16,7 @@ import (
 //	l len(key)(uvarint) key chunk(4) → up to fileListChunk block IDs, 32 bytes each
 //	q id(32)                         → quarantine reason
 //	d seg(4, big endian)             → dead bytes in that segment (8, big endian)
+//	m name                           → a mark (see Marker)
 //	c name                           → counter (8, big endian); ccounts: see counts
 //	u, s                             → randomizer candidates (see disk_counts.go)
 //	v                                → format version
@@ -27,6 +28,7 @@ const (
 	prefixList  = 'l'
 	prefixQuar  = 'q'
 	prefixDead  = 'd'
+	prefixMark  = 'm'
 	// formatVersion 2 adds the counters and the candidate keys (see
 	// disk_counts.go) to version 1, which OpenDisk upgrades.
 	formatVersion  = "2"
@@ -72,6 +74,8 @@ func quarKey(id ID) []byte {
 func deadKey(seg uint32) []byte {
 	return binary.BigEndian.AppendUint32([]byte{prefixDead}, seg)
 }
+
+func markKey(name string) []byte { return append([]byte{prefixMark}, name...) }
 
 func fileKey(key string) []byte { return append([]byte{prefixFile}, key...) }
 

@@ -2,8 +2,10 @@ package blocks
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -17,6 +19,7 @@ type Mem struct {
 	files  map[string]FileRecord
 	order  []string // file keys, oldest first
 	quar   map[ID]string
+	marks  map[string][]byte
 	seq    uint64
 	closed bool
 }
@@ -33,6 +36,7 @@ func NewMem() *Mem {
 		tags:   map[uint64]int{},
 		files:  map[string]FileRecord{},
 		quar:   map[ID]string{},
+		marks:  map[string][]byte{},
 	}
 }
 
@@ -146,12 +150,20 @@ func (m *Mem) drop(id ID) {
 // Enumerate implements Enumerator. It works on a snapshot, so fn may call
 // back into the store.
 func (m *Mem) Enumerate(ctx context.Context, fn func(ID, Meta) error) error {
+	return m.EnumerateFrom(ctx, ID{}, fn)
+}
+
+// EnumerateFrom implements Ranger.
+func (m *Mem) EnumerateFrom(ctx context.Context, from ID, fn func(ID, Meta) error) error {
 	if err := m.lock(); err != nil {
 		return err
 	}
 	ids := make([]ID, 0, len(m.blocks))
 	metas := make(map[ID]Meta, len(m.blocks))
 	for id, b := range m.blocks {
+		if bytes.Compare(id[:], from[:]) < 0 {
+			continue
+		}
 		ids = append(ids, id)
 		metas[id] = b.meta
 	}
@@ -292,6 +304,64 @@ func (m *Mem) Stats(_ context.Context) (Stats, error) {
 	return s, nil
 }
 
+// UnderShared implements Candidates (by a walk: Mem is for tests).
+func (m *Mem) UnderShared(ctx context.Context, size int, after uint64, fn func(ID, Meta) bool) error {
+	return m.candidates(ctx, size, func(a Meta) bool { return a.Refs == 1 && a.Seq > after },
+		func(a, b Meta) int { return cmp.Compare(a.Seq, b.Seq) }, fn)
+}
+
+// Shared implements Candidates (by a walk: Mem is for tests).
+func (m *Mem) Shared(ctx context.Context, size int, fn func(ID, Meta) bool) error {
+	return m.candidates(ctx, size, func(a Meta) bool { return a.Refs >= 2 },
+		func(a, b Meta) int { return cmp.Or(cmp.Compare(b.Refs, a.Refs), cmp.Compare(a.Seq, b.Seq)) }, fn)
+}
+
+func (m *Mem) candidates(ctx context.Context, size int, keep func(Meta) bool, order func(a, b Meta) int, fn func(ID, Meta) bool) error {
+	type cand struct {
+		id ID
+		m  Meta
+	}
+	var cs []cand
+	if err := m.Enumerate(ctx, func(id ID, meta Meta) error {
+		if meta.Size == size && meta.Tag&ForeignTag == 0 && keep(meta) {
+			cs = append(cs, cand{id, meta})
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	slices.SortFunc(cs, func(a, b cand) int { return order(a.m, b.m) })
+	for _, c := range cs {
+		if !fn(c.id, c.m) {
+			break
+		}
+	}
+	return nil
+}
+
+// Mark implements Marker.
+func (m *Mem) Mark(name string) ([]byte, error) {
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	return bytes.Clone(m.marks[name]), nil
+}
+
+// SetMark implements Marker.
+func (m *Mem) SetMark(name string, v []byte) error {
+	if err := m.lock(); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	if v == nil {
+		delete(m.marks, name)
+	} else {
+		m.marks[name] = bytes.Clone(v)
+	}
+	return nil
+}
+
 // Sync implements Store; memory has nothing to flush.
 func (m *Mem) Sync() error { return nil }
 
@@ -316,3 +386,9 @@ func Dedup(ids []ID) []ID {
 	}
 	return out
 }
+
+var (
+	_ Store      = (*Mem)(nil)
+	_ Candidates = (*Mem)(nil)
+	_ Resumable  = (*Mem)(nil)
+)

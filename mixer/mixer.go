@@ -20,6 +20,7 @@ type Store interface {
 	blocks.Haver
 	blocks.Enumerator
 	blocks.TagIndex
+	blocks.Candidates
 }
 
 // Progress receives the number of source bytes done, as they are done.
@@ -177,6 +178,7 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 			m.broken = err
 		}
 	}()
+	m.pick.begin()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 
@@ -29,6 +30,7 @@ const (
 	popularK   = 32      // size of the popular set per class
 	allK       = 1 << 16 // candidates kept for random fallback per class
 	underPeek  = 4       // under-shared candidates tried in slot A
+	underPage  = 1024    // under-shared candidates read from the store at a time
 	maxTries   = 96      // tries before a fresh block is made
 	tagBytes   = 8
 	seedBytes  = 16
@@ -44,11 +46,18 @@ type cand struct {
 
 // pool is the picker's view of one block class.
 type pool struct {
-	class   int
-	under   []cand // refs ≤ 1, oldest first; served entries are skipped
+	class int
+	// under is the under-shared queue, oldest first: pages of the store's
+	// (blocks.Candidates.UnderShared, up to Seq after; drained when the
+	// store has no more), then this session's new blocks. Entries before
+	// head, and served ones, are used up.
+	under   []cand
 	head    int
+	queued  map[blocks.ID]bool // the IDs in under
+	after   uint64
+	drained bool
 	popular []cand
-	all     []cand
+	all     []cand // fresh blocks, and for the uniform policy every block
 }
 
 // picker chooses randomizers. It is used by one goroutine at a time (the
@@ -63,8 +72,7 @@ type picker struct {
 	// uniform picks every randomizer uniformly from the store, as OFF
 	// did; only for comparisons.
 	uniform bool
-	tags    map[uint64]bool // tags made in this session
-	loaded  bool
+	tags    map[uint64]bool // tags made in this Mix call (see begin)
 
 	unstored []freshBlock // fresh blocks made since the last takeUnstored
 	pending  *pendingSet  // fresh blocks not stored yet, for the workers
@@ -127,43 +135,118 @@ func newPicker(st Store, rnd io.Reader) (*picker, error) {
 	}, nil
 }
 
-// load reads the candidates of every class from the store, once.
-func (p *picker) load(ctx context.Context) error {
-	if p.loaded {
+// begin starts a Mix call: the tags of earlier calls are in the store by
+// now (their blocks are stored, their tags indexed), so the session's own
+// memory of them goes, and so do the used-up head of each under-shared
+// queue and the served marks of blocks no longer queued. The picker's
+// memory stays bounded by its queues: about one page of the store's and
+// the blocks of the last puts not yet reused.
+func (p *picker) begin() {
+	clear(p.tags)
+	for _, pl := range p.pools {
+		for _, c := range pl.under[:pl.head] {
+			delete(pl.queued, c.id)
+		}
+		pl.under = slices.Delete(pl.under, 0, pl.head)
+		pl.head = 0
+	}
+	// served matters only for blocks still queued (underAt skips them).
+	for id := range p.served {
+		if !p.queuedAnywhere(id) {
+			delete(p.served, id)
+		}
+	}
+}
+
+// queuedAnywhere reports whether id is in an under-shared queue.
+func (p *picker) queuedAnywhere(id blocks.ID) bool {
+	for _, pl := range p.pools {
+		if pl.queued[id] {
+			return true
+		}
+	}
+	return false
+}
+
+// pool returns the pool of class, loaded from the store the first time:
+// the first page of the under-shared queue and the popular set, read from
+// the store's candidate lists (blocks.Candidates) without a walk of the
+// whole store.
+func (p *picker) pool(ctx context.Context, class int) (*pool, error) {
+	if pl := p.pools[class]; pl != nil {
+		return pl, nil
+	}
+	if p.uniform {
+		if err := p.loadAll(ctx); err != nil {
+			return nil, err
+		}
+		return p.pools[class], nil
+	}
+	pl := &pool{class: class, queued: map[blocks.ID]bool{}}
+	if err := p.st.Shared(ctx, class, func(id blocks.ID, m blocks.Meta) bool {
+		pl.popular = append(pl.popular, cand{id: id, tag: m.Tag, refs: m.Refs, seq: m.Seq})
+		return len(pl.popular) < popularK
+	}); err != nil {
+		return nil, fmt.Errorf("load randomizer candidates: %w", err)
+	}
+	if err := p.refill(ctx, pl); err != nil {
+		return nil, err
+	}
+	// Too few shared blocks: the oldest of the others fill the set, as
+	// the most shared of what there is.
+	for _, c := range pl.under {
+		if len(pl.popular) >= popularK {
+			break
+		}
+		pl.popular = append(pl.popular, c)
+	}
+	p.pools[class] = pl
+	return pl, nil
+}
+
+// refill adds the next page of the under-shared queue from the store, in
+// arrival order, skipping blocks it already holds (this session's own,
+// which added queued).
+func (p *picker) refill(ctx context.Context, pl *pool) error {
+	if pl.drained {
 		return nil
 	}
+	n := 0
+	err := p.st.UnderShared(ctx, pl.class, pl.after, func(id blocks.ID, m blocks.Meta) bool {
+		pl.after = m.Seq
+		n++
+		if !pl.queued[id] && m.Tag&blocks.ForeignTag == 0 {
+			pl.queued[id] = true
+			pl.under = append(pl.under, cand{id: id, tag: m.Tag, refs: m.Refs, seq: m.Seq})
+		}
+		return n < underPage
+	})
+	if err != nil {
+		return fmt.Errorf("load randomizer candidates: %w", err)
+	}
+	pl.drained = n < underPage
+	return nil
+}
+
+// loadAll reads every class's candidates with one walk of the store, for
+// the uniform policy (a comparison, not a request path).
+func (p *picker) loadAll(ctx context.Context) error {
 	for _, c := range Classes {
-		p.pools[c] = &pool{class: c}
+		p.pools[c] = &pool{class: c, queued: map[blocks.ID]bool{}, drained: true}
 	}
 	err := p.st.Enumerate(ctx, func(id blocks.ID, m blocks.Meta) error {
 		pl, ok := p.pools[m.Size]
-		if !ok {
+		if !ok || m.Tag&blocks.ForeignTag != 0 {
 			return nil
 		}
-		if m.Tag&blocks.ForeignTag != 0 {
-			return nil // from a peer: how it relates to other blocks is unknown
-		}
-		c := cand{id: id, tag: m.Tag, refs: m.Refs, seq: m.Seq}
-		if m.Refs <= 1 && len(pl.under) < allK {
-			pl.under = append(pl.under, c)
-		}
 		if len(pl.all) < allK {
-			pl.all = append(pl.all, c)
-		}
-		pl.popular = append(pl.popular, c)
-		if len(pl.popular) > 4*popularK {
-			trimPopular(pl)
+			pl.all = append(pl.all, cand{id: id, tag: m.Tag, refs: m.Refs, seq: m.Seq})
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("load randomizer candidates: %w", err)
 	}
-	for _, pl := range p.pools {
-		trimPopular(pl)
-		sort.Slice(pl.under, func(i, j int) bool { return pl.under[i].seq < pl.under[j].seq })
-	}
-	p.loaded = true
 	return nil
 }
 
@@ -289,10 +372,15 @@ func xorTags(cs []cand) uint64 {
 // pick returns t−1 randomizers for one block of the class and the new
 // block's tag, making fresh random blocks when it must.
 func (p *picker) pick(ctx context.Context, class, t int) ([]cand, uint64, error) {
-	if err := p.load(ctx); err != nil {
+	pl, err := p.pool(ctx, class)
+	if err != nil {
 		return nil, 0, err
 	}
-	pl := p.pools[class]
+	for !pl.drained && len(pl.under)-pl.head < 2*underPeek {
+		if err := p.refill(ctx, pl); err != nil {
+			return nil, 0, err
+		}
+	}
 	slots := t - 1
 	if slots > 1 {
 		tries := 0
@@ -423,8 +511,11 @@ func (p *picker) added(class int, cs []cand) {
 	if pl == nil {
 		return
 	}
-	pl.under = append(pl.under, cs...)
 	for _, c := range cs {
+		if !pl.queued[c.id] {
+			pl.queued[c.id] = true
+			pl.under = append(pl.under, c)
+		}
 		if len(pl.all) < allK {
 			pl.all = append(pl.all, c)
 		}
