@@ -7,6 +7,7 @@
 package keeper
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -51,8 +52,13 @@ type Keeper struct {
 	// node runs, before the first eviction.
 	Node Network
 
-	mu   sync.Mutex // guards used
-	used map[blocks.ID]int64
+	// The last uses of recent blocks, in two generations: when cur holds
+	// usedGeneration blocks it becomes old and a new cur starts, so at
+	// most twice that many are remembered (a block not among them counts
+	// as not used in this run). Guarded by mu.
+	mu      sync.Mutex
+	usedCur map[blocks.ID]int64
+	usedOld map[blocks.ID]int64
 
 	evicting sync.Mutex // one eviction at a time
 	refusals limiter
@@ -108,36 +114,54 @@ func (k *Keeper) LastFailure() string {
 // block (quota 0: none), with no share bound (Share -1). Its counts start
 // at zero: Count reads them from the store.
 func New(st *blocks.Disk, replicas int, quota int64, log *slog.Logger, m *metrics.Metrics) *Keeper {
-	return &Keeper{st: st, replicas: replicas, quota: quota, Share: -1, log: log, m: m, used: map[blocks.ID]int64{}, wake: make(chan struct{}, 1)}
+	return &Keeper{st: st, replicas: replicas, quota: quota, Share: -1, log: log, m: m, usedCur: map[blocks.ID]int64{}, wake: make(chan struct{}, 1)}
 }
 
 // Count sets the keeper's counts to what the store's blocks cost on disk,
-// and of that, the blocks held for the network. The node calls it once at
-// start, before the first push; from then on every path that adds or
-// evicts a block counts it.
+// and of that, the blocks held for the network, from the store's counters
+// (no walk). The node calls it once at start, before the first push; from
+// then on every path that adds or evicts a block counts it.
 func (k *Keeper) Count(ctx context.Context) error {
-	var total, network int64
-	err := k.st.Enumerate(ctx, func(_ blocks.ID, m blocks.Meta) error {
-		c := k.st.Cost(m.Size)
-		total += c
-		if blocks.HeldForNetwork(m.Tag) {
-			network += c
-		}
-		return nil
-	})
+	st, err := k.st.Stats(ctx)
 	if err != nil {
 		return fmt.Errorf("count the store's blocks: %w", err)
 	}
-	k.stored.Store(total)
-	k.network.Store(network)
+	// Cost is the bytes plus a fixed amount per block.
+	per := k.st.Cost(0)
+	k.stored.Store(st.Bytes + int64(st.Blocks)*per)
+	k.network.Store(st.HeldBytes + int64(st.HeldBlocks)*per)
 	return nil
 }
+
+// usedGeneration bounds the memory of last uses (see Keeper.usedCur).
+var usedGeneration = 16384
 
 // Touch notes a use of id (a read for a peer, a file or a mix).
 func (k *Keeper) Touch(id blocks.ID) {
 	k.mu.Lock()
-	k.used[id] = time.Now().UnixNano()
-	k.mu.Unlock()
+	defer k.mu.Unlock()
+	if len(k.usedCur) >= usedGeneration {
+		k.usedOld, k.usedCur = k.usedCur, make(map[blocks.ID]int64, usedGeneration)
+	}
+	k.usedCur[id] = time.Now().UnixNano()
+}
+
+// lastUse returns when id was last used, or 0 when that is not known.
+func (k *Keeper) lastUse(id blocks.ID) int64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if t, ok := k.usedCur[id]; ok {
+		return t
+	}
+	return k.usedOld[id]
+}
+
+// forget drops the last use of id (evicted).
+func (k *Keeper) forget(id blocks.ID) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.usedCur, id)
+	delete(k.usedOld, id)
 }
 
 // wakeEviction wakes the background eviction (the store is near its
@@ -198,19 +222,62 @@ type candidate struct {
 	seq  uint64
 }
 
-// lru sorts candidates least recently used first: blocks not used in this
-// run by arrival (oldest first), then the used ones by their last use.
+// less reports whether a goes before b in eviction order, least recently
+// used first: blocks not used in this run by arrival (oldest first), then
+// the used ones by their last use.
+func less(a, b candidate) bool {
+	if (a.used == 0) != (b.used == 0) {
+		return a.used == 0
+	}
+	if a.used != b.used {
+		return a.used < b.used
+	}
+	return a.seq < b.seq
+}
+
+// lru sorts candidates least recently used first (see less).
 func lru(cs []candidate) {
-	sort.Slice(cs, func(i, j int) bool {
-		a, b := cs[i], cs[j]
-		if (a.used == 0) != (b.used == 0) {
-			return a.used == 0
-		}
-		if a.used != b.used {
-			return a.used < b.used
-		}
-		return a.seq < b.seq
-	})
+	sort.Slice(cs, func(i, j int) bool { return less(cs[i], cs[j]) })
+}
+
+// evictBatch is how many candidates of a kind one walk of the index keeps:
+// the least recently used ones. Eviction's memory is bounded by it, not by
+// the store; when a walk's batch does not free enough, the next walk
+// takes the next batch.
+var evictBatch = 4096
+
+// oldest keeps the n candidates that go first in eviction order (a
+// max-heap on less: its top is the one to drop when a better one comes).
+type oldest struct {
+	n  int
+	cs []candidate
+}
+
+func (o *oldest) Len() int           { return len(o.cs) }
+func (o *oldest) Less(i, j int) bool { return less(o.cs[j], o.cs[i]) }
+func (o *oldest) Swap(i, j int)      { o.cs[i], o.cs[j] = o.cs[j], o.cs[i] }
+func (o *oldest) Push(x any)         { o.cs = append(o.cs, x.(candidate)) }
+func (o *oldest) Pop() any {
+	c := o.cs[len(o.cs)-1]
+	o.cs = o.cs[:len(o.cs)-1]
+	return c
+}
+
+// offer keeps c if it is among the n oldest seen so far.
+func (o *oldest) offer(c candidate) {
+	switch {
+	case len(o.cs) < o.n:
+		heap.Push(o, c)
+	case less(c, o.cs[0]):
+		o.cs[0] = c
+		heap.Fix(o, 0)
+	}
+}
+
+// sorted returns the kept candidates, least recently used first.
+func (o *oldest) sorted() []candidate {
+	lru(o.cs)
+	return o.cs
 }
 
 // Evict frees at least need bytes (as blocks.Cost counts them; need < 0:
@@ -218,7 +285,8 @@ func lru(cs []candidate) {
 // then, when network is true, the network's blocks, each only after it
 // was handed to the next closest nodes (one whose hand-off fails stays).
 // Pinned blocks are never touched. A pushed block that goes is taken off
-// its pusher's account in the ledger.
+// its pusher's account in the ledger. It walks the index in pages and
+// keeps at most evictBatch candidates of each kind at a time.
 func (k *Keeper) Evict(ctx context.Context, need int64, network bool) (apiv1.GCInfo, error) {
 	k.evicting.Lock()
 	defer k.evicting.Unlock()
@@ -230,36 +298,7 @@ func (k *Keeper) Evict(ctx context.Context, need int64, network bool) (apiv1.GCI
 		busy = k.Busy()
 	}
 	var info apiv1.GCInfo
-	var cached, ours []candidate
-	k.mu.Lock()
-	used := make(map[blocks.ID]int64, len(k.used))
-	for id, t := range k.used {
-		used[id] = t
-	}
-	k.mu.Unlock()
-	err := k.st.Enumerate(ctx, func(id blocks.ID, m blocks.Meta) error {
-		c := candidate{id: id, size: m.Size, tag: m.Tag, used: used[id], seq: m.Seq}
-		switch {
-		case m.Refs > 0:
-			info.PinnedBlocks++
-		case busy[id]:
-			info.UploadBlocks++
-		case blocks.HeldForNetwork(m.Tag) || k.Node != nil && k.Node.Responsible(id, k.replicas):
-			// A pushed block is the network's even where this node is
-			// not among the closest (a placement fallback took it).
-			ours = append(ours, c)
-		default:
-			cached = append(cached, c)
-		}
-		return nil
-	})
-	if err != nil {
-		return info, fmt.Errorf("list blocks: %w", err)
-	}
-	lru(cached)
-	lru(ours)
 	freed := int64(0)
-	var gone []blocks.ID // evicted: their last use is forgotten
 	enough := func() bool { return need >= 0 && freed >= need }
 	// drop deletes an evicted block and takes it off every count.
 	drop := func(c candidate) error {
@@ -275,42 +314,78 @@ func (k *Keeper) Evict(ctx context.Context, need int64, network bool) (apiv1.GCI
 				k.Ledger.Evicted(p, int64(c.size))
 			}
 		}
-		gone = append(gone, c.id)
+		k.forget(c.id)
 		info.EvictedBlocks++
 		info.EvictedBytes += int64(c.size)
 		return nil
 	}
-	for _, c := range cached {
-		if enough() {
+	ours := 0
+	// Each walk keeps the oldest batch of each kind; it counts the kinds
+	// on the first walk only. A walk that evicts nothing ends it.
+	tried := map[blocks.ID]bool{} // network blocks whose hand-off failed
+	for walk := 0; !enough(); walk++ {
+		cached := &oldest{n: evictBatch}
+		held := &oldest{n: evictBatch}
+		err := k.eachBlock(ctx, func(id blocks.ID, m blocks.Meta) {
+			c := candidate{id: id, size: m.Size, tag: m.Tag, used: k.lastUse(id), seq: m.Seq}
+			switch {
+			case m.Refs > 0:
+				if walk == 0 {
+					info.PinnedBlocks++
+				}
+			case busy[id]:
+				if walk == 0 {
+					info.UploadBlocks++
+				}
+			case blocks.HeldForNetwork(m.Tag) || k.Node != nil && k.Node.Responsible(id, k.replicas):
+				// A pushed block is the network's even where this node is
+				// not among the closest (a placement fallback took it).
+				if walk == 0 {
+					ours++
+				}
+				if !tried[id] {
+					held.offer(c)
+				}
+			default:
+				cached.offer(c)
+			}
+		})
+		if err != nil {
+			return info, fmt.Errorf("list blocks: %w", err)
+		}
+		before := info.EvictedBlocks + len(tried)
+		for _, c := range cached.sorted() {
+			if enough() {
+				break
+			}
+			if err := drop(c); err != nil {
+				return info, err
+			}
+		}
+		if network && k.Node != nil {
+			for _, c := range held.sorted() {
+				if enough() {
+					break
+				}
+				b, err := blocks.GetBlock(ctx, k.st, c.id)
+				if err == nil {
+					_, err = k.Node.HandOff(ctx, b, k.replicas)
+				}
+				if err != nil {
+					tried[c.id] = true // not handed off: it stays
+					continue
+				}
+				if err := drop(c); err != nil {
+					return info, err
+				}
+				info.HandedOff++
+			}
+		}
+		if info.EvictedBlocks+len(tried) == before || ctx.Err() != nil {
 			break
 		}
-		if err := drop(c); err != nil {
-			return info, err
-		}
 	}
-	for _, c := range ours {
-		if !network || enough() || k.Node == nil {
-			info.KeptBlocks++
-			continue
-		}
-		b, err := blocks.GetBlock(ctx, k.st, c.id)
-		if err == nil {
-			_, err = k.Node.HandOff(ctx, b, k.replicas)
-		}
-		if err != nil {
-			info.KeptBlocks++ // not handed off: it stays
-			continue
-		}
-		if err := drop(c); err != nil {
-			return info, err
-		}
-		info.HandedOff++
-	}
-	k.mu.Lock()
-	for _, id := range gone {
-		delete(k.used, id)
-	}
-	k.mu.Unlock()
+	info.KeptBlocks = ours - info.HandedOff
 	if err := k.st.Sync(); err != nil {
 		return info, fmt.Errorf("sync store: %w", err)
 	}
@@ -335,6 +410,25 @@ func (k *Keeper) Evict(ctx context.Context, need int64, network bool) (apiv1.GCI
 		return info, err
 	}
 	return info, nil
+}
+
+// eachBlock calls fn with every block of the store, reading the index a
+// page at a time.
+func (k *Keeper) eachBlock(ctx context.Context, fn func(blocks.ID, blocks.Meta)) error {
+	var from blocks.ID
+	for {
+		ids, metas, next, more, err := blocks.Page(ctx, k.st, from, 1024)
+		if err != nil {
+			return err
+		}
+		for i, id := range ids {
+			fn(id, metas[i])
+		}
+		if !more {
+			return nil
+		}
+		from = next
+	}
 }
 
 // ErrOverQuota: the store holds more than its quota and eviction cannot

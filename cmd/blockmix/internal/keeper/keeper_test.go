@@ -420,3 +420,53 @@ func TestEvictRemembersKeptBlocksUse(t *testing.T) {
 	}
 	f.wantHeld(t, b0) // b2 was never used; b0 was
 }
+
+// TestEvictInBatches: with room for 3 candidates per walk, an eviction
+// that needs 12 blocks walks the index several times and still takes the
+// 12 least recently used, in order; the used blocks stay.
+func TestEvictInBatches(t *testing.T) {
+	defer keeper.SetEvictBatch(3)()
+	ctx := context.Background()
+	f := newFixture(t, 0, 0)
+	f.k.Node = newFakeNet(f.st)
+	var ids []blocks.ID
+	for i := 0; i < 20; i++ {
+		ids = append(ids, f.put(t, 100))
+	}
+	for _, i := range []int{0, 3, 7, 11, 19} {
+		f.k.Touch(ids[i])
+	}
+	info, err := f.k.Evict(ctx, 12*blocks.Cost(100), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.EvictedBlocks != 12 {
+		t.Fatalf("evicted %d blocks, want 12", info.EvictedBlocks)
+	}
+	// Unused, oldest first: 1 2 4 5 6 8 9 10 12 13 14 15 go; 16 17 18 stay.
+	f.wantHeld(t, ids[0], ids[3], ids[7], ids[11], ids[19], ids[16], ids[17], ids[18])
+}
+
+// TestTouchRemembersRecentUsesOnly: the keeper keeps the last uses of at
+// most two generations of blocks; an older use is forgotten, so that
+// block goes with the unused ones, by age.
+func TestTouchRemembersRecentUsesOnly(t *testing.T) {
+	defer keeper.SetUsedGeneration(2)()
+	ctx := context.Background()
+	f := newFixture(t, 0, 0)
+	f.k.Node = newFakeNet(f.st)
+	var ids []blocks.ID
+	for i := 0; i < 8; i++ {
+		ids = append(ids, f.put(t, 100))
+	}
+	// 0 and 1 are used first, then 2 3 4 5: the uses of 0 and 1 are two
+	// generations back, so they count as unused and, older than 6 and 7
+	// (never used), go first.
+	for _, i := range []int{0, 1, 2, 3, 4, 5} {
+		f.k.Touch(ids[i])
+	}
+	if _, err := f.k.Evict(ctx, 2*blocks.Cost(100), false); err != nil {
+		t.Fatal(err)
+	}
+	f.wantHeld(t, ids[2], ids[3], ids[4], ids[5], ids[6], ids[7])
+}
