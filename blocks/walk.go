@@ -90,13 +90,9 @@ type Resumable interface {
 // is where this pass started (the zero ID: the start), so that a caller
 // can say how much of the store it covers.
 func Walk(ctx context.Context, st Resumable, name string, n int, fn func(ids []ID, metas []Meta) error) (from ID, err error) {
-	key := "round/" + name
-	v, err := st.Mark(key)
-	if err != nil {
-		return ID{}, fmt.Errorf("round %s: %w", name, err)
-	}
-	if len(v) == len(from) {
-		from = ID(v)
+	key := roundKey(name)
+	if from, err = NextPass(st, name); err != nil {
+		return ID{}, err
 	}
 	at := from
 	for {
@@ -123,6 +119,21 @@ func Walk(ctx context.Context, st Resumable, name string, n int, fn func(ids []I
 		}
 		at = next
 	}
+}
+
+func roundKey(name string) string { return "round/" + name }
+
+// NextPass returns where the next Walk of the round name starts: the zero
+// ID when the last pass finished or none ran.
+func NextPass(st Marker, name string) (ID, error) {
+	v, err := st.Mark(roundKey(name))
+	if err != nil {
+		return ID{}, fmt.Errorf("round %s: %w", name, err)
+	}
+	if len(v) != len(ID{}) {
+		return ID{}, nil
+	}
+	return ID(v), nil
 }
 
 // Fraction is how far through the ID space id is, from 0 to 1: IDs are

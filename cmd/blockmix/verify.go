@@ -54,6 +54,9 @@ func runVerify(ctx context.Context, e *env, asJSON bool) error {
 		for _, id := range out.Quarantined {
 			fmt.Fprintf(e.stdout, "corrupt  %s  (quarantined)\n", id)
 		}
+		if out.ResumedAt > 0 {
+			fmt.Fprintf(e.stdout, "continued an interrupted verify, which had checked about %.0f%% of the store\n", 100*out.ResumedAt)
+		}
 		fmt.Fprintf(e.stdout, "checked %d blocks (%s): %d corrupt\n", out.Checked, human(out.Bytes), len(out.Quarantined))
 	}
 	if len(out.Quarantined) > 0 {

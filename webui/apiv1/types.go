@@ -70,6 +70,10 @@ type VerifyInfo struct {
 	Checked     int         `json:"checked"`
 	Bytes       int64       `json:"bytes"`
 	Quarantined []blocks.ID `json:"quarantined"` // never null
+	// ResumedAt is the share of the store (0 to 1, by block ID) that an
+	// earlier verify had checked before it stopped: this one went on from
+	// there. 0: a whole pass.
+	ResumedAt float64 `json:"resumed_at,omitempty"`
 }
 
 // DaemonInfo is what a running node knows of itself beyond ID().

@@ -383,49 +383,61 @@ func Pin(ctx context.Context, st *blocks.Disk, g blocks.Getter, rc recipe.Recipe
 // Verifiable is what VerifyStore needs of a store.
 type Verifiable interface {
 	blocks.Getter
-	blocks.Enumerator
+	blocks.Resumable
+	Stats(ctx context.Context) (blocks.Stats, error)
 	Quarantine(ctx context.Context, id blocks.ID, reason string) error
 	Sync() error
 }
 
 // VerifyStore re-hashes every block of st, quarantines the ones whose
-// bytes do not match their ID, and syncs st. onTotal (nil: none) gets the
-// total bytes first and returns what counts the bytes read. Corrupt
-// blocks are listed in the answer, not returned as an error. Quarantined
-// is never nil.
+// bytes do not match their ID, and syncs st. It walks the index a page at
+// a time; a verify that stopped part way (interrupted, killed) is
+// continued where it stopped, and ResumedAt says how much of the store the
+// earlier one had checked. onTotal (nil: none) gets the bytes to check
+// first (estimated from the store's counters when resuming) and returns
+// what counts the bytes read. Corrupt blocks are listed in the answer, not
+// returned as an error. Quarantined is never nil.
 func VerifyStore(ctx context.Context, st Verifiable, onTotal func(total int64) mixer.Progress) (apiv1.VerifyInfo, error) {
-	var ids []blocks.ID
-	var total int64
-	if err := st.Enumerate(ctx, func(id blocks.ID, m blocks.Meta) error {
-		ids = append(ids, id)
-		total += int64(m.Size)
-		return nil
-	}); err != nil {
-		return apiv1.VerifyInfo{}, fmt.Errorf("list blocks: %w", err)
+	stats, err := st.Stats(ctx)
+	if err != nil {
+		return apiv1.VerifyInfo{}, fmt.Errorf("verify: %w", err)
 	}
+	from, err := blocks.NextPass(st, "verify")
+	if err != nil {
+		return apiv1.VerifyInfo{}, fmt.Errorf("verify: %w", err)
+	}
+	out := apiv1.VerifyInfo{Quarantined: []blocks.ID{}, ResumedAt: blocks.Fraction(from)}
 	var bar mixer.Progress = progressFunc(nil)
 	if onTotal != nil {
-		bar = onTotal(total)
+		bar = onTotal(int64(float64(stats.Bytes) * (1 - out.ResumedAt)))
 	}
-	out := apiv1.VerifyInfo{Quarantined: []blocks.ID{}}
-	for _, id := range ids {
-		b, err := st.Get(ctx, id)
-		switch {
-		case errors.Is(err, blocks.ErrCorrupt), errors.Is(err, blocks.ErrTooLarge):
-			if qerr := st.Quarantine(ctx, id, err.Error()); qerr != nil {
-				return out, fmt.Errorf("quarantine %s: %w", id, qerr)
+	_, err = blocks.Walk(ctx, st, "verify", 1024, func(ids []blocks.ID, _ []blocks.Meta) error {
+		for _, id := range ids {
+			b, err := st.Get(ctx, id)
+			switch {
+			case errors.Is(err, blocks.ErrCorrupt), errors.Is(err, blocks.ErrTooLarge):
+				if qerr := st.Quarantine(ctx, id, err.Error()); qerr != nil {
+					return fmt.Errorf("quarantine %s: %w", id, qerr)
+				}
+				out.Quarantined = append(out.Quarantined, id)
+			case errors.Is(err, blocks.ErrNotFound) && ctx.Err() == nil:
+				// Deleted or quarantined since the listing (a daemon serves
+				// and verifies at the same time): nothing to check.
+				continue
+			case err != nil:
+				return fmt.Errorf("read %s: %w", id, err)
 			}
-			out.Quarantined = append(out.Quarantined, id)
-		case errors.Is(err, blocks.ErrNotFound) && ctx.Err() == nil:
-			// Deleted or quarantined since the listing (a daemon serves
-			// and verifies at the same time): nothing to check.
-			continue
-		case err != nil:
-			return out, fmt.Errorf("read %s: %w", id, err)
+			out.Checked++
+			out.Bytes += int64(len(b))
+			bar.Add(int64(len(b)))
 		}
-		out.Checked++
-		out.Bytes += int64(len(b))
-		bar.Add(int64(len(b)))
+		return nil
+	})
+	if err != nil {
+		// The mark stays before the page that failed: the next verify
+		// continues there, once the marks are durable.
+		_ = st.Sync()
+		return out, err
 	}
 	if err := st.Sync(); err != nil {
 		return out, fmt.Errorf("sync store: %w", err)

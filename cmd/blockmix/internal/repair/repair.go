@@ -27,7 +27,7 @@ import (
 // never the uploader. Pushes are paced by a byte budget: each push, not
 // each hand-off (one hand-off may push to R−1 nodes).
 type Repairer struct {
-	st       blocks.Enumerator
+	st       blocks.Resumable
 	get      blocks.Getter
 	node     Network
 	replicas int
@@ -58,7 +58,7 @@ type Network interface {
 // NewRepairer returns a Repairer of the blocks in st (read through get)
 // for a node that wants replicas copies, pushing at most bytesPerSec bytes
 // per second (0: unpaced).
-func NewRepairer(st blocks.Enumerator, get blocks.Getter, node Network, replicas int, bytesPerSec int64, log *slog.Logger, m *metrics.Metrics) *Repairer {
+func NewRepairer(st blocks.Resumable, get blocks.Getter, node Network, replicas int, bytesPerSec int64, log *slog.Logger, m *metrics.Metrics) *Repairer {
 	r := &Repairer{st: st, get: get, node: node, replicas: replicas, log: log, m: m}
 	if bytesPerSec > 0 {
 		// A token bucket of at most one second's bytes and one large
@@ -116,22 +116,28 @@ func (r *Repairer) LastRound() apiv1.RepairInfo {
 	return r.last
 }
 
-// Round checks and repairs the network's blocks held here once.
+// pageSize is how many blocks a round reads from the index at a time.
+const pageSize = 512
+
+// Round checks and repairs the network's blocks held here once: the rest
+// of the pass the last round left unfinished, or a whole pass.
 func (r *Repairer) Round(ctx context.Context) apiv1.RepairInfo {
 	info := apiv1.RepairInfo{Started: time.Now().UTC()}
 	// Who left? A peer that is gone must not keep this node from seeing
 	// that it is now one of the closest.
 	r.node.Probe(ctx, 3*time.Second)
-	var ours []blocks.ID
-	_ = r.st.Enumerate(ctx, func(id blocks.ID, _ blocks.Meta) error {
-		if r.node.Responsible(id, r.replicas) {
-			ours = append(ours, id)
+	// The round walks the index a page at a time and resumes where the
+	// last one stopped (a restart, say): memory is one page, not the store.
+	_, err := blocks.Walk(ctx, r.st, "repair", pageSize, func(page []blocks.ID, _ []blocks.Meta) error {
+		var ids []blocks.ID
+		for _, id := range page {
+			if r.node.Responsible(id, r.replicas) {
+				ids = append(ids, id)
+			}
 		}
-		return nil
-	})
-	const batch = 512
-	for start := 0; start < len(ours) && ctx.Err() == nil; start += batch {
-		ids := ours[start:min(start+batch, len(ours))]
+		if len(ids) == 0 {
+			return nil
+		}
 		// This node is one of the R closest: the R-1 others closest to
 		// the block should hold it. Asking exactly those, a node that
 		// joined near the block gets it, and a holder that left is
@@ -159,6 +165,10 @@ func (r *Repairer) Round(ctx context.Context) apiv1.RepairInfo {
 				info.StillShort++
 			}
 		}
+		return ctx.Err()
+	})
+	if err != nil && ctx.Err() == nil {
+		r.log.Error("repair round: cannot read the store", slog.Any("err", err))
 	}
 	info.Finished = time.Now().UTC()
 	return info
@@ -179,7 +189,7 @@ type Scrubber struct {
 // Scrubbed is the store as the scrub needs it.
 type Scrubbed interface {
 	blocks.Getter
-	blocks.Enumerator
+	blocks.Resumable
 	Quarantine(ctx context.Context, id blocks.ID, why string) error
 }
 
@@ -197,24 +207,25 @@ func (s *Scrubber) Run(ctx context.Context, interval time.Duration) {
 	sched.Every(ctx, interval, nil, func() { s.Round(ctx) })
 }
 
-// Round re-reads every block once. It holds one block ID at a time
-// beyond the store's own iteration: the IDs are read in slices.
+// Round re-reads every block once (the rest of the pass the last round
+// left unfinished, or a whole pass), a page of the index at a time.
 func (s *Scrubber) Round(ctx context.Context) {
-	var ids []blocks.ID
-	_ = s.st.Enumerate(ctx, func(id blocks.ID, _ blocks.Meta) error {
-		ids = append(ids, id)
+	_, err := blocks.Walk(ctx, s.st, "scrub", pageSize, func(ids []blocks.ID, _ []blocks.Meta) error {
+		for _, id := range ids {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			b, err := s.st.Get(ctx, id)
+			if errors.Is(err, blocks.ErrCorrupt) || errors.Is(err, blocks.ErrTooLarge) {
+				s.heal(ctx, id, err)
+				continue
+			}
+			sched.Pace(ctx, s.rate, len(b))
+		}
 		return nil
 	})
-	for _, id := range ids {
-		if ctx.Err() != nil {
-			return
-		}
-		b, err := s.st.Get(ctx, id)
-		if errors.Is(err, blocks.ErrCorrupt) || errors.Is(err, blocks.ErrTooLarge) {
-			s.heal(ctx, id, err)
-			continue
-		}
-		sched.Pace(ctx, s.rate, len(b))
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("scrub: cannot read the store", slog.Any("err", err))
 	}
 }
 
