@@ -105,6 +105,9 @@ type Disk struct {
 	cnt, pend counts
 	dirty     map[uint32]*segment
 	metaDirty bool // the index was written since the last Sync
+	// unflushed counts the bytes of index writes since the last
+	// flushIndex (see there), roughly: it only has to err upwards.
+	unflushed int64
 
 	// The files journal (see disk_journal.go): appends go to journalEnd;
 	// journalDirty until the next Sync. Guarded by idxMu. Nil when
@@ -172,11 +175,18 @@ func OpenDisk(dir string, o DiskOptions) (*Disk, error) {
 	return s, nil
 }
 
+// smallWrite is what unflushed counts for a write of one small key.
+const smallWrite = 64
+
+// indexWriteBuffer is goleveldb's memtable size for the index: it starts
+// a new journal each time that much was written (see flushIndex).
+const indexWriteBuffer = 2 << 20
+
 // openIndex opens the goleveldb index at path, or in stor when it is not
 // nil.
 func openIndex(path string, stor storage.Storage, readOnly bool) (*leveldb.DB, error) {
 	o := &opt.Options{
-		WriteBuffer:            2 << 20,
+		WriteBuffer:            indexWriteBuffer,
 		BlockCacheCapacity:     4 << 20,
 		Filter:                 filter.NewBloomFilter(10),
 		DisableSeeksCompaction: true,
@@ -368,6 +378,7 @@ func (s *Disk) syncLocked() error {
 	// A synced write makes the earlier writes to the same goleveldb
 	// journal durable (not those of a journal it started meanwhile: see
 	// keyClean); rewriting the counter is a cheap one.
+	s.unflushed += smallWrite
 	if err := s.db.Put(keySeq, encodeUint64(s.seq), &opt.WriteOptions{Sync: true}); err != nil {
 		return fmt.Errorf("sync index: %w", err)
 	}
@@ -376,7 +387,7 @@ func (s *Disk) syncLocked() error {
 	rotated := s.rotated
 	s.segMu.RUnlock()
 	if rotated {
-		return s.checkpointLocked()
+		return s.checkpointLocked(indexWriteBuffer / 2)
 	}
 	return nil
 }
@@ -564,6 +575,7 @@ func (s *Disk) write(b *leveldb.Batch) error {
 	if s.pend != s.cnt {
 		b.Put(keyCounts, s.pend.encode())
 	}
+	s.unflushed += int64(len(b.Dump()))
 	if err := s.db.Write(b, nil); err != nil {
 		s.pend = s.cnt
 		return fmt.Errorf("write index: %w", err)

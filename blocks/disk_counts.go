@@ -173,6 +173,7 @@ func (s *Disk) recountAll(keys int) error {
 		if b.Len() == 0 {
 			return nil
 		}
+		s.unflushed += int64(len(b.Dump()))
 		err := s.db.Write(b, nil)
 		b.Reset()
 		if err != nil {

@@ -32,6 +32,10 @@ import (
 // whole and its index flushed to goleveldb's tables, which it syncs, when
 // the mark moved past it), checks every index entry that points into them,
 // adds the records the index lost, and replays the files journal.
+// closeFlush is how much index written since the last flush makes a clean
+// close flush it (see flushIndex).
+const closeFlush = 256 << 10
+
 var (
 	keyClean    = []byte("cclean")
 	keyScanFrom = []byte("cscan")
@@ -43,13 +47,29 @@ var (
 // that one key, which makes goleveldb write its memtable to a table file
 // (synced, and recorded in its synced manifest) and then compact the few
 // tables holding that key.
-func (s *Disk) flushIndex() error {
+//
+// It is needed only when goleveldb may have started a new journal since
+// the last flush, or since OpenDisk (goleveldb's open writes what it
+// recovered to a table and starts an empty journal): that happens when
+// its memtable fills, after indexWriteBuffer bytes of writes. While
+// s.unflushed (what this Disk wrote since, counted upwards) is below min,
+// which callers keep at or below half of that, every write since is in
+// the one journal that a synced write makes durable, and flushIndex does
+// nothing: the compaction rewrites some of the index's tables, which on a
+// big store cost a small put most of its time. A clean close flushes from
+// closeFlush on, so that it does not leave much in goleveldb's journal,
+// where it takes more room than in a table.
+func (s *Disk) flushIndex(min int64) error {
+	if s.unflushed < min {
+		return nil
+	}
 	if err := s.db.Put(keyFlush, nil, nil); err != nil {
 		return fmt.Errorf("flush index: %w", err)
 	}
 	if err := s.db.CompactRange(util.Range{Start: keyFlush, Limit: append(append([]byte(nil), keyFlush...), 0)}); err != nil {
 		return fmt.Errorf("flush index: %w", err)
 	}
+	s.unflushed = 0
 	return nil
 }
 
@@ -195,7 +215,7 @@ func (s *Disk) recover(from uint32) (RecoveryInfo, error) {
 	if err := s.recountAll(keysRepair); err != nil {
 		return info, err
 	}
-	if err := s.checkpointLocked(); err != nil {
+	if err := s.checkpointLocked(0); err != nil {
 		return info, err
 	}
 	if live := journalSize(files); s.journalEnd > 1<<20 && s.journalEnd > 2*live {
@@ -363,7 +383,7 @@ func (s *Disk) recount(ids map[ID]bool) error {
 // journal first, then goleveldb's memtable flushed to its synced tables)
 // and moves the scan mark to the lowest segment that may still get records
 // whose index entries are not yet durable. The caller holds idxMu.
-func (s *Disk) checkpointLocked() error {
+func (s *Disk) checkpointLocked(flushMin int64) error {
 	if err := s.syncLocked(); err != nil {
 		return err
 	}
@@ -376,9 +396,10 @@ func (s *Disk) checkpointLocked() error {
 	}
 	s.rotated = false
 	s.segMu.Unlock()
-	if err := s.flushIndex(); err != nil {
+	if err := s.flushIndex(flushMin); err != nil {
 		return err
 	}
+	s.unflushed += smallWrite
 	if err := s.db.Put(keyScanFrom, encodeUint64(uint64(from)), &opt.WriteOptions{Sync: true}); err != nil {
 		return fmt.Errorf("write scan mark: %w", err)
 	}
@@ -392,9 +413,10 @@ func (s *Disk) checkpointLocked() error {
 // closeCleanly makes everything durable and writes the clean mark. The
 // caller holds idxMu.
 func (s *Disk) closeCleanly() error {
-	if err := s.checkpointLocked(); err != nil {
+	if err := s.checkpointLocked(closeFlush); err != nil {
 		return err
 	}
+	s.unflushed += smallWrite
 	if err := s.db.Put(keyClean, encodeUint64(uint64(s.journalEnd)), &opt.WriteOptions{Sync: true}); err != nil {
 		return fmt.Errorf("write clean mark: %w", err)
 	}

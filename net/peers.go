@@ -64,11 +64,24 @@ func (s PeerStats) Score(now time.Time) float64 {
 	return s.Reliability() / lat.Seconds()
 }
 
-// Book keeps PeerStats for every peer this node talked to. Safe for
-// concurrent use; the zero value is ready.
+// Book keeps PeerStats for the peers this node talked to, at most
+// bookSize of them: when a new one would pass that, the eighth heard from
+// least recently are forgotten (a peer that lied within liePenalty only
+// after all others). Safe for concurrent use; the zero value is ready.
 type Book struct {
 	mu sync.Mutex
 	m  map[peer.ID]*PeerStats
+}
+
+// bookSize bounds the peers a Book remembers.
+var bookSize = 4096
+
+// lastHeard is when the peer last answered or failed to.
+func (s *PeerStats) lastHeard() time.Time {
+	if s.LastFailure.After(s.LastSuccess) {
+		return s.LastFailure
+	}
+	return s.LastSuccess
 }
 
 func (b *Book) get(p peer.ID) *PeerStats {
@@ -77,10 +90,36 @@ func (b *Book) get(p peer.ID) *PeerStats {
 	}
 	s, ok := b.m[p]
 	if !ok {
+		if len(b.m) >= bookSize {
+			b.forgetOldest(time.Now())
+		}
 		s = &PeerStats{}
 		b.m[p] = s
 	}
 	return s
+}
+
+// forgetOldest drops the eighth of the book heard from least recently,
+// liars last.
+func (b *Book) forgetOldest(now time.Time) {
+	type heard struct {
+		p    peer.ID
+		liar bool
+		at   time.Time
+	}
+	all := make([]heard, 0, len(b.m))
+	for p, s := range b.m {
+		all = append(all, heard{p, s.Liar(now), s.lastHeard()})
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].liar != all[j].liar {
+			return !all[i].liar
+		}
+		return all[i].at.Before(all[j].at)
+	})
+	for _, h := range all[:max(1, len(all)/8)] {
+		delete(b.m, h.p)
+	}
 }
 
 // Success records a request that took rtt and brought in bytes.

@@ -1,6 +1,7 @@
 package net
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -40,5 +41,36 @@ func TestBookRanks(t *testing.T) {
 	}
 	if s := b.Stats(liar); s.Lies != 1 || s.Reliability() >= b.Stats(fast).Reliability() {
 		t.Fatalf("liar stats %+v", s)
+	}
+}
+
+// TestBookForgetsOldPeers: a book at its bound forgets the peers heard
+// from least recently to make room, and keeps a recent liar's mark.
+func TestBookForgetsOldPeers(t *testing.T) {
+	defer func(n int) { bookSize = n }(bookSize)
+	bookSize = 16
+	var b Book
+	ids := make([]peer.ID, 40)
+	for i := range ids {
+		ids[i] = peer.ID(fmt.Sprintf("peer-%02d", i))
+	}
+	b.Lie(ids[0], time.Now())
+	for _, p := range ids[1:] {
+		b.Success(p, time.Millisecond, 1)
+	}
+	b.mu.Lock()
+	n := len(b.m)
+	b.mu.Unlock()
+	if n > bookSize {
+		t.Fatalf("the book holds %d peers, bound %d", n, bookSize)
+	}
+	if !b.Liar(ids[0]) {
+		t.Error("the liar was forgotten while honest peers were kept")
+	}
+	if b.Stats(ids[39]).Successes != 1 {
+		t.Error("the newest peer is not in the book")
+	}
+	if b.Stats(ids[1]).Successes != 0 {
+		t.Error("the oldest honest peer is still in the book")
 	}
 }

@@ -210,13 +210,17 @@ func (s *Scrubber) Run(ctx context.Context, interval time.Duration) {
 // Round re-reads every block once (the rest of the pass the last round
 // left unfinished, or a whole pass), a page of the index at a time.
 func (s *Scrubber) Round(ctx context.Context) {
-	_, err := blocks.Walk(ctx, s.st, "scrub", pageSize, func(ids []blocks.ID, _ []blocks.Meta) error {
+	start := time.Now()
+	checked, corrupt := 0, 0
+	from, err := blocks.Walk(ctx, s.st, "scrub", pageSize, func(ids []blocks.ID, _ []blocks.Meta) error {
 		for _, id := range ids {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			b, err := s.st.Get(ctx, id)
+			checked++
 			if errors.Is(err, blocks.ErrCorrupt) || errors.Is(err, blocks.ErrTooLarge) {
+				corrupt++
 				s.heal(ctx, id, err)
 				continue
 			}
@@ -224,9 +228,14 @@ func (s *Scrubber) Round(ctx context.Context) {
 		}
 		return nil
 	})
-	if err != nil && ctx.Err() == nil {
-		s.log.Error("scrub: cannot read the store", slog.Any("err", err))
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("scrub: cannot read the store", slog.Any("err", err))
+		}
+		return
 	}
+	s.log.Info("scrub round", slog.Int("checked", checked), slog.Int("corrupt", corrupt),
+		slog.Float64("resumed_at", blocks.Fraction(from)), slog.Duration("took", time.Since(start).Round(time.Millisecond)))
 }
 
 // heal quarantines a corrupt block and fetches it again.
