@@ -103,6 +103,10 @@ type Disk struct {
 	// cnt are the counters as the index has them; pend, as the batch
 	// being built will leave them (see batch, write).
 	cnt, pend counts
+	// shown is cnt for Stats, which must not wait for idxMu (a Sync
+	// holds it while it fsyncs). Guarded by shownMu.
+	shownMu sync.Mutex
+	shown   counts
 	dirty     map[uint32]*segment
 	metaDirty bool // the index was written since the last Sync
 	// unflushed counts the bytes of index writes since the last
@@ -580,9 +584,18 @@ func (s *Disk) write(b *leveldb.Batch) error {
 		s.pend = s.cnt
 		return fmt.Errorf("write index: %w", err)
 	}
-	s.cnt = s.pend
+	s.setCounts(s.pend)
 	s.metaDirty = true
 	return nil
+}
+
+// setCounts sets cnt (and pend, and what Stats shows) to c. The caller
+// holds idxMu, or has the Disk to itself.
+func (s *Disk) setCounts(c counts) {
+	s.cnt, s.pend = c, c
+	s.shownMu.Lock()
+	s.shown = c
+	s.shownMu.Unlock()
 }
 
 // unquarantine takes id off the quarantine list, in b, when it is on it:

@@ -141,7 +141,7 @@ func (s *Disk) loadCounts() error {
 		if err != nil {
 			return err
 		}
-		s.cnt, s.pend = c, c
+		s.setCounts(c)
 		return nil
 	case !errors.Is(err, leveldb.ErrNotFound):
 		return fmt.Errorf("read counters: %w", err)
@@ -226,7 +226,7 @@ func (s *Disk) recountAll(keys int) error {
 	if err != nil {
 		return fmt.Errorf("count the index: %w", err)
 	}
-	s.cnt, s.pend = c, c
+	s.setCounts(c)
 	if !s.readOnly {
 		if err := s.db.Put(keyCounts, c.encode(), nil); err != nil {
 			return fmt.Errorf("write counters: %w", err)

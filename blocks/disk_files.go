@@ -332,9 +332,9 @@ func (s *Disk) Stats(_ context.Context) (Stats, error) {
 		return Stats{}, err
 	}
 	defer s.exit()
-	s.idxMu.Lock()
-	c := s.cnt
-	s.idxMu.Unlock()
+	s.shownMu.Lock()
+	c := s.shown
+	s.shownMu.Unlock()
 	return Stats{
 		Blocks:       int(c.Blocks),
 		Bytes:        c.Bytes,
