@@ -275,7 +275,7 @@ func (s *Disk) quarantineLocked(id ID, e entry, reason string) error {
 	b.Delete(blockKey(id))
 	b.Delete(tagKey(e.Tag, id))
 	b.Put(quarKey(id), []byte(reason))
-	if err := s.addDead(b, e.Seg, recordSize(e.Len)); err != nil {
+	if err := s.addDead(b, e.Seg, e.recordSize()); err != nil {
 		return fmt.Errorf("quarantine block %s: %w", id, err)
 	}
 	if err := s.write(b); err != nil {

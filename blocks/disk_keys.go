@@ -17,7 +17,7 @@ import (
 //	q id(32)                         → quarantine reason
 //	d seg(4, big endian)             → dead bytes in that segment (8, big endian)
 //	c name                           → counter (8, big endian)
-//	v                                → format version
+//	v                                → format version (see formatVersion)
 const (
 	prefixBlock   = 'b'
 	prefixTag     = 't'
@@ -26,8 +26,17 @@ const (
 	prefixList    = 'l'
 	prefixQuar    = 'q'
 	prefixDead    = 'd'
-	formatVersion = "1"
 	fileListChunk = 2048 // IDs per list chunk: 64 KiB values
+)
+
+const (
+	// formatVersion is the store format: "2" since segments take v2
+	// records (with a CRC). A store of format "1" holds v1 records only;
+	// it is read as it is, and OpenDisk moves its marker to "2" before it
+	// writes anything to it, so that an older blockmix, which cannot read
+	// v2 records, refuses the store instead of dropping their entries.
+	formatVersion = "2"
+	formatV1      = "1"
 )
 
 var (
@@ -97,21 +106,35 @@ func decodeUint64(b []byte) (uint64, error) {
 
 // entry is what the index keeps per block.
 type entry struct {
-	Seg  uint32 // segment number
-	Off  int64  // offset of the record (header, then bytes) in the segment
-	Len  int    // length of the block's bytes
+	Seg  uint32       // segment number
+	Off  int64        // offset of the record (header, then bytes) in the segment
+	Len  int          // length of the block's bytes
+	Rec  recordFormat // the record's format; the zero value is v2, what is written now
 	Tag  uint64
 	Refs int
 	Seq  uint64
 }
 
-const entryVersion = 1
+// The first byte of an encoded entry says the format of the record it
+// points to; the rest is the same for both.
+const (
+	entryRecordV1 = 1 // a "bmx1" record (every entry of a format 1 store)
+	entryRecordV2 = 2 // a "bmx2" record
+)
 
-// encode: version byte, then uvarints seg, off, len, refs, seq, then the
-// tag as 8 bytes big endian (tags are random, so a varint would not help).
+// recordSize is the size of the record e points to, header included.
+func (e entry) recordSize() int64 { return int64(e.Rec.headerSize() + e.Len) }
+
+// encode: the record format byte (entryRecordV1 or entryRecordV2), then
+// uvarints seg, off, len, refs, seq, then the tag as 8 bytes big endian
+// (tags are random, so a varint would not help).
 func (e entry) encode() []byte {
 	b := make([]byte, 0, 1+5*binary.MaxVarintLen64+8)
-	b = append(b, entryVersion)
+	v := byte(entryRecordV2)
+	if e.Rec == recordV1 {
+		v = entryRecordV1
+	}
+	b = append(b, v)
 	b = binary.AppendUvarint(b, uint64(e.Seg))
 	b = binary.AppendUvarint(b, uint64(e.Off))
 	b = binary.AppendUvarint(b, uint64(e.Len))
@@ -121,7 +144,15 @@ func (e entry) encode() []byte {
 }
 
 func decodeEntry(b []byte) (entry, error) {
-	if len(b) < 1 || b[0] != entryVersion {
+	var rec recordFormat
+	switch {
+	case len(b) < 1:
+		return entry{}, fmt.Errorf("entry %x: %w", b, errIndex)
+	case b[0] == entryRecordV1:
+		rec = recordV1
+	case b[0] == entryRecordV2:
+		rec = recordV2
+	default:
 		return entry{}, fmt.Errorf("entry %x: %w", b, errIndex)
 	}
 	p := b[1:]
@@ -140,6 +171,7 @@ func decodeEntry(b []byte) (entry, error) {
 		Seg:  uint32(v[0]),
 		Off:  int64(v[1]),
 		Len:  int(v[2]),
+		Rec:  rec,
 		Refs: int(v[3]),
 		Seq:  v[4],
 		Tag:  binary.BigEndian.Uint64(p),
