@@ -409,7 +409,7 @@ func VerifyStore(ctx context.Context, st Verifiable, onTotal func(total int64) m
 	}
 	out := apiv1.VerifyInfo{Quarantined: []blocks.ID{}}
 	for _, id := range ids {
-		b, err := st.Get(ctx, id)
+		b, err := blocks.GetVerified(ctx, st, id)
 		switch {
 		case errors.Is(err, blocks.ErrCorrupt), errors.Is(err, blocks.ErrTooLarge):
 			if qerr := st.Quarantine(ctx, id, err.Error()); qerr != nil {

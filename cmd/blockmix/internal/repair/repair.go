@@ -209,7 +209,7 @@ func (s *Scrubber) Round(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		b, err := s.st.Get(ctx, id)
+		b, err := blocks.GetVerified(ctx, s.st, id)
 		if errors.Is(err, blocks.ErrCorrupt) || errors.Is(err, blocks.ErrTooLarge) {
 			s.heal(ctx, id, err)
 			continue
