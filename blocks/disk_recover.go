@@ -225,10 +225,9 @@ func (s *Disk) scanSegment(seg *segment, gone map[ID]place, added map[ID]bool) e
 		if err != nil {
 			return fmt.Errorf("scan segment %s: %w", segmentName(seg.num), err)
 		}
-		var rec recordFormat
+		rec, isRecord := recordV2, true
 		switch {
 		case bytes.Equal(p[:4], recordMagic[:]):
-			rec = recordV2
 			p, err = r.Peek(min(recordHeaderSize, int(seg.size-off)))
 			if err != nil {
 				return fmt.Errorf("scan segment %s: %w", segmentName(seg.num), err)
@@ -236,11 +235,11 @@ func (s *Disk) scanSegment(seg *segment, gone map[ID]place, added map[ID]bool) e
 		case bytes.Equal(p[:4], recordMagicV1[:]):
 			rec = recordV1
 		default:
-			rec = 0xff // no record here
+			isRecord = false
 		}
 		hs := rec.headerSize()
 		n := int64(binary.BigEndian.Uint32(p[4:]))
-		if rec == 0xff || len(p) < hs || n > MaxBlockSize || off+int64(hs)+n > seg.size {
+		if !isRecord || len(p) < hs || n > MaxBlockSize || off+int64(hs)+n > seg.size {
 			skip := 1
 			// Jump to the next marker (of either format: they differ
 			// in the last byte only) in what is buffered.
@@ -248,7 +247,7 @@ func (s *Disk) scanSegment(seg *segment, gone map[ID]place, added map[ID]bool) e
 				if i := bytes.Index(w[1:], recordMagic[:3]); i >= 0 {
 					skip = 1 + i
 				} else {
-					skip = len(w) - 3 + 1
+					skip = max(1, len(w)-3+1)
 				}
 			}
 			if _, err := r.Discard(skip); err != nil {
