@@ -86,8 +86,8 @@ func (f recordFormat) magic() []byte {
 // recordSize is the size of a new (v2) record of an n-byte block.
 func recordSize(n int) int64 { return int64(recordHeaderSize + n) }
 
-// recordCRC (castagnoli: see disk_journal.go) is the CRC a v2 record with header hdr (the first 48 bytes are
-// used) and bytes data carries.
+// recordCRC is the CRC32C a v2 record with header hdr (its first 48 bytes)
+// and bytes data carries. (castagnoli, the table, is in disk_journal.go.)
 func recordCRC(hdr, data []byte) uint32 {
 	return crc32.Update(crc32.Checksum(hdr[:recordHeaderV1], castagnoli), castagnoli, data)
 }
