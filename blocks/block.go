@@ -40,8 +40,10 @@ type BlockPutter interface {
 	PutBlock(ctx context.Context, b Block, tag uint64) error
 }
 
-// GetBlock reads id from g as a Block. A Getter returns bytes already
-// checked against the ID (its contract), so nothing is hashed again.
+// GetBlock reads id from g as a Block, without hashing again: the Getter
+// checked the bytes (its contract; for a Disk, the CRC of a record whose
+// bytes were hashed when they were put). Use GetVerified and NewBlock where
+// they must be hashed afresh.
 func GetBlock(ctx context.Context, g Getter, id ID) (Block, error) {
 	data, err := g.Get(ctx, id)
 	if err != nil {

@@ -56,8 +56,9 @@ type DiskOptions struct {
 // segments before it makes the index durable. So a killed process, or a
 // power loss right after a Sync, leaves at worst bytes that no index entry
 // points to. A power loss between Syncs may also keep index entries whose
-// bytes never reached the disk: every Get re-reads the bytes and checks them
-// (Check), so those read as ErrCorrupt, never as wrong data.
+// bytes never reached the disk: every Get re-reads the record and checks it
+// (its header and CRC, see the record formats in disk_segments.go), so those
+// read as ErrCorrupt, never as wrong data.
 //
 // Delete, Quarantine and a lost race between two Puts of the same block
 // leave dead bytes in their segment, counted per segment (see Segments).
@@ -105,8 +106,8 @@ type Disk struct {
 	cnt, pend counts
 	// shown is cnt for Stats, which must not wait for idxMu (a Sync
 	// holds it while it fsyncs). Guarded by shownMu.
-	shownMu sync.Mutex
-	shown   counts
+	shownMu   sync.Mutex
+	shown     counts
 	dirty     map[uint32]*segment
 	metaDirty bool // the index was written since the last Sync
 	// unflushed counts the bytes of index writes since the last
@@ -233,14 +234,16 @@ func (s *Disk) load() error {
 		s.fresh = true
 	case err != nil:
 		return fmt.Errorf("read format marker: %w", err)
-	case string(v) == formatVersion1:
-		// Written before the index kept counters and candidates: one
-		// walk adds them, and then the marker says so.
+	case string(v) == formatV1:
+		// Written before the index kept counters and candidates, and
+		// before v2 records: one walk adds the counters and candidates,
+		// then the marker moves, durably, before the first v2 record
+		// (see formatVersion).
 		if err := s.recountAll(keysWrite); err != nil {
 			return err
 		}
 		if !s.readOnly {
-			if err := s.db.Put(keyFormat, []byte(formatVersion), nil); err != nil {
+			if err := s.db.Put(keyFormat, []byte(formatVersion), &opt.WriteOptions{Sync: true}); err != nil {
 				return fmt.Errorf("write format marker: %w", err)
 			}
 		}
@@ -432,21 +435,49 @@ func (s *Disk) Close() error {
 	return nil
 }
 
-// Get implements Getter. It returns an error wrapping ErrCorrupt when the
-// bytes on disk do not match id (or the segment is damaged or missing).
+// Get implements Getter. The bytes are checked against the block's record:
+// a record written by this version carries a CRC32C of its header (which
+// names id) and bytes, and Get checks that, not the sha256 (see the record
+// formats in disk_segments.go); a record of a format 1 store has no CRC and
+// is checked against id with sha256. Either way, bytes damaged on the disk,
+// a torn or lost write, or an entry that points to the wrong record read as
+// an error wrapping ErrCorrupt (or ErrNotFound for a block not held), never
+// as wrong bytes. GetVerified hashes the bytes too.
 //
 // A Get that runs while Compact moves the block reads either the old record
 // (Compact does not close a segment while a read on it is in flight) or,
 // when the old segment is already gone, looks the entry up again and reads
 // the new one.
 func (s *Disk) Get(_ context.Context, id ID) ([]byte, error) {
-	if err := s.enter(); err != nil {
+	data, _, err := s.get(id)
+	return data, err
+}
+
+// GetVerified implements Verifier: Get, and the bytes are hashed and
+// checked against id whatever the record's format.
+func (s *Disk) GetVerified(_ context.Context, id ID) ([]byte, error) {
+	data, e, err := s.get(id)
+	if err != nil {
 		return nil, err
+	}
+	if e.Rec != recordV1 { // a v1 record was hashed by the read
+		if err := Check(id, data); err != nil {
+			return nil, err
+		}
+	}
+	return data, nil
+}
+
+// get reads and checks id's record (see readRecordInto) and returns its
+// bytes and the entry it read them by.
+func (s *Disk) get(id ID) ([]byte, entry, error) {
+	if err := s.enter(); err != nil {
+		return nil, entry{}, err
 	}
 	defer s.exit()
 	e, err := s.entry(id)
 	if err != nil {
-		return nil, err
+		return nil, entry{}, err
 	}
 	hook("get-looked-up")
 	for tries := 1; ; tries++ {
@@ -456,7 +487,7 @@ func (s *Disk) Get(_ context.Context, id ID) ([]byte, error) {
 			// so a removed segment means the entry has changed.
 			e2, err2 := s.entry(id)
 			if err2 != nil {
-				return nil, err2
+				return nil, entry{}, err2
 			}
 			if e2.Seg != e.Seg || e2.Off != e.Off {
 				e = e2
@@ -464,12 +495,9 @@ func (s *Disk) Get(_ context.Context, id ID) ([]byte, error) {
 			}
 		}
 		if err != nil {
-			return nil, err
+			return nil, entry{}, err
 		}
-		if err := Check(id, data); err != nil {
-			return nil, err
-		}
-		return data, nil
+		return data, e, nil
 	}
 }
 
@@ -517,7 +545,7 @@ func (s *Disk) PutNew(_ context.Context, id ID, data []byte, tag uint64) (added 
 const indexEntryEstimate = 120
 
 // Cost is what a block of n bytes costs on disk: its segment record (the
-// bytes and a 48-byte header) and an estimate of its index entries. A
+// bytes and a 52-byte header) and an estimate of its index entries. A
 // quota counts Cost, so that many small blocks cannot hold far more disk
 // than it says.
 func Cost(n int) int64 { return recordSize(n) + indexEntryEstimate }
@@ -676,7 +704,7 @@ func (s *Disk) Delete(_ context.Context, id ID) error {
 	}
 	b := s.batch()
 	s.setEntry(b, id, &e, nil)
-	if err := s.addDead(b, e.Seg, recordSize(e.Len)); err != nil {
+	if err := s.addDead(b, e.Seg, e.recordSize()); err != nil {
 		return fmt.Errorf("delete block %s: %w", id, err)
 	}
 	if err := s.write(b); err != nil {
@@ -794,4 +822,5 @@ var (
 	_ BlockPutter = (*Disk)(nil)
 	_ Candidates  = (*Disk)(nil)
 	_ Resumable   = (*Disk)(nil)
+	_ Verifier    = (*Disk)(nil)
 )

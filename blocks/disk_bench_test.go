@@ -133,7 +133,7 @@ func BenchmarkSum128K(b *testing.B) {
 // fsync).
 func BenchmarkCompact(b *testing.B) {
 	const perSeg, segs = 256, 8
-	const segSize = perSeg * (benchBlock + 48) // 256 records of 128 KiB each
+	const segSize = perSeg * (benchBlock + blocks.RecordHeaderSize) // 256 records of 128 KiB each
 	const n = perSeg * segs
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(2, 2))

@@ -52,8 +52,9 @@ func hook(point string) {
 // Compact reclaims the space of dead records. It takes every closed segment
 // (not the one appends go to, nor one a Put is still writing to) whose dead
 // bytes are at least minDead of its size (any dead byte when minDead is 0),
-// copies its live records, in the same record format, to the end of the
-// append segment, repoints their index entries, and removes the segment file
+// copies its live records to the end of the append segment (a v2 record as
+// it is, CRC included; a v1 record, once its bytes hash to its ID, as a v2
+// one), repoints their index entries, and removes the segment file
 // and its dead-byte count. A segment with no live record is just removed;
 // segments with the fewest live bytes go first. Dead bytes here are measured
 // by walking the index (whatever no entry points to), so they include bytes
@@ -135,7 +136,8 @@ type move struct {
 	fromOff int64
 	to      uint32
 	toOff   int64
-	n       int64 // record size
+	n       int64 // size of the record copied
+	toN     int64 // size of the copy (a v1 record grows by the CRC)
 }
 
 // candidate is a closed segment Compact may take.
@@ -170,7 +172,7 @@ func (c *compaction) run(minDead float64) error {
 	}
 	err := c.s.walkEntries(c.stopped, func(_ ID, e entry) error {
 		if cd := bySeg[e.Seg]; cd != nil {
-			cd.live += recordSize(e.Len)
+			cd.live += e.recordSize()
 			cd.records++
 		}
 		return nil
@@ -267,7 +269,7 @@ func (c *compaction) group(segs []*candidate, records int) error {
 		moves = make([]move, 0, records)
 		err := c.s.walkEntries(c.stopped, func(id ID, e entry) error {
 			if _, ok := rank[e.Seg]; ok {
-				moves = append(moves, move{id: id, from: e.Seg, fromOff: e.Off, n: recordSize(e.Len)})
+				moves = append(moves, move{id: id, from: e.Seg, fromOff: e.Off, n: e.recordSize()})
 			}
 			return nil
 		})
@@ -322,24 +324,29 @@ func (c *compaction) copy(m move) error {
 		c.buf = make([]byte, m.n)
 	}
 	buf := c.buf[:m.n]
+	// Checked by its CRC (v2) or hashed (v1).
 	err = s.readRecordInto(m.id, e, buf)
-	if err == nil {
-		err = Check(m.id, buf[recordHeaderSize:])
-	}
 	if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrTooLarge) {
 		return c.quarantine(m, err)
 	}
 	if err != nil {
 		return err
 	}
-	seg, off, n, err := s.writeRecord(m.id, buf[recordHeaderSize:], e.Tag)
+	var seg *segment
+	var off, n int64
+	if hs := e.Rec.headerSize(); e.Rec == recordV1 {
+		seg, off, n, err = s.writeRecord(m.id, buf[hs:], e.Tag)
+	} else {
+		// As it is: the CRC that was just checked goes along.
+		seg, off, n, err = s.appendRecord(buf[:hs], buf[hs:])
+	}
 	if err != nil {
 		return err
 	}
 	// Compacts run one at a time and this one repoints its copies before it
 	// returns, so the next one cannot take this segment too early.
 	seg.writers.Add(-1)
-	m.to, m.toOff = seg.num, off
+	m.to, m.toOff, m.toN = seg.num, off, n
 	c.moves = append(c.moves, m)
 	c.dests[seg.num] = seg
 	c.copied += n
@@ -409,12 +416,12 @@ func (c *compaction) flush() error {
 		switch {
 		case err == nil && e.Seg == m.from && e.Off == m.fromOff:
 			was := e
-			e.Seg, e.Off = m.to, m.toOff
+			e.Seg, e.Off, e.Rec = m.to, m.toOff, recordV2
 			s.setEntry(b, m.id, &was, &e)
 			dead[m.from] += m.n
 			moved++
 		case err == nil || errors.Is(err, ErrNotFound):
-			dead[m.to] += m.n // deleted (or quarantined) since it was copied
+			dead[m.to] += m.toN // deleted (or quarantined) since it was copied
 		default:
 			s.idxMu.Unlock()
 			return err

@@ -24,7 +24,7 @@ import (
 // compactOpts gives segments of 64 KiB: a few blocks each.
 var compactOpts = blocks.DiskOptions{SegmentSize: 64 << 10}
 
-const recordHeader = 48 // bytes before a block's bytes in a segment
+const recordHeader = blocks.RecordHeaderSize // bytes before a block's bytes in a segment
 
 // compactingDisk compacts after every write that can leave dead bytes, so
 // that the conformance suite runs against a store that is compacted all the

@@ -224,7 +224,7 @@ func TestFormat1Upgrades(t *testing.T) {
 		t.Fatalf("%d candidate keys, want 40 (the blocks files use)", b.Len())
 	}
 	b.Delete(keyCounts)
-	b.Put(keyFormat, []byte(formatVersion1))
+	b.Put(keyFormat, []byte(formatV1))
 	if err := s.db.Write(b, nil); err != nil {
 		t.Fatal(err)
 	}

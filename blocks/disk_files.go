@@ -286,7 +286,7 @@ func (s *Disk) quarantineLocked(id ID, e entry, reason string) error {
 	s.setEntry(b, id, &e, nil)
 	b.Put(quarKey(id), []byte(reason))
 	s.pend.Quarantined++
-	if err := s.addDead(b, e.Seg, recordSize(e.Len)); err != nil {
+	if err := s.addDead(b, e.Seg, e.recordSize()); err != nil {
 		return fmt.Errorf("quarantine block %s: %w", id, err)
 	}
 	if err := s.write(b); err != nil {

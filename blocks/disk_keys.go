@@ -19,21 +19,30 @@ import (
 //	m name                           → a mark (see Marker)
 //	c name                           → counter (8, big endian); ccounts: see counts
 //	u, s                             → randomizer candidates (see disk_counts.go)
-//	v                                → format version
+//	v                                → format version (see formatVersion)
 const (
-	prefixBlock = 'b'
-	prefixTag   = 't'
-	prefixFile  = 'f'
-	prefixOrder = 'o'
-	prefixList  = 'l'
-	prefixQuar  = 'q'
-	prefixDead  = 'd'
-	prefixMark  = 'm'
-	// formatVersion 2 adds the counters and the candidate keys (see
-	// disk_counts.go) to version 1, which OpenDisk upgrades.
-	formatVersion  = "2"
-	formatVersion1 = "1"
-	fileListChunk  = 2048 // IDs per list chunk: 64 KiB values
+	prefixBlock   = 'b'
+	prefixTag     = 't'
+	prefixFile    = 'f'
+	prefixOrder   = 'o'
+	prefixList    = 'l'
+	prefixQuar    = 'q'
+	prefixDead    = 'd'
+	prefixMark    = 'm'
+	fileListChunk = 2048 // IDs per list chunk: 64 KiB values
+)
+
+const (
+	// formatVersion is the store format: "2" since segments take v2
+	// records (with a CRC) and the index keeps counters and candidate
+	// lists (disk_counts.go). A store of format "1" holds v1 records only
+	// and neither; OpenDisk adds the counters and lists with one walk and
+	// moves its marker to "2" before it writes anything else to it, so
+	// that an older blockmix, which can read neither v2 records nor keep
+	// the counters, refuses the store instead of dropping entries or
+	// letting the counters go wrong.
+	formatVersion = "2"
+	formatV1      = "1"
 )
 
 var (
@@ -105,21 +114,35 @@ func decodeUint64(b []byte) (uint64, error) {
 
 // entry is what the index keeps per block.
 type entry struct {
-	Seg  uint32 // segment number
-	Off  int64  // offset of the record (header, then bytes) in the segment
-	Len  int    // length of the block's bytes
+	Seg  uint32       // segment number
+	Off  int64        // offset of the record (header, then bytes) in the segment
+	Len  int          // length of the block's bytes
+	Rec  recordFormat // the record's format; the zero value is v2, what is written now
 	Tag  uint64
 	Refs int
 	Seq  uint64
 }
 
-const entryVersion = 1
+// The first byte of an encoded entry says the format of the record it
+// points to; the rest is the same for both.
+const (
+	entryRecordV1 = 1 // a "bmx1" record (every entry of a format 1 store)
+	entryRecordV2 = 2 // a "bmx2" record
+)
 
-// encode: version byte, then uvarints seg, off, len, refs, seq, then the
-// tag as 8 bytes big endian (tags are random, so a varint would not help).
+// recordSize is the size of the record e points to, header included.
+func (e entry) recordSize() int64 { return int64(e.Rec.headerSize() + e.Len) }
+
+// encode: the record format byte (entryRecordV1 or entryRecordV2), then
+// uvarints seg, off, len, refs, seq, then the tag as 8 bytes big endian
+// (tags are random, so a varint would not help).
 func (e entry) encode() []byte {
 	b := make([]byte, 0, 1+5*binary.MaxVarintLen64+8)
-	b = append(b, entryVersion)
+	v := byte(entryRecordV2)
+	if e.Rec == recordV1 {
+		v = entryRecordV1
+	}
+	b = append(b, v)
 	b = binary.AppendUvarint(b, uint64(e.Seg))
 	b = binary.AppendUvarint(b, uint64(e.Off))
 	b = binary.AppendUvarint(b, uint64(e.Len))
@@ -129,7 +152,15 @@ func (e entry) encode() []byte {
 }
 
 func decodeEntry(b []byte) (entry, error) {
-	if len(b) < 1 || b[0] != entryVersion {
+	var rec recordFormat
+	switch {
+	case len(b) < 1:
+		return entry{}, fmt.Errorf("entry %x: %w", b, errIndex)
+	case b[0] == entryRecordV1:
+		rec = recordV1
+	case b[0] == entryRecordV2:
+		rec = recordV2
+	default:
 		return entry{}, fmt.Errorf("entry %x: %w", b, errIndex)
 	}
 	p := b[1:]
@@ -148,6 +179,7 @@ func decodeEntry(b []byte) (entry, error) {
 		Seg:  uint32(v[0]),
 		Off:  int64(v[1]),
 		Len:  int(v[2]),
+		Rec:  rec,
 		Refs: int(v[3]),
 		Seq:  v[4],
 		Tag:  binary.BigEndian.Uint64(p),

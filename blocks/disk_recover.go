@@ -158,10 +158,9 @@ func (s *Disk) recover(from uint32) (RecoveryInfo, error) {
 			err = errors.New("deleted") // the delete's index write was lost
 		}
 		if err == nil {
-			var data []byte
-			if data, err = s.readRecord(id, e); err == nil {
-				err = Check(id, data)
-			}
+			// The header, and the CRC (v2) or the hash (v1): the entry
+			// points to a record this store wrote for id, or it goes.
+			_, err = s.readRecord(id, e)
 		}
 		if err != nil {
 			if _, derr := decodeEntry(it.Value()); derr != nil {
@@ -239,25 +238,43 @@ func journalSize(files []journalOp) int64 {
 // does not hold, noting it in added. Bytes that are not a whole record (a
 // torn write, a hole a lost write left) are skipped up to the next record
 // marker.
+//
+// A record found here is hashed against the ID in its header even when its
+// CRC matches: the scan also looks inside the bytes of torn records, and a
+// block's bytes (a peer's, say) may hold a well-formed v2 record, CRC and
+// all, of other bytes under another block's ID.
 func (s *Disk) scanSegment(seg *segment, gone map[ID]place, added map[ID]bool) error {
 	r := bufio.NewReaderSize(io.NewSectionReader(seg.f, 0, seg.size), 1<<20)
 	var off int64
 	hdr := make([]byte, recordHeaderSize)
-	for off+recordHeaderSize <= seg.size {
-		p, err := r.Peek(recordHeaderSize)
+	for off+recordHeaderV1 <= seg.size {
+		p, err := r.Peek(recordHeaderV1)
 		if err != nil {
 			return fmt.Errorf("scan segment %s: %w", segmentName(seg.num), err)
 		}
-		copy(hdr, p)
-		n := int64(binary.BigEndian.Uint32(hdr[4:]))
-		if !bytes.Equal(hdr[:4], recordMagic[:]) || n > MaxBlockSize || off+recordSize(int(n)) > seg.size {
+		rec, isRecord := recordV2, true
+		switch {
+		case bytes.Equal(p[:4], recordMagic[:]):
+			p, err = r.Peek(min(recordHeaderSize, int(seg.size-off)))
+			if err != nil {
+				return fmt.Errorf("scan segment %s: %w", segmentName(seg.num), err)
+			}
+		case bytes.Equal(p[:4], recordMagicV1[:]):
+			rec = recordV1
+		default:
+			isRecord = false
+		}
+		hs := rec.headerSize()
+		n := int64(binary.BigEndian.Uint32(p[4:]))
+		if !isRecord || len(p) < hs || n > MaxBlockSize || off+int64(hs)+n > seg.size {
 			skip := 1
-			// Jump to the next marker in what is buffered.
+			// Jump to the next marker (of either format: they differ
+			// in the last byte only) in what is buffered.
 			if w, _ := r.Peek(min(r.Buffered(), 64<<10)); len(w) > 1 {
-				if i := bytes.Index(w[1:], recordMagic[:]); i >= 0 {
+				if i := bytes.Index(w[1:], recordMagic[:3]); i >= 0 {
 					skip = 1 + i
 				} else {
-					skip = len(w) - len(recordMagic) + 1
+					skip = max(1, len(w)-3+1)
 				}
 			}
 			if _, err := r.Discard(skip); err != nil {
@@ -266,16 +283,17 @@ func (s *Disk) scanSegment(seg *segment, gone map[ID]place, added map[ID]bool) e
 			off += int64(skip)
 			continue
 		}
+		hdr = append(hdr[:0], p[:hs]...)
 		data := make([]byte, n)
-		if _, err := r.Discard(recordHeaderSize); err != nil {
+		if _, err := r.Discard(hs); err != nil {
 			return fmt.Errorf("scan segment %s: %w", segmentName(seg.num), err)
 		}
 		if _, err := io.ReadFull(r, data); err != nil {
 			return fmt.Errorf("scan segment %s: %w", segmentName(seg.num), err)
 		}
 		var id ID
-		copy(id[:], hdr[16:])
-		if Check(id, data) != nil {
+		copy(id[:], hdr[16:recordHeaderV1])
+		if (rec == recordV2 && binary.BigEndian.Uint32(hdr[recordHeaderV1:]) != recordCRC(hdr, data)) || Check(id, data) != nil {
 			// Not a record after all (or a torn one): look again one
 			// byte further on.
 			r.Reset(io.NewSectionReader(seg.f, off+1, seg.size-off-1))
@@ -287,7 +305,7 @@ func (s *Disk) scanSegment(seg *segment, gone map[ID]place, added map[ID]bool) e
 		} else if g, wentAfter := gone[id]; !ok && !(wentAfter && (place{seg.num, off}).before(g)) {
 			tag := binary.BigEndian.Uint64(hdr[8:])
 			s.seq++
-			e := entry{Seg: seg.num, Off: off, Len: int(n), Tag: tag, Seq: s.seq}
+			e := entry{Seg: seg.num, Off: off, Len: int(n), Rec: rec, Tag: tag, Seq: s.seq}
 			wb := s.batch()
 			s.setEntry(wb, id, nil, &e)
 			wb.Put(keySeq, encodeUint64(s.seq))
@@ -299,7 +317,7 @@ func (s *Disk) scanSegment(seg *segment, gone map[ID]place, added map[ID]bool) e
 			}
 			added[id] = true
 		}
-		off += recordSize(int(n))
+		off += int64(hs) + n
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"path/filepath"
 	"sort"
@@ -22,20 +23,85 @@ const (
 	segmentExt    = ".seg"
 )
 
-// A segment is a sequence of records, each a recordHeaderSize-byte header
-// followed by the block's bytes:
+// A segment is a sequence of records, each a header followed by the block's
+// bytes. Every header starts with the same 48 bytes:
 //
-//	magic "bmx1" | length uint32 BE | tag uint64 BE | id [32]byte | bytes
+//	magic | length uint32 BE | tag uint64 BE | id [32]byte
+//
+// Two formats follow from there:
+//
+//	v1, magic "bmx1": the bytes follow. Stores of format 1 wrote these;
+//	    they are still read, and checked against id with sha256.
+//	v2, magic "bmx2": crc uint32 BE, then the bytes. crc is the CRC32C
+//	    (Castagnoli) of the 48 bytes before it followed by the block's
+//	    bytes. Every record written now is a v2 one.
+//
+// The CRC is what a local read checks: it costs a small fraction of a
+// sha256 (crc32 uses the CPU's CRC32 instructions on amd64 and arm64) and
+// catches damage on the disk or in the read path: a flipped or torn byte,
+// zeros where a write was lost, a record of another block (the id is in
+// what it covers). It does not prove that the bytes hash to id: that was
+// checked when the block was put (Put hashes, a Block was hashed by whoever
+// made it), and the CRC keeps it true as long as the bytes stay as written.
+// Where the bytes must be bound to id afresh, they are hashed: GetVerified,
+// and the recovery's scan of a segment, which must not take a forged record
+// embedded in a block's bytes for a real one.
 //
 // The header makes a segment self-describing (an index could be rebuilt from
 // the segments alone) and lets Get notice an index entry that points to the
 // wrong place. Records are never rewritten; bytes between records that no
 // index entry points to (a crash mid-Put, a lost race) are ignored.
-const recordHeaderSize = 4 + 4 + 8 + 32
+const (
+	recordHeaderV1   = 4 + 4 + 8 + 32
+	recordHeaderSize = recordHeaderV1 + 4 // v2, what is written now
+)
 
-var recordMagic = [4]byte{'b', 'm', 'x', '1'}
+// recordFormat is the format of a record; the zero value is v2.
+type recordFormat uint8
 
+const (
+	recordV2 recordFormat = iota
+	recordV1
+)
+
+var (
+	recordMagicV1 = [4]byte{'b', 'm', 'x', '1'}
+	recordMagic   = [4]byte{'b', 'm', 'x', '2'}
+)
+
+func (f recordFormat) headerSize() int {
+	if f == recordV1 {
+		return recordHeaderV1
+	}
+	return recordHeaderSize
+}
+
+func (f recordFormat) magic() []byte {
+	if f == recordV1 {
+		return recordMagicV1[:]
+	}
+	return recordMagic[:]
+}
+
+// recordSize is the size of a new (v2) record of an n-byte block.
 func recordSize(n int) int64 { return int64(recordHeaderSize + n) }
+
+// recordCRC is the CRC32C a v2 record with header hdr (its first 48 bytes)
+// and bytes data carries. (castagnoli, the table, is in disk_journal.go.)
+func recordCRC(hdr, data []byte) uint32 {
+	return crc32.Update(crc32.Checksum(hdr[:recordHeaderV1], castagnoli), castagnoli, data)
+}
+
+// newRecordHeader returns the header of a v2 record of the block.
+func newRecordHeader(id ID, data []byte, tag uint64) [recordHeaderSize]byte {
+	var hdr [recordHeaderSize]byte
+	copy(hdr[:], recordMagic[:])
+	binary.BigEndian.PutUint32(hdr[4:], uint32(len(data)))
+	binary.BigEndian.PutUint64(hdr[8:], tag)
+	copy(hdr[16:], id[:])
+	binary.BigEndian.PutUint32(hdr[recordHeaderV1:], recordCRC(hdr[:], data))
+	return hdr
+}
 
 type segment struct {
 	num  uint32
@@ -159,22 +225,22 @@ func (s *Disk) alloc(n int64) (*segment, int64, error) {
 	return s.cur, off, nil
 }
 
-// writeRecord appends a record for the block and returns where it went and
-// its size. It does not touch the index. On success the caller owns a writer
-// count on the segment (see alloc).
+// writeRecord appends a v2 record for the block and returns where it went
+// and its size. It does not touch the index. On success the caller owns a
+// writer count on the segment (see alloc).
 func (s *Disk) writeRecord(id ID, data []byte, tag uint64) (*segment, int64, int64, error) {
-	n := recordSize(len(data))
-	var hdr [recordHeaderSize]byte
-	copy(hdr[:], recordMagic[:])
-	binary.BigEndian.PutUint32(hdr[4:], uint32(len(data)))
-	binary.BigEndian.PutUint64(hdr[8:], tag)
-	copy(hdr[16:], id[:])
+	hdr := newRecordHeader(id, data, tag)
+	return s.appendRecord(hdr[:], data)
+}
 
+// appendRecord appends the record hdr, data as it is; see writeRecord.
+func (s *Disk) appendRecord(hdr, data []byte) (*segment, int64, int64, error) {
+	n := int64(len(hdr) + len(data))
 	seg, off, err := s.alloc(n)
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	if err := writeAt2(seg.f, off, hdr[:], data); err != nil {
+	if err := writeAt2(seg.f, off, hdr, data); err != nil {
 		seg.writers.Add(-1)
 		return nil, 0, 0, fmt.Errorf("write segment %s: %w", seg.f.Name(), err)
 	}
@@ -211,19 +277,22 @@ func (s *Disk) readSegment(n uint32, buf []byte, off int64) (int, error) {
 	return seg.f.ReadAt(buf, off)
 }
 
-// readRecord reads the bytes e points to and checks the record header; the
-// caller still has to Check the bytes. Damage is reported wrapping ErrCorrupt,
-// a missing segment wrapping errSegmentMissing (which wraps ErrCorrupt).
+// readRecord reads the record e points to, checks it (see readRecordInto)
+// and returns the block's bytes. Damage is reported wrapping ErrCorrupt, a
+// missing segment wrapping errSegmentMissing (which wraps ErrCorrupt).
 func (s *Disk) readRecord(id ID, e entry) ([]byte, error) {
-	buf := make([]byte, recordSize(e.Len))
+	buf := make([]byte, e.recordSize())
 	if err := s.readRecordInto(id, e, buf); err != nil {
 		return nil, err
 	}
-	return buf[recordHeaderSize:], nil
+	return buf[e.Rec.headerSize():], nil
 }
 
-// readRecordInto is readRecord into buf, which holds exactly recordSize(e.Len)
-// bytes.
+// readRecordInto reads the record e points to into buf, which holds exactly
+// e.recordSize() bytes, and checks it: its header must be one of e's format
+// for id and e.Len bytes, and then a v2 record's CRC must match, a v1
+// record's bytes must hash to id (it has no CRC). So a v1 record is
+// verified against id on return, a v2 record only as far as its CRC goes.
 func (s *Disk) readRecordInto(id ID, e entry, buf []byte) error {
 	if _, err := s.readSegment(e.Seg, buf, e.Off); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -234,10 +303,20 @@ func (s *Disk) readRecordInto(id ID, e entry, buf []byte) error {
 		}
 		return fmt.Errorf("block %s: read segment %s: %w", id, segmentName(e.Seg), err)
 	}
-	if !bytes.Equal(buf[:4], recordMagic[:]) ||
+	hs := e.Rec.headerSize()
+	if !bytes.Equal(buf[:4], e.Rec.magic()) ||
 		binary.BigEndian.Uint32(buf[4:]) != uint32(e.Len) ||
-		!bytes.Equal(buf[16:recordHeaderSize], id[:]) {
+		!bytes.Equal(buf[16:recordHeaderV1], id[:]) {
 		return fmt.Errorf("block %s: bad record header in segment %s at %d: %w", id, segmentName(e.Seg), e.Off, ErrCorrupt)
+	}
+	if e.Rec == recordV1 {
+		if err := Check(id, buf[hs:]); err != nil {
+			return fmt.Errorf("segment %s at %d: %w", segmentName(e.Seg), e.Off, err)
+		}
+		return nil
+	}
+	if binary.BigEndian.Uint32(buf[recordHeaderV1:]) != recordCRC(buf, buf[hs:]) {
+		return fmt.Errorf("block %s: record in segment %s at %d fails its CRC: %w", id, segmentName(e.Seg), e.Off, ErrCorrupt)
 	}
 	return nil
 }
@@ -246,7 +325,7 @@ func (s *Disk) readRecordInto(id ID, e entry, buf []byte) error {
 // fewer than e.Len; for the quarantine copy.
 func (s *Disk) readRaw(e entry) ([]byte, error) {
 	buf := make([]byte, e.Len)
-	n, err := s.readSegment(e.Seg, buf, e.Off+recordHeaderSize)
+	n, err := s.readSegment(e.Seg, buf, e.Off+int64(e.Rec.headerSize()))
 	if errors.Is(err, io.EOF) {
 		err = nil
 	}

@@ -1,5 +1,8 @@
 package blocks
 
+// RecordHeaderSize is the size of the header of the records written now.
+const RecordHeaderSize = recordHeaderSize
+
 // SetTestHook sets the hook Get, segment reads and Compact call at named
 // points ("get-looked-up", "read-locked", "compact-copied",
 // "compact-repointed", "compact-removed") and returns a function that

@@ -25,7 +25,10 @@ const MaxBlockSize = 1 << 20
 
 // Check is the one place that verifies a block: it returns an error wrapping
 // ErrCorrupt when data does not hash to id, and ErrTooLarge when it is over
-// MaxBlockSize. Every store calls it on every write and on every read.
+// MaxBlockSize. Every store calls it on every write (but PutBlock, whose
+// Block was hashed when it was made), on a read that has no checksum of the
+// store's own to check (Mem; a Disk record of format 1), and in
+// GetVerified.
 func Check(id ID, data []byte) error {
 	if len(data) > MaxBlockSize {
 		return fmt.Errorf("block %s: %d bytes: %w", id, len(data), ErrTooLarge)
@@ -47,11 +50,42 @@ type Meta struct {
 	Seq  uint64 // order of arrival: larger is newer; unique within a store
 }
 
-// Getter reads blocks. Get returns the block's bytes, checked against id, or
-// an error wrapping ErrNotFound or ErrCorrupt. The caller may keep and modify
-// the returned slice.
+// Getter reads blocks. Get returns the block's bytes, or an error wrapping
+// ErrNotFound or ErrCorrupt. The bytes are checked before they are
+// returned, by a means that depends on where they come from: bytes from a
+// peer are hashed against id (Check); a Disk checks a local read with the
+// CRC32C its record carries, which catches damage on the disk, not a
+// forgery: the bytes were hashed when they were put, and the CRC shows they
+// are still those (see Disk.Get). Either way, damaged bytes are an error
+// wrapping ErrCorrupt, never data. Where the bytes must be proved against
+// id afresh (a scrub, verify), read them with GetVerified. The caller may
+// keep and modify the returned slice.
 type Getter interface {
 	Get(ctx context.Context, id ID) ([]byte, error)
+}
+
+// Verifier is a Getter that can also hash what it reads: GetVerified
+// follows Get's contract, and the bytes it returns hash to id (an error
+// wrapping ErrCorrupt otherwise), whatever Get checks.
+type Verifier interface {
+	GetVerified(ctx context.Context, id ID) ([]byte, error)
+}
+
+// GetVerified reads id from g with its bytes hashed against id: with g's
+// GetVerified when g is a Verifier, else with Get and then Check. It
+// returns an error wrapping ErrCorrupt when they do not match.
+func GetVerified(ctx context.Context, g Getter, id ID) ([]byte, error) {
+	if v, ok := g.(Verifier); ok {
+		return v.GetVerified(ctx, id)
+	}
+	data, err := g.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := Check(id, data); err != nil {
+		return nil, err
+	}
+	return data, nil
 }
 
 // Putter writes blocks. Put checks data against id (ErrCorrupt otherwise);

@@ -149,7 +149,7 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		b, err := n.Store().Get(r.Context(), id)
+		b, err := blocks.GetVerified(r.Context(), n.Store(), id)
 		if err != nil {
 			writeNodeError(w, err)
 			return

@@ -151,6 +151,9 @@ func testPutGet(t *testing.T, s blocks.Store) {
 		if !bytes.Equal(got, orig) {
 			t.Fatalf("Get %d bytes: wrong bytes", n)
 		}
+		if got, err := blocks.GetVerified(ctx, s, id); err != nil || !bytes.Equal(got, orig) {
+			t.Fatalf("GetVerified %d bytes: %v, equal=%v", n, err, bytes.Equal(got, orig))
+		}
 		// The caller may modify what Get returned.
 		if n > 0 {
 			got[0] ^= 0xff
@@ -262,6 +265,9 @@ func testMissing(t *testing.T, s blocks.Store) {
 	id, _ := block(1, 10)
 	if _, err := s.Get(ctx, id); !errors.Is(err, blocks.ErrNotFound) {
 		t.Fatalf("Get(missing): err = %v, want ErrNotFound", err)
+	}
+	if _, err := blocks.GetVerified(ctx, s, id); !errors.Is(err, blocks.ErrNotFound) {
+		t.Fatalf("GetVerified(missing): err = %v, want ErrNotFound", err)
 	}
 	if _, err := s.Stat(ctx, id); !errors.Is(err, blocks.ErrNotFound) {
 		t.Fatalf("Stat(missing): err = %v, want ErrNotFound", err)

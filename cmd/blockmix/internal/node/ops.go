@@ -413,7 +413,7 @@ func VerifyStore(ctx context.Context, st Verifiable, onTotal func(total int64) m
 	}
 	_, err = blocks.Walk(ctx, st, "verify", 1024, func(ids []blocks.ID, _ []blocks.Meta) error {
 		for _, id := range ids {
-			b, err := st.Get(ctx, id)
+			b, err := blocks.GetVerified(ctx, st, id)
 			switch {
 			case errors.Is(err, blocks.ErrCorrupt), errors.Is(err, blocks.ErrTooLarge):
 				if qerr := st.Quarantine(ctx, id, err.Error()); qerr != nil {

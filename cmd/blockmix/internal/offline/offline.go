@@ -121,7 +121,7 @@ func (o Repo) Blocks(ctx context.Context, fn func(apiv1.BlockInfo) error) error 
 // Block returns one block's bytes, checked against its ID.
 func (o Repo) Block(ctx context.Context, id blocks.ID) (b []byte, err error) {
 	err = o.read(func(st *blocks.Disk) error {
-		b, err = st.Get(ctx, id)
+		b, err = st.GetVerified(ctx, id)
 		return err
 	})
 	return b, err

@@ -217,7 +217,7 @@ func (s *Scrubber) Round(ctx context.Context) {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			b, err := s.st.Get(ctx, id)
+			b, err := blocks.GetVerified(ctx, s.st, id)
 			checked++
 			if errors.Is(err, blocks.ErrCorrupt) || errors.Is(err, blocks.ErrTooLarge) {
 				corrupt++
