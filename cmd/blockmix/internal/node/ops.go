@@ -13,6 +13,7 @@ import (
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/putlog"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/testhook"
 	"github.com/blockmix/blockmix/mixer"
 	bmnet "github.com/blockmix/blockmix/net"
 	"github.com/blockmix/blockmix/recipe"
@@ -187,7 +188,7 @@ func (n *Node) Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, erro
 
 // keepFetched says whether a block fetched for a read may stay in the
 // store: within --cache and the quota.
-func (n *Node) keepFetched(_ blocks.ID, size int) bool { return n.keeper.Keep(n.cfg.Cache, size) }
+func (n *Node) keepFetched(_ blocks.ID, size int) bool { return n.keeper.Keep(n.cache.Load(), size) }
 
 // fetcher returns a Fetcher for rc's blocks with the file's providers,
 // looked up in the background until ctx ends, as hints.
@@ -246,10 +247,30 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	info := apiv1.PutInfo{
 		Recipe: res.Recipe.String(), URL: res.Recipe.URL(""), Name: res.Recipe.Name, Size: res.Recipe.Size,
 		Type: res.Recipe.Type, NewBytes: res.NewBytes, NewBlocks: res.NewBlocks, Blocks: len(res.Blocks), Replicas: n.cfg.Replicas,
+		DataBlocks: res.Tuples,
+	}
+	// The same file shared before under the same name: keep the first
+	// recipe and its one row in the list, and place that file's blocks.
+	if old, ok := n.sharedBefore(ctx, res.Recipe); ok {
+		n.forget(ctx, up, res.Recipe.Key())
+		info.Recipe, info.URL, info.NewBlocks, info.NewBytes, info.Blocks = old.Recipe, "", 0, 0, len(old.Blocks)
+		if orc, err := recipe.Parse(old.Recipe); err == nil {
+			info.URL = orc.URL("")
+		}
+		info.SharedBefore = old.Added
+		res.Blocks = old.Blocks
 	}
 	// Every block the file needs goes out, randomizers included: the
 	// uploader may leave.
+	testhook.HoldPlacement(ctx)
 	short, nodes, err := n.net.PlaceAll(ctx, n.st, res.Blocks, n.cfg.Replicas, nil)
+	if ctx.Err() != nil && info.SharedBefore.IsZero() {
+		// The uploader cancelled while the blocks went out: the file
+		// leaves the list and its new blocks go, so that nothing stays
+		// that nobody asked for (and no file shows "at risk").
+		n.forget(ctx, up, res.Recipe.Key())
+		return apiv1.PutInfo{}, fmt.Errorf("put %s cancelled while placing its blocks: %w", name, ctx.Err())
+	}
 	if err != nil && !errors.Is(err, bmnet.ErrUnderReplicated) {
 		return info, err
 	}
@@ -265,6 +286,57 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	defer cancel()
 	_ = n.net.ProvideFile(pctx, res.Recipe.Root[0])
 	return info, nil
+}
+
+// forget takes a just-recorded put's file off the list again and deletes
+// the blocks it stored that nothing else uses (see discard).
+func (n *Node) forget(ctx context.Context, up *recipe.Upload, key string) {
+	ctx = context.WithoutCancel(ctx)
+	if err := n.st.RemoveFile(ctx, key); err != nil {
+		n.log.Warn("put: file not taken off the list", slog.String("key", key), slog.Any("err", err))
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.discard(ctx, up)
+}
+
+// sharedBefore finds a file on the list, other than rc's, with the same
+// name, type, size and whole-file hash as rc (read from the descriptors
+// in the local store; nothing is fetched).
+func (n *Node) sharedBefore(ctx context.Context, rc recipe.Recipe) (blocks.FileRecord, bool) {
+	fs, err := n.st.Files(ctx)
+	if err != nil {
+		return blocks.FileRecord{}, false
+	}
+	var sum *[32]byte
+	for _, f := range fs {
+		if f.Key == rc.Key() || f.Size != rc.Size || f.Name != rc.Name || f.Type != rc.Type {
+			continue
+		}
+		if sum == nil {
+			r, err := recipe.Open(ctx, n.st, rc, recipe.Options{})
+			if err != nil {
+				return blocks.FileRecord{}, false
+			}
+			s := r.SHA256()
+			sum = &s
+		}
+		orc, err := recipe.Parse(f.Recipe)
+		if err != nil {
+			continue
+		}
+		r, err := recipe.Open(ctx, n.st, orc, recipe.Options{})
+		if err != nil || r.SHA256() != *sum {
+			continue
+		}
+		full, err := n.st.File(ctx, f.Key)
+		if err != nil {
+			continue
+		}
+		return full, true
+	}
+	return blocks.FileRecord{}, false
 }
 
 // upload reads r a part at a time, without the node's lock, and mixes
@@ -349,7 +421,8 @@ func (n *Node) discard(ctx context.Context, up *recipe.Upload) {
 
 // Pin rebuilds rc from g (checking the whole file), makes st durable, and
 // records the file with every block it used once kept (if not nil) says
-// every block is in the store. opt may be nil.
+// every block is in the store; a file already recorded keeps its record
+// (its name as first given). opt may be nil.
 func Pin(ctx context.Context, st *blocks.Disk, g blocks.Getter, rc recipe.Recipe, opt *recipe.Options, kept func() error) error {
 	o := recipe.Options{}
 	if opt != nil {
@@ -370,6 +443,11 @@ func Pin(ctx context.Context, st *blocks.Disk, g blocks.Getter, rc recipe.Recipe
 	}
 	if err := st.Sync(); err != nil {
 		return fmt.Errorf("sync store: %w", err)
+	}
+	// A file already on the list keeps its record: the same recipe
+	// spelt in capitals (base32 reads either) must not rename it.
+	if _, err := st.File(ctx, rc.Key()); err == nil {
+		return nil
 	}
 	if err := st.AddFile(ctx, blocks.FileRecord{
 		Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,

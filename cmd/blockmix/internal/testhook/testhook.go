@@ -95,3 +95,12 @@ func ReportPeakRSS() {
 		}
 	}
 }
+
+// HoldPlacement waits, when BLOCKMIX_TEST_HOLD_PLACE is set, until ctx
+// ends: a put then stays "placing" until its client goes (a test cancels
+// it there, however fast the network).
+func HoldPlacement(ctx context.Context) {
+	if os.Getenv("BLOCKMIX_TEST_HOLD_PLACE") != "" {
+		<-ctx.Done()
+	}
+}
