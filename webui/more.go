@@ -114,7 +114,9 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 		w.WriteHeader(http.StatusAccepted)
 		_ = json.NewEncoder(w).Encode(t)
 	})
-	// GET /api/v1/transfers: every transfer, newest first.
+	// GET /api/v1/transfers: every transfer, newest first: the running
+	// gets and the last finished gets and puts (one per file and kind),
+	// kept across restarts.
 	mux.HandleFunc("GET /api/v1/transfers", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.transfers.list()) })
 	// GET /api/v1/transfers/{id}: one transfer; 404 when unknown.
 	mux.HandleFunc("GET /api/v1/transfers/{id}", func(w http.ResponseWriter, r *http.Request) {
@@ -200,6 +202,7 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 	}))
 	// GET /api/v1/bandwidth: BandwidthInfo, the last hour of traffic.
 	mux.HandleFunc("GET /api/v1/bandwidth", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.history.info()) })
+	s.controlRoutes(mux)
 }
 
 // openSealed opens a sealed recipe (one Argon2id derivation); tests count

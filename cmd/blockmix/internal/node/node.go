@@ -105,6 +105,11 @@ type Node struct {
 
 	verifyMu sync.Mutex // one verify at a time
 
+	// settingsMu is held to read and write config.json for the page;
+	// cache is --cache, which the page may change while the node runs.
+	settingsMu sync.Mutex
+	cache      atomic.Int64
+
 	countMu sync.Mutex // the block count for the metrics, and when
 	count   int
 	countAt time.Time
@@ -145,6 +150,7 @@ func New(ctx context.Context, c Config) (_ *Node, err error) {
 	n := &Node{cfg: s, repo: c.Repo, log: c.Log, m: metrics.New(), started: time.Now(), timeouts: c.Timeouts.withDefaults(),
 		uploads: map[*recipe.Upload]bool{}}
 	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
+	n.cache.Store(s.Cache)
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -249,7 +255,8 @@ func New(ctx context.Context, c Config) (_ *Node, err error) {
 			return nil, fmt.Errorf("--pprof: %w", err)
 		}
 	}
-	n.web = webui.New(n, webui.Options{Hosts: hosts, Log: n.log, Failed: n.m.GetsFailed.Inc, Stall: n.timeouts.Stall, MaxUnseals: s.Profile.Unseals})
+	n.web = webui.New(n, webui.Options{Hosts: hosts, Log: n.log, Failed: n.m.GetsFailed.Inc, Stall: n.timeouts.Stall, MaxUnseals: s.Profile.Unseals,
+		StateFile: c.Repo.Path(repo.TransfersFile)})
 	return n, nil
 }
 
