@@ -104,7 +104,7 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 		if !ok {
 			return
 		}
-		t, err := s.transfers.start(rc)
+		t, err := s.transfers.start(r.Context(), rc)
 		if errors.Is(err, ErrBusy) {
 			w.Header().Set("Retry-After", "5")
 			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("%w (%d); try again when one finishes", err, s.opt.MaxTransfers))

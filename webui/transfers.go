@@ -206,8 +206,20 @@ func newTransferID() string {
 }
 
 // start begins fetching rc, or returns the running transfer of the same
-// file. It returns ErrBusy when no transfer slot is free.
-func (ts *transfers) start(rc recipe.Recipe) (apiv1.TransferInfo, error) {
+// file. It returns ErrBusy when no transfer slot is free. A file already
+// on the node's list keeps its name and recipe as listed (a recipe spelt
+// in capitals names it in capitals).
+func (ts *transfers) start(ctx context.Context, rc recipe.Recipe) (apiv1.TransferInfo, error) {
+	if fs, err := ts.n.Store().Files(ctx); err == nil {
+		for _, f := range fs {
+			if f.Key != rc.Key() {
+				continue
+			}
+			if listed, err := recipe.Parse(f.Recipe); err == nil && listed.Key() == rc.Key() {
+				rc = listed
+			}
+		}
+	}
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	select {

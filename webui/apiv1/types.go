@@ -187,6 +187,16 @@ type HealthInfo struct {
 	Replicas     int    `json:"replicas"`      // copies wanted
 	State        string `json:"state"`         // healthy, at-risk or lost
 	Verdict      string `json:"verdict"`       // in plain words
+	// Holders are the nodes that hold the file's blocks, this node first
+	// (when it holds any), then the others, most blocks first.
+	Holders []HolderInfo `json:"holders,omitempty"`
+}
+
+// HolderInfo is one node holding some of a file's blocks.
+type HolderInfo struct {
+	Peer   string `json:"peer"`           // its peer ID
+	Self   bool   `json:"self,omitempty"` // this node
+	Blocks int    `json:"blocks"`         // how many of the file's blocks it holds
 }
 
 // GCInfo is POST /api/v1/gc (and `blockmix gc --json`): what eviction

@@ -25,6 +25,10 @@ import (
 // the whole-file hash is checked, and the file joins the node's list, so
 // that its blocks count as used and the node announces it.
 func (n *Node) Fetch(ctx context.Context, rc recipe.Recipe, progress func(int64)) error {
+	testhook.HoldFetch(ctx, rc.Name)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	f := n.fetcher(ctx, rc)
 	kept := func() error {
 		if s := f.Stats(); s.KeepFailed > 0 {
@@ -74,19 +78,35 @@ func (n *Node) fileBlocks(ctx context.Context, rc recipe.Recipe) ([]blocks.ID, e
 // Health counts the reachable copies of each block of a file, on this
 // node's list or not (a friend asks before fetching 40 GB): this node's
 // own, and the k closest nodes' answers to a has-list (k = replicas + 2,
-// so that a copy one place off still counts).
+// so that a copy one place off still counts); and which nodes hold them.
 func (n *Node) Health(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, error) {
 	ids, err := n.fileBlocks(ctx, rc)
 	if err != nil {
 		return apiv1.HealthInfo{}, err
 	}
-	counts := n.net.Copies(ctx, ids, n.cfg.Replicas+2)
+	counts, by := n.net.Holders(ctx, ids, n.cfg.Replicas+2)
+	here := 0
 	for i, id := range ids {
 		if ok, err := n.st.Has(ctx, id); err == nil && ok {
 			counts[i]++
+			here++
 		}
 	}
 	h := apiv1.HealthInfo{Blocks: len(counts), Replicas: n.cfg.Replicas}
+	if here > 0 {
+		h.Holders = append(h.Holders, apiv1.HolderInfo{Peer: n.net.Host.ID().String(), Self: true, Blocks: here})
+	}
+	others := make([]apiv1.HolderInfo, 0, len(by))
+	for p, c := range by {
+		others = append(others, apiv1.HolderInfo{Peer: p.String(), Blocks: c})
+	}
+	sort.Slice(others, func(i, j int) bool {
+		if others[i].Blocks != others[j].Blocks {
+			return others[i].Blocks > others[j].Blocks
+		}
+		return others[i].Peer < others[j].Peer
+	})
+	h.Holders = append(h.Holders, others...)
 	sorted := append([]int(nil), counts...)
 	sort.Ints(sorted)
 	if len(sorted) > 0 {
@@ -252,7 +272,7 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	// The same file shared before under the same name: keep the first
 	// recipe and its one row in the list, and place that file's blocks.
 	if old, ok := n.sharedBefore(ctx, res.Recipe); ok {
-		n.forget(ctx, up, res.Recipe.Key())
+		n.forget(ctx, up, res)
 		info.Recipe, info.URL, info.NewBlocks, info.NewBytes, info.Blocks = old.Recipe, "", 0, 0, len(old.Blocks)
 		if orc, err := recipe.Parse(old.Recipe); err == nil {
 			info.URL = orc.URL("")
@@ -262,13 +282,13 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	}
 	// Every block the file needs goes out, randomizers included: the
 	// uploader may leave.
-	testhook.HoldPlacement(ctx)
+	testhook.HoldPlacement(ctx, name)
 	short, nodes, err := n.net.PlaceAll(ctx, n.st, res.Blocks, n.cfg.Replicas, nil)
 	if ctx.Err() != nil && info.SharedBefore.IsZero() {
 		// The uploader cancelled while the blocks went out: the file
 		// leaves the list and its new blocks go, so that nothing stays
 		// that nobody asked for (and no file shows "at risk").
-		n.forget(ctx, up, res.Recipe.Key())
+		n.forget(ctx, up, res)
 		return apiv1.PutInfo{}, fmt.Errorf("put %s cancelled while placing its blocks: %w", name, ctx.Err())
 	}
 	if err != nil && !errors.Is(err, bmnet.ErrUnderReplicated) {
@@ -289,16 +309,40 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 }
 
 // forget takes a just-recorded put's file off the list again and deletes
-// the blocks it stored that nothing else uses (see discard).
-func (n *Node) forget(ctx context.Context, up *recipe.Upload, key string) {
+// the blocks the put stored that nothing else uses: its data blocks
+// (up.New) and its descriptor's, told from older blocks it mixed with by
+// their arrival order. Blocks held for other nodes, used by a file or by
+// a running put stay. The keeper then counts the store again.
+func (n *Node) forget(ctx context.Context, up *recipe.Upload, res recipe.PutResult) {
 	ctx = context.WithoutCancel(ctx)
-	if err := n.st.RemoveFile(ctx, key); err != nil {
-		n.log.Warn("put: file not taken off the list", slog.String("key", key), slog.Any("err", err))
+	if err := n.st.RemoveFile(ctx, res.Recipe.Key()); err != nil {
+		n.log.Warn("put: file not taken off the list", slog.String("name", res.Recipe.Name), slog.Any("err", err))
 		return
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.discard(ctx, up)
+	since := ^uint64(0)
+	for _, id := range up.New() {
+		if m, err := n.st.Stat(ctx, id); err == nil {
+			since = min(since, m.Seq)
+		}
+	}
+	busy := n.uploadBlocks()
+	var gone []blocks.ID
+	for _, id := range blocks.Dedup(append(append([]blocks.ID(nil), up.New()...), res.Blocks...)) {
+		m, err := n.st.Stat(ctx, id)
+		if err != nil || busy[id] || m.Refs > 0 || m.Seq < since || blocks.HeldForNetwork(m.Tag) {
+			continue
+		}
+		gone = append(gone, id)
+	}
+	mixer.Discard(ctx, n.st, gone)
+	if len(gone) > 0 {
+		n.mixer = nil
+	}
+	n.mu.Unlock()
+	if err := n.keeper.Count(ctx); err != nil {
+		n.log.Warn("put: store not counted again", slog.Any("err", err))
+	}
 }
 
 // sharedBefore finds a file on the list, other than rc's, with the same
