@@ -130,10 +130,8 @@ func (s *Server) controlRoutes(mux *http.ServeMux) {
 			writeError(w, http.StatusBadRequest, errors.New("give a passphrase (at most 1024 bytes)"))
 			return
 		}
-		release, err := s.unsealTurn(r.Context())
-		if err != nil {
-			w.Header().Set("Retry-After", "2")
-			writeError(w, http.StatusServiceUnavailable, err)
+		release, ok := s.passphraseTurn(w, r)
+		if !ok {
 			return
 		}
 		out, err := recipe.Seal(rc, []byte(pass))

@@ -171,10 +171,8 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		release, err := s.unsealTurn(r.Context())
-		if err != nil {
-			w.Header().Set("Retry-After", "2")
-			writeError(w, http.StatusServiceUnavailable, err)
+		release, ok := s.passphraseTurn(w, r)
+		if !ok {
 			return
 		}
 		rc, err := openSealed(sealed, []byte(r.PostForm.Get("passphrase")))
@@ -208,6 +206,18 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 // openSealed opens a sealed recipe (one Argon2id derivation); tests count
 // the derivations through it.
 var openSealed = recipe.OpenSealed
+
+// passphraseTurn waits for a turn to work on a passphrase (see
+// unsealTurn); when none comes it answers 503 and reports false.
+func (s *Server) passphraseTurn(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	release, err := s.unsealTurn(r.Context())
+	if err != nil {
+		w.Header().Set("Retry-After", "2")
+		writeError(w, http.StatusServiceUnavailable, err)
+		return nil, false
+	}
+	return release, true
+}
 
 // ErrUnsealBusy: Options.MaxUnseals passphrases are being checked and
 // none finished within Options.UnsealWait.

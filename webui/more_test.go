@@ -74,13 +74,7 @@ func TestTransfer(t *testing.T) {
 		t.Fatalf("transfer %+v", tr)
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for tr.State == apiv1.TransferRunning {
-		if time.Now().After(deadline) {
-			t.Fatalf("transfer still running: %+v", tr)
-		}
-		time.Sleep(10 * time.Millisecond)
-		callJSON(t, "GET", srv.URL+"/api/v1/transfers/"+tr.ID, 200, &tr)
-	}
+	tr = waitTransfer(t, srv.URL, tr)
 	if tr.State != apiv1.TransferDone || tr.BytesDone != int64(len(data)) || tr.BlocksDone != 9 || tr.Error != "" || tr.Finished.IsZero() || tr.ETASeconds != 0 {
 		t.Fatalf("finished transfer %+v", tr)
 	}
@@ -414,4 +408,19 @@ func BenchmarkUnsealBurstMemory(b *testing.B) {
 			}
 		})
 	}
+}
+
+// waitTransfer polls transfer tr on the server at base until it ends (at
+// most 20 s) and returns its last state.
+func waitTransfer(t *testing.T, base string, tr apiv1.TransferInfo) apiv1.TransferInfo {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for tr.State == apiv1.TransferRunning {
+		if time.Now().After(deadline) {
+			t.Fatalf("transfer still running: %+v", tr)
+		}
+		time.Sleep(10 * time.Millisecond)
+		callJSON(t, "GET", base+"/api/v1/transfers/"+tr.ID, 200, &tr)
+	}
+	return tr
 }

@@ -44,25 +44,20 @@ func (n *Node) settingsFrom(f config.File) apiv1.SettingsInfo {
 	if n.cfg.Quota > 0 {
 		s.Quota = size.Human(n.cfg.Quota)
 	}
-	if f.Replicas != nil {
-		s.Replicas = *f.Replicas
-	}
-	if f.Cache != nil {
-		s.Cache = *f.Cache
-	}
-	if f.Donor != nil {
-		s.Donor = *f.Donor
-	}
-	if f.Quota != nil {
-		s.Quota = *f.Quota
-	}
-	if f.Profile != nil {
-		s.Profile = *f.Profile
-	}
-	if f.RepairInterval != nil {
-		s.RepairInterval = *f.RepairInterval
-	}
+	setFrom(&s.Replicas, f.Replicas)
+	setFrom(&s.Cache, f.Cache)
+	setFrom(&s.Donor, f.Donor)
+	setFrom(&s.Quota, f.Quota)
+	setFrom(&s.Profile, f.Profile)
+	setFrom(&s.RepairInterval, f.RepairInterval)
 	return s
+}
+
+// setFrom sets *dst to *src when src is set.
+func setFrom[T any](dst, src *T) {
+	if src != nil {
+		*dst = *src
+	}
 }
 
 // SetSettings checks s, writes it to config.json (keeping the file's
