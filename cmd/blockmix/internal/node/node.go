@@ -104,6 +104,7 @@ type Node struct {
 	uploads map[*recipe.Upload]bool // the puts running
 
 	verifyMu sync.Mutex // one verify at a time
+	dedupMu  sync.Mutex // held to find a put's file shared before and forget the new copy
 
 	// settingsMu is held to read and write config.json for the page;
 	// cache is --cache, which the page may change while the node runs.

@@ -271,8 +271,15 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	}
 	// The same file shared before under the same name: keep the first
 	// recipe and its one row in the list, and place that file's blocks.
-	if old, ok := n.sharedBefore(ctx, res.Recipe); ok {
+	// (Under dedupMu: two puts of one file at once must not each find
+	// the other and both go.)
+	n.dedupMu.Lock()
+	old, again := n.sharedBefore(ctx, res.Recipe)
+	if again {
 		n.forget(ctx, up, res)
+	}
+	n.dedupMu.Unlock()
+	if again {
 		info.Recipe, info.URL, info.NewBlocks, info.NewBytes, info.Blocks = old.Recipe, "", 0, 0, len(old.Blocks)
 		if orc, err := recipe.Parse(old.Recipe); err == nil {
 			info.URL = orc.URL("")
