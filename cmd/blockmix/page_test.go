@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"net/http"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,6 +78,15 @@ func filesNamed(t *testing.T, base, name string) []blocks.FileRecord {
 	return out
 }
 
+// loads counts the page loads of goTo.
+var loads atomic.Int64
+
+// goTo loads the page at base afresh (a new query string: never only a
+// change of the hash, which keeps what the page showed) on tab.
+func goTo(base, tab string) chromedp.Action[chromedp.Void] {
+	return chromedp.Navigate(fmt.Sprintf("%s/?load=%d#%s", base, loads.Add(1), tab))
+}
+
 // screenshotView saves what the window shows (not the whole page) as
 // NAME.png in $BLOCKMIX_SCREENSHOTS, if set: the README's pictures.
 func screenshotView(t *testing.T, ctx context.Context, name string) {
@@ -107,7 +118,7 @@ func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
 func shareOnPage(t *testing.T, ctx context.Context, base, path string) string {
 	t.Helper()
 	name := filepath.Base(path)
-	do(t, ctx, "share "+name, chromedp.Navigate(base+"/#share"), chromedp.WaitVisible(chromedp.ID("file-input")),
+	do(t, ctx, "share "+name, goTo(base, "share"), chromedp.WaitVisible(chromedp.ID("file-input")),
 		chromedp.SetUploadFiles(chromedp.CSS("#file-input"), []string{path}))
 	return poll[string](t, ctx, "the recipe of "+name, `(() => {
 		for (const li of document.querySelectorAll('#share-results .share-result.done')) {
@@ -181,7 +192,7 @@ func TestWebPageControls(t *testing.T) {
 	})
 
 	t.Run("Reliability counts answered pushes; one row per peer", func(t *testing.T) {
-		do(t, ctx, "A's Node tab", chromedp.Navigate(urlA+"/#node"))
+		do(t, ctx, "A's Node tab", goTo(urlA, "node"))
 		rel := poll[string](t, ctx, "B's row", `(() => { const c = document.querySelector('#peers-table code[title=`+jsString(idb.ID)+`]');
 			return c ? c.closest('tr').children[3].textContent : ''; })()`, 30*time.Second)
 		if v, err := strconv.Atoi(strings.TrimSuffix(rel, "%")); err != nil || v <= 50 {
@@ -201,7 +212,7 @@ func TestWebPageControls(t *testing.T) {
 		if rc == "" {
 			t.Skip("needs the share above")
 		}
-		do(t, ctx, "paste on B", chromedp.Navigate(urlB+"/"), chromedp.SendKeys(chromedp.ID("recipe-input"), rc))
+		do(t, ctx, "paste on B", goTo(urlB, "get"), chromedp.SendKeys(chromedp.ID("recipe-input"), rc))
 		poll[bool](t, ctx, "the data blocks in the recipe's line", `document.querySelector('#recipe-info').textContent.includes('`+strconv.Itoa(dataBlocks)+` data blocks')`, 30*time.Second)
 		do(t, ctx, "get", chromedp.Click(chromedp.ID("get-button")))
 		poll[bool](t, ctx, "the Save link", visible("#save-link"), 2*time.Minute)
@@ -210,7 +221,7 @@ func TestWebPageControls(t *testing.T) {
 		if len(ts) == 0 || ts[0].Blocks != int64(dataBlocks) {
 			t.Errorf("the Share card counted %d data blocks, the get %+v", dataBlocks, ts)
 		}
-		do(t, ctx, "B's files", chromedp.Navigate(urlB+"/#files"))
+		do(t, ctx, "B's files", goTo(urlB, "files"))
 		poll[bool](t, ctx, "the file's row", `!!document.querySelector('#files-table tr[data-key] .check')`, 30*time.Second)
 		do(t, ctx, "check", chromedp.Click(chromedp.CSS(`#files-table tr[data-key] .check`)))
 		why := poll[string](t, ctx, "the health details", `(() => { const d = document.querySelector('#files-table .why'); return d && !d.hidden ? d.textContent : ''; })()`, time.Minute)
@@ -236,7 +247,7 @@ func TestWebPageControls(t *testing.T) {
 			t.Errorf("placement on a network of one other node says %q", placement)
 		}
 		lost := e.okLine("--no-progress", "put", e.file("nowhere.bin", randBytes(183, 5000)))
-		do(t, ctx, "get a file nobody has", chromedp.Navigate(urlB+"/"), chromedp.SendKeys(chromedp.ID("recipe-input"), lost), chromedp.Click(chromedp.ID("get-button")))
+		do(t, ctx, "get a file nobody has", goTo(urlB, "get"), chromedp.SendKeys(chromedp.ID("recipe-input"), lost), chromedp.Click(chromedp.ID("get-button")))
 		msg := poll[string](t, ctx, "the error", `(() => { const e = document.querySelector('#get-error'); return e && !e.hidden ? e.textContent : ''; })()`, 2*time.Minute)
 		if !strings.Contains(msg, "at the 1 peer asked") {
 			t.Errorf("the error of a block found nowhere among 1 peer: %q", msg)
@@ -244,7 +255,7 @@ func TestWebPageControls(t *testing.T) {
 	})
 
 	t.Run("advice gives buttons, not command lines", func(t *testing.T) {
-		do(t, ctx, "B's Node tab", chromedp.Navigate(urlB+"/#node"))
+		do(t, ctx, "B's Node tab", goTo(urlB, "node"))
 		v := poll[string](t, ctx, "the verdict", `(() => { const v = document.querySelector('#node-verdict').textContent; return v.startsWith('few peers') ? v : ''; })()`, 30*time.Second)
 		if strings.Contains(v, "--bootstrap") || strings.Contains(v, "blockmix ") {
 			t.Errorf("the verdict names a command line: %q", v)
@@ -258,7 +269,7 @@ func TestWebPageControls(t *testing.T) {
 
 	t.Run("a donor's overhead counts its own files only", func(t *testing.T) {
 		a.ok("--no-progress", "put", a.file("for-others.bin", randBytes(184, 4<<20)))
-		do(t, ctx, "B's Node tab", chromedp.Navigate(urlB+"/#node"))
+		do(t, ctx, "B's Node tab", goTo(urlB, "node"))
 		over := poll[string](t, ctx, "the overhead", `(() => { for (const dt of document.querySelectorAll('#node-store dt')) if (dt.textContent === 'Overhead') return dt.nextElementSibling.textContent; return ''; })()`, 30*time.Second)
 		shown, err := strconv.ParseFloat(strings.TrimSpace(strings.SplitN(over, "×", 2)[0]), 64)
 		if err != nil {
@@ -304,7 +315,7 @@ func TestWebPageControls(t *testing.T) {
 		if rc == "" {
 			t.Skip("needs the share above")
 		}
-		do(t, ctx, "paste it in capitals", chromedp.Navigate(urlB+"/"), chromedp.SendKeys(chromedp.ID("recipe-input"), strings.ToUpper(rc)),
+		do(t, ctx, "paste it in capitals", goTo(urlB, "get"), chromedp.SendKeys(chromedp.ID("recipe-input"), strings.ToUpper(rc)),
 			chromedp.Click(chromedp.ID("get-button")))
 		poll[bool](t, ctx, "the Save link", visible("#save-link"), time.Minute)
 		fs := filesNamed(t, urlB, "holiday notes.bin")
@@ -321,7 +332,7 @@ func TestWebPageControls(t *testing.T) {
 	t.Run("several recipes pasted at once get several files", func(t *testing.T) {
 		one := a.okLine("--no-progress", "put", a.file("one.bin", randBytes(185, 150<<10)))
 		two := a.okLine("--no-progress", "put", a.file("two.bin", randBytes(186, 170<<10)))
-		do(t, ctx, "paste two", chromedp.Navigate(urlB+"/"), chromedp.SendKeys(chromedp.ID("recipe-input"), "first: "+one+"\nsecond: "+two+"\n"))
+		do(t, ctx, "paste two", goTo(urlB, "get"), chromedp.SendKeys(chromedp.ID("recipe-input"), "first: "+one+"\nsecond: "+two+"\n"))
 		poll[bool](t, ctx, "both named", `document.querySelector('#recipe-info').textContent.includes('one.bin') && document.querySelector('#recipe-info').textContent.includes('two.bin')`, 30*time.Second)
 		do(t, ctx, "get both", chromedp.Click(chromedp.ID("get-button")))
 		poll[bool](t, ctx, "both done", `(() => { const done = Array.from(document.querySelectorAll('#transfers-list li.state-done .name')).map((e) => e.textContent);
@@ -332,9 +343,9 @@ func TestWebPageControls(t *testing.T) {
 	})
 
 	t.Run("transfers and results are kept by the node across a reload", func(t *testing.T) {
-		do(t, ctx, "reload B", chromedp.Navigate(urlB+"/"))
+		do(t, ctx, "reload B", goTo(urlB, "get"))
 		poll[bool](t, ctx, "the recent gets after a reload", `document.querySelector('#transfers-list').textContent.includes('holiday notes.bin')`, 30*time.Second)
-		do(t, ctx, "reload A's Share tab", chromedp.Navigate(urlA+"/#share"))
+		do(t, ctx, "reload A's Share tab", goTo(urlA, "share"))
 		got := poll[string](t, ctx, "the files shared before", `(() => { for (const li of document.querySelectorAll('#shared-list .share-result')) {
 			if (li.querySelector('.name').textContent === 'holiday notes.bin') return li.querySelector('.recipe-text').value; } return ''; })()`, 30*time.Second)
 		if got != rc {
@@ -343,7 +354,7 @@ func TestWebPageControls(t *testing.T) {
 	})
 
 	t.Run("a QR code of the link", func(t *testing.T) {
-		do(t, ctx, "A's Share tab", chromedp.Navigate(urlA+"/#share"))
+		do(t, ctx, "A's Share tab", goTo(urlA, "share"))
 		sel := `#shared-list .share-result`
 		poll[bool](t, ctx, "a card", `!!document.querySelector('`+sel+` .qr-button')`, 30*time.Second)
 		link := evalJS[string](t, ctx, `document.querySelector('`+sel+` .recipe-link').href`)
@@ -367,14 +378,14 @@ func TestWebPageControls(t *testing.T) {
 
 	t.Run("share with a passphrase", func(t *testing.T) {
 		secret := a.file("secret plans.txt", []byte("meet at noon\n"))
-		do(t, ctx, "type a passphrase", chromedp.Navigate(urlA+"/#share"), chromedp.SendKeys(chromedp.ID("share-passphrase"), "open sesame"))
+		do(t, ctx, "type a passphrase", goTo(urlA, "share"), chromedp.SendKeys(chromedp.ID("share-passphrase"), "open sesame"))
 		do(t, ctx, "share", chromedp.SetUploadFiles(chromedp.CSS("#file-input"), []string{secret}))
 		sealed := poll[string](t, ctx, "the sealed recipe", `(() => { for (const li of document.querySelectorAll('#share-results .share-result.done'))
 			if (li.querySelector('.name').textContent === 'secret plans.txt') return li.querySelector('.recipe-text').value; return ''; })()`, time.Minute)
 		if !strings.HasPrefix(sealed, "blockmix:sealed:") {
 			t.Fatalf("a share with a passphrase gave %q", sealed)
 		}
-		do(t, ctx, "paste it on B", chromedp.Navigate(urlB+"/"), chromedp.SendKeys(chromedp.ID("recipe-input"), sealed))
+		do(t, ctx, "paste it on B", goTo(urlB, "get"), chromedp.SendKeys(chromedp.ID("recipe-input"), sealed))
 		poll[bool](t, ctx, "the passphrase field", visible("#passphrase-input"), 30*time.Second)
 		do(t, ctx, "open it", chromedp.SendKeys(chromedp.ID("passphrase-input"), "open sesame"), chromedp.Click(chromedp.ID("unlock-button")))
 		poll[bool](t, ctx, "the unsealed name", `document.querySelector('#recipe-info').textContent.includes('secret plans.txt')`, 30*time.Second)
@@ -383,7 +394,7 @@ func TestWebPageControls(t *testing.T) {
 	t.Run("My files at 1280 px: whole words, compact health, named Copy buttons, sort, search, Check all", func(t *testing.T) {
 		a.ok("--no-progress", "put", "--type", "image/png", a.file("diagram.png", randBytes(187, 20<<10)))
 		a.ok("--no-progress", "put", a.file("quarterly-report-final-version-2.pdf", randBytes(188, 30<<10)))
-		do(t, ctx, "A's files at 1280 px", chromedp.EmulateViewport(1280, 900), chromedp.Navigate(urlA+"/#files"))
+		do(t, ctx, "A's files at 1280 px", chromedp.EmulateViewport(1280, 900), goTo(urlA, "files"))
 		poll[bool](t, ctx, "the rows", `document.querySelectorAll('#files-table tbody tr').length >= 5`, 30*time.Second)
 		do(t, ctx, "Check all", chromedp.Click(chromedp.ID("files-check-all")))
 		poll[bool](t, ctx, "every row checked", `Array.from(document.querySelectorAll('#files-table .verdict-text')).every((v) => v.textContent.includes(':'))`, 2*time.Minute)
@@ -435,7 +446,7 @@ func TestWebPageControls(t *testing.T) {
 
 	t.Run("cancel after the upload keeps nothing", func(t *testing.T) {
 		held := d.file("held.bin", randBytes(189, 300<<10))
-		do(t, ctx, "share on D", chromedp.Navigate(urlD+"/#share"), chromedp.SetUploadFiles(chromedp.CSS("#file-input"), []string{held}))
+		do(t, ctx, "share on D", goTo(urlD, "share"), chromedp.SetUploadFiles(chromedp.CSS("#file-input"), []string{held}))
 		poll[bool](t, ctx, "placing", `document.querySelector('#share-results .status').textContent.startsWith('placing')`, time.Minute)
 		if fs := filesNamed(t, urlD, "held.bin"); len(fs) != 1 {
 			t.Fatalf("the put being placed is not recorded yet: %+v", fs)
@@ -453,7 +464,7 @@ func TestWebPageControls(t *testing.T) {
 
 	t.Run("cancel a get; Get is off while it runs", func(t *testing.T) {
 		slow := a.okLine("--no-progress", "put", a.file("slow.bin", randBytes(190, 100<<10)))
-		do(t, ctx, "get on D", chromedp.Navigate(urlD+"/"), chromedp.SendKeys(chromedp.ID("recipe-input"), slow), chromedp.Click(chromedp.ID("get-button")))
+		do(t, ctx, "get on D", goTo(urlD, "get"), chromedp.SendKeys(chromedp.ID("recipe-input"), slow), chromedp.Click(chromedp.ID("get-button")))
 		poll[bool](t, ctx, "the Cancel button", visible("#cancel-get"), 30*time.Second)
 		if !evalJS[bool](t, ctx, `document.querySelector('#get-button').disabled`) {
 			t.Error("Get can be pressed again while its file comes")
@@ -469,12 +480,12 @@ func TestWebPageControls(t *testing.T) {
 
 	t.Run("add a peer from the Node tab; Repair a file at risk", func(t *testing.T) {
 		shareOnPage(t, ctx, urlD, d.file("lonely.bin", randBytes(191, 150<<10)))
-		do(t, ctx, "D's files", chromedp.Navigate(urlD+"/#files"))
+		do(t, ctx, "D's files", goTo(urlD, "files"))
 		poll[bool](t, ctx, "the row", `!!document.querySelector('#files-table .check')`, 30*time.Second)
 		do(t, ctx, "check", chromedp.Click(chromedp.CSS(`#files-table .check`)))
 		poll[bool](t, ctx, "at risk", `document.querySelector('#files-table .verdict-text').textContent.startsWith('at risk')`, time.Minute)
 
-		do(t, ctx, "D's Node tab", chromedp.Navigate(urlD+"/#node"))
+		do(t, ctx, "D's Node tab", goTo(urlD, "node"))
 		poll[bool](t, ctx, "alone", `document.querySelector('#node-verdict').textContent.startsWith('alone')`, 30*time.Second)
 		do(t, ctx, "add A", chromedp.SendKeys(chromedp.ID("peer-addr"), ida.Addrs[0]), chromedp.Click(chromedp.CSS(`#peer-add-form button`)))
 		poll[bool](t, ctx, "connected", `document.querySelector('#peer-add-message').textContent.startsWith('Connected')`, time.Minute)
@@ -486,7 +497,7 @@ func TestWebPageControls(t *testing.T) {
 			t.Errorf("config.json after adding a peer to remember: %s %v", b, err)
 		}
 		waitRoutingTable(t, d, 1)
-		do(t, ctx, "D's files", chromedp.Navigate(urlD+"/#files"))
+		do(t, ctx, "D's files", goTo(urlD, "files"))
 		poll[bool](t, ctx, "the row", `!!document.querySelector('#files-table .check')`, 30*time.Second)
 		do(t, ctx, "check", chromedp.Click(chromedp.CSS(`#files-table .check`)))
 		poll[bool](t, ctx, "the Repair button", visible("#files-table .repair"), time.Minute)
@@ -495,8 +506,8 @@ func TestWebPageControls(t *testing.T) {
 	})
 
 	t.Run("settings saved to config.json", func(t *testing.T) {
-		do(t, ctx, "D's settings", chromedp.Navigate(urlD+"/#node"))
-		poll[bool](t, ctx, "the form filled in", `document.querySelector('#set-replicas').value === '2'`, 30*time.Second)
+		do(t, ctx, "D's settings", goTo(urlD, "node"))
+		poll[bool](t, ctx, "the form filled in", `!!document.querySelector('#settings-form[data-loaded]') && document.querySelector('#set-replicas').value === '2'`, 30*time.Second)
 		do(t, ctx, "a bad cache size", chromedp.SetValue(chromedp.ID("set-cache"), "lots"), chromedp.Click(chromedp.CSS(`#settings-form button[type=submit]`)))
 		poll[bool](t, ctx, "refused", `document.querySelector('#settings-message').textContent.startsWith('Not saved')`, 10*time.Second)
 		before, _ := os.ReadFile(filepath.Join(d.repo, repo.ConfigFile))
@@ -523,22 +534,22 @@ func TestWebPageControls(t *testing.T) {
 	if shots != "" {
 		t.Run("screenshots at 360 px", func(t *testing.T) {
 			do(t, ctx, "a phone", chromedp.EmulateViewport(360, 800, chromedp.EmulateMobile))
-			for _, p := range []struct{ name, url, ready string }{
-				{"get-360", urlB + "/", `document.querySelectorAll('#transfers-list li').length > 0`},
-				{"share-360", urlA + "/#share", `document.querySelectorAll('#shared-list .share-result').length > 0`},
-				{"files-360", urlA + "/#files", `document.querySelectorAll('#files-table tbody tr').length > 0`},
-				{"node-360", urlB + "/#node", `document.querySelectorAll('#peers-table tbody tr').length > 0 && document.querySelector('#set-replicas').value !== ''`},
+			for _, p := range []struct{ name, base, tab, ready string }{
+				{"get-360", urlB, "get", `document.querySelectorAll('#transfers-list li').length > 0`},
+				{"share-360", urlA, "share", `document.querySelectorAll('#shared-list .share-result').length > 0`},
+				{"files-360", urlA, "files", `document.querySelectorAll('#files-table tbody tr').length > 0`},
+				{"node-360", urlB, "node", `document.querySelectorAll('#peers-table tbody tr').length > 0 && !!document.querySelector('#settings-form[data-loaded]')`},
 			} {
-				do(t, ctx, p.name, chromedp.Navigate(p.url))
+				do(t, ctx, p.name, goTo(p.base, p.tab))
 				poll[bool](t, ctx, "the page's data for "+p.name, p.ready, 30*time.Second)
 				screenshotView(t, ctx, p.name)
 			}
 			do(t, ctx, "back to a desktop", chromedp.EmulateViewport(1280, 900))
-			for _, p := range []struct{ name, url, ready string }{
-				{"share-1280", urlA + "/#share", `document.querySelectorAll('#shared-list .share-result').length > 0`},
-				{"node-1280", urlB + "/#node", `document.querySelectorAll('#peers-table tbody tr').length > 0 && document.querySelector('#set-replicas').value !== ''`},
+			for _, p := range []struct{ name, base, tab, ready string }{
+				{"share-1280", urlA, "share", `document.querySelectorAll('#shared-list .share-result').length > 0`},
+				{"node-1280", urlB, "node", `document.querySelectorAll('#peers-table tbody tr').length > 0 && !!document.querySelector('#settings-form[data-loaded]')`},
 			} {
-				do(t, ctx, p.name, chromedp.Navigate(p.url))
+				do(t, ctx, p.name, goTo(p.base, p.tab))
 				poll[bool](t, ctx, "the page's data for "+p.name, p.ready, 30*time.Second)
 				screenshotView(t, ctx, p.name)
 			}

@@ -1040,7 +1040,11 @@ let nodeLoading = false;
 function scheduleNode() {
   clearInterval(nodeTimer);
   nodeTimer = 0;
-  if (currentTab !== 'node') { settingsShown = false; return; }
+  if (currentTab !== 'node') {
+    settingsShown = false;
+    delete $('settings-form').dataset.loaded;
+    return;
+  }
   loadNode();
   loadSettings();
   nodeTimer = setInterval(() => { if (!document.hidden) loadNode(); }, 5000);
@@ -1170,6 +1174,7 @@ function setupNodeControls() {
     }
     loadNode();
   });
+  $('settings-form').addEventListener('input', () => { settingsDirty = true; });
   $('settings-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     const m = $('settings-message');
@@ -1187,6 +1192,7 @@ function setupNodeControls() {
       const out = await res.json().catch(() => null);
       if (!res.ok) throw new Error((out && out.error) || res.statusText);
       showSettings(out);
+      settingsDirty = false;
       const parts = ['Saved to config.json.'];
       if (out.applied && out.applied.length) parts.push(`Applied now: ${out.applied.join(', ')}.`);
       if (out.restart && out.restart.length) parts.push(`Applies when the node next starts: ${out.restart.join(', ')}.`);
@@ -1199,14 +1205,18 @@ function setupNodeControls() {
 }
 
 let settingsShown = false;
+let settingsDirty = false; // the user changed a field since the form was filled
 
 // loadSettings fills the settings form once per visit of the tab (not at
-// every refresh: that would undo what the user is typing).
+// every refresh, and never over what the user is typing); the form is
+// marked data-loaded once filled.
 async function loadSettings() {
   if (settingsShown) return;
   try {
-    showSettings(await api('GET', '/api/v1/settings'));
+    const s = await api('GET', '/api/v1/settings');
+    if (!settingsDirty) showSettings(s);
     settingsShown = true;
+    $('settings-form').dataset.loaded = '1';
   } catch (e) {
     const m = $('settings-message');
     m.hidden = false;
