@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/usage"
 	"github.com/blockmix/blockmix/webui/apiv1"
@@ -143,5 +145,29 @@ func TestSettingsFile(t *testing.T) {
 	}
 	if _, err := n.Connect(ctx, n.ID().Addrs[0], false); err == nil || !usage.Is(err) {
 		t.Errorf("connect to itself: %v", err)
+	}
+}
+
+// TestPeersOnePerPeer: two nodes that dial each other at once hold two
+// connections; the peer list names the other node once.
+func TestPeersOnePerPeer(t *testing.T) {
+	ctx := context.Background()
+	a, b := startNode(t, ctx, nil), startNode(t, ctx, nil)
+	ha, hb := a.net.Host, b.net.Host
+	ai, bi := peer.AddrInfo{ID: ha.ID(), Addrs: ha.Addrs()}, peer.AddrInfo{ID: hb.ID(), Addrs: hb.Addrs()}
+	for try := 0; len(ha.Network().ConnsToPeer(hb.ID())) < 2; try++ {
+		if try == 50 {
+			t.Skip("two hosts dialling each other at once kept one connection 50 times: nothing to count twice")
+		}
+		_ = ha.Network().ClosePeer(hb.ID())
+		waitFor(t, "the connection closed", func() bool { return len(ha.Network().ConnsToPeer(hb.ID())) == 0 })
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = ha.Connect(ctx, bi) })
+		wg.Go(func() { _ = hb.Connect(ctx, ai) })
+		wg.Wait()
+	}
+	ps := a.Peers()
+	if len(ps) != 1 || ps[0].ID != hb.ID().String() {
+		t.Fatalf("%d connections to one peer gave the rows %+v", len(ha.Network().ConnsToPeer(hb.ID())), ps)
 	}
 }
