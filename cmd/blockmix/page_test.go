@@ -392,27 +392,37 @@ func TestWebPageControls(t *testing.T) {
 	})
 
 	t.Run("My files at 1280 px: whole words, compact health, named Copy buttons, sort, search, Check all", func(t *testing.T) {
-		a.ok("--no-progress", "put", "--type", "image/png", a.file("diagram.png", randBytes(187, 20<<10)))
-		a.ok("--no-progress", "put", a.file("quarterly-report-final-version-2.pdf", randBytes(188, 30<<10)))
-		do(t, ctx, "A's files at 1280 px", chromedp.EmulateViewport(1280, 900), goTo(urlA, "files"))
-		poll[bool](t, ctx, "the rows", `document.querySelectorAll('#files-table tbody tr').length >= 5`, 30*time.Second)
-		do(t, ctx, "Check all", chromedp.Click(chromedp.ID("files-check-all")))
+		// On B, which wants 3 copies and has 1 other node: every file is
+		// at risk, the longest verdict.
+		for i, name := range []string{"diagram.png", "quarterly-report-final-version-2.pdf", "holiday-photos-2026.zip", "screenshot_20261202_0915.png"} {
+			b.ok("--no-progress", "put", b.file(name, randBytes(uint64(187+i), 20<<10)))
+		}
+		do(t, ctx, "B's files at 1280 px", chromedp.EmulateViewport(1280, 900), goTo(urlB, "files"))
+		poll[bool](t, ctx, "the rows", `document.querySelectorAll('#files-table tbody tr .check').length >= 4`, 30*time.Second)
+		do(t, ctx, "check each", chromedp.Evaluate[chromedp.Void](`document.querySelectorAll('#files-table .check').forEach((b) => b.click())`))
 		poll[bool](t, ctx, "every row checked", `Array.from(document.querySelectorAll('#files-table .verdict-text')).every((v) => v.textContent.includes(':'))`, 2*time.Minute)
-		// A name wraps only between words.
+		// A name wraps only between words (after a space, a hyphen or an
+		// underscore).
 		broken := evalJS[[]string](t, ctx, `Array.from(document.querySelectorAll('#files-table td.name')).flatMap((td) => {
-			const node = td.firstChild, text = node.textContent, r = document.createRange(), out = [];
+			const w = document.createTreeWalker(td, NodeFilter.SHOW_TEXT), chars = [], r = document.createRange(), out = [];
+			for (let n = w.nextNode(); n; n = w.nextNode()) for (let i = 0; i < n.textContent.length; i++) chars.push([n, i]);
+			const text = td.textContent;
 			let top = null;
-			for (let i = 0; i < text.length; i++) {
-				r.setStart(node, i); r.setEnd(node, i + 1);
+			chars.forEach(([n, i], k) => {
+				r.setStart(n, i); r.setEnd(n, i + 1);
 				const rect = r.getClientRects()[0];
-				if (!rect) continue;
-				if (top !== null && rect.top > top + 2 && text[i - 1] !== ' ' && text[i - 1] !== '-') out.push(text.slice(0, i) + '|' + text.slice(i));
+				if (!rect) return;
+				if (top !== null && rect.top > top + 2 && !' -_'.includes(text[k - 1])) out.push(text.slice(0, k) + '|' + text.slice(k));
 				top = rect.top;
-			}
+			});
 			return out;
 		})`)
 		if len(broken) > 0 {
 			t.Errorf("names broken inside a word at 1280 px: %q", broken)
+		}
+		if over := evalJS[float64](t, ctx, `(() => { const m = document.querySelector('main');
+			return document.querySelector('#files-table').getBoundingClientRect().right - (m.getBoundingClientRect().right - parseFloat(getComputedStyle(m).paddingRight)); })()`); over > 1 {
+			t.Errorf("the files table sticks out of the page by %.0f px at 1280 px", over)
 		}
 		tall := evalJS[[]string](t, ctx, `Array.from(document.querySelectorAll('#files-table .verdict-text')).filter((v) =>
 			v.getBoundingClientRect().height > 3.2 * parseFloat(getComputedStyle(v).lineHeight)).map((v) => v.textContent)`)
@@ -428,6 +438,10 @@ func TestWebPageControls(t *testing.T) {
 			seen[n] = true
 		}
 		screenshotView(t, ctx, "files-1280")
+		do(t, ctx, "reload and Check all", goTo(urlB, "files"))
+		poll[bool](t, ctx, "the rows", `document.querySelectorAll('#files-table tbody tr .check').length >= 4`, 30*time.Second)
+		do(t, ctx, "Check all", chromedp.Click(chromedp.ID("files-check-all")))
+		poll[bool](t, ctx, "every row checked", `Array.from(document.querySelectorAll('#files-table .verdict-text')).every((v) => v.textContent.startsWith('at risk:'))`, 2*time.Minute)
 		do(t, ctx, "sort by name", chromedp.SetValue(chromedp.ID("files-sort"), "name"),
 			chromedp.Evaluate[chromedp.Void](`document.querySelector('#files-sort').dispatchEvent(new Event('change'))`))
 		order := evalJS[[]string](t, ctx, `Array.from(document.querySelectorAll('#files-table td.name')).map((td) => td.textContent)`)
@@ -537,7 +551,7 @@ func TestWebPageControls(t *testing.T) {
 			for _, p := range []struct{ name, base, tab, ready string }{
 				{"get-360", urlB, "get", `document.querySelectorAll('#transfers-list li').length > 0`},
 				{"share-360", urlA, "share", `document.querySelectorAll('#shared-list .share-result').length > 0`},
-				{"files-360", urlA, "files", `document.querySelectorAll('#files-table tbody tr').length > 0`},
+				{"files-360", urlB, "files", `document.querySelectorAll('#files-table tbody tr').length > 0`},
 				{"node-360", urlB, "node", `document.querySelectorAll('#peers-table tbody tr').length > 0 && !!document.querySelector('#settings-form[data-loaded]')`},
 			} {
 				do(t, ctx, p.name, goTo(p.base, p.tab))

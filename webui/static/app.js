@@ -997,7 +997,7 @@ function fileRow(f) {
 
   const recipeCode = el('code', { class: 'recipe-short', title: f.recipe }, f.recipe);
   const tr = el('tr', { 'data-key': f.key },
-    el('td', { 'data-label': 'Name', class: 'name' }, f.name || '(no name)'),
+    el('td', { 'data-label': 'Name', class: 'name' }, ...nameParts(f.name || '(no name)')),
     el('td', { 'data-label': 'Size', class: 'num' }, human(f.size)),
     el('td', { 'data-label': 'Added', class: 'added' }, when(f.added)),
     el('td', { 'data-label': 'Recipe', class: 'recipe-cell' }, recipeCode, ' ', copyButton(f.recipe, null, 'Copy', `Copy the recipe of ${name}`)),
@@ -1006,6 +1006,13 @@ function fileRow(f) {
   );
   tr._health = row;
   return tr;
+}
+
+// nameParts spells a file name with a break opportunity after each
+// underscore ("IMG_20261202_0915.jpg" has no space to wrap at), so that a
+// long name wraps between its parts, never inside one.
+export function nameParts(name) {
+  return String(name).split(/(?<=_)/).flatMap((p, i) => (i ? [el('wbr'), p] : [p]));
 }
 
 // checkAll checks the files shown, one after the other (each asks the
