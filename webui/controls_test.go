@@ -77,16 +77,23 @@ func TestTransfersKept(t *testing.T) {
 	}
 }
 
-// TestDamagedStateFile: a kept list that does not parse is ignored.
+// TestDamagedStateFile: a kept list that does not parse is ignored, and
+// what a save cut short left is removed.
 func TestDamagedStateFile(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "transfers.json")
 	if err := os.WriteFile(state, []byte(`[{"id":"x","state":"done"`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(state+".tmp-123", []byte(`[]`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s := New(newMemNode(t), Options{StateFile: state})
 	defer s.Close()
 	if l := s.transfers.list(); len(l) != 0 {
 		t.Fatalf("a torn file gave %+v", l)
+	}
+	if _, err := os.Stat(state + ".tmp-123"); !os.IsNotExist(err) {
+		t.Errorf("a save cut short left its temporary file: %v", err)
 	}
 }
 

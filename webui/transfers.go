@@ -75,6 +75,13 @@ func (ts *transfers) load() {
 	if ts.path == "" {
 		return
 	}
+	// A save cut short (a crash) leaves its temporary file: only one
+	// server runs on a repo, so any there now is such a leftover.
+	if left, err := filepath.Glob(ts.path + ".tmp-*"); err == nil {
+		for _, l := range left {
+			_ = os.Remove(l)
+		}
+	}
 	f, err := os.Open(ts.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return
