@@ -18,6 +18,13 @@ import (
 // (see verifyClaims); a peer that cannot be reached, or is caught lying,
 // counts as holding nothing.
 func (n *Node) Copies(ctx context.Context, ids []blocks.ID, k int) []int {
+	out, _ := n.Holders(ctx, ids, k)
+	return out
+}
+
+// Holders is Copies that also tells which peers hold how many of ids (a
+// peer that holds none is left out).
+func (n *Node) Holders(ctx context.Context, ids []blocks.ID, k int) ([]int, map[peer.ID]int) {
 	peers := n.candidates()
 	ask := map[peer.ID][]int{}
 	for i, id := range ids {
@@ -27,6 +34,7 @@ func (n *Node) Copies(ctx context.Context, ids []blocks.ID, k int) []int {
 		}
 	}
 	out := make([]int, len(ids))
+	by := map[peer.ID]int{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for p, idx := range ask {
@@ -61,11 +69,14 @@ func (n *Node) Copies(ctx context.Context, ids []blocks.ID, k int) []int {
 			for _, i := range claimed {
 				out[i]++
 			}
+			if len(claimed) > 0 {
+				by[p] = len(claimed)
+			}
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	return out
+	return out, by
 }
 
 // verifyClaims checks p's claim to hold ids on a sample: up to ProveSample

@@ -272,12 +272,12 @@ func (f *Fetcher) pick(w *want) (peer.ID, bool) {
 
 func (w *want) notFound() error {
 	if w.repair {
-		return fmt.Errorf("block %s is lost: %w here (now quarantined) and %w at the %d peers asked", w.id, blocks.ErrCorrupt, blocks.ErrNotFound, len(w.tried))
+		return fmt.Errorf("block %s is lost: %w here (now quarantined) and %w at the %s asked", w.id, blocks.ErrCorrupt, blocks.ErrNotFound, plural(len(w.tried), "peer"))
 	}
 	if len(w.errs) > 0 {
-		return fmt.Errorf("block %s: %w here or at the %d peers asked (%s)", w.id, blocks.ErrNotFound, len(w.tried), w.errs[0])
+		return fmt.Errorf("block %s: %w here or at the %s asked (%s)", w.id, blocks.ErrNotFound, plural(len(w.tried), "peer"), w.errs[0])
 	}
-	return fmt.Errorf("block %s: %w here or at the %d peers asked", w.id, blocks.ErrNotFound, len(w.tried))
+	return fmt.Errorf("block %s: %w here or at the %s asked", w.id, blocks.ErrNotFound, plural(len(w.tried), "peer"))
 }
 
 // finish hands r to every caller waiting for w. Called with f.mu held; it
@@ -430,4 +430,12 @@ func FreshTag() uint64 {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return binary.LittleEndian.Uint64(b[:]) | blocks.ForeignTag | 1
+}
+
+// plural spells n things: "1 peer", "0 peers", "3 peers".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

@@ -137,12 +137,16 @@ func (b *Book) Success(p peer.ID, rtt time.Duration, bytesIn int64) {
 	}
 }
 
-// Answered records that p answered a request that is not a fetch (a push
-// or a has-list): it is up.
+// Answered records that p answered a request that is not a fetch (a push,
+// a has-list, a proof, a dial): it is up, and the request counts as a
+// success, as a failed one counts as a failure. Latency and bytes are
+// left alone: they measure fetches.
 func (b *Book) Answered(p peer.ID) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.get(p).LastSuccess = time.Now()
+	s := b.get(p)
+	s.Successes++
+	s.LastSuccess = time.Now()
 }
 
 // Failure records a request that failed (timeout, reset, refused stream).

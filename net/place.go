@@ -226,7 +226,7 @@ func shortfall(pls []Placement, r, others int) error {
 	}
 	hint := ""
 	if others < r {
-		hint = fmt.Sprintf(" (the network has only %d other nodes)", others)
+		hint = fmt.Sprintf(" (the network has only %s)", plural(others, "other node"))
 	} else if why != "" {
 		hint = fmt.Sprintf(" (for example %s)", why)
 	}

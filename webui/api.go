@@ -159,7 +159,9 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 		_, _ = w.Write(b)
 	})
 	// POST /api/v1/put?name=…&type=…&size=…: the body is the file; the
-	// answer is PutInfo once the file is stored, synced and placed.
+	// answer is PutInfo once the file is stored, synced and placed (and
+	// kept among the transfers). A client that goes before the answer
+	// cancels the put: the file is not kept.
 	mux.HandleFunc("POST /api/v1/put", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		size := int64(-1)
@@ -171,11 +173,18 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 			}
 			size = v
 		}
+		started := time.Now()
 		info, err := n.Put(r.Context(), r.Body, size, q.Get("name"), q.Get("type"))
 		if err != nil {
 			writeNodeError(w, err)
 			return
 		}
+		// The link on the address the client reached this node at, not
+		// the default port.
+		if rc, err := recipe.Parse(info.Recipe); err == nil {
+			info.URL = rc.URL("http://" + r.Host)
+		}
+		s.transfers.recordPut(info, started)
 		writeJSON(w, info)
 	})
 	// GET /api/v1/get?recipe=…[&download=1]: the file's bytes (400 for a
@@ -242,7 +251,8 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 const ErrorTrailer = "Blockmix-Error"
 
 // inlineType returns the normalised media type of t when the page may
-// show it in the browser: images, audio, video, PDF and plain text. Any
+// show it in the browser: images, audio, video, PDF and plain text (with
+// its charset, UTF-8 when t names none). Any
 // other type (HTML, SVG, scripts…), and any t that does not parse as one
 // media type ("image/png,text/html" from a hostile recipe), could run in
 // this origin: it is only ever downloaded.
@@ -254,9 +264,14 @@ func inlineType(t string) (string, bool) {
 	switch {
 	case mt == "application/pdf":
 	case mt == "text/plain":
-		if cs := strings.ToLower(params["charset"]); cs != "" {
-			return mime.FormatMediaType(mt, map[string]string{"charset": cs}), cs == "utf-8" || cs == "us-ascii" || cs == "iso-8859-1"
+		// Browsers send a text file's type without its charset; read
+		// without one, UTF-8 shows garbled. Text without a charset is
+		// taken for UTF-8 (of which ASCII is a part).
+		cs := strings.ToLower(params["charset"])
+		if cs == "" {
+			cs = "utf-8"
 		}
+		return mime.FormatMediaType(mt, map[string]string{"charset": cs}), cs == "utf-8" || cs == "us-ascii" || cs == "iso-8859-1"
 	case mt == "image/svg+xml":
 		return "", false
 	case strings.HasPrefix(mt, "image/"), strings.HasPrefix(mt, "audio/"), strings.HasPrefix(mt, "video/"):

@@ -380,7 +380,8 @@ func TestAPIStatus(t *testing.T) {
 	callJSON(t, "GET", srv.URL+"/api/v1/status", 200, &s)
 	st, _ := n.st.Stats(context.Background())
 	if !s.Daemon || s.Repo != "/r" || s.ID != "test" || !s.Started.Equal(started) || s.UptimeSeconds < 89 || s.UptimeSeconds > 120 ||
-		s.Replicas != 3 || s.Store.Stats != st || s.Store.Overhead != st.Overhead() ||
+		s.Replicas != 3 || s.Store.Stats != st || s.Store.FilesBlockBytes+s.Store.OtherBytes != st.Bytes ||
+		s.Store.FilesBlockBytes < 300<<10 || s.Store.Overhead != float64(s.Store.FilesBlockBytes)/float64(st.FileBytes) ||
 		s.BytesIn != 1000 || s.BytesOut != 2000 || s.RateIn != 1.5 || s.RateOut != 2.5 {
 		t.Fatalf("status: %+v", s)
 	}

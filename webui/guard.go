@@ -104,7 +104,7 @@ func (s *Server) guard(h http.Handler) http.Handler {
 // takes its slot there.)
 func isTransferRequest(r *http.Request) bool {
 	switch r.URL.Path {
-	case "/api/v1/put", "/api/v1/pin", "/api/v1/repair":
+	case "/api/v1/put", "/api/v1/pin", "/api/v1/repair", "/api/v1/peers/connect":
 		return r.Method == http.MethodPost
 	case "/api/v1/get":
 		return r.Method == http.MethodGet || r.Method == http.MethodHead

@@ -104,7 +104,7 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 		if !ok {
 			return
 		}
-		t, err := s.transfers.start(rc)
+		t, err := s.transfers.start(r.Context(), rc)
 		if errors.Is(err, ErrBusy) {
 			w.Header().Set("Retry-After", "5")
 			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("%w (%d); try again when one finishes", err, s.opt.MaxTransfers))
@@ -114,7 +114,9 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 		w.WriteHeader(http.StatusAccepted)
 		_ = json.NewEncoder(w).Encode(t)
 	})
-	// GET /api/v1/transfers: every transfer, newest first.
+	// GET /api/v1/transfers: every transfer, newest first: the running
+	// gets and the last finished gets and puts (one per file and kind),
+	// kept across restarts.
 	mux.HandleFunc("GET /api/v1/transfers", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.transfers.list()) })
 	// GET /api/v1/transfers/{id}: one transfer; 404 when unknown.
 	mux.HandleFunc("GET /api/v1/transfers/{id}", func(w http.ResponseWriter, r *http.Request) {
@@ -169,10 +171,8 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		release, err := s.unsealTurn(r.Context())
-		if err != nil {
-			w.Header().Set("Retry-After", "2")
-			writeError(w, http.StatusServiceUnavailable, err)
+		release, ok := s.passphraseTurn(w, r)
+		if !ok {
 			return
 		}
 		rc, err := openSealed(sealed, []byte(r.PostForm.Get("passphrase")))
@@ -200,11 +200,24 @@ func (s *Server) moreRoutes(mux *http.ServeMux) {
 	}))
 	// GET /api/v1/bandwidth: BandwidthInfo, the last hour of traffic.
 	mux.HandleFunc("GET /api/v1/bandwidth", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.history.info()) })
+	s.controlRoutes(mux)
 }
 
 // openSealed opens a sealed recipe (one Argon2id derivation); tests count
 // the derivations through it.
 var openSealed = recipe.OpenSealed
+
+// passphraseTurn waits for a turn to work on a passphrase (see
+// unsealTurn); when none comes it answers 503 and reports false.
+func (s *Server) passphraseTurn(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	release, err := s.unsealTurn(r.Context())
+	if err != nil {
+		w.Header().Set("Retry-After", "2")
+		writeError(w, http.StatusServiceUnavailable, err)
+		return nil, false
+	}
+	return release, true
+}
 
 // ErrUnsealBusy: Options.MaxUnseals passphrases are being checked and
 // none finished within Options.UnsealWait.

@@ -74,13 +74,7 @@ func TestTransfer(t *testing.T) {
 		t.Fatalf("transfer %+v", tr)
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for tr.State == apiv1.TransferRunning {
-		if time.Now().After(deadline) {
-			t.Fatalf("transfer still running: %+v", tr)
-		}
-		time.Sleep(10 * time.Millisecond)
-		callJSON(t, "GET", srv.URL+"/api/v1/transfers/"+tr.ID, 200, &tr)
-	}
+	tr = waitTransfer(t, srv.URL, tr)
 	if tr.State != apiv1.TransferDone || tr.BytesDone != int64(len(data)) || tr.BlocksDone != 9 || tr.Error != "" || tr.Finished.IsZero() || tr.ETASeconds != 0 {
 		t.Fatalf("finished transfer %+v", tr)
 	}
@@ -210,10 +204,15 @@ func TestHealthJudge(t *testing.T) {
 		state string
 		says  string
 	}{
-		{apiv1.HealthInfo{Blocks: 10, MinCopies: 4, MedianCopies: 4, Replicas: 3}, apiv1.HealthHealthy, "healthy: every block has at least 4 copies"},
-		{apiv1.HealthInfo{Blocks: 10, MinCopies: 1, MedianCopies: 3, Replicas: 3, Short: 14}, apiv1.HealthAtRisk, "at risk: 14 blocks have fewer than 3 copies (the fewest: 1 copy)"},
-		{apiv1.HealthInfo{Blocks: 10, Missing: 2, Replicas: 3}, apiv1.HealthLost, "lost: 2 blocks have no copy"},
-		{apiv1.HealthInfo{Blocks: 10, Missing: 1, Replicas: 3}, apiv1.HealthLost, "lost: 1 block has no copy"},
+		{apiv1.HealthInfo{Blocks: 10, MinCopies: 4, MedianCopies: 4, Replicas: 3}, apiv1.HealthHealthy, "healthy: every block has at least 4 copies (3 wanted); the file is safe"},
+		{apiv1.HealthInfo{Blocks: 20, MinCopies: 1, MedianCopies: 3, Replicas: 3, Short: 14}, apiv1.HealthAtRisk,
+			"at risk: 14 of 20 blocks have fewer than 3 copies (the fewest have 1 copy); the file can be got now, but one node going away could lose it"},
+		{apiv1.HealthInfo{Blocks: 59, MinCopies: 1, MedianCopies: 1, Replicas: 3, Short: 59}, apiv1.HealthAtRisk,
+			"at risk: 59 of 59 blocks have fewer than 3 copies (1 copy each); the file can be got now, but one node going away could lose it"},
+		{apiv1.HealthInfo{Blocks: 9, MinCopies: 2, MedianCopies: 3, Replicas: 3, Short: 1}, apiv1.HealthAtRisk,
+			"at risk: 1 of 9 blocks has fewer than 3 copies (the fewest has 2 copies); the file can be got now and survives 1 node going away"},
+		{apiv1.HealthInfo{Blocks: 10, Missing: 2, Replicas: 3}, apiv1.HealthLost, "lost: 2 of 10 blocks have no copy anywhere this node can reach; the file cannot be rebuilt now"},
+		{apiv1.HealthInfo{Blocks: 10, Missing: 1, Replicas: 3}, apiv1.HealthLost, "lost: 1 of 10 blocks has no copy"},
 	} {
 		c.h.Judge()
 		if c.h.State != c.state || !strings.HasPrefix(c.h.Verdict, c.says) {
@@ -409,4 +408,19 @@ func BenchmarkUnsealBurstMemory(b *testing.B) {
 			}
 		})
 	}
+}
+
+// waitTransfer polls transfer tr on the server at base until it ends (at
+// most 20 s) and returns its last state.
+func waitTransfer(t *testing.T, base string, tr apiv1.TransferInfo) apiv1.TransferInfo {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for tr.State == apiv1.TransferRunning {
+		if time.Now().After(deadline) {
+			t.Fatalf("transfer still running: %+v", tr)
+		}
+		time.Sleep(10 * time.Millisecond)
+		callJSON(t, "GET", base+"/api/v1/transfers/"+tr.ID, 200, &tr)
+	}
+	return tr
 }

@@ -36,6 +36,10 @@ type Options struct {
 	Log *slog.Logger
 	// Failed, if set, is called once per failed transfer (for metrics).
 	Failed func()
+	// StateFile, if set, is where the finished transfers and puts are
+	// kept (the last 50), so that the page shows them after a reload and
+	// after a restart of the node.
+	StateFile string
 }
 
 // Server serves a node's API and web page. Close it to stop its
@@ -101,7 +105,7 @@ func New(n Node, opt Options) *Server {
 	}
 	s := &Server{n: n, opt: opt, stop: make(chan struct{}), history: &history{every: opt.SampleEvery},
 		slots: make(chan struct{}, opt.MaxTransfers), unseals: make(chan struct{}, opt.MaxUnseals)}
-	s.transfers = newTransfers(n, s.slot, s.stop, opt.Log, opt.Failed, &s.wg)
+	s.transfers = newTransfers(n, s.slot, s.stop, opt.Log, opt.Failed, &s.wg, opt.StateFile)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

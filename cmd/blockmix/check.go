@@ -64,6 +64,9 @@ func runCheck(ctx context.Context, e *env, po passphrase.Options, text string, r
 	} else {
 		fmt.Fprintln(e.stdout, h.Verdict)
 		fmt.Fprintf(e.stdout, "blocks %d, copies: fewest %d, median %d; %d below %d, %d with none\n", h.Blocks, h.MinCopies, h.MedianCopies, h.Short, h.Replicas, h.Missing)
+		if h.State == apiv1.HealthAtRisk && !repair {
+			fmt.Fprintln(e.stdout, "the nodes that hold its blocks repair it in time; 'blockmix check --repair' does it now")
+		}
 	}
 	if h.State != apiv1.HealthHealthy {
 		return fmt.Errorf("the file is %s", h.State)

@@ -77,7 +77,11 @@ func (w *world) startPaused(after int, args ...string) *started {
 // the output goes to the started's buffers).
 func (w *world) startWith(o runOpts, args ...string) *started {
 	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	life := cmdTimeout
+	if o.life > 0 {
+		life = o.life
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), life)
 	c := w.command(ctx, o, args...)
 	p := &started{cmd: c, stdout: new(bytes.Buffer), stderr: new(bytes.Buffer), done: make(chan struct{})}
 	c.Stdout, c.Stderr = p.stdout, lockedWriter{&p.errMu, p.stderr}

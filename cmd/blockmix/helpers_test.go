@@ -83,11 +83,12 @@ func (w *world) with(t testing.TB) *world {
 // runOpts are the less common ways to run a command.
 type runOpts struct {
 	stdin    io.Reader
-	noRepo   bool      // do not pass --repo
-	env      []string  // extra KEY=VALUE entries
-	unsetXDG bool      // leave XDG_DATA_HOME unset (HOME is still the world's)
-	dir      string    // current directory instead of the world's
-	stdout   io.Writer // instead of a buffer (result.stdout stays empty)
+	noRepo   bool          // do not pass --repo
+	env      []string      // extra KEY=VALUE entries
+	unsetXDG bool          // leave XDG_DATA_HOME unset (HOME is still the world's)
+	dir      string        // current directory instead of the world's
+	stdout   io.Writer     // instead of a buffer (result.stdout stays empty)
+	life     time.Duration // how long a started process may run; 0: cmdTimeout
 }
 
 // result is what a finished command left.

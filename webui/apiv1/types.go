@@ -6,6 +6,7 @@ package apiv1
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,8 +31,15 @@ type PutInfo struct {
 	Type      string `json:"type,omitempty"`
 	NewBytes  int64  `json:"new_bytes"`
 	NewBlocks int    `json:"new_blocks"`
-	Blocks    int    `json:"blocks"`
-	Replicas  int    `json:"replicas,omitempty"`
+	// Blocks counts every distinct block the file needs: its data blocks'
+	// tuples (randomizers included) and its descriptor's. DataBlocks is
+	// the file's data blocks, as a get counts them.
+	Blocks     int `json:"blocks"`
+	DataBlocks int `json:"data_blocks,omitempty"`
+	// SharedBefore is when the same file (name, type and bytes) was shared
+	// before: Recipe is that first recipe, and nothing new was kept.
+	SharedBefore time.Time `json:"shared_before,omitzero"`
+	Replicas     int       `json:"replicas,omitempty"`
 	// Short is how many blocks have fewer than Replicas copies on other
 	// nodes (nil: not placed); Placement says why in plain words ("" when
 	// all are placed).
@@ -128,22 +136,30 @@ type RecipeInfo struct {
 
 // Transfer states.
 const (
-	TransferRunning = "running"
-	TransferDone    = "done"
-	TransferFailed  = "failed"
+	TransferRunning   = "running"
+	TransferDone      = "done"
+	TransferFailed    = "failed"
+	TransferCancelled = "cancelled"
 )
 
-// TransferInfo is one fetch of a whole file into this node: POST
-// /api/v1/fetch?recipe=…, GET /api/v1/transfers, GET
-// /api/v1/transfers/{id}.
+// Transfer kinds.
+const (
+	TransferGet = "get" // a fetch of a whole file into this node
+	TransferPut = "put" // a file shared from the page or the command line
+)
+
+// TransferInfo is one fetch of a whole file into this node (POST
+// /api/v1/fetch?recipe=…) or one finished put: GET /api/v1/transfers, GET
+// /api/v1/transfers/{id}. The node keeps the last ones across restarts.
 type TransferInfo struct {
 	ID         string    `json:"id"`
+	Kind       string    `json:"kind"` // TransferGet or TransferPut
 	Recipe     string    `json:"recipe"`
 	Key        string    `json:"key"`
 	Name       string    `json:"name"`
 	Size       int64     `json:"size"`
 	Type       string    `json:"type,omitempty"`
-	State      string    `json:"state"` // running, done or failed
+	State      string    `json:"state"` // running, done, failed or cancelled
 	BytesDone  int64     `json:"bytes_done"`
 	BlocksDone int64     `json:"blocks_done"`
 	Blocks     int64     `json:"blocks"`
@@ -153,6 +169,8 @@ type TransferInfo struct {
 	Error      string    `json:"error,omitempty"`
 	Started    time.Time `json:"started"`
 	Finished   time.Time `json:"finished,omitzero"`
+	// Put is a put's answer (Kind TransferPut only).
+	Put *PutInfo `json:"put,omitempty"`
 }
 
 // Health states, worst last.
@@ -173,6 +191,16 @@ type HealthInfo struct {
 	Replicas     int    `json:"replicas"`      // copies wanted
 	State        string `json:"state"`         // healthy, at-risk or lost
 	Verdict      string `json:"verdict"`       // in plain words
+	// Holders are the nodes that hold the file's blocks, this node first
+	// (when it holds any), then the others, most blocks first.
+	Holders []HolderInfo `json:"holders,omitempty"`
+}
+
+// HolderInfo is one node holding some of a file's blocks.
+type HolderInfo struct {
+	Peer   string `json:"peer"`           // its peer ID
+	Self   bool   `json:"self,omitempty"` // this node
+	Blocks int    `json:"blocks"`         // how many of the file's blocks it holds
 }
 
 // GCInfo is POST /api/v1/gc (and `blockmix gc --json`): what eviction
@@ -223,28 +251,48 @@ type BandwidthInfo struct {
 	Samples         []BandwidthSample `json:"samples"` // never null
 }
 
-// Judge sets h.State and h.Verdict from the counts.
+// Judge sets h.State and h.Verdict from the counts. The verdict says how
+// many blocks lack copies, how many copies the fewest have, and whether
+// the file is safe; it names no command (the page offers a Repair button,
+// the command line prints its own hint).
 func (h *HealthInfo) Judge() {
 	switch {
 	case h.Missing > 0:
 		h.State = HealthLost
-		verb := "blocks have"
-		if h.Missing == 1 {
-			verb = "block has"
-		}
-		h.Verdict = fmt.Sprintf("lost: %d %s no copy anywhere this node can reach", h.Missing, verb)
+		h.Verdict = fmt.Sprintf("lost: %d of %s %s no copy anywhere this node can reach; the file cannot be rebuilt now",
+			h.Missing, plural(h.Blocks, "block"), has(h.Missing))
 	case h.MinCopies < h.Replicas:
 		h.State = HealthAtRisk
 		n := max(h.Short, 1)
-		verb := "blocks have"
-		if n == 1 {
-			verb = "block has"
+		safe := "the file can be got now, but one node going away could lose it"
+		if h.MinCopies >= 2 {
+			safe = fmt.Sprintf("the file can be got now and survives %s going away", plural(h.MinCopies-1, "node"))
 		}
-		h.Verdict = fmt.Sprintf("at risk: %d %s fewer than %d copies (the fewest: %s); the nodes that hold them repair it — 'blockmix check --repair' does it now", n, verb, h.Replicas, copies(h.MinCopies))
+		each := "have"
+		if n == 1 {
+			each = "has"
+		}
+		fewest := fmt.Sprintf("the fewest %s %s", each, copies(h.MinCopies))
+		if n > 1 && h.MedianCopies == h.MinCopies {
+			fewest = fmt.Sprintf("most have %s", copies(h.MinCopies))
+		}
+		if n == h.Blocks && h.MedianCopies == h.MinCopies {
+			fewest = fmt.Sprintf("%s each", copies(h.MinCopies))
+		}
+		h.Verdict = fmt.Sprintf("at risk: %d of %s %s fewer than %d copies (%s); %s",
+			n, plural(h.Blocks, "block"), has(n), h.Replicas, fewest, safe)
 	default:
 		h.State = HealthHealthy
-		h.Verdict = fmt.Sprintf("healthy: every block has at least %s", copies(h.MinCopies))
+		h.Verdict = fmt.Sprintf("healthy: every block has at least %s (%d wanted); the file is safe", copies(h.MinCopies), h.Replicas)
 	}
+}
+
+// has is "has" for one, "have" for more.
+func has(n int) string {
+	if n == 1 {
+		return "has"
+	}
+	return "have"
 }
 
 // The states of StatusInfo, from worst to best.
@@ -263,7 +311,13 @@ const (
 // overhead spelled out.
 type StoreInfo struct {
 	blocks.Stats
-	Overhead float64 `json:"overhead"` // stored bytes per file byte
+	// FilesBlockBytes is the bytes of the blocks the files on this node's
+	// list use; OtherBytes the rest (held for other nodes, cached).
+	FilesBlockBytes int64 `json:"files_block_bytes"`
+	OtherBytes      int64 `json:"other_bytes"`
+	// Overhead is FilesBlockBytes per file byte: what this node's own
+	// files cost, not inflated by the blocks it holds for others.
+	Overhead float64 `json:"overhead"`
 }
 
 // StatusInfo is GET /api/v1/status and `blockmix status --json`: the node
@@ -297,48 +351,76 @@ type StatusInfo struct {
 	// StateOK. Verdict says it in one line of plain words, with what to do.
 	State   string `json:"state"`
 	Verdict string `json:"verdict"`
+	// Summary is Verdict without the commands to run; Actions are the
+	// Action constants the page offers buttons for.
+	Summary string   `json:"summary"`
+	Actions []string `json:"actions,omitempty"`
 }
 
-// Judge sets s.State and s.Verdict from the other fields. When there is
-// more than one problem, State names the most pressing and Verdict lists
-// them all, most pressing first, separated by "; ".
+// Actions the page offers for a status problem (StatusInfo.Actions).
+const (
+	ActionAddPeer = "add-peer" // connect to a friend's node
+	ActionGC      = "gc"       // evict cached blocks
+	ActionVerify  = "verify"   // re-hash the store
+)
+
+// Judge sets s.State, s.Verdict, s.Summary and s.Actions from the other
+// fields. When there is more than one problem, State names the most
+// pressing and Verdict lists them all, most pressing first, separated by
+// "; ". Verdict ends each problem with the command that helps; Summary
+// is the same without the commands, and Actions names what the page
+// offers a button for instead.
 func (s *StatusInfo) Judge() {
-	var states, lines []string
-	add := func(state, line string) {
+	var states, lines, summary []string
+	s.Actions = nil
+	add := func(state, line, cli, action string) {
 		states = append(states, state)
+		summary = append(summary, line)
+		if cli != "" {
+			line += cli
+		}
 		lines = append(lines, line)
+		if action != "" && !slices.Contains(s.Actions, action) {
+			s.Actions = append(s.Actions, action)
+		}
 	}
 	if !s.Daemon {
-		add(StateOffline, fmt.Sprintf("no daemon running on %s (offline): nothing is served to peers or placed on other nodes; start one with 'blockmix daemon'", s.Repo))
+		add(StateOffline, fmt.Sprintf("no daemon running on %s (offline): nothing is served to peers or placed on other nodes", s.Repo), "; start one with 'blockmix daemon'", "")
 	}
 	if q := s.Store.Quarantined; q > 0 {
-		add(StateQuarantined, fmt.Sprintf("quarantined: %s taken out of service; files that need them must fetch them from peers (run 'blockmix verify' to check the rest of the store)", plural(q, "corrupt block")))
+		add(StateQuarantined, fmt.Sprintf("quarantined: %s taken out of service; files that need them must fetch them from peers", plural(q, "corrupt block")),
+			" (run 'blockmix verify' to check the rest of the store)", ActionVerify)
 	}
 	if s.StoreError != "" {
-		add(StateStoreFails, fmt.Sprintf("cannot store blocks: %s — the disk that holds the repo may be full, read-only or gone; blocks already here are still served, pushes go to other nodes", s.StoreError))
+		add(StateStoreFails, fmt.Sprintf("cannot store blocks: %s — the disk that holds the repo may be full, read-only or gone; blocks already here are still served, pushes go to other nodes", s.StoreError), "", "")
 	}
 	if s.Repair.StillShort > 0 {
-		add(StateAtRisk, fmt.Sprintf("at risk: %d of the blocks this node holds for the network still have fewer than %d copies after the last repair (too few nodes reachable); connect more nodes", s.Repair.StillShort, s.Replicas))
+		add(StateAtRisk, fmt.Sprintf("at risk: %d of the blocks this node holds for the network still have fewer than %d copies after the last repair (too few nodes reachable)", s.Repair.StillShort, s.Replicas),
+			"; connect more nodes", ActionAddPeer)
 	}
 	if used := s.Used(); s.Quota > 0 && used > s.Quota {
-		add(StateOverQuota, fmt.Sprintf("over quota: the store holds %s, the quota is %s; pushes are refused until 'blockmix gc' (or the node itself) frees cached blocks", HumanBytes(used), HumanBytes(s.Quota)))
+		add(StateOverQuota, fmt.Sprintf("over quota: the store holds %s, the quota is %s; pushes are refused until cached blocks are freed", HumanBytes(used), HumanBytes(s.Quota)),
+			" ('blockmix gc', or the node itself)", ActionGC)
 	}
 	if s.Daemon {
 		switch {
 		case s.Peers == 0:
-			add(StateAlone, "alone: no peers connected — files you put stay only on this node; restart the daemon with --bootstrap ADDR (a friend's address from 'blockmix id')")
+			add(StateAlone, "alone: no peers connected — files you put stay only on this node",
+				"; restart the daemon with --bootstrap ADDR (a friend's address from 'blockmix id')", ActionAddPeer)
 		case s.Peers < s.Replicas:
-			add(StateFewPeers, fmt.Sprintf("few peers: connected to %s; files you put get %s on other nodes, not the %d wanted; connect more nodes with --bootstrap ADDR",
-				plural(s.Peers, "peer"), copies(s.Peers), s.Replicas))
+			add(StateFewPeers, fmt.Sprintf("few peers: connected to %s; files you put get %s on other nodes, not the %d wanted",
+				plural(s.Peers, "peer"), copies(s.Peers), s.Replicas), "; connect more nodes with --bootstrap ADDR", ActionAddPeer)
 		}
 	}
 	if len(states) == 0 {
 		s.State = StateOK
 		s.Verdict = fmt.Sprintf("ok: connected to %s; files you put get %s on other nodes", plural(s.Peers, "peer"), copies(s.Replicas))
+		s.Summary = s.Verdict
 		return
 	}
 	s.State = states[0]
 	s.Verdict = strings.Join(lines, "; ")
+	s.Summary = strings.Join(summary, "; ")
 }
 
 // plural spells n things.
@@ -378,4 +460,38 @@ func (s StatusInfo) Used() int64 {
 		return s.QuotaUsed
 	}
 	return s.Store.Bytes
+}
+
+// SettingsInfo is GET /api/v1/settings and the body and answer of PUT
+// /api/v1/settings: the settings the page can change, as saved in the
+// repo's config.json. A flag given to the running daemon wins over the
+// file at its next start, as it always does.
+type SettingsInfo struct {
+	Replicas int    `json:"replicas"`        // other nodes that should hold each block
+	Cache    string `json:"cache"`           // keep fetched blocks while the store holds less ("10GiB"; "0": none)
+	Donor    bool   `json:"donor"`           // give Quota to other people's blocks
+	Quota    string `json:"quota,omitempty"` // the most block bytes stored ("" : none)
+	Profile  string `json:"profile"`         // "default" or "lowpower"
+	// RepairInterval is how often held blocks get their copies checked:
+	// a Go duration ("1h", "30m"; "0": never).
+	RepairInterval string `json:"repair_interval"`
+	// In answers: the settings applied to the running node now, and those
+	// that apply when it next starts.
+	Applied []string `json:"applied,omitempty"`
+	Restart []string `json:"restart,omitempty"`
+}
+
+// ConnectInfo is POST /api/v1/peers/connect?addr=…[&remember=1]: the peer
+// reached, and whether its address was added to config.json's bootstrap
+// list (so that the node joins through it at every start).
+type ConnectInfo struct {
+	ID         string `json:"id"`
+	Remembered bool   `json:"remembered"`
+}
+
+// SealInfo is POST /api/v1/seal: a recipe sealed with a passphrase, and
+// its link on this node's address.
+type SealInfo struct {
+	Recipe string `json:"recipe"`
+	URL    string `json:"url"`
 }

@@ -172,8 +172,10 @@ async function copyText(text, button, field) {
   }
 }
 
-function copyButton(text, field, label = 'Copy') {
-  const b = el('button', { type: 'button', class: 'copy' }, label);
+// copyButton makes a Copy button; name is its accessible name when the
+// page has several (say what it copies: "Copy the recipe of a.png").
+function copyButton(text, field, label = 'Copy', name = null) {
+  const b = el('button', { type: 'button', class: 'copy', 'aria-label': name }, label);
   b.addEventListener('click', () => copyText(typeof text === 'function' ? text() : text, b, field));
   return b;
 }
@@ -197,6 +199,7 @@ function selectTab(name, { focus = false, push = true } = {}) {
   if (push) history.replaceState(null, '', `${location.pathname}${location.search}#${name}`);
   if (name === 'files') loadFiles();
   if (name === 'get') loadTransfers();
+  if (name === 'share') loadShared();
   scheduleNode();
 }
 
@@ -234,15 +237,28 @@ const progress = $('get-progress');
 const getStatus = $('get-status');
 const saveLink = $('save-link');
 const openButton = $('open-button');
+const cancelGet = $('cancel-get');
 const player = $('player');
+
+// MAX_AT_ONCE bounds the recipes one paste may start.
+const MAX_AT_ONCE = 20;
 
 let inspectSeq = 0; // the newest recipe lookup; older answers are dropped
 let inspectTimer = 0;
 let current = null; // the transfer shown: {id, recipe, name, type, kind}
 let pollTimer = 0;
 
-// inspect asks the node what the recipe in the box says and shows it. Its
-// error goes to the error box unless quiet (when a get reports its own).
+// recipesIn finds the recipes in a paste: each word that is a blockmix:
+// recipe or a /r/ link. With fewer than two, the whole text is the one
+// recipe (the node finds it among other words).
+export function recipesIn(text) {
+  const words = String(text).split(/\s+/).filter((w) => /^[<(["']?(?:blockmix:|https?:\/\/[^\s/]+\/r\/)/i.test(w));
+  return words.length > 1 ? words : [String(text).trim()];
+}
+
+// inspect asks the node what the recipe(s) in the box say and shows it.
+// Its error goes to the error box unless quiet (when a get reports its
+// own).
 async function inspect({ quiet = false } = {}) {
   clearTimeout(inspectTimer);
   const text = input.value.trim();
@@ -250,6 +266,24 @@ async function inspect({ quiet = false } = {}) {
   if (!text) {
     info.replaceChildren();
     if (!quiet) clearError(getError);
+    return;
+  }
+  const list = recipesIn(text);
+  if (list.length > 1) {
+    if (list.length > MAX_AT_ONCE) {
+      info.replaceChildren();
+      if (!quiet) showError(getError, `${list.length} recipes pasted: at most ${MAX_AT_ONCE} at once.`);
+      return;
+    }
+    const answers = await Promise.allSettled(list.map((r) => api('GET', `/api/v1/recipe?recipe=${encodeURIComponent(r)}`)));
+    if (seq !== inspectSeq) return;
+    const ok = answers.filter((a) => a.status === 'fulfilled').map((a) => a.value);
+    const bad = answers.length - ok.length;
+    if (!quiet) clearError(getError);
+    const line = el('p', { class: 'meta' }, el('strong', {}, `${list.length} recipes`), ': ',
+      ok.map((ri) => `${ri.name || '(no name)'} (${human(ri.size)})`).join(', '),
+      bad > 0 ? ` · ${bad} damaged or sealed: paste those one at a time` : '');
+    info.replaceChildren(line);
     return;
   }
   try {
@@ -278,9 +312,7 @@ function askPassphrase(text) {
   const unlock = async () => {
     const body = new URLSearchParams({ recipe: text, passphrase: field.value });
     try {
-      const res = await fetch('/api/v1/unseal', { method: 'POST', body, headers: { Accept: 'application/json' }, cache: 'no-store' });
-      const out = await res.json().catch(() => null);
-      if (!res.ok) throw new Error((out && out.error) || res.statusText);
+      const out = await postForm('/api/v1/unseal', body);
       input.value = out.recipe;
       showRecipeInfo(out);
       clearError(getError);
@@ -294,9 +326,24 @@ function askPassphrase(text) {
   field.focus();
 }
 
+// postForm posts a form to the node and returns its JSON answer, or
+// throws the node's own words.
+async function postForm(path, body) {
+  let res;
+  try {
+    res = await fetch(path, { method: 'POST', body, headers: { Accept: 'application/json' }, cache: 'no-store' });
+  } catch {
+    throw new Error('cannot reach the node: is blockmix still running?');
+  }
+  const out = await res.json().catch(() => null);
+  if (!res.ok) throw new APIError((out && out.error) || res.statusText, res.status);
+  return out;
+}
+
 function showRecipeInfo(ri) {
   const parts = [el('strong', { class: 'name' }, ri.name || '(no name)'), human(ri.size)];
   if (ri.type) parts.push(ri.type);
+  if (ri.blocks) parts.push(plural(ri.blocks, 'data block'));
   if (ri.local) parts.push('already on this node');
   if (ri.renamed) parts.push('name cleaned: the link\'s name held hidden or misleading characters');
   const line = el('p', { class: 'meta' });
@@ -321,12 +368,14 @@ function resetTransfer() {
   saveLink.hidden = true;
   openButton.hidden = true;
   playButton.hidden = true;
+  cancelGet.hidden = true;
   progress.value = 0;
   getStatus.textContent = '';
   player.replaceChildren();
 }
 
-// startGet asks the node to fetch the whole file, then follows it.
+// startGet asks the node to fetch each file pasted, then follows the
+// first; the list below follows them all.
 async function startGet() {
   clearError(getError);
   const text = input.value.trim();
@@ -335,18 +384,28 @@ async function startGet() {
     input.focus();
     return;
   }
+  const list = recipesIn(text);
+  if (list.length > MAX_AT_ONCE) {
+    showError(getError, `${list.length} recipes pasted: at most ${MAX_AT_ONCE} at once.`);
+    return;
+  }
   resetTransfer();
   inspect({ quiet: true });
   getButton.disabled = true;
   getStatus.textContent = '';
-  try {
-    const t = await api('POST', `/api/v1/fetch?recipe=${encodeURIComponent(text)}`);
-    follow(t);
-  } catch (e) {
-    showError(getError, e);
-  } finally {
-    getButton.disabled = false;
+  const started = [];
+  const problems = [];
+  for (const r of list) {
+    try {
+      started.push(await api('POST', `/api/v1/fetch?recipe=${encodeURIComponent(r)}`));
+    } catch (e) {
+      problems.push(list.length > 1 ? `${r.length > 48 ? `${r.slice(0, 48)}…` : r}: ${e.message}` : e.message);
+    }
   }
+  if (problems.length) showError(getError, problems.join('\n'));
+  if (started.length) follow(started[0]);
+  else getButton.disabled = false;
+  loadTransfers();
 }
 
 // follow shows transfer t and polls it until it ends.
@@ -365,6 +424,10 @@ function follow(t) {
 function showTransfer(t) {
   if (!current || t.id !== current.id) return;
   const size = Number(t.size) || 0;
+  const running = t.state === 'running';
+  // Get stays off while its file comes; Cancel is there instead.
+  getButton.disabled = running;
+  cancelGet.hidden = !running;
   if (t.state === 'done') {
     progress.value = 1;
     const took = t.finished && t.started ? (Date.parse(t.finished) - Date.parse(t.started)) / 1000 : null;
@@ -373,16 +436,14 @@ function showTransfer(t) {
     if (t.peers > 0) parts.push(`from ${plural(t.peers, 'peer')}`);
     getStatus.textContent = parts.join(' · ');
     showDone(t);
-    loadTransfers();
     return;
   }
   progress.value = size > 0 ? Math.min(1, (Number(t.bytes_done) || 0) / size) : 0;
   getStatus.textContent = transferWords(t);
   transferBox.classList.toggle('failed', t.state === 'failed');
-  if (t.state === 'failed') {
+  if (t.state === 'failed' || t.state === 'cancelled') {
     playButton.hidden = true;
-    showError(getError, `Could not get ${t.name || 'the file'}: ${t.error || 'the transfer failed'}`);
-    loadTransfers();
+    if (t.state === 'failed') showError(getError, `Could not get ${t.name || 'the file'}: ${t.error || 'the transfer failed'}`);
     return;
   }
   pollTimer = setTimeout(poll, 300);
@@ -395,6 +456,7 @@ export function transferWords(t) {
     `${human(t.bytes_done)} of ${human(t.size)}`,
   ];
   if (t.state === 'failed') return `Stopped at ${parts.join(' · ')}`;
+  if (t.state === 'cancelled') return `Cancelled at ${parts.join(' · ')}`;
   if (t.speed > 0) parts.push(rate(t.speed));
   if (t.peers > 0) parts.push(plural(t.peers, 'peer'));
   if (t.eta_seconds >= 0 && t.speed > 0) parts.push(`${duration(t.eta_seconds)} left`);
@@ -414,10 +476,24 @@ async function poll() {
     c.failures++;
     if ((e instanceof APIError && e.status === 404) || c.failures >= 10) {
       showError(getError, `Lost track of the transfer: ${e.message}`);
+      getButton.disabled = false;
+      cancelGet.hidden = true;
       return;
     }
     pollTimer = setTimeout(poll, 1000);
   }
+}
+
+// cancelTransfer asks the node to stop a get; the next poll shows it
+// cancelled.
+async function cancelTransfer(id, button) {
+  if (button) button.disabled = true;
+  try {
+    await api('DELETE', `/api/v1/transfers/${encodeURIComponent(id)}`);
+  } catch (e) {
+    showError(getError, `Could not cancel: ${e.message}`);
+  }
+  loadTransfers();
 }
 
 function showDone(t) {
@@ -455,17 +531,21 @@ function show(k, recipe, name, autoplay) {
 }
 
 function setupGet() {
-  // A paste is looked up at once; typing waits for a pause.
-  input.addEventListener('input', (e) => inspectSoon(e.inputType === 'insertFromPaste' ? 0 : 350));
+  // A paste is looked up at once; typing waits for a pause. Another
+  // recipe in the box may be got while the last one still comes.
+  input.addEventListener('input', (e) => {
+    getButton.disabled = false;
+    inspectSoon(e.inputType === 'insertFromPaste' ? 0 : 350);
+  });
   input.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
       e.preventDefault();
-      startGet();
+      if (!getButton.disabled) startGet();
     }
   });
   $('get-form').addEventListener('submit', (e) => {
     e.preventDefault();
-    startGet();
+    if (!getButton.disabled) startGet();
   });
   playButton.addEventListener('click', () => {
     if (current) show(current.kind, current.recipe, current.name, true);
@@ -473,33 +553,57 @@ function setupGet() {
   openButton.addEventListener('click', () => {
     if (current) show(kind(current.type, current.name), current.recipe, current.name, false);
   });
+  cancelGet.addEventListener('click', () => { if (current) cancelTransfer(current.id, null); });
 }
 
-// loadTransfers lists the recent gets under the Get tab.
+let transfersTimer = 0;
+let transfersSeq = 0;
+
+// loadTransfers lists the gets the node keeps under the Get tab, one row
+// per file, and polls while one runs and the tab shows. After a reload,
+// a get still running is followed again.
 async function loadTransfers() {
+  clearTimeout(transfersTimer);
+  const seq = ++transfersSeq;
   let ts;
   try {
     ts = await api('GET', '/api/v1/transfers');
   } catch {
     return; // the main error box speaks for the Get tab
   }
-  const list = $('transfers-list');
-  const recent = Array.isArray(ts) ? ts.slice(0, 10) : [];
+  if (seq !== transfersSeq) return;
+  const gets = (Array.isArray(ts) ? ts : []).filter((t) => (t.kind || 'get') === 'get');
+  const recent = gets.slice(0, 20);
   $('recent').hidden = recent.length === 0;
-  list.replaceChildren(...recent.map((t) => {
-    const li = el('li', { class: `transfer-item state-${t.state}` }, el('span', { class: 'name' }, t.name || '(no name)'), ' · ', human(t.size), ' · ');
-    if (t.state === 'done') {
-      li.append('done ', el('a', { href: saveURL(t.recipe), download: t.name || '' }, 'Save'));
-    } else if (t.state === 'running') {
-      const pct = t.size > 0 ? Math.floor(100 * t.bytes_done / t.size) : 0;
-      const b = el('button', { type: 'button', class: 'link' }, `running, ${pct}% — show`);
-      b.addEventListener('click', () => { input.value = t.recipe; inspect(); follow(t); });
-      li.append(b);
-    } else {
-      li.append(`failed: ${t.error || 'unknown error'}`);
-    }
-    return li;
-  }));
+  $('transfers-list').replaceChildren(...recent.map(transferRow));
+  const running = gets.filter((t) => t.state === 'running');
+  if (!current && running.length) {
+    input.value = input.value || running[0].recipe;
+    follow(running[0]);
+  }
+  if (running.length && currentTab === 'get') transfersTimer = setTimeout(loadTransfers, 700);
+}
+
+function transferRow(t) {
+  const li = el('li', { class: `transfer-item state-${t.state}`, 'data-key': t.key },
+    el('span', { class: 'name' }, t.name || '(no name)'), ' · ', human(t.size), ' · ');
+  const label = t.name || 'the file';
+  if (t.state === 'done') {
+    li.append('done ', el('a', { href: saveURL(t.recipe), download: t.name || '', 'aria-label': `Save ${label}` }, 'Save'));
+  } else if (t.state === 'running') {
+    const pct = t.size > 0 ? Math.floor(100 * t.bytes_done / t.size) : 0;
+    const show = el('button', { type: 'button', class: 'link' }, `${pct}% — show`);
+    show.addEventListener('click', () => { input.value = t.recipe; inspect(); follow(t); });
+    const cancel = el('button', { type: 'button', class: 'small cancel', 'aria-label': `Cancel getting ${label}` }, 'Cancel');
+    cancel.addEventListener('click', () => cancelTransfer(t.id, cancel));
+    li.append('running ', show, ' ', cancel,
+      el('progress', { max: 1, value: t.size > 0 ? Math.min(1, t.bytes_done / t.size) : 0, 'aria-label': `${label}: ${pct}%` }));
+  } else if (t.state === 'cancelled') {
+    li.append('cancelled');
+  } else {
+    li.append(`failed: ${t.error || 'unknown error'}`);
+  }
+  return li;
 }
 
 // ---------------------------------------------------------------- Share
@@ -508,14 +612,17 @@ const dropZone = $('drop-zone');
 const fileInput = $('file-input');
 const shareError = $('share-error');
 const shareResults = $('share-results');
+const sharedList = $('shared-list');
+const sharePass = $('share-passphrase');
 const queue = [];
 let uploading = false;
 let resultSeq = 0;
 
 function addFiles(files) {
   clearError(shareError);
+  const passphrase = sharePass.value;
   for (const f of files) {
-    const item = shareItem(f);
+    const item = shareItem(f, passphrase);
     shareResults.prepend(item.li);
     queue.push(item);
   }
@@ -534,15 +641,15 @@ async function pump() {
   }
 }
 
-function shareItem(f) {
+function shareItem(f, passphrase) {
   const id = `share-${++resultSeq}`;
   const bar = el('progress', { max: 1, value: 0, 'aria-labelledby': `${id}-status` });
   const status = el('p', { class: 'status', id: `${id}-status` }, 'waiting…');
-  const cancel = el('button', { type: 'button', class: 'small' }, 'Cancel');
+  const cancel = el('button', { type: 'button', class: 'small', 'aria-label': `Cancel sharing ${f.name}` }, 'Cancel');
   const li = el('li', { class: 'share-result', id },
     el('h3', {}, el('span', { class: 'name' }, f.name), el('span', { class: 'size' }, ` · ${human(f.size)}`)),
     bar, el('div', { class: 'row' }, status, cancel));
-  const item = { f, id, li, bar, status, cancel, xhr: null, cancelled: false };
+  const item = { f, id, li, bar, status, cancel, xhr: null, cancelled: false, passphrase };
   cancel.addEventListener('click', () => {
     item.cancelled = true;
     if (item.xhr) item.xhr.abort();
@@ -555,12 +662,20 @@ function shareItem(f) {
   return item;
 }
 
+// uploadType is the type a file is shared with: the browser's, with
+// charset=utf-8 added to plain text (the browser names none, and the
+// page's own text is UTF-8).
+export function uploadType(type) {
+  const t = String(type || '');
+  return /^text\/plain\s*$/i.test(t) ? 'text/plain; charset=utf-8' : t;
+}
+
 function upload(item) {
   return new Promise((resolve) => {
     if (item.cancelled) { resolve(); return; }
     const { f } = item;
     let q = `name=${encodeURIComponent(f.name)}&size=${f.size}`;
-    if (f.type) q += `&type=${encodeURIComponent(f.type)}`;
+    if (f.type) q += `&type=${encodeURIComponent(uploadType(f.type))}`;
     const xhr = new XMLHttpRequest();
     item.xhr = xhr;
     xhr.open('POST', `/api/v1/put?${q}`);
@@ -578,11 +693,11 @@ function upload(item) {
       item.bar.removeAttribute('value'); // the browser draws a busy bar
       item.status.textContent = 'placing on other nodes…';
     });
-    xhr.addEventListener('load', () => {
+    xhr.addEventListener('load', async () => {
       let body = null;
       try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
       if (xhr.status >= 200 && xhr.status < 300 && body && body.recipe) {
-        shared(item, body);
+        await shared(item, body);
       } else {
         const words = (body && body.error) || xhr.responseText.trim() || `the node answered ${xhr.status} ${xhr.statusText}`;
         failed(item, words);
@@ -593,7 +708,7 @@ function upload(item) {
       failed(item, 'the connection to the node broke while sending the file: the node stopped, or refused the file half-way (too large?)');
       resolve();
     });
-    xhr.addEventListener('abort', () => { failed(item, 'cancelled'); resolve(); });
+    xhr.addEventListener('abort', () => { failed(item, 'cancelled: the file is not kept'); resolve(); });
     xhr.send(f);
   });
 }
@@ -610,40 +725,116 @@ export function placementWords(p) {
   return `${copies(p.replicas || 0)} on ${plural(p.nodes || 0, 'node')}`;
 }
 
-function shared(item, p) {
-  const fieldID = `${item.id}-recipe`;
-  const field = el('input', { type: 'text', class: 'recipe-text', id: fieldID, readonly: true, spellcheck: 'false' });
-  field.value = p.recipe;
-  field.addEventListener('focus', () => field.select());
-  const placement = el('p', { class: `placement${p.blocks_short > 0 ? ' warn' : ''}` }, placementWords(p));
-  const added = p.new_blocks !== undefined
-    ? el('p', { class: 'hint' }, `The file uses ${plural(p.blocks, 'block')}; ${plural(p.new_blocks, 'new block')} (${human(p.new_bytes)}) were stored for it, the others were already here.`)
-    : null;
-  item.bar.value = 1;
-  item.bar.hidden = true;
-  item.cancel.remove();
-  item.status.textContent = 'shared';
-  item.status.hidden = true;
-  item.li.classList.add('done');
-  item.li.append(
-    el('label', { for: fieldID }, 'Recipe: whoever has it can get the file'),
-    el('div', { class: 'row copyrow' }, field, copyButton(() => field.value, field)),
-    p.url ? el('p', { class: 'link-line' }, 'Link: ', el('a', { class: 'recipe-link', href: p.url, target: '_blank', rel: 'noopener noreferrer' }, p.url), ' ', copyButton(p.url, null, 'Copy link')) : null,
-    placement,
-    added,
-  );
+// blocksWords says what the file is made of, counting data blocks as a
+// get does, and what was stored for it.
+export function blocksWords(p) {
+  const all = Number(p.blocks) || 0;
+  const data = Number(p.data_blocks) || 0;
+  const head = data > 0 && data !== all
+    ? `The file is ${plural(data, 'data block')}; with the blocks mixed into them and its descriptor it needs ${plural(all, 'block')}.`
+    : `The file needs ${plural(all, 'block')}.`;
+  if (p.shared_before) {
+    return `${head} You shared this file before (${new Date(p.shared_before).toLocaleString()}): this is its recipe from then, and nothing new was stored.`;
+  }
+  const nw = Number(p.new_blocks) || 0;
+  const stored = nw === all ? `All ${all} were stored for it (${human(p.new_bytes)}).`
+    : `${plural(nw, 'new block')} (${human(p.new_bytes)}) ${nw === 1 ? 'was' : 'were'} stored for it; the other ${all - nw} ${all - nw === 1 ? 'was' : 'were'} already here.`;
+  return `${head} ${all > 0 ? stored : ''}`.trim();
+}
+
+// shared turns a finished upload into its result card (sealed with the
+// passphrase given, if any). The same file shared again replaces its
+// earlier card.
+async function shared(item, p) {
+  let sealed = null;
+  if (item.passphrase) {
+    item.status.textContent = 'sealing the recipe with the passphrase…';
+    try {
+      sealed = await postForm('/api/v1/seal', new URLSearchParams({ recipe: p.recipe, passphrase: item.passphrase }));
+    } catch (e) {
+      failed(item, `shared, but not sealed: ${e.message}. The plain recipe is in My files.`);
+      return;
+    }
+  }
+  item.li.remove();
+  const key = keyOf(p.recipe);
+  for (const old of document.querySelectorAll('#share-results .share-result.done, #shared-list .share-result')) {
+    if (old.dataset.key === key) old.remove();
+  }
+  shareResults.prepend(resultCard(p, sealed, `${item.id}-done`));
   if (currentTab === 'files') loadFiles();
+}
+
+// keyOf is a recipe's file key: its payload, lower-cased.
+function keyOf(recipe) {
+  const m = /^blockmix:([a-z2-7]+)/i.exec(String(recipe));
+  return m ? m[1].toLowerCase() : '';
+}
+
+// resultCard shows a shared file: its recipe (or the sealed one) with
+// Copy, its link with Copy and a QR code, where its blocks went, and what
+// it is made of.
+function resultCard(p, sealed, id) {
+  const fieldID = `${id}-recipe`;
+  const recipe = sealed ? sealed.recipe : p.recipe;
+  const link = sealed ? sealed.url : p.url;
+  const name = p.name || 'the file';
+  const field = el('input', { type: 'text', class: 'recipe-text', id: fieldID, readonly: true, spellcheck: 'false' });
+  field.value = recipe;
+  field.addEventListener('focus', () => field.select());
+  const li = el('li', { class: 'share-result done', id, 'data-key': keyOf(p.recipe) },
+    el('h3', {}, el('span', { class: 'name' }, p.name || '(no name)'), el('span', { class: 'size' }, ` · ${human(p.size)}`)),
+    el('label', { for: fieldID }, sealed ? 'Sealed recipe: whoever has it and the passphrase can get the file' : 'Recipe: whoever has it can get the file'),
+    el('div', { class: 'row copyrow' }, field, copyButton(() => field.value, field, 'Copy', `Copy the recipe of ${name}`)));
+  if (link) {
+    const qrBox = el('div', { class: 'qr-box' });
+    qrBox.hidden = true;
+    const qrButton = el('button', { type: 'button', class: 'small qr-button', 'aria-expanded': 'false', 'aria-label': `QR code of the link to ${name}` }, 'QR code');
+    qrButton.addEventListener('click', () => {
+      const open = qrBox.hidden;
+      qrBox.hidden = !open;
+      qrButton.setAttribute('aria-expanded', String(open));
+      if (open && !qrBox.firstChild) {
+        qrBox.append(el('img', { class: 'qr', src: `/api/v1/qr?text=${encodeURIComponent(link)}`, alt: `QR code of the link to ${name}`, width: 220, height: 220 }),
+          el('p', { class: 'hint' }, 'A phone on the same network opens it with its camera (it reaches this node only if the node listens beyond this computer).'));
+      }
+    });
+    li.append(el('p', { class: 'link-line' }, 'Link: ', el('a', { class: 'recipe-link', href: link, target: '_blank', rel: 'noopener noreferrer' }, link), ' ',
+      copyButton(link, null, 'Copy link', `Copy the link to ${name}`), ' ', qrButton), qrBox);
+  }
+  if (p.blocks_short !== undefined || p.replicas) {
+    li.append(el('p', { class: `placement${p.blocks_short > 0 ? ' warn' : ''}` }, placementWords(p)));
+  }
+  if (p.new_blocks !== undefined) li.append(el('p', { class: 'hint blocks-words' }, blocksWords(p)));
+  return li;
 }
 
 function failed(item, words) {
   item.bar.hidden = true;
   item.cancel.remove();
   item.li.classList.add('failed');
-  item.status.textContent = words === 'cancelled' ? 'cancelled' : 'failed';
-  if (words !== 'cancelled') {
+  const cancelled = words.startsWith('cancelled');
+  item.status.textContent = cancelled ? words : 'failed';
+  if (!cancelled) {
     item.li.append(el('p', { class: 'result-error' }, words));
     showError(shareError, `${item.f.name}: ${words}`);
   }
+}
+
+// loadShared lists the files shared before, as the node keeps them (the
+// last ones, one per file): they survive a reload.
+async function loadShared() {
+  let ts;
+  try {
+    ts = await api('GET', '/api/v1/transfers');
+  } catch (e) {
+    showError(shareError, e);
+    return;
+  }
+  const shownHere = new Set(Array.from(shareResults.querySelectorAll('.share-result.done')).map((li) => li.dataset.key));
+  const puts = (Array.isArray(ts) ? ts : []).filter((t) => t.kind === 'put' && t.put && !shownHere.has(t.key));
+  $('shared-before').hidden = puts.length === 0;
+  sharedList.replaceChildren(...puts.map((t) => resultCard(t.put, null, `shared-${t.id}`)));
 }
 
 function hasFiles(e) {
@@ -690,7 +881,10 @@ function setupShare() {
 // ---------------------------------------------------------------- My files
 
 const filesError = $('files-error');
+const filesSearch = $('files-search');
+const filesSort = $('files-sort');
 let filesSeq = 0;
+let allFiles = [];
 
 async function loadFiles() {
   const seq = ++filesSeq;
@@ -703,37 +897,93 @@ async function loadFiles() {
   }
   if (seq !== filesSeq) return;
   clearError(filesError);
-  fs = Array.isArray(fs) ? fs : [];
-  $('files-empty').hidden = fs.length > 0;
-  $('files-table').hidden = fs.length === 0;
-  $('files-table').tBodies[0].replaceChildren(...fs.map(fileRow));
+  allFiles = Array.isArray(fs) ? fs : [];
+  renderFiles();
+}
+
+// sortFiles orders files by how: name, size, newest or oldest.
+export function sortFiles(fs, how) {
+  const by = {
+    name: (a, b) => String(a.name || '').localeCompare(String(b.name || ''), undefined, { sensitivity: 'base', numeric: true }),
+    size: (a, b) => (Number(b.size) || 0) - (Number(a.size) || 0),
+    newest: (a, b) => Date.parse(b.added) - Date.parse(a.added),
+    oldest: (a, b) => Date.parse(a.added) - Date.parse(b.added),
+  }[how] || (() => 0);
+  return [...fs].sort(by);
+}
+
+// renderFiles shows the files that match the search, in the order chosen.
+function renderFiles() {
+  const needle = filesSearch.value.trim().toLowerCase();
+  const shown = sortFiles(allFiles.filter((f) => !needle || String(f.name || '').toLowerCase().includes(needle)), filesSort.value);
+  $('files-empty').hidden = allFiles.length > 0;
+  $('files-tools').hidden = allFiles.length === 0;
+  $('files-none-match').hidden = allFiles.length === 0 || shown.length > 0;
+  $('files-table').hidden = shown.length === 0;
+  $('files-table').tBodies[0].replaceChildren(...shown.map(fileRow));
+}
+
+// healthShort is a health answer in a few words, for the table.
+export function healthShort(h) {
+  if (h.state === 'healthy') return `healthy: every block has ${h.min_copies}+ copies`;
+  if (h.state === 'lost') return `lost: ${h.missing} of ${plural(h.blocks, 'block')} have no copy`;
+  const n = Math.max(h.short, 1);
+  return `at risk: ${n} of ${plural(h.blocks, 'block')} below ${copies(h.replicas)}, fewest ${copies(h.min_copies)}`;
+}
+
+// holdersList names the nodes that hold the file's blocks.
+function holdersList(h) {
+  const hs = Array.isArray(h.holders) ? h.holders : [];
+  if (!hs.length) return '';
+  const short = (id) => (id.length > 16 ? `${id.slice(0, 6)}…${id.slice(-6)}` : id);
+  return el('span', { class: 'holders' }, ' Held by: ',
+    ...hs.flatMap((x, i) => [i ? ', ' : '', x.self ? 'this node' : el('code', { title: x.peer }, short(x.peer)), ` (${x.blocks} of ${h.blocks})`]));
+}
+
+// checkFile asks the node how many copies a file's blocks have (or, with
+// repair, gives them the missing ones first) and shows the answer in
+// its row.
+async function checkFile(f, row, { repair = false } = {}) {
+  const { check, verdict, why, repairButton } = row;
+  check.disabled = true;
+  repairButton.disabled = true;
+  verdict.className = 'verdict-text';
+  verdict.textContent = repair ? 'pushing copies…' : 'counting copies…';
+  why.hidden = true;
+  try {
+    const q = `recipe=${encodeURIComponent(f.recipe)}`;
+    const h = repair ? await api('POST', `/api/v1/repair?${q}`, { timeout: 600000 }) : await api('GET', `/api/v1/health?${q}`, { timeout: 120000 });
+    verdict.className = `verdict-text state-${h.state}`;
+    verdict.textContent = healthShort(h);
+    why.hidden = false;
+    why.lastChild.replaceChildren(h.verdict, holdersList(h));
+    repairButton.hidden = h.state !== 'at-risk';
+  } catch (e) {
+    verdict.className = 'verdict-text state-lost';
+    verdict.textContent = e.message;
+  } finally {
+    check.disabled = false;
+    repairButton.disabled = false;
+    check.textContent = 'Check again';
+  }
 }
 
 function fileRow(f) {
+  const name = f.name || 'this file';
   const health = el('td', { 'data-label': 'Health', class: 'health' });
-  const check = el('button', { type: 'button', class: 'small check' }, 'Check');
+  const check = el('button', { type: 'button', class: 'small check', 'aria-label': `Check the health of ${name}` }, 'Check');
+  const repairButton = el('button', { type: 'button', class: 'small repair', 'aria-label': `Repair ${name}: push the copies its blocks lack` }, 'Repair');
+  repairButton.hidden = true;
   const verdict = el('span', { class: 'verdict-text', 'aria-live': 'polite' });
-  check.addEventListener('click', async () => {
-    check.disabled = true;
-    verdict.className = 'verdict-text';
-    verdict.textContent = 'counting copies…';
-    try {
-      const h = await api('GET', `/api/v1/health?recipe=${encodeURIComponent(f.recipe)}`, { timeout: 120000 });
-      verdict.className = `verdict-text state-${h.state}`;
-      verdict.textContent = h.verdict;
-    } catch (e) {
-      verdict.className = 'verdict-text state-lost';
-      verdict.textContent = e.message;
-    } finally {
-      check.disabled = false;
-      check.textContent = 'Check again';
-    }
-  });
-  health.append(check, ' ', verdict);
+  const why = el('details', { class: 'why' }, el('summary', {}, 'Details'), el('p', {}));
+  why.hidden = true;
+  const row = { f, check, verdict, why, repairButton };
+  check.addEventListener('click', () => checkFile(f, row));
+  repairButton.addEventListener('click', () => checkFile(f, row, { repair: true }));
+  health.append(el('div', { class: 'row' }, check, repairButton), verdict, why);
 
-  const remove = el('button', { type: 'button', class: 'small danger remove' }, 'Remove from this node');
+  const remove = el('button', { type: 'button', class: 'small danger remove', 'aria-label': `Remove ${name} from this node` }, 'Remove');
   remove.addEventListener('click', async () => {
-    const name = f.name || 'this file';
     if (!window.confirm(`Remove “${name}” from this node?\n\nIts blocks stay until the space is needed. Anyone with the recipe can still get it from other nodes.`)) return;
     remove.disabled = true;
     try {
@@ -746,14 +996,44 @@ function fileRow(f) {
   });
 
   const recipeCode = el('code', { class: 'recipe-short', title: f.recipe }, f.recipe);
-  return el('tr', { 'data-key': f.key },
-    el('td', { 'data-label': 'Name', class: 'name' }, f.name || '(no name)'),
+  const tr = el('tr', { 'data-key': f.key },
+    el('td', { 'data-label': 'Name', class: 'name' }, ...nameParts(f.name || '(no name)')),
     el('td', { 'data-label': 'Size', class: 'num' }, human(f.size)),
-    el('td', { 'data-label': 'Added' }, when(f.added)),
-    el('td', { 'data-label': 'Recipe', class: 'recipe-cell' }, recipeCode, ' ', copyButton(f.recipe)),
+    el('td', { 'data-label': 'Added', class: 'added' }, when(f.added)),
+    el('td', { 'data-label': 'Recipe', class: 'recipe-cell' }, recipeCode, ' ', copyButton(f.recipe, null, 'Copy', `Copy the recipe of ${name}`)),
     health,
-    el('td', { class: 'actions' }, el('div', { class: 'row' }, el('a', { class: 'button small', href: saveURL(f.recipe), download: f.name || '' }, 'Save'), remove)),
+    el('td', { class: 'actions' }, el('div', { class: 'row' }, el('a', { class: 'button small', href: saveURL(f.recipe), download: f.name || '', 'aria-label': `Save ${name}` }, 'Save'), remove)),
   );
+  tr._health = row;
+  return tr;
+}
+
+// nameParts spells a file name with a break opportunity after each
+// underscore ("IMG_20261202_0915.jpg" has no space to wrap at), so that a
+// long name wraps between its parts, never inside one.
+export function nameParts(name) {
+  return String(name).split(/(?<=_)/).flatMap((p, i) => (i ? [el('wbr'), p] : [p]));
+}
+
+// checkAll checks the files shown, one after the other (each asks the
+// network).
+async function checkAll() {
+  const button = $('files-check-all');
+  button.disabled = true;
+  try {
+    for (const tr of Array.from($('files-table').tBodies[0].rows)) {
+      if (tr._health) await checkFile(tr._health.f, tr._health);
+    }
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function setupFiles() {
+  $('files-refresh').addEventListener('click', loadFiles);
+  $('files-check-all').addEventListener('click', checkAll);
+  filesSearch.addEventListener('input', renderFiles);
+  filesSort.addEventListener('change', renderFiles);
 }
 
 // ---------------------------------------------------------------- Node
@@ -767,8 +1047,13 @@ let nodeLoading = false;
 function scheduleNode() {
   clearInterval(nodeTimer);
   nodeTimer = 0;
-  if (currentTab !== 'node') return;
+  if (currentTab !== 'node') {
+    settingsShown = false;
+    delete $('settings-form').dataset.loaded;
+    return;
+  }
   loadNode();
+  loadSettings();
   nodeTimer = setInterval(() => { if (!document.hidden) loadNode(); }, 5000);
 }
 
@@ -798,10 +1083,38 @@ async function loadNode() {
   }
 }
 
+// ACTIONS are the buttons the verdict offers, by the node's action names.
+const ACTIONS = {
+  'add-peer': ['Add a peer', () => { const f = $('peer-addr'); f.scrollIntoView({ block: 'center' }); f.focus(); }],
+  gc: ['Free cached blocks now', () => nodeAction('POST', '/api/v1/gc', 'Freeing cached blocks…', (g) => `Freed ${plural(g.evicted_blocks, 'block')} (${human(g.evicted_bytes)}).`)],
+  verify: ['Check the whole store', () => nodeAction('POST', '/api/v1/verify', 'Re-reading every block…', (v) => `Checked ${plural(v.checked, 'block')}; ${plural(v.quarantined.length, 'corrupt block')} taken out of service.`)],
+};
+
+// nodeAction runs one of the verdict's actions and says how it went.
+async function nodeAction(method, path, busy, done) {
+  const m = $('node-action-message');
+  m.hidden = false;
+  m.textContent = busy;
+  try {
+    m.textContent = done(await api(method, path, { timeout: 600000 }));
+  } catch (e) {
+    m.textContent = `It did not work: ${e.message}`;
+  }
+  loadNode();
+}
+
 function showStatus(s) {
   const v = $('node-verdict');
   v.className = `verdict state-${s.state}`;
-  v.textContent = s.verdict;
+  // The summary without command lines; the buttons do what they said.
+  v.textContent = s.summary || s.verdict;
+  const acts = Array.isArray(s.actions) ? s.actions.filter((a) => ACTIONS[a]) : [];
+  $('node-actions').hidden = acts.length === 0;
+  $('node-actions').replaceChildren(...acts.map((a) => {
+    const b = el('button', { type: 'button', class: 'small', 'data-action': a }, ACTIONS[a][0]);
+    b.addEventListener('click', ACTIONS[a][1]);
+    return b;
+  }));
   $('node-uptime').textContent = s.uptime_seconds > 0 ? duration(s.uptime_seconds) : '—';
   $('node-peers').textContent = `${plural(s.peers, 'peer')} connected, ${s.routing_table} known to the routing table; ${copies(s.replicas)} of each block wanted on other nodes`;
   $('node-traffic').textContent = `${human(s.bytes_in)} in, ${human(s.bytes_out)} out since the start · now ${rate(s.rate_in)} in, ${rate(s.rate_out)} out`;
@@ -810,8 +1123,9 @@ function showStatus(s) {
     ['Blocks', `${st.blocks} (${human(st.bytes)})`],
     ['Files', `${st.files} (${human(st.file_bytes)})`],
     ['Shared blocks', `${st.shared_blocks}${st.blocks > 0 ? ` (${Math.round(100 * st.shared_blocks / st.blocks)}% serve two or more files)` : ''}`],
-    ['Overhead', st.file_bytes > 0 ? `${Number(st.overhead).toFixed(2)}× (stored bytes per file byte)` : '—'],
+    ['Overhead', st.file_bytes > 0 ? `${Number(st.overhead).toFixed(2)}× (the blocks of your files per file byte)` : '—'],
   ];
+  if (st.other_bytes > 0) facts.push(['Held for others', `${human(st.other_bytes)} (blocks of other nodes and cached blocks)`]);
   if (st.disk_bytes > 0) facts.push(['On disk', human(st.disk_bytes)]);
   facts.push(['Quarantined', st.quarantined > 0 ? plural(st.quarantined, 'corrupt block') : 'none', st.quarantined > 0 ? 'bad' : '']);
   // A quota, when the node reports one (any field named like it).
@@ -828,7 +1142,7 @@ function showStatus(s) {
 function showID(id) {
   $('node-id').textContent = id.id || '—';
   const addrs = Array.isArray(id.addrs) ? id.addrs : [];
-  $('node-addrs').replaceChildren(...(addrs.length ? addrs.map((a) => el('li', { class: 'copyable' }, el('code', {}, a), ' ', copyButton(a))) : [el('li', {}, 'none yet')]));
+  $('node-addrs').replaceChildren(...(addrs.length ? addrs.map((a, i) => el('li', { class: 'copyable' }, el('code', {}, a), ' ', copyButton(a, null, 'Copy', `Copy address ${i + 1}`))) : [el('li', {}, 'none yet')]));
 }
 
 function showPeers(ps) {
@@ -847,6 +1161,85 @@ function showPeers(ps) {
   )));
 }
 
+// setupNodeControls wires the Node tab's forms: add a peer, settings.
+function setupNodeControls() {
+  $('peer-add-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const m = $('peer-add-message');
+    const addr = $('peer-addr').value.trim();
+    const remember = $('peer-remember').checked;
+    m.hidden = false;
+    m.className = 'info';
+    m.textContent = 'Reaching the node…';
+    try {
+      const c = await api('POST', `/api/v1/peers/connect?addr=${encodeURIComponent(addr)}${remember ? '&remember=1' : ''}`, { timeout: 60000 });
+      m.textContent = `Connected to ${c.id}${c.remembered ? '; this node joins through it at every start' : ''}.`;
+      $('peer-addr').value = '';
+    } catch (err) {
+      m.className = 'info bad';
+      m.textContent = `Could not connect: ${err.message}`;
+    }
+    loadNode();
+  });
+  $('settings-form').addEventListener('input', () => { settingsDirty = true; });
+  $('settings-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const m = $('settings-message');
+    const body = {
+      replicas: Number($('set-replicas').value), cache: $('set-cache').value.trim(), donor: $('set-donor').checked,
+      quota: $('set-quota').value.trim(), profile: $('set-profile').value, repair_interval: $('set-repair').value.trim(),
+    };
+    m.hidden = false;
+    m.className = 'info';
+    m.textContent = 'Saving…';
+    try {
+      const res = await fetch('/api/v1/settings', {
+        method: 'PUT', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json', Accept: 'application/json' }, cache: 'no-store',
+      });
+      const out = await res.json().catch(() => null);
+      if (!res.ok) throw new Error((out && out.error) || res.statusText);
+      showSettings(out);
+      settingsDirty = false;
+      const parts = ['Saved to config.json.'];
+      if (out.applied && out.applied.length) parts.push(`Applied now: ${out.applied.join(', ')}.`);
+      if (out.restart && out.restart.length) parts.push(`Applies when the node next starts: ${out.restart.join(', ')}.`);
+      m.textContent = parts.join(' ');
+    } catch (err) {
+      m.className = 'info bad';
+      m.textContent = `Not saved: ${err.message}`;
+    }
+  });
+}
+
+let settingsShown = false;
+let settingsDirty = false; // the user changed a field since the form was filled
+
+// loadSettings fills the settings form once per visit of the tab (not at
+// every refresh, and never over what the user is typing); the form is
+// marked data-loaded once filled.
+async function loadSettings() {
+  if (settingsShown) return;
+  try {
+    const s = await api('GET', '/api/v1/settings');
+    if (!settingsDirty) showSettings(s);
+    settingsShown = true;
+    $('settings-form').dataset.loaded = '1';
+  } catch (e) {
+    const m = $('settings-message');
+    m.hidden = false;
+    m.textContent = `Settings not read: ${e.message}`;
+  }
+}
+
+function showSettings(s) {
+  $('set-replicas').value = s.replicas;
+  $('set-cache').value = s.cache || '';
+  $('set-donor').checked = !!s.donor;
+  $('set-quota').value = s.quota || '';
+  $('set-profile').value = s.profile || 'default';
+  $('set-repair').value = s.repair_interval || '';
+}
+
 // showGroup says which private group the node is in, with its invite, or
 // offers to make or join one.
 function showGroup(g) {
@@ -860,7 +1253,7 @@ function showGroup(g) {
   const inv = $('group-invite');
   inv.hidden = !g.invite;
   if (g.invite) {
-    inv.replaceChildren(el('span', {}, 'Invite (a secret: whoever has it is in the group): '), el('code', {}, g.invite), ' ', copyButton(g.invite));
+    inv.replaceChildren(el('span', {}, 'Invite (a secret: whoever has it is in the group): '), el('code', {}, g.invite), ' ', copyButton(g.invite, null, 'Copy', 'Copy the invite'));
   }
   $('group-create-form').hidden = inGroup;
   $('group-join-form').hidden = inGroup;
@@ -960,7 +1353,8 @@ function start() {
   setupGet();
   setupShare();
   setupGroup();
-  $('files-refresh').addEventListener('click', loadFiles);
+  setupFiles();
+  setupNodeControls();
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden && currentTab === 'node') loadNode();
   });

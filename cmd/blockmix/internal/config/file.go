@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/atomicfile"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
@@ -31,10 +32,12 @@ type File struct {
 	Profile   *string  `json:"profile,omitempty"`
 	Donor     *bool    `json:"donor,omitempty"`
 	Share     *string  `json:"share,omitempty"`
+	// RepairInterval is a duration such as "1h" or "30m" ("0": never).
+	RepairInterval *string `json:"repair_interval,omitempty"`
 }
 
 // configKeys spells the keys for error messages.
-const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor, share"
+const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor, share, repair_interval"
 
 // Read reads the config file at path. A missing file is an empty
 // config (found is false).
@@ -95,47 +98,67 @@ func Read(path string, log *slog.Logger) (c File, found bool, err error) {
 		line, _ := position(b, d.InputOffset())
 		return c, true, bad("line %d: more text after the JSON object", line)
 	}
-	// The values.
+	if err := c.check(bad); err != nil {
+		return c, true, err
+	}
+	return c, true, nil
+}
+
+// Check checks the values of c as Read does, for a config about to be
+// written (the web page's settings). The error says which key is wrong.
+func (c File) Check() error {
+	return c.check(func(format string, a ...any) error {
+		return usage.Errorf("config: %s", fmt.Sprintf(format, a...))
+	})
+}
+
+// check checks the values of c; bad makes the error.
+func (c File) check(bad func(format string, a ...any) error) error {
 	if c.Listen != nil && len(c.Listen) == 0 {
-		return c, true, bad(`"listen" is an empty list: give at least one multiaddr, or leave the key out`)
+		return bad(`"listen" is an empty list: give at least one multiaddr, or leave the key out`)
 	}
 	for _, a := range c.Listen {
 		if !strings.HasPrefix(a, "/") {
-			return c, true, bad(`"listen": %q is not a multiaddr (want one such as "/ip4/0.0.0.0/tcp/4001")`, a)
+			return bad(`"listen": %q is not a multiaddr (want one such as "/ip4/0.0.0.0/tcp/4001")`, a)
 		}
 	}
 	for _, a := range c.Bootstrap {
 		if _, err := peer.AddrInfoFromString(a); err != nil {
-			return c, true, bad(`"bootstrap": %q: %v (want a multiaddr ending in /p2p/PEER-ID)`, a, err)
+			return bad(`"bootstrap": %q: %v (want a multiaddr ending in /p2p/PEER-ID)`, a, err)
 		}
 	}
 	if c.API != nil && *c.API == "" {
-		return c, true, bad(`"api" is empty: give an address such as "127.0.0.1:7788", or leave the key out`)
+		return bad(`"api" is empty: give an address such as "127.0.0.1:7788", or leave the key out`)
 	}
 	if c.Replicas != nil && *c.Replicas < 1 {
-		return c, true, bad(`"replicas" is %d: it must be at least 1`, *c.Replicas)
+		return bad(`"replicas" is %d: it must be at least 1`, *c.Replicas)
 	}
 	if c.Cache != nil {
 		if _, err := size.Parse(*c.Cache); err != nil {
-			return c, true, bad(`"cache": %v`, err)
+			return bad(`"cache": %v`, err)
 		}
 	}
 	if c.Quota != nil {
 		if n, err := size.Parse(*c.Quota); err != nil || n <= 0 {
-			return c, true, bad(`"quota": %q is not a size such as "50GiB"`, *c.Quota)
+			return bad(`"quota": %q is not a size such as "50GiB"`, *c.Quota)
 		}
 	}
 	if c.Share != nil {
 		if _, err := size.Parse(*c.Share); err != nil {
-			return c, true, bad(`"share": %v`, err)
+			return bad(`"share": %v`, err)
 		}
 	}
 	if c.Profile != nil {
 		if _, err := ProfileNamed(*c.Profile); err != nil {
-			return c, true, bad(`"profile": %v`, err)
+			return bad(`"profile": %v`, err)
 		}
 	}
-	return c, true, nil
+	if c.RepairInterval != nil {
+		if d, err := time.ParseDuration(*c.RepairInterval); err != nil || d < 0 {
+			return bad(`"repair_interval": %q is not a duration such as "1h" or "30m" ("0": never)`, *c.RepairInterval)
+		}
+	}
+	return nil
 }
 
 // torn says why config text b, which decoded with err, is torn (see
@@ -166,6 +189,8 @@ func typeProblem(e *json.UnmarshalTypeError) string {
 		"profile":   `"default" or "lowpower"`,
 		"donor":     "true or false",
 		"share":     `a size string such as "1GiB"`,
+
+		"repair_interval": `a duration string such as "1h"`,
 	}[key]
 	if want == "" {
 		return fmt.Sprintf("the file holds a JSON %s; want an object with the keys %s", e.Value, configKeys)
@@ -210,6 +235,11 @@ func (c File) Apply(o Options, given func(flag string) bool) Options {
 	}
 	if c.Share != nil && !given("share") {
 		o.Share = *c.Share
+	}
+	if c.RepairInterval != nil && !given("repair-interval") {
+		if d, err := time.ParseDuration(*c.RepairInterval); err == nil {
+			o.RepairInterval = d
+		}
 	}
 	return o
 }

@@ -21,16 +21,23 @@ func (n *Node) ID() apiv1.IDInfo {
 	return info
 }
 
-// Peers lists the connected peers with what the node measured of them.
+// Peers lists the connected peers, each once whatever its connections
+// (libp2p may hold several to one peer: TCP and QUIC, both sides
+// dialling), with what the node measured of them. Addr is the address of
+// the peer's first connection.
 func (n *Node) Peers() []apiv1.PeerInfo {
 	now := time.Now()
 	var out []apiv1.PeerInfo
-	for _, c := range n.net.Host.Network().Conns() {
-		p := c.RemotePeer()
+	nw := n.net.Host.Network()
+	for _, p := range nw.Peers() {
+		conns := nw.ConnsToPeer(p)
+		if len(conns) == 0 {
+			continue // gone since Peers
+		}
 		s := n.net.Blocks.Peers.Stats(p)
 		e := n.ledger.Entry(p.String())
 		out = append(out, apiv1.PeerInfo{
-			ID: p.String(), Addr: c.RemoteMultiaddr().String(),
+			ID: p.String(), Addr: conns[0].RemoteMultiaddr().String(),
 			LatencyMs: float64(s.Latency.Microseconds()) / 1000, Reliability: s.Reliability(), Score: s.Score(now),
 			BytesIn: s.BytesIn, BytesOut: s.BytesOut, Lies: s.Lies, StoredHere: e.StoredHere, HoldsForUs: e.HoldsForUs,
 		})

@@ -104,6 +104,12 @@ type Node struct {
 	uploads map[*recipe.Upload]bool // the puts running
 
 	verifyMu sync.Mutex // one verify at a time
+	dedupMu  sync.Mutex // held to find a put's file shared before and forget the new copy
+
+	// settingsMu is held to read and write config.json for the page;
+	// cache is --cache, which the page may change while the node runs.
+	settingsMu sync.Mutex
+	cache      atomic.Int64
 
 	countMu sync.Mutex // the block count for the metrics, and when
 	count   int
@@ -145,6 +151,7 @@ func New(ctx context.Context, c Config) (_ *Node, err error) {
 	n := &Node{cfg: s, repo: c.Repo, log: c.Log, m: metrics.New(), started: time.Now(), timeouts: c.Timeouts.withDefaults(),
 		uploads: map[*recipe.Upload]bool{}}
 	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
+	n.cache.Store(s.Cache)
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -249,7 +256,8 @@ func New(ctx context.Context, c Config) (_ *Node, err error) {
 			return nil, fmt.Errorf("--pprof: %w", err)
 		}
 	}
-	n.web = webui.New(n, webui.Options{Hosts: hosts, Log: n.log, Failed: n.m.GetsFailed.Inc, Stall: n.timeouts.Stall, MaxUnseals: s.Profile.Unseals})
+	n.web = webui.New(n, webui.Options{Hosts: hosts, Log: n.log, Failed: n.m.GetsFailed.Inc, Stall: n.timeouts.Stall, MaxUnseals: s.Profile.Unseals,
+		StateFile: c.Repo.Path(repo.TransfersFile)})
 	return n, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/putlog"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/testhook"
 	"github.com/blockmix/blockmix/mixer"
 	bmnet "github.com/blockmix/blockmix/net"
 	"github.com/blockmix/blockmix/recipe"
@@ -24,6 +25,10 @@ import (
 // the whole-file hash is checked, and the file joins the node's list, so
 // that its blocks count as used and the node announces it.
 func (n *Node) Fetch(ctx context.Context, rc recipe.Recipe, progress func(int64)) error {
+	testhook.HoldFetch(ctx, rc.Name)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	f := n.fetcher(ctx, rc)
 	kept := func() error {
 		if s := f.Stats(); s.KeepFailed > 0 {
@@ -73,19 +78,35 @@ func (n *Node) fileBlocks(ctx context.Context, rc recipe.Recipe) ([]blocks.ID, e
 // Health counts the reachable copies of each block of a file, on this
 // node's list or not (a friend asks before fetching 40 GB): this node's
 // own, and the k closest nodes' answers to a has-list (k = replicas + 2,
-// so that a copy one place off still counts).
+// so that a copy one place off still counts); and which nodes hold them.
 func (n *Node) Health(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, error) {
 	ids, err := n.fileBlocks(ctx, rc)
 	if err != nil {
 		return apiv1.HealthInfo{}, err
 	}
-	counts := n.net.Copies(ctx, ids, n.cfg.Replicas+2)
+	counts, by := n.net.Holders(ctx, ids, n.cfg.Replicas+2)
+	here := 0
 	for i, id := range ids {
 		if ok, err := n.st.Has(ctx, id); err == nil && ok {
 			counts[i]++
+			here++
 		}
 	}
 	h := apiv1.HealthInfo{Blocks: len(counts), Replicas: n.cfg.Replicas}
+	if here > 0 {
+		h.Holders = append(h.Holders, apiv1.HolderInfo{Peer: n.net.Host.ID().String(), Self: true, Blocks: here})
+	}
+	others := make([]apiv1.HolderInfo, 0, len(by))
+	for p, c := range by {
+		others = append(others, apiv1.HolderInfo{Peer: p.String(), Blocks: c})
+	}
+	sort.Slice(others, func(i, j int) bool {
+		if others[i].Blocks != others[j].Blocks {
+			return others[i].Blocks > others[j].Blocks
+		}
+		return others[i].Peer < others[j].Peer
+	})
+	h.Holders = append(h.Holders, others...)
 	sorted := append([]int(nil), counts...)
 	sort.Ints(sorted)
 	if len(sorted) > 0 {
@@ -187,7 +208,7 @@ func (n *Node) Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, erro
 
 // keepFetched says whether a block fetched for a read may stay in the
 // store: within --cache and the quota.
-func (n *Node) keepFetched(_ blocks.ID, size int) bool { return n.keeper.Keep(n.cfg.Cache, size) }
+func (n *Node) keepFetched(_ blocks.ID, size int) bool { return n.keeper.Keep(n.cache.Load(), size) }
 
 // fetcher returns a Fetcher for rc's blocks with the file's providers,
 // looked up in the background until ctx ends, as hints.
@@ -246,10 +267,37 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	info := apiv1.PutInfo{
 		Recipe: res.Recipe.String(), URL: res.Recipe.URL(""), Name: res.Recipe.Name, Size: res.Recipe.Size,
 		Type: res.Recipe.Type, NewBytes: res.NewBytes, NewBlocks: res.NewBlocks, Blocks: len(res.Blocks), Replicas: n.cfg.Replicas,
+		DataBlocks: res.Tuples,
+	}
+	// The same file shared before under the same name: keep the first
+	// recipe and its one row in the list, and place that file's blocks.
+	// (Under dedupMu: two puts of one file at once must not each find
+	// the other and both go.)
+	n.dedupMu.Lock()
+	old, again := n.sharedBefore(ctx, res.Recipe)
+	if again {
+		n.forget(ctx, up, res)
+	}
+	n.dedupMu.Unlock()
+	if again {
+		info.Recipe, info.URL, info.NewBlocks, info.NewBytes, info.Blocks = old.Recipe, "", 0, 0, len(old.Blocks)
+		if orc, err := recipe.Parse(old.Recipe); err == nil {
+			info.URL = orc.URL("")
+		}
+		info.SharedBefore = old.Added
+		res.Blocks = old.Blocks
 	}
 	// Every block the file needs goes out, randomizers included: the
 	// uploader may leave.
+	testhook.HoldPlacement(ctx, name)
 	short, nodes, err := n.net.PlaceAll(ctx, n.st, res.Blocks, n.cfg.Replicas, nil)
+	if ctx.Err() != nil && info.SharedBefore.IsZero() {
+		// The uploader cancelled while the blocks went out: the file
+		// leaves the list and its new blocks go, so that nothing stays
+		// that nobody asked for (and no file shows "at risk").
+		n.forget(ctx, up, res)
+		return apiv1.PutInfo{}, fmt.Errorf("put %s cancelled while placing its blocks: %w", name, ctx.Err())
+	}
 	if err != nil && !errors.Is(err, bmnet.ErrUnderReplicated) {
 		return info, err
 	}
@@ -265,6 +313,81 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	defer cancel()
 	_ = n.net.ProvideFile(pctx, res.Recipe.Root[0])
 	return info, nil
+}
+
+// forget takes a just-recorded put's file off the list again and deletes
+// the blocks the put stored that nothing else uses: its data blocks
+// (up.New) and its descriptor's, told from older blocks it mixed with by
+// their arrival order. Blocks held for other nodes, used by a file or by
+// a running put stay. The keeper then counts the store again.
+func (n *Node) forget(ctx context.Context, up *recipe.Upload, res recipe.PutResult) {
+	ctx = context.WithoutCancel(ctx)
+	if err := n.st.RemoveFile(ctx, res.Recipe.Key()); err != nil {
+		n.log.Warn("put: file not taken off the list", slog.String("name", res.Recipe.Name), slog.Any("err", err))
+		return
+	}
+	n.mu.Lock()
+	since := ^uint64(0)
+	for _, id := range up.New() {
+		if m, err := n.st.Stat(ctx, id); err == nil {
+			since = min(since, m.Seq)
+		}
+	}
+	busy := n.uploadBlocks()
+	var gone []blocks.ID
+	for _, id := range blocks.Dedup(append(append([]blocks.ID(nil), up.New()...), res.Blocks...)) {
+		m, err := n.st.Stat(ctx, id)
+		if err != nil || busy[id] || m.Refs > 0 || m.Seq < since || blocks.HeldForNetwork(m.Tag) {
+			continue
+		}
+		gone = append(gone, id)
+	}
+	mixer.Discard(ctx, n.st, gone)
+	if len(gone) > 0 {
+		n.mixer = nil
+	}
+	n.mu.Unlock()
+	if err := n.keeper.Count(ctx); err != nil {
+		n.log.Warn("put: store not counted again", slog.Any("err", err))
+	}
+}
+
+// sharedBefore finds a file on the list, other than rc's, with the same
+// name, type, size and whole-file hash as rc (read from the descriptors
+// in the local store; nothing is fetched).
+func (n *Node) sharedBefore(ctx context.Context, rc recipe.Recipe) (blocks.FileRecord, bool) {
+	fs, err := n.st.Files(ctx)
+	if err != nil {
+		return blocks.FileRecord{}, false
+	}
+	var sum *[32]byte
+	for _, f := range fs {
+		if f.Key == rc.Key() || f.Size != rc.Size || f.Name != rc.Name || f.Type != rc.Type {
+			continue
+		}
+		if sum == nil {
+			r, err := recipe.Open(ctx, n.st, rc, recipe.Options{})
+			if err != nil {
+				return blocks.FileRecord{}, false
+			}
+			s := r.SHA256()
+			sum = &s
+		}
+		orc, err := recipe.Parse(f.Recipe)
+		if err != nil {
+			continue
+		}
+		r, err := recipe.Open(ctx, n.st, orc, recipe.Options{})
+		if err != nil || r.SHA256() != *sum {
+			continue
+		}
+		full, err := n.st.File(ctx, f.Key)
+		if err != nil {
+			continue
+		}
+		return full, true
+	}
+	return blocks.FileRecord{}, false
 }
 
 // upload reads r a part at a time, without the node's lock, and mixes
@@ -349,7 +472,8 @@ func (n *Node) discard(ctx context.Context, up *recipe.Upload) {
 
 // Pin rebuilds rc from g (checking the whole file), makes st durable, and
 // records the file with every block it used once kept (if not nil) says
-// every block is in the store. opt may be nil.
+// every block is in the store; a file already recorded keeps its record
+// (its name as first given). opt may be nil.
 func Pin(ctx context.Context, st *blocks.Disk, g blocks.Getter, rc recipe.Recipe, opt *recipe.Options, kept func() error) error {
 	o := recipe.Options{}
 	if opt != nil {
@@ -370,6 +494,11 @@ func Pin(ctx context.Context, st *blocks.Disk, g blocks.Getter, rc recipe.Recipe
 	}
 	if err := st.Sync(); err != nil {
 		return fmt.Errorf("sync store: %w", err)
+	}
+	// A file already on the list keeps its record: the same recipe
+	// spelt in capitals (base32 reads either) must not rename it.
+	if _, err := st.File(ctx, rc.Key()); err == nil {
+		return nil
 	}
 	if err := st.AddFile(ctx, blocks.FileRecord{
 		Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,

@@ -37,6 +37,8 @@ const (
 	GroupFile    = "group.json"   // the private group's name and key (mode 0600)
 	LedgerFile   = "ledger.json"  // the fair-share ledger
 	PutsDir      = "puts"         // notes of the puts running (see putlog)
+	// TransfersFile keeps the last finished gets and puts for the page.
+	TransfersFile = "transfers.json"
 )
 
 // Resolve finds the repo: flag (--repo), then $BLOCKMIX_REPO, then

@@ -95,3 +95,18 @@ func ReportPeakRSS() {
 		}
 	}
 }
+
+// HoldPlacement waits, when BLOCKMIX_TEST_HOLD_PLACE names the file
+// (name), until ctx ends: that put stays "placing" until its client goes,
+// so that a test can cancel it there however fast the network is.
+func HoldPlacement(ctx context.Context, name string) { hold(ctx, "BLOCKMIX_TEST_HOLD_PLACE", name) }
+
+// HoldFetch waits, when BLOCKMIX_TEST_HOLD_FETCH names the file, until
+// ctx ends: that get stays running until it is cancelled.
+func HoldFetch(ctx context.Context, name string) { hold(ctx, "BLOCKMIX_TEST_HOLD_FETCH", name) }
+
+func hold(ctx context.Context, env, name string) {
+	if v := os.Getenv(env); v != "" && v == name {
+		<-ctx.Done()
+	}
+}
