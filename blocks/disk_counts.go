@@ -30,8 +30,8 @@ const (
 
 // counts are the store's running totals (see Stats).
 type counts struct {
-	Blocks, Shared, Files, Quarantined, Held int64
-	Bytes, FileBytes, HeldBytes              int64
+	Blocks, Shared, Files, Quarantined, Held, Used int64
+	Bytes, FileBytes, HeldBytes, UsedBytes         int64
 }
 
 // keyCounts holds counts, encoded by encode.
@@ -46,7 +46,7 @@ func (c counts) encode() []byte {
 }
 
 func (c *counts) fields() []*int64 {
-	return []*int64{&c.Blocks, &c.Shared, &c.Files, &c.Quarantined, &c.Held, &c.Bytes, &c.FileBytes, &c.HeldBytes}
+	return []*int64{&c.Blocks, &c.Shared, &c.Files, &c.Quarantined, &c.Held, &c.Bytes, &c.FileBytes, &c.HeldBytes, &c.Used, &c.UsedBytes}
 }
 
 func decodeCounts(b []byte) (counts, error) {
@@ -68,6 +68,10 @@ func decodeCounts(b []byte) (counts, error) {
 func (c *counts) add(e entry, sign int64) {
 	c.Blocks += sign
 	c.Bytes += sign * int64(e.Len)
+	if e.Refs >= 1 {
+		c.Used += sign
+		c.UsedBytes += sign * int64(e.Len)
+	}
 	if e.Refs >= 2 {
 		c.Shared += sign
 	}
@@ -132,17 +136,17 @@ func (s *Disk) setEntry(b *leveldb.Batch, id ID, was, now *entry) {
 }
 
 // loadCounts reads the counters, or counts them with one walk of the
-// index when they are missing (a store cut short before its first write).
+// index when they are missing (a store cut short before its first write)
+// or do not decode.
 func (s *Disk) loadCounts() error {
 	v, err := s.db.Get(keyCounts, nil)
 	switch {
 	case err == nil:
-		c, err := decodeCounts(v)
-		if err != nil {
-			return err
+		if c, err := decodeCounts(v); err == nil {
+			s.setCounts(c)
+			return nil
 		}
-		s.setCounts(c)
-		return nil
+		// Damaged, or of another shape: counted again below.
 	case !errors.Is(err, leveldb.ErrNotFound):
 		return fmt.Errorf("read counters: %w", err)
 	}

@@ -344,6 +344,8 @@ func (s *Disk) Stats(_ context.Context) (Stats, error) {
 		Quarantined:  int(c.Quarantined),
 		HeldBlocks:   int(c.Held),
 		HeldBytes:    c.HeldBytes,
+		UsedBlocks:   int(c.Used),
+		UsedBytes:    c.UsedBytes,
 		DiskBytes: s.segmentBytes() +
 			dirSize(filepath.Join(s.dir, indexDir)) +
 			dirSize(filepath.Join(s.dir, quarantineDir)),

@@ -297,6 +297,10 @@ func (m *Mem) Stats(_ context.Context) (Stats, error) {
 	s := Stats{Blocks: len(m.blocks), Files: len(m.files), Quarantined: len(m.quar)}
 	for _, b := range m.blocks {
 		s.Bytes += int64(b.meta.Size)
+		if b.meta.Refs >= 1 {
+			s.UsedBlocks++
+			s.UsedBytes += int64(b.meta.Size)
+		}
 		if b.meta.Refs >= 2 {
 			s.SharedBlocks++
 		}

@@ -218,6 +218,10 @@ type Stats struct {
 	// HeldForNetwork): a donor's, or a node's share of other people's.
 	HeldBlocks int   `json:"held_blocks"`
 	HeldBytes  int64 `json:"held_bytes"`
+	// UsedBlocks and UsedBytes count the blocks the recorded files use
+	// (Refs ≥ 1).
+	UsedBlocks int   `json:"used_blocks"`
+	UsedBytes  int64 `json:"used_bytes"`
 	// DiskBytes is what the store occupies on disk (0 for memory).
 	DiskBytes int64 `json:"disk_bytes"`
 }

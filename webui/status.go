@@ -2,15 +2,13 @@ package webui
 
 import (
 	"context"
-	"fmt"
 	"time"
 
-	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
-// status sums up a running node. It walks the store's index twice
-// (Stats, then the blocks the files use).
+// status sums up a running node from the store's counters (no walk of
+// its index).
 func status(ctx context.Context, n Node) (apiv1.StatusInfo, error) {
 	st, err := n.Store().Stats(ctx)
 	if err != nil {
@@ -20,23 +18,10 @@ func status(ctx context.Context, n Node) (apiv1.StatusInfo, error) {
 	s := apiv1.StatusInfo{
 		Daemon: true, Repo: d.Repo, ID: id.ID, Started: d.Started,
 		Peers: id.Peers, RoutingTable: id.RoutingTable, Replicas: d.Replicas, Quota: d.Quota, QuotaUsed: d.QuotaUsed, Profile: d.Profile, Group: d.Group, StoreError: d.StoreError, Repair: d.Repair, ScrubHealed: d.ScrubHealed,
-		Store:   apiv1.StoreInfo{Stats: st},
+		// A donor holds many blocks for other nodes: the overhead is what
+		// this node's own files cost, over the blocks they use.
+		Store:   apiv1.NewStoreInfo(st),
 		BytesIn: d.BytesIn, BytesOut: d.BytesOut, RateIn: d.RateIn, RateOut: d.RateOut,
-	}
-	// A donor holds many blocks for other nodes: the overhead is what
-	// this node's own files cost, counted over the blocks they use.
-	err = n.Store().Enumerate(ctx, func(_ blocks.ID, m blocks.Meta) error {
-		if m.Refs > 0 {
-			s.Store.FilesBlockBytes += int64(m.Size)
-		}
-		return nil
-	})
-	if err != nil {
-		return apiv1.StatusInfo{}, fmt.Errorf("count the files' blocks: %w", err)
-	}
-	s.Store.OtherBytes = max(st.Bytes-s.Store.FilesBlockBytes, 0)
-	if st.FileBytes > 0 {
-		s.Store.Overhead = float64(s.Store.FilesBlockBytes) / float64(st.FileBytes)
 	}
 	if !d.Started.IsZero() {
 		s.UptimeSeconds = int64(time.Since(d.Started) / time.Second)

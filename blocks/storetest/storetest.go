@@ -629,7 +629,8 @@ func testStats(t *testing.T, s blocks.Store) {
 	add("f2", 200, ids[1], ids[2], ids[3])
 	add("f3", 300, ids[2])
 	st := stats(t, s)
-	want := blocks.Stats{Blocks: 6, Bytes: total, Files: 3, FileBytes: 600, SharedBlocks: 2, DiskBytes: st.DiskBytes}
+	// ids 0-3 are used by a file: 1000+2000+3000+4000 bytes.
+	want := blocks.Stats{Blocks: 6, Bytes: total, Files: 3, FileBytes: 600, SharedBlocks: 2, UsedBlocks: 4, UsedBytes: 10000, DiskBytes: st.DiskBytes}
 	if st != want {
 		t.Fatalf("Stats = %+v, want %+v", st, want)
 	}
@@ -643,7 +644,7 @@ func testStats(t *testing.T, s blocks.Store) {
 		t.Fatalf("Delete: %v", err)
 	}
 	st = stats(t, s)
-	want = blocks.Stats{Blocks: 4, Bytes: total - 5000 - 6000, Files: 3, FileBytes: 600, SharedBlocks: 2, Quarantined: 1, DiskBytes: st.DiskBytes}
+	want = blocks.Stats{Blocks: 4, Bytes: total - 5000 - 6000, Files: 3, FileBytes: 600, SharedBlocks: 2, Quarantined: 1, UsedBlocks: 4, UsedBytes: 10000, DiskBytes: st.DiskBytes}
 	if st != want {
 		t.Fatalf("Stats after Quarantine and Delete = %+v, want %+v", st, want)
 	}

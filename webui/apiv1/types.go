@@ -320,6 +320,16 @@ type StoreInfo struct {
 	Overhead float64 `json:"overhead"`
 }
 
+// NewStoreInfo sums a store up from its Stats (no walk: the store keeps
+// the bytes its files use).
+func NewStoreInfo(st blocks.Stats) StoreInfo {
+	s := StoreInfo{Stats: st, FilesBlockBytes: st.UsedBytes, OtherBytes: max(st.Bytes-st.UsedBytes, 0)}
+	if st.FileBytes > 0 {
+		s.Overhead = float64(st.UsedBytes) / float64(st.FileBytes)
+	}
+	return s
+}
+
 // StatusInfo is GET /api/v1/status and `blockmix status --json`: the node
 // summed up, with a verdict in plain words.
 type StatusInfo struct {

@@ -81,7 +81,7 @@ func (o Repo) Status(ctx context.Context) (apiv1.StatusInfo, error) {
 	s := apiv1.StatusInfo{Repo: o.R.Dir}
 	err := o.read(func(st *blocks.Disk) error {
 		stats, err := st.Stats(ctx)
-		s.Store = apiv1.StoreInfo{Stats: stats, Overhead: stats.Overhead()}
+		s.Store = apiv1.NewStoreInfo(stats)
 		return err
 	})
 	if err != nil {
