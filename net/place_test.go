@@ -166,6 +166,60 @@ func TestPlaceAll(t *testing.T) {
 	}
 }
 
+// TestPlacer: blocks added while they are made, some of them again (as a
+// file's tuples name their randomizers many times), all get their copies
+// once Close returns; a block the store lacks fails the placement with an
+// error that says so.
+func TestPlacer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nodes, stores := startNetwork(t, ctx, []int{1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30})
+	p := nodes[0].NewPlacer(ctx, stores[0], 3)
+	var placed []int
+	p.Done = func(k int) { placed = append(placed, k) }
+	n := 3*PlaceSlice + 5
+	var ids []blocks.ID
+	for i := 0; i < n; i++ {
+		b := block(7000 + i)
+		if err := stores[0].PutBlock(ctx, b, uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, b.ID())
+		// Each new block, with one earlier block named again.
+		if err := p.Add(b.ID(), ids[i/2]); err != nil {
+			t.Fatalf("add %d: %v", i, err)
+		}
+	}
+	short, holders, err := p.Close()
+	if err != nil || short != 0 || holders != 4 {
+		t.Fatalf("short %d, on %d nodes, %v", short, holders, err)
+	}
+	if len(placed) == 0 || placed[len(placed)-1] != n {
+		t.Fatalf("placed %v, want a last count of %d (each block once)", placed, n)
+	}
+	for _, id := range ids {
+		copies := 0
+		for _, st := range stores[1:] {
+			if ok, _ := st.Has(ctx, id); ok {
+				copies++
+			}
+		}
+		if copies != 3 {
+			t.Fatalf("block %s has %d copies, want 3", id, copies)
+		}
+	}
+
+	p = nodes[0].NewPlacer(ctx, stores[0], 3)
+	missing := block(9999).ID()
+	var addErr error
+	for i := 0; i < 2*PlaceSlice && addErr == nil; i++ {
+		addErr = p.Add(missing, ids[i])
+	}
+	if _, _, err := p.Close(); err == nil || !errors.Is(err, blocks.ErrNotFound) || !strings.Contains(err.Error(), "read block to place") {
+		t.Fatalf("a block the store lacks: %v (add: %v)", err, addErr)
+	}
+}
+
 // TestCopies: after placement every block has three holders among the
 // closest, the has-lists say so, and a block nobody has counts zero.
 func TestCopies(t *testing.T) {
