@@ -262,7 +262,7 @@ func (t *tally) err(r, others int) error {
 // placeSlices how many such slices are in flight: at most
 // PlaceSlice·placeSlices blocks are in memory.
 const (
-	PlaceSlice  = 32
+	PlaceSlice  = 16
 	placeSlices = 4
 )
 

@@ -216,18 +216,31 @@ func (n *Node) fetcher(ctx context.Context, rc recipe.Recipe) *bmnet.Fetcher {
 // on the replicas closest nodes and announces the file. It reads r a part
 // at a time (a few blocks) holding no node-wide lock, and takes the
 // node's lock only to mix a part it has read: a slow upload holds up no
-// other put, gc or get. On error the blocks it stored are deleted again.
+// other put, gc or get. Each part's blocks are pushed while the next
+// parts are mixed (at most a few slices of blocks ahead: see
+// net.Placer), so the network's work overlaps the disk's. On error the
+// blocks it stored are deleted again (copies already pushed stay with
+// their holders, as unreferenced blocks).
 func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ string) (apiv1.PutInfo, error) {
 	note, err := putlog.Begin(n.repo.Path(repo.PutsDir), n.st)
 	if err != nil {
 		return apiv1.PutInfo{}, err
 	}
 	up := recipe.NewUpload(size, name, typ)
+	up.Dir = n.repo.Path(repo.PutsDir)
+	defer up.Close()
 	n.mu.Lock()
 	n.uploads[up] = true
 	n.mu.Unlock()
-	res, err := n.upload(ctx, up, r, name)
+	pctx, cancelPlace := context.WithCancel(ctx)
+	defer cancelPlace()
+	// Every block the file needs goes out, randomizers included: the
+	// uploader may leave.
+	placer := n.net.NewPlacer(pctx, n.st, n.cfg.Replicas)
+	res, err := n.upload(ctx, up, r, name, placer)
 	if err != nil {
+		cancelPlace()
+		_, _, _ = placer.Close()
 		n.mu.Lock()
 		delete(n.uploads, up)
 		n.discard(ctx, up)
@@ -238,6 +251,8 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	err = n.st.Sync()
 	note.End() // recorded and durable: the blocks are the file's
 	if err != nil {
+		cancelPlace()
+		_, _, _ = placer.Close()
 		return apiv1.PutInfo{}, fmt.Errorf("sync store: %w", err)
 	}
 	n.keeper.Added(res.NewBlocks, res.NewBytes)
@@ -247,9 +262,8 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 		Recipe: res.Recipe.String(), URL: res.Recipe.URL(""), Name: res.Recipe.Name, Size: res.Recipe.Size,
 		Type: res.Recipe.Type, NewBytes: res.NewBytes, NewBlocks: res.NewBlocks, Blocks: len(res.Blocks), Replicas: n.cfg.Replicas,
 	}
-	// Every block the file needs goes out, randomizers included: the
-	// uploader may leave.
-	short, nodes, err := n.net.PlaceAll(ctx, n.st, res.Blocks, n.cfg.Replicas, nil)
+	_ = placer.Add(up.TakeBlocks()...) // the descriptor's; an error comes from Close
+	short, nodes, err := placer.Close()
 	if err != nil && !errors.Is(err, bmnet.ErrUnderReplicated) {
 		return info, err
 	}
@@ -261,16 +275,18 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	n.log.Info("put", slog.String("name", info.Name), slog.Int64("size", info.Size), slog.Int("blocks", info.Blocks),
 		slog.Int("new_blocks", info.NewBlocks), slog.Int("nodes", nodes))
 	// While this node is up, it is one more place to get the whole file.
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_ = n.net.ProvideFile(pctx, res.Recipe.Root[0])
+	_ = n.net.ProvideFile(actx, res.Recipe.Root[0])
 	return info, nil
 }
 
 // upload reads r a part at a time, without the node's lock, and mixes
-// each part under it; then it writes the descriptor and records the file.
-// A recorded upload leaves n.uploads: its blocks are the file's.
-func (n *Node) upload(ctx context.Context, up *recipe.Upload, r io.Reader, name string) (recipe.PutResult, error) {
+// each part under it, handing the part's blocks to placer outside the
+// lock (it waits while the network is behind); then it writes the descriptor and
+// records the file. A recorded upload leaves n.uploads: its blocks are
+// the file's.
+func (n *Node) upload(ctx context.Context, up *recipe.Upload, r io.Reader, name string, placer *bmnet.Placer) (recipe.PutResult, error) {
 	buf := make([]byte, up.PartSize())
 	for last := false; !last; {
 		k, err := io.ReadFull(r, buf)
@@ -278,19 +294,34 @@ func (n *Node) upload(ctx context.Context, up *recipe.Upload, r io.Reader, name 
 		if err != nil && !last {
 			return recipe.PutResult{}, fmt.Errorf("mix %s: read source: %w", name, err)
 		}
-		if err := n.withMixer(func(m *mixer.Mixer) error { return up.Add(ctx, m, buf[:k], last, nil) }); err != nil {
+		var ids []blocks.ID
+		if err := n.withMixer(func(m *mixer.Mixer) error {
+			err := up.Add(ctx, m, buf[:k], last, nil)
+			ids = up.TakeBlocks()
+			return err
+		}); err != nil {
 			return recipe.PutResult{}, err
 		}
+		// A placement that failed does not stop the put: the file is
+		// still recorded here, and Close tells why its copies are missing.
+		_ = placer.Add(ids...)
 	}
 	var res recipe.PutResult
 	err := n.withMixer(func(m *mixer.Mixer) (err error) {
 		if res, err = up.Finish(ctx, m, n.st); err == nil {
 			delete(n.uploads, up)
+			if len(n.uploads) == 0 {
+				m.Release() // the last put for now: no block bytes kept
+			}
 		}
 		return err
 	})
 	return res, err
 }
+
+// putCacheBytes bounds the randomizer bytes the node's Mixer caches: the
+// popular randomizers (a few MiB) stay in memory, within a put's budget.
+const putCacheBytes = 8 << 20
 
 // withMixer runs fn with the node's Mixer, made when there is none, under
 // the node's lock. A failure drops the Mixer: a failed mix leaves it
@@ -299,7 +330,7 @@ func (n *Node) withMixer(fn func(*mixer.Mixer) error) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.mixer == nil {
-		m, err := mixer.New(n.st, mixer.Options{})
+		m, err := mixer.New(n.st, mixer.Options{CacheBytes: putCacheBytes})
 		if err != nil {
 			return err
 		}
