@@ -103,6 +103,11 @@ type Node struct {
 	mu      sync.Mutex
 	mixer   *mixer.Mixer
 	uploads map[*recipe.Upload]bool // the puts running
+	// putting counts the puts running (n.uploads loses a put before it
+	// ends); gcPercent restores the collector's target the first of them
+	// lowered (see lowerGC), and is called when the last one ends.
+	putting   int
+	gcPercent func()
 
 	verifyMu sync.Mutex // one verify at a time
 
