@@ -39,24 +39,16 @@ func netBenchSize(b *testing.B) int64 {
 // first, and waits until every routing table holds the others.
 func benchNetwork(b *testing.B, root string, n int) []*world {
 	b.Helper()
-	ws, _ := benchNetworkStarted(b, root, n)
-	return ws
-}
-
-// benchNetworkStarted is benchNetwork that also returns the processes.
-func benchNetworkStarted(b *testing.B, root string, n int) ([]*world, []*started) {
-	b.Helper()
 	var ws []*world
-	var ps []*started
 	var boot []string
 	for i := range n {
 		w := newWorldIn(b, root)
 		w.repo = filepath.Join(root, fmt.Sprintf("node-%d", i))
-		p, info := startDaemon(b, w, boot)
+		_, info := startDaemon(b, w, boot)
 		if i == 0 {
 			boot = []string{info.Addrs[0]}
 		}
-		ws, ps = append(ws, w), append(ps, p)
+		ws = append(ws, w)
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for _, w := range ws {
@@ -71,7 +63,7 @@ func benchNetworkStarted(b *testing.B, root string, n int) ([]*world, []*started
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	return ws, ps
+	return ws
 }
 
 // BenchmarkNetPut: `blockmix put` of a NET_BENCH_SIZE file through a daemon

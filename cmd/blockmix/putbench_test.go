@@ -3,16 +3,96 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
+
+// longTimeout bounds the processes of the big benchmarks (cmdTimeout is
+// for tests).
+const longTimeout = 30 * time.Minute
+
+// runLong runs blockmix args to the end, within longTimeout.
+func runLong(b *testing.B, w *world, o runOpts, args ...string) result {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), longTimeout)
+	defer cancel()
+	c := w.command(ctx, o, args...)
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := c.Run()
+	r := result{args: args, stdout: stdout.Bytes(), stderr: stderr.Bytes(), state: c.ProcessState, dur: time.Since(start)}
+	if ctx.Err() != nil || c.ProcessState == nil {
+		b.Fatalf("blockmix %v: %v (timeout %v)\n%v", args, err, longTimeout, r)
+	}
+	r.code = c.ProcessState.ExitCode()
+	return r
+}
+
+// startLong starts `blockmix daemon args...` on w's repo, alive for up to
+// longTimeout, and waits for its API.
+func startLong(b *testing.B, w *world, args ...string) (*started, apiv1.IDInfo) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), longTimeout)
+	c := w.command(ctx, runOpts{}, append([]string{"daemon"}, args...)...)
+	p := &started{cmd: c, stdout: new(bytes.Buffer), stderr: new(bytes.Buffer), done: make(chan struct{})}
+	c.Stdout, c.Stderr = p.stdout, lockedWriter{&p.errMu, p.stderr}
+	if err := c.Start(); err != nil {
+		cancel()
+		b.Fatal(err)
+	}
+	go func() {
+		_ = c.Wait()
+		cancel()
+		close(p.done)
+	}()
+	b.Cleanup(func() {
+		_ = c.Process.Kill()
+		<-p.done
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if info, ok := daemonID(w); ok {
+			return p, info
+		}
+		if p.exited() || time.Now().After(deadline) {
+			b.Fatalf("daemon on %s did not come up:\n%s", w.repo, p.stderrNow())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// longNetwork starts n daemons with args under root, joined through the
+// first, and waits until every routing table holds the others.
+func longNetwork(b *testing.B, root string, n int, args ...string) ([]*world, []*started) {
+	b.Helper()
+	var ws []*world
+	var ps []*started
+	var boot []string
+	for i := range n {
+		w := newWorldIn(b, root)
+		w.repo = filepath.Join(root, fmt.Sprintf("node-%d", i))
+		p, info := startLong(b, w, append(daemonArgs(args...), boot...)...)
+		if i == 0 {
+			boot = []string{"--bootstrap", info.Addrs[0]}
+		}
+		ws, ps = append(ws, w), append(ps, p)
+	}
+	for _, w := range ws {
+		waitRoutingTable(b, w, n-1)
+	}
+	return ws, ps
+}
 
 // putCost is what one put cost: its wall time, the CPU (user+sys) of the
 // processes that did the work, and the peak RSS of the one that mixed.
@@ -29,7 +109,7 @@ func offlinePut(b *testing.B, root, name, in string) putCost {
 	w := newWorldIn(b, root)
 	w.repo = filepath.Join(root, name)
 	rssFile := filepath.Join(root, name+".rss")
-	r := w.runWith(runOpts{env: []string{"BLOCKMIX_PEAK_RSS_FILE=" + rssFile}}, "--no-progress", "put", in)
+	r := runLong(b, w, runOpts{env: []string{"BLOCKMIX_PEAK_RSS_FILE=" + rssFile}}, "--no-progress", "put", in)
 	if r.code != 0 {
 		b.Fatalf("%v", r)
 	}
@@ -42,17 +122,18 @@ func offlinePut(b *testing.B, root, name, in string) putCost {
 	return c
 }
 
-// daemonPut starts a network of nodes daemons with R = 3 under root and
-// puts in through the first: the put's time, the CPU of the uploading
-// daemon and of the CLI that streamed the file to it, and the daemon's
-// peak RSS (VmHWM: since it started, so the put's peak unless idling
-// cost more). It fails unless every block got its three copies.
+// daemonPut starts a network of nodes daemons with R = 3 under root (each
+// may take 64 GiB of pushes) and puts in through the first: the put's
+// time, the CPU of the uploading daemon and of the CLI that streamed the
+// file to it, and the daemon's peak RSS (VmHWM: since it started, so the
+// put's peak unless idling cost more). It fails unless every block got
+// its three copies.
 func daemonPut(b *testing.B, root string, nodes int, in string) putCost {
 	b.Helper()
-	ws, ps := benchNetworkStarted(b, root, nodes)
+	ws, ps := longNetwork(b, root, nodes, "--share", "64GiB")
 	pid := ps[0].cmd.Process.Pid
 	t0 := cpuTicks(b, pid)
-	r := ws[0].run("--no-progress", "put", "--json", in)
+	r := runLong(b, ws[0], runOpts{}, "--no-progress", "put", "--json", in)
 	t1 := cpuTicks(b, pid)
 	if r.code != 0 {
 		b.Fatalf("%v", r)
@@ -132,4 +213,51 @@ func BenchmarkDaemonPut(b *testing.B) {
 		b.ReportMetric(net[1].dur.Seconds()/net[0].dur.Seconds(), "daemon_4x/1x_time")
 		b.ReportMetric(net[1].cpu.Seconds()/net[0].cpu.Seconds(), "daemon_4x/1x_CPU")
 	}
+}
+
+// BenchmarkLowPowerDonorIdle: a donor in the lowpower profile takes the
+// BENCH_SIZE file (1 GiB) of pushes (a second daemon with --replicas 1
+// puts it), and is then left alone: idle_after_pushes_RSS_MiB is its
+// VmRSS a minute after the put returned (goal ≤ 40 MiB). The same donor
+// is then restarted on the store it now holds and left alone for the same
+// minute: idle_fresh_RSS_MiB, the idle figure to return to, and
+// after_pushes/fresh their ratio. push_peak_RSS_MiB is its VmHWM through
+// the pushes.
+func BenchmarkLowPowerDonorIdle(b *testing.B) {
+	in, size := benchInput(b)
+	root := benchRoot(b)
+	const wait = time.Minute
+	var after, fresh, peak float64
+	for i := range b.N {
+		donor := newWorldIn(b, root)
+		donor.repo = filepath.Join(root, fmt.Sprintf("lp-donor-%d", i))
+		args := daemonArgs("--donor", "--profile", "lowpower", "--quota", strconv.FormatInt(2*size+(256<<20), 10))
+		p, info := startLong(b, donor, args...)
+		up := newWorldIn(b, root)
+		up.repo = filepath.Join(root, fmt.Sprintf("lp-up-%d", i))
+		startLong(b, up, daemonArgs("--bootstrap", info.Addrs[0], "--replicas", "1")...)
+		waitRoutingTable(b, up, 1)
+		r := runLong(b, up, runOpts{}, "--no-progress", "put", "--json", in)
+		var put apiv1.PutInfo
+		if r.code != 0 || json.Unmarshal(r.stdout, &put) != nil || put.Short == nil || *put.Short != 0 {
+			b.Fatalf("put through the second daemon: not placed in full:\n%v", r)
+		}
+		time.Sleep(wait) // the measured span: a fixed minute, as the goal says
+		pid := p.cmd.Process.Pid
+		after += float64(procStatus(b, pid, "VmRSS")) / 1024
+		peak += float64(procStatus(b, pid, "VmHWM")) / 1024
+
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			b.Fatal(err)
+		}
+		<-p.done
+		p, _ = startLong(b, donor, args...)
+		time.Sleep(wait)
+		fresh += float64(procStatus(b, p.cmd.Process.Pid, "VmRSS")) / 1024
+	}
+	n := float64(b.N)
+	b.ReportMetric(after/n, "idle_after_pushes_RSS_MiB")
+	b.ReportMetric(fresh/n, "idle_fresh_RSS_MiB")
+	b.ReportMetric(after/fresh, "after_pushes/fresh")
+	b.ReportMetric(peak/n, "push_peak_RSS_MiB")
 }
