@@ -58,12 +58,3 @@ func (c *cache) add(id blocks.ID, data []byte) {
 		c.size -= len(ent.data)
 	}
 }
-
-// clear forgets every entry.
-func (c *cache) clear() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ll.Init()
-	clear(c.items)
-	c.size = 0
-}

@@ -397,11 +397,6 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, s Stream) (r
 	return res, nil
 }
 
-// Release forgets the randomizer bytes the Mixer caches, so that a
-// long-lived Mixer holds no block bytes between bursts of work; the next
-// mix reads what it needs again. Not during a mix.
-func (m *Mixer) Release() { m.cache.clear() }
-
 // Break marks the Mixer unusable after a caller's failure that made the
 // blocks it mixed go away (see Discard): its pools name them.
 func (m *Mixer) Break(err error) {

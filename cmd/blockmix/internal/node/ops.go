@@ -323,7 +323,10 @@ func (n *Node) upload(ctx context.Context, up *recipe.Upload, r io.Reader, name 
 		if res, err = up.Finish(ctx, m, n.st); err == nil {
 			delete(n.uploads, up)
 			if len(n.uploads) == 0 {
-				m.Release() // the last put for now: no block bytes kept
+				// The last put for now: the Mixer's cache and its
+				// session's choices (which grow with every block mixed)
+				// go; the next put's Mixer reads the store as it is then.
+				n.mixer = nil
 			}
 		}
 		return err
