@@ -149,20 +149,26 @@ func TestPlaceAll(t *testing.T) {
 	if len(progress) != (n+PlaceSlice-1)/PlaceSlice || progress[len(progress)-1] != n {
 		t.Fatalf("progress %v", progress)
 	}
+	wantCopies(t, ctx, stores[1:], ids, 3)
+	short, _, err = nodes[0].PlaceAll(ctx, stores[0], ids, 5, nil)
+	if short != n || !errors.Is(err, ErrUnderReplicated) || !strings.Contains(err.Error(), "only 4 other nodes") {
+		t.Fatalf("R=5 with 4 others: short %d, %v", short, err)
+	}
+}
+
+// wantCopies fails the test unless each of ids is held by want of stores.
+func wantCopies(t *testing.T, ctx context.Context, stores []*blocks.Mem, ids []blocks.ID, want int) {
+	t.Helper()
 	for _, id := range ids {
 		copies := 0
-		for _, st := range stores[1:] {
+		for _, st := range stores {
 			if ok, _ := st.Has(ctx, id); ok {
 				copies++
 			}
 		}
-		if copies != 3 {
-			t.Fatalf("block %s has %d copies, want 3", id, copies)
+		if copies != want {
+			t.Fatalf("block %s has %d copies, want %d", id, copies, want)
 		}
-	}
-	short, _, err = nodes[0].PlaceAll(ctx, stores[0], ids, 5, nil)
-	if short != n || !errors.Is(err, ErrUnderReplicated) || !strings.Contains(err.Error(), "only 4 other nodes") {
-		t.Fatalf("R=5 with 4 others: short %d, %v", short, err)
 	}
 }
 
@@ -197,17 +203,7 @@ func TestPlacer(t *testing.T) {
 	if len(placed) == 0 || placed[len(placed)-1] != n {
 		t.Fatalf("placed %v, want a last count of %d (each block once)", placed, n)
 	}
-	for _, id := range ids {
-		copies := 0
-		for _, st := range stores[1:] {
-			if ok, _ := st.Has(ctx, id); ok {
-				copies++
-			}
-		}
-		if copies != 3 {
-			t.Fatalf("block %s has %d copies, want 3", id, copies)
-		}
-	}
+	wantCopies(t, ctx, stores[1:], ids, 3)
 
 	p = nodes[0].NewPlacer(ctx, stores[0], 3)
 	missing := block(9999).ID()

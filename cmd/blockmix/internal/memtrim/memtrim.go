@@ -1,5 +1,5 @@
 // Package memtrim gives the memory of a burst of work back to the system
-// once the burst is over. The Go runtime returns freed memory slowly by
+// once the burst is over; call its Tick every few seconds. The Go runtime returns freed memory slowly by
 // itself and lowers its heap goal only at the next collection, which an
 // idle process may not run for minutes: a donor that took a gigabyte of
 // pushes would sit at its burst's size long after. A Trimmer watches how
@@ -10,10 +10,8 @@
 package memtrim
 
 import (
-	"context"
 	"runtime/debug"
 	"runtime/metrics"
-	"time"
 )
 
 // Trimmer decides when to give memory back. The zero value is not
@@ -50,20 +48,6 @@ func heapAllocated() uint64 {
 		return 0
 	}
 	return s[0].Value.Uint64()
-}
-
-// Run ticks every interval until ctx ends.
-func (t *Trimmer) Run(ctx context.Context, every time.Duration) {
-	tk := time.NewTicker(every)
-	defer tk.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tk.C:
-			t.Tick()
-		}
-	}
 }
 
 // Tick looks at the allocation since the last tick and trims when a

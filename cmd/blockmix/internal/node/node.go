@@ -339,7 +339,8 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { n.watchRouting(gctx); return nil })
 	// A burst of work (a put, a gigabyte of pushes) gives its memory back
 	// within trimEvery or two of going quiet.
-	g.Go(func() error { memtrim.New().Run(gctx, trimEvery); return nil })
+	trim := memtrim.New()
+	g.Go(func() error { sched.Every(gctx, trimEvery, nil, func() { trim.Tick() }); return nil })
 	serve := func(s *http.Server, ln stdnet.Listener, what string) {
 		g.Go(func() error {
 			if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
