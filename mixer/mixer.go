@@ -159,6 +159,11 @@ type Stream struct {
 	// NoHash leaves Result.SHA256 zero, for a caller that hashes the
 	// stream itself (one part of a longer one).
 	NoHash bool
+	// Stored, when not nil, gets each block this call adds to the store
+	// (fresh randomizers included), in the order they are stored, before
+	// the tuple that names it. The block's bytes are valid only during
+	// the call: copy what you keep.
+	Stored func(blocks.Block)
 }
 
 // MixStream is Mix with the choices of s. For the same input, store and
@@ -349,6 +354,14 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, s Stream) (r
 			}
 			if isNew {
 				newIDs = append(newIDs, d.blk.ID())
+			}
+			if s.Stored != nil {
+				for _, f := range d.fresh {
+					s.Stored(f.blk)
+				}
+				if isNew {
+					s.Stored(d.blk)
+				}
 			}
 			tu := make(Tuple, 0, t)
 			tu = append(tu, d.blk.ID())

@@ -301,7 +301,7 @@ type Placer struct {
 	r       int
 	ctx     context.Context
 	cancel  context.CancelFunc
-	pending []blocks.ID
+	pending []placeItem
 	seen    recent
 	regions map[byte]bool // the key regions walked so far (see explore)
 	sem     chan struct{}
@@ -321,23 +321,50 @@ func (n *Node) NewPlacer(ctx context.Context, g blocks.Getter, r int) *Placer {
 		sem: make(chan struct{}, placeSlices), seen: newRecent(8192)}
 }
 
-// Add queues ids for placing. It returns an error once placement has
-// failed (a block that cannot be read, ctx ended): stop adding, and Close
-// tells the rest. Blocks short of copies are no error here.
+// Add queues ids for placing; their bytes are read from the Placer's
+// getter when their slice goes out. It returns an error once placement
+// has failed (a block that cannot be read, ctx ended): stop adding, and
+// Close tells the rest. Blocks short of copies are no error here.
 func (p *Placer) Add(ids ...blocks.ID) error {
 	for _, id := range ids {
-		if p.seen.has(id) {
-			continue
-		}
-		p.seen.add(id)
-		p.pending = append(p.pending, id)
-		if len(p.pending) == PlaceSlice {
-			if err := p.flush(); err != nil {
-				return err
-			}
+		if err := p.queue(placeItem{id: id}); err != nil {
+			return err
 		}
 	}
 	return p.failed()
+}
+
+// AddBlocks is Add for blocks whose bytes the caller has at hand (a put's
+// new blocks, just mixed): they are not read again. The Placer keeps bs
+// until they are placed.
+func (p *Placer) AddBlocks(bs ...blocks.Block) error {
+	for _, b := range bs {
+		if err := p.queue(placeItem{id: b.ID(), blk: b, have: true}); err != nil {
+			return err
+		}
+	}
+	return p.failed()
+}
+
+// placeItem is a block to place: its bytes, or its ID alone (read from
+// the getter when its slice goes out).
+type placeItem struct {
+	id   blocks.ID
+	blk  blocks.Block
+	have bool
+}
+
+// queue adds it unless its block came lately.
+func (p *Placer) queue(it placeItem) error {
+	if p.seen.has(it.id) {
+		return nil
+	}
+	p.seen.add(it.id)
+	p.pending = append(p.pending, it)
+	if len(p.pending) == PlaceSlice {
+		return p.flush()
+	}
+	return nil
 }
 
 func (p *Placer) failed() error {
@@ -355,7 +382,7 @@ func (p *Placer) flush() error {
 		return nil
 	}
 	slice := p.pending
-	p.pending = make([]blocks.ID, 0, PlaceSlice)
+	p.pending = make([]placeItem, 0, PlaceSlice)
 	p.explore(slice)
 	select {
 	case p.sem <- struct{}{}:
@@ -384,15 +411,15 @@ func (p *Placer) flush() error {
 	return nil
 }
 
-// explore walks the DHT towards the key regions of ids not walked yet, at
-// most maxWalks regions in all (see Node.explore).
-func (p *Placer) explore(ids []blocks.ID) {
+// explore walks the DHT towards the key regions of items not walked yet,
+// at most maxWalks regions in all (see Node.explore).
+func (p *Placer) explore(items []placeItem) {
 	var fresh []blocks.ID
-	for _, id := range ids {
-		k := kb.ConvertKey(BlockKey(id))
+	for _, it := range items {
+		k := kb.ConvertKey(BlockKey(it.id))
 		if !p.regions[k[0]] && len(p.regions) < maxWalks {
 			p.regions[k[0]] = true
-			fresh = append(fresh, id)
+			fresh = append(fresh, it.id)
 		}
 	}
 	if len(fresh) > 0 {
@@ -446,11 +473,15 @@ func (s *recent) add(id blocks.ID) {
 	s.cur[id] = struct{}{}
 }
 
-// placeFrom reads ids from g and places them.
-func (n *Node) placeFrom(ctx context.Context, g blocks.Getter, ids []blocks.ID, r int) ([]Placement, error) {
-	bs := make([]blocks.Block, len(ids))
-	for i, id := range ids {
-		b, err := blocks.GetBlock(ctx, g, id)
+// placeFrom places items, reading from g those that came without bytes.
+func (n *Node) placeFrom(ctx context.Context, g blocks.Getter, items []placeItem, r int) ([]Placement, error) {
+	bs := make([]blocks.Block, len(items))
+	for i, it := range items {
+		if it.have {
+			bs[i] = it.blk
+			continue
+		}
+		b, err := blocks.GetBlock(ctx, g, it.id)
 		if err != nil {
 			return nil, fmt.Errorf("read block to place: %w", err)
 		}

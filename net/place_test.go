@@ -205,6 +205,25 @@ func TestPlacer(t *testing.T) {
 	}
 	wantCopies(t, ctx, stores[1:], ids, 3)
 
+	// Blocks given with their bytes are placed without a read: these
+	// are not even in the store.
+	p = nodes[0].NewPlacer(ctx, stores[0], 3)
+	var given []blocks.ID
+	for i := range PlaceSlice + 3 {
+		b := block(8000 + i)
+		given = append(given, b.ID())
+		if err := p.AddBlocks(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Add(given...); err != nil {
+		t.Fatal(err)
+	}
+	if short, _, err := p.Close(); err != nil || short != 0 {
+		t.Fatalf("blocks given with their bytes: short %d, %v", short, err)
+	}
+	wantCopies(t, ctx, stores[1:], given, 3)
+
 	p = nodes[0].NewPlacer(ctx, stores[0], 3)
 	missing := block(9999).ID()
 	var addErr error

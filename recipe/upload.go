@@ -35,6 +35,10 @@ type Upload struct {
 	// Dir, when not "", holds the upload's tuples while it runs (see
 	// PutOptions.TempDir); set it before the first Add.
 	Dir string
+	// Stored, when not nil, gets every block Add stores, as
+	// mixer.Stream.Stored does (the bytes are valid only during the call;
+	// the descriptor's blocks, which Finish stores, are not given).
+	Stored func(blocks.Block)
 
 	name, typ string
 	size      int64 // as said, or −1
@@ -83,7 +87,7 @@ func (u *Upload) Add(ctx context.Context, m *mixer.Mixer, part []byte, last bool
 	if u.size >= 0 && u.read+int64(len(part)) > u.size {
 		return fmt.Errorf("mix %s: %w: read more than the %d bytes said (did the file change while it was read?)", u.name, ErrSizeMismatch, u.size)
 	}
-	res, err := m.MixStream(ctx, bytes.NewReader(part), u.class, mixer.Stream{Progress: prog, NoHash: true, Tuple: u.addTuple})
+	res, err := m.MixStream(ctx, bytes.NewReader(part), u.class, mixer.Stream{Progress: prog, NoHash: true, Tuple: u.addTuple, Stored: u.Stored})
 	if err != nil {
 		return fmt.Errorf("mix %s: %w", u.name, err)
 	}

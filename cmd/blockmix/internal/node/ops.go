@@ -231,6 +231,9 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	up := recipe.NewUpload(size, name, typ)
 	up.Dir = n.repo.Path(repo.PutsDir)
 	defer up.Close()
+	// The part's new blocks go to the placer from memory, not read back.
+	var made []blocks.Block
+	up.Stored = func(b blocks.Block) { made = append(made, b.Clone()) }
 	n.mu.Lock()
 	n.uploads[up] = true
 	if n.putting++; n.putting == 1 {
@@ -249,7 +252,7 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	// Every block the file needs goes out, randomizers included: the
 	// uploader may leave.
 	placer := n.net.NewPlacer(pctx, n.st, n.cfg.Replicas)
-	res, err := n.upload(ctx, up, r, name, placer)
+	res, err := n.upload(ctx, up, r, name, placer, func() []blocks.Block { bs := made; made = nil; return bs })
 	if err != nil {
 		cancelPlace()
 		_, _, _ = placer.Close()
@@ -295,10 +298,11 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 
 // upload reads r a part at a time, without the node's lock, and mixes
 // each part under it, handing the part's blocks to placer outside the
-// lock (it waits while the network is behind); then it writes the descriptor and
-// records the file. A recorded upload leaves n.uploads: its blocks are
-// the file's.
-func (n *Node) upload(ctx context.Context, up *recipe.Upload, r io.Reader, name string, placer *bmnet.Placer) (recipe.PutResult, error) {
+// lock (it waits while the network is behind): made returns the new
+// blocks up.Stored collected since its last call. Then it writes the
+// descriptor and records the file. A recorded upload leaves n.uploads:
+// its blocks are the file's.
+func (n *Node) upload(ctx context.Context, up *recipe.Upload, r io.Reader, name string, placer *bmnet.Placer, made func() []blocks.Block) (recipe.PutResult, error) {
 	buf := make([]byte, up.PartSize())
 	for last := false; !last; {
 		k, err := io.ReadFull(r, buf)
@@ -307,15 +311,18 @@ func (n *Node) upload(ctx context.Context, up *recipe.Upload, r io.Reader, name 
 			return recipe.PutResult{}, fmt.Errorf("mix %s: read source: %w", name, err)
 		}
 		var ids []blocks.ID
+		var bs []blocks.Block
 		if err := n.withMixer(func(m *mixer.Mixer) error {
 			err := up.Add(ctx, m, buf[:k], last, nil)
-			ids = up.TakeBlocks()
+			ids, bs = up.TakeBlocks(), made()
 			return err
 		}); err != nil {
 			return recipe.PutResult{}, err
 		}
 		// A placement that failed does not stop the put: the file is
 		// still recorded here, and Close tells why its copies are missing.
+		// The new blocks first, from memory: their IDs then come again.
+		_ = placer.AddBlocks(bs...)
 		_ = placer.Add(ids...)
 	}
 	var res recipe.PutResult
