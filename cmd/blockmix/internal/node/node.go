@@ -104,8 +104,9 @@ type Node struct {
 	mixer   *mixer.Mixer
 	uploads map[*recipe.Upload]bool // the puts running
 	// putting counts the puts running (n.uploads loses a put before it
-	// ends); gcPercent restores the collector's target the first of them
-	// lowered (see lowerGC), and is called when the last one ends.
+	// ends); gcPercent restores the collector's settings the first of
+	// them tightened (see tightenGC), and is called when the last one
+	// ends.
 	putting   int
 	gcPercent func()
 

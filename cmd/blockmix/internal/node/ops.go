@@ -237,7 +237,7 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	n.mu.Lock()
 	n.uploads[up] = true
 	if n.putting++; n.putting == 1 {
-		n.gcPercent = lowerGC(putGCPercent)
+		n.gcPercent = tightenGC(putGCPercent, putMemLimit)
 	}
 	n.mu.Unlock()
 	defer func() {
@@ -341,26 +341,42 @@ func (n *Node) upload(ctx context.Context, up *recipe.Upload, r io.Reader, name 
 	return res, err
 }
 
-// putGCPercent is the collector's target (GOGC) while puts run: a put
-// makes garbage as fast as the disk reads and writes (blocks read back to
-// be placed, randomizers read), little of it holding pointers, so
-// collecting at half the live heap instead of all of it costs little
-// CPU and keeps a put's peak near 1.5× its live memory instead of 2×.
-const putGCPercent = 50
+// putGCPercent and putMemLimit are the collector's target (GOGC) and the
+// runtime's soft memory limit while puts run. A put makes garbage as fast
+// as the disk and the network move blocks (randomizers read, blocks
+// pushed), little of it holding pointers, so collecting at half the live
+// heap instead of all of it costs little CPU, and the limit keeps a long
+// put's peak flat while its picker's and index's bookkeeping grow; the
+// binary's own pages (~28 MiB) come on top of it.
+const (
+	putGCPercent = 50
+	putMemLimit  = 64 << 20
+)
 
-// lowerGC sets the collector's target to percent when that is lower than
-// the current one and GOGC does not say otherwise, and returns what sets
-// it back.
-func lowerGC(percent int) (restore func()) {
-	if os.Getenv("GOGC") != "" {
-		return func() {}
+// tightenGC lowers the collector's target to percent and the soft memory
+// limit to limit, each only where that is lower than what is set and the
+// environment (GOGC, GOMEMLIMIT) does not say otherwise, and returns what
+// sets them back.
+func tightenGC(percent int, limit int64) (restore func()) {
+	var undo []func()
+	if os.Getenv("GOGC") == "" {
+		if old := debug.SetGCPercent(percent); old <= percent {
+			debug.SetGCPercent(old)
+		} else {
+			undo = append(undo, func() { debug.SetGCPercent(old) })
+		}
 	}
-	old := debug.SetGCPercent(percent)
-	if old <= percent {
-		debug.SetGCPercent(old)
-		return func() {}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		if old := debug.SetMemoryLimit(-1); old > limit {
+			debug.SetMemoryLimit(limit)
+			undo = append(undo, func() { debug.SetMemoryLimit(old) })
+		}
 	}
-	return func() { debug.SetGCPercent(old) }
+	return func() {
+		for _, f := range undo {
+			f()
+		}
+	}
 }
 
 // putCacheBytes bounds the randomizer bytes the node's Mixer caches: the
