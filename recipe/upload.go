@@ -135,8 +135,8 @@ func (u *Upload) Used(fn func(blocks.ID)) {
 	}
 }
 
-// Close removes the upload's temporary file, if any. Finish closes; an
-// upload that fails before it is closed by whoever gave up on it.
+// Close removes the upload's temporary file, if any. Finish closes the
+// Upload; one that fails before is closed by whoever gives up on it.
 func (u *Upload) Close() {
 	if u.tuples != nil {
 		u.tuples.close()
