@@ -73,6 +73,8 @@ type Mixer struct {
 	cache *cache
 	pick  *picker
 
+	bufs map[int]*sync.Pool // block buffer pairs kept between calls, per class
+
 	mixedBlocks int
 	mixedBytes  int64
 	// broken is set by a failed mix: the picker may then hold choices of
@@ -103,7 +105,7 @@ func New(st Store, opt Options) (*Mixer, error) {
 		return nil, err
 	}
 	p.uniform = opt.Uniform
-	return &Mixer{st: st, t: opt.T, rnd: opt.Rand, work: opt.Workers, cache: c, pick: p}, nil
+	return &Mixer{st: st, t: opt.T, rnd: opt.Rand, work: opt.Workers, cache: c, pick: p, bufs: map[int]*sync.Pool{}}, nil
 }
 
 // Rand returns the Mixer's source of randomness, for padding that callers
@@ -144,7 +146,32 @@ type done struct {
 // already stored stay (they are valid, unreferenced blocks) and the Mixer
 // refuses further calls: make a new one.
 func (m *Mixer) Mix(ctx context.Context, r io.Reader, class int, prog Progress) (Result, error) {
-	return m.mix(ctx, r, class, m.t, prog)
+	return m.mix(ctx, r, class, m.t, Stream{Progress: prog})
+}
+
+// Stream says what MixStream does with a stream besides mixing it.
+type Stream struct {
+	Progress Progress // may be nil
+	// Tuple, when not nil, gets each tuple in stream order once its block
+	// is stored, and Result.Tuples stays empty: a caller that writes the
+	// tuples out keeps memory flat in the stream's length. An error from
+	// Tuple fails the mix. The tuple is the caller's to keep.
+	Tuple func(Tuple) error
+	// NoHash leaves Result.SHA256 zero, for a caller that hashes the
+	// stream itself (one part of a longer one).
+	NoHash bool
+	// Stored, when not nil, gets each block this call adds to the store
+	// (fresh randomizers included), in the order they are stored, before
+	// the tuple that names it. The block's bytes are valid only during
+	// the call: copy what you keep.
+	Stored func(blocks.Block)
+}
+
+// MixStream is Mix with the choices of s. For the same input, store and
+// random source it stores the same blocks and yields the same tuples as
+// Mix.
+func (m *Mixer) MixStream(ctx context.Context, r io.Reader, class int, s Stream) (Result, error) {
+	return m.mix(ctx, r, class, m.t, s)
 }
 
 // MixBlock mixes one source block (its length must be a class) with t−1
@@ -156,7 +183,7 @@ func (m *Mixer) MixBlock(ctx context.Context, src []byte, t int) (Tuple, error) 
 	if err := ValidClass(len(src)); err != nil {
 		return nil, err
 	}
-	res, err := m.mix(ctx, bytesReader(src), len(src), t, nil)
+	res, err := m.mix(ctx, bytesReader(src), len(src), t, Stream{NoHash: true})
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +193,8 @@ func (m *Mixer) MixBlock(ctx context.Context, src []byte, t int) (Tuple, error) 
 	return res.Tuples[0], nil
 }
 
-func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progress) (res Result, err error) {
+func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, s Stream) (res Result, err error) {
+	var tokens chan [2][]byte
 	if err := ValidClass(class); err != nil {
 		return Result{}, err
 	}
@@ -185,9 +213,26 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 	// The stages: feed (read, pad, pick; sequential) → hasher (the file's
 	// sha256; sequential) and workers (XOR, block hash; parallel) → commit
 	// (store in stream order). A token is a pair of buffers: at most
-	// inFlight pairs exist, which bounds memory.
+	// inFlight pairs exist, which bounds memory. The pairs come from, and
+	// go back to, the Mixer's pool for the class: a caller that mixes a
+	// stream in many short calls (an Upload's parts) makes no garbage of
+	// them.
 	inFlight := 16*m.work + 1
-	tokens := make(chan [2][]byte, inFlight)
+	pool := m.bufs[class]
+	if pool == nil {
+		pool = &sync.Pool{}
+		m.bufs[class] = pool
+	}
+	defer func() {
+		// Every goroutine of this call has ended: the pairs back in tokens
+		// are free.
+		for len(tokens) > 0 {
+			if b := <-tokens; b[0] != nil {
+				pool.Put(&b)
+			}
+		}
+	}()
+	tokens = make(chan [2][]byte, inFlight)
 	for i := 0; i < inFlight; i++ {
 		tokens <- [2][]byte{}
 	}
@@ -212,10 +257,14 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 		defer close(hashDone)
 		h := sha256.New()
 		for j := range hashQ {
-			h.Write(j.src[:j.n])
+			if !s.NoHash {
+				h.Write(j.src[:j.n])
+			}
 			close(j.hashed)
 		}
-		copy(res.SHA256[:], h.Sum(nil))
+		if !s.NoHash {
+			copy(res.SHA256[:], h.Sum(nil))
+		}
 	}()
 
 	var feedErr error
@@ -233,7 +282,11 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 				return
 			}
 			if bufs[0] == nil {
-				bufs = [2][]byte{make([]byte, class), make([]byte, class)}
+				if b, ok := pool.Get().(*[2][]byte); ok {
+					bufs = *b
+				} else {
+					bufs = [2][]byte{make([]byte, class), make([]byte, class)}
+				}
 			}
 			src := bufs[0]
 			n, err := io.ReadFull(r, src)
@@ -304,19 +357,35 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, prog Progres
 			if isNew {
 				newIDs = append(newIDs, d.blk.ID())
 			}
+			if s.Stored != nil {
+				for _, f := range d.fresh {
+					s.Stored(f.blk)
+				}
+				if isNew {
+					s.Stored(d.blk)
+				}
+			}
 			tu := make(Tuple, 0, t)
 			tu = append(tu, d.blk.ID())
 			for _, c := range d.picks {
 				tu = append(tu, c.id)
 			}
-			res.Tuples = append(res.Tuples, tu)
+			if s.Tuple != nil {
+				if err := s.Tuple(tu); err != nil {
+					firstErr = err
+					cancel()
+					break
+				}
+			} else {
+				res.Tuples = append(res.Tuples, tu)
+			}
 			if isNew {
 				res.NewBlocks++
 				res.NewBytes += int64(class)
 				added = append(added, cand{id: d.blk.ID(), tag: d.tag})
 			}
-			if prog != nil && d.n > 0 {
-				prog.Add(int64(d.n))
+			if s.Progress != nil && d.n > 0 {
+				s.Progress.Add(int64(d.n))
 			}
 			<-d.hashed
 			tokens <- [2][]byte{d.src, d.out}

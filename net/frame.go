@@ -93,7 +93,17 @@ func WriteFrame(w io.Writer, f Frame) error {
 		if len(f.Data) > blocks.MaxBlockSize {
 			return fmt.Errorf("block of %d bytes: %w", len(f.Data), blocks.ErrTooLarge)
 		}
-		payload = append(f.ID[:len(f.ID):len(f.ID)], f.Data...)
+		// The header, the ID and the block go out as they are: no copy
+		// of the block (a put pushes every block R times).
+		var hdr [binary.MaxVarintLen64 + 1 + 32]byte
+		n := binary.PutUvarint(hdr[:], uint64(1+len(f.ID)+len(f.Data)))
+		hdr[n] = f.Kind
+		n += 1 + copy(hdr[n+1:], f.ID[:])
+		if _, err := w.Write(hdr[:n]); err != nil {
+			return err
+		}
+		_, err := w.Write(f.Data)
+		return err
 	case KindProve:
 		if len(f.IDs) == 0 || len(f.IDs) > MaxProve {
 			return fmt.Errorf("prove-list of %d IDs (1..%d)", len(f.IDs), MaxProve)

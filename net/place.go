@@ -211,107 +211,277 @@ func sample[T any](xs []T, k int) []T {
 // shortfall returns an error wrapping ErrUnderReplicated that says how many
 // of pls have fewer than r holders and why, or nil when none has.
 func shortfall(pls []Placement, r, others int) error {
-	short := 0
-	var why string
+	var t tally
+	t.add(pls, r)
+	return t.err(r, others)
+}
+
+// tally counts placements as they come: how many, how many are short and
+// the first reason one of those was refused, and which peers took blocks.
+type tally struct {
+	total, short int
+	why          string
+	holders      map[peer.ID]bool
+}
+
+func (t *tally) add(pls []Placement, r int) {
+	if t.holders == nil {
+		t.holders = map[peer.ID]bool{}
+	}
+	t.total += len(pls)
 	for _, pl := range pls {
 		if len(pl.Holders) < r {
-			short++
-			if why == "" && len(pl.Refused) > 0 {
-				why = pl.Refused[0]
+			t.short++
+			if t.why == "" && len(pl.Refused) > 0 {
+				t.why = pl.Refused[0]
 			}
 		}
+		for _, p := range pl.Holders {
+			t.holders[p] = true
+		}
 	}
-	if short == 0 {
+}
+
+// err returns an error wrapping ErrUnderReplicated that says how many
+// blocks have fewer than r holders and why, or nil when none has; others
+// is how many other nodes there are.
+func (t *tally) err(r, others int) error {
+	if t.short == 0 {
 		return nil
 	}
 	hint := ""
 	if others < r {
 		hint = fmt.Sprintf(" (the network has only %s)", plural(others, "other node"))
-	} else if why != "" {
-		hint = fmt.Sprintf(" (for example %s)", why)
+	} else if t.why != "" {
+		hint = fmt.Sprintf(" (for example %s)", t.why)
 	}
-	return fmt.Errorf("%w: %d of %d blocks have fewer than %d copies%s", ErrUnderReplicated, short, len(pls), r, hint)
+	return fmt.Errorf("%w: %d of %d blocks have fewer than %d copies%s", ErrUnderReplicated, t.short, t.total, r, hint)
 }
 
-// PlaceSlice is how many blocks PlaceAll reads and places at a time, and
-// placeSlices how many such slices are in flight.
+// PlaceSlice is how many blocks a Placer reads and places at a time, and
+// placeSlices how many such slices are in flight: at most
+// PlaceSlice·placeSlices blocks are in memory.
 const (
-	PlaceSlice  = 64
+	PlaceSlice  = 16
 	placeSlices = 4
 )
 
-// PlaceAll places the blocks ids from g (see Place), a few slices of
-// PlaceSlice blocks at a time, so that a big file never sits in memory
-// whole while the pushes of one slice overlap the rounds of another. done,
+// PlaceAll places the blocks ids from g (see Place) through a Placer. done,
 // if not nil, gets the number of blocks placed so far after each slice. It
 // returns how many blocks have fewer than r holders and how many distinct
 // nodes took blocks, and an error wrapping ErrUnderReplicated when a block
 // is short.
 func (n *Node) PlaceAll(ctx context.Context, g blocks.Getter, ids []blocks.ID, r int, done func(int)) (short, nodes int, err error) {
-	n.explore(ctx, ids)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	all := make([]Placement, len(ids)) // IDs and holders only: the bytes are gone
-	var (
-		mu     sync.Mutex
-		placed int
-		first  error
-		wg     sync.WaitGroup
-	)
-	sem := make(chan struct{}, placeSlices)
+	p := n.NewPlacer(ctx, g, r)
+	p.Done = done
 	for start := 0; start < len(ids); start += PlaceSlice {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func(start int) {
-			defer func() { <-sem; wg.Done() }()
-			slice := ids[start:min(start+PlaceSlice, len(ids))]
-			pls, err := n.placeFrom(ctx, g, slice, r)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if first == nil {
-					first = err
-				}
-				cancel()
-				return
-			}
-			copy(all[start:], pls)
-			placed += len(slice)
-			if done != nil {
-				done(placed)
-			}
-		}(start)
-	}
-	wg.Wait()
-	if first == nil && ctx.Err() != nil {
-		first = ctx.Err()
-	}
-	if first != nil {
-		return 0, 0, first
-	}
-	holders := map[peer.ID]bool{}
-	for _, pl := range all {
-		if len(pl.Holders) < r {
-			short++
-		}
-		for _, p := range pl.Holders {
-			holders[p] = true
+		if err := p.Add(ids[start:min(start+PlaceSlice, len(ids))]...); err != nil {
+			break // Close says why
 		}
 	}
-	return short, len(holders), shortfall(all, r, len(n.candidates()))
+	return p.Close()
 }
 
-// placeFrom reads ids from g and places them.
-func (n *Node) placeFrom(ctx context.Context, g blocks.Getter, ids []blocks.ID, r int) ([]Placement, error) {
-	bs := make([]blocks.Block, len(ids))
-	for i, id := range ids {
-		b, err := blocks.GetBlock(ctx, g, id)
+// A Placer places blocks (see Place) while they are being made, so that a
+// put's pushes overlap its mixing: Add queues the IDs of blocks already in
+// its getter; each slice of PlaceSlice IDs is read and placed in the
+// background as it fills, at most placeSlices slices at a time, and Add
+// waits for room, so a fast producer runs at most that far ahead of the
+// network and the blocks in memory stay bounded whatever the file's size.
+// An ID added again soon after is placed once (a randomizer that many of
+// a file's tuples name). Close places what is left and reports. A Placer
+// is used by one goroutine; Done (optional, set before the first Add)
+// gets the number of blocks placed so far after each slice, from the
+// placing goroutines, one call at a time.
+type Placer struct {
+	Done func(placed int)
+
+	n       *Node
+	g       blocks.Getter
+	r       int
+	ctx     context.Context
+	cancel  context.CancelFunc
+	pending []placeItem
+	seen    recent
+	regions map[byte]bool // the key regions walked so far (see explore)
+	sem     chan struct{}
+	wg      sync.WaitGroup
+
+	mu     sync.Mutex
+	placed int
+	first  error
+	t      tally
+}
+
+// NewPlacer returns a Placer that gives blocks read from g to r other
+// nodes each, until ctx ends.
+func (n *Node) NewPlacer(ctx context.Context, g blocks.Getter, r int) *Placer {
+	ctx, cancel := context.WithCancel(ctx)
+	return &Placer{n: n, g: g, r: r, ctx: ctx, cancel: cancel, regions: map[byte]bool{},
+		sem: make(chan struct{}, placeSlices), seen: newRecent(8192)}
+}
+
+// Add queues ids for placing; their bytes are read from the Placer's
+// getter when their slice goes out. It returns an error once placement
+// has failed (a block that cannot be read, ctx ended): stop adding, and
+// Close tells the rest. Blocks short of copies are no error here.
+func (p *Placer) Add(ids ...blocks.ID) error {
+	for _, id := range ids {
+		if err := p.queue(placeItem{id: id}); err != nil {
+			return err
+		}
+	}
+	return p.failed()
+}
+
+// AddBlocks is Add for blocks whose bytes the caller has at hand (a put's
+// new blocks, just mixed): they are not read again. The Placer keeps bs
+// until they are placed.
+func (p *Placer) AddBlocks(bs ...blocks.Block) error {
+	for _, b := range bs {
+		if err := p.queue(placeItem{id: b.ID(), blk: b, have: true}); err != nil {
+			return err
+		}
+	}
+	return p.failed()
+}
+
+// placeItem is a block to place: its bytes, or its ID alone (read from
+// the getter when its slice goes out).
+type placeItem struct {
+	id   blocks.ID
+	blk  blocks.Block
+	have bool
+}
+
+// queue adds it unless its block came lately.
+func (p *Placer) queue(it placeItem) error {
+	if p.seen.has(it.id) {
+		return nil
+	}
+	p.seen.add(it.id)
+	p.pending = append(p.pending, it)
+	if len(p.pending) == PlaceSlice {
+		return p.flush()
+	}
+	return nil
+}
+
+func (p *Placer) failed() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.first != nil {
+		return p.first
+	}
+	return p.ctx.Err()
+}
+
+// flush starts placing the pending slice once a slot is free.
+func (p *Placer) flush() error {
+	if len(p.pending) == 0 {
+		return nil
+	}
+	slice := p.pending
+	p.pending = make([]placeItem, 0, PlaceSlice)
+	p.explore(slice)
+	select {
+	case p.sem <- struct{}{}:
+	case <-p.ctx.Done():
+		return p.failed()
+	}
+	p.wg.Add(1)
+	go func() {
+		defer func() { <-p.sem; p.wg.Done() }()
+		pls, err := p.n.placeFrom(p.ctx, p.g, slice, p.r)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if err != nil {
+			if p.first == nil {
+				p.first = err
+			}
+			p.cancel()
+			return
+		}
+		p.t.add(pls, p.r)
+		p.placed += len(slice)
+		if p.Done != nil {
+			p.Done(p.placed)
+		}
+	}()
+	return nil
+}
+
+// explore walks the DHT towards the key regions of items not walked yet,
+// at most maxWalks regions in all (see Node.explore).
+func (p *Placer) explore(items []placeItem) {
+	var fresh []blocks.ID
+	for _, it := range items {
+		k := kb.ConvertKey(BlockKey(it.id))
+		if !p.regions[k[0]] && len(p.regions) < maxWalks {
+			p.regions[k[0]] = true
+			fresh = append(fresh, it.id)
+		}
+	}
+	if len(fresh) > 0 {
+		p.n.explore(p.ctx, fresh)
+	}
+}
+
+// Close places the blocks still queued, waits for every slice, and
+// returns how many blocks have fewer than r holders and how many distinct
+// nodes took blocks, with an error wrapping ErrUnderReplicated when a
+// block is short. Any other error (a block that could not be read, ctx
+// ended) comes alone, with zero counts.
+func (p *Placer) Close() (short, nodes int, err error) {
+	defer p.cancel()
+	if p.failed() == nil {
+		_ = p.flush()
+	}
+	p.wg.Wait()
+	if err := p.failed(); err != nil {
+		return 0, 0, err
+	}
+	return p.t.short, len(p.t.holders), p.t.err(p.r, len(p.n.candidates()))
+}
+
+// recent is a set of the IDs added last: between n and 2n of them (two
+// generations; a hit keeps an ID in the newer one).
+type recent struct {
+	n         int
+	cur, prev map[blocks.ID]struct{}
+}
+
+func newRecent(n int) recent {
+	return recent{n: n, cur: map[blocks.ID]struct{}{}}
+}
+
+func (s *recent) has(id blocks.ID) bool {
+	if _, ok := s.cur[id]; ok {
+		return true
+	}
+	if _, ok := s.prev[id]; ok {
+		s.add(id)
+		return true
+	}
+	return false
+}
+
+func (s *recent) add(id blocks.ID) {
+	if len(s.cur) >= s.n {
+		s.prev, s.cur = s.cur, make(map[blocks.ID]struct{}, s.n)
+	}
+	s.cur[id] = struct{}{}
+}
+
+// placeFrom places items, reading from g those that came without bytes.
+func (n *Node) placeFrom(ctx context.Context, g blocks.Getter, items []placeItem, r int) ([]Placement, error) {
+	bs := make([]blocks.Block, len(items))
+	for i, it := range items {
+		if it.have {
+			bs[i] = it.blk
+			continue
+		}
+		b, err := blocks.GetBlock(ctx, g, it.id)
 		if err != nil {
 			return nil, fmt.Errorf("read block to place: %w", err)
 		}

@@ -149,20 +149,89 @@ func TestPlaceAll(t *testing.T) {
 	if len(progress) != (n+PlaceSlice-1)/PlaceSlice || progress[len(progress)-1] != n {
 		t.Fatalf("progress %v", progress)
 	}
+	wantCopies(t, ctx, stores[1:], ids, 3)
+	short, _, err = nodes[0].PlaceAll(ctx, stores[0], ids, 5, nil)
+	if short != n || !errors.Is(err, ErrUnderReplicated) || !strings.Contains(err.Error(), "only 4 other nodes") {
+		t.Fatalf("R=5 with 4 others: short %d, %v", short, err)
+	}
+}
+
+// wantCopies fails the test unless each of ids is held by want of stores.
+func wantCopies(t *testing.T, ctx context.Context, stores []*blocks.Mem, ids []blocks.ID, want int) {
+	t.Helper()
 	for _, id := range ids {
 		copies := 0
-		for _, st := range stores[1:] {
+		for _, st := range stores {
 			if ok, _ := st.Has(ctx, id); ok {
 				copies++
 			}
 		}
-		if copies != 3 {
-			t.Fatalf("block %s has %d copies, want 3", id, copies)
+		if copies != want {
+			t.Fatalf("block %s has %d copies, want %d", id, copies, want)
 		}
 	}
-	short, _, err = nodes[0].PlaceAll(ctx, stores[0], ids, 5, nil)
-	if short != n || !errors.Is(err, ErrUnderReplicated) || !strings.Contains(err.Error(), "only 4 other nodes") {
-		t.Fatalf("R=5 with 4 others: short %d, %v", short, err)
+}
+
+// TestPlacer: blocks added while they are made, some of them again (as a
+// file's tuples name their randomizers many times), all get their copies
+// once Close returns; a block the store lacks fails the placement with an
+// error that says so.
+func TestPlacer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nodes, stores := startNetwork(t, ctx, []int{1 << 30, 1 << 30, 1 << 30, 1 << 30, 1 << 30})
+	p := nodes[0].NewPlacer(ctx, stores[0], 3)
+	var placed []int
+	p.Done = func(k int) { placed = append(placed, k) }
+	n := 3*PlaceSlice + 5
+	var ids []blocks.ID
+	for i := 0; i < n; i++ {
+		b := block(7000 + i)
+		if err := stores[0].PutBlock(ctx, b, uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, b.ID())
+		// Each new block, with one earlier block named again.
+		if err := p.Add(b.ID(), ids[i/2]); err != nil {
+			t.Fatalf("add %d: %v", i, err)
+		}
+	}
+	short, holders, err := p.Close()
+	if err != nil || short != 0 || holders != 4 {
+		t.Fatalf("short %d, on %d nodes, %v", short, holders, err)
+	}
+	if len(placed) == 0 || placed[len(placed)-1] != n {
+		t.Fatalf("placed %v, want a last count of %d (each block once)", placed, n)
+	}
+	wantCopies(t, ctx, stores[1:], ids, 3)
+
+	// Blocks given with their bytes are placed without a read: these
+	// are not even in the store.
+	p = nodes[0].NewPlacer(ctx, stores[0], 3)
+	var given []blocks.ID
+	for i := range PlaceSlice + 3 {
+		b := block(8000 + i)
+		given = append(given, b.ID())
+		if err := p.AddBlocks(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Add(given...); err != nil {
+		t.Fatal(err)
+	}
+	if short, _, err := p.Close(); err != nil || short != 0 {
+		t.Fatalf("blocks given with their bytes: short %d, %v", short, err)
+	}
+	wantCopies(t, ctx, stores[1:], given, 3)
+
+	p = nodes[0].NewPlacer(ctx, stores[0], 3)
+	missing := block(9999).ID()
+	var addErr error
+	for i := 0; i < 2*PlaceSlice && addErr == nil; i++ {
+		addErr = p.Add(missing, ids[i])
+	}
+	if _, _, err := p.Close(); err == nil || !errors.Is(err, blocks.ErrNotFound) || !strings.Contains(err.Error(), "read block to place") {
+		t.Fatalf("a block the store lacks: %v (add: %v)", err, addErr)
 	}
 }
 

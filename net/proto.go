@@ -510,7 +510,10 @@ func Push(ctx context.Context, rw io.ReadWriter, bs []blocks.Block) ([]error, er
 	arm(ctx, rw, DefaultIdle)
 	werr := make(chan error, 1)
 	go func() {
-		w := bufio.NewWriterSize(rw, 256<<10)
+		// A block frame bigger than the buffer goes out in two writes of
+		// about half a block: the buffer need not hold a whole one (a put
+		// has R·placeSlices pushes in flight).
+		w := bufio.NewWriterSize(rw, 64<<10)
 		for _, b := range bs {
 			if err := WriteFrame(w, Frame{Kind: KindPush, ID: b.ID(), Data: b.Data()}); err != nil {
 				werr <- err

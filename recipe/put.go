@@ -29,13 +29,30 @@ type PutResult struct {
 // ErrSizeMismatch: a put read more or fewer bytes than it was told.
 var ErrSizeMismatch = errors.New("the file's size is not what was said")
 
+// PutOptions are Put's less common choices.
+type PutOptions struct {
+	Progress mixer.Progress // may be nil
+	// TempDir, when set, holds the list of the file's tuples while it is
+	// mixed (a temporary file, removed before Put returns), so that a
+	// put's memory stays flat in the file's size; "" keeps it in memory
+	// (96 bytes a block for t = 3).
+	TempDir string
+}
+
 // Put mixes r (size bytes, or −1 when unknown) into st with m and records
 // the file in st. The file is durable only after st.Sync. On error,
 // nothing is recorded and the blocks the put stored are deleted again
 // (when st can delete; see mixer.Discard), and m must not be used again.
-func Put(ctx context.Context, m *mixer.Mixer, st Store, r io.Reader, size int64, name, typ string, prog mixer.Progress) (_ PutResult, err error) {
+func Put(ctx context.Context, m *mixer.Mixer, st Store, r io.Reader, size int64, name, typ string, prog mixer.Progress) (PutResult, error) {
+	return PutWith(ctx, m, st, r, size, name, typ, PutOptions{Progress: prog})
+}
+
+// PutWith is Put with options.
+func PutWith(ctx context.Context, m *mixer.Mixer, st Store, r io.Reader, size int64, name, typ string, o PutOptions) (_ PutResult, err error) {
 	blocks0, bytes0 := m.Added()
-	res, err := m.Mix(ctx, r, mixer.ClassFor(size), prog)
+	tuples := newTupleLog(m.T(), o.TempDir)
+	defer tuples.close()
+	res, err := m.MixStream(ctx, r, mixer.ClassFor(size), mixer.Stream{Progress: o.Progress, Tuple: tuples.add})
 	if err != nil {
 		return PutResult{}, fmt.Errorf("mix %s: %w", name, err) // Mix discarded its blocks
 	}
@@ -48,20 +65,19 @@ func Put(ctx context.Context, m *mixer.Mixer, st Store, r io.Reader, size int64,
 	if size >= 0 && res.Size != size {
 		return PutResult{}, fmt.Errorf("mix %s: %w: read %d bytes, expected %d (did the file change while it was read?)", name, ErrSizeMismatch, res.Size, size)
 	}
-	root, descClass, descIDs, err := writeDescriptor(ctx, m, res)
+	root, descClass, descIDs, err := writeDescriptor(ctx, m, dataInfo{class: res.Class, t: res.T, size: res.Size, sha: res.SHA256}, tuples, o.TempDir)
 	if err != nil {
 		return PutResult{}, fmt.Errorf("descriptor of %s: %w", name, err)
 	}
 	rc := Recipe{Root: root, DescClass: descClass, Size: res.Size, Type: typ, Name: CleanName(name)}
-	var ids []blocks.ID
-	for _, tu := range res.Tuples {
-		ids = append(ids, tu...)
+	ids, err := fileBlocks(tuples, descIDs)
+	if err != nil {
+		return PutResult{}, fmt.Errorf("list the blocks of %s: %w", name, err)
 	}
-	ids = blocks.Dedup(append(ids, descIDs...))
 	blocks1, bytes1 := m.Added()
 	out := PutResult{
 		Recipe:    rc,
-		Tuples:    len(res.Tuples),
+		Tuples:    int(tuples.n),
 		NewBlocks: blocks1 - blocks0,
 		NewBytes:  bytes1 - bytes0,
 		Blocks:    ids,
@@ -75,46 +91,102 @@ func Put(ctx context.Context, m *mixer.Mixer, st Store, r io.Reader, size int64,
 	return out, nil
 }
 
-// writeDescriptor builds the descriptor tree over res's tuples, mixes and
-// stores its nodes, and returns the root's tuple, the nodes' class and every
-// block ID the descriptor uses.
-func writeDescriptor(ctx context.Context, m *mixer.Mixer, res mixer.Result) (mixer.Tuple, int, []blocks.ID, error) {
-	total := int64(len(res.Tuples))
-	return writeDescriptorClass(ctx, m, res, mixer.ClassFor(int64(headerSize)+total*int64(res.T)*32))
+// fileBlocks lists every distinct block a file needs, in the order its
+// tuples and then its descriptor name them: 32 bytes a block, what the
+// file's record holds.
+func fileBlocks(tuples *tupleLog, desc []blocks.ID) ([]blocks.ID, error) {
+	seen := map[blocks.ID]struct{}{}
+	var ids []blocks.ID
+	add := func(id blocks.ID) {
+		if _, ok := seen[id]; !ok {
+			seen[id] = struct{}{}
+			ids = append(ids, id)
+		}
+	}
+	if err := tuples.ids(add); err != nil {
+		return nil, err
+	}
+	for _, id := range desc {
+		add(id)
+	}
+	return ids, nil
 }
 
-func writeDescriptorClass(ctx context.Context, m *mixer.Mixer, res mixer.Result, class int) (mixer.Tuple, int, []blocks.ID, error) {
-	total := int64(len(res.Tuples))
+// dataInfo is what a descriptor says about the file besides its tuples.
+type dataInfo struct {
+	class, t int
+	size     int64
+	sha      [32]byte
+}
+
+// writeDescriptor builds the descriptor tree over the file's tuples, mixes
+// and stores its nodes, and returns the root's tuple, the nodes' class and
+// every block ID the descriptor uses. It goes level by level, each read
+// from a tupleLog (in dir, when set) and each writing the next: it holds
+// one node at a time, and mixes the nodes in the same order for any size.
+func writeDescriptor(ctx context.Context, m *mixer.Mixer, d dataInfo, data *tupleLog, dir string) (mixer.Tuple, int, []blocks.ID, error) {
+	return writeDescriptorClass(ctx, m, d, data, dir, mixer.ClassFor(int64(headerSize)+data.n*int64(d.t)*32))
+}
+
+func writeDescriptorClass(ctx context.Context, m *mixer.Mixer, d dataInfo, data *tupleLog, dir string, class int) (mixer.Tuple, int, []blocks.ID, error) {
 	h := header{
-		entryT: res.T, entryClass: res.Class, dataClass: res.Class, dataT: res.T,
-		size: res.Size, sha: res.SHA256, total: total,
+		entryT: d.t, entryClass: d.class, dataClass: d.class, dataT: d.t,
+		size: d.size, sha: d.sha, total: data.n,
 	}
 	var ids []blocks.ID
-	level := res.Tuples
+	level := data
 	for lv := 0; ; lv++ {
 		per := capacity(class, h.entryT)
-		var next []mixer.Tuple
-		for i := 0; i < len(level); i += per {
-			j := min(i+per, len(level))
-			n := node{header: h, entries: level[i:j]}
+		next := newTupleLog(DescT, dir)
+		flat := make([]blocks.ID, per*h.entryT) // the node's entries' IDs
+		entries := make([]mixer.Tuple, 0, per)
+		emit := func() error {
+			n := node{header: h, entries: entries}
 			n.level = lv
 			pad := make([]byte, class)
 			if _, err := io.ReadFull(m.Rand(), pad); err != nil {
-				return nil, 0, nil, fmt.Errorf("read padding: %w", err)
+				return fmt.Errorf("read padding: %w", err)
 			}
 			buf, err := encodeNode(n, class, pad)
 			if err != nil {
-				return nil, 0, nil, err
+				return err
 			}
 			tu, err := m.MixBlock(ctx, buf, DescT)
 			if err != nil {
-				return nil, 0, nil, err
+				return err
 			}
 			ids = append(ids, tu...)
-			next = append(next, tu)
+			entries = entries[:0]
+			return next.add(tu)
 		}
-		if len(next) == 1 {
-			return next[0], class, ids, nil
+		err := level.each(func(tu mixer.Tuple) error {
+			k := len(entries) * h.entryT
+			e := mixer.Tuple(flat[k : k+h.entryT : k+h.entryT])
+			copy(e, tu)
+			entries = append(entries, e)
+			if len(entries) == per {
+				return emit()
+			}
+			return nil
+		})
+		if err == nil && len(entries) > 0 {
+			err = emit()
+		}
+		if level != data {
+			level.close()
+		}
+		if err != nil {
+			next.close()
+			return nil, 0, nil, err
+		}
+		if next.n == 0 {
+			return nil, 0, nil, fmt.Errorf("descriptor level %d has no entries", lv)
+		}
+		if next.n == 1 {
+			var root mixer.Tuple
+			err := next.each(func(tu mixer.Tuple) error { root = append(mixer.Tuple(nil), tu...); return nil })
+			next.close()
+			return root, class, ids, err
 		}
 		level = next
 		h.entryT, h.entryClass = DescT, class

@@ -89,7 +89,7 @@ func TestDeepDescriptor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, class, _, err := writeDescriptorClass(context.Background(), m, mres, mixer.Small)
+	root, class, _, err := describe(t, context.Background(), m, mres, mixer.Small, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestHashMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	mres.SHA256[0] ^= 1
-	root, class, _, err := writeDescriptor(ctx, m, mres)
+	root, class, _, err := describe(t, ctx, m, mres, 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}

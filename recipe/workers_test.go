@@ -47,7 +47,7 @@ func TestRebuildManyWorkersSlowGetter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, class, _, err := writeDescriptorClass(ctx, m, mres, mixer.Small)
+	root, class, _, err := describe(t, ctx, m, mres, mixer.Small, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestReaderBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, class, descIDs, err := writeDescriptorClass(ctx, m, mres, mixer.Small)
+	root, class, descIDs, err := describe(t, ctx, m, mres, mixer.Small, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/config"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/keeper"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/ledger"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/memtrim"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/metrics"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/putlog"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/repair"
@@ -102,6 +103,12 @@ type Node struct {
 	mu      sync.Mutex
 	mixer   *mixer.Mixer
 	uploads map[*recipe.Upload]bool // the puts running
+	// putting counts the puts running (n.uploads loses a put before it
+	// ends); gcPercent restores the collector's settings the first of
+	// them tightened (see tightenGC), and is called when the last one
+	// ends.
+	putting   int
+	gcPercent func()
 
 	verifyMu sync.Mutex // one verify at a time
 	dedupMu  sync.Mutex // held to find a put's file shared before and forget the new copy
@@ -303,9 +310,14 @@ func (n *Node) PprofURL() string {
 	return "http://" + n.pprof.Addr().String() + "/debug/pprof/"
 }
 
+// trimEvery is how often the daemon looks whether a burst of work is
+// over, to give its memory back (see memtrim).
+const trimEvery = 10 * time.Second
+
 // Run serves the API (with GET /metrics) and runs repair, scrub, the
-// ledger's saves and, on a donor, eviction, until ctx ends or the API
-// fails. It records the API's address in the repo while it runs. Every
+// ledger's saves and, on a donor, eviction, and gives the memory of a
+// burst of work back once it is over, until ctx ends or the API fails.
+// It records the API's address in the repo while it runs. Every
 // goroutine it starts has ended when it returns.
 func (n *Node) Run(ctx context.Context) error {
 	mux := http.NewServeMux()
@@ -334,6 +346,10 @@ func (n *Node) Run(ctx context.Context) error {
 		g.Go(func() error { n.keeper.Run(gctx, time.Minute); return nil })
 	}
 	g.Go(func() error { n.watchRouting(gctx); return nil })
+	// A burst of work (a put, a gigabyte of pushes) gives its memory back
+	// within trimEvery or two of going quiet.
+	trim := memtrim.New()
+	g.Go(func() error { sched.Every(gctx, trimEvery, nil, func() { trim.Tick() }); return nil })
 	serve := func(s *http.Server, ln stdnet.Listener, what string) {
 		g.Go(func() error {
 			if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -237,18 +239,44 @@ func (n *Node) fetcher(ctx context.Context, rc recipe.Recipe) *bmnet.Fetcher {
 // on the replicas closest nodes and announces the file. It reads r a part
 // at a time (a few blocks) holding no node-wide lock, and takes the
 // node's lock only to mix a part it has read: a slow upload holds up no
-// other put, gc or get. On error the blocks it stored are deleted again.
+// other put, gc or get. Each part's blocks are pushed while the next
+// parts are mixed (at most a few slices of blocks ahead: see
+// net.Placer), so the network's work overlaps the disk's. On error the
+// blocks it stored are deleted again (copies already pushed stay with
+// their holders, as unreferenced blocks).
 func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ string) (apiv1.PutInfo, error) {
 	note, err := putlog.Begin(n.repo.Path(repo.PutsDir), n.st)
 	if err != nil {
 		return apiv1.PutInfo{}, err
 	}
 	up := recipe.NewUpload(size, name, typ)
+	up.Dir = n.repo.Path(repo.PutsDir)
+	defer up.Close()
+	// The part's new blocks go to the placer from memory, not read back.
+	var made []blocks.Block
+	up.Stored = func(b blocks.Block) { made = append(made, b.Clone()) }
 	n.mu.Lock()
 	n.uploads[up] = true
+	if n.putting++; n.putting == 1 {
+		n.gcPercent = tightenGC(putGCPercent, putMemLimit)
+	}
 	n.mu.Unlock()
-	res, err := n.upload(ctx, up, r, name)
+	defer func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.putting--; n.putting == 0 {
+			n.gcPercent()
+		}
+	}()
+	pctx, cancelPlace := context.WithCancel(ctx)
+	defer cancelPlace()
+	// Every block the file needs goes out, randomizers included: the
+	// uploader may leave.
+	placer := n.net.NewPlacer(pctx, n.st, n.cfg.Replicas)
+	res, err := n.upload(ctx, up, r, name, placer, func() []blocks.Block { bs := made; made = nil; return bs })
 	if err != nil {
+		cancelPlace()
+		_, _, _ = placer.Close()
 		n.mu.Lock()
 		delete(n.uploads, up)
 		n.discard(ctx, up)
@@ -259,6 +287,8 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	err = n.st.Sync()
 	note.End() // recorded and durable: the blocks are the file's
 	if err != nil {
+		cancelPlace()
+		_, _, _ = placer.Close()
 		return apiv1.PutInfo{}, fmt.Errorf("sync store: %w", err)
 	}
 	n.keeper.Added(res.NewBlocks, res.NewBytes)
@@ -287,10 +317,16 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 		info.SharedBefore = old.Added
 		res.Blocks = old.Blocks
 	}
-	// Every block the file needs goes out, randomizers included: the
-	// uploader may leave.
+	// The data blocks went to the placer as they were mixed; now the
+	// descriptor's, or, for a file shared before, that file's (placed
+	// then: whatever is short now goes again).
 	testhook.HoldPlacement(ctx, name)
-	short, nodes, err := n.net.PlaceAll(ctx, n.st, res.Blocks, n.cfg.Replicas, nil)
+	if again {
+		_ = placer.Add(old.Blocks...) // an error comes from Close
+	} else {
+		_ = placer.Add(up.TakeBlocks()...)
+	}
+	short, nodes, err := placer.Close()
 	if ctx.Err() != nil && info.SharedBefore.IsZero() {
 		// The uploader cancelled while the blocks went out: the file
 		// leaves the list and its new blocks go, so that nothing stays
@@ -309,9 +345,9 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	n.log.Info("put", slog.String("name", info.Name), slog.Int64("size", info.Size), slog.Int("blocks", info.Blocks),
 		slog.Int("new_blocks", info.NewBlocks), slog.Int("nodes", nodes))
 	// While this node is up, it is one more place to get the whole file.
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_ = n.net.ProvideFile(pctx, res.Recipe.Root[0])
+	_ = n.net.ProvideFile(actx, res.Recipe.Root[0])
 	return info, nil
 }
 
@@ -391,9 +427,12 @@ func (n *Node) sharedBefore(ctx context.Context, rc recipe.Recipe) (blocks.FileR
 }
 
 // upload reads r a part at a time, without the node's lock, and mixes
-// each part under it; then it writes the descriptor and records the file.
-// A recorded upload leaves n.uploads: its blocks are the file's.
-func (n *Node) upload(ctx context.Context, up *recipe.Upload, r io.Reader, name string) (recipe.PutResult, error) {
+// each part under it, handing the part's blocks to placer outside the
+// lock (it waits while the network is behind): made returns the new
+// blocks up.Stored collected since its last call. Then it writes the
+// descriptor and records the file. A recorded upload leaves n.uploads:
+// its blocks are the file's.
+func (n *Node) upload(ctx context.Context, up *recipe.Upload, r io.Reader, name string, placer *bmnet.Placer, made func() []blocks.Block) (recipe.PutResult, error) {
 	buf := make([]byte, up.PartSize())
 	for last := false; !last; {
 		k, err := io.ReadFull(r, buf)
@@ -401,19 +440,78 @@ func (n *Node) upload(ctx context.Context, up *recipe.Upload, r io.Reader, name 
 		if err != nil && !last {
 			return recipe.PutResult{}, fmt.Errorf("mix %s: read source: %w", name, err)
 		}
-		if err := n.withMixer(func(m *mixer.Mixer) error { return up.Add(ctx, m, buf[:k], last, nil) }); err != nil {
+		var ids []blocks.ID
+		var bs []blocks.Block
+		if err := n.withMixer(func(m *mixer.Mixer) error {
+			err := up.Add(ctx, m, buf[:k], last, nil)
+			ids, bs = up.TakeBlocks(), made()
+			return err
+		}); err != nil {
 			return recipe.PutResult{}, err
 		}
+		// A placement that failed does not stop the put: the file is
+		// still recorded here, and Close tells why its copies are missing.
+		// The new blocks first, from memory: their IDs then come again.
+		_ = placer.AddBlocks(bs...)
+		_ = placer.Add(ids...)
 	}
 	var res recipe.PutResult
 	err := n.withMixer(func(m *mixer.Mixer) (err error) {
 		if res, err = up.Finish(ctx, m, n.st); err == nil {
 			delete(n.uploads, up)
+			if len(n.uploads) == 0 {
+				// The last put for now: the Mixer's cache and its
+				// session's choices (which grow with every block mixed)
+				// go; the next put's Mixer reads the store as it is then.
+				n.mixer = nil
+			}
 		}
 		return err
 	})
 	return res, err
 }
+
+// putGCPercent and putMemLimit are the collector's target (GOGC) and the
+// runtime's soft memory limit while puts run. A put makes garbage as fast
+// as the disk and the network move blocks (randomizers read, blocks
+// pushed), little of it holding pointers, so collecting at half the live
+// heap instead of all of it costs little CPU, and the limit keeps a long
+// put's peak flat while its picker's and index's bookkeeping grow; the
+// binary's own pages (~28 MiB) come on top of it.
+const (
+	putGCPercent = 50
+	putMemLimit  = 64 << 20
+)
+
+// tightenGC lowers the collector's target to percent and the soft memory
+// limit to limit, each only where that is lower than what is set and the
+// environment (GOGC, GOMEMLIMIT) does not say otherwise, and returns what
+// sets them back.
+func tightenGC(percent int, limit int64) (restore func()) {
+	var undo []func()
+	if os.Getenv("GOGC") == "" {
+		if old := debug.SetGCPercent(percent); old <= percent {
+			debug.SetGCPercent(old)
+		} else {
+			undo = append(undo, func() { debug.SetGCPercent(old) })
+		}
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		if old := debug.SetMemoryLimit(-1); old > limit {
+			debug.SetMemoryLimit(limit)
+			undo = append(undo, func() { debug.SetMemoryLimit(old) })
+		}
+	}
+	return func() {
+		for _, f := range undo {
+			f()
+		}
+	}
+}
+
+// putCacheBytes bounds the randomizer bytes the node's Mixer caches: the
+// popular randomizers (a few MiB) stay in memory, within a put's budget.
+const putCacheBytes = 8 << 20
 
 // withMixer runs fn with the node's Mixer, made when there is none, under
 // the node's lock. A failure drops the Mixer: a failed mix leaves it
@@ -422,7 +520,7 @@ func (n *Node) withMixer(fn func(*mixer.Mixer) error) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.mixer == nil {
-		m, err := mixer.New(n.st, mixer.Options{})
+		m, err := mixer.New(n.st, mixer.Options{CacheBytes: putCacheBytes})
 		if err != nil {
 			return err
 		}

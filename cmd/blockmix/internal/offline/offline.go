@@ -197,7 +197,7 @@ func (o Repo) Put(ctx context.Context, t int, paths []string, open func(path str
 			return nil, err
 		}
 		bar, done := o.progress(in.Size, "mixing "+recipe.CleanName(in.Name))
-		res, err := recipe.Put(ctx, m, st, in.R, in.Size, in.Name, in.Type, bar)
+		res, err := recipe.PutWith(ctx, m, st, in.R, in.Size, in.Name, in.Type, recipe.PutOptions{Progress: bar, TempDir: o.R.Path(repo.PutsDir)})
 		done()
 		in.Close()
 		if err != nil {
