@@ -23,6 +23,46 @@ type Service struct {
 	// Peers holds what the service measured of every peer: latency,
 	// reliability, bytes, lies.
 	Peers Book
+	// DirectWait bounds how long a stream to a peer reached only through
+	// a relay waits for a direct connection; 0: DefaultDirectWait. Set it
+	// before the first request.
+	DirectWait time.Duration
+}
+
+// ErrRelayedOnly: the peer is reached only through a relay, and no
+// direct connection came within DirectWait. Blocks never go through a
+// relay (its circuits carry control traffic only).
+var ErrRelayedOnly = errors.New("reached only through a relay, and hole punching found no direct path")
+
+// open opens a block-protocol stream to p over a direct connection: never
+// over a relay's limited one. When p is reached only through a relay, it
+// waits up to DirectWait for a hole punch (libp2p's swarm starts it); the
+// error then wraps ErrRelayedOnly and says so.
+func (s *Service) open(ctx context.Context, p peer.ID) (network.Stream, error) {
+	wait := s.DirectWait
+	if wait <= 0 {
+		wait = DefaultDirectWait
+	}
+	st, err := s.h.NewStream(network.WithDialPeerTimeout(ctx, wait), p, protocol.ID(ProtocolID))
+	if err == nil {
+		return st, nil
+	}
+	if relayedOnly(s.h, p) {
+		return nil, fmt.Errorf("open stream to %s: %w within %v (%v)", p, ErrRelayedOnly, wait, err)
+	}
+	return nil, fmt.Errorf("open stream to %s: %w", p, err)
+}
+
+// relayedOnly reports whether every open connection to p is a relay's
+// limited one (and there is one).
+func relayedOnly(h host.Host, p peer.ID) bool {
+	cs := h.Network().ConnsToPeer(p)
+	for _, c := range cs {
+		if !c.Stat().Limited {
+			return false
+		}
+	}
+	return len(cs) > 0
 }
 
 // NewService registers the protocol's handler on h, serving peers within
@@ -61,10 +101,10 @@ func (s *Service) handle(st network.Stream) {
 // lying peer's stream is reset; the error wraps ErrPeerLied.
 func (s *Service) Fetch(ctx context.Context, p peer.ID, ids []blocks.ID, got func(blocks.Block) error) ([]blocks.ID, error) {
 	start := time.Now()
-	st, err := s.h.NewStream(ctx, p, protocol.ID(ProtocolID))
+	st, err := s.open(ctx, p)
 	if err != nil {
 		s.Peers.Failure(p)
-		return nil, fmt.Errorf("open stream to %s: %w", p, err)
+		return nil, err
 	}
 	var in int64
 	missing, err := Fetch(ctx, st, ids, func(b blocks.Block) error {
@@ -86,10 +126,10 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID, ids []blocks.ID, got fun
 
 // Has asks peer p which of ids it holds (see the package's Has).
 func (s *Service) Has(ctx context.Context, p peer.ID, ids []blocks.ID) ([]bool, error) {
-	st, err := s.h.NewStream(ctx, p, protocol.ID(ProtocolID))
+	st, err := s.open(ctx, p)
 	if err != nil {
 		s.Peers.Failure(p)
-		return nil, fmt.Errorf("open stream to %s: %w", p, err)
+		return nil, err
 	}
 	out, err := Has(ctx, st, ids)
 	if err != nil {
@@ -103,10 +143,10 @@ func (s *Service) Has(ctx context.Context, p peer.ID, ids []blocks.ID) ([]bool, 
 
 // Push offers bs to peer p over a new stream (see the package's Push).
 func (s *Service) Push(ctx context.Context, p peer.ID, bs []blocks.Block) ([]error, error) {
-	st, err := s.h.NewStream(ctx, p, protocol.ID(ProtocolID))
+	st, err := s.open(ctx, p)
 	if err != nil {
 		s.Peers.Failure(p)
-		return nil, fmt.Errorf("open stream to %s: %w", p, err)
+		return nil, err
 	}
 	res, err := Push(ctx, st, bs)
 	if err != nil {
@@ -128,10 +168,10 @@ func (s *Service) Push(ctx context.Context, p peer.ID, bs []blocks.Block) ([]err
 // a lie: the peer is marked a liar (see Book.Liar). A failed stream is a
 // failure, not a lie; the error says so and nothing counts as proven.
 func (s *Service) Prove(ctx context.Context, p peer.ID, bs []blocks.Block) ([]bool, error) {
-	st, err := s.h.NewStream(ctx, p, protocol.ID(ProtocolID))
+	st, err := s.open(ctx, p)
 	if err != nil {
 		s.Peers.Failure(p)
-		return nil, fmt.Errorf("open stream to %s: %w", p, err)
+		return nil, err
 	}
 	out, err := Prove(ctx, st, bs)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/atomicfile"
@@ -31,10 +32,13 @@ type File struct {
 	Profile   *string  `json:"profile,omitempty"`
 	Donor     *bool    `json:"donor,omitempty"`
 	Share     *string  `json:"share,omitempty"`
+	// RelayService and MDNS: see --relay-service and --mdns.
+	RelayService *bool `json:"relay_service,omitempty"`
+	MDNS         *bool `json:"mdns,omitempty"`
 }
 
 // configKeys spells the keys for error messages.
-const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor, share"
+const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor, share, relay_service, mdns"
 
 // Read reads the config file at path. A missing file is an empty
 // config (found is false).
@@ -157,15 +161,17 @@ func torn(b []byte, err error) string {
 func typeProblem(e *json.UnmarshalTypeError) string {
 	key, _, _ := strings.Cut(e.Field, ".")
 	want := map[string]string{
-		"listen":    "a list of multiaddr strings",
-		"bootstrap": "a list of multiaddr strings",
-		"api":       `a string such as "127.0.0.1:7788"`,
-		"replicas":  "a whole number of at least 1",
-		"cache":     `a size string such as "10GiB"`,
-		"quota":     `a size string such as "50GiB"`,
-		"profile":   `"default" or "lowpower"`,
-		"donor":     "true or false",
-		"share":     `a size string such as "1GiB"`,
+		"listen":        "a list of multiaddr strings",
+		"bootstrap":     "a list of multiaddr strings",
+		"api":           `a string such as "127.0.0.1:7788"`,
+		"replicas":      "a whole number of at least 1",
+		"cache":         `a size string such as "10GiB"`,
+		"quota":         `a size string such as "50GiB"`,
+		"profile":       `"default" or "lowpower"`,
+		"donor":         "true or false",
+		"share":         `a size string such as "1GiB"`,
+		"relay_service": "true or false",
+		"mdns":          "true or false",
 	}[key]
 	if want == "" {
 		return fmt.Sprintf("the file holds a JSON %s; want an object with the keys %s", e.Value, configKeys)
@@ -210,6 +216,12 @@ func (c File) Apply(o Options, given func(flag string) bool) Options {
 	}
 	if c.Share != nil && !given("share") {
 		o.Share = *c.Share
+	}
+	if c.RelayService != nil && !given("relay-service") {
+		o.RelayService = strconv.FormatBool(*c.RelayService)
+	}
+	if c.MDNS != nil && !given("mdns") {
+		o.MDNS = strconv.FormatBool(*c.MDNS)
 	}
 	return o
 }

@@ -33,6 +33,7 @@ func (n *Node) Peers() []apiv1.PeerInfo {
 			ID: p.String(), Addr: c.RemoteMultiaddr().String(),
 			LatencyMs: float64(s.Latency.Microseconds()) / 1000, Reliability: s.Reliability(), Score: s.Score(now),
 			BytesIn: s.BytesIn, BytesOut: s.BytesOut, Lies: s.Lies, StoredHere: e.StoredHere, HoldsForUs: e.HoldsForUs,
+			Conn: n.net.ConnKind(c),
 		})
 	}
 	return out
@@ -50,8 +51,22 @@ func (n *Node) Daemon() apiv1.DaemonInfo {
 	return apiv1.DaemonInfo{
 		Repo: n.repo.Dir, Started: n.started, Replicas: n.cfg.Replicas, Quota: n.keeper.Quota(), QuotaUsed: n.keeper.Stored(), Profile: n.cfg.Profile.Name, Group: n.group,
 		StoreError: n.keeper.LastFailure(), Repair: n.repairer.LastRound(), ScrubHealed: n.scrubber.Healed(),
-		BytesIn: bw.TotalIn, BytesOut: bw.TotalOut, RateIn: bw.RateIn, RateOut: bw.RateOut,
+		BytesIn: bw.TotalIn, BytesOut: bw.TotalOut, RateIn: bw.RateIn, RateOut: bw.RateOut, Reach: reachInfo(n.net.Reach()),
 	}
+}
+
+// reachInfo is r for the API.
+func reachInfo(r bmnet.Reach) apiv1.ReachInfo {
+	out := apiv1.ReachInfo{State: r.State, NAT: r.NAT, Reachable: r.Reachable, Relaying: r.Relaying, Words: r.Words, Advice: r.Advice}
+	for _, p := range r.Relays {
+		out.Relays = append(out.Relays, p.String())
+	}
+	for _, p := range r.Punches {
+		if p.OK {
+			out.HolePunched = append(out.HolePunched, p.Peer.String())
+		}
+	}
+	return out
 }
 
 // Verify checks the store while the node keeps serving it. Two verifies
