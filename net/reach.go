@@ -232,7 +232,7 @@ func (r *reacher) reach(listen []ma.Multiaddr) Reach {
 		out.State = ReachRelay
 		ids := make([]string, len(out.Relays))
 		for i, id := range out.Relays {
-			ids[i] = id.ShortString()
+			ids[i] = Short(id)
 		}
 		out.Words = "behind NAT: reachable through relay " + strings.Join(ids, ", ") + "; blocks go over direct connections, made by hole punching"
 		out.Advice = "nothing is needed; for faster transfers " + forward
@@ -247,12 +247,22 @@ func (r *reacher) reach(listen []ma.Multiaddr) Reach {
 	}
 	if last := lastPunch(out.Punches); last != nil {
 		if last.OK {
-			out.Words += "; hole punched to " + last.Peer.ShortString()
+			out.Words += "; hole punched to " + Short(last.Peer)
 		} else {
-			out.Words += "; hole punch to " + last.Peer.ShortString() + " failed"
+			out.Words += "; hole punch to " + Short(last.Peer) + " failed"
 		}
 	}
 	return out
+}
+
+// Short is a peer ID cut for people: its last 8 characters, which tell
+// the peers of one network apart ("…9QWrRg1a").
+func Short(p peer.ID) string {
+	s := p.String()
+	if len(s) <= 8 {
+		return s
+	}
+	return "…" + s[len(s)-8:]
 }
 
 func lastPunch(ps []Punch) *Punch {
@@ -289,7 +299,7 @@ func (r *reacher) Punched(p peer.ID) (time.Time, bool) {
 func (n *Node) ConnKind(c network.Conn) string {
 	if c.Stat().Limited {
 		if id, err := relayOf(c.RemoteMultiaddr()); err == nil {
-			return "relayed through " + id.ShortString() + " (control only)"
+			return "relayed through " + Short(id) + " (control only)"
 		}
 		return "relayed (control only)"
 	}

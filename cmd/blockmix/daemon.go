@@ -11,6 +11,7 @@ import (
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/logs"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/node"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/testhook"
 )
 
 // daemonFlags are the daemon's own flags beyond config.Options.
@@ -77,6 +78,9 @@ QUIC is on when any listen or bootstrap address has /quic-v1.`,
 func runDaemon(ctx context.Context, e *env, o daemonFlags, given func(flag string) bool) error {
 	log, err := logs.New(e.stderr, o.logLevel, o.logFormat)
 	if err != nil {
+		return err
+	}
+	if err := testhook.LabInternet(); err != nil {
 		return err
 	}
 	r := e.repo()

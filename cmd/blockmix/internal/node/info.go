@@ -21,12 +21,24 @@ func (n *Node) ID() apiv1.IDInfo {
 	return info
 }
 
-// Peers lists the connected peers with what the node measured of them.
+// Peers lists the connected peers with what the node measured of them,
+// one entry per peer: its direct connection when it has one, else its
+// relayed one.
 func (n *Node) Peers() []apiv1.PeerInfo {
 	now := time.Now()
 	var out []apiv1.PeerInfo
-	for _, c := range n.net.Host.Network().Conns() {
-		p := c.RemotePeer()
+	for _, p := range n.net.Host.Network().Peers() {
+		cs := n.net.Host.Network().ConnsToPeer(p)
+		if len(cs) == 0 {
+			continue
+		}
+		c := cs[0]
+		for _, o := range cs {
+			if !o.Stat().Limited {
+				c = o
+				break
+			}
+		}
 		s := n.net.Blocks.Peers.Stats(p)
 		e := n.ledger.Entry(p.String())
 		out = append(out, apiv1.PeerInfo{

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/netlab"
+	"github.com/blockmix/blockmix/webui/apiv1"
+)
+
+// labNode is a daemon on a lab machine.
+type labNode struct {
+	w    *world
+	p    *started
+	id   string
+	addr string // its multiaddr on the lab's network, /p2p/ID included
+}
+
+// labWorld is a world whose commands run on lab host h.
+func labWorld(t testing.TB, h *netlab.Host) *world {
+	w := newWorld(t)
+	w.host = h
+	return w
+}
+
+// startLab runs a daemon on w's lab host, listening on TCP port 4001 of
+// every address, and waits (bounded) until its API answers.
+func startLab(t testing.TB, w *world, args ...string) *labNode {
+	t.Helper()
+	args = append([]string{"daemon", "--listen", "/ip4/0.0.0.0/tcp/4001", "--api", "127.0.0.1:0", "--log-level", "debug", "--repair-interval", "0"}, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	c := w.command(ctx, runOpts{}, args...)
+	p := &started{cmd: c, stdout: new(bytes.Buffer), stderr: new(bytes.Buffer), done: make(chan struct{})}
+	c.Stdout, c.Stderr = p.stdout, lockedWriter{&p.errMu, p.stderr}
+	if err := c.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	go func() {
+		_ = c.Wait()
+		cancel()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = c.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("daemon on %s (%s) said:\n%s", w.host.Name, w.host.IP, lastLines(p.stderrNow(), 60))
+		}
+	})
+	n := &labNode{w: w, p: p}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		r := w.run("id", "--json")
+		var info apiv1.IDInfo
+		if r.code == 0 && json.Unmarshal(r.stdout, &info) == nil && len(info.Addrs) > 0 {
+			n.id = info.ID
+			n.addr = fmt.Sprintf("/ip4/%s/tcp/4001/p2p/%s", w.host.IP, info.ID)
+			return n
+		}
+		if p.exited() || time.Now().After(deadline) {
+			t.Fatalf("daemon on %s did not come up:\n%s", w.host.Name, p.stderrNow())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	ls := strings.Split(s, "\n")
+	return strings.Join(ls[max(0, len(ls)-n):], "\n")
+}
+
+// status asks n's daemon for its status.
+func (n *labNode) status(t testing.TB) apiv1.StatusInfo {
+	t.Helper()
+	var s apiv1.StatusInfo
+	if err := json.Unmarshal(n.w.ok("status", "--json"), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// waitReach waits (bounded) until n's reachability is one of states.
+func (n *labNode) waitReach(t *testing.T, timeout time.Duration, states ...string) apiv1.StatusInfo {
+	t.Helper()
+	var s apiv1.StatusInfo
+	waitFor(t, n.w.host.Name+" reachable as "+strings.Join(states, " or "), timeout, func() bool {
+		s = n.status(t)
+		for _, st := range states {
+			if s.Reach.State == st {
+				return true
+			}
+		}
+		return false
+	})
+	return s
+}
+
+// peers lists n's daemon's peers.
+func (n *labNode) peers(t testing.TB) []apiv1.PeerInfo {
+	t.Helper()
+	var ps []apiv1.PeerInfo
+	if err := json.Unmarshal(n.w.ok("peers", "--json"), &ps); err != nil {
+		t.Fatal(err)
+	}
+	return ps
+}
+
+// TestLabHomes: three homes behind masquerading routers (40 Mbit/s up)
+// and a public node. The public node finds it is reachable and relays;
+// the homes find they are behind NAT and reserve a slot on it. A put on a
+// home with R = 3 gives every block its three copies (the public node and
+// the two other homes, reached by hole punching), and a fresh node on the
+// public side gets a file that only a home holds.
+func TestLabHomes(t *testing.T) {
+	lab := netlab.New(t)
+	pub := lab.Public("public")
+	fresh := lab.Public("fresh")
+	var homes []*netlab.Host
+	for i := 1; i <= 3; i++ {
+		homes = append(homes, lab.Home(fmt.Sprintf("home%d", i), 40*netlab.Mbit).Host(fmt.Sprintf("home%d", i)))
+	}
+
+	// A file that only the third home holds: put before its daemon runs.
+	wh3 := labWorld(t, homes[2])
+	only := randBytes(1401, 700<<10+13)
+	wh3.file("only.bin", only)
+	var onlyPut apiv1.PutInfo
+	if err := json.Unmarshal(wh3.ok("--no-progress", "put", "--json", "only.bin"), &onlyPut); err != nil {
+		t.Fatal(err)
+	}
+
+	p := startLab(t, labWorld(t, pub))
+	var hs []*labNode
+	for i, h := range homes {
+		w := labWorld(t, h)
+		if i == 2 {
+			w = wh3
+		}
+		hs = append(hs, startLab(t, w, "--bootstrap", p.addr))
+	}
+	ps := p.waitReach(t, 90*time.Second, "direct")
+	if !strings.Contains(ps.Reach.Words, "reachable directly") {
+		t.Errorf("public node's words: %q", ps.Reach.Words)
+	}
+	for _, h := range hs {
+		s := h.waitReach(t, 90*time.Second, "relay")
+		if len(s.Reach.Relays) == 0 || s.Reach.Relays[0] != p.id || !strings.Contains(s.Reach.Words, "behind NAT") {
+			t.Errorf("%s: reach %+v", h.w.host.Name, s.Reach)
+		}
+	}
+	waitFor(t, "public node relaying", 30*time.Second, func() bool { return p.status(t).Reach.Relaying })
+
+	// A put on the first home: every block gets its three copies.
+	data := randBytes(1402, 1<<20+77)
+	h1 := hs[0]
+	h1.w.file("shared.bin", data)
+	put := putPlaced(t, h1.w, "shared.bin", "a put on a home with R = 3")
+	if put.Nodes != 3 {
+		t.Errorf("the put reached %d nodes, want 3 (the public node and two homes): %+v", put.Nodes, put)
+	}
+	for _, h := range hs[1:] {
+		direct := false
+		for _, pi := range h.peers(t) {
+			if pi.ID == h1.id && pi.BytesIn == 0 && pi.Conn != "" && !strings.HasPrefix(pi.Conn, "relayed") {
+				direct = true
+			}
+		}
+		if !direct {
+			t.Errorf("%s: no direct connection to the uploading home: %+v", h.w.host.Name, h.peers(t))
+		}
+	}
+
+	// The third home announces its file; a fresh public node gets it.
+	hs[2].w.ok("pin", onlyPut.Recipe)
+	f := startLab(t, labWorld(t, fresh), "--bootstrap", p.addr)
+	if got := f.w.getFile(onlyPut.Recipe); !bytes.Equal(got, only) {
+		t.Fatal("the fresh node did not get the home's file byte for byte")
+	}
+	fromHome := false
+	for _, pi := range f.peers(t) {
+		if pi.ID == hs[2].id && pi.BytesIn > 0 {
+			fromHome = true
+			if strings.HasPrefix(pi.Conn, "relayed") {
+				t.Errorf("blocks came over a relayed connection: %+v", pi)
+			}
+		}
+	}
+	if !fromHome {
+		t.Errorf("the fresh node fetched nothing from the home that holds the file: %+v", f.peers(t))
+	}
+	if out := string(hs[0].w.ok("status")); !strings.Contains(out, "behind NAT") {
+		t.Errorf("status of a home does not say it is behind NAT:\n%s", out)
+	}
+}
