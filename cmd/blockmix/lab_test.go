@@ -199,3 +199,31 @@ func TestLabHomes(t *testing.T) {
 		t.Errorf("status of a home does not say it is behind NAT:\n%s", out)
 	}
 }
+
+// TestLabLAN: two hosts on one home LAN find each other by mDNS, with no
+// bootstrap address, and share a file; a third host in the same home
+// with --mdns=false stays alone.
+func TestLabLAN(t *testing.T) {
+	lab := netlab.New(t)
+	home := lab.Home("home", 40*netlab.Mbit)
+	a := startLab(t, labWorld(t, home.Host("laptop")), "--replicas", "1")
+	b := startLab(t, labWorld(t, home.Host("pi")), "--replicas", "1")
+	c := startLab(t, labWorld(t, home.Host("quiet")), "--replicas", "1", "--mdns=false")
+	for _, n := range []*labNode{a, b} {
+		waitFor(t, n.w.host.Name+" finds a peer on the LAN", 60*time.Second, func() bool { return n.status(t).Peers > 0 })
+	}
+	data := randBytes(1403, 900<<10+5)
+	a.w.file("photo.bin", data)
+	put := putPlaced(t, a.w, "photo.bin", "a put on the LAN")
+	if got := b.w.getFile(put.Recipe); !bytes.Equal(got, data) {
+		t.Fatal("the other host on the LAN did not get the file byte for byte")
+	}
+	for _, pi := range b.peers(t) {
+		if pi.ID == c.id {
+			t.Errorf("a host with --mdns=false was found: %+v", pi)
+		}
+	}
+	if s := c.status(t); s.Peers != 0 {
+		t.Errorf("the host with --mdns=false has %d peers, want 0", s.Peers)
+	}
+}
