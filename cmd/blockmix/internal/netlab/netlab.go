@@ -171,6 +171,7 @@ table inet filter {
 	chain forward {
 		type filter hook forward priority filter; policy drop;
 		ct state established,related accept
+		ct status dnat accept
 		iifname "lan" accept
 	}
 }
@@ -197,6 +198,22 @@ func (l *Lab) Shape(h *Host, ifname string, rate Rate) {
 		"rate", fmt.Sprintf("%dbit", int64(rate)), "burst", fmt.Sprint(burst), "latency", "100ms")
 	if out, err := c.CombinedOutput(); err != nil {
 		l.t.Fatalf("netlab: tc in %s: %v\n%s", h.NS, err, out)
+	}
+}
+
+// Forward forwards TCP port on the home router's public address to the
+// same port of host, a host of its LAN (as a person does by hand in the
+// router's settings).
+func (l *Lab) Forward(h *Home, port int, host *Host) {
+	l.t.Helper()
+	rule := fmt.Sprintf(`table ip nat {
+	chain pre { type nat hook prerouting priority dstnat; iifname "wan" tcp dport %d dnat to %s:%d; }
+}
+`, port, host.IP, port)
+	c := exec.Command("ip", "netns", "exec", h.Router.NS, "nft", "-f", "-")
+	c.Stdin = strings.NewReader(rule)
+	if out, err := c.CombinedOutput(); err != nil {
+		l.t.Fatalf("netlab: forward port %d in %s: %v\n%s", port, h.Router.NS, err, out)
 	}
 }
 
