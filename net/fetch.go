@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -100,6 +102,13 @@ type want struct {
 	// left counts the callers still waiting; a want nobody waits for is
 	// dropped from the queues.
 	left int
+	// done: the block came (or the want failed); later answers are
+	// dropped. asks counts the requests out for it (queued or in
+	// flight), queued those still queued; sent is when it was first
+	// sent to a peer.
+	done         bool
+	asks, queued int
+	sent         time.Time
 }
 
 type fetched struct {
@@ -202,14 +211,21 @@ func (f *Fetcher) candidates(id blocks.ID) []peer.ID {
 // dispatch queues w at its next peer, or finishes it when there is none
 // (after one DHT walk). Called with f.mu held; it releases it.
 func (f *Fetcher) dispatch(w *want) {
-	if w.left <= 0 {
+	if w.left <= 0 || w.done {
 		f.forget(w)
+		f.mu.Unlock()
+		return
+	}
+	if w.asks > 0 {
+		// Another peer was asked too (see steal) and may still answer.
 		f.mu.Unlock()
 		return
 	}
 	p, ok := f.pick(w)
 	if ok {
 		w.tried[p] = true
+		w.asks++
+		w.queued++
 		q := f.queues[p]
 		if q == nil {
 			q = &peerQueue{}
@@ -289,6 +305,7 @@ func (w *want) notFound() error {
 // is already overwriting.
 func (f *Fetcher) finish(w *want, r fetched) {
 	f.forget(w)
+	w.done = true
 	ws := w.waiters
 	w.waiters = nil
 	f.mu.Unlock()
@@ -353,21 +370,87 @@ func (f *Fetcher) work(p peer.ID, q *peerQueue) {
 		for len(q.pending) > 0 && len(ws) < batch {
 			w := q.pending[0]
 			q.pending = q.pending[1:]
-			if w.left <= 0 {
+			w.queued--
+			if w.left <= 0 || w.done {
 				q.load--
+				w.asks--
 				f.forget(w)
 				continue
 			}
 			ws = append(ws, w)
 		}
 		if len(ws) == 0 {
+			ws = f.steal(p, q, batch)
+		}
+		if len(ws) == 0 {
+			if f.stealable(p) {
+				// Blocks are stuck at slower peers: look again soon.
+				f.mu.Unlock()
+				time.Sleep(stealAge)
+				continue
+			}
 			q.active--
 			f.mu.Unlock()
 			return
 		}
+		now := time.Now()
+		for _, w := range ws {
+			if w.sent.IsZero() {
+				w.sent = now
+			}
+		}
 		f.mu.Unlock()
 		f.ask(p, q, ws)
 	}
+}
+
+// stealAge is how long a block must have been out at another peer before
+// an idle peer asks for it too.
+const stealAge = 200 * time.Millisecond
+
+// steal is the end game (as in BitTorrent): when nothing is queued for
+// any peer, an idle peer p asks for blocks that were sent to other peers
+// at least stealAge ago and have not come, oldest first, up to batch. The
+// first answer wins; so a slow peer holds up a get for no longer than a
+// fast one takes to fetch its blocks again. Called with f.mu held.
+func (f *Fetcher) steal(p peer.ID, q *peerQueue, batch int) []*want {
+	for _, o := range f.queues {
+		if len(o.pending) > 0 {
+			return nil
+		}
+	}
+	var ws []*want
+	for _, w := range f.inflight {
+		if f.canSteal(p, w) {
+			ws = append(ws, w)
+		}
+	}
+	sort.Slice(ws, func(i, j int) bool { return ws[i].sent.Before(ws[j].sent) })
+	ws = ws[:min(len(ws), batch)]
+	for _, w := range ws {
+		w.tried[p] = true
+		w.asks++
+		q.load++
+	}
+	return ws
+}
+
+// canSteal reports whether idle peer p may ask for w too. Called with
+// f.mu held.
+func (f *Fetcher) canSteal(p peer.ID, w *want) bool {
+	return !w.done && w.left > 0 && w.asks > 0 && w.queued == 0 && !w.tried[p] && !w.sent.IsZero() &&
+		time.Since(w.sent) >= stealAge && slices.Contains(w.cands, p)
+}
+
+// stealable reports whether some block out at another peer may become
+// p's to steal (see steal). Called with f.mu held.
+func (f *Fetcher) stealable(p peer.ID) bool {
+	for _, w := range f.inflight {
+		if !w.done && w.left > 0 && w.asks > 0 && !w.tried[p] && slices.Contains(w.cands, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // ask sends one want-list to p and settles every want in it: delivered,
@@ -387,14 +470,31 @@ func (f *Fetcher) ask(p peer.ID, q *peerQueue, ws []*want) {
 		id, b := blk.ID(), blk.Data()
 		kept, keepErr := false, error(nil)
 		f.mu.Lock()
-		repair := byID[id].repair
+		w := byID[id]
+		repair, late := w.repair, w.done
 		f.mu.Unlock()
+		if late {
+			// Another peer's answer came first (see steal).
+			done[id] = true
+			f.mu.Lock()
+			w.asks--
+			q.load--
+			f.mu.Unlock()
+			return nil
+		}
 		if f.Keep == nil || repair || f.Keep(id, len(b)) {
 			keepErr = f.local.PutBlock(ctx, blk, FreshTag())
 			kept = keepErr == nil
 		}
 		done[id] = true
 		f.mu.Lock()
+		w.asks--
+		q.load--
+		if w.done {
+			// Another peer's answer came while this one was kept.
+			f.mu.Unlock()
+			return nil
+		}
 		f.stats.Blocks++
 		f.stats.Bytes += int64(len(b))
 		if kept {
@@ -402,8 +502,6 @@ func (f *Fetcher) ask(p peer.ID, q *peerQueue, ws []*want) {
 		} else if keepErr != nil {
 			f.stats.KeepFailed++
 		}
-		q.load--
-		w := byID[id]
 		f.finish(w, fetched{b: b}) // unlocks
 		if f.Observe != nil {
 			f.Observe(time.Since(w.start), len(b))
@@ -416,6 +514,7 @@ func (f *Fetcher) ask(p peer.ID, q *peerQueue, ws []*want) {
 		}
 		f.mu.Lock()
 		q.load--
+		w.asks--
 		if err != nil {
 			w.errs = append(w.errs, fmt.Sprintf("%s: %v", p.ShortString(), err))
 		}

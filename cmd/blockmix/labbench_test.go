@@ -42,8 +42,9 @@ type labHolders struct {
 	down    *labNode
 	homes   []*netlab.Home
 	holders []*labNode
-	// many is held by every holder, one (the same size) by the first only.
-	many, one string
+	// many is held by every holder, three by all but the last, one by
+	// the first only (all of the same size).
+	many, three, one string
 }
 
 // newLabHolders builds the lab with unlimited links (the file spreads
@@ -67,7 +68,7 @@ func newLabHolders(b *testing.B, n int, size int64, up netlab.Rate) *labHolders 
 		}
 		return put.Recipe
 	}
-	lh.many, lh.one = recipe(ws[0], "many.bin", 1501), recipe(ws[0], "one.bin", 1502)
+	lh.many, lh.three, lh.one = recipe(ws[0], "many.bin", 1501), recipe(ws[0], "three.bin", 1503), recipe(ws[0], "one.bin", 1502)
 	lh.relay = startLab(b, labWorld(b, pub), "--share", "0")
 	for _, w := range ws {
 		lh.holders = append(lh.holders, startLab(b, w, "--bootstrap", lh.relay.addr, "--share", "0"))
@@ -77,16 +78,27 @@ func newLabHolders(b *testing.B, n int, size int64, up netlab.Rate) *labHolders 
 	}
 	// The first holder announces both files; the others fetch the first
 	// (over hole punches) and announce it.
-	lh.holders[0].w.ok("pin", lh.many)
-	lh.holders[0].w.ok("pin", lh.one)
-	for _, h := range lh.holders[1:] {
+	for _, r := range []string{lh.many, lh.three, lh.one} {
+		lh.holders[0].w.ok("pin", r)
+	}
+	for i, h := range lh.holders[1:] {
 		h.w.ok("pin", lh.many)
+		if i < len(lh.holders)-2 {
+			h.w.ok("pin", lh.three)
+		}
 	}
 	for _, home := range lh.homes {
 		lh.lab.Shape(home.Router, "wan", up)
 	}
 	lh.down = startLab(b, labWorld(b, dl), "--bootstrap", lh.relay.addr, "--cache", "0", "--share", "0")
 	return lh
+}
+
+// bestGet gets recipe on n twice and returns the shorter time: the
+// machine is shared, and a figure should not carry another process's
+// burst.
+func bestGet(b *testing.B, n *labNode, recipe string) time.Duration {
+	return min(timedGet(b, n, recipe), timedGet(b, n, recipe))
 }
 
 // timedGet gets recipe on n and returns how long it took; the file must
@@ -113,12 +125,13 @@ func BenchmarkLabMultiSource(b *testing.B) {
 	size := labBenchSize(b)
 	lh := newLabHolders(b, 4, size, 40*netlab.Mbit)
 	// Warm up: connections, hole punches, provider records.
-	timedGet(b, lh.down, lh.one)
-	timedGet(b, lh.down, lh.many)
+	for _, r := range []string{lh.one, lh.three, lh.many} {
+		timedGet(b, lh.down, r)
+	}
 	b.ResetTimer()
 	for range b.N {
-		one := timedGet(b, lh.down, lh.one)
-		many := timedGet(b, lh.down, lh.many)
+		one := bestGet(b, lh.down, lh.one)
+		many := bestGet(b, lh.down, lh.many)
 		b.StopTimer()
 		speedup := one.Seconds() / many.Seconds()
 		b.ReportMetric(speedup, "x-faster-4-sources")
@@ -128,12 +141,12 @@ func BenchmarkLabMultiSource(b *testing.B) {
 			b.Errorf("four holders are only %.2fx faster than one, want at least 2.5x", speedup)
 		}
 
-		// One holder slows to 5 Mbit/s.
+		// One holder slows to 5 Mbit/s: a file all four hold, against
+		// one (of the same size) that only the three fast ones hold.
 		lh.lab.Shape(lh.homes[3].Router, "wan", 5*netlab.Mbit)
-		slow := timedGet(b, lh.down, lh.many)
-		// Then it leaves: the three fast ones alone.
-		lh.holders[3].p.kill(b)
-		fast := timedGet(b, lh.down, lh.many)
+		fast := bestGet(b, lh.down, lh.three)
+		slow := bestGet(b, lh.down, lh.many)
+		lh.lab.Shape(lh.homes[3].Router, "wan", 40*netlab.Mbit)
 		ratio := slow.Seconds() / fast.Seconds()
 		b.ReportMetric(ratio, "x-time-with-slow")
 		b.Logf("figure ranked fetch: 3 fast holders + 1 at 5 Mbit/s in %v, the 3 fast alone in %v: %.2fx the time (goal <= 1.3x)",
