@@ -84,7 +84,42 @@ type FetchStats struct {
 type peerQueue struct {
 	pending []*want
 	load    int // IDs queued or in flight
-	active  int // want-lists in flight
+	active  int // workers sending want-lists
+	// What this Fetcher measured of the peer: lists in flight, since
+	// when (busy), the blocks that came since then, and the time per
+	// block as they came (gap; 0: not measured yet).
+	lists int
+	busy  time.Time
+	got   int
+	gap   time.Duration
+}
+
+// pace is q's time per block now: the gap measured, or, while a list is
+// out, the time since busy per block that came plus one (a peer that
+// stalled is slow before its first block comes). 0: not measured.
+func (q *peerQueue) pace(now time.Time) time.Duration {
+	if q == nil {
+		return 0
+	}
+	g := q.gap
+	if q.lists > 0 && (q.got > 0 || now.Sub(q.busy) > stealAge) {
+		g = max(g, now.Sub(q.busy)/time.Duration(q.got+1))
+	}
+	return g
+}
+
+// pace is p's expected time per block: what this Fetcher measured, else
+// the peer book's latency per block of a want-list spread over the lists
+// sent at once.
+func (f *Fetcher) pace(p peer.ID, now time.Time) time.Duration {
+	if g := f.queues[p].pace(now); g > 0 {
+		return g
+	}
+	lat := f.n.Blocks.Peers.Stats(p).Latency
+	if lat <= 0 {
+		lat = unknownLatency
+	}
+	return lat / time.Duration(f.streams())
 }
 
 // want is one block being fetched for one or more callers.
@@ -105,10 +140,11 @@ type want struct {
 	// done: the block came (or the want failed); later answers are
 	// dropped. asks counts the requests out for it (queued or in
 	// flight), queued those still queued; sent is when it was first
-	// sent to a peer.
+	// sent to a peer, at that peer's queue.
 	done         bool
 	asks, queued int
 	sent         time.Time
+	at           *peerQueue
 }
 
 type fetched struct {
@@ -267,15 +303,17 @@ func (f *Fetcher) pick(w *want) (peer.ID, bool) {
 			if w.tried[p] {
 				continue
 			}
-			s := f.n.Blocks.Peers.Stats(p).Score(now)
-			if s <= 0 {
+			st := f.n.Blocks.Peers.Stats(p)
+			if st.Score(now) <= 0 {
 				continue // a liar within its penalty
 			}
 			load := 0
 			if q := f.queues[p]; q != nil {
 				load = q.load
 			}
-			if cost := float64(load+1) / s; best == "" || cost < bestCost {
+			// The expected time until the block comes, shared out by
+			// reliability: a slow or failing peer gets a small share.
+			if cost := float64(load+1) * f.pace(p, now).Seconds() / st.Reliability(); best == "" || cost < bestCost {
 				best, bestCost = p, cost
 			}
 		}
@@ -396,11 +434,20 @@ func (f *Fetcher) work(p peer.ID, q *peerQueue) {
 		now := time.Now()
 		for _, w := range ws {
 			if w.sent.IsZero() {
-				w.sent = now
+				w.sent, w.at = now, q
 			}
 		}
+		if q.lists == 0 {
+			q.busy, q.got = now, 0
+		}
+		q.lists++
 		f.mu.Unlock()
 		f.ask(p, q, ws)
+		f.mu.Lock()
+		if q.lists--; q.lists == 0 {
+			q.busy = time.Time{}
+		}
+		f.mu.Unlock()
 	}
 }
 
@@ -420,8 +467,9 @@ func (f *Fetcher) steal(p peer.ID, q *peerQueue, batch int) []*want {
 		}
 	}
 	var ws []*want
+	now := time.Now()
 	for _, w := range f.inflight {
-		if f.canSteal(p, w) {
+		if f.canSteal(p, w, now) {
 			ws = append(ws, w)
 		}
 	}
@@ -435,12 +483,17 @@ func (f *Fetcher) steal(p peer.ID, q *peerQueue, batch int) []*want {
 	return ws
 }
 
-// canSteal reports whether idle peer p may ask for w too. Called with
-// f.mu held.
-func (f *Fetcher) canSteal(p peer.ID, w *want) bool {
-	return !w.done && w.left > 0 && w.asks > 0 && w.queued == 0 && !w.tried[p] && !w.sent.IsZero() &&
-		time.Since(w.sent) >= stealAge && slices.Contains(w.cands, p)
+// canSteal reports whether idle peer p may ask for w too: w went out at
+// least stealAge ago to a peer at least slowerBy times slower than p.
+// Called with f.mu held.
+func (f *Fetcher) canSteal(p peer.ID, w *want, now time.Time) bool {
+	return !w.done && w.left > 0 && w.asks > 0 && w.queued == 0 && !w.tried[p] && w.at != nil &&
+		now.Sub(w.sent) >= stealAge && w.at.pace(now) > slowerBy*f.pace(p, now) && slices.Contains(w.cands, p)
 }
+
+// slowerBy is how much slower than an idle peer the peer a block is out
+// at must be for the idle one to ask for it too.
+const slowerBy = 3
 
 // stealable reports whether some block out at another peer may become
 // p's to steal (see steal). Called with f.mu held.
@@ -490,6 +543,8 @@ func (f *Fetcher) ask(p peer.ID, q *peerQueue, ws []*want) {
 		f.mu.Lock()
 		w.asks--
 		q.load--
+		q.got++
+		q.gap = time.Since(q.busy) / time.Duration(q.got)
 		if w.done {
 			// Another peer's answer came while this one was kept.
 			f.mu.Unlock()

@@ -42,8 +42,9 @@ type labHolders struct {
 	down    *labNode
 	homes   []*netlab.Home
 	holders []*labNode
-	// many is held by every holder, three by all but the last, one by
-	// the first only (all of the same size).
+	// many is held by every holder, three by the first three, one by the
+	// third only: files of the same size, each put on an empty store
+	// (so that no file's tuples use another's blocks).
 	many, three, one string
 }
 
@@ -51,6 +52,9 @@ type labHolders struct {
 // fast), then limits every home's uplink to up.
 func newLabHolders(b *testing.B, n int, size int64, up netlab.Rate) *labHolders {
 	b.Helper()
+	if n < 3 {
+		b.Fatalf("newLabHolders needs 3 holders or more, not %d", n)
+	}
 	lh := &labHolders{lab: netlab.New(b)}
 	pub, dl := lh.lab.Public("relay"), lh.lab.Public("downloader")
 	var ws []*world
@@ -59,7 +63,7 @@ func newLabHolders(b *testing.B, n int, size int64, up netlab.Rate) *labHolders 
 		lh.homes = append(lh.homes, home)
 		ws = append(ws, labWorld(b, home.Host(fmt.Sprintf("holder%d", i+1))))
 	}
-	// Both files go on the first holder before its daemon runs.
+	// Each file goes on an empty store, before the daemons run.
 	recipe := func(w *world, name string, seed uint64) string {
 		writeRandomFile(b, w.path(name), seed, size)
 		var put apiv1.PutInfo
@@ -68,7 +72,7 @@ func newLabHolders(b *testing.B, n int, size int64, up netlab.Rate) *labHolders 
 		}
 		return put.Recipe
 	}
-	lh.many, lh.three, lh.one = recipe(ws[0], "many.bin", 1501), recipe(ws[0], "three.bin", 1503), recipe(ws[0], "one.bin", 1502)
+	lh.many, lh.three, lh.one = recipe(ws[0], "many.bin", 1501), recipe(ws[1], "three.bin", 1503), recipe(ws[2], "one.bin", 1502)
 	lh.relay = startLab(b, labWorld(b, pub), "--share", "0")
 	for _, w := range ws {
 		lh.holders = append(lh.holders, startLab(b, w, "--bootstrap", lh.relay.addr, "--share", "0"))
@@ -76,17 +80,15 @@ func newLabHolders(b *testing.B, n int, size int64, up netlab.Rate) *labHolders 
 	for _, h := range lh.holders {
 		h.waitReach(b, 90*time.Second, "relay")
 	}
-	// The first holder announces both files; the others fetch the first
-	// (over hole punches) and announce it.
-	for _, r := range []string{lh.many, lh.three, lh.one} {
-		lh.holders[0].w.ok("pin", r)
-	}
-	for i, h := range lh.holders[1:] {
+	// Every holder pins (fetches, over hole punches, and announces) what
+	// it is to hold.
+	for i, h := range lh.holders {
 		h.w.ok("pin", lh.many)
-		if i < len(lh.holders)-2 {
+		if i < 3 {
 			h.w.ok("pin", lh.three)
 		}
 	}
+	lh.holders[2].w.ok("pin", lh.one)
 	for _, home := range lh.homes {
 		lh.lab.Shape(home.Router, "wan", up)
 	}
@@ -107,9 +109,24 @@ func timedGet(b *testing.B, n *labNode, recipe string) time.Duration {
 	b.Helper()
 	p := filepath.Join(n.w.dir, fmt.Sprintf("got-%d", time.Now().UnixNano()))
 	defer os.Remove(p)
+	var before map[string]int64
+	if os.Getenv("LAB_BENCH_DEBUG") != "" {
+		before = map[string]int64{}
+		for _, pi := range n.peers(b) {
+			before[pi.ID] = pi.BytesIn
+		}
+	}
 	start := time.Now()
 	n.w.ok("--no-progress", "get", "-o", p, recipe)
-	return time.Since(start)
+	d := time.Since(start)
+	if before != nil {
+		var parts []string
+		for _, pi := range n.peers(b) {
+			parts = append(parts, fmt.Sprintf("%s %s %.1f MiB", pi.ID[len(pi.ID)-6:], pi.Conn, float64(pi.BytesIn-before[pi.ID])/(1<<20)))
+		}
+		b.Logf("get %.20s… in %v: %s", recipe[9:], d.Round(time.Millisecond), strings.Join(parts, "; "))
+	}
+	return d
 }
 
 // mibps is size bytes in d, in MiB/s.
