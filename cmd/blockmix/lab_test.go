@@ -240,3 +240,40 @@ func TestLabLAN(t *testing.T) {
 		t.Errorf("the host with --mdns=false has %d peers, want 0", s.Peers)
 	}
 }
+
+// TestLabSymmetricNAT: two homes behind routers that map every
+// connection to a random port reach each other only through the relay:
+// hole punching fails, no block goes through the relay, and a get says
+// why the other home's blocks cannot come.
+func TestLabSymmetricNAT(t *testing.T) {
+	lab := netlab.New(t)
+	pub := lab.Public("public")
+	wa := labWorld(t, lab.SymmetricHome("home-a", 40*netlab.Mbit).Host("holder"))
+	data := randBytes(1404, 300<<10)
+	wa.file("held.bin", data)
+	var put apiv1.PutInfo
+	if err := json.Unmarshal(wa.ok("--no-progress", "put", "--json", "held.bin"), &put); err != nil {
+		t.Fatal(err)
+	}
+	p := startLab(t, labWorld(t, pub), "--share", "0")
+	a := startLab(t, wa, "--bootstrap", p.addr)
+	b := startLab(t, labWorld(t, lab.SymmetricHome("home-b", 40*netlab.Mbit).Host("getter")), "--bootstrap", p.addr)
+	a.waitReach(t, 90*time.Second, "relay")
+	b.waitReach(t, 90*time.Second, "relay")
+	a.w.ok("pin", put.Recipe) // announce it
+	r := b.w.run("get", "-o", b.w.path("held.bin"), put.Recipe)
+	if r.code == 0 {
+		t.Fatalf("the get worked, though no direct path can exist:\n%v", r)
+	}
+	if !strings.Contains(string(r.stderr), "reached only through a relay") {
+		t.Errorf("the get does not say the holder is reached only through a relay:\n%v", r)
+	}
+	for _, pi := range b.peers(t) {
+		if pi.ID == a.id && (pi.BytesIn > 0 || !strings.HasPrefix(pi.Conn, "relayed")) {
+			t.Errorf("the other home: %+v", pi)
+		}
+	}
+	if s := b.status(t); !strings.Contains(s.Reach.Words, "hole punch to") || !strings.Contains(s.Reach.Words, "failed") {
+		t.Errorf("status does not say the hole punch failed: %q", s.Reach.Words)
+	}
+}

@@ -148,6 +148,19 @@ const Mbit Rate = 1_000_000
 // to the internet (tbf; 0: unlimited).
 func (l *Lab) Home(name string, uplink Rate) *Home {
 	l.t.Helper()
+	return l.home(name, uplink, "masquerade")
+}
+
+// SymmetricHome is Home behind a router that maps every connection to a
+// random port (a symmetric NAT, as some carrier-grade NATs are): the
+// address one peer sees is of no use to another, so hole punching fails.
+func (l *Lab) SymmetricHome(name string, uplink Rate) *Home {
+	l.t.Helper()
+	return l.home(name, uplink, "masquerade random")
+}
+
+func (l *Lab) home(name string, uplink Rate, masq string) *Home {
+	l.t.Helper()
 	l.mu.Lock()
 	l.homes++
 	n := l.homes
@@ -160,7 +173,7 @@ func (l *Lab) Home(name string, uplink Rate) *Home {
 	l.nsRun(ns, "ip", "link", "set", "lan", "up")
 	l.nsRun(ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	rules := `table ip nat {
-	chain post { type nat hook postrouting priority srcnat; oifname "wan" masquerade; }
+	chain post { type nat hook postrouting priority srcnat; oifname "wan" ` + masq + `; }
 }
 table inet filter {
 	chain input {
