@@ -90,7 +90,7 @@ func (n *labNode) status(t testing.TB) apiv1.StatusInfo {
 func (n *labNode) waitReach(t testing.TB, timeout time.Duration, states ...string) apiv1.StatusInfo {
 	t.Helper()
 	var s apiv1.StatusInfo
-	until(t, n.w.host.Name+" reachable as "+strings.Join(states, " or "), timeout, func() bool {
+	waitFor(t, n.w.host.Name+" reachable as "+strings.Join(states, " or "), timeout, func() bool {
 		s = n.status(t)
 		for _, st := range states {
 			if s.Reach.State == st {
@@ -100,19 +100,6 @@ func (n *labNode) waitReach(t testing.TB, timeout time.Duration, states ...strin
 		return false
 	})
 	return s
-}
-
-// until polls cond until it holds, failing the test (or benchmark) after
-// timeout.
-func until(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // peers lists n's daemon's peers.

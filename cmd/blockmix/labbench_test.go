@@ -23,16 +23,7 @@ import (
 // compares against a baseline measured in the same run. LAB_BENCH_SIZE
 // sets the file (default 32 MiB).
 
-func labBenchSize(b *testing.B) int64 {
-	if s := os.Getenv("LAB_BENCH_SIZE"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n <= 0 {
-			b.Fatalf("LAB_BENCH_SIZE=%q: want a positive number of bytes", s)
-		}
-		return n
-	}
-	return 32 << 20
-}
+func labBenchSize(b *testing.B) int64 { return envBytes(b, "LAB_BENCH_SIZE", 32<<20) }
 
 // labHolders is a lab with a public relay, a downloader on the public
 // side, and n homes (one host each) whose daemons hold the same file.
