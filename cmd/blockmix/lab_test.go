@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/group"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/netlab"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
@@ -262,5 +263,47 @@ func TestLabSymmetricNAT(t *testing.T) {
 	}
 	if s := b.status(t); !strings.Contains(s.Reach.Words, "hole punch to") || !strings.Contains(s.Reach.Words, "failed") {
 		t.Errorf("status does not say the hole punch failed: %q", s.Reach.Words)
+	}
+}
+
+// TestLabGroup: a private group of a public node and two homes. The
+// invite carries an address friends can reach (never loopback); the homes
+// reserve relay slots and punch holes within the group's key, and a put
+// on one home places every block on the public node and the other home.
+func TestLabGroup(t *testing.T) {
+	lab := netlab.New(t)
+	wp := labWorld(t, lab.Public("public"))
+	wp.ok("group", "create", "friends")
+	p := startLab(t, wp)
+	invite := wp.okLine("group", "invite")
+	var hs []*labNode
+	for i := 1; i <= 2; i++ {
+		w := labWorld(t, lab.Home(fmt.Sprintf("home%d", i), 40*netlab.Mbit).Host(fmt.Sprintf("home%d", i)))
+		if out := w.okLine("group", "join", invite); !strings.HasPrefix(out, "joined group friends") {
+			t.Fatalf("join from a home: %q", out)
+		}
+		hs = append(hs, startLab(t, w, "--replicas", "2")) // bootstraps from the invite
+	}
+	for _, h := range hs {
+		if s := h.waitReach(t, 90*time.Second, "relay"); s.Group != "friends" {
+			t.Errorf("%s: group %q", h.w.host.Name, s.Group)
+		}
+	}
+	data := randBytes(1405, 600<<10)
+	hs[0].w.file("club.bin", data)
+	put := putPlaced(t, hs[0].w, "club.bin", "a put in a group behind NAT")
+	if put.Nodes != 2 {
+		t.Errorf("the put reached %d nodes, want 2: %+v", put.Nodes, put)
+	}
+	if got := hs[1].w.getFile(put.Recipe); !bytes.Equal(got, data) {
+		t.Error("the other home did not get the file byte for byte")
+	}
+	for _, pi := range hs[1].peers(t) {
+		if pi.ID == hs[0].id && strings.HasPrefix(pi.Conn, "relayed") {
+			t.Errorf("the homes are connected only through the relay: %+v", pi)
+		}
+	}
+	if _, _, ai, err := group.ParseInvite(invite); err != nil || len(ai.Addrs) != 1 || !strings.HasPrefix(ai.Addrs[0].String(), "/ip4/198.18.0.") {
+		t.Errorf("the invite does not carry the public address (%s): %+v, %v", p.addr, ai, err)
 	}
 }

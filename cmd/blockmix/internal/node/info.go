@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/blockmix/blockmix/blocks"
@@ -116,10 +117,36 @@ func (n *Node) Group(ctx context.Context) (apiv1.GroupInfo, error) {
 		info.Message = "restart the daemon to work in the group"
 		return info, nil
 	}
-	if addrs := n.ID().Addrs; len(addrs) > 0 {
-		info.Invite = group.Invite(grp.Name, grp.KeyBytes(), addrs[0])
+	if a := n.inviteAddr(); a != "" {
+		info.Invite = group.Invite(grp.Name, grp.KeyBytes(), a)
 	}
 	return info, nil
+}
+
+// inviteAddr is the address an invite carries: one that dials from
+// outside reached, else one through a relay (behind NAT), else one on the
+// network (not loopback), else any.
+func (n *Node) inviteAddr() string {
+	addrs := n.ID().Addrs
+	if len(addrs) == 0 {
+		return ""
+	}
+	r := n.net.Reach()
+	for _, want := range [][]string{r.Reachable, r.RelayAddrs} {
+		for _, a := range addrs {
+			for _, w := range want {
+				if strings.HasPrefix(a, w+"/p2p/") {
+					return a
+				}
+			}
+		}
+	}
+	for _, a := range addrs {
+		if !strings.HasPrefix(a, "/ip4/127.") && !strings.HasPrefix(a, "/ip6/::1/") {
+			return a
+		}
+	}
+	return addrs[0]
 }
 
 // CreateGroup makes a group key for this node (it works in the group
