@@ -207,6 +207,7 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 		return nil, err
 	}
 	n.reach = r
+	n.Blocks.PunchFailed = r.PunchFailed
 	if cfg.MDNS {
 		m := mdns.NewMdnsService(h, MDNSService, lanPeers{n})
 		if err := m.Start(); err != nil {

@@ -294,6 +294,19 @@ func (r *reacher) Punched(p peer.ID) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// PunchFailed reports when the last hole punch to p failed; false when
+// the last one worked or there was none.
+func (r *reacher) PunchFailed(p peer.ID) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.punches) - 1; i >= 0; i-- {
+		if r.punches[i].Peer == p {
+			return r.punches[i].At, !r.punches[i].OK
+		}
+	}
+	return time.Time{}, false
+}
+
 // ConnKind says in plain words how c reaches its peer: "direct",
 // "hole punched", or "relayed through RELAY (control only)".
 func (n *Node) ConnKind(c network.Conn) string {

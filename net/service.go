@@ -27,6 +27,12 @@ type Service struct {
 	// a relay waits for a direct connection; 0: DefaultDirectWait. Set it
 	// before the first request.
 	DirectWait time.Duration
+	// PunchFailed, if set, reports when the last hole punch to a peer
+	// failed (false: it did not, or there was none): a stream to a peer
+	// reached only through a relay then fails at once instead of waiting
+	// for a direct connection that cannot come. Set it before the first
+	// request.
+	PunchFailed func(peer.ID) (time.Time, bool)
 }
 
 // ErrRelayedOnly: the peer is reached only through a relay, and no
@@ -43,6 +49,11 @@ func (s *Service) open(ctx context.Context, p peer.ID) (network.Stream, error) {
 	if wait <= 0 {
 		wait = DefaultDirectWait
 	}
+	if s.PunchFailed != nil && relayedOnly(s.h, p) {
+		if at, failed := s.PunchFailed(p); failed && time.Since(at) < punchRetry {
+			return nil, fmt.Errorf("open stream to %s: %w (the hole punch failed %v ago)", p, ErrRelayedOnly, time.Since(at).Round(time.Second))
+		}
+	}
 	st, err := s.h.NewStream(network.WithDialPeerTimeout(ctx, wait), p, protocol.ID(ProtocolID))
 	if err == nil {
 		return st, nil
@@ -52,6 +63,10 @@ func (s *Service) open(ctx context.Context, p peer.ID) (network.Stream, error) {
 	}
 	return nil, fmt.Errorf("open stream to %s: %w", p, err)
 }
+
+// punchRetry is how long after a failed hole punch a stream to the same
+// peer, still reached only through a relay, fails at once.
+const punchRetry = 10 * time.Minute
 
 // relayedOnly reports whether every open connection to p is a relay's
 // limited one (and there is one).

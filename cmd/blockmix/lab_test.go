@@ -246,10 +246,13 @@ func TestLabSymmetricNAT(t *testing.T) {
 	p := startLab(t, labWorld(t, pub), "--share", "0")
 	a := startLab(t, wa, "--bootstrap", p.addr)
 	b := startLab(t, labWorld(t, lab.SymmetricHome("home-b", 40*netlab.Mbit).Host("getter")), "--bootstrap", p.addr)
+	start := time.Now()
 	a.waitReach(t, 90*time.Second, "relay")
 	b.waitReach(t, 90*time.Second, "relay")
+	t.Logf("both homes behind their relay after %v", time.Since(start).Round(time.Millisecond))
 	a.w.ok("pin", put.Recipe) // announce it
 	r := b.w.run("get", "-o", b.w.path("held.bin"), put.Recipe)
+	t.Logf("the get failed after %v", r.dur.Round(time.Millisecond))
 	if r.code == 0 {
 		t.Fatalf("the get worked, though no direct path can exist:\n%v", r)
 	}
