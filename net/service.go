@@ -54,9 +54,36 @@ func (s *Service) open(ctx context.Context, p peer.ID) (network.Stream, error) {
 			return nil, fmt.Errorf("open stream to %s: %w (the hole punch failed %v ago)", p, ErrRelayedOnly, time.Since(at).Round(time.Second))
 		}
 	}
-	st, err := s.h.NewStream(network.WithDialPeerTimeout(ctx, wait), p, protocol.ID(ProtocolID))
+	sctx, cancel := context.WithCancel(network.WithDialPeerTimeout(ctx, wait))
+	defer cancel()
+	punched := make(chan struct{}) // closed when a hole punch to p failed meanwhile
+	if s.PunchFailed != nil {
+		start := time.Now()
+		go func() { // ends with sctx, at the latest when open returns
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-sctx.Done():
+					return
+				case <-t.C:
+					if at, failed := s.PunchFailed(p); failed && at.After(start) {
+						close(punched)
+						cancel()
+						return
+					}
+				}
+			}
+		}()
+	}
+	st, err := s.h.NewStream(sctx, p, protocol.ID(ProtocolID))
 	if err == nil {
 		return st, nil
+	}
+	select {
+	case <-punched:
+		return nil, fmt.Errorf("open stream to %s: %w (the hole punch failed)", p, ErrRelayedOnly)
+	default:
 	}
 	if relayedOnly(s.h, p) {
 		return nil, fmt.Errorf("open stream to %s: %w within %v (%v)", p, ErrRelayedOnly, wait, err)
