@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -82,7 +84,42 @@ type FetchStats struct {
 type peerQueue struct {
 	pending []*want
 	load    int // IDs queued or in flight
-	active  int // want-lists in flight
+	active  int // workers sending want-lists
+	// What this Fetcher measured of the peer: lists in flight, since
+	// when (busy), the blocks that came since then, and the time per
+	// block as they came (gap; 0: not measured yet).
+	lists int
+	busy  time.Time
+	got   int
+	gap   time.Duration
+}
+
+// pace is q's time per block now: the gap measured, or, while a list is
+// out, the time since busy per block that came plus one (a peer that
+// stalled is slow before its first block comes). 0: not measured.
+func (q *peerQueue) pace(now time.Time) time.Duration {
+	if q == nil {
+		return 0
+	}
+	g := q.gap
+	if q.lists > 0 && (q.got > 0 || now.Sub(q.busy) > stealAge) {
+		g = max(g, now.Sub(q.busy)/time.Duration(q.got+1))
+	}
+	return g
+}
+
+// pace is p's expected time per block: what this Fetcher measured, else
+// the peer book's latency per block of a want-list spread over the lists
+// sent at once.
+func (f *Fetcher) pace(p peer.ID, now time.Time) time.Duration {
+	if g := f.queues[p].pace(now); g > 0 {
+		return g
+	}
+	lat := f.n.Blocks.Peers.Stats(p).Latency
+	if lat <= 0 {
+		lat = unknownLatency
+	}
+	return lat / time.Duration(f.streams())
 }
 
 // want is one block being fetched for one or more callers.
@@ -100,6 +137,14 @@ type want struct {
 	// left counts the callers still waiting; a want nobody waits for is
 	// dropped from the queues.
 	left int
+	// done: the block came (or the want failed); later answers are
+	// dropped. asks counts the requests out for it (queued or in
+	// flight), queued those still queued; sent is when it was first
+	// sent to a peer, at that peer's queue.
+	done         bool
+	asks, queued int
+	sent         time.Time
+	at           *peerQueue
 }
 
 type fetched struct {
@@ -202,14 +247,21 @@ func (f *Fetcher) candidates(id blocks.ID) []peer.ID {
 // dispatch queues w at its next peer, or finishes it when there is none
 // (after one DHT walk). Called with f.mu held; it releases it.
 func (f *Fetcher) dispatch(w *want) {
-	if w.left <= 0 {
+	if w.left <= 0 || w.done {
 		f.forget(w)
+		f.mu.Unlock()
+		return
+	}
+	if w.asks > 0 {
+		// Another peer was asked too (see steal) and may still answer.
 		f.mu.Unlock()
 		return
 	}
 	p, ok := f.pick(w)
 	if ok {
 		w.tried[p] = true
+		w.asks++
+		w.queued++
 		q := f.queues[p]
 		if q == nil {
 			q = &peerQueue{}
@@ -251,15 +303,17 @@ func (f *Fetcher) pick(w *want) (peer.ID, bool) {
 			if w.tried[p] {
 				continue
 			}
-			s := f.n.Blocks.Peers.Stats(p).Score(now)
-			if s <= 0 {
+			st := f.n.Blocks.Peers.Stats(p)
+			if st.Score(now) <= 0 {
 				continue // a liar within its penalty
 			}
 			load := 0
 			if q := f.queues[p]; q != nil {
 				load = q.load
 			}
-			if cost := float64(load+1) / s; best == "" || cost < bestCost {
+			// The expected time until the block comes, shared out by
+			// reliability: a slow or failing peer gets a small share.
+			if cost := float64(load+1) * f.pace(p, now).Seconds() / st.Reliability(); best == "" || cost < bestCost {
 				best, bestCost = p, cost
 			}
 		}
@@ -289,6 +343,7 @@ func (w *want) notFound() error {
 // is already overwriting.
 func (f *Fetcher) finish(w *want, r fetched) {
 	f.forget(w)
+	w.done = true
 	ws := w.waiters
 	w.waiters = nil
 	f.mu.Unlock()
@@ -353,21 +408,102 @@ func (f *Fetcher) work(p peer.ID, q *peerQueue) {
 		for len(q.pending) > 0 && len(ws) < batch {
 			w := q.pending[0]
 			q.pending = q.pending[1:]
-			if w.left <= 0 {
+			w.queued--
+			if w.left <= 0 || w.done {
 				q.load--
+				w.asks--
 				f.forget(w)
 				continue
 			}
 			ws = append(ws, w)
 		}
 		if len(ws) == 0 {
+			ws = f.steal(p, q, batch)
+		}
+		if len(ws) == 0 {
+			if f.stealable(p) {
+				// Blocks are stuck at slower peers: look again soon.
+				f.mu.Unlock()
+				time.Sleep(stealAge)
+				continue
+			}
 			q.active--
 			f.mu.Unlock()
 			return
 		}
+		now := time.Now()
+		for _, w := range ws {
+			if w.sent.IsZero() {
+				w.sent, w.at = now, q
+			}
+		}
+		if q.lists == 0 {
+			q.busy, q.got = now, 0
+		}
+		q.lists++
 		f.mu.Unlock()
 		f.ask(p, q, ws)
+		f.mu.Lock()
+		if q.lists--; q.lists == 0 {
+			q.busy = time.Time{}
+		}
+		f.mu.Unlock()
 	}
+}
+
+// stealAge is how long a block must have been out at another peer before
+// an idle peer asks for it too.
+const stealAge = 200 * time.Millisecond
+
+// steal is the end game (as in BitTorrent): when nothing is queued for
+// any peer, an idle peer p asks for blocks that were sent to other peers
+// at least stealAge ago and have not come, oldest first, up to batch. The
+// first answer wins; so a slow peer holds up a get for no longer than a
+// fast one takes to fetch its blocks again. Called with f.mu held.
+func (f *Fetcher) steal(p peer.ID, q *peerQueue, batch int) []*want {
+	for _, o := range f.queues {
+		if len(o.pending) > 0 {
+			return nil
+		}
+	}
+	var ws []*want
+	now := time.Now()
+	for _, w := range f.inflight {
+		if f.canSteal(p, w, now) {
+			ws = append(ws, w)
+		}
+	}
+	sort.Slice(ws, func(i, j int) bool { return ws[i].sent.Before(ws[j].sent) })
+	ws = ws[:min(len(ws), batch)]
+	for _, w := range ws {
+		w.tried[p] = true
+		w.asks++
+		q.load++
+	}
+	return ws
+}
+
+// canSteal reports whether idle peer p may ask for w too: w went out at
+// least stealAge ago to a peer at least slowerBy times slower than p.
+// Called with f.mu held.
+func (f *Fetcher) canSteal(p peer.ID, w *want, now time.Time) bool {
+	return !w.done && w.left > 0 && w.asks > 0 && w.queued == 0 && !w.tried[p] && w.at != nil &&
+		now.Sub(w.sent) >= stealAge && w.at.pace(now) > slowerBy*f.pace(p, now) && slices.Contains(w.cands, p)
+}
+
+// slowerBy is how much slower than an idle peer the peer a block is out
+// at must be for the idle one to ask for it too.
+const slowerBy = 3
+
+// stealable reports whether some block out at another peer may become
+// p's to steal (see steal). Called with f.mu held.
+func (f *Fetcher) stealable(p peer.ID) bool {
+	for _, w := range f.inflight {
+		if !w.done && w.left > 0 && w.asks > 0 && !w.tried[p] && slices.Contains(w.cands, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // ask sends one want-list to p and settles every want in it: delivered,
@@ -387,14 +523,33 @@ func (f *Fetcher) ask(p peer.ID, q *peerQueue, ws []*want) {
 		id, b := blk.ID(), blk.Data()
 		kept, keepErr := false, error(nil)
 		f.mu.Lock()
-		repair := byID[id].repair
+		w := byID[id]
+		repair, late := w.repair, w.done
 		f.mu.Unlock()
+		if late {
+			// Another peer's answer came first (see steal).
+			done[id] = true
+			f.mu.Lock()
+			w.asks--
+			q.load--
+			f.mu.Unlock()
+			return nil
+		}
 		if f.Keep == nil || repair || f.Keep(id, len(b)) {
 			keepErr = f.local.PutBlock(ctx, blk, FreshTag())
 			kept = keepErr == nil
 		}
 		done[id] = true
 		f.mu.Lock()
+		w.asks--
+		q.load--
+		q.got++
+		q.gap = time.Since(q.busy) / time.Duration(q.got)
+		if w.done {
+			// Another peer's answer came while this one was kept.
+			f.mu.Unlock()
+			return nil
+		}
 		f.stats.Blocks++
 		f.stats.Bytes += int64(len(b))
 		if kept {
@@ -402,8 +557,6 @@ func (f *Fetcher) ask(p peer.ID, q *peerQueue, ws []*want) {
 		} else if keepErr != nil {
 			f.stats.KeepFailed++
 		}
-		q.load--
-		w := byID[id]
 		f.finish(w, fetched{b: b}) // unlocks
 		if f.Observe != nil {
 			f.Observe(time.Since(w.start), len(b))
@@ -416,6 +569,7 @@ func (f *Fetcher) ask(p peer.ID, q *peerQueue, ws []*want) {
 		}
 		f.mu.Lock()
 		q.load--
+		w.asks--
 		if err != nil {
 			w.errs = append(w.errs, fmt.Sprintf("%s: %v", p.ShortString(), err))
 		}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -13,12 +15,19 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/metrics"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/blockmix/blockmix/blocks"
@@ -52,6 +61,36 @@ type Config struct {
 	// Metrics, when set, gets libp2p's own metrics (resource manager,
 	// swarm, identify…) for Prometheus.
 	Metrics prometheus.Registerer
+	// RelayService offers a circuit relay (v2, within RelayResources) to
+	// nodes behind NAT while this node is reachable directly.
+	RelayService bool
+	// MDNS finds nodes on the local network (multicast DNS) and joins
+	// them, with no address given.
+	MDNS bool
+	// DirectWait bounds how long a block-protocol stream waits for a
+	// direct connection to a peer reached only through a relay (hole
+	// punching); 0: DefaultDirectWait.
+	DirectWait time.Duration
+}
+
+// DefaultDirectWait is how long a block-protocol stream waits for a hole
+// punch to turn a relayed connection into a direct one.
+const DefaultDirectWait = 15 * time.Second
+
+// MDNSService is the multicast DNS service name blockmix nodes announce
+// and look for: never libp2p's default, so IPFS nodes stay apart.
+const MDNSService = "_blockmix._udp"
+
+// RelayResources are the limits of the relay a reachable node offers:
+// few slots and circuits, and each circuit carries at most 128 KiB for
+// two minutes each way (enough for control traffic: blocks never go
+// through a relay).
+func RelayResources() relayv2.Resources {
+	r := relayv2.DefaultResources()
+	r.MaxReservations = 64
+	r.MaxCircuits = 8
+	r.MaxReservationsPerIP = 4
+	return r
 }
 
 // GroupKeySize is the size of a group key.
@@ -68,6 +107,10 @@ type Node struct {
 	DHT    *dht.IpfsDHT
 	Blocks *Service
 	bw     *metrics.BandwidthCounter
+	reach  *reacher
+	mdns   io.Closer
+	// bootstrap are the relays to try first when behind NAT.
+	bootstrap []peer.AddrInfo
 }
 
 // NewNode starts a node that serves src and takes pushes into sink (nil:
@@ -95,13 +138,35 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 		return nil, err
 	}
 	bw := metrics.NewBandwidthCounter()
+	// The node behind the host, for the relay finder, which runs before
+	// NewNode returns.
+	var self atomic.Pointer[Node]
+	r := &reacher{relayOn: cfg.RelayService, relayOpts: []relayv2.Option{relayv2.WithResources(RelayResources())}, listenPort: tcpPort(listen)}
+	hpTrace := holepunch.WithTracer(r)
+	if cfg.Metrics != nil {
+		hpTrace = holepunch.WithMetricsAndEventTracer(holepunch.NewMetricsTracer(holepunch.WithRegisterer(cfg.Metrics)), r)
+		r.relayOpts = append(r.relayOpts, relayv2.WithMetricsTracer(relayv2.NewMetricsTracer(relayv2.WithRegisterer(cfg.Metrics))))
+	}
 	opts := []libp2p.Option{
 		libp2p.ResourceManager(rm),
 		libp2p.ListenAddrStrings(listen...),
 		libp2p.BandwidthReporter(bw),
 		// Listing transports drops libp2p's defaults (websocket, webrtc…).
 		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.DisableRelay(),
+		// NAT traversal: learn whether this node is reachable (AutoNAT
+		// v1 and v2, and answer other nodes' questions), map a port on
+		// the router (UPnP, NAT-PMP), reserve a slot on a relay when
+		// behind NAT, and punch holes (DCUtR) to turn relayed
+		// connections into direct ones.
+		libp2p.EnableRelay(),
+		libp2p.EnableNATService(),
+		libp2p.EnableAutoNATv2(),
+		libp2p.NATPortMap(),
+		libp2p.EnableHolePunching(hpTrace),
+		libp2p.EnableAutoRelayWithPeerSource(func(ctx context.Context, num int) <-chan peer.AddrInfo {
+			return relayCandidates(ctx, self.Load(), cfg.Bootstrap, num)
+		}, autorelay.WithBootDelay(0), autorelay.WithMinCandidates(1), autorelay.WithNumRelays(2),
+			autorelay.WithBackoff(time.Minute), autorelay.WithMinInterval(10*time.Second)),
 	}
 	if cfg.QUIC {
 		opts = append(opts, libp2p.Transport(quic.NewTransport))
@@ -134,7 +199,80 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 		return nil, err
 	}
 	n.bw = bw
+	n.bootstrap = cfg.Bootstrap
+	self.Store(n)
+	r.h = h
+	if err := r.start(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	n.reach = r
+	n.Blocks.PunchFailed = r.PunchFailed
+	if cfg.MDNS {
+		m := mdns.NewMdnsService(h, MDNSService, lanPeers{n})
+		if err := m.Start(); err != nil {
+			n.Close()
+			return nil, fmt.Errorf("local network discovery (mDNS): %w", err)
+		}
+		n.mdns = m
+	}
 	return n, nil
+}
+
+// tcpPort returns the port of the first TCP listen address, or "".
+func tcpPort(listen []string) string {
+	for _, l := range listen {
+		a, err := ma.NewMultiaddr(l)
+		if err != nil {
+			continue
+		}
+		if p, err := a.ValueForProtocol(ma.P_TCP); err == nil && p != "0" {
+			return p
+		}
+	}
+	return ""
+}
+
+// relayCandidates sends up to num peers that may relay for this node: the
+// bootstrap peers first, then the connected peers (met directly or
+// through the DHT) that speak the relay protocol.
+func relayCandidates(ctx context.Context, n *Node, bootstrap []peer.AddrInfo, num int) <-chan peer.AddrInfo {
+	out := make(chan peer.AddrInfo, num)
+	defer close(out)
+	seen := map[peer.ID]bool{}
+	send := func(ai peer.AddrInfo) {
+		if len(out) < num && !seen[ai.ID] && len(ai.Addrs) > 0 {
+			seen[ai.ID] = true
+			out <- ai
+		}
+	}
+	for _, ai := range bootstrap {
+		send(ai)
+	}
+	if n == nil {
+		return out
+	}
+	for _, p := range n.Host.Network().Peers() {
+		if ok, _ := n.Host.Peerstore().SupportsProtocols(p, proto.ProtoIDv2Hop); len(ok) > 0 {
+			send(n.Host.Peerstore().PeerInfo(p))
+		}
+	}
+	return out
+}
+
+// lanPeers joins the nodes mDNS finds on the local network.
+type lanPeers struct{ n *Node }
+
+// HandlePeerFound implements mdns.Notifee.
+func (l lanPeers) HandlePeerFound(ai peer.AddrInfo) {
+	if ai.ID == l.n.Host.ID() || l.n.Host.Network().Connectedness(ai.ID) == network.Connected {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = l.n.Host.Connect(ctx, ai) // the DHT adds it once identify ran
+	}()
 }
 
 // NewNodeOn runs blockmix's DHT and block protocol on a host made
@@ -157,7 +295,9 @@ func NewNodeOn(h host.Host, cfg Config, src blocks.Getter, sink Sink) (*Node, er
 	if err != nil {
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}
-	return &Node{Host: h, DHT: d, Blocks: NewService(h, src, sink, cfg.Limits), bw: metrics.NewBandwidthCounter()}, nil
+	svc := NewService(h, src, sink, cfg.Limits)
+	svc.DirectWait = cfg.DirectWait
+	return &Node{Host: h, DHT: d, Blocks: svc, bw: metrics.NewBandwidthCounter()}, nil
 }
 
 // TCPOnly returns the addresses that are not QUIC (nor WebTransport).
@@ -254,5 +394,12 @@ func (n *Node) FileProviders(ctx context.Context, root blocks.ID, max int) <-cha
 // Close stops the node.
 func (n *Node) Close() error {
 	n.Blocks.Close()
-	return errors.Join(n.DHT.Close(), n.Host.Close())
+	var errs []error
+	if n.mdns != nil {
+		errs = append(errs, n.mdns.Close())
+	}
+	if n.reach != nil {
+		n.reach.stop()
+	}
+	return errors.Join(append(errs, n.DHT.Close(), n.Host.Close())...)
 }

@@ -23,6 +23,88 @@ type Service struct {
 	// Peers holds what the service measured of every peer: latency,
 	// reliability, bytes, lies.
 	Peers Book
+	// DirectWait bounds how long a stream to a peer reached only through
+	// a relay waits for a direct connection; 0: DefaultDirectWait. Set it
+	// before the first request.
+	DirectWait time.Duration
+	// PunchFailed, if set, reports when the last hole punch to a peer
+	// failed (false: it did not, or there was none): a stream to a peer
+	// reached only through a relay then fails at once instead of waiting
+	// for a direct connection that cannot come. Set it before the first
+	// request.
+	PunchFailed func(peer.ID) (time.Time, bool)
+}
+
+// ErrRelayedOnly: the peer is reached only through a relay, and no
+// direct connection came within DirectWait. Blocks never go through a
+// relay (its circuits carry control traffic only).
+var ErrRelayedOnly = errors.New("reached only through a relay, and hole punching found no direct path")
+
+// open opens a block-protocol stream to p over a direct connection: never
+// over a relay's limited one. When p is reached only through a relay, it
+// waits up to DirectWait for a hole punch (libp2p's swarm starts it); the
+// error then wraps ErrRelayedOnly and says so.
+func (s *Service) open(ctx context.Context, p peer.ID) (network.Stream, error) {
+	wait := s.DirectWait
+	if wait <= 0 {
+		wait = DefaultDirectWait
+	}
+	if s.PunchFailed != nil && relayedOnly(s.h, p) {
+		if at, failed := s.PunchFailed(p); failed && time.Since(at) < punchRetry {
+			return nil, fmt.Errorf("open stream to %s: %w (the hole punch failed %v ago)", p, ErrRelayedOnly, time.Since(at).Round(time.Second))
+		}
+	}
+	sctx, cancel := context.WithCancel(network.WithDialPeerTimeout(ctx, wait))
+	defer cancel()
+	punched := make(chan struct{}) // closed when a hole punch to p failed meanwhile
+	if s.PunchFailed != nil {
+		start := time.Now()
+		go func() { // ends with sctx, at the latest when open returns
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-sctx.Done():
+					return
+				case <-t.C:
+					if at, failed := s.PunchFailed(p); failed && at.After(start) {
+						close(punched)
+						cancel()
+						return
+					}
+				}
+			}
+		}()
+	}
+	st, err := s.h.NewStream(sctx, p, protocol.ID(ProtocolID))
+	if err == nil {
+		return st, nil
+	}
+	select {
+	case <-punched:
+		return nil, fmt.Errorf("open stream to %s: %w (the hole punch failed)", p, ErrRelayedOnly)
+	default:
+	}
+	if relayedOnly(s.h, p) {
+		return nil, fmt.Errorf("open stream to %s: %w within %v (%v)", p, ErrRelayedOnly, wait, err)
+	}
+	return nil, fmt.Errorf("open stream to %s: %w", p, err)
+}
+
+// punchRetry is how long after a failed hole punch a stream to the same
+// peer, still reached only through a relay, fails at once.
+const punchRetry = 10 * time.Minute
+
+// relayedOnly reports whether every open connection to p is a relay's
+// limited one (and there is one).
+func relayedOnly(h host.Host, p peer.ID) bool {
+	cs := h.Network().ConnsToPeer(p)
+	for _, c := range cs {
+		if !c.Stat().Limited {
+			return false
+		}
+	}
+	return len(cs) > 0
 }
 
 // NewService registers the protocol's handler on h, serving peers within
@@ -61,10 +143,10 @@ func (s *Service) handle(st network.Stream) {
 // lying peer's stream is reset; the error wraps ErrPeerLied.
 func (s *Service) Fetch(ctx context.Context, p peer.ID, ids []blocks.ID, got func(blocks.Block) error) ([]blocks.ID, error) {
 	start := time.Now()
-	st, err := s.h.NewStream(ctx, p, protocol.ID(ProtocolID))
+	st, err := s.open(ctx, p)
 	if err != nil {
 		s.Peers.Failure(p)
-		return nil, fmt.Errorf("open stream to %s: %w", p, err)
+		return nil, err
 	}
 	var in int64
 	missing, err := Fetch(ctx, st, ids, func(b blocks.Block) error {
@@ -86,10 +168,10 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID, ids []blocks.ID, got fun
 
 // Has asks peer p which of ids it holds (see the package's Has).
 func (s *Service) Has(ctx context.Context, p peer.ID, ids []blocks.ID) ([]bool, error) {
-	st, err := s.h.NewStream(ctx, p, protocol.ID(ProtocolID))
+	st, err := s.open(ctx, p)
 	if err != nil {
 		s.Peers.Failure(p)
-		return nil, fmt.Errorf("open stream to %s: %w", p, err)
+		return nil, err
 	}
 	out, err := Has(ctx, st, ids)
 	if err != nil {
@@ -103,10 +185,10 @@ func (s *Service) Has(ctx context.Context, p peer.ID, ids []blocks.ID) ([]bool, 
 
 // Push offers bs to peer p over a new stream (see the package's Push).
 func (s *Service) Push(ctx context.Context, p peer.ID, bs []blocks.Block) ([]error, error) {
-	st, err := s.h.NewStream(ctx, p, protocol.ID(ProtocolID))
+	st, err := s.open(ctx, p)
 	if err != nil {
 		s.Peers.Failure(p)
-		return nil, fmt.Errorf("open stream to %s: %w", p, err)
+		return nil, err
 	}
 	res, err := Push(ctx, st, bs)
 	if err != nil {
@@ -128,10 +210,10 @@ func (s *Service) Push(ctx context.Context, p peer.ID, bs []blocks.Block) ([]err
 // a lie: the peer is marked a liar (see Book.Liar). A failed stream is a
 // failure, not a lie; the error says so and nothing counts as proven.
 func (s *Service) Prove(ctx context.Context, p peer.ID, bs []blocks.Block) ([]bool, error) {
-	st, err := s.h.NewStream(ctx, p, protocol.ID(ProtocolID))
+	st, err := s.open(ctx, p)
 	if err != nil {
 		s.Peers.Failure(p)
-		return nil, fmt.Errorf("open stream to %s: %w", p, err)
+		return nil, err
 	}
 	out, err := Prove(ctx, st, bs)
 	if err != nil {

@@ -21,7 +21,7 @@ func status(ctx context.Context, n Node) (apiv1.StatusInfo, error) {
 		// A donor holds many blocks for other nodes: the overhead is what
 		// this node's own files cost, over the blocks they use.
 		Store:   apiv1.NewStoreInfo(st),
-		BytesIn: d.BytesIn, BytesOut: d.BytesOut, RateIn: d.RateIn, RateOut: d.RateOut,
+		BytesIn: d.BytesIn, BytesOut: d.BytesOut, RateIn: d.RateIn, RateOut: d.RateOut, Reach: d.Reach,
 	}
 	if !d.Started.IsZero() {
 		s.UptimeSeconds = int64(time.Since(d.Started) / time.Second)

@@ -26,6 +26,9 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
+	if mode := os.Getenv("BLOCKMIX_LAB_PIPE"); mode != "" {
+		return labPipe(mode) // one end of a raw TCP stream in the lab
+	}
 	dir, err := os.MkdirTemp("", "blockmix-cli-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/logs"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/node"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/testhook"
 )
 
 // daemonFlags are the daemon's own flags beyond config.Options.
@@ -58,7 +59,16 @@ group.json is set aside and the node starts outside its group (join again
 with 'blockmix group join INVITE'); a torn ledger.json is set aside and the
 accounts start empty; a torn note of an unfinished put is set aside; a torn
 api file is ignored. Each says so in a warning.
-QUIC is on when any listen or bootstrap address has /quic-v1.`,
+QUIC is on when any listen or bootstrap address has /quic-v1.
+
+Behind a home router nothing needs forwarding: the node learns whether it
+is reachable (AutoNAT), maps a port where the router offers UPnP or
+NAT-PMP, reserves a slot on a relay (its bootstrap nodes first) and punches
+holes to other nodes behind NAT; blocks only ever flow over direct
+connections. A node reachable directly relays for others
+(--relay-service=false says no; off with --profile lowpower). Nodes on the
+same LAN find each other by mDNS (--mdns; off in a private group).
+'status' says how the node is reached, and what to do.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return runDaemon(c.Context(), e, o, c.Flags().Changed)
@@ -77,6 +87,9 @@ QUIC is on when any listen or bootstrap address has /quic-v1.`,
 func runDaemon(ctx context.Context, e *env, o daemonFlags, given func(flag string) bool) error {
 	log, err := logs.New(e.stderr, o.logLevel, o.logFormat)
 	if err != nil {
+		return err
+	}
+	if err := testhook.LabInternet(); err != nil {
 		return err
 	}
 	r := e.repo()

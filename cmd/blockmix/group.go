@@ -58,14 +58,16 @@ it starts (restart it after create or join).`,
 			if st.Group != grp.Name {
 				return fmt.Errorf("the daemon is not in group %s yet: restart it", grp.Name)
 			}
-			var id apiv1.IDInfo
-			if err := dc.Question(c.Context(), "/api/v1/id", &id); err != nil {
+			// The daemon picks the address friends can reach: a public
+			// one, else one through its relay (behind NAT).
+			var gi apiv1.GroupInfo
+			if err := dc.Question(c.Context(), "/api/v1/group", &gi); err != nil {
 				return err
 			}
-			if len(id.Addrs) == 0 {
+			if gi.Invite == "" {
 				return errors.New("the daemon listens nowhere")
 			}
-			fmt.Fprintln(e.stdout, group.Invite(grp.Name, grp.KeyBytes(), id.Addrs[0]))
+			fmt.Fprintln(e.stdout, gi.Invite)
 			return nil
 		},
 	})

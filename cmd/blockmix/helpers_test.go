@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/netlab"
 )
 
 // afterRun holds what TestMain does once every test and benchmark is done.
@@ -40,6 +41,9 @@ type world struct {
 	home string
 	xdg  string
 	bin  string // the blockmix binary to run; "" means binPath
+	// host, when set, is the lab machine the commands run on (in its
+	// network namespace; see netlab).
+	host *netlab.Host
 }
 
 func newWorld(t testing.TB) *world {
@@ -148,6 +152,10 @@ func (w *world) command(ctx context.Context, o runOpts, args ...string) *exec.Cm
 	}
 	c.Stdin = o.stdin
 	c.WaitDelay = 10 * time.Second
+	if w.host != nil {
+		c.Env = append(c.Env, "BLOCKMIX_LAB_INTERNET="+netlab.Internet)
+		w.host.Wrap(c)
+	}
 	return c
 }
 

@@ -24,15 +24,19 @@ import (
 // 127.0.0.1 (see also `go test -bench . ./net` for the fetch against raw
 // libp2p streams). NET_BENCH_SIZE sets the file (default 256 MiB).
 
-func netBenchSize(b *testing.B) int64 {
-	if s := os.Getenv("NET_BENCH_SIZE"); s != "" {
+func netBenchSize(b *testing.B) int64 { return envBytes(b, "NET_BENCH_SIZE", 256<<20) }
+
+// envBytes reads a size in bytes from the environment variable name, or
+// returns def when it is not set.
+func envBytes(b *testing.B, name string, def int64) int64 {
+	if s := os.Getenv(name); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n <= 0 {
-			b.Fatalf("NET_BENCH_SIZE=%q: want a positive number of bytes", s)
+			b.Fatalf("%s=%q: want a positive number of bytes", name, s)
 		}
 		return n
 	}
-	return 256 << 20
+	return def
 }
 
 // benchNetwork starts n daemons on 127.0.0.1 under root, joined through the

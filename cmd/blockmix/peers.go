@@ -55,12 +55,14 @@ func newPeersCommand(e *env) *cobra.Command {
 		Short: "List the connected peers with latency, reliability and traffic",
 		Long: `peers lists the peers the running daemon is connected to, best first: the
 measured latency per block, the share of requests that worked, the score
-that ranks them for fetches, and the bytes fetched from and pushed to
-them. A peer that sent bad blocks shows its lies and scores 0.`,
+that ranks them for fetches, the bytes fetched from and pushed to
+them, and how the connection reaches them: direct, hole punched (through
+both NATs), or relayed (control traffic only: blocks wait for a direct
+connection). A peer that sent bad blocks shows its lies and scores 0.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runPeers(c.Context(), e, asJSON) },
 	}
-	c.Flags().BoolVar(&asJSON, "json", false, "print a JSON array: id, addr, latency_ms, reliability, score, bytes_in, bytes_out, lies")
+	c.Flags().BoolVar(&asJSON, "json", false, "print a JSON array: id, addr, latency_ms, reliability, score, bytes_in, bytes_out, lies, stored_here, holds_for_us, conn")
 	return c
 }
 
@@ -87,10 +89,16 @@ func runPeers(ctx context.Context, e *env, asJSON bool) error {
 	} else {
 		fmt.Fprintln(e.stdout, "no group: open to any blockmix node")
 	}
+	if st.Reach.Words != "" {
+		fmt.Fprintf(e.stdout, "this node: %s\n", st.Reach.Words)
+		if st.Reach.Advice != "" {
+			fmt.Fprintf(e.stdout, "to do: %s\n", st.Reach.Advice)
+		}
+	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tLATENCY\tRELIABILITY\tIN\tOUT\tLIES\tSTORED HERE\tHOLDS FOR US")
+	fmt.Fprintln(tw, "PEER\tCONNECTION\tLATENCY\tRELIABILITY\tIN\tOUT\tLIES\tSTORED HERE\tHOLDS FOR US")
 	for _, p := range ps {
-		fmt.Fprintf(tw, "%s\t%.1f ms\t%.0f%%\t%s\t%s\t%d\t%s\t%s\n", p.ID, p.LatencyMs, 100*p.Reliability, human(p.BytesIn), human(p.BytesOut), p.Lies, human(p.StoredHere), human(p.HoldsForUs))
+		fmt.Fprintf(tw, "%s\t%s\t%.1f ms\t%.0f%%\t%s\t%s\t%d\t%s\t%s\n", p.ID, p.Conn, p.LatencyMs, 100*p.Reliability, human(p.BytesIn), human(p.BytesOut), p.Lies, human(p.StoredHere), human(p.HoldsForUs))
 	}
 	return tw.Flush()
 }

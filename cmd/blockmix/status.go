@@ -23,14 +23,16 @@ verdict, in plain words, with what to do about it:
   offline      no daemon runs on the repo
 
 Then, from a running daemon: the peer ID, the uptime, the connected peers
-and the routing table, the replicas setting, the store (blocks, bytes,
+and the routing table, how other nodes reach this one (directly, behind
+NAT through a relay, hole punched to a peer, or unreachable, with what to
+do), the replicas setting, the store (blocks, bytes,
 files, shared blocks, overhead, quarantined) and the network traffic since
 the daemon started. Without a daemon, the store alone. status exits 0
 whatever the verdict.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runStatus(c.Context(), e, asJSON) },
 	}
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: daemon, repo, id, started, uptime_seconds, peers, routing_table, replicas, store, bytes_in, bytes_out, rate_in, rate_out, state, verdict")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: daemon, repo, id, started, uptime_seconds, peers, routing_table, reach, replicas, store, bytes_in, bytes_out, rate_in, rate_out, state, verdict")
 	return c
 }
 
@@ -52,6 +54,12 @@ func runStatus(ctx context.Context, e *env, asJSON bool) error {
 		up := time.Duration(s.UptimeSeconds) * time.Second
 		fmt.Fprintf(e.stdout, "uptime         %s (since %s)\n", up, s.Started.Local().Format("2006-01-02 15:04"))
 		fmt.Fprintf(e.stdout, "peers          %d connected, %d in the routing table\n", s.Peers, s.RoutingTable)
+		if s.Reach.Words != "" {
+			fmt.Fprintf(e.stdout, "reachability   %s\n", s.Reach.Words)
+			if s.Reach.Advice != "" {
+				fmt.Fprintf(e.stdout, "               to do: %s\n", s.Reach.Advice)
+			}
+		}
 		fmt.Fprintf(e.stdout, "replicas       %d (other nodes that should hold each block)\n", s.Replicas)
 		fmt.Fprintf(e.stdout, "profile        %s\n", s.Profile)
 		if s.Group != "" {

@@ -63,6 +63,28 @@ type PeerInfo struct {
 	// and of this node's blocks the peer took (across restarts).
 	StoredHere int64 `json:"stored_here"`
 	HoldsForUs int64 `json:"holds_for_us"`
+	// Conn says how the connection reaches the peer: "direct", "hole
+	// punched", or "relayed through RELAY (control only)".
+	Conn string `json:"conn,omitempty"`
+}
+
+// ReachInfo is how other nodes reach this one (status's reach).
+type ReachInfo struct {
+	// State is "direct", "relay", "unreachable", "unknown" or "local".
+	State string `json:"state"`
+	// NAT is AutoNAT's verdict: "public", "private" or "unknown".
+	NAT string `json:"nat"`
+	// Reachable are public addresses dials from outside reached.
+	Reachable []string `json:"reachable,omitempty"`
+	// Relays are the relays holding a slot for this node (peer IDs).
+	Relays []string `json:"relays,omitempty"`
+	// Relaying: this node relays for nodes behind NAT.
+	Relaying bool `json:"relaying"`
+	// HolePunched lists the peers a hole punch reached (newest last).
+	HolePunched []string `json:"hole_punched,omitempty"`
+	// Words says it in plain words; Advice what to do ("" when nothing).
+	Words  string `json:"words"`
+	Advice string `json:"advice,omitempty"`
 }
 
 // BlockInfo is one line of GET /api/v1/blocks (and of `blockmix block ls
@@ -110,6 +132,8 @@ type DaemonInfo struct {
 	// rates in bytes per second.
 	BytesIn, BytesOut int64
 	RateIn, RateOut   float64
+	// Reach is how other nodes reach this one.
+	Reach ReachInfo
 }
 
 // ErrorBody is the JSON of every error answer.
@@ -357,6 +381,8 @@ type StatusInfo struct {
 	BytesOut int64   `json:"bytes_out"`
 	RateIn   float64 `json:"rate_in"`
 	RateOut  float64 `json:"rate_out"`
+	// Reach is how other nodes reach this node, in plain words.
+	Reach ReachInfo `json:"reach"`
 	// State is one of the State constants: the most pressing problem, or
 	// StateOK. Verdict says it in one line of plain words, with what to do.
 	State   string `json:"state"`

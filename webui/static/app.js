@@ -1117,6 +1117,8 @@ function showStatus(s) {
   }));
   $('node-uptime').textContent = s.uptime_seconds > 0 ? duration(s.uptime_seconds) : '—';
   $('node-peers').textContent = `${plural(s.peers, 'peer')} connected, ${s.routing_table} known to the routing table; ${copies(s.replicas)} of each block wanted on other nodes`;
+  const r = s.reach || {};
+  $('node-reach').textContent = r.words ? (r.advice ? `${r.words}. To do: ${r.advice}.` : r.words) : '—';
   $('node-traffic').textContent = `${human(s.bytes_in)} in, ${human(s.bytes_out)} out since the start · now ${rate(s.rate_in)} in, ${rate(s.rate_out)} out`;
   const st = s.store || {};
   const facts = [

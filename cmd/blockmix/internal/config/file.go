@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,10 +35,13 @@ type File struct {
 	Share     *string  `json:"share,omitempty"`
 	// RepairInterval is a duration such as "1h" or "30m" ("0": never).
 	RepairInterval *string `json:"repair_interval,omitempty"`
+	// RelayService and MDNS: see --relay-service and --mdns.
+	RelayService *bool `json:"relay_service,omitempty"`
+	MDNS         *bool `json:"mdns,omitempty"`
 }
 
 // configKeys spells the keys for error messages.
-const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor, share, repair_interval"
+const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor, share, repair_interval, relay_service, mdns"
 
 // Read reads the config file at path. A missing file is an empty
 // config (found is false).
@@ -180,15 +184,17 @@ func torn(b []byte, err error) string {
 func typeProblem(e *json.UnmarshalTypeError) string {
 	key, _, _ := strings.Cut(e.Field, ".")
 	want := map[string]string{
-		"listen":    "a list of multiaddr strings",
-		"bootstrap": "a list of multiaddr strings",
-		"api":       `a string such as "127.0.0.1:7788"`,
-		"replicas":  "a whole number of at least 1",
-		"cache":     `a size string such as "10GiB"`,
-		"quota":     `a size string such as "50GiB"`,
-		"profile":   `"default" or "lowpower"`,
-		"donor":     "true or false",
-		"share":     `a size string such as "1GiB"`,
+		"listen":        "a list of multiaddr strings",
+		"bootstrap":     "a list of multiaddr strings",
+		"api":           `a string such as "127.0.0.1:7788"`,
+		"replicas":      "a whole number of at least 1",
+		"cache":         `a size string such as "10GiB"`,
+		"quota":         `a size string such as "50GiB"`,
+		"profile":       `"default" or "lowpower"`,
+		"donor":         "true or false",
+		"share":         `a size string such as "1GiB"`,
+		"relay_service": "true or false",
+		"mdns":          "true or false",
 
 		"repair_interval": `a duration string such as "1h"`,
 	}[key]
@@ -240,6 +246,12 @@ func (c File) Apply(o Options, given func(flag string) bool) Options {
 		if d, err := time.ParseDuration(*c.RepairInterval); err == nil {
 			o.RepairInterval = d
 		}
+	}
+	if c.RelayService != nil && !given("relay-service") {
+		o.RelayService = strconv.FormatBool(*c.RelayService)
+	}
+	if c.MDNS != nil && !given("mdns") {
+		o.MDNS = strconv.FormatBool(*c.MDNS)
 	}
 	return o
 }

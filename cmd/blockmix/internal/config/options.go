@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -27,6 +28,10 @@ type Options struct {
 	RepairRate     string
 	ScrubInterval  time.Duration
 	ScrubRate      string
+	// RelayService and MDNS are "true", "false" or "" (the default: see
+	// AddFlags).
+	RelayService string
+	MDNS         string
 }
 
 // Settings are Options checked and read: what a node runs with.
@@ -51,6 +56,13 @@ type Settings struct {
 	RepairRate     int64         // bytes per second; 0: unpaced
 	ScrubInterval  time.Duration // 0: never
 	ScrubRate      int64         // bytes per second; 0: unpaced
+
+	// RelayService: offer a relay to nodes behind NAT while this node is
+	// reachable directly (default: on, but for the lowpower profile).
+	RelayService bool
+	// MDNS: find nodes on the local network; nil: the default (on outside
+	// a private group, for a node listening on a network address).
+	MDNS *bool
 }
 
 // Defaults are the settings of a node given no flags and no config file,
@@ -116,6 +128,19 @@ func (o Options) Check(f File, path string, given func(flag string) bool) (Setti
 	if s.Profile, err = ProfileNamed(o.Profile); err != nil {
 		return s, usage.Errorf("--profile: %v%s", err, fromCfg(f.Profile != nil, "profile"))
 	}
+	s.RelayService = !s.Profile.LowPower
+	if o.RelayService != "" {
+		if s.RelayService, err = strconv.ParseBool(o.RelayService); err != nil {
+			return s, usage.Errorf("--relay-service %q: want true or false%s", o.RelayService, fromCfg(f.RelayService != nil, "relay-service"))
+		}
+	}
+	if o.MDNS != "" {
+		on, err := strconv.ParseBool(o.MDNS)
+		if err != nil {
+			return s, usage.Errorf("--mdns %q: want true or false%s", o.MDNS, fromCfg(f.MDNS != nil, "mdns"))
+		}
+		s.MDNS = &on
+	}
 	for _, b := range o.Bootstrap {
 		ai, err := peer.AddrInfoFromString(b)
 		if err != nil {
@@ -143,6 +168,10 @@ func (o *Options) AddFlags(f *pflag.FlagSet) {
 	f.DurationVar(&o.ScrubInterval, "scrub-interval", o.ScrubInterval, "how often to re-read every local block; a corrupt one is quarantined and fetched again from a peer (0: never)")
 	f.StringVar(&o.ScrubRate, "scrub-rate", o.ScrubRate, "the most bytes per second the scrub reads")
 	f.StringVar(&o.Cache, "cache", o.Cache, "keep blocks fetched from peers (they then serve other files and peers) while the store holds less than this; 0: keep none (config.json key cache)")
+	f.StringVar(&o.RelayService, "relay-service", o.RelayService, "when this node is reachable directly, relay control traffic for nodes behind NAT (never blocks; a few slots, 128 KiB per circuit); default on, off with --profile lowpower (config.json key relay_service)")
+	f.Lookup("relay-service").NoOptDefVal = "true"
+	f.StringVar(&o.MDNS, "mdns", o.MDNS, "find and join blockmix nodes on the local network (multicast DNS); default on for a node listening on a network address, off in a private group (config.json key mdns)")
+	f.Lookup("mdns").NoOptDefVal = "true"
 }
 
 // DefaultShare is the share of a node that is not a donor when --share is

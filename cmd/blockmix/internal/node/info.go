@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/blockmix/blockmix/blocks"
@@ -23,23 +24,31 @@ func (n *Node) ID() apiv1.IDInfo {
 
 // Peers lists the connected peers, each once whatever its connections
 // (libp2p may hold several to one peer: TCP and QUIC, both sides
-// dialling), with what the node measured of them. Addr is the address of
-// the peer's first connection.
+// dialling, a relayed one), with what the node measured of them: its
+// direct connection when it has one, else its relayed one.
 func (n *Node) Peers() []apiv1.PeerInfo {
 	now := time.Now()
 	var out []apiv1.PeerInfo
 	nw := n.net.Host.Network()
 	for _, p := range nw.Peers() {
-		conns := nw.ConnsToPeer(p)
-		if len(conns) == 0 {
+		cs := nw.ConnsToPeer(p)
+		if len(cs) == 0 {
 			continue // gone since Peers
+		}
+		c := cs[0]
+		for _, o := range cs {
+			if !o.Stat().Limited {
+				c = o
+				break
+			}
 		}
 		s := n.net.Blocks.Peers.Stats(p)
 		e := n.ledger.Entry(p.String())
 		out = append(out, apiv1.PeerInfo{
-			ID: p.String(), Addr: conns[0].RemoteMultiaddr().String(),
+			ID: p.String(), Addr: c.RemoteMultiaddr().String(),
 			LatencyMs: float64(s.Latency.Microseconds()) / 1000, Reliability: s.Reliability(), Score: s.Score(now),
 			BytesIn: s.BytesIn, BytesOut: s.BytesOut, Lies: s.Lies, StoredHere: e.StoredHere, HoldsForUs: e.HoldsForUs,
+			Conn: n.net.ConnKind(c),
 		})
 	}
 	return out
@@ -57,8 +66,22 @@ func (n *Node) Daemon() apiv1.DaemonInfo {
 	return apiv1.DaemonInfo{
 		Repo: n.repo.Dir, Started: n.started, Replicas: n.cfg.Replicas, Quota: n.keeper.Quota(), QuotaUsed: n.keeper.Stored(), Profile: n.cfg.Profile.Name, Group: n.group,
 		StoreError: n.keeper.LastFailure(), Repair: n.repairer.LastRound(), ScrubHealed: n.scrubber.Healed(),
-		BytesIn: bw.TotalIn, BytesOut: bw.TotalOut, RateIn: bw.RateIn, RateOut: bw.RateOut,
+		BytesIn: bw.TotalIn, BytesOut: bw.TotalOut, RateIn: bw.RateIn, RateOut: bw.RateOut, Reach: reachInfo(n.net.Reach()),
 	}
+}
+
+// reachInfo is r for the API.
+func reachInfo(r bmnet.Reach) apiv1.ReachInfo {
+	out := apiv1.ReachInfo{State: r.State, NAT: r.NAT, Reachable: r.Reachable, Relaying: r.Relaying, Words: r.Words, Advice: r.Advice}
+	for _, p := range r.Relays {
+		out.Relays = append(out.Relays, p.String())
+	}
+	for _, p := range r.Punches {
+		if p.OK {
+			out.HolePunched = append(out.HolePunched, p.Peer.String())
+		}
+	}
+	return out
 }
 
 // Verify checks the store while the node keeps serving it. Two verifies
@@ -96,10 +119,36 @@ func (n *Node) Group(ctx context.Context) (apiv1.GroupInfo, error) {
 		info.Message = "restart the daemon to work in the group"
 		return info, nil
 	}
-	if addrs := n.ID().Addrs; len(addrs) > 0 {
-		info.Invite = group.Invite(grp.Name, grp.KeyBytes(), addrs[0])
+	if a := n.inviteAddr(); a != "" {
+		info.Invite = group.Invite(grp.Name, grp.KeyBytes(), a)
 	}
 	return info, nil
+}
+
+// inviteAddr is the address an invite carries: one that dials from
+// outside reached, else one through a relay (behind NAT), else one on the
+// network (not loopback), else any.
+func (n *Node) inviteAddr() string {
+	addrs := n.ID().Addrs
+	if len(addrs) == 0 {
+		return ""
+	}
+	r := n.net.Reach()
+	for _, want := range [][]string{r.Reachable, r.RelayAddrs} {
+		for _, a := range addrs {
+			for _, w := range want {
+				if strings.HasPrefix(a, w+"/p2p/") {
+					return a
+				}
+			}
+		}
+	}
+	for _, a := range addrs {
+		if !strings.HasPrefix(a, "/ip4/127.") && !strings.HasPrefix(a, "/ip6/::1/") {
+			return a
+		}
+	}
+	return addrs[0]
 }
 
 // CreateGroup makes a group key for this node (it works in the group

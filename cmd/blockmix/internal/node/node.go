@@ -13,6 +13,7 @@ import (
 	stdnet "net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,7 +183,8 @@ func New(ctx context.Context, c Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cfgNet := bmnet.Config{Listen: s.Listen, QUIC: s.QUIC, Key: key, Bootstrap: s.Bootstrap, LowPower: s.Profile.LowPower, Metrics: n.m.Reg}
+	cfgNet := bmnet.Config{Listen: s.Listen, QUIC: s.QUIC, Key: key, Bootstrap: s.Bootstrap, LowPower: s.Profile.LowPower, Metrics: n.m.Reg,
+		RelayService: s.RelayService}
 	grp, grouped, err := c.Repo.Group()
 	if err != nil {
 		return nil, err
@@ -191,6 +193,16 @@ func New(ctx context.Context, c Config) (_ *Node, err error) {
 		cfgNet.GroupKey = grp.KeyBytes()
 		n.group = grp.Name
 		n.log.Info("in a private group: TCP only (QUIC cannot carry the group key)", slog.String("group", grp.Name))
+	}
+	if s.MDNS != nil {
+		cfgNet.MDNS = *s.MDNS
+	} else {
+		// A node on loopback alone has nothing to announce; a private
+		// group's members may not share the LAN (--mdns turns it on).
+		cfgNet.MDNS = !grouped && offLoopback(s.Listen)
+	}
+	if cfgNet.MDNS {
+		n.log.Info("looking for blockmix nodes on the local network (mDNS; --mdns=false turns it off)")
 	}
 	n.keeper = keeper.New(n.st, s.Replicas, s.Quota, n.log, n.m)
 	if err := n.keeper.Count(ctx); err != nil {
@@ -350,6 +362,7 @@ func (n *Node) Run(ctx context.Context) error {
 	// within trimEvery or two of going quiet.
 	trim := memtrim.New()
 	g.Go(func() error { sched.Every(gctx, trimEvery, nil, func() { trim.Tick() }); return nil })
+	g.Go(func() error { n.watchReach(gctx); return nil })
 	serve := func(s *http.Server, ln stdnet.Listener, what string) {
 		g.Go(func() error {
 			if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -460,6 +473,49 @@ func (n *Node) watchRouting(ctx context.Context) {
 		}
 		last = size
 	})
+}
+
+// watchReach logs how other nodes reach this one whenever it changes
+// (reachable directly, through a relay, unreachable) and each hole punch,
+// with what to do.
+func (n *Node) watchReach(ctx context.Context) {
+	last, seen := "", time.Time{}
+	sched.Every(ctx, 2*time.Second, nil, func() {
+		r := n.net.Reach()
+		if r.State != last {
+			attrs := []any{slog.String("reach", r.State), slog.String("nat", r.NAT)}
+			if len(r.Relays) > 0 {
+				attrs = append(attrs, slog.Any("relays", r.Relays))
+			}
+			if r.Advice != "" {
+				attrs = append(attrs, slog.String("todo", r.Advice))
+			}
+			n.log.Info(r.Words, attrs...)
+			last = r.State
+		}
+		for _, p := range r.Punches {
+			if !p.At.After(seen) {
+				continue
+			}
+			seen = p.At
+			if p.OK {
+				n.log.Info("hole punched: a direct connection to a peer behind NAT", slog.String("peer", p.Peer.String()))
+			} else {
+				n.log.Info("hole punch failed: blocks cannot flow to this peer until one of the two is reachable directly",
+					slog.String("peer", p.Peer.String()), slog.String("err", p.Error))
+			}
+		}
+	})
+}
+
+// offLoopback reports whether a listen address is not on loopback.
+func offLoopback(listen []string) bool {
+	for _, l := range listen {
+		if !strings.HasPrefix(l, "/ip4/127.") && !strings.HasPrefix(l, "/ip6/::1/") {
+			return true
+		}
+	}
+	return false
 }
 
 // givenAll and givenTo read, from the peer book, this run's bytes each

@@ -8,9 +8,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
+
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // PauseWriter wraps w so that a get stops once it wrote the bytes
@@ -109,4 +112,35 @@ func hold(ctx context.Context, env, name string) {
 	if v := os.Getenv(env); v != "" && v == name {
 		<-ctx.Done()
 	}
+}
+
+// LabInternet makes the address range BLOCKMIX_LAB_INTERNET names (unset:
+// nothing) count as the public internet. The network lab's "internet"
+// (cmd/blockmix/internal/netlab) uses 198.18.0.0/15, the range RFC 2544
+// sets aside for network test labs; libp2p counts that range as
+// unroutable, and a node would then never learn that it is reachable
+// there. Only a range libp2p calls unroutable can be named.
+func LabInternet() error {
+	v := os.Getenv("BLOCKMIX_LAB_INTERNET")
+	if v == "" {
+		return nil
+	}
+	_, lab, err := net.ParseCIDR(v)
+	if err != nil {
+		return fmt.Errorf("BLOCKMIX_LAB_INTERNET: %w", err)
+	}
+	kept := manet.Unroutable4[:0:0]
+	found := false
+	for _, r := range manet.Unroutable4 {
+		if r.Contains(lab.IP) {
+			found = true
+			continue
+		}
+		kept = append(kept, r)
+	}
+	if !found {
+		return fmt.Errorf("BLOCKMIX_LAB_INTERNET %s: not a range libp2p counts as unroutable", v)
+	}
+	manet.Unroutable4 = kept
+	return nil
 }
