@@ -7,7 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"sync"
 
 	"github.com/blockmix/blockmix/blocks"
@@ -248,20 +247,6 @@ func (p *picker) loadAll(ctx context.Context) error {
 		return fmt.Errorf("load randomizer candidates: %w", err)
 	}
 	return nil
-}
-
-// trimPopular keeps the popularK most-shared, older first among equals.
-func trimPopular(pl *pool) {
-	sort.Slice(pl.popular, func(i, j int) bool {
-		a, b := pl.popular[i], pl.popular[j]
-		if a.refs != b.refs {
-			return a.refs > b.refs
-		}
-		return a.seq < b.seq
-	})
-	if len(pl.popular) > popularK {
-		pl.popular = pl.popular[:popularK]
-	}
 }
 
 // tagFree reports whether a new block may carry tag.
