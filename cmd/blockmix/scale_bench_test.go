@@ -163,8 +163,10 @@ func BenchmarkScaleDonorRounds(b *testing.B) {
 		start := time.Now()
 		fillStore(b, w.repo, n, 0.1, 0.7)
 		b.Logf("filled a store of %d blocks in %v", n, time.Since(start).Round(time.Second))
-		p, _ := startDaemonWith(b, w, daemonArgs("--donor", "--quota", "1TB", "--profile", "lowpower",
-			"--repair-interval", "3s", "--repair-rate", "1GiB", "--scrub-interval", "3s", "--scrub-rate", "1GiB")...)
+		// Rounds over a million blocks outlast cmdTimeout.
+		p := w.startWith(runOpts{life: time.Hour}, append([]string{"daemon"}, daemonArgs("--donor", "--quota", "1TB", "--profile", "lowpower",
+			"--repair-interval", "3s", "--repair-rate", "1GiB", "--scrub-interval", "3s", "--scrub-rate", "1GiB")...)...)
+		waitFor(b, "the daemon's API", time.Minute, func() bool { _, ok := daemonID(w); return ok || p.exited() })
 		pid := p.cmd.Process.Pid
 		rest := procStatus(b, pid, "VmRSS")
 		t0 := time.Now()
@@ -175,8 +177,8 @@ func BenchmarkScaleDonorRounds(b *testing.B) {
 		for _, line := range []string{"repair round", "scrub round"} {
 			deadline := time.Now().Add(30 * time.Minute)
 			for !strings.Contains(p.stderrNow(), line) {
-				if time.Now().After(deadline) {
-					b.Fatalf("no %q in the daemon's log after 30 minutes:\n%s", line, p.stderrNow())
+				if p.exited() || time.Now().After(deadline) {
+					b.Fatalf("no %q in the daemon's log (exited: %v):\n%s", line, p.exited(), p.stderrNow())
 				}
 				time.Sleep(time.Second)
 			}
