@@ -26,14 +26,18 @@ import (
 // fresh random block is made and joins the popular set; that happens mostly
 // in an empty store, about √(2n) times for n blocks.
 const (
-	popularK   = 32      // size of the popular set per class
-	allK       = 1 << 16 // candidates kept for random fallback per class
-	underPeek  = 4       // under-shared candidates tried in slot A
-	underPage  = 1024    // under-shared candidates read from the store at a time
-	maxTries   = 96      // tries before a fresh block is made
-	tagBytes   = 8
-	seedBytes  = 16
-	freshLimit = 1 << 20 // sanity bound on fresh blocks per pick loop
+	popularK  = 32      // size of the popular set per class
+	allK      = 1 << 16 // candidates kept for random fallback per class
+	underPeek = 4       // under-shared candidates tried in slot A
+	// under-shared candidates read from the store at a time: a pool's
+	// first page is small (a small put needs a few; each costs an index
+	// read), and each next one twice as big, up to underPage.
+	underFirstPage = 32
+	underPage      = 1024
+	maxTries       = 96 // tries before a fresh block is made
+	tagBytes       = 8
+	seedBytes      = 16
+	freshLimit     = 1 << 20 // sanity bound on fresh blocks per pick loop
 )
 
 type cand struct {
@@ -54,6 +58,7 @@ type pool struct {
 	head    int
 	queued  map[blocks.ID]bool // the IDs in under
 	after   uint64
+	page    int // the size of the next page read
 	drained bool
 	popular []cand
 	all     []cand // fresh blocks, and for the uniform policy every block
@@ -210,6 +215,7 @@ func (p *picker) refill(ctx context.Context, pl *pool) error {
 	if pl.drained {
 		return nil
 	}
+	page := max(pl.page, underFirstPage)
 	n := 0
 	err := p.st.UnderShared(ctx, pl.class, pl.after, func(id blocks.ID, m blocks.Meta) bool {
 		pl.after = m.Seq
@@ -218,12 +224,13 @@ func (p *picker) refill(ctx context.Context, pl *pool) error {
 			pl.queued[id] = true
 			pl.under = append(pl.under, cand{id: id, tag: m.Tag, refs: m.Refs, seq: m.Seq})
 		}
-		return n < underPage
+		return n < page
 	})
 	if err != nil {
 		return fmt.Errorf("load randomizer candidates: %w", err)
 	}
-	pl.drained = n < underPage
+	pl.drained = n < page
+	pl.page = min(2*page, underPage)
 	return nil
 }
 
