@@ -321,7 +321,9 @@ func (k *Keeper) Evict(ctx context.Context, need int64, network bool) (apiv1.GCI
 	}
 	ours := 0
 	// Each walk keeps the oldest batch of each kind; it counts the kinds
-	// on the first walk only. A walk that evicts nothing ends it.
+	// on the first walk only. A walk that evicts nothing ends it, so a
+	// network whose hand-offs all fail costs one batch of tries, not one
+	// per block.
 	tried := map[blocks.ID]bool{} // network blocks whose hand-off failed
 	for walk := 0; !enough(); walk++ {
 		cached := &oldest{n: evictBatch}
@@ -353,7 +355,7 @@ func (k *Keeper) Evict(ctx context.Context, need int64, network bool) (apiv1.GCI
 		if err != nil {
 			return info, fmt.Errorf("list blocks: %w", err)
 		}
-		before := info.EvictedBlocks + len(tried)
+		before := info.EvictedBlocks
 		for _, c := range cached.sorted() {
 			if enough() {
 				break
@@ -381,7 +383,10 @@ func (k *Keeper) Evict(ctx context.Context, need int64, network bool) (apiv1.GCI
 				info.HandedOff++
 			}
 		}
-		if info.EvictedBlocks+len(tried) == before || ctx.Err() != nil {
+		// Another walk only if this one freed something: blocks whose
+		// hand-off failed are not tried again, and at most a few batches
+		// of them are remembered.
+		if info.EvictedBlocks == before || len(tried) >= 4*evictBatch || ctx.Err() != nil {
 			break
 		}
 	}

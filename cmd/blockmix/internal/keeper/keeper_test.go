@@ -470,3 +470,37 @@ func TestTouchRemembersRecentUsesOnly(t *testing.T) {
 	}
 	f.wantHeld(t, ids[2], ids[3], ids[4], ids[5], ids[6], ids[7])
 }
+
+// TestEvictStopsWhenHandOffsFail: when no hand-off works (a lone donor),
+// an eviction tries one batch of the network's blocks, not every one of
+// them, and says it could not free enough; a batch whose hand-offs work
+// goes, and the next walk takes the next batch.
+func TestEvictStopsWhenHandOffsFail(t *testing.T) {
+	defer keeper.SetEvictBatch(3)()
+	ctx := context.Background()
+	f := newFixture(t, 0, 0)
+	n := newFakeNet(f.st)
+	f.k.Node = n
+	var ids []blocks.ID
+	for i := 0; i < 20; i++ {
+		id := f.put(t, 100)
+		n.resp[id] = true
+		n.fail[id] = true
+		ids = append(ids, id)
+	}
+	_, err := f.k.Evict(ctx, 20*blocks.Cost(100), true)
+	if !errors.Is(err, keeper.ErrOverQuota) {
+		t.Fatalf("Evict with every hand-off failing: %v, want ErrOverQuota", err)
+	}
+	if len(n.tried) != 3 {
+		t.Fatalf("%d hand-offs tried, want one batch of 3", len(n.tried))
+	}
+	clear(n.fail)
+	clear(n.replicas) // the first try of each counts apart
+	n.tried = nil
+	info, err := f.k.Evict(ctx, 7*blocks.Cost(100), true)
+	if err != nil || info.HandedOff != 7 {
+		t.Fatalf("Evict with working hand-offs: %+v, %v; want 7 handed off", info, err)
+	}
+	n.check(t)
+}
