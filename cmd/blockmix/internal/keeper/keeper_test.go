@@ -481,12 +481,10 @@ func TestEvictStopsWhenHandOffsFail(t *testing.T) {
 	f := newFixture(t, 0, 0)
 	n := newFakeNet(f.st)
 	f.k.Node = n
-	var ids []blocks.ID
 	for i := 0; i < 20; i++ {
 		id := f.put(t, 100)
 		n.resp[id] = true
 		n.fail[id] = true
-		ids = append(ids, id)
 	}
 	_, err := f.k.Evict(ctx, 20*blocks.Cost(100), true)
 	if !errors.Is(err, keeper.ErrOverQuota) {
