@@ -67,6 +67,21 @@ func (l *Lab) nsRun(ns string, args ...string) {
 	l.run(append([]string{"ip", "netns", "exec", ns}, args...)...)
 }
 
+// bridge makes a bridge named name in namespace ns and brings it up. Its
+// frames do not go through the namespace's IP firewall: when the kernel
+// has br_netfilter loaded (Docker loads it), bridged frames would meet the
+// router's forward chain, whose policy drops them, and hosts on one LAN
+// would not see each other's multicast (mDNS). The switch is per
+// namespace; without br_netfilter it does not exist and there is nothing
+// to turn off.
+func (l *Lab) bridge(ns, name string) {
+	l.t.Helper()
+	l.nsRun(ns, "ip", "link", "add", "name", name, "type", "bridge")
+	l.nsRun(ns, "sh", "-c", `for k in bridge-nf-call-iptables bridge-nf-call-ip6tables bridge-nf-call-arptables; do
+	f=/proc/sys/net/bridge/$k; if [ -e "$f" ]; then echo 0 > "$f" || exit 1; fi
+done`)
+}
+
 // New makes an empty internet: a namespace with a bridge. The test fails
 // when it cannot be made.
 func New(t testing.TB) *Lab {
@@ -81,7 +96,7 @@ func New(t testing.TB) *Lab {
 	l := &Lab{t: t, id: "bm" + hex.EncodeToString(b[:])}
 	t.Cleanup(l.close)
 	l.inet = l.ns("inet")
-	l.nsRun(l.inet, "ip", "link", "add", "name", "inet0", "type", "bridge")
+	l.bridge(l.inet, "inet0")
 	l.nsRun(l.inet, "ip", "link", "set", "inet0", "up")
 	return l
 }
@@ -168,7 +183,7 @@ func (l *Lab) home(name string, uplink Rate, masq string) *Home {
 	ns := l.ns(fmt.Sprintf("h%d", n))
 	r := &Host{Name: name + " router", NS: ns, IP: fmt.Sprintf("198.19.0.%d", n+1)}
 	l.link(ns, "wan", l.inet, "inet0", fmt.Sprintf("h%d", n), r.IP+"/15")
-	l.nsRun(ns, "ip", "link", "add", "name", "lan", "type", "bridge")
+	l.bridge(ns, "lan")
 	l.nsRun(ns, "ip", "addr", "add", fmt.Sprintf("10.%d.0.1/24", n), "dev", "lan")
 	l.nsRun(ns, "ip", "link", "set", "lan", "up")
 	l.nsRun(ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
