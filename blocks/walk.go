@@ -38,9 +38,9 @@ type Marker interface {
 // errPageFull stops an EnumerateFrom once a page is full.
 var errPageFull = errors.New("page full")
 
-// Page returns up to n blocks from from on, in ID order, and the ID a next
+// page returns up to n blocks from from on, in ID order, and the ID a next
 // page starts at; more is false when the store has no block past the page.
-func Page(ctx context.Context, st Ranger, from ID, n int) (ids []ID, metas []Meta, next ID, more bool, err error) {
+func page(ctx context.Context, st Ranger, from ID, n int) (ids []ID, metas []Meta, next ID, more bool, err error) {
 	err = st.EnumerateFrom(ctx, from, func(id ID, m Meta) error {
 		if len(ids) == n {
 			more = true
@@ -94,30 +94,71 @@ func Walk(ctx context.Context, st Resumable, name string, n int, fn func(ids []I
 	if from, err = NextPass(st, name); err != nil {
 		return ID{}, err
 	}
-	at := from
-	for {
-		if err := ctx.Err(); err != nil {
-			return from, err
-		}
-		ids, metas, next, more, err := Page(ctx, st, at, n)
-		if err != nil {
-			return from, fmt.Errorf("round %s: %w", name, err)
-		}
+	err = pages(ctx, st, from, n, func(ids []ID, metas []Meta, next ID, more bool) error {
 		if len(ids) > 0 {
 			if err := fn(ids, metas); err != nil {
-				return from, err
+				return err
+			}
+		}
+		mark := next[:]
+		if !more {
+			mark = nil // the pass is done: the next one starts over
+		}
+		if err := st.SetMark(key, mark); err != nil {
+			return fmt.Errorf("round %s: %w", name, err)
+		}
+		return nil
+	})
+	var re *rangeErr
+	if errors.As(err, &re) {
+		err = fmt.Errorf("round %s: %w", name, re.err)
+	}
+	return from, err
+}
+
+// EachPage calls fn with every block of st, in ID order, in pages of up
+// to n: a walk of the whole store in memory bounded by n. It returns
+// fn's error, or ctx's.
+func EachPage(ctx context.Context, st Ranger, n int, fn func(ids []ID, metas []Meta) error) error {
+	err := pages(ctx, st, ID{}, n, func(ids []ID, metas []Meta, _ ID, _ bool) error {
+		if len(ids) == 0 {
+			return nil
+		}
+		return fn(ids, metas)
+	})
+	var re *rangeErr
+	if errors.As(err, &re) {
+		err = re.err
+	}
+	return err
+}
+
+// rangeErr is a failure to read st (not one of fn's) in pages.
+type rangeErr struct{ err error }
+
+func (e *rangeErr) Error() string { return e.err.Error() }
+
+// pages calls fn with the blocks of st from from on, a page of up to n at
+// a time, with where the next page starts and whether there is one; the
+// last page may be empty. A failure to read st comes back as a rangeErr.
+func pages(ctx context.Context, st Ranger, from ID, n int, fn func(ids []ID, metas []Meta, next ID, more bool) error) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ids, metas, next, more, err := page(ctx, st, from, n)
+		if err != nil {
+			return &rangeErr{err}
+		}
+		if len(ids) > 0 || !more {
+			if err := fn(ids, metas, next, more); err != nil {
+				return err
 			}
 		}
 		if !more {
-			if err := st.SetMark(key, nil); err != nil {
-				return from, fmt.Errorf("round %s: %w", name, err)
-			}
-			return from, nil
+			return nil
 		}
-		if err := st.SetMark(key, next[:]); err != nil {
-			return from, fmt.Errorf("round %s: %w", name, err)
-		}
-		at = next
+		from = next
 	}
 }
 

@@ -328,29 +328,33 @@ func (k *Keeper) Evict(ctx context.Context, need int64, network bool) (apiv1.GCI
 	for walk := 0; !enough(); walk++ {
 		cached := &oldest{n: evictBatch}
 		held := &oldest{n: evictBatch}
-		err := k.eachBlock(ctx, func(id blocks.ID, m blocks.Meta) {
-			c := candidate{id: id, size: m.Size, tag: m.Tag, used: k.lastUse(id), seq: m.Seq}
-			switch {
-			case m.Refs > 0:
-				if walk == 0 {
-					info.PinnedBlocks++
+		err := blocks.EachPage(ctx, k.st, 1024, func(ids []blocks.ID, metas []blocks.Meta) error {
+			for i, id := range ids {
+				m := metas[i]
+				c := candidate{id: id, size: m.Size, tag: m.Tag, used: k.lastUse(id), seq: m.Seq}
+				switch {
+				case m.Refs > 0:
+					if walk == 0 {
+						info.PinnedBlocks++
+					}
+				case busy[id]:
+					if walk == 0 {
+						info.UploadBlocks++
+					}
+				case blocks.HeldForNetwork(m.Tag) || k.Node != nil && k.Node.Responsible(id, k.replicas):
+					// A pushed block is the network's even where this node
+					// is not among the closest (a placement fallback took it).
+					if walk == 0 {
+						ours++
+					}
+					if !tried[id] {
+						held.offer(c)
+					}
+				default:
+					cached.offer(c)
 				}
-			case busy[id]:
-				if walk == 0 {
-					info.UploadBlocks++
-				}
-			case blocks.HeldForNetwork(m.Tag) || k.Node != nil && k.Node.Responsible(id, k.replicas):
-				// A pushed block is the network's even where this node is
-				// not among the closest (a placement fallback took it).
-				if walk == 0 {
-					ours++
-				}
-				if !tried[id] {
-					held.offer(c)
-				}
-			default:
-				cached.offer(c)
 			}
+			return nil
 		})
 		if err != nil {
 			return info, fmt.Errorf("list blocks: %w", err)
@@ -415,25 +419,6 @@ func (k *Keeper) Evict(ctx context.Context, need int64, network bool) (apiv1.GCI
 		return info, err
 	}
 	return info, nil
-}
-
-// eachBlock calls fn with every block of the store, reading the index a
-// page at a time.
-func (k *Keeper) eachBlock(ctx context.Context, fn func(blocks.ID, blocks.Meta)) error {
-	var from blocks.ID
-	for {
-		ids, metas, next, more, err := blocks.Page(ctx, k.st, from, 1024)
-		if err != nil {
-			return err
-		}
-		for i, id := range ids {
-			fn(id, metas[i])
-		}
-		if !more {
-			return nil
-		}
-		from = next
-	}
 }
 
 // ErrOverQuota: the store holds more than its quota and eviction cannot
