@@ -38,6 +38,10 @@ type DiskOptions struct {
 	// no compaction, no new segment. Reads work on a full or read-only
 	// disk; every write fails with ErrReadOnly. The store must exist.
 	ReadOnly bool
+	// SmallIndex keeps the index's memory small, for boards with little
+	// of it: a 1 MiB memtable and a 1 MiB block cache instead of 2 and
+	// 4 MiB. Lookups in a big index then read the disk more often.
+	SmallIndex bool
 
 	// fs and index replace the operating system's file system for the
 	// segments and goleveldb's file storage for the index (the power-cut
@@ -75,6 +79,7 @@ type Disk struct {
 	db       *leveldb.DB
 	segSize  int64
 	readOnly bool
+	writeBuf int // goleveldb's memtable size for the index (see flushIndex)
 
 	// life guards closed and busy; Close waits for busy to reach zero.
 	life   sync.Mutex
@@ -152,7 +157,11 @@ func OpenDisk(dir string, o DiskOptions) (*Disk, error) {
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
 	}
-	db, err := openIndex(filepath.Join(dir, indexDir), o.index, o.ReadOnly)
+	sizes := indexSizes{writeBuffer: indexWriteBuffer, blockCache: indexBlockCache}
+	if o.SmallIndex {
+		sizes = indexSizes{writeBuffer: smallWriteBuffer, blockCache: smallBlockCache}
+	}
+	db, err := openIndex(filepath.Join(dir, indexDir), o.index, o.ReadOnly, sizes)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
@@ -162,6 +171,7 @@ func OpenDisk(dir string, o DiskOptions) (*Disk, error) {
 		db:       db,
 		segSize:  o.SegmentSize,
 		readOnly: o.ReadOnly,
+		writeBuf: sizes.writeBuffer,
 		segs:     map[uint32]*segment{},
 		dirty:    map[uint32]*segment{},
 
@@ -185,14 +195,25 @@ const smallWrite = 64
 
 // indexWriteBuffer is goleveldb's memtable size for the index: it starts
 // a new journal each time that much was written (see flushIndex).
-const indexWriteBuffer = 2 << 20
+// indexBlockCache bounds the index blocks goleveldb keeps in memory. The
+// small ones are for DiskOptions.SmallIndex; a write buffer must stay at
+// least twice closeFlush.
+const (
+	indexWriteBuffer = 2 << 20
+	indexBlockCache  = 4 << 20
+	smallWriteBuffer = 1 << 20
+	smallBlockCache  = 1 << 20
+)
+
+// indexSizes are the memory sizes goleveldb's index is opened with.
+type indexSizes struct{ writeBuffer, blockCache int }
 
 // openIndex opens the goleveldb index at path, or in stor when it is not
 // nil.
-func openIndex(path string, stor storage.Storage, readOnly bool) (*leveldb.DB, error) {
+func openIndex(path string, stor storage.Storage, readOnly bool, sizes indexSizes) (*leveldb.DB, error) {
 	o := &opt.Options{
-		WriteBuffer:            indexWriteBuffer,
-		BlockCacheCapacity:     4 << 20,
+		WriteBuffer:            sizes.writeBuffer,
+		BlockCacheCapacity:     sizes.blockCache,
 		Filter:                 filter.NewBloomFilter(10),
 		DisableSeeksCompaction: true,
 		Compression:            opt.NoCompression,
@@ -394,7 +415,7 @@ func (s *Disk) syncLocked() error {
 	rotated := s.rotated
 	s.segMu.RUnlock()
 	if rotated {
-		return s.checkpointLocked(indexWriteBuffer / 2)
+		return s.checkpointLocked(int64(s.writeBuf / 2))
 	}
 	return nil
 }

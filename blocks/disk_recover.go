@@ -51,7 +51,7 @@ var (
 // It is needed only when goleveldb may have started a new journal since
 // the last flush, or since OpenDisk (goleveldb's open writes what it
 // recovered to a table and starts an empty journal): that happens when
-// its memtable fills, after indexWriteBuffer bytes of writes. While
+// its memtable fills, after writeBuf bytes of writes. While
 // s.unflushed (what this Disk wrote since, counted upwards) is below min,
 // which callers keep at or below half of that, every write since is in
 // the one journal that a synced write makes durable, and flushIndex does
@@ -456,7 +456,7 @@ func RebuildIndex(dir string, o DiskOptions) (RecoveryInfo, error) {
 	if o.index == nil {
 		if _, err := os.Stat(idx); err == nil {
 			// Open it once only to learn that no one else has it open.
-			db, err := openIndex(idx, nil, true)
+			db, err := openIndex(idx, nil, true, indexSizes{writeBuffer: indexWriteBuffer, blockCache: indexBlockCache})
 			if errors.Is(err, ErrLocked) {
 				return RecoveryInfo{}, fmt.Errorf("rebuild index: %w", err)
 			}

@@ -28,10 +28,11 @@ func TestDiskConformance(t *testing.T) {
 }
 
 // TestDiskConformanceSmallSegments runs the suite with segments so small that
-// nearly every block starts a new one.
+// nearly every block starts a new one, and the small index of the lowpower
+// profile.
 func TestDiskConformanceSmallSegments(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) blocks.Store {
-		return openDisk(t, t.TempDir(), blocks.DiskOptions{SegmentSize: 16 << 10})
+		return openDisk(t, t.TempDir(), blocks.DiskOptions{SegmentSize: 16 << 10, SmallIndex: true})
 	})
 }
 

@@ -92,6 +92,7 @@ func powerCutRound(t *testing.T, seed uint64, lying bool, verbose bool) []powerC
 			fs:          m,
 			index:       newCrashStorage(m, filepath.Join(dir, indexDir)),
 			SegmentSize: powerCutSegSize,
+			SmallIndex:  seed%2 == 1, // the lowpower profile's index on odd seeds
 		})
 	}
 	s, err := open(m)

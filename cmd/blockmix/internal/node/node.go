@@ -166,7 +166,9 @@ func New(ctx context.Context, c Config) (_ *Node, err error) {
 		}
 	}()
 	s.Profile.Apply()
-	if n.st, err = c.Repo.OpenStore(true); err != nil {
+	rp := c.Repo
+	rp.SmallIndex = s.Profile.LowPower
+	if n.st, err = rp.OpenStore(true); err != nil {
 		return nil, err
 	}
 	if r := n.st.Recovered(); r.Unclean {

@@ -70,6 +70,9 @@ type Repo struct {
 	// Log receives the warnings about damaged files set aside (nil:
 	// slog.Default()).
 	Log *slog.Logger
+	// SmallIndex opens the block store with small index caches
+	// (blocks.DiskOptions.SmallIndex): the lowpower profile's.
+	SmallIndex bool
 }
 
 // Logger returns r.Log, or slog.Default() when it is nil.
@@ -92,14 +95,14 @@ func (r Repo) OpenStore(create bool) (*blocks.Disk, error) {
 			return nil, fmt.Errorf("create repo %s: %w", r.Dir, err)
 		}
 	}
-	return r.open(blocks.DiskOptions{}, create)
+	return r.open(blocks.DiskOptions{SmallIndex: r.SmallIndex}, create)
 }
 
 // OpenReader opens the repo's block store read-only: it writes nothing,
 // so it works on a full or read-only disk; writes fail with
 // blocks.ErrReadOnly. A missing repo wraps blocks.ErrNotFound.
 func (r Repo) OpenReader() (*blocks.Disk, error) {
-	return r.open(blocks.DiskOptions{ReadOnly: true}, false)
+	return r.open(blocks.DiskOptions{ReadOnly: true, SmallIndex: r.SmallIndex}, false)
 }
 
 func (r Repo) open(o blocks.DiskOptions, create bool) (*blocks.Disk, error) {
