@@ -18,6 +18,9 @@ import (
 // and repair expect it to hold the block.
 func (n *Node) Responsible(id blocks.ID, r int) bool {
 	all := append(n.candidates(), n.Host.ID())
+	if len(all) <= r {
+		return true // one of at most r nodes: one of the r closest
+	}
 	ps := kb.SortClosestPeers(all, kb.ConvertKey(BlockKey(id)))
 	for _, p := range ps[:min(r, len(ps))] {
 		if p == n.Host.ID() {
@@ -26,6 +29,10 @@ func (n *Node) Responsible(id blocks.ID, r int) bool {
 	}
 	return false
 }
+
+// Alone reports whether this node knows no other node that could take a
+// block (see candidates): then no hand-off can succeed.
+func (n *Node) Alone() bool { return len(n.candidates()) == 0 }
 
 // HandOff makes sure r other nodes hold b before this node lets it go:
 // it asks the closest others which of them have it and pushes it to the

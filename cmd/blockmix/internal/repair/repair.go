@@ -47,6 +47,9 @@ type Network interface {
 	// Responsible reports whether this node is one of the replicas
 	// closest to id.
 	Responsible(id blocks.ID, replicas int) bool
+	// Alone reports whether the node knows no other node that could take
+	// a block.
+	Alone() bool
 	// Copies counts, for each ID, how many of the k other nodes closest
 	// to it hold it.
 	Copies(ctx context.Context, ids []blocks.ID, k int) []int
@@ -137,6 +140,15 @@ func (r *Repairer) Round(ctx context.Context) apiv1.RepairInfo {
 		}
 		if len(ids) == 0 {
 			return nil
+		}
+		if r.node.Alone() {
+			// Every block is short and none can be handed off: a node
+			// cut off from the network (its router down, say) counts
+			// them without reading each one in vain.
+			info.Checked += len(ids)
+			info.Short += len(ids)
+			info.StillShort += len(ids)
+			return ctx.Err()
 		}
 		// This node is one of the R closest: the R-1 others closest to
 		// the block should hold it. Asking exactly those, a node that

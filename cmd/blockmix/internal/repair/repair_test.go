@@ -217,10 +217,12 @@ func TestScrubHeals(t *testing.T) {
 type fakeNet struct {
 	pushes   int // pushes each HandOff makes
 	handOffs int
+	alone    bool // no other node known
 }
 
 func (n *fakeNet) Probe(context.Context, time.Duration) {}
 func (n *fakeNet) Responsible(blocks.ID, int) bool      { return true }
+func (n *fakeNet) Alone() bool                          { return n.alone }
 func (n *fakeNet) Copies(_ context.Context, ids []blocks.ID, _ int) []int {
 	return make([]int, len(ids))
 }
@@ -246,6 +248,42 @@ func TestRepairCountsPushes(t *testing.T) {
 			t.Errorf("%d pushes per hand-off: %d hand-offs, %+v; want 5 hand-offs, 5 short, %d repaired, %d bytes pushed",
 				c.pushes, n.handOffs, info, c.repaired, c.bytes)
 		}
+	}
+}
+
+// countingGetter counts the blocks read through it.
+type countingGetter struct {
+	blocks.Getter
+	gets int
+}
+
+func (g *countingGetter) Get(ctx context.Context, id blocks.ID) ([]byte, error) {
+	g.gets++
+	return g.Getter.Get(ctx, id)
+}
+
+// TestRepairAloneReadsNothing: a node that knows no other node counts
+// every block it holds for the network as short and still short, and
+// reads none of them (before, it read each one to hand it to nobody: a
+// donor cut off from the network read its whole disk every round).
+func TestRepairAloneReadsNothing(t *testing.T) {
+	ctx := context.Background()
+	st := blocks.NewMem()
+	randomBlocks(t, st, 7, 3)
+	g := &countingGetter{Getter: st}
+	n := &fakeNet{alone: true}
+	info := NewRepairer(st, g, n, 3, 0, slog.New(slog.DiscardHandler), metrics.New()).Round(ctx)
+	if g.gets != 0 || n.handOffs != 0 {
+		t.Errorf("a lone node read %d blocks and tried %d hand-offs, want none", g.gets, n.handOffs)
+	}
+	if info.Checked != 7 || info.Short != 7 || info.StillShort != 7 || info.Repaired != 0 {
+		t.Errorf("a lone node's round: %+v; want 7 checked, 7 short, 7 still short", info)
+	}
+	// With a network, the same store is read and handed off.
+	n.alone = false
+	info = NewRepairer(st, g, n, 3, 0, slog.New(slog.DiscardHandler), metrics.New()).Round(ctx)
+	if g.gets != 7 || n.handOffs != 7 || info.StillShort != 0 {
+		t.Errorf("with a network: %d blocks read, %d hand-offs, %+v; want 7, 7 and none still short", g.gets, n.handOffs, info)
 	}
 }
 
