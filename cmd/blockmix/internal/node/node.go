@@ -361,9 +361,27 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { n.watchRouting(gctx); return nil })
 	// A burst of work (a put, a gigabyte of pushes) gives its memory back
-	// within trimEvery or two of going quiet.
+	// within trimEvery or two of going quiet. On a small board the pages
+	// of the program's own file go too, once start-up is over and after
+	// each burst: most of the binary is mapped by then and little of it
+	// runs again (see memtrim.DropCode).
 	trim := memtrim.New()
-	g.Go(func() error { sched.Every(gctx, trimEvery, nil, func() { trim.Tick() }); return nil })
+	first := true
+	if n.cfg.Profile.LowPower {
+		_, _ = memtrim.DropCode() // start-up is over; tried again at the first tick
+	}
+	g.Go(func() error {
+		sched.Every(gctx, trimEvery, nil, func() {
+			trimmed := trim.Tick()
+			if n.cfg.Profile.LowPower && (first || trimmed) {
+				if _, err := memtrim.DropCode(); err != nil {
+					n.log.Debug("program pages not dropped", slog.Any("err", err))
+				}
+			}
+			first = false
+		})
+		return nil
+	})
 	g.Go(func() error { n.watchReach(gctx); return nil })
 	serve := func(s *http.Server, ln stdnet.Listener, what string) {
 		g.Go(func() error {

@@ -132,6 +132,16 @@ func (r *Repairer) Round(ctx context.Context) apiv1.RepairInfo {
 	// The round walks the index a page at a time and resumes where the
 	// last one stopped (a restart, say): memory is one page, not the store.
 	_, err := blocks.Walk(ctx, r.st, "repair", pageSize, func(page []blocks.ID, _ []blocks.Meta) error {
+		if r.node.Alone() {
+			// The node is the only one it knows: every block is short
+			// and none can be handed off. A node cut off from the
+			// network (its router down, say) counts them without
+			// reading each one in vain.
+			info.Checked += len(page)
+			info.Short += len(page)
+			info.StillShort += len(page)
+			return ctx.Err()
+		}
 		var ids []blocks.ID
 		for _, id := range page {
 			if r.node.Responsible(id, r.replicas) {
@@ -140,15 +150,6 @@ func (r *Repairer) Round(ctx context.Context) apiv1.RepairInfo {
 		}
 		if len(ids) == 0 {
 			return nil
-		}
-		if r.node.Alone() {
-			// Every block is short and none can be handed off: a node
-			// cut off from the network (its router down, say) counts
-			// them without reading each one in vain.
-			info.Checked += len(ids)
-			info.Short += len(ids)
-			info.StillShort += len(ids)
-			return ctx.Err()
 		}
 		// This node is one of the R closest: the R-1 others closest to
 		// the block should hold it. Asking exactly those, a node that
