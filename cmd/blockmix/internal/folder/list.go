@@ -34,3 +34,24 @@ func EntryInfo(p string, e recipe.Entry) apiv1.FolderEntry {
 		Size: e.Size(), Type: typ, Recipe: e.Recipe.String(),
 	}
 }
+
+// Entries turns a FolderList's own entries (not deep) back into the
+// recipe package's, checking them as a listing is checked: a daemon's
+// answer is held to the same rules as a listing read from blocks.
+func Entries(l apiv1.FolderList) ([]recipe.Entry, error) {
+	es := make([]recipe.Entry, 0, len(l.Entries))
+	for _, x := range l.Entries {
+		rc, err := recipe.Parse(x.Recipe)
+		if err != nil {
+			return nil, err
+		}
+		rc.Name = x.Name
+		es = append(es, recipe.Entry{Name: x.Name, Dir: x.Dir, Mode: fs.FileMode(x.Mode), ModTime: x.ModTime, Recipe: rc})
+	}
+	// Encode and decode: the same checks (names, order, modes) as a listing.
+	b, err := recipe.EncodeFolder(es)
+	if err != nil {
+		return nil, err
+	}
+	return recipe.DecodeFolder(b)
+}

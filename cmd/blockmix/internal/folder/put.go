@@ -8,6 +8,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"mime"
+	"net/http"
+	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -263,3 +267,44 @@ func sameListing(ctx context.Context, st Store, cands []recipe.Recipe, listing [
 }
 
 func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+// Recorded reports whether the file rc names is recorded in st: what
+// Target.Has answers on a store.
+func Recorded(ctx context.Context, st Store, rc recipe.Recipe) (bool, error) {
+	_, err := st.File(ctx, rc.Key())
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, blocks.ErrNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
+// PutLocal opens the local file f and puts it with put, named after the
+// last element of its path in the tree, its type from that name (else
+// sniffed): what Target.PutFile does.
+func PutLocal(ctx context.Context, f LocalFile, put PutFunc) (apiv1.PutInfo, error) {
+	in, err := os.Open(f.Abs)
+	if err != nil {
+		return apiv1.PutInfo{}, err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return apiv1.PutInfo{}, err
+	}
+	name := path.Base(f.Rel)
+	typ := mime.TypeByExtension(path.Ext(name))
+	var r io.Reader = in
+	if typ == "" {
+		head := make([]byte, 512)
+		k, err := io.ReadFull(in, head)
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			return apiv1.PutInfo{}, err
+		}
+		typ = http.DetectContentType(head[:k])
+		r = io.MultiReader(bytes.NewReader(head[:k]), in)
+	}
+	return put(ctx, r, fi.Size(), name, typ)
+}

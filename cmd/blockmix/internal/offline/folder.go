@@ -2,10 +2,8 @@ package offline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"path"
 
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/folder"
@@ -57,29 +55,12 @@ type StoreTarget struct {
 
 // Has implements folder.Target: the file is recorded in the store.
 func (s StoreTarget) Has(ctx context.Context, rc recipe.Recipe) (bool, error) {
-	return has(ctx, s.St, rc)
-}
-
-// has reports whether rc's file is recorded in st.
-func has(ctx context.Context, st folder.Store, rc recipe.Recipe) (bool, error) {
-	_, err := st.File(ctx, rc.Key())
-	if err == nil {
-		return true, nil
-	}
-	if errors.Is(err, blocks.ErrNotFound) {
-		return false, nil
-	}
-	return false, err
+	return folder.Recorded(ctx, s.St, rc)
 }
 
 // PutFile implements folder.Target.
 func (s StoreTarget) PutFile(ctx context.Context, f folder.LocalFile) (apiv1.PutInfo, error) {
-	in, err := OpenInput(f.Abs, path.Base(f.Rel), "", nil)
-	if err != nil {
-		return apiv1.PutInfo{}, err
-	}
-	defer in.Close()
-	return s.put(ctx, in.R, in.Size, in.Name, in.Type)
+	return folder.PutLocal(ctx, f, s.put)
 }
 
 func (s StoreTarget) put(ctx context.Context, r io.Reader, size int64, name, typ string) (apiv1.PutInfo, error) {
