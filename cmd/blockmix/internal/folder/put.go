@@ -200,8 +200,16 @@ func Build(ctx context.Context, st Store, m apiv1.FolderManifest, put PutFunc) (
 		return apiv1.FolderInfo{}, err
 	}
 	var info apiv1.FolderInfo
+	// Listings made by this build: two empty folders share one recipe.
+	made := map[[32]byte]recipe.Recipe{}
 	putListing := func(ctx context.Context, listing []byte, name string) (recipe.Recipe, error) {
-		if rc, ok := sameListing(ctx, st, old[int64(len(listing))], listing); ok {
+		sum := sha256.Sum256(listing)
+		if rc, ok := made[sum]; ok {
+			info.ReusedFolders++
+			return rc, nil
+		}
+		if rc, ok := sameListing(ctx, st, old[int64(len(listing))], sum); ok {
+			made[sum] = rc
 			info.ReusedFolders++
 			return rc, nil
 		}
@@ -214,7 +222,11 @@ func Build(ctx context.Context, st Store, m apiv1.FolderManifest, put PutFunc) (
 		}
 		info.NewBlocks += pi.NewBlocks
 		info.NewBytes += pi.NewBytes
-		return recipe.Parse(pi.Recipe)
+		rc, err := recipe.Parse(pi.Recipe)
+		if err == nil {
+			made[sum] = rc
+		}
+		return rc, err
 	}
 	rc, bs, err := recipe.BuildFolder(ctx, items, m.Name, putListing)
 	if errors.Is(err, recipe.ErrBadFolder) {
@@ -249,14 +261,10 @@ func listingsBySize(ctx context.Context, st Store) (map[int64][]recipe.Recipe, e
 	return out, nil
 }
 
-// sameListing returns the recipe among cands (all of listing's size) whose
-// descriptor records listing's sha256: its root block is read, nothing
-// else.
-func sameListing(ctx context.Context, st Store, cands []recipe.Recipe, listing []byte) (recipe.Recipe, bool) {
-	if len(cands) == 0 {
-		return recipe.Recipe{}, false
-	}
-	sum := sha256Sum(listing)
+// sameListing returns the first recipe among cands (all of the listing's
+// size) whose descriptor records the listing's sha256: its root block is
+// read, nothing else.
+func sameListing(ctx context.Context, st Store, cands []recipe.Recipe, sum [32]byte) (recipe.Recipe, bool) {
 	for _, rc := range cands {
 		r, err := recipe.Open(ctx, st, rc, recipe.Options{})
 		if err == nil && r.SHA256() == sum {
@@ -265,8 +273,6 @@ func sameListing(ctx context.Context, st Store, cands []recipe.Recipe, listing [
 	}
 	return recipe.Recipe{}, false
 }
-
-func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
 
 // Recorded reports whether the file rc names is recorded in st: what
 // Target.Has answers on a store.
