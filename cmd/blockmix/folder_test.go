@@ -5,7 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -181,6 +184,47 @@ func TestFolderRecipes(t *testing.T) {
 	}
 	if text := string(w.ok("ls", "-r", info.Recipe)); !strings.Contains(text, "-rwxr-xr-x") || !strings.Contains(text, "sub/deeper/emoji 🎉.txt") {
 		t.Fatalf("ls -r:\n%s", text)
+	}
+
+	// The API refuses manifests that do not make a tree or name files the
+	// node does not hold, and file recipes where a folder's is wanted.
+	base := strings.TrimSpace(string(must(os.ReadFile(filepath.Join(w.repo, "api")))))
+	var fileRecipe string
+	for _, e := range l.Entries {
+		if e.Path == "sub/.hidden" {
+			fileRecipe = e.Recipe
+		}
+	}
+	notHereRC, _ := recipe.Parse(fileRecipe)
+	notHereRC.Size++ // another file: another key
+	notHere := notHereRC.String()
+	for _, c := range []struct {
+		items []apiv1.FolderItem
+		want  string
+	}{
+		{[]apiv1.FolderItem{{Path: "../x", Size: 3, Recipe: fileRecipe, Mode: 0o644}}, "not a clean name"},
+		{[]apiv1.FolderItem{{Path: "a", Size: 3, Recipe: fileRecipe}, {Path: "a", Size: 3, Recipe: fileRecipe}}, "twice"},
+		{[]apiv1.FolderItem{{Path: "a", Size: 3, Recipe: fileRecipe, Mode: 0o4755}}, "permission bits"},
+		{[]apiv1.FolderItem{{Path: "a", Size: 4, Recipe: notHere}}, "put these files first"},
+	} {
+		body, _ := json.Marshal(apiv1.FolderManifest{Name: "x", Items: c.items})
+		resp, err := http.Post(base+"/api/v1/folder", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(msg), c.want) {
+			t.Errorf("manifest %+v: %s %s, want 400 saying %q", c.items, resp.Status, msg, c.want)
+		}
+	}
+	resp, err := http.Get(base + "/api/v1/folder?recipe=" + url.QueryEscape(fileRecipe))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("listing a file recipe: %s, want 400", resp.Status)
 	}
 
 	// One file changes: that file and the listings of sub/deeper, sub and
