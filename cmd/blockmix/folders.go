@@ -251,7 +251,7 @@ func lsOffline(ctx context.Context, e *env, rc recipe.Recipe, p string, deep boo
 			return nil, err
 		}
 		if !ent.Dir {
-			return []apiv1.FolderEntry{folder.EntryInfo(p, ent)}, nil
+			return []apiv1.FolderEntry{apiv1.NewFolderEntry(p, ent)}, nil
 		}
 		rc = ent.Recipe
 	}

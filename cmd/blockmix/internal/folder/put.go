@@ -208,7 +208,7 @@ func Build(ctx context.Context, st Store, m apiv1.FolderManifest, put PutFunc) (
 			info.ReusedFolders++
 			return rc, nil
 		}
-		if rc, ok := sameListing(ctx, st, old[int64(len(listing))], sum); ok {
+		if rc, ok := sameListing(ctx, st, likely(old[int64(len(listing))], name), sum); ok {
 			made[sum] = rc
 			info.ReusedFolders++
 			return rc, nil
@@ -259,6 +259,25 @@ func listingsBySize(ctx context.Context, st Store) (map[int64][]recipe.Recipe, e
 		}
 	}
 	return out, nil
+}
+
+// maxOthers bounds the listings of other names that a listing is
+// compared with: folders of one tree often have listings of one size.
+const maxOthers = 8
+
+// likely orders cands (folder listings of one size) for sameListing: those
+// of the folder's own name first (oldest first), then at most maxOthers
+// of other names (two folders with the same entries share a listing).
+func likely(cands []recipe.Recipe, name string) []recipe.Recipe {
+	var same, other []recipe.Recipe
+	for _, rc := range cands {
+		if rc.Name == recipe.CleanName(name) {
+			same = append(same, rc)
+		} else if len(other) < maxOthers {
+			other = append(other, rc)
+		}
+	}
+	return append(same, other...)
 }
 
 // sameListing returns the first recipe among cands (all of the listing's
@@ -313,4 +332,25 @@ func PutLocal(ctx context.Context, f LocalFile, put PutFunc) (apiv1.PutInfo, err
 		r = io.MultiReader(bytes.NewReader(head[:k]), in)
 	}
 	return put(ctx, r, fi.Size(), name, typ)
+}
+
+// Funcs is a Target made of functions: what a store, a node or an API
+// client gives.
+type Funcs struct {
+	HasFunc   func(ctx context.Context, rc recipe.Recipe) (bool, error)
+	Put       PutFunc
+	BuildFunc func(ctx context.Context, m apiv1.FolderManifest) (apiv1.FolderInfo, error)
+}
+
+// Has implements Target.
+func (f Funcs) Has(ctx context.Context, rc recipe.Recipe) (bool, error) { return f.HasFunc(ctx, rc) }
+
+// PutFile implements Target with PutLocal.
+func (f Funcs) PutFile(ctx context.Context, lf LocalFile) (apiv1.PutInfo, error) {
+	return PutLocal(ctx, lf, f.Put)
+}
+
+// Build implements Target.
+func (f Funcs) Build(ctx context.Context, m apiv1.FolderManifest) (apiv1.FolderInfo, error) {
+	return f.BuildFunc(ctx, m)
 }
