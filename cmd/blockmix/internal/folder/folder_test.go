@@ -48,9 +48,11 @@ func (m *memTarget) target(t *testing.T) Target {
 		return apiv1.PutInfo{Recipe: res.Recipe.String(), NewBlocks: res.NewBlocks, NewBytes: res.NewBytes}, nil
 	}
 	return Funcs{
-		HasFunc:   func(ctx context.Context, rc recipe.Recipe) (bool, error) { return Recorded(ctx, m.st, rc) },
-		Put:       put,
-		BuildFunc: func(ctx context.Context, mf apiv1.FolderManifest) (apiv1.FolderInfo, error) { return Build(ctx, m.st, mf, put) },
+		HasFunc: func(ctx context.Context, rc recipe.Recipe) (bool, error) { return Recorded(ctx, m.st, rc) },
+		Put:     put,
+		BuildFunc: func(ctx context.Context, mf apiv1.FolderManifest) (apiv1.FolderInfo, error) {
+			return Build(ctx, m.st, mf, put)
+		},
 	}
 }
 
