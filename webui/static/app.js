@@ -974,11 +974,19 @@ async function entriesOfDrop(root) {
 // dropped shares what was dropped: folders each as one folder recipe,
 // files one by one.
 async function dropped(dt) {
-  const dirs = Array.from(dt.items || []).map((it) => (it.webkitGetAsEntry ? it.webkitGetAsEntry() : null)).filter((en) => en && en.isDirectory);
+  // The items are readable only now, before the first await.
+  const dirs = [];
+  const loose = [];
+  for (const it of Array.from(dt.items || [])) {
+    const en = it.webkitGetAsEntry ? it.webkitGetAsEntry() : null;
+    if (en && en.isDirectory) dirs.push(en);
+    else if (it.kind === 'file') loose.push(it.getAsFile());
+  }
   if (!dirs.length) {
     if (dt.files.length) addFiles(Array.from(dt.files));
     return;
   }
+  if (loose.length) addFiles(loose.filter(Boolean));
   for (const d of dirs) {
     try {
       await shareFolder(d.name, await entriesOfDrop(d));
