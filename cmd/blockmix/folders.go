@@ -271,3 +271,13 @@ func lsOffline(ctx context.Context, e *env, rc recipe.Recipe, p string, deep boo
 	}
 	return es, err
 }
+
+// notForFolders refuses a folder recipe to a command that would cover
+// only its listing, not its files (pin, check): saying "pinned" or
+// "healthy" of the listing alone would mislead.
+func notForFolders(cmd string, rc recipe.Recipe) error {
+	if !rc.IsFolder() {
+		return nil
+	}
+	return badUse("%s is a folder recipe: '%s' does not cover folders yet (it would cover the listing, not the files); 'blockmix ls -r --json' gives each file's recipe", rc.Name, cmd)
+}
