@@ -104,9 +104,9 @@ func (s *Server) guard(h http.Handler) http.Handler {
 // takes its slot there.)
 func isTransferRequest(r *http.Request) bool {
 	switch r.URL.Path {
-	case "/api/v1/put", "/api/v1/pin", "/api/v1/repair", "/api/v1/peers/connect":
+	case "/api/v1/put", "/api/v1/pin", "/api/v1/repair", "/api/v1/peers/connect", "/api/v1/folder":
 		return r.Method == http.MethodPost
-	case "/api/v1/get":
+	case "/api/v1/get", "/api/v1/folder/file", "/api/v1/folder/zip":
 		return r.Method == http.MethodGet || r.Method == http.MethodHead
 	}
 	return false
@@ -171,8 +171,9 @@ func checkOrigin(r *http.Request, api bool) error {
 		other := site == "cross-site" || site == "same-site"
 		// A get makes the node fetch and keep a file: even a link on
 		// another site (a navigation) must go through the node's own page,
-		// which shows what the file is and waits for a click.
-		if api && other && (r.Header.Get("Sec-Fetch-Mode") != "navigate" || r.URL.Path == "/api/v1/get") {
+		// which shows what the file is and waits for a click (a folder's file
+		// or zip too).
+		if api && other && (r.Header.Get("Sec-Fetch-Mode") != "navigate" || r.URL.Path == "/api/v1/get" || strings.HasPrefix(r.URL.Path, "/api/v1/folder/")) {
 			return errors.New("refused: another web site asked this node for " + r.URL.Path + "; open the node's own page instead")
 		}
 		return nil

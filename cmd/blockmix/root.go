@@ -92,6 +92,7 @@ Exit codes: 0 ok, 1 failure, 2 bad input (usage, damaged recipe).`,
 		newGCCommand(e),
 		newCheckCommand(e),
 		newGroupCommand(e),
+		newLsCommand(e),
 	)
 	return root
 }
