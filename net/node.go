@@ -111,6 +111,8 @@ type Node struct {
 	mdns   io.Closer
 	// bootstrap are the relays to try first when behind NAT.
 	bootstrap []peer.AddrInfo
+	// site is where this node stands (see SetSite); "" for none.
+	site string
 }
 
 // NewNode starts a node that serves src and takes pushes into sink (nil:
