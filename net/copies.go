@@ -35,16 +35,21 @@ func (n *Node) Copies(ctx context.Context, ids []blocks.ID, k int) []int {
 // Holders is Copies that also tells which peers hold how many of ids (a
 // peer that holds none is left out).
 func (n *Node) Holders(ctx context.Context, ids []blocks.ID, k int) ([]int, map[peer.ID]int) {
-	sets := n.HolderSets(ctx, ids, k)
-	out := make([]int, len(ids))
-	by := map[peer.ID]int{}
+	return Tally(n.HolderSets(ctx, ids, k))
+}
+
+// Tally counts the holders of each block of sets, and the blocks each
+// peer holds (a peer that holds none is left out).
+func Tally(sets [][]peer.ID) (counts []int, by map[peer.ID]int) {
+	counts = make([]int, len(sets))
+	by = map[peer.ID]int{}
 	for i, s := range sets {
-		out[i] = len(s)
+		counts[i] = len(s)
 		for _, p := range s {
 			by[p]++
 		}
 	}
-	return out, by
+	return counts, by
 }
 
 // HolderSets tells, for each block, which other nodes hold it: it asks

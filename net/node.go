@@ -67,6 +67,8 @@ type Config struct {
 	// MDNS finds nodes on the local network (multicast DNS) and joins
 	// them, with no address given.
 	MDNS bool
+	// Site is where the node stands (see SetSite); "" for none.
+	Site string
 	// DirectWait bounds how long a block-protocol stream waits for a
 	// direct connection to a peer reached only through a relay (hole
 	// punching); 0: DefaultDirectWait.
@@ -299,7 +301,12 @@ func NewNodeOn(h host.Host, cfg Config, src blocks.Getter, sink Sink) (*Node, er
 	}
 	svc := NewService(h, src, sink, cfg.Limits)
 	svc.DirectWait = cfg.DirectWait
-	return &Node{Host: h, DHT: d, Blocks: svc, bw: metrics.NewBandwidthCounter()}, nil
+	n := &Node{Host: h, DHT: d, Blocks: svc, bw: metrics.NewBandwidthCounter()}
+	if err := n.SetSite(cfg.Site); err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	return n, nil
 }
 
 // TCPOnly returns the addresses that are not QUIC (nor WebTransport).

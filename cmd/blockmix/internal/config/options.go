@@ -9,6 +9,7 @@ import (
 
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/usage"
+	bmnet "github.com/blockmix/blockmix/net"
 )
 
 // Options are the daemon's settings as given: flags, or keys of
@@ -32,6 +33,8 @@ type Options struct {
 	// AddFlags).
 	RelayService string
 	MDNS         string
+	// Site is where the node stands (see net.CleanSite); "" for none.
+	Site string
 }
 
 // Settings are Options checked and read: what a node runs with.
@@ -63,6 +66,9 @@ type Settings struct {
 	// MDNS: find nodes on the local network; nil: the default (on outside
 	// a private group, for a node listening on a network address).
 	MDNS *bool
+	// Site is where the node stands, cleaned (see net.CleanSite); ""
+	// for none.
+	Site string
 }
 
 // Defaults are the settings of a node given no flags and no config file,
@@ -141,6 +147,11 @@ func (o Options) Check(f File, path string, given func(flag string) bool) (Setti
 		}
 		s.MDNS = &on
 	}
+	if o.Site != "" {
+		if s.Site, err = bmnet.CleanSite(o.Site); err != nil {
+			return s, usage.Errorf("--site: %v%s", err, fromCfg(f.Site != nil, "site"))
+		}
+	}
 	for _, b := range o.Bootstrap {
 		ai, err := peer.AddrInfoFromString(b)
 		if err != nil {
@@ -172,6 +183,7 @@ func (o *Options) AddFlags(f *pflag.FlagSet) {
 	f.Lookup("relay-service").NoOptDefVal = "true"
 	f.StringVar(&o.MDNS, "mdns", o.MDNS, "find and join blockmix nodes on the local network (multicast DNS); default on for a node listening on a network address, off in a private group (config.json key mdns)")
 	f.Lookup("mdns").NoOptDefVal = "true"
+	f.StringVar(&o.Site, "site", o.Site, "where this node stands (east-office, home…): each block's copies go to nodes in at least two sites when the network has two, so a whole site stopping loses no file; up to 32 letters, digits, '-', '_' or '.' (config.json key site)")
 }
 
 // DefaultShare is the share of a node that is not a donor when --share is
