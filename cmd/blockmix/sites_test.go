@@ -209,3 +209,42 @@ func TestSiteFlagErrors(t *testing.T) {
 		t.Fatalf("config site of 40 bytes: %s", r)
 	}
 }
+
+// TestCheckOneSite: a file put while the network had one site has every
+// copy in it; once a node of a second site joins, check says so (at
+// risk), and check --repair gives each block a copy in the new site.
+// Repair rounds are off: only check --repair moves blocks.
+func TestCheckOneSite(t *testing.T) {
+	args := []string{"--replicas", "2", "--repair-interval", "0"}
+	up, info := startSite(t, "east", "", args...)
+	boot := info.Addrs[0]
+	ns := []*siteNode{up}
+	for range 2 {
+		n, _ := startSite(t, "east", boot, args...)
+		ns = append(ns, n)
+	}
+	waitRoutingTable(t, up.w, 2)
+	writeRandomFile(t, up.w.path("f.bin"), 7, 1<<20)
+	rc := putPlaced(t, up.w, up.w.path("f.bin"), "the put in one site").Recipe
+	var h apiv1.HealthInfo
+	decodeStrict(t, up.w.ok("check", "--json", rc), &h)
+	if h.State != apiv1.HealthHealthy || h.Sites != 1 || h.OneSite != 0 {
+		t.Fatalf("check with one site: %+v", h)
+	}
+	west, _ := startSite(t, "west", boot, args...)
+	waitSites(t, up.w, map[string]int{"east": 3, "west": 1})
+	r := up.w.want(1, "check", rc)
+	if out := string(r.stdout); !strings.Contains(out, "at risk: every copy of ") || !strings.Contains(out, "is in one site") || !strings.Contains(out, "sites 2 known") {
+		t.Fatalf("check once west joined:\n%s", r)
+	}
+	decodeStrict(t, up.w.ok("check", "--json", "--repair", rc), &h)
+	if h.State != apiv1.HealthHealthy || h.Sites != 2 || h.OneSite != 0 {
+		t.Fatalf("check --repair: %+v", h)
+	}
+	ids := up.w.blockIDs()
+	for id, sites := range sitesHolding([]*siteNode{west}, ids) {
+		if !sites["west"] {
+			t.Fatalf("after check --repair, block %s has no copy in west", id)
+		}
+	}
+}
