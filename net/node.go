@@ -69,6 +69,10 @@ type Config struct {
 	MDNS bool
 	// Site is where the node stands (see SetSite); "" for none.
 	Site string
+	// Allow, when not empty, lists the only peers the node talks to
+	// (see Allowlist); AllowRefused hears of the others it refuses.
+	Allow        []peer.ID
+	AllowRefused func(p peer.ID, dir network.Direction)
 	// DirectWait bounds how long a block-protocol stream waits for a
 	// direct connection to a peer reached only through a relay (hole
 	// punching); 0: DefaultDirectWait.
@@ -180,6 +184,9 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 	}
 	if cfg.GroupKey != nil {
 		opts = append(opts, libp2p.PrivateNetwork(pnet.PSK(cfg.GroupKey)))
+	}
+	if len(cfg.Allow) > 0 {
+		opts = append(opts, libp2p.ConnectionGater(NewAllowlist(cfg.Allow, cfg.AllowRefused)))
 	}
 	if cfg.Metrics != nil {
 		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Metrics))

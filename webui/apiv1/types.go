@@ -126,6 +126,8 @@ type DaemonInfo struct {
 	// nodes it knows by site (see SiteInfo).
 	Site  string
 	Sites []SiteInfo
+	// Allowlist is how many peers --allow lists (0: any peer may talk).
+	Allowlist int
 	// Repair is the last repair round of the blocks this node holds for
 	// the network; ScrubHealed counts the corrupt blocks the scrub
 	// quarantined and fetched again since the start.
@@ -389,6 +391,7 @@ type StatusInfo struct {
 	Group         string     `json:"group,omitempty"`       // the private group the node is in ("" for none)
 	Site          string     `json:"site,omitempty"`        // where the node stands ("" for none)
 	Sites         []SiteInfo `json:"sites,omitempty"`       // the nodes it knows (itself included) by site, most first
+	Allowlist     int        `json:"allowlist,omitempty"`   // how many peers --allow lists: only they may talk to the node (0: any)
 	StoreError    string     `json:"store_error,omitempty"` // the last failure to store a block, while it stands
 	Repair        RepairInfo `json:"repair"`                // the last repair round
 	ScrubHealed   int64      `json:"scrub_healed"`          // corrupt blocks the scrub quarantined and fetched again since the start

@@ -40,10 +40,12 @@ type File struct {
 	MDNS         *bool `json:"mdns,omitempty"`
 	// Site: see --site.
 	Site *string `json:"site,omitempty"`
+	// Allow: see --allow (a list of peer IDs).
+	Allow []string `json:"allow,omitempty"`
 }
 
 // configKeys spells the keys for error messages.
-const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor, share, repair_interval, relay_service, mdns, site"
+const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor, share, repair_interval, relay_service, mdns, site, allow"
 
 // Read reads the config file at path. A missing file is an empty
 // config (found is false).
@@ -200,6 +202,7 @@ func typeProblem(e *json.UnmarshalTypeError) string {
 
 		"repair_interval": `a duration string such as "1h"`,
 		"site":            `a string such as "east-office"`,
+		"allow":           "a list of peer ID strings",
 	}[key]
 	if want == "" {
 		return fmt.Sprintf("the file holds a JSON %s; want an object with the keys %s", e.Value, configKeys)
@@ -258,6 +261,9 @@ func (c File) Apply(o Options, given func(flag string) bool) Options {
 	}
 	if c.Site != nil && !given("site") {
 		o.Site = *c.Site
+	}
+	if c.Allow != nil && !given("allow") {
+		o.Allow = c.Allow
 	}
 	return o
 }

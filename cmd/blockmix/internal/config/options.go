@@ -35,6 +35,8 @@ type Options struct {
 	MDNS         string
 	// Site is where the node stands (see net.CleanSite); "" for none.
 	Site string
+	// Allow lists the only peer IDs the node talks to; empty: any.
+	Allow []string
 }
 
 // Settings are Options checked and read: what a node runs with.
@@ -69,6 +71,9 @@ type Settings struct {
 	// Site is where the node stands, cleaned (see net.CleanSite); ""
 	// for none.
 	Site string
+	// Allow lists the only peers the node talks to (every bootstrap peer
+	// among them); empty: any.
+	Allow []peer.ID
 }
 
 // Defaults are the settings of a node given no flags and no config file,
@@ -159,6 +164,9 @@ func (o Options) Check(f File, path string, given func(flag string) bool) (Setti
 		}
 		s.Bootstrap = append(s.Bootstrap, *ai)
 	}
+	if s.Allow, err = checkAllow(o.Allow, s.Bootstrap, fromCfg(f.Allow != nil, "allow")); err != nil {
+		return s, err
+	}
 	return s, nil
 }
 
@@ -183,6 +191,7 @@ func (o *Options) AddFlags(f *pflag.FlagSet) {
 	f.Lookup("relay-service").NoOptDefVal = "true"
 	f.StringVar(&o.MDNS, "mdns", o.MDNS, "find and join blockmix nodes on the local network (multicast DNS); default on for a node listening on a network address, off in a private group (config.json key mdns)")
 	f.Lookup("mdns").NoOptDefVal = "true"
+	f.StringArrayVar(&o.Allow, "allow", nil, "talk only to this peer ID (repeatable): every other peer is refused, both ways, with a line in the log; list every bootstrap peer too (config.json key allow); default: any peer")
 	f.StringVar(&o.Site, "site", o.Site, "where this node stands (east-office, home…): each block's copies go to nodes in at least two sites when the network has two, so a whole site stopping loses no file; up to 32 letters, digits, '-', '_' or '.' (config.json key site)")
 }
 

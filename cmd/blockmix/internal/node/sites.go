@@ -1,8 +1,9 @@
 package node
 
 import (
-	"github.com/blockmix/blockmix/webui/apiv1"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // sites counts the nodes this node knows by site, for status.
