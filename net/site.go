@@ -164,16 +164,13 @@ func spread(ps []peer.ID, r int, have string, site map[peer.ID]string) []peer.ID
 	if r < 1 || len(ps) <= r || have == "" && r < 2 {
 		return ps
 	}
-	first := have
+	if twoSites(ps[:r], have, site) {
+		return ps
+	}
+	first := have // the one site of the first r, if any
 	for _, p := range ps[:r] {
-		s := site[p]
-		if s == "" {
-			continue
-		}
 		if first == "" {
-			first = s
-		} else if s != first {
-			return ps // two sites already
+			first = site[p]
 		}
 	}
 	if first == "" {
