@@ -250,3 +250,24 @@ func TestCheckOneSite(t *testing.T) {
 		}
 	}
 }
+
+// TestPageSites: the Node tab shows the node's site and the sites it
+// knows, and each peer's site in the peers table.
+func TestPageSites(t *testing.T) {
+	a, b := newWorld(t), newWorld(t)
+	listen := []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"}
+	ida := startPageDaemon(t, a, nil, append(listen, "--site", "East Office")...)
+	idb := startPageDaemon(t, b, nil, append(listen, "--site", "west", "--bootstrap", ida.Addrs[0])...)
+	waitSites(t, a, map[string]int{"east-office": 1, "west": 1})
+	ctx := newBrowser(t)
+	do(t, ctx, "A's Node tab", goTo(a.apiBase(t), "node"))
+	words := poll[string](t, ctx, "the site", `(() => { const s = document.getElementById('node-site').textContent; return s.includes('west') ? s : ''; })()`, 30*time.Second)
+	if !strings.HasPrefix(words, "east-office") || !strings.Contains(words, "east-office (1 node), west (1 node)") || !strings.Contains(words, "copies go to two of them") {
+		t.Fatalf("the Node tab says of sites: %q", words)
+	}
+	site := poll[string](t, ctx, "B's row", `(() => { const c = document.querySelector('#peers-table code[title=`+jsString(idb.ID)+`]');
+		return c ? c.closest('tr').querySelector('td.site').textContent : ''; })()`, 30*time.Second)
+	if site != "west" {
+		t.Fatalf("B's row shows site %q, want west", site)
+	}
+}
