@@ -86,19 +86,21 @@ func TestSpread(t *testing.T) {
 // startSites starts n real nodes on 127.0.0.1, with the sites siteFor
 // gives their IDs, all connected, and waits until each knows every
 // other's site.
-func startSites(t *testing.T, ctx context.Context, n int, siteFor func([]peer.ID) []string) ([]*Node, []*blocks.Mem) {
+func startSites(t *testing.T, ctx context.Context, n int, siteFor func([]peer.ID) []string) ([]*Node, []*blocks.Mem, []*quotaSink) {
 	t.Helper()
 	var nodes []*Node
 	var stores []*blocks.Mem
+	var sinks []*quotaSink
 	var ids []peer.ID
 	for range n {
 		st := blocks.NewMem()
-		n, err := NewNode(Config{}, st, &quotaSink{st: st, left: 1 << 30})
+		sink := &quotaSink{st: st, left: 1 << 30}
+		n, err := NewNode(Config{}, st, sink)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { n.Close() })
-		nodes, stores, ids = append(nodes, n), append(stores, st), append(ids, n.Host.ID())
+		nodes, stores, sinks, ids = append(nodes, n), append(stores, st), append(sinks, sink), append(ids, n.Host.ID())
 	}
 	for i, s := range siteFor(ids) {
 		if err := nodes[i].SetSite(s); err != nil {
@@ -120,7 +122,7 @@ func startSites(t *testing.T, ctx context.Context, n int, siteFor func([]peer.ID
 			}
 		}
 	}
-	return nodes, stores
+	return nodes, stores, sinks
 }
 
 // fixedSites gives the nodes the sites in order.
@@ -177,7 +179,7 @@ func placeOverSites(t *testing.T, r int) {
 	// The uploader and most others in east, some in west; the sites are
 	// such that bs[0]'s r closest others all stand in east: placement
 	// must move one of its copies to west.
-	nodes, stores := startSites(t, ctx, 7, sitesAround(bs[0].ID(), r))
+	nodes, stores, _ := startSites(t, ctx, 7, sitesAround(bs[0].ID(), r))
 	pls, err := nodes[0].Place(ctx, bs, r)
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +227,7 @@ func placeOverSites(t *testing.T, r int) {
 func TestHandOffRestoresSpread(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	nodes, stores := startSites(t, ctx, 6, fixedSites("east", "east", "east", "east", "west", "west"))
+	nodes, stores, _ := startSites(t, ctx, 6, fixedSites("east", "east", "east", "east", "west", "west"))
 	// Blocks placed on east nodes only (as a put while west was away
 	// leaves them).
 	for i := range 10 {
@@ -259,7 +261,7 @@ func TestHandOffRestoresSpread(t *testing.T) {
 func TestSiteClaimsAreChecked(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	nodes, _ := startSites(t, ctx, 2, fixedSites("east", ""))
+	nodes, _, _ := startSites(t, ctx, 2, fixedSites("east", ""))
 	liar := nodes[1]
 	// A claim no clean name gives: counts as none.
 	long := strings.Repeat("x", 200)
@@ -285,5 +287,39 @@ func TestSiteClaimsAreChecked(t *testing.T) {
 	}
 	if err := nodes[0].SetSite("no/slash"); err == nil || nodes[0].Site() != "east" {
 		t.Fatalf("SetSite of a bad name: %v, site now %q", err, nodes[0].Site())
+	}
+}
+
+// TestPlaceSpreadsPastRefusal: when the node of another site placement
+// moved up refuses (its quota is full), the block still gets a copy in
+// that site: on the next node of it, one copy more than r.
+func TestPlaceSpreadsPastRefusal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b := block(4242)
+	nodes, stores, sinks := startSites(t, ctx, 7, sitesAround(b.ID(), 2))
+	var others []peer.ID
+	for _, n := range nodes[1:] {
+		others = append(others, n.Host.ID())
+	}
+	sorted := kb.SortClosestPeers(others, kb.ConvertKey(BlockKey(b.ID())))
+	// The closest west node (third closest, see sitesAround) refuses.
+	for k, n := range nodes {
+		if n.Host.ID() == sorted[2] {
+			if n.Site() != "west" {
+				t.Fatalf("the third closest stands in %q", n.Site())
+			}
+			sinks[k].mu.Lock()
+			sinks[k].left = 0
+			sinks[k].mu.Unlock()
+		}
+	}
+	pls, err := nodes[0].Place(ctx, []blocks.Block{b}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holders, sites := siteSpan(t, ctx, nodes[1:], stores[1:], b.ID())
+	if !sites["east"] || !sites["west"] || holders != 3 || len(pls[0].Holders) != 3 || len(pls[0].Refused) != 1 {
+		t.Fatalf("%d holders (placement: %v, refused %v) in sites %v, want 3 over east and west", holders, pls[0].Holders, pls[0].Refused, sites)
 	}
 }
