@@ -64,7 +64,8 @@ func TestPooledDonor(t *testing.T) {
 	waitRoutingTable(t, p2, 2)
 	waitRoutingTable(t, a1, 2)
 	waitRoutingTable(t, b1, 2)
-	if s1, s2 := statusOf(t, p1), statusOf(t, p2); s1.Group != "east-club" || s2.Group != "west-club" || s1.Quota != 64<<20 || s2.Quota != 32<<20 || s1.ID == s2.ID {
+	s1, s2 := statusOf(t, p1), statusOf(t, p2)
+	if s1.Group != "east-club" || s2.Group != "west-club" || s1.Quota != 64<<20 || s2.Quota != 32<<20 || s1.ID == s2.ID {
 		t.Fatalf("pooled nodes: %+v / %+v", s1, s2)
 	}
 
@@ -72,22 +73,32 @@ func TestPooledDonor(t *testing.T) {
 	rc1 := putPlaced(t, a1, a1.path("e.bin"), "east-club's put").Recipe
 	writeRandomFile(t, b1.path("w.bin"), 2, 1<<20)
 	rc2 := putPlaced(t, b1, b1.path("w.bin"), "west-club's put").Recipe
-	held := func(w *world) map[blocks.ID]bool {
-		m := map[blocks.ID]bool{}
-		for _, id := range w.blockIDs() {
-			m[id] = true
+	// Each group's check finds every block of its file on the donor's
+	// node for that group; the two stores share no block.
+	for _, c := range []struct {
+		up     *world
+		rc     string
+		pooled apiv1.StatusInfo
+	}{{a1, rc1, s1}, {b1, rc2, s2}} {
+		var h apiv1.HealthInfo
+		decodeStrict(t, c.up.ok("check", "--json", c.rc), &h)
+		found := false
+		for _, x := range h.Holders {
+			if x.Peer == c.pooled.ID {
+				found = x.Blocks == h.Blocks
+			}
 		}
-		return m
-	}
-	in1, in2 := held(p1), held(p2)
-	for _, id := range a1.blockIDs() {
-		if !in1[id] || in2[id] {
-			t.Fatalf("east-club's block %s: in its pooled store %v, in west-club's %v", id, in1[id], in2[id])
+		if !found || h.State != apiv1.HealthHealthy {
+			t.Fatalf("group %s: the pooled node %s does not hold every block of the file: %+v", c.pooled.Group, c.pooled.ID, h)
 		}
 	}
-	for _, id := range b1.blockIDs() {
-		if !in2[id] || in1[id] {
-			t.Fatalf("west-club's block %s: in its pooled store %v, in east-club's %v", id, in2[id], in1[id])
+	in2 := map[blocks.ID]bool{}
+	for _, id := range p2.blockIDs() {
+		in2[id] = true
+	}
+	for _, id := range p1.blockIDs() {
+		if in2[id] {
+			t.Fatalf("block %s is in both groups' stores", id)
 		}
 	}
 
