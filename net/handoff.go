@@ -18,7 +18,8 @@ import (
 // and repair expect it to hold the block.
 func (n *Node) Responsible(id blocks.ID, r int) bool {
 	all := append(n.candidates(), n.Host.ID())
-	ps := spread(kb.SortClosestPeers(all, kb.ConvertKey(BlockKey(id))), r, "", n.siteMap(all))
+	ps := kb.SortClosestPeers(all, kb.ConvertKey(BlockKey(id)))
+	ps = spread(ps, r, "", n.siteMap(all)) // as placement orders (see spread)
 	for _, p := range ps[:min(r, len(ps))] {
 		if p == n.Host.ID() {
 			return true
