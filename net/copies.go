@@ -13,31 +13,83 @@ import (
 
 // Copies counts, for each block, the other nodes that hold it, asking the
 // k known nodes closest to its key (where placement and repair put
-// copies). The questions are batched: one has-list per peer and up to
-// MaxWant IDs. A peer's claims count only once it proved a sample of them
-// (see verifyClaims); a peer that cannot be reached, or is caught lying,
-// counts as holding nothing.
+// copies; over two sites, counting this node's, when the network has
+// two: see spread). The questions are batched: one has-list per peer and
+// up to MaxWant IDs. A peer's claims count only once it proved a sample of
+// them (see verifyClaims); a peer that cannot be reached, or is caught
+// lying, counts as holding nothing.
 func (n *Node) Copies(ctx context.Context, ids []blocks.ID, k int) []int {
-	out, _ := n.Holders(ctx, ids, k)
+	peers := n.candidates()
+	sites := n.siteMap(peers)
+	sets := n.holderSets(ctx, ids, func(id blocks.ID) []peer.ID {
+		ps := spread(kb.SortClosestPeers(append([]peer.ID(nil), peers...), kb.ConvertKey(BlockKey(id))), k, n.site, sites)
+		return ps[:min(k, len(ps))]
+	})
+	out := make([]int, len(ids))
+	for i, s := range sets {
+		out[i] = len(s)
+	}
 	return out
 }
 
 // Holders is Copies that also tells which peers hold how many of ids (a
 // peer that holds none is left out).
 func (n *Node) Holders(ctx context.Context, ids []blocks.ID, k int) ([]int, map[peer.ID]int) {
-	peers := n.candidates()
-	ask := map[peer.ID][]int{}
-	for i, id := range ids {
-		ps := kb.SortClosestPeers(append([]peer.ID(nil), peers...), kb.ConvertKey(BlockKey(id)))
-		for _, p := range ps[:min(k, len(ps))] {
-			ask[p] = append(ask[p], i)
+	return Tally(n.HolderSets(ctx, ids, k))
+}
+
+// Tally counts the holders of each block of sets, and the blocks each
+// peer holds (a peer that holds none is left out).
+func Tally(sets [][]peer.ID) (counts []int, by map[peer.ID]int) {
+	counts = make([]int, len(sets))
+	by = map[peer.ID]int{}
+	for i, s := range sets {
+		counts[i] = len(s)
+		for _, p := range s {
+			by[p]++
 		}
 	}
-	out := make([]int, len(ids))
-	by := map[peer.ID]int{}
+	return counts, by
+}
+
+// HolderSets tells, for each block, which other nodes hold it: it asks
+// the k known nodes closest to its key and, so that a copy placement
+// moved to another site is found whoever asks, the closest node of each
+// site not among them (at most maxSitesShown sites). Claims are checked
+// as for Copies.
+func (n *Node) HolderSets(ctx context.Context, ids []blocks.ID, k int) [][]peer.ID {
+	peers := n.candidates()
+	sites := n.siteMap(peers)
+	return n.holderSets(ctx, ids, func(id blocks.ID) []peer.ID {
+		ps := kb.SortClosestPeers(append([]peer.ID(nil), peers...), kb.ConvertKey(BlockKey(id)))
+		ask := ps[:min(k, len(ps)):min(k, len(ps))]
+		seen := map[string]bool{}
+		for _, p := range ask {
+			seen[sites[p]] = true
+		}
+		for _, p := range ps[len(ask):] {
+			if s := sites[p]; s != "" && !seen[s] && len(seen) <= maxSitesShown {
+				seen[s] = true
+				ask = append(ask, p)
+			}
+		}
+		return ask
+	})
+}
+
+// holderSets asks, for each of ids, the peers ask names, and returns the
+// peers that proved their claim to hold it, per block.
+func (n *Node) holderSets(ctx context.Context, ids []blocks.ID, ask func(blocks.ID) []peer.ID) [][]peer.ID {
+	byPeer := map[peer.ID][]int{}
+	for i, id := range ids {
+		for _, p := range ask(id) {
+			byPeer[p] = append(byPeer[p], i)
+		}
+	}
+	out := make([][]peer.ID, len(ids))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for p, idx := range ask {
+	for p, idx := range byPeer {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -67,16 +119,13 @@ func (n *Node) Holders(ctx context.Context, ids []blocks.ID, k int) ([]int, map[
 			}
 			mu.Lock()
 			for _, i := range claimed {
-				out[i]++
-			}
-			if len(claimed) > 0 {
-				by[p] = len(claimed)
+				out[i] = append(out[i], p)
 			}
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	return out, by
+	return out
 }
 
 // verifyClaims checks p's claim to hold ids on a sample: up to ProveSample

@@ -22,6 +22,7 @@ func (n *Node) Responsible(id blocks.ID, r int) bool {
 		return true // one of at most r nodes: one of the r closest
 	}
 	ps := kb.SortClosestPeers(all, kb.ConvertKey(BlockKey(id)))
+	ps = spread(ps, r, "", n.siteMap(all)) // as placement orders (see spread)
 	for _, p := range ps[:min(r, len(ps))] {
 		if p == n.Host.ID() {
 			return true
@@ -38,25 +39,41 @@ func (n *Node) Alone() bool { return len(n.candidates()) == 0 }
 // it asks the closest others which of them have it and pushes it to the
 // next closest that do not, until r have it. A holder counts only once it
 // proved it holds b (see Service.Prove): a peer's word is not enough to
-// drop what may be the last copy. It returns how many pushes it made that
-// the receiver accepted (0 when r others held it already), and an error
-// wrapping ErrUnderReplicated when fewer than r others could be found to
-// hold it.
+// drop what may be the last copy. When the network has two sites, the
+// holders (with this node, while it holds b) must stand in two: once r
+// hold it all in one site, HandOff goes on to the closest node of another
+// site that takes it (one more copy). It returns how many pushes it made
+// that the receiver accepted (0 when r others held it already), and an
+// error wrapping ErrUnderReplicated when fewer than r others could be
+// found to hold it.
 func (n *Node) HandOff(ctx context.Context, b blocks.Block, r int) (pushed int, err error) {
-	ps := kb.SortClosestPeers(n.candidates(), kb.ConvertKey(BlockKey(b.ID())))
-	holders := 0
+	peers := n.candidates()
+	sites := n.siteMap(peers)
+	have := "" // this node's site counts while it holds b
+	if _, err := n.local(ctx, b.ID()); err == nil {
+		have = n.site
+	}
+	ps := spread(kb.SortClosestPeers(peers, kb.ConvertKey(BlockKey(b.ID()))), r, have, sites)
+	spreadable := twoSites(ps, have, sites)
+	var holders []peer.ID
 	var lacking []peer.ID
+	done := func() bool {
+		return len(holders) >= r && (!spreadable || twoSites(holders, have, sites))
+	}
 	for _, p := range ps {
-		if holders >= r {
+		if done() {
 			return pushed, nil
 		}
-		have, err := n.Blocks.Has(ctx, p, []blocks.ID{b.ID()})
+		if len(holders) >= r && !twoSites(append(holders[:len(holders):len(holders)], p), have, sites) {
+			continue // enough copies: only another site's node helps now
+		}
+		got, err := n.Blocks.Has(ctx, p, []blocks.ID{b.ID()})
 		if err != nil {
 			continue
 		}
-		if have[0] {
+		if got[0] {
 			if n.Blocks.Proven(ctx, p, []blocks.Block{b}) {
-				holders++
+				holders = append(holders, p)
 			}
 			continue
 		}
@@ -67,13 +84,13 @@ func (n *Node) HandOff(ctx context.Context, b blocks.Block, r int) (pushed int, 
 		}
 		pushed++
 		if n.Blocks.Proven(ctx, p, []blocks.Block{b}) {
-			holders++
+			holders = append(holders, p)
 		}
 	}
-	if holders >= r {
+	if len(holders) >= r {
 		return pushed, nil
 	}
-	return pushed, fmt.Errorf("%w: block %s has %d other holders of %d wanted (asked %d, %d lacked it)", ErrUnderReplicated, b.ID(), holders, r, len(ps), len(lacking))
+	return pushed, fmt.Errorf("%w: block %s has %d other holders of %d wanted (asked %d, %d lacked it)", ErrUnderReplicated, b.ID(), len(holders), r, len(ps), len(lacking))
 }
 
 // Probe dials, at most 8 at a time, every known peer that is not connected

@@ -67,6 +67,12 @@ type Config struct {
 	// MDNS finds nodes on the local network (multicast DNS) and joins
 	// them, with no address given.
 	MDNS bool
+	// Site is where the node stands (see SetSite); "" for none.
+	Site string
+	// Allow, when not empty, lists the only peers the node talks to
+	// (see Allowlist); AllowRefused hears of the others it refuses.
+	Allow        []peer.ID
+	AllowRefused func(p peer.ID, dir network.Direction)
 	// DirectWait bounds how long a block-protocol stream waits for a
 	// direct connection to a peer reached only through a relay (hole
 	// punching); 0: DefaultDirectWait.
@@ -111,6 +117,8 @@ type Node struct {
 	mdns   io.Closer
 	// bootstrap are the relays to try first when behind NAT.
 	bootstrap []peer.AddrInfo
+	// site is where this node stands (see SetSite); "" for none.
+	site string
 }
 
 // NewNode starts a node that serves src and takes pushes into sink (nil:
@@ -176,6 +184,9 @@ func NewNode(cfg Config, src blocks.Getter, sink Sink) (*Node, error) {
 	}
 	if cfg.GroupKey != nil {
 		opts = append(opts, libp2p.PrivateNetwork(pnet.PSK(cfg.GroupKey)))
+	}
+	if len(cfg.Allow) > 0 {
+		opts = append(opts, libp2p.ConnectionGater(NewAllowlist(cfg.Allow, cfg.AllowRefused)))
 	}
 	if cfg.Metrics != nil {
 		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Metrics))
@@ -297,7 +308,12 @@ func NewNodeOn(h host.Host, cfg Config, src blocks.Getter, sink Sink) (*Node, er
 	}
 	svc := NewService(h, src, sink, cfg.Limits)
 	svc.DirectWait = cfg.DirectWait
-	return &Node{Host: h, DHT: d, Blocks: svc, bw: metrics.NewBandwidthCounter()}, nil
+	n := &Node{Host: h, DHT: d, Blocks: svc, bw: metrics.NewBandwidthCounter()}
+	if err := n.SetSite(cfg.Site); err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	return n, nil
 }
 
 // TCPOnly returns the addresses that are not QUIC (nor WebTransport).

@@ -85,8 +85,11 @@ func (n *Node) explore(ctx context.Context, ids []blocks.ID) {
 	wg.Wait()
 }
 
-// Place gives each block to the r other nodes closest to its key, falling
-// back to the next closest when one refuses or cannot be reached. Blocks
+// Place gives each block to the r other nodes closest to its key (with
+// one moved up so that they stand in two sites, when the network has
+// two: see spread), falling back to the next closest when one refuses or
+// cannot be reached (and, when that leaves the r holders in one site, to
+// one more node of another site). Blocks
 // are grouped by peer: one stream per peer and round, many pushes in
 // flight, and no DHT walk per block (a few walks find the nodes near the
 // blocks' keys; the candidates are then the peers this node knows, sorted
@@ -105,12 +108,13 @@ func (n *Node) Place(ctx context.Context, bs []blocks.Block, r int) ([]Placement
 // place is Place without the DHT walks.
 func (n *Node) place(ctx context.Context, bs []blocks.Block, r int) ([]Placement, error) {
 	peers := n.candidates()
+	sites := n.siteMap(peers)
 	out := make([]Placement, len(bs))
-	order := make([][]peer.ID, len(bs)) // candidates per block, closest first
+	order := make([][]peer.ID, len(bs)) // candidates per block, closest first (over two sites: see spread)
 	next := make([]int, len(bs))        // next candidate to try
 	for i, b := range bs {
 		out[i].ID = b.ID()
-		order[i] = kb.SortClosestPeers(append([]peer.ID(nil), peers...), kb.ConvertKey(BlockKey(b.ID())))
+		order[i] = spread(kb.SortClosestPeers(append([]peer.ID(nil), peers...), kb.ConvertKey(BlockKey(b.ID()))), r, "", sites)
 	}
 	for {
 		// One round: every short block asks its next candidates (not
@@ -118,9 +122,15 @@ func (n *Node) place(ctx context.Context, bs []blocks.Block, r int) ([]Placement
 		batches := map[peer.ID][]int{}
 		for i := range bs {
 			need := r - len(out[i].Holders)
+			// r holders in one site of two (another site's node refused):
+			// one more copy, in another site (see spread).
+			other := need <= 0 && r >= 2 && len(sites) > 0 && !twoSites(out[i].Holders, "", sites)
+			if other {
+				need = 1
+			}
 			for ; need > 0 && next[i] < len(order[i]); next[i]++ {
 				p := order[i][next[i]]
-				if n.Blocks.Peers.Liar(p) {
+				if n.Blocks.Peers.Liar(p) || other && !twoSites(append(out[i].Holders[:len(out[i].Holders):len(out[i].Holders)], p), "", sites) {
 					continue
 				}
 				batches[p] = append(batches[p], i)

@@ -22,7 +22,9 @@ func newCheckCommand(e *env) *cobra.Command {
 counts this node's copy too, and says in plain words
 whether the file is healthy (every block has --replicas copies), at risk
 (some have fewer: the nodes that hold them repair it in the background) or
-lost (some block has no copy anywhere reachable). --repair gives the
+lost (some block has no copy anywhere reachable). When the nodes stand in
+two sites or more (see daemon --site), a block whose every copy is in one
+site puts the file at risk too. --repair gives the
 blocks the copies they lack now. Exit code 1 when the file is at risk or
 lost. The file need not be here: for one that is not on this node's
 list, check reads its descriptor (a few blocks, never the file's data) to
@@ -34,7 +36,7 @@ daemon.`,
 		},
 	}
 	po.AddGetFlags(c.Flags())
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: blocks, min_copies, median_copies, missing, short, replicas, state, verdict")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: blocks, min_copies, median_copies, missing, short, replicas, sites, one_site, state, verdict")
 	c.Flags().BoolVar(&repair, "repair", false, "push the missing copies now, then check")
 	return c
 }
@@ -67,6 +69,9 @@ func runCheck(ctx context.Context, e *env, po passphrase.Options, text string, r
 	} else {
 		fmt.Fprintln(e.stdout, h.Verdict)
 		fmt.Fprintf(e.stdout, "blocks %d, copies: fewest %d, median %d; %d below %d, %d with none\n", h.Blocks, h.MinCopies, h.MedianCopies, h.Short, h.Replicas, h.Missing)
+		if h.Sites >= 2 {
+			fmt.Fprintf(e.stdout, "sites %d known; %d blocks have every copy in one site\n", h.Sites, h.OneSite)
+		}
 		if h.State == apiv1.HealthAtRisk && !repair {
 			fmt.Fprintln(e.stdout, "the nodes that hold its blocks repair it in time; 'blockmix check --repair' does it now")
 		}

@@ -103,11 +103,27 @@ func runDaemon(ctx context.Context, e *env, o daemonFlags, given func(flag strin
 	if err != nil {
 		return err
 	}
+	pool, err := node.PoolDirs(s.Pool, r.Dir)
+	if err != nil {
+		return err
+	}
 	n, err := node.New(ctx, node.Config{Repo: r, Settings: s, Log: log, Pprof: o.pprof})
 	if err != nil {
 		return err
 	}
 	defer n.Close()
+	pooled, err := node.StartPooled(ctx, pool, s.Profile.Name, log)
+	if err != nil {
+		return err
+	}
+	defer pooled.Close()
+	for _, p := range pooled.Nodes {
+		fmt.Fprintf(e.stdout, "pooled group %s: peer ID %s, API on %s\n", p.GroupName(), p.ID().ID, p.URL())
+	}
+	pctx, stopPool := context.WithCancel(ctx)
+	poolDone := make(chan struct{})
+	go func() { defer close(poolDone); pooled.Run(pctx) }()
+	defer func() { stopPool(); <-poolDone }()
 	if haveCfg {
 		fmt.Fprintf(e.stdout, "config %s\n", cfgPath)
 	}

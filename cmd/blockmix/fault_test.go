@@ -30,6 +30,7 @@ type faultNode struct {
 	w     *world
 	p     *started
 	alive bool
+	site  string // --site ("" for none)
 }
 
 type faultNet struct {
@@ -38,6 +39,8 @@ type faultNet struct {
 	args  []string
 	nodes []*faultNode
 	boot  string
+	// lostSite are the nodes "lose a whole site" stopped.
+	lostSite []*faultNode
 }
 
 func (f *faultNet) start(n *faultNode) {
@@ -45,6 +48,9 @@ func (f *faultNet) start(n *faultNode) {
 	args := f.args
 	if f.boot != "" {
 		args = append(append([]string(nil), args...), "--bootstrap", f.boot)
+	}
+	if n.site != "" {
+		args = append(append([]string(nil), args...), "--site", n.site)
 	}
 	p, info := startDaemonWith(f.t, n.w, args...)
 	n.p, n.alive = p, true
@@ -218,8 +224,8 @@ func TestFaultInjection(t *testing.T) {
 	t.Logf("seed %d (replay: BLOCKMIX_FAULT_SEED=%d)", seed, seed)
 	f := &faultNet{t: t, rng: rand.New(rand.NewPCG(seed, 0xb10c)),
 		args: daemonArgs("--replicas", "3", "--repair-interval", "300ms", "--scrub-interval", "300ms", "--scrub-rate", "0")}
-	for range 8 {
-		n := &faultNode{w: newWorld(t)}
+	for i := range 8 {
+		n := &faultNode{w: newWorld(t), site: faultSites[i%2]}
 		f.nodes = append(f.nodes, n)
 		f.start(n)
 	}
@@ -237,6 +243,7 @@ func TestFaultInjection(t *testing.T) {
 		want = append(want, id)
 	}
 	sort.Slice(want, func(i, j int) bool { return string(want[i][:]) < string(want[j][:]) })
+	spanned := f.spanned(want)
 
 	type row struct {
 		phase string
@@ -264,14 +271,16 @@ func TestFaultInjection(t *testing.T) {
 				killed = killed[1:]
 				f.start(n)
 			}
-			n := &faultNode{w: newWorld(t)}
+			n := &faultNode{w: newWorld(t), site: faultSites[len(f.nodes)%2]}
 			f.nodes = append(f.nodes, n)
 			f.start(n)
 		},
 		"corrupt a segment": func() { f.corrupt(f.pick(1)[0], false) },
 		"cut a segment":     func() { f.corrupt(f.pick(1)[0], true) },
+		"lose a whole site": func() { f.loseSite(recipes, sums) },
+		"site comes back":   func() { f.siteBack(want) },
 	}
-	order := []string{"kill 2 (SIGKILL)", "restart 1, add 1", "corrupt a segment", "cut a segment"}
+	order := []string{"kill 2 (SIGKILL)", "restart 1, add 1", "corrupt a segment", "cut a segment", "lose a whole site", "site comes back"}
 	for _, name := range order {
 		phase(name, phases[name])
 	}
@@ -290,6 +299,7 @@ func TestFaultInjection(t *testing.T) {
 	for _, r := range rows {
 		fmt.Fprintf(&b, "%-20s %6d %12d %12s\n", r.phase, len(recipes), r.short, r.heal.Round(time.Millisecond))
 	}
-	fmt.Fprintf(&b, "files lost: 0 of %d; blocks watched: %d\n", len(recipes), len(want))
+	fmt.Fprintf(&b, "files lost: 0 of %d; blocks watched: %d; with copies in two sites after the puts: %d (%.0f%%)\n",
+		len(recipes), len(want), spanned, 100*float64(spanned)/float64(len(want)))
 	t.Log(b.String())
 }

@@ -62,7 +62,7 @@ connection). A peer that sent bad blocks shows its lies and scores 0.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runPeers(c.Context(), e, asJSON) },
 	}
-	c.Flags().BoolVar(&asJSON, "json", false, "print a JSON array: id, addr, latency_ms, reliability, score, bytes_in, bytes_out, lies, stored_here, holds_for_us, conn")
+	c.Flags().BoolVar(&asJSON, "json", false, "print a JSON array: id, addr, latency_ms, reliability, score, bytes_in, bytes_out, lies, stored_here, holds_for_us, conn, site")
 	return c
 }
 
@@ -96,9 +96,14 @@ func runPeers(ctx context.Context, e *env, asJSON bool) error {
 		}
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tCONNECTION\tLATENCY\tRELIABILITY\tIN\tOUT\tLIES\tSTORED HERE\tHOLDS FOR US")
+	fmt.Fprintf(e.stdout, "site: %s\n", siteWords(st.Site, st.Sites))
+	fmt.Fprintln(tw, "PEER\tSITE\tCONNECTION\tLATENCY\tRELIABILITY\tIN\tOUT\tLIES\tSTORED HERE\tHOLDS FOR US")
 	for _, p := range ps {
-		fmt.Fprintf(tw, "%s\t%s\t%.1f ms\t%.0f%%\t%s\t%s\t%d\t%s\t%s\n", p.ID, p.Conn, p.LatencyMs, 100*p.Reliability, human(p.BytesIn), human(p.BytesOut), p.Lies, human(p.StoredHere), human(p.HoldsForUs))
+		site := p.Site
+		if site == "" {
+			site = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f ms\t%.0f%%\t%s\t%s\t%d\t%s\t%s\n", p.ID, site, p.Conn, p.LatencyMs, 100*p.Reliability, human(p.BytesIn), human(p.BytesOut), p.Lies, human(p.StoredHere), human(p.HoldsForUs))
 	}
 	return tw.Flush()
 }

@@ -32,7 +32,7 @@ whatever the verdict.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runStatus(c.Context(), e, asJSON) },
 	}
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: daemon, repo, id, started, uptime_seconds, peers, routing_table, reach, replicas, store, bytes_in, bytes_out, rate_in, rate_out, state, verdict")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: daemon, repo, id, started, uptime_seconds, peers, routing_table, reach, replicas, site, sites, allowlist, store, bytes_in, bytes_out, rate_in, rate_out, state, verdict")
 	return c
 }
 
@@ -66,6 +66,10 @@ func runStatus(ctx context.Context, e *env, asJSON bool) error {
 			fmt.Fprintf(e.stdout, "group          %s (private: only nodes with its key; TCP only)\n", s.Group)
 		} else {
 			fmt.Fprintf(e.stdout, "group          none (open to any blockmix node)\n")
+		}
+		fmt.Fprintf(e.stdout, "site           %s\n", siteWords(s.Site, s.Sites))
+		if s.Allowlist > 0 {
+			fmt.Fprintf(e.stdout, "allowlist      %d peers: only they may talk to this node (--allow)\n", s.Allowlist)
 		}
 		if r := s.Repair; !r.Finished.IsZero() {
 			fmt.Fprintf(e.stdout, "repair         %s: %d blocks held for the network checked, %d short, %d repaired, %d still short\n",

@@ -66,6 +66,8 @@ type PeerInfo struct {
 	// Conn says how the connection reaches the peer: "direct", "hole
 	// punched", or "relayed through RELAY (control only)".
 	Conn string `json:"conn,omitempty"`
+	// Site is where the peer says it stands ("" when it said nothing).
+	Site string `json:"site,omitempty"`
 }
 
 // ReachInfo is how other nodes reach this one (status's reach).
@@ -120,6 +122,12 @@ type DaemonInfo struct {
 	Profile   string
 	// Group names the private group the node is in ("" for none).
 	Group string
+	// Site is where the node stands ("" for none); Sites counts the
+	// nodes it knows by site (see SiteInfo).
+	Site  string
+	Sites []SiteInfo
+	// Allowlist is how many peers --allow lists (0: any peer may talk).
+	Allowlist int
 	// Repair is the last repair round of the blocks this node holds for
 	// the network; ScrubHealed counts the corrupt blocks the scrub
 	// quarantined and fetched again since the start.
@@ -218,6 +226,12 @@ type HealthInfo struct {
 	// Holders are the nodes that hold the file's blocks, this node first
 	// (when it holds any), then the others, most blocks first.
 	Holders []HolderInfo `json:"holders,omitempty"`
+	// Sites is how many sites the nodes this node knows stand in;
+	// OneSite, when they are two or more, counts the blocks whose copies
+	// do not stand in two of them (peers that said no site count as
+	// none): one site stopping could lose them.
+	Sites   int `json:"sites,omitempty"`
+	OneSite int `json:"one_site,omitempty"`
 }
 
 // HolderInfo is one node holding some of a file's blocks.
@@ -305,6 +319,10 @@ func (h *HealthInfo) Judge() {
 		}
 		h.Verdict = fmt.Sprintf("at risk: %d of %s %s fewer than %d copies (%s); %s",
 			n, plural(h.Blocks, "block"), has(n), h.Replicas, fewest, safe)
+	case h.Sites >= 2 && h.OneSite > 0:
+		h.State = HealthAtRisk
+		h.Verdict = fmt.Sprintf("at risk: every copy of %d of %s is in one site; the file can be got now, but that site stopping would lose it",
+			h.OneSite, plural(h.Blocks, "block"))
 	default:
 		h.State = HealthHealthy
 		h.Verdict = fmt.Sprintf("healthy: every block has at least %s (%d wanted); the file is safe", copies(h.MinCopies), h.Replicas)
@@ -371,6 +389,9 @@ type StatusInfo struct {
 	QuotaUsed     int64      `json:"quota_used,omitempty"`  // what the store's blocks cost on disk, as the quota counts them
 	Profile       string     `json:"profile,omitempty"`     // "default" or "lowpower"
 	Group         string     `json:"group,omitempty"`       // the private group the node is in ("" for none)
+	Site          string     `json:"site,omitempty"`        // where the node stands ("" for none)
+	Sites         []SiteInfo `json:"sites,omitempty"`       // the nodes it knows (itself included) by site, most first
+	Allowlist     int        `json:"allowlist,omitempty"`   // how many peers --allow lists: only they may talk to the node (0: any)
 	StoreError    string     `json:"store_error,omitempty"` // the last failure to store a block, while it stands
 	Repair        RepairInfo `json:"repair"`                // the last repair round
 	ScrubHealed   int64      `json:"scrub_healed"`          // corrupt blocks the scrub quarantined and fetched again since the start

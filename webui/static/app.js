@@ -1339,6 +1339,7 @@ function showStatus(s) {
   }));
   $('node-uptime').textContent = s.uptime_seconds > 0 ? duration(s.uptime_seconds) : '—';
   $('node-peers').textContent = `${plural(s.peers, 'peer')} connected, ${s.routing_table} known to the routing table; ${copies(s.replicas)} of each block wanted on other nodes`;
+  $('node-site').textContent = siteWords(s);
   const r = s.reach || {};
   $('node-reach').textContent = r.words ? (r.advice ? `${r.words}. To do: ${r.advice}.` : r.words) : '—';
   $('node-traffic').textContent = `${human(s.bytes_in)} in, ${human(s.bytes_out)} out since the start · now ${rate(s.rate_in)} in, ${rate(s.rate_out)} out`;
@@ -1363,6 +1364,16 @@ function showStatus(s) {
   $('node-store').replaceChildren(...facts.flatMap(([k, val, cls]) => [el('dt', {}, k), el('dd', { class: cls || null }, val)]));
 }
 
+// siteWords: "east · known sites: east (3 nodes), west (2 nodes); each block's copies go to two of them".
+function siteWords(s) {
+  const sites = Array.isArray(s.sites) ? s.sites : [];
+  const known = sites.map((x) => `${x.site} (${plural(x.nodes, 'node')})`).join(', ');
+  let w = s.site || 'none (the daemon\'s --site names it)';
+  if (sites.length > 0) w += ` · known sites: ${known}`;
+  if (sites.length >= 2) w += '; each block\'s copies go to two of them';
+  return w;
+}
+
 function showID(id) {
   $('node-id').textContent = id.id || '—';
   const addrs = Array.isArray(id.addrs) ? id.addrs : [];
@@ -1382,6 +1393,7 @@ function showPeers(ps) {
     el('td', { class: 'num' }, human(p.bytes_in)),
     el('td', { class: 'num' }, human(p.bytes_out)),
     el('td', { class: `num${p.lies > 0 ? ' bad' : ''}` }, String(p.lies || 0)),
+    el('td', { class: 'site' }, p.site || '—'),
   )));
 }
 

@@ -38,10 +38,16 @@ type File struct {
 	// RelayService and MDNS: see --relay-service and --mdns.
 	RelayService *bool `json:"relay_service,omitempty"`
 	MDNS         *bool `json:"mdns,omitempty"`
+	// Site: see --site.
+	Site *string `json:"site,omitempty"`
+	// Allow: see --allow (a list of peer IDs).
+	Allow []string `json:"allow,omitempty"`
+	// Pool: see --pool (a list of repo directories).
+	Pool []string `json:"pool,omitempty"`
 }
 
 // configKeys spells the keys for error messages.
-const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor, share, repair_interval, relay_service, mdns"
+const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor, share, repair_interval, relay_service, mdns, site, allow, pool"
 
 // Read reads the config file at path. A missing file is an empty
 // config (found is false).
@@ -197,6 +203,9 @@ func typeProblem(e *json.UnmarshalTypeError) string {
 		"mdns":          "true or false",
 
 		"repair_interval": `a duration string such as "1h"`,
+		"site":            `a string such as "east-office"`,
+		"allow":           "a list of peer ID strings",
+		"pool":            "a list of repo directories",
 	}[key]
 	if want == "" {
 		return fmt.Sprintf("the file holds a JSON %s; want an object with the keys %s", e.Value, configKeys)
@@ -252,6 +261,15 @@ func (c File) Apply(o Options, given func(flag string) bool) Options {
 	}
 	if c.MDNS != nil && !given("mdns") {
 		o.MDNS = strconv.FormatBool(*c.MDNS)
+	}
+	if c.Site != nil && !given("site") {
+		o.Site = *c.Site
+	}
+	if c.Allow != nil && !given("allow") {
+		o.Allow = c.Allow
+	}
+	if c.Pool != nil && !given("pool") {
+		o.Pool = c.Pool
 	}
 	return o
 }

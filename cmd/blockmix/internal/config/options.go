@@ -9,6 +9,7 @@ import (
 
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/usage"
+	bmnet "github.com/blockmix/blockmix/net"
 )
 
 // Options are the daemon's settings as given: flags, or keys of
@@ -32,6 +33,12 @@ type Options struct {
 	// AddFlags).
 	RelayService string
 	MDNS         string
+	// Site is where the node stands (see net.CleanSite); "" for none.
+	Site string
+	// Allow lists the only peer IDs the node talks to; empty: any.
+	Allow []string
+	// Pool lists the repos of the groups a donor pools (see node.Pooled).
+	Pool []string
 }
 
 // Settings are Options checked and read: what a node runs with.
@@ -63,6 +70,15 @@ type Settings struct {
 	// MDNS: find nodes on the local network; nil: the default (on outside
 	// a private group, for a node listening on a network address).
 	MDNS *bool
+	// Site is where the node stands, cleaned (see net.CleanSite); ""
+	// for none.
+	Site string
+	// Allow lists the only peers the node talks to (every bootstrap peer
+	// among them); empty: any.
+	Allow []peer.ID
+	// Pool lists the repos of the groups this node also serves, each with
+	// its own host, store and quota (see node.Pooled).
+	Pool []string
 }
 
 // Defaults are the settings of a node given no flags and no config file,
@@ -86,7 +102,7 @@ func (o Options) Check(f File, path string, given func(flag string) bool) (Setti
 		}
 		return ""
 	}
-	s := Settings{Listen: o.Listen, API: o.API, Replicas: o.Replicas, Donor: o.Donor,
+	s := Settings{Pool: o.Pool, Listen: o.Listen, API: o.API, Replicas: o.Replicas, Donor: o.Donor,
 		RepairInterval: o.RepairInterval, ScrubInterval: o.ScrubInterval, QUIC: HasQUIC(o.Listen, o.Bootstrap)}
 	var err error
 	if o.Replicas < 1 {
@@ -141,12 +157,20 @@ func (o Options) Check(f File, path string, given func(flag string) bool) (Setti
 		}
 		s.MDNS = &on
 	}
+	if o.Site != "" {
+		if s.Site, err = bmnet.CleanSite(o.Site); err != nil {
+			return s, usage.Errorf("--site: %v%s", err, fromCfg(f.Site != nil, "site"))
+		}
+	}
 	for _, b := range o.Bootstrap {
 		ai, err := peer.AddrInfoFromString(b)
 		if err != nil {
 			return s, usage.Errorf("--bootstrap %q: %w (want a multiaddr ending in /p2p/PEER-ID)", b, err)
 		}
 		s.Bootstrap = append(s.Bootstrap, *ai)
+	}
+	if s.Allow, err = checkAllow(o.Allow, s.Bootstrap, fromCfg(f.Allow != nil, "allow")); err != nil {
+		return s, err
 	}
 	return s, nil
 }
@@ -172,6 +196,9 @@ func (o *Options) AddFlags(f *pflag.FlagSet) {
 	f.Lookup("relay-service").NoOptDefVal = "true"
 	f.StringVar(&o.MDNS, "mdns", o.MDNS, "find and join blockmix nodes on the local network (multicast DNS); default on for a node listening on a network address, off in a private group (config.json key mdns)")
 	f.Lookup("mdns").NoOptDefVal = "true"
+	f.StringArrayVar(&o.Allow, "allow", nil, "talk only to this peer ID (repeatable): every other peer is refused, both ways, with a line in the log; list every bootstrap peer too (config.json key allow); default: any peer")
+	f.StringArrayVar(&o.Pool, "pool", nil, "also serve the private group of this repo (repeatable; made with 'blockmix --repo DIR group join INVITE'): one more libp2p host in this process, with DIR's store and DIR/config.json's quota, donor and replicas (config.json key pool)")
+	f.StringVar(&o.Site, "site", o.Site, "where this node stands (east-office, home…): each block's copies go to nodes in at least two sites when the network has two, so a whole site stopping loses no file; up to 32 letters, digits, '-', '_' or '.' (config.json key site)")
 }
 
 // DefaultShare is the share of a node that is not a donor when --share is

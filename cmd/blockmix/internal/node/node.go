@@ -187,7 +187,8 @@ func New(ctx context.Context, c Config) (_ *Node, err error) {
 		return nil, err
 	}
 	cfgNet := bmnet.Config{Listen: s.Listen, QUIC: s.QUIC, Key: key, Bootstrap: s.Bootstrap, LowPower: s.Profile.LowPower, Metrics: n.m.Reg,
-		RelayService: s.RelayService}
+		RelayService: s.RelayService, Site: s.Site}
+	n.allow(&cfgNet)
 	grp, grouped, err := c.Repo.Group()
 	if err != nil {
 		return nil, err

@@ -86,12 +86,15 @@ func (n *Node) Health(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, 
 	if err != nil {
 		return apiv1.HealthInfo{}, err
 	}
-	counts, by := n.net.Holders(ctx, ids, n.cfg.Replicas+2)
+	sets := n.net.HolderSets(ctx, ids, n.cfg.Replicas+2)
+	counts, by := bmnet.Tally(sets)
 	here := 0
+	held := make([]bool, len(ids))
 	for i, id := range ids {
 		if ok, err := n.st.Has(ctx, id); err == nil && ok {
 			counts[i]++
 			here++
+			held[i] = true
 		}
 	}
 	h := apiv1.HealthInfo{Blocks: len(counts), Replicas: n.cfg.Replicas}
@@ -122,6 +125,7 @@ func (n *Node) Health(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, 
 			h.Short++
 		}
 	}
+	n.siteRisk(&h, sets, func(i int) bool { return held[i] })
 	h.Judge()
 	return h, nil
 }
@@ -136,9 +140,12 @@ func (n *Node) Repair(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, 
 		return apiv1.HealthInfo{}, err
 	}
 	fetch := n.fetcher(ctx, rc)
-	counts := n.net.Copies(ctx, ids, n.cfg.Replicas+2)
+	sets := n.net.HolderSets(ctx, ids, n.cfg.Replicas+2)
+	// A block whose copies stand in one site of two is handed off too
+	// (HandOff adds one in another site).
+	one := n.oneSite(sets, func(int) bool { return false })
 	for i, id := range ids {
-		if counts[i] >= n.cfg.Replicas {
+		if len(sets[i]) >= n.cfg.Replicas && !one[i] {
 			continue
 		}
 		data, err := fetch.Get(ctx, id)

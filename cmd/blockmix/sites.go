@@ -1,0 +1,32 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/blockmix/blockmix/webui/apiv1"
+)
+
+// siteWords says where the node stands and the sites it knows:
+// "east (known sites: east 3 nodes, west 2 nodes)".
+func siteWords(site string, sites []apiv1.SiteInfo) string {
+	var known []string
+	for _, s := range sites {
+		n := "nodes"
+		if s.Nodes == 1 {
+			n = "node"
+		}
+		known = append(known, fmt.Sprintf("%s %d %s", s.Site, s.Nodes, n))
+	}
+	w := "none (--site names it)"
+	if site != "" {
+		w = site
+	}
+	switch {
+	case len(sites) >= 2:
+		return w + " (known sites: " + strings.Join(known, ", ") + "; each block's copies go to two of them)"
+	case len(sites) == 1:
+		return w + " (known sites: " + known[0] + ")"
+	}
+	return w
+}
