@@ -24,11 +24,15 @@ import (
 // A choice is allowed only if the XOR of the chosen tags is non-zero and new
 // (see the package comment). When a few tries find no allowed choice, one
 // fresh random block is made and joins the popular set; that happens mostly
-// in an empty store, about √(2n) times for n blocks.
+// in an empty store, about √(2n) times for n blocks. The set keeps its
+// newest popularMax: every non-A slot draws from it, so it must fit the
+// mixer's randomizer cache with room to spare, or its blocks come back from
+// disk (a 4 GiB put grew it to about 290 blocks, 36 MiB).
 const (
-	popularK  = 32      // size of the popular set per class
-	allK      = 1 << 16 // candidates kept for random fallback per class
-	underPeek = 4       // under-shared candidates tried in slot A
+	popularK   = 32      // size of the popular set per class, as loaded
+	popularMax = 48      // and at most, with the fresh blocks that joined it
+	allK       = 1 << 16 // candidates kept for random fallback per class
+	underPeek  = 4       // under-shared candidates tried in slot A
 	// under-shared candidates read from the store at a time: a pool's
 	// first page is small (a small put needs a few; each costs an index
 	// read), and each next one twice as big, up to underPage.
@@ -488,7 +492,7 @@ func (p *picker) fresh(ctx context.Context, pl *pool, share bool) (cand, error) 
 	p.freshBytes += int64(len(data))
 	c := cand{id: id, tag: tag}
 	if share {
-		pl.popular = append([]cand{c}, pl.popular...)
+		pl.popular = append([]cand{c}, pl.popular[:min(len(pl.popular), popularMax-1)]...)
 		if len(pl.all) < allK {
 			pl.all = append(pl.all, c)
 		}
