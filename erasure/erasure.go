@@ -11,6 +11,7 @@
 package erasure
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -108,4 +109,19 @@ func ParseRedundancy(s string) (Redundancy, error) {
 		return Redundancy{}, fmt.Errorf("%w: r:%d; copies must be 1 to %d", ErrBadRedundancy, n, MaxReplicas)
 	}
 	return Redundancy{Replicas: n}, nil
+}
+
+type redundancyKey struct{}
+
+// WithRedundancy returns ctx carrying a put's redundancy: how an API
+// request asks the node's Put for something other than the node's
+// default without changing the Put method every implementation has.
+func WithRedundancy(ctx context.Context, r Redundancy) context.Context {
+	return context.WithValue(ctx, redundancyKey{}, r)
+}
+
+// RedundancyFrom returns the redundancy ctx carries, if any.
+func RedundancyFrom(ctx context.Context) (Redundancy, bool) {
+	r, ok := ctx.Value(redundancyKey{}).(Redundancy)
+	return r, ok
 }

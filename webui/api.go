@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/erasure"
 	"github.com/blockmix/blockmix/recipe"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
@@ -173,8 +174,17 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 			}
 			size = v
 		}
+		ctx := r.Context()
+		if s := q.Get("redundancy"); s != "" {
+			red, err := erasure.ParseRedundancy(s)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, err)
+				return
+			}
+			ctx = erasure.WithRedundancy(ctx, red)
+		}
 		started := time.Now()
-		info, err := n.Put(r.Context(), r.Body, size, q.Get("name"), q.Get("type"))
+		info, err := n.Put(ctx, r.Body, size, q.Get("name"), q.Get("type"))
 		if err != nil {
 			writeNodeError(w, err)
 			return
