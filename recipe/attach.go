@@ -96,6 +96,9 @@ func decodeTrailer(node []byte, used int) (Recipe, bool) {
 // caller bounds it before it opens it.
 func (r *Reader) Attachment() (Recipe, bool) { return r.attach, r.hasAttach }
 
+// Root returns the recipe's root tuple: the blocks read first.
+func (r *Reader) Root() []blocks.ID { return append([]blocks.ID(nil), r.rc.Root...) }
+
 // BlocksBound bounds how many blocks the file's data tuples and
 // descriptor can name: what bounds anything sized by the file's blocks.
 func (r *Reader) BlocksBound() int64 {

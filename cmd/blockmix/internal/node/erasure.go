@@ -70,10 +70,17 @@ func (n *Node) redundancyFor(ctx context.Context) erasure.Redundancy {
 // kept with s: enough to survive the M nodes the stripes survive.
 func (n *Node) metaReplicas(s erasure.Scheme) int { return max(n.cfg.Replicas, s.M+1) }
 
+// parityPut is what a put's parityAttach made: the manifest, and the
+// blocks of the attachment that holds it.
+type parityPut struct {
+	man  erasure.Manifest
+	blob []blocks.ID
+}
+
 // parityAttach returns an Upload.Attach that protects the file's blocks
-// with s: parity stored here, the manifest as the attachment. The
-// manifest it made is left in *man.
-func (n *Node) parityAttach(s erasure.Scheme, man *erasure.Manifest) func(context.Context, *mixer.Mixer, []blocks.ID) (recipe.Recipe, []blocks.ID, error) {
+// with s: parity stored here, the manifest as the attachment. What it
+// made is left in *pp.
+func (n *Node) parityAttach(s erasure.Scheme, pp *parityPut) func(context.Context, *mixer.Mixer, []blocks.ID) (recipe.Recipe, []blocks.ID, error) {
 	return func(ctx context.Context, m *mixer.Mixer, ids []blocks.ID) (recipe.Recipe, []blocks.ID, error) {
 		mf, err := erasure.Build(ctx, n.st, ids, s, func(b blocks.Block) error {
 			return n.st.PutBlock(ctx, b, parityTag())
@@ -89,21 +96,20 @@ func (n *Node) parityAttach(s erasure.Scheme, man *erasure.Manifest) func(contex
 		if err != nil {
 			return recipe.Recipe{}, nil, fmt.Errorf("parity manifest: %w", err)
 		}
-		*man = mf
+		*pp = parityPut{man: mf, blob: blobIDs}
 		return att, append(mf.ParityBlocks(), blobIDs...), nil
 	}
 }
 
 // placeStriped places an erasure-coded file's blocks: each stripe on
-// distinct nodes, the rest (root, manifest) on metaReplicas nodes each.
+// distinct nodes; the blocks a reader needs before it knows the stripes
+// (the root's tuple and the manifest's blocks, some of which may be in
+// stripes too: randomizers) on metaReplicas nodes each, as any block.
 // It answers as Placer.Close does: the blocks short of a holder, the
 // nodes that took blocks, and an error wrapping ErrUnderReplicated (and
 // ErrStripeShort for the stripes) when some block is short.
-func (n *Node) placeStriped(ctx context.Context, man erasure.Manifest, all []blocks.ID) (short, nodes int, err error) {
-	striped := map[blocks.ID]bool{}
-	for _, id := range man.Blocks() {
-		striped[id] = true
-	}
+func (n *Node) placeStriped(ctx context.Context, pp parityPut, root []blocks.ID) (short, nodes int, err error) {
+	man := pp.man
 	holders := map[peer.ID]bool{}
 	var stripeErr error
 	for start := 0; start < len(man.Stripes); start += stripeBatch {
@@ -137,12 +143,7 @@ func (n *Node) placeStriped(ctx context.Context, man erasure.Manifest, all []blo
 			}
 		}
 	}
-	var rest []blocks.ID
-	for _, id := range all {
-		if !striped[id] {
-			rest = append(rest, id)
-		}
-	}
+	rest := blocks.Dedup(append(append([]blocks.ID(nil), root...), pp.blob...))
 	metaShort, _, metaErr := n.net.PlaceAll(ctx, n.st, rest, n.metaReplicas(man.Scheme), nil)
 	if metaErr != nil && !errors.Is(metaErr, bmnet.ErrUnderReplicated) {
 		return 0, 0, metaErr
@@ -210,15 +211,20 @@ func (n *Node) striped(ctx context.Context, g blocks.Getter, rc recipe.Recipe) b
 // stripeHealth fills h's stripe fields for a file with a manifest: each
 // block's holders among the other nodes (every known node is asked: the
 // stripes sit away from their keys), the stripes missing blocks, and how
-// many more nodes every stripe can lose. This node's own copies do not
-// count: the question is whether the network keeps the file. It returns
-// the holders of each stripe's blocks, for repair.
+// many more nodes every stripe can lose. This node counts only for the
+// blocks it holds for the network (pushed to it): a copy the uploader or
+// a reader keeps for itself is no holder (the question is whether the
+// network keeps the file without it). It returns the holders of each
+// stripe's blocks, for repair.
 func (n *Node) stripeHealth(ctx context.Context, man erasure.Manifest, h *apiv1.HealthInfo) [][][]peer.ID {
 	ids := man.Blocks()
 	hs := n.net.HoldersOf(ctx, ids)
 	by := make(map[blocks.ID][]peer.ID, len(ids))
 	for i, id := range ids {
 		by[id] = hs[i]
+		if n.heldHere(ctx, id) {
+			by[id] = append(by[id], n.net.Host.ID())
+		}
 	}
 	h.Parity = man.Scheme.String()
 	h.Stripes = len(man.Stripes)
@@ -345,9 +351,11 @@ func (n *Node) repairParity(ctx context.Context) {
 }
 
 // stripedHealth answers Health for a file with a parity manifest (ok
-// false: rc has none, use the plain count). The blocks outside the
-// stripes (root, manifest) are counted as Health counts blocks, but
-// without this node's copies, against metaReplicas.
+// false: rc has none, use the plain count). The blocks read before the
+// stripes are known (root, manifest) are counted as Health counts blocks,
+// against metaReplicas, this node counting as for the stripes (see
+// stripeHealth). With repair, the stripes are repaired first
+// (repairStripes) and those blocks handed to metaReplicas nodes.
 func (n *Node) stripedHealth(ctx context.Context, rc recipe.Recipe, repair bool) (apiv1.HealthInfo, bool, error) {
 	fetch := n.fetcher(ctx, rc)
 	r, man, ok, err := openStriped(ctx, fetch, rc)
@@ -357,7 +365,7 @@ func (n *Node) stripedHealth(ctx context.Context, rc recipe.Recipe, repair bool)
 	if !ok {
 		return apiv1.HealthInfo{}, false, nil
 	}
-	meta, err := n.metaBlocks(ctx, fetch, r, man)
+	meta, err := n.metaBlocks(ctx, fetch, r)
 	if err != nil {
 		return apiv1.HealthInfo{}, true, err
 	}
@@ -377,6 +385,11 @@ func (n *Node) stripedHealth(ctx context.Context, rc recipe.Recipe, repair bool)
 		}
 	}
 	counts, _ := n.net.Holders(ctx, meta, want+2)
+	for i, id := range meta {
+		if n.heldHere(ctx, id) {
+			counts[i]++
+		}
+	}
 	h := apiv1.HealthInfo{Blocks: len(meta), Replicas: want}
 	sorted := append([]int(nil), counts...)
 	slices.Sort(sorted)
@@ -396,13 +409,10 @@ func (n *Node) stripedHealth(ctx context.Context, rc recipe.Recipe, repair bool)
 	return h, true, nil
 }
 
-// metaBlocks lists the blocks of a striped file outside its stripes: the
-// descriptor's root and the manifest's blocks.
-func (n *Node) metaBlocks(ctx context.Context, g blocks.Getter, r *recipe.Reader, man erasure.Manifest) ([]blocks.ID, error) {
-	ids, err := r.Blocks(ctx)
-	if err != nil {
-		return nil, err
-	}
+// metaBlocks lists the blocks a reader of a striped file needs before it
+// knows the stripes: the descriptor root's tuple and the manifest's
+// blocks (some may be in stripes too).
+func (n *Node) metaBlocks(ctx context.Context, g blocks.Getter, r *recipe.Reader) ([]blocks.ID, error) {
 	att, _ := r.Attachment()
 	ar, err := recipe.Open(ctx, g, att, recipe.Options{})
 	if err != nil {
@@ -412,15 +422,12 @@ func (n *Node) metaBlocks(ctx context.Context, g blocks.Getter, r *recipe.Reader
 	if err != nil {
 		return nil, err
 	}
-	striped := map[blocks.ID]bool{}
-	for _, id := range man.Blocks() {
-		striped[id] = true
-	}
-	var out []blocks.ID
-	for _, id := range blocks.Dedup(append(ids, more...)) {
-		if !striped[id] {
-			out = append(out, id)
-		}
-	}
-	return out, nil
+	return blocks.Dedup(append(append([]blocks.ID(nil), r.Root()...), more...)), nil
+}
+
+// heldHere reports whether this node holds id for the network (a peer
+// pushed it here to keep).
+func (n *Node) heldHere(ctx context.Context, id blocks.ID) bool {
+	m, err := n.st.Stat(ctx, id)
+	return err == nil && blocks.HeldForNetwork(m.Tag)
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/putlog"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/testhook"
-	"github.com/blockmix/blockmix/erasure"
 	"github.com/blockmix/blockmix/mixer"
 	bmnet "github.com/blockmix/blockmix/net"
 	"github.com/blockmix/blockmix/recipe"
@@ -281,11 +280,11 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	// uploader may leave.
 	red := n.redundancyFor(ctx)
 	var placer *bmnet.Placer // nil for erasure coding: placeStriped places after the put
-	var man erasure.Manifest
+	var pp parityPut
 	if red.Scheme.IsZero() {
 		placer = n.net.NewPlacer(pctx, n.st, red.Replicas)
 	} else {
-		up.Attach = n.parityAttach(red.Scheme, &man)
+		up.Attach = n.parityAttach(red.Scheme, &pp)
 	}
 	res, err := n.upload(ctx, up, r, name, placer, func() []blocks.Block { bs := made; made = nil; return bs })
 	if err != nil {
@@ -313,7 +312,7 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 		Type: res.Recipe.Type, NewBytes: res.NewBytes, NewBlocks: res.NewBlocks, Blocks: len(res.Blocks), Replicas: red.Replicas,
 		DataBlocks: res.Tuples, Redundancy: red.String(),
 	}
-	for _, st := range man.Stripes { // the parity blocks are new too
+	for _, st := range pp.man.Stripes { // the parity blocks are new too
 		info.NewBlocks += len(st.Parity)
 		info.NewBytes += int64(len(st.Parity) * st.Size)
 	}
@@ -347,7 +346,7 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	short, nodes, err := placer.Close()
 	if !red.Scheme.IsZero() && ctx.Err() == nil && !again {
 		info.Replicas = n.metaReplicas(red.Scheme)
-		short, nodes, err = n.placeStriped(ctx, man, res.Blocks)
+		short, nodes, err = n.placeStriped(ctx, pp, res.Recipe.Root)
 	}
 	if ctx.Err() != nil && info.SharedBefore.IsZero() {
 		// The uploader cancelled while the blocks went out: the file

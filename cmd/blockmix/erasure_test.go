@@ -1,0 +1,115 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/json"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/blockmix/blockmix/webui/apiv1"
+)
+
+// putRS puts path on w with --redundancy rs:4+2 and returns what put
+// said.
+func putRS(t testing.TB, w *world, path string) apiv1.PutInfo {
+	t.Helper()
+	var info apiv1.PutInfo
+	if err := json.Unmarshal(w.ok("--no-progress", "put", "--json", "--redundancy", "rs:4+2", path), &info); err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// TestErasureSurvives: rs:4+2 across six donors (so every stripe has a
+// block on each of them); the uploader leaves and two donors are killed
+// with SIGKILL, which takes two blocks of every full stripe. A fresh node
+// still gets the file byte for byte (rebuilding what is gone from the
+// stripes), check there says the file is at risk; with two newcomers,
+// check --repair rebuilds the lost blocks from the survivors (no
+// uploader) and puts them on nodes of their own: healthy, every stripe
+// can lose 2 more nodes; and a newcomer gets the file again.
+func TestErasureSurvives(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts ten daemons")
+	}
+	t.Parallel()
+	args := daemonArgs("--replicas", "3")
+	up := newWorld(t)
+	pu, idu := startDaemonWith(t, up, args...)
+	var donors []*world
+	var procs []*started
+	for range 6 {
+		w := newWorld(t)
+		p, _ := startDaemonWith(t, w, append(args, "--bootstrap", idu.Addrs[0])...)
+		donors, procs = append(donors, w), append(procs, p)
+	}
+	waitRoutingTable(t, up, 6)
+	sum := writeRandomFile(t, up.path("f.bin"), 101, 3<<20+777)
+	info := putRS(t, up, up.path("f.bin"))
+	if info.Redundancy != "rs:4+2" || info.Short == nil || *info.Short != 0 || info.Replicas != 3 {
+		t.Fatalf("put: %+v", info)
+	}
+	h := checkOf(t, up, info.Recipe)
+	if h.State != apiv1.HealthHealthy || h.Parity != "rs:4+2" || h.StripesCanLose != 2 || h.Stripes == 0 {
+		t.Fatalf("after the put: %+v", h)
+	}
+	t.Logf("after the put: %s", h.Verdict)
+
+	// The uploader leaves; two donors die: each held a block of every
+	// full stripe (six blocks a stripe on six distinct nodes).
+	stopDaemon(t, pu)
+	for _, p := range procs[:2] {
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-p.done
+	}
+	survivor, _ := daemonID(donors[2])
+
+	fresh := newWorld(t)
+	startDaemonWith(t, fresh, append(args, "--bootstrap", survivor.Addrs[0])...)
+	waitRoutingTable(t, fresh, 4)
+	start := time.Now()
+	if fresh.getSum(info.Recipe) != sum {
+		t.Fatal("the file got with two blocks of every stripe gone differs")
+	}
+	t.Logf("get with 2 of 6 donors gone: %s", time.Since(start).Round(time.Millisecond))
+	h = checkOf(t, fresh, info.Recipe)
+	// Every full stripe lost two blocks (a short one at the end of the
+	// file, fewer than K data blocks, may sit on other donors).
+	if h.State != apiv1.HealthAtRisk || h.StripesShort < h.Stripes-2 || h.StripesCanLose != 0 {
+		t.Fatalf("with two donors gone: %+v", h)
+	}
+	t.Logf("two donors gone: %s", h.Verdict)
+
+	// Two newcomers give the stripes room; check --repair on the fresh
+	// node (never the uploader) rebuilds and places the lost blocks.
+	for range 2 {
+		startDaemonWith(t, newWorld(t), append(args, "--bootstrap", survivor.Addrs[0])...)
+	}
+	waitRoutingTable(t, fresh, 6)
+	start = time.Now()
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		h = checkOf(t, fresh, info.Recipe, "--repair")
+		if h.State == apiv1.HealthHealthy || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if h.State != apiv1.HealthHealthy || h.StripesCanLose != 2 || h.StripesShort != 0 {
+		t.Fatalf("after check --repair: %+v", h)
+	}
+	t.Logf("repaired in %s: %s", time.Since(start).Round(time.Millisecond), h.Verdict)
+	// Another node's view agrees, and a newcomer gets the file.
+	if h := checkOf(t, donors[3], info.Recipe); h.State != apiv1.HealthHealthy {
+		t.Fatalf("a survivor's check after the repair: %+v", h)
+	}
+	last := newWorld(t)
+	startDaemonWith(t, last, append(args, "--bootstrap", survivor.Addrs[0])...)
+	waitRoutingTable(t, last, 5)
+	if last.getSum(info.Recipe) != sum {
+		t.Fatal("the file got after the repair differs")
+	}
+}
