@@ -25,8 +25,9 @@ var ErrStripeShort = errors.New("not every stripe has its blocks on distinct nod
 // of parity; a block goes to one of them only when the others cannot
 // take it. A node that refuses or fails is replaced by the next unused
 // one. taken, when not nil, names nodes that already hold some of a
-// stripe's blocks (a repair keeps their blocks where they are): they get
-// none of its blocks. It returns one Placement per block, per stripe,
+// stripe's blocks (a repair places a stripe's lost blocks): they come
+// last, after every other node (a block on a node that holds another of
+// its stripe is better than a block nowhere). It returns one Placement per block, per stripe,
 // and an error wrapping ErrStripeShort when some block has no holder.
 func (n *Node) PlaceStripes(ctx context.Context, stripes [][]blocks.Block, r int, taken []map[peer.ID]bool) ([][]Placement, error) {
 	var ids []blocks.ID
@@ -46,14 +47,20 @@ func (n *Node) PlaceStripes(ctx context.Context, stripes [][]blocks.Block, r int
 		order[si] = make([][]peer.ID, len(s))
 		next[si] = make([]int, len(s))
 		used[si] = map[peer.ID]bool{}
-		if si < len(taken) {
-			for p := range taken[si] {
-				used[si][p] = true
-			}
-		}
 		for bi, b := range s {
 			out[si][bi].ID = b.ID()
 			order[si][bi] = n.stripeOrder(peers, b.ID(), r)
+			if t := taken0(taken, si); len(t) > 0 {
+				var free, held []peer.ID
+				for _, p := range order[si][bi] {
+					if t[p] {
+						held = append(held, p)
+					} else {
+						free = append(free, p)
+					}
+				}
+				order[si][bi] = append(free, held...)
+			}
 		}
 	}
 	for {
@@ -119,8 +126,8 @@ func (n *Node) PlaceStripes(ctx context.Context, stripes [][]blocks.Block, r int
 		}
 	}
 	short, why, widest := 0, "", 0
-	for si, s := range out {
-		widest = max(widest, len(s)+len(taken0(taken, si)))
+	for _, s := range out {
+		widest = max(widest, len(s))
 		for _, pl := range s {
 			if len(pl.Holders) == 0 {
 				short++
@@ -135,7 +142,7 @@ func (n *Node) PlaceStripes(ctx context.Context, stripes [][]blocks.Block, r int
 	}
 	hint := ""
 	if len(peers) < widest {
-		hint = fmt.Sprintf(" (the network has only %s; a stripe wants %d)", plural(len(peers), "other node"), widest)
+		hint = fmt.Sprintf(" (the network has only %s; these blocks want %d)", plural(len(peers), "other node"), widest)
 	} else if why != "" {
 		hint = fmt.Sprintf(" (for example %s)", why)
 	}

@@ -353,8 +353,8 @@ func (n *Node) repairParity(ctx context.Context) {
 // stripedHealth answers Health for a file with a parity manifest (ok
 // false: rc has none, use the plain count). The blocks read before the
 // stripes are known (root, manifest) are counted as Health counts blocks,
-// against metaReplicas, this node counting as for the stripes (see
-// stripeHealth). With repair, the stripes are repaired first
+// against metaReplicas, this node's copy included (as Health counts:
+// the other holders' repair rounds count it too). With repair, the stripes are repaired first
 // (repairStripes) and those blocks handed to metaReplicas nodes.
 func (n *Node) stripedHealth(ctx context.Context, rc recipe.Recipe, repair bool) (apiv1.HealthInfo, bool, error) {
 	fetch := n.fetcher(ctx, rc)
@@ -386,8 +386,8 @@ func (n *Node) stripedHealth(ctx context.Context, rc recipe.Recipe, repair bool)
 	}
 	counts, _ := n.net.Holders(ctx, meta, want+2)
 	for i, id := range meta {
-		if n.heldHere(ctx, id) {
-			counts[i]++
+		if ok, err := n.st.Has(ctx, id); err == nil && ok {
+			counts[i]++ // as Health counts: the other holders count this copy too
 		}
 	}
 	h := apiv1.HealthInfo{Blocks: len(meta), Replicas: want}
