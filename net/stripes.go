@@ -25,9 +25,8 @@ var ErrStripeShort = errors.New("not every stripe has its blocks on distinct nod
 // of parity; a block goes to one of them only when the others cannot
 // take it. A node that refuses or fails is replaced by the next unused
 // one. taken, when not nil, names nodes that already hold some of a
-// stripe's blocks (a repair places a stripe's lost blocks): they come
-// last, after every other node (a block on a node that holds another of
-// its stripe is better than a block nowhere). It returns one Placement per block, per stripe,
+// stripe's blocks (a repair places a stripe's lost blocks): they get none
+// of its blocks. It returns one Placement per block, per stripe,
 // and an error wrapping ErrStripeShort when some block has no holder.
 func (n *Node) PlaceStripes(ctx context.Context, stripes [][]blocks.Block, r int, taken []map[peer.ID]bool) ([][]Placement, error) {
 	var ids []blocks.ID
@@ -47,19 +46,21 @@ func (n *Node) PlaceStripes(ctx context.Context, stripes [][]blocks.Block, r int
 		order[si] = make([][]peer.ID, len(s))
 		next[si] = make([]int, len(s))
 		used[si] = map[peer.ID]bool{}
+		far := make([][]peer.ID, len(s))
 		for bi, b := range s {
 			out[si][bi].ID = b.ID()
-			order[si][bi] = n.stripeOrder(peers, b.ID(), r)
-			if t := taken0(taken, si); len(t) > 0 {
-				var free, held []peer.ID
-				for _, p := range order[si][bi] {
-					if t[p] {
-						held = append(held, p)
-					} else {
-						free = append(free, p)
-					}
-				}
-				order[si][bi] = append(free, held...)
+			var nFar int
+			order[si][bi], nFar = n.stripeOrder(peers, b.ID(), r)
+			far[bi] = order[si][bi][:nFar]
+		}
+		for p := range taken0(taken, si) {
+			used[si][p] = true
+		}
+		// Each block first asks the far node a matching gives it, so
+		// that as many blocks as can be are away from their closest.
+		for bi, p := range matchFar(far, used[si]) {
+			if p != "" {
+				order[si][bi] = append([]peer.ID{p}, order[si][bi]...)
 			}
 		}
 	}
@@ -156,10 +157,40 @@ func taken0(taken []map[peer.ID]bool, i int) map[peer.ID]bool {
 	return nil
 }
 
+// matchFar gives each block a distinct node among its far ones (and not
+// in used), as many blocks as a maximum bipartite matching can (Kuhn's
+// augmenting paths: a stripe has at most a few dozen blocks); "" for a
+// block left without.
+func matchFar(far [][]peer.ID, used map[peer.ID]bool) []peer.ID {
+	owner := map[peer.ID]int{} // node -> block
+	var try func(b int, seen map[peer.ID]bool) bool
+	try = func(b int, seen map[peer.ID]bool) bool {
+		for _, p := range far[b] {
+			if used[p] || seen[p] {
+				continue
+			}
+			seen[p] = true
+			if o, ok := owner[p]; !ok || try(o, seen) {
+				owner[p] = b
+				return true
+			}
+		}
+		return false
+	}
+	for b := range far {
+		try(b, map[peer.ID]bool{})
+	}
+	out := make([]peer.ID, len(far))
+	for p, b := range owner {
+		out[b] = p
+	}
+	return out
+}
+
 // stripeOrder lists peers for a stripe's block id: those outside the r
 // closest to its key (this node counted) first, closest first, then the
-// r closest.
-func (n *Node) stripeOrder(peers []peer.ID, id blocks.ID, r int) []peer.ID {
+// r closest; and how many are of the first kind.
+func (n *Node) stripeOrder(peers []peer.ID, id blocks.ID, r int) ([]peer.ID, int) {
 	key := kb.ConvertKey(BlockKey(id))
 	all := kb.SortClosestPeers(append(append([]peer.ID(nil), peers...), n.Host.ID()), key)
 	closest := map[peer.ID]bool{}
@@ -176,7 +207,7 @@ func (n *Node) stripeOrder(peers []peer.ID, id blocks.ID, r int) []peer.ID {
 			far = append(far, p)
 		}
 	}
-	return append(far, near...)
+	return append(far, near...), len(far)
 }
 
 // HoldersOf asks every known node (not only the closest: a stripe's

@@ -42,7 +42,9 @@ func TestErasureSurvives(t *testing.T) {
 	var procs []*started
 	for range 6 {
 		w := newWorld(t)
-		p, _ := startDaemonWith(t, w, append(args, "--bootstrap", idu.Addrs[0])...)
+		// The donors run repair rounds often: they must not copy the
+		// stripes' blocks up to R = 3 (that would undo the savings).
+		p, _ := startDaemonWith(t, w, append(args, "--bootstrap", idu.Addrs[0], "--repair-interval", "200ms")...)
 		donors, procs = append(donors, w), append(procs, p)
 	}
 	waitRoutingTable(t, up, 6)
@@ -56,6 +58,34 @@ func TestErasureSurvives(t *testing.T) {
 		t.Fatalf("after the put: %+v", h)
 	}
 	t.Logf("after the put: %s", h.Verdict)
+	// What the donors hold, once each has run a repair round since the
+	// put: one copy of what the uploader holds (the file's blocks, its
+	// parity and the manifest) and two more of the few blocks outside the
+	// stripes, where r:3 would hold three copies of each block.
+	putDone := time.Now()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		all := true
+		for _, d := range donors {
+			all = all && statusOf(t, d).Repair.Finished.After(putDone)
+		}
+		if all {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the donors ran no repair round within 30 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var held int64
+	for _, d := range donors {
+		held += d.stat().Bytes
+	}
+	own := up.stat().Bytes
+	ratio := float64(held) / float64(own)
+	t.Logf("the donors hold %.3f bytes per byte the uploader holds (its blocks, parity and manifest: %.3f bytes per file byte)", ratio, float64(own)/float64(3<<20+777))
+	if ratio < 1 || ratio > 1.2 {
+		t.Fatalf("the donors hold %.3f bytes per byte the uploader holds; rs:4+2 wants one copy of each and a few more", ratio)
+	}
 
 	// The uploader leaves; two donors die: each held a block of every
 	// full stripe (six blocks a stripe on six distinct nodes).

@@ -271,15 +271,36 @@ func (n *Node) repairStripes(ctx context.Context, g blocks.Getter, man erasure.M
 			return
 		}
 		pls, err := n.net.PlaceStripes(ctx, batch, n.cfg.Replicas, taken)
-		if err != nil && firstErr == nil {
-			firstErr = err
-		}
-		for _, s := range pls {
-			for _, pl := range s {
+		// A block no free node took goes to a node that holds another
+		// of its stripe: better than nowhere (the stripe then survives
+		// fewer nodes, and health says so).
+		var again [][]blocks.Block
+		for si, s := range pls {
+			var left []blocks.Block
+			for bi, pl := range s {
 				if len(pl.Holders) > 0 {
 					placed++
+				} else {
+					left = append(left, batch[si][bi])
 				}
 			}
+			if len(left) > 0 {
+				again = append(again, left)
+			}
+		}
+		if len(again) > 0 && ctx.Err() == nil {
+			var pls2 [][]bmnet.Placement
+			pls2, err = n.net.PlaceStripes(ctx, again, n.cfg.Replicas, nil)
+			for _, s := range pls2 {
+				for _, pl := range s {
+					if len(pl.Holders) > 0 {
+						placed++
+					}
+				}
+			}
+		}
+		if err != nil && firstErr == nil {
+			firstErr = err
 		}
 		batch, taken = nil, nil
 	}
