@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -141,5 +142,31 @@ func TestErasureSurvives(t *testing.T) {
 	waitRoutingTable(t, last, 5)
 	if last.getSum(info.Recipe) != sum {
 		t.Fatal("the file got after the repair differs")
+	}
+}
+
+// TestRedundancyFlag: bad values of put --redundancy and of the daemon's
+// default are usage errors that say what is accepted; rs without a
+// daemon is refused before anything is stored.
+func TestRedundancyFlag(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	path := w.file("a.bin", []byte("hello"))
+	for _, bad := range []string{"rs:1+2", "rs:4+9", "rs:4", "raid5", "r:0"} {
+		r := w.want(2, "put", "--redundancy", bad, path)
+		if !strings.Contains(string(r.stderr), "--redundancy") || !strings.Contains(string(r.stderr), "bad redundancy") {
+			t.Errorf("put --redundancy %s: %s", bad, r.stderr)
+		}
+	}
+	r := w.want(2, "put", "--redundancy", "rs:4+2", path)
+	if !strings.Contains(string(r.stderr), "no daemon") {
+		t.Errorf("put --redundancy rs:4+2 without a daemon: %s", r.stderr)
+	}
+	if n := w.stat().Blocks; n != 0 {
+		t.Errorf("a refused put stored %d blocks", n)
+	}
+	r = w.want(2, append([]string{"daemon"}, daemonArgs("--redundancy", "rs:20+2")...)...)
+	if !strings.Contains(string(r.stderr), "K must be 2 to 16") {
+		t.Errorf("daemon --redundancy rs:20+2: %s", r.stderr)
 	}
 }

@@ -325,7 +325,7 @@ func TestFaultInjection(t *testing.T) {
 				killed = append(killed, n)
 			}
 		},
-		"cut a segment":     func() { f.corrupt(f.pick(1)[0], true) },
+		"cut a segment": func() { f.corrupt(f.pick(1)[0], true) },
 	}
 	// The stripe holders go first, while each block of the rs:4+2 file
 	// has one copy: later phases leave spare copies around.

@@ -38,10 +38,12 @@ type File struct {
 	// RelayService and MDNS: see --relay-service and --mdns.
 	RelayService *bool `json:"relay_service,omitempty"`
 	MDNS         *bool `json:"mdns,omitempty"`
+	// Redundancy is the puts' default: "r:3", "rs:4+2".
+	Redundancy *string `json:"redundancy,omitempty"`
 }
 
 // configKeys spells the keys for error messages.
-const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor, share, repair_interval, relay_service, mdns"
+const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor, share, repair_interval, relay_service, mdns, redundancy"
 
 // Read reads the config file at path. A missing file is an empty
 // config (found is false).
@@ -195,6 +197,7 @@ func typeProblem(e *json.UnmarshalTypeError) string {
 		"share":         `a size string such as "1GiB"`,
 		"relay_service": "true or false",
 		"mdns":          "true or false",
+		"redundancy":    `a string such as "r:3" or "rs:4+2"`,
 
 		"repair_interval": `a duration string such as "1h"`,
 	}[key]
@@ -226,6 +229,9 @@ func (c File) Apply(o Options, given func(flag string) bool) Options {
 	}
 	if c.Replicas != nil && !given("replicas") {
 		o.Replicas = *c.Replicas
+	}
+	if c.Redundancy != nil && !given("redundancy") {
+		o.Redundancy = *c.Redundancy
 	}
 	if c.Cache != nil && !given("cache") {
 		o.Cache = *c.Cache

@@ -63,7 +63,7 @@ func (n *Node) redundancyFor(ctx context.Context) erasure.Redundancy {
 	if r, ok := erasure.RedundancyFrom(ctx); ok {
 		return r
 	}
-	return erasure.Redundancy{Replicas: n.cfg.Replicas}
+	return erasure.Redundancy{Replicas: n.cfg.Replicas, Scheme: n.cfg.Parity}
 }
 
 // metaReplicas is the copies of the blocks outside the stripes of a file
