@@ -61,6 +61,7 @@ func measureRedundancy(b *testing.B, in string, size int64, red string) erasureR
 		return n
 	}
 	run.stored = float64(held(donors)) / float64(size)
+	b.Logf("%s: the donors hold %.3f bytes per file byte, %.3f per byte the uploader holds", red, run.stored, float64(held(donors))/float64(up.stat().Bytes))
 	fresh := func() *world {
 		w := newWorld(b)
 		boot, _ := daemonID(donors[2])
@@ -113,9 +114,6 @@ func measureRedundancy(b *testing.B, in string, size int64, red string) erasureR
 		// Healthy: every block back to 3 copies (r:3), every stripe on
 		// six nodes again (rs:4+2: only four donors and the fresh node
 		// are left, so five: every stripe can lose one more).
-		if time.Since(start) < 500*time.Millisecond || os.Getenv("ERASURE_DEBUG") != "" {
-			b.Logf("%s: %s", red, h.Verdict)
-		}
 		if h.State == apiv1.HealthHealthy || h.Parity != "" && h.StripesShort == 0 && h.MinCopies >= 3 {
 			break
 		}
