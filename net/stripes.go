@@ -150,6 +150,9 @@ func (n *Node) PlaceStripes(ctx context.Context, stripes [][]blocks.Block, r int
 	return out, fmt.Errorf("%w: %d blocks have no node of their own%s", ErrStripeShort, short, hint)
 }
 
+// Others is how many other nodes placement may use now (see candidates).
+func (n *Node) Others() int { return len(n.candidates()) }
+
 func taken0(taken []map[peer.ID]bool, i int) map[peer.ID]bool {
 	if i < len(taken) {
 		return taken[i]

@@ -257,8 +257,9 @@ func (n *Node) stripeHealth(ctx context.Context, man erasure.Manifest, h *apiv1.
 
 // repairStripes rebuilds every block of man's stripes that no other node
 // holds (from this node's copy, or from the first K of its stripe to
-// arrive) and gives it to a node that holds no block of its stripe. It
-// returns how many blocks it placed.
+// arrive) and gives it to a node that is the only holder of no block of
+// its stripe (or, when the network has too few nodes, to any). It returns
+// how many blocks it placed.
 func (n *Node) repairStripes(ctx context.Context, g blocks.Getter, man erasure.Manifest) (int, error) {
 	var h apiv1.HealthInfo
 	holders := n.stripeHealth(ctx, man, &h)
@@ -271,16 +272,19 @@ func (n *Node) repairStripes(ctx context.Context, g blocks.Getter, man erasure.M
 			return
 		}
 		pls, err := n.net.PlaceStripes(ctx, batch, n.cfg.Replicas, taken)
-		// A block no free node took goes to a node that holds another
-		// of its stripe: better than nowhere (the stripe then survives
-		// fewer nodes, and health says so).
+		// When the network has too few nodes for a stripe to have each
+		// block on its own, a block no free node took goes to a node
+		// that holds another of its stripe: better than nowhere (the
+		// stripe then survives fewer nodes, and health says so). With
+		// nodes enough, a node that failed now is tried again next round.
+		others := n.net.Others()
 		var again [][]blocks.Block
 		for si, s := range pls {
 			var left []blocks.Block
 			for bi, pl := range s {
 				if len(pl.Holders) > 0 {
 					placed++
-				} else {
+				} else if len(taken[si])+len(s) > others {
 					left = append(left, batch[si][bi])
 				}
 			}
@@ -308,8 +312,11 @@ func (n *Node) repairStripes(ctx context.Context, g blocks.Getter, man erasure.M
 		var lost []blocks.Block
 		have := map[peer.ID]bool{}
 		for i, id := range st.Shards() {
-			for _, p := range holders[si][i] {
-				have[p] = true
+			// A node is taken when it is the only holder of a block of
+			// the stripe; one holding a block that others hold too (a
+			// copy a holder's repair made) loses nothing alone.
+			if len(holders[si][i]) == 1 {
+				have[holders[si][i][0]] = true
 			}
 			if len(holders[si][i]) > 0 {
 				continue
