@@ -47,7 +47,8 @@ func (f *faultNet) start(n *faultNode) {
 	if f.boot != "" {
 		args = append(append([]string(nil), args...), "--bootstrap", f.boot)
 	}
-	p, info := startDaemonWith(f.t, n.w, args...)
+	// The suite outlives cmdTimeout under -race and in the soak.
+	p, info := startDaemonOpts(f.t, n.w, runOpts{life: time.Hour}, args...)
 	n.p, n.alive = p, true
 	if f.boot == "" {
 		f.boot = info.Addrs[0]
@@ -79,7 +80,7 @@ func (f *faultNet) pick(k int) []*faultNode {
 func (f *faultNet) kill(n *faultNode) {
 	f.t.Helper()
 	if err := n.p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		f.t.Fatal(err)
+		f.t.Fatalf("%s: %v; it said:\n%s", n.w.repo, err, n.p.stderrNow())
 	}
 	<-n.p.done
 	n.alive = false
