@@ -35,6 +35,22 @@ func (n *Node) Holders(ctx context.Context, ids []blocks.ID, k int) ([]int, map[
 	}
 	out := make([]int, len(ids))
 	by := map[peer.ID]int{}
+	n.claims(ctx, ids, ask, func(p peer.ID, claimed []int) {
+		for _, i := range claimed {
+			out[i]++
+		}
+		if len(claimed) > 0 {
+			by[p] = len(claimed)
+		}
+	})
+	return out, by
+}
+
+// claims asks each peer of ask whether it holds the ids it is given
+// (indexes into ids), in has-lists of up to MaxWant, and has it prove a
+// sample of its claims (see verifyClaims); for each peer that answers and
+// passes, got gets the indexes it claims, one call at a time.
+func (n *Node) claims(ctx context.Context, ids []blocks.ID, ask map[peer.ID][]int, got func(p peer.ID, claimed []int)) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for p, idx := range ask {
@@ -66,17 +82,11 @@ func (n *Node) Holders(ctx context.Context, ids []blocks.ID, k int) ([]int, map[
 				return
 			}
 			mu.Lock()
-			for _, i := range claimed {
-				out[i]++
-			}
-			if len(claimed) > 0 {
-				by[p] = len(claimed)
-			}
+			got(p, claimed)
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	return out, by
 }
 
 // verifyClaims checks p's claim to hold ids on a sample: up to ProveSample

@@ -217,41 +217,19 @@ func (n *Node) stripeOrder(peers []peer.ID, id blocks.ID, r int) ([]peer.ID, int
 // blocks sit away from their keys) which of ids it holds, with the same
 // proofs as Holders, and returns for each ID the nodes that hold it.
 func (n *Node) HoldersOf(ctx context.Context, ids []blocks.ID) [][]peer.ID {
-	peers := n.candidates()
-	out := make([][]peer.ID, len(ids))
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, p := range peers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var claimed []int
-			for start := 0; start < len(ids); start += MaxWant {
-				part := ids[start:min(start+MaxWant, len(ids))]
-				have, err := n.Blocks.Has(ctx, p, part)
-				if err != nil {
-					return
-				}
-				for j := range part {
-					if have[j] {
-						claimed = append(claimed, start+j)
-					}
-				}
-			}
-			cl := make([]blocks.ID, len(claimed))
-			for j, i := range claimed {
-				cl[j] = ids[i]
-			}
-			if !n.verifyClaims(ctx, p, cl) {
-				return
-			}
-			mu.Lock()
-			for _, i := range claimed {
-				out[i] = append(out[i], p)
-			}
-			mu.Unlock()
-		}()
+	all := make([]int, len(ids))
+	for i := range all {
+		all[i] = i
 	}
-	wg.Wait()
+	ask := map[peer.ID][]int{}
+	for _, p := range n.candidates() {
+		ask[p] = all
+	}
+	out := make([][]peer.ID, len(ids))
+	n.claims(ctx, ids, ask, func(p peer.ID, claimed []int) {
+		for _, i := range claimed {
+			out[i] = append(out[i], p)
+		}
+	})
 	return out
 }

@@ -1,6 +1,9 @@
 package apiv1
 
-import "fmt"
+import (
+	"fmt"
+	"sort"
+)
 
 // judgeStripes sets State and Verdict of an erasure-coded file's health:
 // lost when a stripe has fewer than K blocks left or a block outside the
@@ -23,5 +26,23 @@ func (h *HealthInfo) judgeStripes() {
 		h.State = HealthHealthy
 		h.Verdict = fmt.Sprintf("healthy: every stripe can lose %s more (%s, %s), and the root and manifest blocks have at least %s; the file is safe",
 			plural(h.StripesCanLose, "node"), h.Parity, plural(h.Stripes, "stripe"), copies(h.MinCopies))
+	}
+}
+
+// Count sets MinCopies, MedianCopies, Missing and Short from the copies
+// of each block, against Replicas.
+func (h *HealthInfo) Count(counts []int) {
+	sorted := append([]int(nil), counts...)
+	sort.Ints(sorted)
+	if len(sorted) > 0 {
+		h.MinCopies, h.MedianCopies = sorted[0], sorted[len(sorted)/2]
+	}
+	for _, c := range counts {
+		if c == 0 {
+			h.Missing++
+		}
+		if c < h.Replicas {
+			h.Short++
+		}
 	}
 }

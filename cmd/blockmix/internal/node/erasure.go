@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -419,19 +418,7 @@ func (n *Node) stripedHealth(ctx context.Context, rc recipe.Recipe, repair bool)
 		}
 	}
 	h := apiv1.HealthInfo{Blocks: len(meta), Replicas: want}
-	sorted := append([]int(nil), counts...)
-	slices.Sort(sorted)
-	if len(sorted) > 0 {
-		h.MinCopies, h.MedianCopies = sorted[0], sorted[len(sorted)/2]
-	}
-	for _, c := range counts {
-		if c == 0 {
-			h.Missing++
-		}
-		if c < want {
-			h.Short++
-		}
-	}
+	h.Count(counts)
 	n.stripeHealth(ctx, man, &h)
 	h.Judge()
 	return h, true, nil

@@ -112,19 +112,7 @@ func (n *Node) Health(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, 
 		return others[i].Peer < others[j].Peer
 	})
 	h.Holders = append(h.Holders, others...)
-	sorted := append([]int(nil), counts...)
-	sort.Ints(sorted)
-	if len(sorted) > 0 {
-		h.MinCopies, h.MedianCopies = sorted[0], sorted[len(sorted)/2]
-	}
-	for _, c := range counts {
-		if c == 0 {
-			h.Missing++
-		}
-		if c < n.cfg.Replicas {
-			h.Short++
-		}
-	}
+	h.Count(counts)
 	h.Judge()
 	return h, nil
 }
