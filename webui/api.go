@@ -159,9 +159,11 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 		_, _ = w.Write(b)
 	})
-	// POST /api/v1/put?name=…&type=…&size=…: the body is the file; the
-	// answer is PutInfo once the file is stored, synced and placed (and
-	// kept among the transfers). A client that goes before the answer
+	// POST /api/v1/put?name=…&type=…&size=…[&redundancy=rs:4+2]: the body
+	// is the file; the answer is PutInfo once the file is stored, synced
+	// and placed (and kept among the transfers). redundancy (r:N or
+	// rs:K+M, see erasure.ParseRedundancy) overrides the node's default
+	// for this file; a bad one is a 400 that says what is accepted. A client that goes before the answer
 	// cancels the put: the file is not kept.
 	mux.HandleFunc("POST /api/v1/put", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
