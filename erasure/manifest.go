@@ -107,6 +107,9 @@ func DecodeManifest(b []byte, maxStripes int) (Manifest, error) {
 	if b[4] != manifestVersion {
 		return bad("version %d, this program reads %d", b[4], manifestVersion)
 	}
+	if b[7] != 0 {
+		return bad("reserved byte %d", b[7])
+	}
 	m := Manifest{Scheme: Scheme{K: int(b[5]), M: int(b[6])}}
 	if err := m.Scheme.Valid(); err != nil {
 		return bad("%v", err)
