@@ -193,10 +193,12 @@ func openStriped(ctx context.Context, g blocks.Getter, rc recipe.Recipe) (*recip
 
 // striped returns g, or, when rc has a parity manifest, a getter that
 // rebuilds what g cannot give from the stripes. A manifest that cannot be
-// read leaves g (the file may still come whole) and a warning.
+// read leaves g (the file may still come whole) and a warning. It reads
+// the descriptor's root once more than the get itself does (three
+// blocks, usually local or cached by then).
 func (n *Node) striped(ctx context.Context, g blocks.Getter, rc recipe.Recipe) blocks.Getter {
-	_, man, ok, err := openStriped(ctx, g, rc)
-	if err != nil {
+	r, man, ok, err := openStriped(ctx, g, rc)
+	if err != nil && r != nil { // (a root that cannot be read: the get says so)
 		n.log.Warn("parity manifest not read: blocks lost everywhere cannot be rebuilt", slog.String("name", rc.Name), slog.Any("err", err))
 	}
 	if !ok {
