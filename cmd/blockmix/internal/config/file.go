@@ -18,6 +18,7 @@ import (
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/atomicfile"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/usage"
+	"github.com/blockmix/blockmix/erasure"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -138,6 +139,11 @@ func (c File) check(bad func(format string, a ...any) error) error {
 	}
 	if c.Replicas != nil && *c.Replicas < 1 {
 		return bad(`"replicas" is %d: it must be at least 1`, *c.Replicas)
+	}
+	if c.Redundancy != nil {
+		if _, err := erasure.ParseRedundancy(*c.Redundancy); err != nil {
+			return bad(`"redundancy": %v`, err)
+		}
 	}
 	if c.Cache != nil {
 		if _, err := size.Parse(*c.Cache); err != nil {
