@@ -336,6 +336,9 @@ func (n *Node) NewPlacer(ctx context.Context, g blocks.Getter, r int) *Placer {
 // has failed (a block that cannot be read, ctx ended): stop adding, and
 // Close tells the rest. Blocks short of copies are no error here.
 func (p *Placer) Add(ids ...blocks.ID) error {
+	if p == nil {
+		return nil // no placer: a put that places its blocks otherwise
+	}
 	for _, id := range ids {
 		if err := p.queue(placeItem{id: id}); err != nil {
 			return err
@@ -348,6 +351,9 @@ func (p *Placer) Add(ids ...blocks.ID) error {
 // new blocks, just mixed): they are not read again. The Placer keeps bs
 // until they are placed.
 func (p *Placer) AddBlocks(bs ...blocks.Block) error {
+	if p == nil {
+		return nil
+	}
 	for _, b := range bs {
 		if err := p.queue(placeItem{id: b.ID(), blk: b, have: true}); err != nil {
 			return err
@@ -443,6 +449,9 @@ func (p *Placer) explore(items []placeItem) {
 // block is short. Any other error (a block that could not be read, ctx
 // ended) comes alone, with zero counts.
 func (p *Placer) Close() (short, nodes int, err error) {
+	if p == nil {
+		return 0, 0, nil
+	}
 	defer p.cancel()
 	if p.failed() == nil {
 		_ = p.flush()

@@ -33,6 +33,9 @@ type Reader struct {
 	nodes   map[[2]int64]node      // (level, index) -> decoded node
 	loading map[[2]int64]*nodeLoad // nodes being read
 	off     int64
+
+	attach    Recipe // the attachment's recipe (see attach.go)
+	hasAttach bool
 }
 
 // Options tune Open.
@@ -66,6 +69,7 @@ func Open(ctx context.Context, g blocks.Getter, rc Recipe, opt Options) (*Reader
 		return nil, fmt.Errorf("%w: %d tuples for %d bytes", ErrBadDescriptor, root.total, root.size)
 	}
 	r := &Reader{ctx: ctx, g: g, rc: rc, root: root, workers: opt.Workers, prog: opt.Progress, nodes: map[[2]int64]node{}, loading: map[[2]int64]*nodeLoad{}}
+	r.attach, r.hasAttach = decodeTrailer(b, headerSize+len(root.entries)*root.entryT*32)
 	if root.level > 0 && root.entryClass != rc.DescClass {
 		return nil, fmt.Errorf("%w: inner nodes of %d bytes under a %d-byte root", ErrBadDescriptor, root.entryClass, rc.DescClass)
 	}

@@ -129,6 +129,14 @@ func writeDescriptor(ctx context.Context, m *mixer.Mixer, d dataInfo, data *tupl
 }
 
 func writeDescriptorClass(ctx context.Context, m *mixer.Mixer, d dataInfo, data *tupleLog, dir string, class int) (mixer.Tuple, int, []blocks.ID, error) {
+	return writeDescriptorTree(ctx, m, d, data, dir, class, nil)
+}
+
+// writeDescriptorTree is writeDescriptorClass with an attachment: when
+// attach is not nil, it is called once, just before the root node is
+// mixed, with the IDs of the descriptor's other nodes' blocks, and the
+// trailer it returns goes at the end of the root node (see attach.go).
+func writeDescriptorTree(ctx context.Context, m *mixer.Mixer, d dataInfo, data *tupleLog, dir string, class int, attach func([]blocks.ID) ([]byte, error)) (mixer.Tuple, int, []blocks.ID, error) {
 	h := header{
 		entryT: d.t, entryClass: d.class, dataClass: d.class, dataT: d.t,
 		size: d.size, sha: d.sha, total: data.n,
@@ -137,6 +145,13 @@ func writeDescriptorClass(ctx context.Context, m *mixer.Mixer, d dataInfo, data 
 	level := data
 	for lv := 0; ; lv++ {
 		per := capacity(class, h.entryT)
+		isRoot := level.n <= int64(per)
+		if attach != nil && isRoot && int64(headerSize)+level.n*int64(h.entryT)*32+trailerLen > int64(class) {
+			if level != data {
+				level.close()
+			}
+			return nil, 0, nil, ErrNoRoom
+		}
 		next := newTupleLog(DescT, dir)
 		flat := make([]blocks.ID, per*h.entryT) // the node's entries' IDs
 		entries := make([]mixer.Tuple, 0, per)
@@ -150,6 +165,13 @@ func writeDescriptorClass(ctx context.Context, m *mixer.Mixer, d dataInfo, data 
 			buf, err := encodeNode(n, class, pad)
 			if err != nil {
 				return err
+			}
+			if attach != nil && isRoot {
+				tr, err := attach(ids)
+				if err != nil {
+					return err
+				}
+				copy(buf[class-len(tr):], tr)
 			}
 			tu, err := m.MixBlock(ctx, buf, DescT)
 			if err != nil {

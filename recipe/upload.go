@@ -35,6 +35,12 @@ type Upload struct {
 	// Dir, when not "", holds the upload's tuples while it runs (see
 	// PutOptions.TempDir); set it before the first Add.
 	Dir string
+	// Attach, when not nil, is called by Finish once, before the
+	// descriptor's root is mixed, with every block the file needs but
+	// the root's own (see Attachment); the attachment's recipe goes into
+	// the root, and its blocks (extra) join the file's blocks. An error
+	// fails the Finish.
+	Attach func(ctx context.Context, m *mixer.Mixer, ids []blocks.ID) (att Recipe, extra []blocks.ID, err error)
 	// Stored, when not nil, gets every block Add stores, as
 	// mixer.Stream.Stored does (the bytes are valid only during the call;
 	// the descriptor's blocks, which Finish stores, are not given).
@@ -162,15 +168,15 @@ func (u *Upload) Finish(ctx context.Context, m *mixer.Mixer, st Store) (PutResul
 	d := dataInfo{class: u.class, t: u.tuples.t, size: u.read}
 	copy(d.sha[:], u.h.Sum(nil))
 	blocks0, bytes0 := m.Added()
-	root, descClass, descIDs, err := writeDescriptor(ctx, m, d, u.tuples, u.Dir)
+	root, descClass, descIDs, extra, err := u.writeDescriptor(ctx, m, d)
 	if err != nil {
 		m.Break(err)
 		return PutResult{}, fmt.Errorf("descriptor of %s: %w", u.name, err)
 	}
-	u.taken = append(u.taken, descIDs...)
+	u.taken = append(append(u.taken, descIDs...), extra...)
 	blocks1, bytes1 := m.Added()
 	rc := Recipe{Root: root, DescClass: descClass, Size: d.size, Type: u.typ, Name: CleanName(u.name)}
-	ids, err := fileBlocks(u.tuples, descIDs)
+	ids, err := fileBlocks(u.tuples, append(descIDs, extra...))
 	if err != nil {
 		m.Break(err)
 		return PutResult{}, fmt.Errorf("list the blocks of %s: %w", u.name, err)

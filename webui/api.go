@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/blocks/erasure"
 	"github.com/blockmix/blockmix/recipe"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
@@ -158,9 +159,11 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 		_, _ = w.Write(b)
 	})
-	// POST /api/v1/put?name=…&type=…&size=…: the body is the file; the
-	// answer is PutInfo once the file is stored, synced and placed (and
-	// kept among the transfers). A client that goes before the answer
+	// POST /api/v1/put?name=…&type=…&size=…[&redundancy=rs:4+2]: the body
+	// is the file; the answer is PutInfo once the file is stored, synced
+	// and placed (and kept among the transfers). redundancy (r:N or
+	// rs:K+M, see erasure.ParseRedundancy) overrides the node's default
+	// for this file; a bad one is a 400 that says what is accepted. A client that goes before the answer
 	// cancels the put: the file is not kept.
 	mux.HandleFunc("POST /api/v1/put", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -173,8 +176,17 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 			}
 			size = v
 		}
+		ctx := r.Context()
+		if s := q.Get("redundancy"); s != "" {
+			red, err := erasure.ParseRedundancy(s)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, err)
+				return
+			}
+			ctx = erasure.WithRedundancy(ctx, red)
+		}
 		started := time.Now()
-		info, err := n.Put(r.Context(), r.Body, size, q.Get("name"), q.Get("type"))
+		info, err := n.Put(ctx, r.Body, size, q.Get("name"), q.Get("type"))
 		if err != nil {
 			writeNodeError(w, err)
 			return

@@ -31,7 +31,14 @@ func startDaemon(t testing.TB, w *world, bootstrap []string) (*started, apiv1.ID
 // its API. The caller keeps it off the real network (127.0.0.1 only).
 func startDaemonWith(t testing.TB, w *world, args ...string) (*started, apiv1.IDInfo) {
 	t.Helper()
-	p := w.start(append([]string{"daemon"}, args...)...)
+	return startDaemonOpts(t, w, runOpts{}, args...)
+}
+
+// startDaemonOpts is startDaemonWith with the less common options (a
+// longer life than cmdTimeout, say).
+func startDaemonOpts(t testing.TB, w *world, o runOpts, args ...string) (*started, apiv1.IDInfo) {
+	t.Helper()
+	p := w.startWith(o, append([]string{"daemon"}, args...)...)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if info, ok := daemonID(w); ok {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // The fault-injection suite: eight real daemons on 127.0.0.1 (R = 3,
@@ -52,7 +53,8 @@ func (f *faultNet) start(n *faultNode) {
 	if n.site != "" {
 		args = append(append([]string(nil), args...), "--site", n.site)
 	}
-	p, info := startDaemonWith(f.t, n.w, args...)
+	// The suite outlives cmdTimeout under -race and in the soak.
+	p, info := startDaemonOpts(f.t, n.w, runOpts{life: time.Hour}, args...)
 	n.p, n.alive = p, true
 	if f.boot == "" {
 		f.boot = info.Addrs[0]
@@ -84,7 +86,7 @@ func (f *faultNet) pick(k int) []*faultNode {
 func (f *faultNet) kill(n *faultNode) {
 	f.t.Helper()
 	if err := n.p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		f.t.Fatal(err)
+		f.t.Fatalf("%s: %v; it said:\n%s", n.w.repo, err, n.p.stderrNow())
 	}
 	<-n.p.done
 	n.alive = false
@@ -123,6 +125,27 @@ func (f *faultNet) heal(want []blocks.ID) (time.Duration, int) {
 		}
 		if time.Now().After(deadline) {
 			f.t.Fatalf("%d blocks still below 3 copies after 2 minutes", short)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// healStripes waits until the erasure-coded file rc (rs:4+2) is whole
+// again as its uploader (never killed) sees it: every block of every
+// stripe on a node, the root and manifest at 3 copies, when at least six
+// other nodes live (else only that no stripe is lost: a lost block needs
+// a node that holds none of its stripe). Its repair rounds rebuild the
+// lost blocks from the survivors. It returns how long it waited.
+func (f *faultNet) healStripes(rc string) time.Duration {
+	f.t.Helper()
+	start := time.Now()
+	for deadline := start.Add(2 * time.Minute); ; {
+		h := checkOf(f.t, f.nodes[0].w, rc)
+		if h.State == apiv1.HealthHealthy || len(f.live())-1 < 6 && h.StripesCanLose >= 0 && h.MinCopies >= 3 {
+			return time.Since(start)
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("the rs:4+2 file is not healthy after 2 minutes: %s", h.Verdict)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -238,24 +261,47 @@ func TestFaultInjection(t *testing.T) {
 		sums = append(sums, writeRandomFile(t, n.w.path(fmt.Sprintf("f%d.bin", i)), seed+uint64(i), int64(1<<20+f.rng.IntN(2<<20))))
 		recipes = append(recipes, n.w.okLine("--no-progress", "put", n.w.path(fmt.Sprintf("f%d.bin", i))))
 	}
+	before := f.copies()
 	var want []blocks.ID
-	for id := range f.copies() {
+	for id := range before {
 		want = append(want, id)
 	}
 	sort.Slice(want, func(i, j int) bool { return string(want[i][:]) < string(want[j][:]) })
 	spanned := f.spanned(want)
+	// One more file with rs:4+2, from the node no phase kills (its repair
+	// rounds heal the stripes: they need the recipe). Its blocks are
+	// watched by their stripes' health, not by copies.
+	rsSum := writeRandomFile(t, f.nodes[0].w.path("rs.bin"), seed+99, int64(2<<20+f.rng.IntN(1<<20)))
+	rs := putRS(t, f.nodes[0].w, f.nodes[0].w.path("rs.bin"))
+	rsBlocks := map[blocks.ID]bool{}
+	for id := range f.copies() {
+		if _, ok := before[id]; !ok {
+			rsBlocks[id] = true
+		}
+	}
 
 	type row struct {
-		phase string
-		short int
-		heal  time.Duration
+		phase   string
+		short   int
+		stripes int
+		heal    time.Duration
 	}
 	var rows []row
 	phase := func(name string, breakIt func()) {
 		breakIt()
+		stripes := checkOf(t, f.nodes[0].w, rs.Recipe).StripesShort
 		d, short := f.heal(want)
-		f.rebuild(recipes, sums)
-		rows = append(rows, row{name, short, d})
+		if len(f.lostSite) > 0 {
+			// rs:4+2 over two sites cannot outlive one of them (a site
+			// holds about three of a stripe's six blocks, and it may lose
+			// two): its stripes are whole again once the site comes back.
+			f.rebuild(recipes, sums)
+			rows = append(rows, row{name, short, stripes, d})
+			return
+		}
+		ds := f.healStripes(rs.Recipe)
+		f.rebuild(append(recipes, rs.Recipe), append(sums, rsSum))
+		rows = append(rows, row{name, short, stripes, d + ds})
 	}
 	killed := []*faultNode{}
 	phases := map[string]func(){
@@ -276,11 +322,32 @@ func TestFaultInjection(t *testing.T) {
 			f.start(n)
 		},
 		"corrupt a segment": func() { f.corrupt(f.pick(1)[0], false) },
+		// The two live nodes (not the uploader) holding the most blocks
+		// of the rs:4+2 file: with six blocks a stripe on six of the
+		// seven others, they hold blocks of most stripes.
+		"kill 2 stripe holders": func() {
+			cands := f.pick(len(f.nodes))
+			held := map[*faultNode]int{}
+			for _, n := range cands {
+				for _, id := range n.w.blockIDs() {
+					if rsBlocks[id] {
+						held[n]++
+					}
+				}
+			}
+			sort.SliceStable(cands, func(i, j int) bool { return held[cands[i]] > held[cands[j]] })
+			for _, n := range cands[:min(2, len(cands))] {
+				f.kill(n)
+				killed = append(killed, n)
+			}
+		},
 		"cut a segment":     func() { f.corrupt(f.pick(1)[0], true) },
 		"lose a whole site": func() { f.loseSite(recipes, sums) },
 		"site comes back":   func() { f.siteBack(want) },
 	}
-	order := []string{"kill 2 (SIGKILL)", "restart 1, add 1", "corrupt a segment", "cut a segment", "lose a whole site", "site comes back"}
+	// The stripe holders go first, while each block of the rs:4+2 file
+	// has one copy: later phases leave spare copies around.
+	order := []string{"kill 2 stripe holders", "restart 1, add 1", "kill 2 (SIGKILL)", "restart 1, add 1", "corrupt a segment", "cut a segment", "lose a whole site", "site comes back"}
 	for _, name := range order {
 		phase(name, phases[name])
 	}
@@ -288,18 +355,18 @@ func TestFaultInjection(t *testing.T) {
 		rounds, _ := strconv.Atoi(s)
 		for range rounds {
 			name := order[f.rng.IntN(len(order))]
-			if name == "kill 2 (SIGKILL)" && len(f.live()) < 6 {
+			if (name == "kill 2 (SIGKILL)" || name == "kill 2 stripe holders") && len(f.live()) < 8 {
 				name = "restart 1, add 1"
 			}
 			phase(name, phases[name])
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-20s %6s %12s %12s\n", "phase", "files", "blocks < R", "time to heal")
+	fmt.Fprintf(&b, "\n%-22s %6s %12s %14s %12s\n", "phase", "files", "blocks < R", "stripes short", "time to heal")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "%-20s %6d %12d %12s\n", r.phase, len(recipes), r.short, r.heal.Round(time.Millisecond))
+		fmt.Fprintf(&b, "%-22s %6d %12d %14d %12s\n", r.phase, len(recipes)+1, r.short, r.stripes, r.heal.Round(time.Millisecond))
 	}
-	fmt.Fprintf(&b, "files lost: 0 of %d; blocks watched: %d; with copies in two sites after the puts: %d (%.0f%%)\n",
-		len(recipes), len(want), spanned, 100*float64(spanned)/float64(len(want)))
+	fmt.Fprintf(&b, "files lost: 0 of %d; blocks watched: %d, and the stripes of one rs:4+2 file; with copies in two sites after the puts: %d (%.0f%%)\n",
+		len(recipes)+1, len(want), spanned, 100*float64(spanned)/float64(len(want)))
 	t.Log(b.String())
 }

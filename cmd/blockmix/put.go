@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/blockmix/blockmix/blocks/erasure"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/client"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/offline"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/passphrase"
@@ -29,6 +30,8 @@ type putOptions struct {
 	typ  string
 	web  bool
 	pass passphrase.Options
+	// redundancy is --redundancy as given ("" for the daemon's default).
+	redundancy string
 }
 
 // putOutput is one line of `put --json`.
@@ -85,6 +88,7 @@ recipe.`,
 	c.Flags().StringVar(&o.name, "name", "", "file name to put in the recipe (default: the file's base name)")
 	c.Flags().StringVar(&o.typ, "type", "", "media type to put in the recipe (default: from the name, else sniffed)")
 	c.Flags().BoolVar(&o.web, "web", false, "print the clickable http://127.0.0.1:7788/r/… spelling instead of blockmix:…")
+	c.Flags().StringVar(&o.redundancy, "redundancy", "", "how the network keeps the file (needs the daemon): r:N, N copies of every block on N other nodes (the default, r:3 or the daemon's --replicas), or rs:K+M, Reed-Solomon erasure coding: every K blocks get M parity blocks, each of the K+M on a node of its own, so the file survives M nodes lost for (K+M)/K of its size (rs:4+2: 1.5×, against 3× for r:3); K 2..16, M 1..8")
 	o.pass.AddPutFlags(c.Flags())
 	return c
 }
@@ -93,9 +97,17 @@ func runPut(ctx context.Context, e *env, o putOptions, files []string) error {
 	if err := mixer.ValidT(o.t); err != nil {
 		return badUse("--tuple: %w", err)
 	}
+	if o.redundancy != "" {
+		if _, err := erasure.ParseRedundancy(o.redundancy); err != nil {
+			return badUse("--redundancy: %w", err)
+		}
+	}
 	if dirs, err := splitDirs(files); err != nil || dirs {
 		if err != nil {
 			return err
+		}
+		if o.redundancy != "" {
+			return badUse("--redundancy is for files: a folder's files are kept as the daemon's default says (its --redundancy)")
 		}
 		return runPutFolders(ctx, e, o, files) // folders.go
 	}
@@ -128,6 +140,8 @@ func runPut(ctx context.Context, e *env, o putOptions, files []string) error {
 		if outs, err = putViaDaemon(ctx, e, dc, o, files); err != nil {
 			return err
 		}
+	} else if o.redundancy != "" {
+		return badUse("--redundancy: no daemon runs on this repo; the blocks' copies and parity go to other nodes, so start 'blockmix daemon' first")
 	} else if outs, err = e.offline().Put(ctx, o.t, files, func(path string) (offline.Input, error) { return openInput(ctx, e, o, path) }); err != nil {
 		return err
 	}
@@ -170,7 +184,7 @@ func putViaDaemon(ctx context.Context, e *env, dc *client.Client, o putOptions, 
 			return outs, err
 		}
 		bar := e.newProgress(in.Size, "sending "+recipe.CleanName(in.Name))
-		info, err := dc.Put(ctx, io.TeeReader(in.R, bar), in.Size, in.Name, in.Type)
+		info, err := dc.PutWith(ctx, io.TeeReader(in.R, bar), in.Size, in.Name, in.Type, o.redundancy)
 		bar.Finish()
 		in.Close()
 		if err != nil {

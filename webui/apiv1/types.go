@@ -47,6 +47,11 @@ type PutInfo struct {
 	Placement string `json:"placement,omitempty"`
 	// Nodes is how many distinct other nodes took blocks.
 	Nodes int `json:"nodes,omitempty"`
+	// Redundancy is how the file is kept: "r:3" (copies of every block)
+	// or "rs:4+2" (Reed-Solomon stripes, one copy of each block on
+	// distinct nodes; Replicas is then the copies of the blocks outside
+	// the stripes).
+	Redundancy string `json:"redundancy,omitempty"`
 }
 
 // PeerInfo is one entry of GET /api/v1/peers.
@@ -232,6 +237,15 @@ type HealthInfo struct {
 	// none): one site stopping could lose them.
 	Sites   int `json:"sites,omitempty"`
 	OneSite int `json:"one_site,omitempty"`
+	// For a file put with erasure coding (see judgeStripes): the scheme
+	// ("rs:4+2"), its stripes, those missing blocks, and how many more
+	// nodes every stripe can lose (−1: some stripe cannot be rebuilt).
+	// The block counts above are then those of the blocks outside the
+	// stripes (the descriptor's root, the manifest).
+	Parity         string `json:"parity,omitempty"`
+	Stripes        int    `json:"stripes,omitempty"`
+	StripesShort   int    `json:"stripes_short,omitempty"`
+	StripesCanLose int    `json:"stripes_can_lose,omitempty"`
 }
 
 // HolderInfo is one node holding some of a file's blocks.
@@ -294,6 +308,10 @@ type BandwidthInfo struct {
 // the file is safe; it names no command (the page offers a Repair button,
 // the command line prints its own hint).
 func (h *HealthInfo) Judge() {
+	if h.Parity != "" {
+		h.judgeStripes()
+		return
+	}
 	switch {
 	case h.Missing > 0:
 		h.State = HealthLost

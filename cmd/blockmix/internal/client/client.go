@@ -171,7 +171,16 @@ func answerError(resp *http.Response) error {
 
 // Put sends a file to the daemon, which mixes, stores and places it.
 func (c *Client) Put(ctx context.Context, r io.Reader, size int64, name, typ string) (apiv1.PutInfo, error) {
+	return c.PutWith(ctx, r, size, name, typ, "")
+}
+
+// PutWith is Put with a redundancy ("r:3", "rs:4+2"; "" for the
+// daemon's default).
+func (c *Client) PutWith(ctx context.Context, r io.Reader, size int64, name, typ, redundancy string) (apiv1.PutInfo, error) {
 	q := url.Values{"name": {name}, "type": {typ}}
+	if redundancy != "" {
+		q.Set("redundancy", redundancy)
+	}
 	if size >= 0 {
 		q.Set("size", strconv.FormatInt(size, 10))
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blockmix/blockmix/blocks/erasure"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/atomicfile"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/usage"
@@ -44,10 +45,12 @@ type File struct {
 	Allow []string `json:"allow,omitempty"`
 	// Pool: see --pool (a list of repo directories).
 	Pool []string `json:"pool,omitempty"`
+	// Redundancy is the puts' default: "r:3", "rs:4+2".
+	Redundancy *string `json:"redundancy,omitempty"`
 }
 
 // configKeys spells the keys for error messages.
-const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor, share, repair_interval, relay_service, mdns, site, allow, pool"
+const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor, share, repair_interval, relay_service, mdns, site, allow, pool, redundancy"
 
 // Read reads the config file at path. A missing file is an empty
 // config (found is false).
@@ -143,6 +146,11 @@ func (c File) check(bad func(format string, a ...any) error) error {
 	if c.Replicas != nil && *c.Replicas < 1 {
 		return bad(`"replicas" is %d: it must be at least 1`, *c.Replicas)
 	}
+	if c.Redundancy != nil {
+		if _, err := erasure.ParseRedundancy(*c.Redundancy); err != nil {
+			return bad(`"redundancy": %v`, err)
+		}
+	}
 	if c.Cache != nil {
 		if _, err := size.Parse(*c.Cache); err != nil {
 			return bad(`"cache": %v`, err)
@@ -201,6 +209,7 @@ func typeProblem(e *json.UnmarshalTypeError) string {
 		"share":         `a size string such as "1GiB"`,
 		"relay_service": "true or false",
 		"mdns":          "true or false",
+		"redundancy":    `a string such as "r:3" or "rs:4+2"`,
 
 		"repair_interval": `a duration string such as "1h"`,
 		"site":            `a string such as "east-office"`,
@@ -235,6 +244,9 @@ func (c File) Apply(o Options, given func(flag string) bool) Options {
 	}
 	if c.Replicas != nil && !given("replicas") {
 		o.Replicas = *c.Replicas
+	}
+	if c.Redundancy != nil && !given("redundancy") {
+		o.Redundancy = *c.Redundancy
 	}
 	if c.Cache != nil && !given("cache") {
 		o.Cache = *c.Cache

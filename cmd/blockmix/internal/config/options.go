@@ -7,6 +7,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/pflag"
 
+	"github.com/blockmix/blockmix/blocks/erasure"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/usage"
 	bmnet "github.com/blockmix/blockmix/net"
@@ -39,6 +40,9 @@ type Options struct {
 	Allow []string
 	// Pool lists the repos of the groups a donor pools (see node.Pooled).
 	Pool []string
+	// Redundancy is the puts' default: "" (replication, --replicas),
+	// "r:N" or "rs:K+M" (see erasure.ParseRedundancy).
+	Redundancy string
 }
 
 // Settings are Options checked and read: what a node runs with.
@@ -79,6 +83,8 @@ type Settings struct {
 	// Pool lists the repos of the groups this node also serves, each with
 	// its own host, store and quota (see node.Pooled).
 	Pool []string
+	// Parity is the puts' default erasure coding (zero: replication).
+	Parity erasure.Scheme
 }
 
 // Defaults are the settings of a node given no flags and no config file,
@@ -107,6 +113,16 @@ func (o Options) Check(f File, path string, given func(flag string) bool) (Setti
 	var err error
 	if o.Replicas < 1 {
 		return s, usage.Errorf("--replicas must be at least 1")
+	}
+	if o.Redundancy != "" {
+		red, err := erasure.ParseRedundancy(o.Redundancy)
+		if err != nil {
+			return s, usage.Errorf("--redundancy: %v%s", err, fromCfg(f.Redundancy != nil, "redundancy"))
+		}
+		if red.Scheme.IsZero() {
+			s.Replicas = red.Replicas
+		}
+		s.Parity = red.Scheme
 	}
 	if s.Cache, err = size.Parse(o.Cache); err != nil {
 		return s, usage.Errorf("--cache: %v%s", err, fromCfg(f.Cache != nil, "cache"))
@@ -182,6 +198,7 @@ func (o *Options) AddFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.Bootstrap, "bootstrap", nil, "multiaddr with /p2p/ID of a node to join through (repeatable; config.json key bootstrap)")
 	f.StringVar(&o.API, "api", o.API, "address of the local HTTP API and /metrics (port 0: any; config.json key api)")
 	f.IntVar(&o.Replicas, "replicas", o.Replicas, "how many other nodes should hold each block (config.json key replicas)")
+	f.StringVar(&o.Redundancy, "redundancy", o.Redundancy, "how puts keep files by default: r:N (N copies of every block, as --replicas) or rs:K+M (Reed-Solomon: every K blocks get M parity blocks, one copy each on K+M distinct nodes; rs:4+2 survives 2 lost nodes for 1.5x the size); put --redundancy chooses per file (config.json key redundancy)")
 	f.BoolVar(&o.Donor, "donor", false, "run as a donor: give --quota of space to other people's blocks, evicting cached blocks in the background to stay under it")
 	f.StringVar(&o.Quota, "quota", "", "the most block bytes this node stores (50GiB, 2TB…); pushes past it are refused; default none (config.json key quota)")
 	f.StringVar(&o.Profile, "profile", o.Profile, "default, or lowpower for small boards: fewer connections and streams, small caches, a memory limit (config.json key profile)")

@@ -349,6 +349,10 @@ func (n *Node) Run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { n.repairer.Run(gctx, n.cfg.RepairInterval); return nil })
+	g.Go(func() error {
+		sched.Every(gctx, n.cfg.RepairInterval, nil, func() { n.repairParity(gctx) })
+		return nil
+	})
 	g.Go(func() error { n.scrubber.Run(gctx, n.cfg.ScrubInterval); return nil })
 	g.Go(func() error {
 		sched.Every(gctx, time.Minute, nil, func() {

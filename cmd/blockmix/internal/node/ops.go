@@ -38,7 +38,7 @@ func (n *Node) Fetch(ctx context.Context, rc recipe.Recipe, progress func(int64)
 		}
 		return nil
 	}
-	err := Pin(ctx, n.st, f, rc, &recipe.Options{Workers: n.cfg.Profile.Workers, Progress: progressFunc(progress)}, kept)
+	err := Pin(ctx, n.st, n.striped(ctx, f, rc), rc, &recipe.Options{Workers: n.cfg.Profile.Workers, Progress: progressFunc(progress)}, kept)
 	n.keeper.Added(int(f.Stats().Kept), f.Stats().Bytes)
 	if err != nil {
 		return err
@@ -82,6 +82,9 @@ func (n *Node) fileBlocks(ctx context.Context, rc recipe.Recipe) ([]blocks.ID, e
 // own, and the k closest nodes' answers to a has-list (k = replicas + 2,
 // so that a copy one place off still counts); and which nodes hold them.
 func (n *Node) Health(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, error) {
+	if h, ok, err := n.stripedHealth(ctx, rc, false); ok {
+		return h, err
+	}
 	ids, err := n.fileBlocks(ctx, rc)
 	if err != nil {
 		return apiv1.HealthInfo{}, err
@@ -112,19 +115,7 @@ func (n *Node) Health(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, 
 		return others[i].Peer < others[j].Peer
 	})
 	h.Holders = append(h.Holders, others...)
-	sorted := append([]int(nil), counts...)
-	sort.Ints(sorted)
-	if len(sorted) > 0 {
-		h.MinCopies, h.MedianCopies = sorted[0], sorted[len(sorted)/2]
-	}
-	for _, c := range counts {
-		if c == 0 {
-			h.Missing++
-		}
-		if c < n.cfg.Replicas {
-			h.Short++
-		}
-	}
+	h.Count(counts)
 	n.siteRisk(&h, sets, func(i int) bool { return held[i] })
 	h.Judge()
 	return h, nil
@@ -135,6 +126,9 @@ func (n *Node) Health(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, 
 // file at risk may have lost its holders, not its other copies). It
 // answers the file's health afterwards.
 func (n *Node) Repair(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, error) {
+	if h, ok, err := n.stripedHealth(ctx, rc, true); ok {
+		return h, err
+	}
 	ids, err := n.fileBlocks(ctx, rc)
 	if err != nil {
 		return apiv1.HealthInfo{}, err
@@ -212,7 +206,7 @@ func (f progressFunc) Add(n int64) {
 func (n *Node) Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, error) {
 	f := n.fetcher(ctx, rc)
 	f.Keep = n.keepFetched
-	return recipe.Open(ctx, mixer.NewCachedGetter(f, n.cfg.Profile.CacheBytes), rc, recipe.Options{Workers: n.cfg.Profile.Workers})
+	return recipe.Open(ctx, mixer.NewCachedGetter(n.striped(ctx, f, rc), n.cfg.Profile.CacheBytes), rc, recipe.Options{Workers: n.cfg.Profile.Workers})
 }
 
 // keepFetched says whether a block fetched for a read may stay in the
@@ -279,7 +273,14 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	defer cancelPlace()
 	// Every block the file needs goes out, randomizers included: the
 	// uploader may leave.
-	placer := n.net.NewPlacer(pctx, n.st, n.cfg.Replicas)
+	red := n.redundancyFor(ctx)
+	var placer *bmnet.Placer // nil for erasure coding: placeStriped places after the put
+	var pp parityPut
+	if red.Scheme.IsZero() {
+		placer = n.net.NewPlacer(pctx, n.st, red.Replicas)
+	} else {
+		up.Attach = n.parityAttach(red.Scheme, &pp)
+	}
 	res, err := n.upload(ctx, up, r, name, placer, func() []blocks.Block { bs := made; made = nil; return bs })
 	if err != nil {
 		cancelPlace()
@@ -303,8 +304,12 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	n.m.PutBytes.Add(float64(res.Recipe.Size))
 	info := apiv1.PutInfo{
 		Recipe: res.Recipe.String(), URL: res.Recipe.URL(""), Name: res.Recipe.Name, Size: res.Recipe.Size,
-		Type: res.Recipe.Type, NewBytes: res.NewBytes, NewBlocks: res.NewBlocks, Blocks: len(res.Blocks), Replicas: n.cfg.Replicas,
-		DataBlocks: res.Tuples,
+		Type: res.Recipe.Type, NewBytes: res.NewBytes, NewBlocks: res.NewBlocks, Blocks: len(res.Blocks), Replicas: red.Replicas,
+		DataBlocks: res.Tuples, Redundancy: red.String(),
+	}
+	for _, st := range pp.man.Stripes { // the parity blocks are new too
+		info.NewBlocks += len(st.Parity)
+		info.NewBytes += int64(len(st.Parity) * st.Size)
 	}
 	// The same file shared before under the same name: keep the first
 	// recipe and its one row in the list, and place that file's blocks.
@@ -334,6 +339,10 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 		_ = placer.Add(up.TakeBlocks()...)
 	}
 	short, nodes, err := placer.Close()
+	if !red.Scheme.IsZero() && ctx.Err() == nil && !again {
+		info.Replicas = n.metaReplicas(red.Scheme)
+		short, nodes, err = n.placeStriped(ctx, pp, res.Recipe.Root)
+	}
 	if ctx.Err() != nil && info.SharedBefore.IsZero() {
 		// The uploader cancelled while the blocks went out: the file
 		// leaves the list and its new blocks go, so that nothing stays
