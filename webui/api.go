@@ -242,6 +242,7 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 		}
 	})
 	s.moreRoutes(mux)
+	s.folderRoutes(mux)
 }
 
 // ErrorTrailer is the trailer of GET /api/v1/get?trailer=1 that carries

@@ -104,9 +104,9 @@ func (s *Server) guard(h http.Handler) http.Handler {
 // takes its slot there.)
 func isTransferRequest(r *http.Request) bool {
 	switch r.URL.Path {
-	case "/api/v1/put", "/api/v1/pin", "/api/v1/repair", "/api/v1/peers/connect":
+	case "/api/v1/put", "/api/v1/pin", "/api/v1/repair", "/api/v1/peers/connect", "/api/v1/folder":
 		return r.Method == http.MethodPost
-	case "/api/v1/get":
+	case "/api/v1/get", "/api/v1/folder/file", "/api/v1/folder/zip":
 		return r.Method == http.MethodGet || r.Method == http.MethodHead
 	}
 	return false

@@ -1,0 +1,57 @@
+package folder
+
+import (
+	"context"
+	"io/fs"
+
+	"github.com/blockmix/blockmix/recipe"
+	"github.com/blockmix/blockmix/webui/apiv1"
+)
+
+// List returns the entries of the folder rc as the API shows them: its
+// own entries, or with deep the whole tree's (folders before what they
+// hold), each with its path below rc. Only listings are read.
+func List(ctx context.Context, list recipe.Lister, rc recipe.Recipe, deep bool) ([]apiv1.FolderEntry, error) {
+	out := []apiv1.FolderEntry{}
+	err := recipe.WalkFolder(ctx, list, rc, func(p string, e recipe.Entry) error {
+		out = append(out, EntryInfo(p, e))
+		if e.Dir && !deep {
+			return fs.SkipDir
+		}
+		return nil
+	})
+	return out, err
+}
+
+// EntryInfo is e, at path p, as the API shows it.
+func EntryInfo(p string, e recipe.Entry) apiv1.FolderEntry {
+	typ := e.Recipe.Type
+	if e.Dir {
+		typ = ""
+	}
+	return apiv1.FolderEntry{
+		Name: e.Name, Path: p, Dir: e.Dir, Mode: uint32(e.Mode), ModTime: e.ModTime,
+		Size: e.Size(), Type: typ, Recipe: e.Recipe.String(),
+	}
+}
+
+// Entries turns a FolderList's own entries (not deep) back into the
+// recipe package's, checking them as a listing is checked: a daemon's
+// answer is held to the same rules as a listing read from blocks.
+func Entries(l apiv1.FolderList) ([]recipe.Entry, error) {
+	es := make([]recipe.Entry, 0, len(l.Entries))
+	for _, x := range l.Entries {
+		rc, err := recipe.Parse(x.Recipe)
+		if err != nil {
+			return nil, err
+		}
+		rc.Name = x.Name
+		es = append(es, recipe.Entry{Name: x.Name, Dir: x.Dir, Mode: fs.FileMode(x.Mode), ModTime: x.ModTime, Recipe: rc})
+	}
+	// Encode and decode: the same checks (names, order, modes) as a listing.
+	b, err := recipe.EncodeFolder(es)
+	if err != nil {
+		return nil, err
+	}
+	return recipe.DecodeFolder(b)
+}
