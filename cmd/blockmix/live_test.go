@@ -1,0 +1,196 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blockmix/blockmix/webui/apiv1"
+)
+
+// liveWait bounds every wait of the live tests: generous, for a loaded
+// machine; the latencies themselves are BenchmarkLive's.
+const liveWait = 90 * time.Second
+
+// waitUntil polls cond until it holds, failing the test after liveWait
+// with what it last saw.
+func waitUntil(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(liveWait)
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v; last: %s", what, liveWait, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// liveFolders runs `watch --list --json` or `sync --list --json`.
+func liveFolders(t *testing.T, w *world, cmd string) []apiv1.LiveFolder {
+	t.Helper()
+	var fs []apiv1.LiveFolder
+	if err := json.Unmarshal(w.ok(cmd, "--list", "--json"), &fs); err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+// liveNet starts two daemons on 127.0.0.1 that know each other, with a
+// short --live-poll, and waits until their routing tables do.
+func liveNet(t testing.TB) (a, b *world, pa, pb *started, bArgs []string) {
+	a, b = newWorld(t), newWorld(t)
+	common := []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--replicas", "1", "--live-poll", "200ms"}
+	pa, ia := startDaemonWith(t, a, common...)
+	bArgs = append(append([]string(nil), common...), "--bootstrap", ia.Addrs[0])
+	pb, _ = startDaemonWith(t, b, bArgs...)
+	deadline := time.Now().Add(liveWait)
+	for _, w := range []*world{a, b} {
+		for {
+			if info, ok := daemonID(w); ok && info.RoutingTable >= 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the routing tables stayed empty")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return a, b, pa, pb, bArgs
+}
+
+func writeFile(t testing.TB, path, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// hasContent is a condition: path holds want.
+func hasContent(path, want string) func() (bool, string) {
+	return func() (bool, string) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return false, err.Error()
+		}
+		return string(b) == want, string(b)
+	}
+}
+
+// TestLiveWatchSync is issue 17's live folders end to end with two real
+// daemons: node A watches a folder and a change appears under the same
+// live link; node B syncs the link and gets each version; a file changed
+// on B and then on A is kept on B beside the new version; after B
+// restarts its sync continues.
+func TestLiveWatchSync(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts daemons")
+	}
+	t.Parallel()
+	a, b, _, pb, bArgs := liveNet(t)
+	src, dst := a.path("src"), b.path("dst")
+	writeFile(t, filepath.Join(src, "a.txt"), "version one of a")
+	writeFile(t, filepath.Join(src, "sub", "b.txt"), "version one of b")
+
+	var watched apiv1.LiveFolder
+	if err := json.Unmarshal(a.ok("watch", "--json", src), &watched); err != nil {
+		t.Fatal(err)
+	}
+	link := watched.Link
+	if !strings.HasPrefix(link, "blockmix:live:") || !strings.Contains(watched.URL, "/l/") || watched.Kind != "watch" {
+		t.Fatalf("watch answered %+v", watched)
+	}
+	// The same folder watched again keeps its link.
+	if again := a.okLine("watch", src); again != link {
+		t.Fatalf("watching the folder again gave %s, want %s", again, link)
+	}
+	published := func(seq uint64) func() (bool, string) {
+		return func() (bool, string) {
+			fs := liveFolders(t, a, "watch")
+			if len(fs) != 1 {
+				return false, "no watch listed"
+			}
+			f := fs[0]
+			return f.Seq >= seq && f.State == "ok", f.State + " " + f.Message
+		}
+	}
+	waitUntil(t, "version 1 published", published(1))
+	resolved := func(seq uint64) func() (bool, string) {
+		return func() (bool, string) {
+			r := b.run("resolve", "--json", link)
+			var v apiv1.LiveVersion
+			if r.code != 0 || json.Unmarshal(r.stdout, &v) != nil {
+				return false, string(r.stderr)
+			}
+			return v.Seq >= seq && strings.HasPrefix(v.Recipe, "blockmix:"), string(r.stdout)
+		}
+	}
+	waitUntil(t, "B resolves version 1", resolved(1))
+
+	b.ok("sync", link, dst)
+	waitUntil(t, "B has a.txt", hasContent(filepath.Join(dst, "a.txt"), "version one of a"))
+	waitUntil(t, "B has sub/b.txt", hasContent(filepath.Join(dst, "sub", "b.txt"), "version one of b"))
+
+	// A change on A: a new version under the same link, and on B.
+	writeFile(t, filepath.Join(src, "a.txt"), "version two of a, longer")
+	waitUntil(t, "version 2 published", published(2))
+	waitUntil(t, "B resolves version 2 under the same link", resolved(2))
+	waitUntil(t, "B has the new a.txt", hasContent(filepath.Join(dst, "a.txt"), "version two of a, longer"))
+	synced := func(seq uint64, state string) func() (bool, string) {
+		return func() (bool, string) {
+			fs := liveFolders(t, b, "sync")
+			if len(fs) != 1 {
+				return false, "no sync listed"
+			}
+			return fs[0].Seq >= seq && fs[0].State == state, fs[0].State + " " + fs[0].Message
+		}
+	}
+	waitUntil(t, "B synced version 2", synced(2, "ok"))
+
+	// A local change on B, then a change of the same file on A: both are
+	// on B afterwards.
+	writeFile(t, filepath.Join(dst, "sub", "b.txt"), "B's own edit")
+	writeFile(t, filepath.Join(src, "sub", "b.txt"), "version three of b")
+	waitUntil(t, "B has A's new b.txt", hasContent(filepath.Join(dst, "sub", "b.txt"), "version three of b"))
+	waitUntil(t, "B says conflict", synced(3, "conflict"))
+	fs := liveFolders(t, b, "sync")
+	if len(fs[0].Conflicts) != 1 || !strings.HasPrefix(fs[0].Conflicts[0], "sub/b (conflict ") || !strings.HasSuffix(fs[0].Conflicts[0], ").txt") {
+		t.Fatalf("conflicts %q", fs[0].Conflicts)
+	}
+	if got, err := os.ReadFile(filepath.Join(dst, filepath.FromSlash(fs[0].Conflicts[0]))); err != nil || string(got) != "B's own edit" {
+		t.Fatalf("the local change: %q, %v", got, err)
+	}
+
+	// B restarts; its sync goes on.
+	stopDaemon(t, pb)
+	startDaemonWith(t, b, bArgs...)
+	writeFile(t, filepath.Join(src, "c.txt"), "a new file after B's restart")
+	waitUntil(t, "B has c.txt after its restart", hasContent(filepath.Join(dst, "c.txt"), "a new file after B's restart"))
+	if fs := liveFolders(t, b, "sync"); len(fs) != 1 || fs[0].Dir != dst {
+		t.Fatalf("after the restart: %+v", fs)
+	}
+
+	// unsync stops it: a later version does not arrive, and the files stay.
+	b.ok("unsync", dst)
+	if fs := liveFolders(t, b, "sync"); len(fs) != 0 {
+		t.Fatalf("after unsync: %+v", fs)
+	}
+	writeFile(t, filepath.Join(src, "a.txt"), "version after unsync")
+	waitUntil(t, "A published it", func() (bool, string) {
+		fs := liveFolders(t, a, "watch")
+		return len(fs) == 1 && fs[0].Files == 3 && fs[0].State == "ok" && fs[0].Seq >= 5, fs[0].State
+	})
+	waitUntil(t, "B resolves it", resolved(5))
+	if got, _ := os.ReadFile(filepath.Join(dst, "a.txt")); string(got) != "version two of a, longer" {
+		t.Fatalf("an unsynced folder changed: %q", got)
+	}
+}
