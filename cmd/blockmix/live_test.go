@@ -17,7 +17,7 @@ const liveWait = 90 * time.Second
 
 // waitUntil polls cond until it holds, failing the test after liveWait
 // with what it last saw.
-func waitUntil(t *testing.T, what string, cond func() (bool, string)) {
+func waitUntil(t testing.TB, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(liveWait)
 	for {
@@ -33,7 +33,7 @@ func waitUntil(t *testing.T, what string, cond func() (bool, string)) {
 }
 
 // liveFolders runs `watch --list --json` or `sync --list --json`.
-func liveFolders(t *testing.T, w *world, cmd string) []apiv1.LiveFolder {
+func liveFolders(t testing.TB, w *world, cmd string) []apiv1.LiveFolder {
 	t.Helper()
 	var fs []apiv1.LiveFolder
 	if err := json.Unmarshal(w.ok(cmd, "--list", "--json"), &fs); err != nil {
@@ -42,11 +42,11 @@ func liveFolders(t *testing.T, w *world, cmd string) []apiv1.LiveFolder {
 	return fs
 }
 
-// liveNet starts two daemons on 127.0.0.1 that know each other, with a
-// short --live-poll, and waits until their routing tables do.
-func liveNet(t testing.TB) (a, b *world, pa, pb *started, bArgs []string) {
+// liveNet starts two daemons on 127.0.0.1 that know each other, with
+// --live-poll poll, and waits until their routing tables do.
+func liveNet(t testing.TB, poll string) (a, b *world, pa, pb *started, bArgs []string) {
 	a, b = newWorld(t), newWorld(t)
-	common := []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--replicas", "1", "--live-poll", "200ms"}
+	common := []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--replicas", "1", "--live-poll", poll}
 	pa, ia := startDaemonWith(t, a, common...)
 	bArgs = append(append([]string(nil), common...), "--bootstrap", ia.Addrs[0])
 	pb, _ = startDaemonWith(t, b, bArgs...)
@@ -96,7 +96,7 @@ func TestLiveWatchSync(t *testing.T) {
 		t.Skip("starts daemons")
 	}
 	t.Parallel()
-	a, b, _, pb, bArgs := liveNet(t)
+	a, b, _, pb, bArgs := liveNet(t, "200ms")
 	src, dst := a.path("src"), b.path("dst")
 	writeFile(t, filepath.Join(src, "a.txt"), "version one of a")
 	writeFile(t, filepath.Join(src, "sub", "b.txt"), "version one of b")
