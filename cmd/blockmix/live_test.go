@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,5 +193,68 @@ func TestLiveWatchSync(t *testing.T) {
 	waitUntil(t, "B resolves it", resolved(5))
 	if got, _ := os.ReadFile(filepath.Join(dst, "a.txt")); string(got) != "version two of a, longer" {
 		t.Fatalf("an unsynced folder changed: %q", got)
+	}
+}
+
+// TestLiveSealedAndBadInput: a watch with a passphrase prints a sealed
+// live link, which syncs only with its passphrase; damaged links, missing
+// folders and relative paths get clear errors.
+func TestLiveSealedAndBadInput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts daemons")
+	}
+	t.Parallel()
+	a, b, _, _, _ := liveNet(t, "200ms")
+	src, dst := a.path("src"), b.path("dst")
+	writeFile(t, filepath.Join(src, "secret.txt"), "for friends only")
+	pf := a.file("pass", []byte("correct horse battery staple\n"))
+	sealed := a.okLine("watch", "--passphrase-file", pf, src)
+	if !strings.HasPrefix(sealed, "blockmix:live:sealed:") {
+		t.Fatalf("watch with a passphrase printed %q", sealed)
+	}
+	plain := liveFolders(t, a, "watch")[0].Link
+	if strings.Contains(sealed, strings.TrimPrefix(plain, "blockmix:live:")) {
+		t.Fatal("the sealed link shows the plain one")
+	}
+	if r := b.run("sync", sealed, dst); r.code != 2 || !strings.Contains(string(r.stderr), "passphrase") {
+		t.Fatalf("sync of a sealed link without its passphrase: %s", r)
+	}
+	wrong := b.file("wrong", []byte("not it\n"))
+	if r := b.run("sync", "--passphrase-file", wrong, sealed, dst); r.code == 0 || !strings.Contains(string(r.stderr), "wrong passphrase") {
+		t.Fatalf("sync with a wrong passphrase: %s", r)
+	}
+	right := b.file("right", []byte("correct horse battery staple\n"))
+	b.ok("sync", "--passphrase-file", right, sealed, dst)
+	waitUntil(t, "B has the sealed folder's file", hasContent(filepath.Join(dst, "secret.txt"), "for friends only"))
+	if fs := liveFolders(t, b, "sync"); len(fs) != 1 || fs[0].Link != plain {
+		t.Fatalf("B follows %+v, want the plain link %s", fs, plain)
+	}
+
+	damaged := []byte(plain)
+	damaged[len(damaged)-3] ^= 1
+	if r := b.run("sync", string(damaged), b.path("x")); r.code != 2 || !strings.Contains(string(r.stderr), "damaged live link") {
+		t.Fatalf("sync of a damaged link: %s", r)
+	}
+	if r := a.run("watch", a.path("no-such-folder")); r.code == 0 || !strings.Contains(string(r.stderr), "cannot read the folder") {
+		t.Fatalf("watch of a missing folder: %s", r)
+	}
+	if r := a.run("unwatch", a.path("no-such-folder")); r.code == 0 || !strings.Contains(string(r.stderr), "no watch of") {
+		t.Fatalf("unwatch of an unknown folder: %s", r)
+	}
+	api, err := os.ReadFile(filepath.Join(b.repo, "api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{`{"link":"` + plain + `","dir":"relative/dir"}`, `not json`, `{"link":"blockmix:live:x","dir":"/tmp"}`} {
+		resp, err := http.Post(strings.TrimSpace(string(api))+"/api/v1/live/sync", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e apiv1.ErrorBody
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || e.Error == "" {
+			t.Fatalf("POST %s: %d %q, want 400 with words", body, resp.StatusCode, e.Error)
+		}
 	}
 }
