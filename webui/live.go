@@ -79,45 +79,31 @@ func (s *Server) liveRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/live", on(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, apiv1.LiveInfo{Folders: l.List()})
 	}))
-	mux.HandleFunc("POST /api/v1/live/watch", on(func(w http.ResponseWriter, r *http.Request) {
-		req, release, ok := body(w, r)
-		if !ok {
-			return
-		}
-		f, err := l.Watch(req.Dir, []byte(req.Passphrase))
-		release()
-		if err != nil {
-			liveError(w, err)
-			return
-		}
-		writeJSON(w, f)
-	}))
-	mux.HandleFunc("POST /api/v1/live/sync", on(func(w http.ResponseWriter, r *http.Request) {
-		req, release, ok := body(w, r)
-		if !ok {
-			return
-		}
-		f, err := l.Sync(req.Link, req.Dir, []byte(req.Passphrase))
-		release()
-		if err != nil {
-			liveError(w, err)
-			return
-		}
-		writeJSON(w, f)
-	}))
-	mux.HandleFunc("POST /api/v1/live/resolve", on(func(w http.ResponseWriter, r *http.Request) {
-		req, release, ok := body(w, r)
-		if !ok {
-			return
-		}
-		v, err := l.Resolve(r.Context(), req.Link, []byte(req.Passphrase))
-		release()
-		if err != nil {
-			liveError(w, err)
-			return
-		}
-		writeJSON(w, v)
-	}))
+	// post answers POST path with what do makes of the request.
+	post := func(path string, do func(r *http.Request, q apiv1.LiveRequest) (any, error)) {
+		mux.HandleFunc("POST "+path, on(func(w http.ResponseWriter, r *http.Request) {
+			req, release, ok := body(w, r)
+			if !ok {
+				return
+			}
+			v, err := do(r, req)
+			release()
+			if err != nil {
+				liveError(w, err)
+				return
+			}
+			writeJSON(w, v)
+		}))
+	}
+	post("/api/v1/live/watch", func(_ *http.Request, q apiv1.LiveRequest) (any, error) {
+		return l.Watch(q.Dir, []byte(q.Passphrase))
+	})
+	post("/api/v1/live/sync", func(_ *http.Request, q apiv1.LiveRequest) (any, error) {
+		return l.Sync(q.Link, q.Dir, []byte(q.Passphrase))
+	})
+	post("/api/v1/live/resolve", func(r *http.Request, q apiv1.LiveRequest) (any, error) {
+		return l.Resolve(r.Context(), q.Link, []byte(q.Passphrase))
+	})
 	for _, kind := range []string{"watch", "sync"} {
 		mux.HandleFunc("DELETE /api/v1/live/"+kind, on(func(w http.ResponseWriter, r *http.Request) {
 			f, err := l.Remove(kind, r.URL.Query().Get("id"))

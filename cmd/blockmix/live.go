@@ -45,12 +45,7 @@ sealed with a passphrase (blockmix:live:sealed:…).
   blockmix watch ~/Photos/party        prints the live link
   blockmix watch --list                the watched folders and their state
   blockmix unwatch ~/Photos/party      stops publishing (the link keeps its last version)`,
-		Args: func(c *cobra.Command, args []string) error {
-			if o.list {
-				return cobra.NoArgs(c, args)
-			}
-			return cobra.ExactArgs(1)(c, args)
-		},
+		Args: listOr(&o, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if o.list {
 				return runLiveList(c.Context(), e, o, "watch")
@@ -117,12 +112,7 @@ daemon.
   blockmix sync blockmix:live:… ~/Party
   blockmix sync --list                  the followed folders and their state
   blockmix unsync ~/Party               stops following (the files stay)`,
-		Args: func(c *cobra.Command, args []string) error {
-			if o.list {
-				return cobra.NoArgs(c, args)
-			}
-			return cobra.ExactArgs(2)(c, args)
-		},
+		Args: listOr(&o, 2),
 		RunE: func(c *cobra.Command, args []string) error {
 			if o.list {
 				return runLiveList(c.Context(), e, o, "sync")
@@ -286,6 +276,16 @@ func runLiveList(ctx context.Context, e *env, o liveOptions, kind string) error 
 	return nil
 }
 
+// listOr takes no arguments with --list, else exactly n.
+func listOr(o *liveOptions, n int) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if o.list {
+			return cobra.NoArgs(c, args)
+		}
+		return cobra.ExactArgs(n)(c, args)
+	}
+}
+
 // needDaemon returns the daemon running on the repo, or errNoDaemon.
 func (e *env) needDaemon(ctx context.Context) (*client.Client, error) {
 	if dc := e.daemon(ctx); dc != nil {
@@ -293,4 +293,3 @@ func (e *env) needDaemon(ctx context.Context) (*client.Client, error) {
 	}
 	return nil, errNoDaemon
 }
-

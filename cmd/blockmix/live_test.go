@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -41,6 +42,18 @@ func liveFolders(t testing.TB, w *world, cmd string) []apiv1.LiveFolder {
 		t.Fatal(err)
 	}
 	return fs
+}
+
+// liveAt is a condition: w's only watch or sync (cmd) has reached
+// version seq and is in state.
+func liveAt(t testing.TB, w *world, cmd string, seq uint64, state string) func() (bool, string) {
+	return func() (bool, string) {
+		fs := liveFolders(t, w, cmd)
+		if len(fs) != 1 {
+			return false, fmt.Sprintf("%d folders listed", len(fs))
+		}
+		return fs[0].Seq >= seq && fs[0].State == state, fmt.Sprintf("version %d, %s %s", fs[0].Seq, fs[0].State, fs[0].Message)
+	}
 }
 
 // liveNet starts two daemons on 127.0.0.1 that know each other, with
@@ -114,17 +127,7 @@ func TestLiveWatchSync(t *testing.T) {
 	if again := a.okLine("watch", src); again != link {
 		t.Fatalf("watching the folder again gave %s, want %s", again, link)
 	}
-	published := func(seq uint64) func() (bool, string) {
-		return func() (bool, string) {
-			fs := liveFolders(t, a, "watch")
-			if len(fs) != 1 {
-				return false, "no watch listed"
-			}
-			f := fs[0]
-			return f.Seq >= seq && f.State == "ok", f.State + " " + f.Message
-		}
-	}
-	waitUntil(t, "version 1 published", published(1))
+	waitUntil(t, "version 1 published", liveAt(t, a, "watch", 1, "ok"))
 	resolved := func(seq uint64) func() (bool, string) {
 		return func() (bool, string) {
 			r := b.run("resolve", "--json", link)
@@ -143,26 +146,17 @@ func TestLiveWatchSync(t *testing.T) {
 
 	// A change on A: a new version under the same link, and on B.
 	writeFile(t, filepath.Join(src, "a.txt"), "version two of a, longer")
-	waitUntil(t, "version 2 published", published(2))
+	waitUntil(t, "version 2 published", liveAt(t, a, "watch", 2, "ok"))
 	waitUntil(t, "B resolves version 2 under the same link", resolved(2))
 	waitUntil(t, "B has the new a.txt", hasContent(filepath.Join(dst, "a.txt"), "version two of a, longer"))
-	synced := func(seq uint64, state string) func() (bool, string) {
-		return func() (bool, string) {
-			fs := liveFolders(t, b, "sync")
-			if len(fs) != 1 {
-				return false, "no sync listed"
-			}
-			return fs[0].Seq >= seq && fs[0].State == state, fs[0].State + " " + fs[0].Message
-		}
-	}
-	waitUntil(t, "B synced version 2", synced(2, "ok"))
+	waitUntil(t, "B synced version 2", liveAt(t, b, "sync", 2, "ok"))
 
 	// A local change on B, then a change of the same file on A: both are
 	// on B afterwards.
 	writeFile(t, filepath.Join(dst, "sub", "b.txt"), "B's own edit")
 	writeFile(t, filepath.Join(src, "sub", "b.txt"), "version three of b")
 	waitUntil(t, "B has A's new b.txt", hasContent(filepath.Join(dst, "sub", "b.txt"), "version three of b"))
-	waitUntil(t, "B says conflict", synced(3, "conflict"))
+	waitUntil(t, "B says conflict", liveAt(t, b, "sync", 3, "conflict"))
 	fs := liveFolders(t, b, "sync")
 	if len(fs[0].Conflicts) != 1 || !strings.HasPrefix(fs[0].Conflicts[0], "sub/b (conflict ") || !strings.HasSuffix(fs[0].Conflicts[0], ").txt") {
 		t.Fatalf("conflicts %q", fs[0].Conflicts)
@@ -186,10 +180,7 @@ func TestLiveWatchSync(t *testing.T) {
 		t.Fatalf("after unsync: %+v", fs)
 	}
 	writeFile(t, filepath.Join(src, "a.txt"), "version after unsync")
-	waitUntil(t, "A published it", func() (bool, string) {
-		fs := liveFolders(t, a, "watch")
-		return len(fs) == 1 && fs[0].Files == 3 && fs[0].State == "ok" && fs[0].Seq >= 5, fs[0].State
-	})
+	waitUntil(t, "A published it", liveAt(t, a, "watch", 5, "ok"))
 	waitUntil(t, "B resolves it", resolved(5))
 	if got, _ := os.ReadFile(filepath.Join(dst, "a.txt")); string(got) != "version two of a, longer" {
 		t.Fatalf("an unsynced folder changed: %q", got)

@@ -100,34 +100,27 @@ export function offerLink(url) {
 export function setupLive(helpers) {
   h = helpers;
   const { $ } = h;
-  $('watch-form').addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const status = $('watch-status');
-    $('watch-error').hidden = true;
-    status.textContent = 'Starting…';
-    try {
-      const f = await send('POST', '/api/v1/live/watch', { dir: $('watch-dir').value.trim(), passphrase: $('watch-passphrase').value });
-      status.textContent = `Publishing ${f.dir} under ${f.sealed || f.link}`;
-      $('watch-passphrase').value = '';
-      loadLive();
-    } catch (err) {
-      status.textContent = '';
-      h.showError($('watch-error'), err);
-    }
-  });
-  $('sync-form').addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const status = $('sync-status');
-    $('sync-error').hidden = true;
-    status.textContent = 'Starting…';
-    try {
-      const f = await send('POST', '/api/v1/live/sync', { link: $('sync-link').value.trim(), dir: $('sync-dir').value.trim(), passphrase: $('sync-passphrase').value });
-      status.textContent = `Syncing ${f.dir}`;
-      $('sync-passphrase').value = '';
-      loadLive();
-    } catch (err) {
-      status.textContent = '';
-      h.showError($('sync-error'), err);
-    }
-  });
+  // Each form posts its fields and says what the node answered.
+  const form = (name, path, fields, said) => {
+    $(`${name}-form`).addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const status = $(`${name}-status`);
+      $(`${name}-error`).hidden = true;
+      status.textContent = 'Starting…';
+      try {
+        const f = await send('POST', path, fields());
+        status.textContent = said(f);
+        $(`${name}-passphrase`).value = '';
+        loadLive();
+      } catch (err) {
+        status.textContent = '';
+        h.showError($(`${name}-error`), err);
+      }
+    });
+  };
+  form('watch', '/api/v1/live/watch', () => ({ dir: $('watch-dir').value.trim(), passphrase: $('watch-passphrase').value }),
+    (f) => `Publishing ${f.dir} under ${f.sealed || f.link}`);
+  form('sync', '/api/v1/live/sync',
+    () => ({ link: $('sync-link').value.trim(), dir: $('sync-dir').value.trim(), passphrase: $('sync-passphrase').value }),
+    (f) => `Syncing ${f.dir}`);
 }
