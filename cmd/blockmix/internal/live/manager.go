@@ -206,6 +206,9 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 	m.mu.Unlock()
 	<-ctx.Done()
+	m.mu.Lock()
+	m.ctx = nil // no job starts from here on
+	m.mu.Unlock()
 	m.wg.Wait()
 }
 
@@ -282,7 +285,11 @@ func (m *Manager) Watch(dir string, passphrase []byte) (apiv1.LiveFolder, error)
 	}
 	m.mu.Lock()
 	j := m.findLocked("watch", dir)
+	synced := m.findLocked("sync", dir) != nil
 	m.mu.Unlock()
+	if synced {
+		return apiv1.LiveFolder{}, bad("%s is synced from a live link on this node: a folder cannot be both followed and published", dir)
+	}
 	if j == nil {
 		priv, l, err := NewLink()
 		if err != nil {

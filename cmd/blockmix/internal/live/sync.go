@@ -63,19 +63,42 @@ func (m *Manager) apply(ctx context.Context, j *job, rec Record, folder string) 
 	if err != nil {
 		return fail(fmt.Errorf("read version %d: %w", rec.Seq, err))
 	}
+	// The version's paths first: what it dropped goes before anything is
+	// written (a file may have become a folder, or the reverse).
 	seen := map[string]bool{}
-	var conflicts, kept []string
-	fetched := 0
+	var take []Entry
 	for _, e := range entries {
 		rel, err := cleanRel(e.Path)
 		if err != nil {
 			m.log.Warn("live folder: a file of the version is refused", slog.String("dir", j.Dir), slog.Any("err", err))
 			continue
 		}
+		if !seen[rel] {
+			seen[rel] = true
+			take = append(take, e)
+		}
+	}
+	var conflicts, kept []string
+	for rel, last := range j.Files {
 		if seen[rel] {
 			continue
 		}
-		seen[rel] = true
+		dest := filepath.Join(j.Dir, filepath.FromSlash(rel))
+		if fi, err := os.Lstat(dest); err == nil {
+			if !same(fi, last) {
+				kept = append(kept, rel)
+				m.log.Warn("live folder: a file the version dropped was changed here: kept", slog.String("dir", j.Dir), slog.String("file", rel))
+			} else if err := os.Remove(dest); err != nil {
+				return fail(err)
+			} else {
+				removeEmptyParents(j.Dir, dest)
+			}
+		}
+		m.update(j, func(j *job) { delete(j.Files, rel) })
+	}
+	fetched := 0
+	for _, e := range take {
+		rel := e.Path
 		dest := filepath.Join(j.Dir, filepath.FromSlash(rel))
 		last, had := j.Files[rel]
 		local, lerr := os.Lstat(dest)
@@ -99,21 +122,6 @@ func (m *Manager) apply(ctx context.Context, j *job, rec Record, folder string) 
 		}
 		m.update(j, func(j *job) { j.Files[rel] = fs })
 	}
-	for rel, last := range j.Files {
-		if seen[rel] {
-			continue
-		}
-		dest := filepath.Join(j.Dir, filepath.FromSlash(rel))
-		if fi, err := os.Lstat(dest); err == nil {
-			if !same(fi, last) {
-				kept = append(kept, rel)
-				m.log.Warn("live folder: a file the version dropped was changed here: kept", slog.String("dir", j.Dir), slog.String("file", rel))
-			} else if err := os.Remove(dest); err != nil {
-				return fail(err)
-			}
-		}
-		m.update(j, func(j *job) { delete(j.Files, rel) })
-	}
 	m.update(j, func(j *job) {
 		j.Seq, j.Recipe, j.Version, j.Checked, j.FileCount = rec.Seq, folder, rec.Time, time.Now(), len(seen)
 		j.State, j.Message = "ok", ""
@@ -129,6 +137,16 @@ func (m *Manager) apply(ctx context.Context, j *job, rec Record, folder string) 
 	})
 	m.log.Info("live folder: synced", slog.String("dir", j.Dir), slog.Uint64("seq", rec.Seq), slog.Int("fetched", fetched), slog.Int("conflicts", len(conflicts)))
 	return true
+}
+
+// removeEmptyParents removes the folders between dest and root that are
+// left empty.
+func removeEmptyParents(root, dest string) {
+	for d := filepath.Dir(dest); d != root && strings.HasPrefix(d, root+string(filepath.Separator)); d = filepath.Dir(d) {
+		if os.Remove(d) != nil {
+			return
+		}
+	}
 }
 
 // same reports whether the local file is as the sync left it.

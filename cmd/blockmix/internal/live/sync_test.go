@@ -148,6 +148,19 @@ func TestSyncApply(t *testing.T) {
 	if got := read(t, filepath.Join(dir, filepath.FromSlash(j.Conflicts[0]))); got != "mine" {
 		t.Fatalf("the conflict copy %s holds %q", j.Conflicts[0], got)
 	}
+	// A file becomes a folder, and a folder's last file goes: the empty
+	// folder goes with it.
+	if err := os.MkdirAll(filepath.Join(dir, "deep", "er"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	apply(4, f.version("v4", map[string]string{"a.txt": "a2", "sub/b.txt": "b3", "same.txt/inner.txt": "i4", "deep/er/x.txt": "x4"}))
+	apply(5, f.version("v5", map[string]string{"a.txt": "a2", "sub/b.txt": "b3", "same.txt/inner.txt": "i4"}))
+	if read(t, filepath.Join(dir, "same.txt", "inner.txt")) != "i4" {
+		t.Fatal("a file that became a folder")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "deep")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the emptied folder stayed: %v", err)
+	}
 	// No temporary file is left.
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if strings.Contains(p, ".blockmix-partial-") {
