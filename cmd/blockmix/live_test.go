@@ -114,6 +114,12 @@ func TestLiveWatchSync(t *testing.T) {
 	src, dst := a.path("src"), b.path("dst")
 	writeFile(t, filepath.Join(src, "a.txt"), "version one of a")
 	writeFile(t, filepath.Join(src, "sub", "b.txt"), "version one of b")
+	if err := os.Chmod(filepath.Join(src, "sub", "b.txt"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(filepath.Join(src, "sub", "b.txt"), time.Time{}, time.Now().Add(-48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 
 	var watched apiv1.LiveFolder
 	if err := json.Unmarshal(a.ok("watch", "--json", src), &watched); err != nil {
@@ -143,6 +149,12 @@ func TestLiveWatchSync(t *testing.T) {
 	b.ok("sync", link, dst)
 	waitUntil(t, "B has a.txt", hasContent(filepath.Join(dst, "a.txt"), "version one of a"))
 	waitUntil(t, "B has sub/b.txt", hasContent(filepath.Join(dst, "sub", "b.txt"), "version one of b"))
+	// The file keeps its mode and modification time.
+	fa, errA := os.Stat(filepath.Join(src, "sub", "b.txt"))
+	fb, errB := os.Stat(filepath.Join(dst, "sub", "b.txt"))
+	if errA != nil || errB != nil || fb.Mode() != fa.Mode() || fb.ModTime().Unix() != fa.ModTime().Unix() {
+		t.Fatalf("b.txt on A %v, on B %v (%v %v)", fa, fb, errA, errB)
+	}
 
 	// A change on A: a new version under the same link, and on B.
 	writeFile(t, filepath.Join(src, "a.txt"), "version two of a, longer")

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -45,6 +46,10 @@ type Entry struct {
 	// same bytes (the file recipe's payload).
 	Key  string
 	Size int64
+	// Mode's permission bits (the owner may always read and write) and
+	// ModTime, when set, are given to the file written.
+	Mode    fs.FileMode
+	ModTime time.Time
 	// Recipe is the file's own recipe (text), for WriteFile.
 	Recipe string
 }
@@ -185,8 +190,16 @@ func (m *Manager) saveLocked() error {
 	return nil
 }
 
-// update changes job id under the lock and saves the state; a save that
-// fails is logged (the job goes on; the next save may work).
+// note changes j under the lock, for what need not outlive the process
+// (a state, the time of a check) or is saved soon with more.
+func (m *Manager) note(j *job, fn func(j *job)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	fn(j)
+}
+
+// update changes j under the lock and saves the state; a save that fails
+// is logged (the job goes on; the next save may work).
 func (m *Manager) update(j *job, fn func(j *job)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -16,6 +16,9 @@ import (
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/atomicfile"
 )
 
+// saveEvery is how often a sync pass saves what it wrote so far.
+const saveEvery = 2 * time.Second
+
 // runSync follows j's link: every Poll it looks up the newest record and,
 // when it is newer than the version synced last (or the last pass did not
 // finish), brings the folder to it.
@@ -32,11 +35,11 @@ func (m *Manager) runSync(ctx context.Context, j *job) {
 			if errors.Is(err, ErrNoVersion) {
 				state = "waiting"
 			}
-			m.update(j, func(j *job) { j.State, j.Message, j.Checked = state, err.Error(), now })
+			m.note(j, func(j *job) { j.State, j.Message, j.Checked = state, err.Error(), now })
 			return
 		}
 		if rec.Seq < j.Seq || rec.Seq == j.Seq && !pending {
-			m.update(j, func(j *job) { j.Checked = now })
+			m.note(j, func(j *job) { j.Checked = now })
 			return
 		}
 		pending = !m.apply(ctx, j, rec, string(payload))
@@ -51,7 +54,7 @@ func (m *Manager) runSync(ctx context.Context, j *job) {
 // to "name (conflict DATE TIME).ext" beside it; when the version drops
 // it, it stays. It reports whether every file was done.
 func (m *Manager) apply(ctx context.Context, j *job, rec Record, folder string) bool {
-	m.update(j, func(j *job) { j.State, j.Message = "working", fmt.Sprintf("syncing version %d", rec.Seq) })
+	m.note(j, func(j *job) { j.State, j.Message = "working", fmt.Sprintf("syncing version %d", rec.Seq) })
 	fail := func(err error) bool {
 		if ctx.Err() == nil {
 			m.update(j, func(j *job) { j.State, j.Message, j.Checked = "error", err.Error(), time.Now() })
@@ -94,9 +97,9 @@ func (m *Manager) apply(ctx context.Context, j *job, rec Record, folder string) 
 				removeEmptyParents(j.Dir, dest)
 			}
 		}
-		m.update(j, func(j *job) { delete(j.Files, rel) })
+		m.note(j, func(j *job) { delete(j.Files, rel) })
 	}
-	fetched := 0
+	fetched, saved := 0, time.Now()
 	for _, e := range take {
 		rel := e.Path
 		dest := filepath.Join(j.Dir, filepath.FromSlash(rel))
@@ -120,7 +123,13 @@ func (m *Manager) apply(ctx context.Context, j *job, rec Record, folder string) 
 			conflicts = append(conflicts, filepath.ToSlash(c))
 			m.log.Warn("live folder: a local change was kept beside the new version", slog.String("dir", j.Dir), slog.String("file", rel), slog.String("kept_as", c))
 		}
-		m.update(j, func(j *job) { j.Files[rel] = fs })
+		m.note(j, func(j *job) { j.Files[rel] = fs })
+		if time.Since(saved) > saveEvery {
+			// A crash loses at most saveEvery of this memory: those files
+			// are then compared byte for byte, not taken for conflicts.
+			m.update(j, func(*job) {})
+			saved = time.Now()
+		}
 	}
 	m.update(j, func(j *job) {
 		j.Seq, j.Recipe, j.Version, j.Checked, j.FileCount = rec.Seq, folder, rec.Time, time.Now(), len(seen)
@@ -178,8 +187,17 @@ func (m *Manager) writeFile(ctx context.Context, e Entry, dest string, changed b
 	if err != nil {
 		return "", st, err
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+	perm := e.Mode.Perm() | 0o600
+	if e.Mode.Perm() == 0 {
+		perm = 0o644
+	}
+	if err := os.Chmod(tmp.Name(), perm); err != nil {
 		return "", st, err
+	}
+	if !e.ModTime.IsZero() {
+		if err := os.Chtimes(tmp.Name(), time.Time{}, e.ModTime); err != nil {
+			return "", st, err
+		}
 	}
 	if changed && !sameBytes(tmp.Name(), dest) {
 		conflict = conflictName(dest, time.Now())

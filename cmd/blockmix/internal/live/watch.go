@@ -63,7 +63,7 @@ func (m *Manager) runWatch(ctx context.Context, j *job) {
 // putVersion puts the folder and, when its recipe changed, signs the next
 // version. It reports false when the put failed (said in j's state).
 func (m *Manager) putVersion(ctx context.Context, j *job, priv ed25519.PrivateKey) bool {
-	m.update(j, func(j *job) { j.State, j.Message = "working", "putting the folder" })
+	m.note(j, func(j *job) { j.State, j.Message = "working", "putting the folder" })
 	start := time.Now()
 	rc, err := m.f.PutFolder(ctx, j.Dir, j.Recipe)
 	if err != nil {
@@ -107,11 +107,11 @@ func (m *Manager) publish(ctx context.Context, j *job) bool {
 		return false
 	}
 	if err != nil {
-		m.update(j, func(j *job) {
+		m.note(j, func(j *job) {
 			j.State, j.Message = "waiting", "version "+strconv.FormatUint(j.Seq, 10)+" is not published yet (no other node reached): "+err.Error()
 		})
 		return false
 	}
-	m.update(j, func(j *job) { j.State, j.Message, j.Checked = "ok", "", time.Now() })
+	m.note(j, func(j *job) { j.State, j.Message, j.Checked = "ok", "", time.Now() })
 	return true
 }

@@ -60,7 +60,7 @@ func (f *liveFolders) Entries(ctx context.Context, text string) ([]live.Entry, e
 	var out []live.Entry
 	err = recipe.WalkFolder(ctx, f.n.ListFolder, rc, func(path string, e recipe.Entry) error {
 		if !e.Dir {
-			out = append(out, live.Entry{Path: path, Key: e.Recipe.Key(), Size: e.Size(), Recipe: e.Recipe.String()})
+			out = append(out, live.Entry{Path: path, Key: e.Recipe.Key(), Size: e.Size(), Mode: e.Mode, ModTime: e.ModTime, Recipe: e.Recipe.String()})
 		}
 		return nil
 	})
