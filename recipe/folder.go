@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -407,9 +408,14 @@ func SplitFolderPath(p string) ([]string, error) {
 	return parts, nil
 }
 
-// ErrNoEntry: a path names nothing in a folder (wraps blocks.ErrNotFound,
-// so that the API answers 404).
-var ErrNoEntry = fmt.Errorf("no such entry in the folder: %w", blocks.ErrNotFound)
+// ErrNoEntry: a path names nothing in a folder. It is also
+// blocks.ErrNotFound (errors.Is), so that the API answers 404.
+var ErrNoEntry error = noEntry{}
+
+type noEntry struct{}
+
+func (noEntry) Error() string        { return "no such file or folder in the folder recipe" }
+func (noEntry) Is(target error) bool { return target == blocks.ErrNotFound }
 
 // FindInFolder returns the entry at path p under the folder rc, reading
 // only the listings on the way. "" is an error: the folder itself is not
@@ -543,4 +549,50 @@ func diffEntry(x, y *Entry, p string, fn func(Change) error, sub func(x, y Recip
 		return sub(Recipe{}, y.Recipe)
 	}
 	return nil
+}
+
+// ParseFolderPath parses a recipe followed by a path inside it, as in
+// "blockmix:…/photos/2024/a.jpg" (the folder is named "photos", the path
+// is "2024/a.jpg"): the recipe as Parse reads it, but named after the
+// first element only, and the rest (elements unescaped, each one clean,
+// else an error wrapping ErrBadFolder). For a recipe with at most a name
+// the path is "".
+func ParseFolderPath(text string) (Recipe, string, error) {
+	rc, err := Parse(text)
+	if err != nil {
+		return rc, "", err
+	}
+	lower := asciiLower(text)
+	i := strings.Index(lower, rc.Key())
+	if i < 0 || !strings.HasPrefix(text[i+len(rc.Key()):], "/") {
+		return rc, "", nil // broken over lines, or no name: no path either
+	}
+	rest := text[i+len(rc.Key())+1:]
+	// A path typed by hand may hold spaces: only a line break, a tab,
+	// a quote or a bracket ends it.
+	if end := strings.IndexAny(rest, "\n\r\t\"'<>"); end >= 0 {
+		rest = rest[:end]
+	}
+	rest = strings.TrimRight(rest, " ")
+	first, tail, ok := strings.Cut(rest, "/")
+	if !ok {
+		return rc, "", nil
+	}
+	if name, err := url.PathUnescape(first); err == nil {
+		rc.Name = CleanName(name)
+		rc.Renamed = rc.Name != name
+	}
+	var parts []string
+	for _, s := range strings.Split(strings.Trim(tail, "/"), "/") {
+		u, err := url.PathUnescape(s)
+		if err != nil {
+			return rc, "", fmt.Errorf("%w: path element %q: %v", ErrBadFolder, s, err)
+		}
+		parts = append(parts, u)
+	}
+	p := strings.Join(parts, "/")
+	if _, err := SplitFolderPath(p); err != nil {
+		return rc, "", err
+	}
+	return rc, p, nil
 }

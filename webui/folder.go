@@ -45,15 +45,8 @@ const maxManifest = 32 << 20
 // path names a folder or file below the folder recipe (slash separated,
 // clean names); a path that names nothing is 404, a bad one 400.
 func (s *Server) folderRoutes(mux *http.ServeMux) {
-	fnode := func(w http.ResponseWriter) (FolderNode, bool) {
-		fn, ok := s.n.(FolderNode)
-		if !ok {
-			writeError(w, http.StatusNotImplemented, errors.New("this node has no folder support"))
-		}
-		return fn, ok
-	}
 	mux.HandleFunc("POST /api/v1/folder", func(w http.ResponseWriter, r *http.Request) {
-		fn, ok := fnode(w)
+		fn, ok := s.folderNode(w)
 		if !ok {
 			return
 		}
@@ -75,16 +68,8 @@ func (s *Server) folderRoutes(mux *http.ServeMux) {
 		writeJSON(w, info)
 	})
 	mux.HandleFunc("GET /api/v1/folder", func(w http.ResponseWriter, r *http.Request) {
-		fn, ok := fnode(w)
+		fn, rc, p, e, ok := s.folderEntry(w, r, wantDir)
 		if !ok {
-			return
-		}
-		rc, p, e, ok := s.folderEntry(w, r, fn)
-		if !ok {
-			return
-		}
-		if !e.Dir {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("%s is a file, not a folder", p))
 			return
 		}
 		list := apiv1.FolderList{Recipe: rc.String(), Name: rc.Name, Path: p, Entries: []apiv1.FolderEntry{}}
@@ -94,12 +79,7 @@ func (s *Server) folderRoutes(mux *http.ServeMux) {
 			prefix = p + "/"
 		}
 		err := recipe.WalkFolder(r.Context(), fn.ListFolder, e.Recipe, func(q string, e recipe.Entry) error {
-			typ := e.Recipe.Type
-			if e.Dir {
-				typ = ""
-			}
-			list.Entries = append(list.Entries, apiv1.FolderEntry{Name: e.Name, Path: prefix + q, Dir: e.Dir, Mode: uint32(e.Mode),
-				ModTime: e.ModTime, Size: e.Size(), Type: typ, Recipe: e.Recipe.String()})
+			list.Entries = append(list.Entries, apiv1.NewFolderEntry(prefix+q, e))
 			if e.Dir && !deep {
 				return fs.SkipDir
 			}
@@ -112,16 +92,8 @@ func (s *Server) folderRoutes(mux *http.ServeMux) {
 		writeJSON(w, list)
 	})
 	mux.HandleFunc("GET /api/v1/folder/file", func(w http.ResponseWriter, r *http.Request) {
-		fn, ok := fnode(w)
+		_, _, p, e, ok := s.folderEntry(w, r, wantFile)
 		if !ok {
-			return
-		}
-		_, p, e, ok := s.folderEntry(w, r, fn)
-		if !ok {
-			return
-		}
-		if e.Dir {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("%q is a folder: get it as a zip", p))
 			return
 		}
 		rd, err := s.n.Open(r.Context(), e.Recipe)
@@ -137,16 +109,8 @@ func (s *Server) folderRoutes(mux *http.ServeMux) {
 		}
 	})
 	mux.HandleFunc("GET /api/v1/folder/zip", func(w http.ResponseWriter, r *http.Request) {
-		fn, ok := fnode(w)
+		fn, _, _, e, ok := s.folderEntry(w, r, wantDir)
 		if !ok {
-			return
-		}
-		_, p, e, ok := s.folderEntry(w, r, fn)
-		if !ok {
-			return
-		}
-		if !e.Dir {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("%s is a file, not a folder", p))
 			return
 		}
 		// The listings first: a bad tree is an error before any byte goes.
@@ -199,27 +163,56 @@ func (s *Server) folderRoutes(mux *http.ServeMux) {
 	})
 }
 
-// folderEntry reads ?recipe= (a folder recipe) and ?path=, and returns the
-// entry at the path (the folder itself for no path, as a Dir entry).
-func (s *Server) folderEntry(w http.ResponseWriter, r *http.Request, fn FolderNode) (recipe.Recipe, string, recipe.Entry, bool) {
+// What folderEntry accepts at the path.
+const (
+	wantDir = iota
+	wantFile
+)
+
+// folderNode returns the node's folder side, or answers 501.
+func (s *Server) folderNode(w http.ResponseWriter) (FolderNode, bool) {
+	fn, ok := s.n.(FolderNode)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, errors.New("this node has no folder support"))
+	}
+	return fn, ok
+}
+
+// folderEntry reads ?recipe= (a folder recipe) and ?path=, and returns
+// the entry at the path (the folder itself for no path, as a Dir entry),
+// which must be a folder (wantDir) or a file (wantFile); else it answers
+// the error itself and returns false.
+func (s *Server) folderEntry(w http.ResponseWriter, r *http.Request, want int) (FolderNode, recipe.Recipe, string, recipe.Entry, bool) {
+	fn, ok := s.folderNode(w)
+	if !ok {
+		return nil, recipe.Recipe{}, "", recipe.Entry{}, false
+	}
 	rc, ok := parseRecipe(w, r)
 	if !ok {
-		return rc, "", recipe.Entry{}, false
+		return nil, rc, "", recipe.Entry{}, false
 	}
 	if !rc.IsFolder() {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("%s is the recipe of a file, not of a folder", rc.Name))
-		return rc, "", recipe.Entry{}, false
+		return nil, rc, "", recipe.Entry{}, false
 	}
 	p := strings.Trim(r.URL.Query().Get("path"), "/")
-	if p == "" {
-		return rc, "", recipe.Entry{Name: rc.Name, Dir: true, Recipe: rc}, true
+	e := recipe.Entry{Name: rc.Name, Dir: true, Recipe: rc}
+	if p != "" {
+		var err error
+		if e, err = recipe.FindInFolder(r.Context(), fn.ListFolder, rc, p); err != nil {
+			writeNodeError(w, folderErr(err))
+			return nil, rc, p, e, false
+		}
 	}
-	e, err := recipe.FindInFolder(r.Context(), fn.ListFolder, rc, p)
-	if err != nil {
-		writeNodeError(w, folderErr(err))
-		return rc, p, e, false
+	switch {
+	case want == wantDir && !e.Dir:
+		writeError(w, http.StatusBadRequest, fmt.Errorf("%s is a file, not a folder", p))
+		return nil, rc, p, e, false
+	case want == wantFile && e.Dir:
+		writeError(w, http.StatusBadRequest, fmt.Errorf("%q is a folder: get it as a zip", p))
+		return nil, rc, p, e, false
 	}
-	return rc, p, e, true
+	return fn, rc, p, e, true
 }
 
 // folderErr makes a bad listing or path the request's fault (400).

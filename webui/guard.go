@@ -171,8 +171,9 @@ func checkOrigin(r *http.Request, api bool) error {
 		other := site == "cross-site" || site == "same-site"
 		// A get makes the node fetch and keep a file: even a link on
 		// another site (a navigation) must go through the node's own page,
-		// which shows what the file is and waits for a click.
-		if api && other && (r.Header.Get("Sec-Fetch-Mode") != "navigate" || r.URL.Path == "/api/v1/get") {
+		// which shows what the file is and waits for a click (a folder's file
+		// or zip too).
+		if api && other && (r.Header.Get("Sec-Fetch-Mode") != "navigate" || r.URL.Path == "/api/v1/get" || strings.HasPrefix(r.URL.Path, "/api/v1/folder/")) {
 			return errors.New("refused: another web site asked this node for " + r.URL.Path + "; open the node's own page instead")
 		}
 		return nil

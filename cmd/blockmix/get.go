@@ -52,10 +52,19 @@ A sealed recipe (blockmix:sealed:… or …/r/sealed:…, from 'put --passphrase
 is opened here first, with the passphrase asked on the terminal or read
 from --passphrase-file FILE; a daemon, if one runs, gets only the opened
 recipe, never the passphrase. A wrong passphrase exits with code 2 and
-writes nothing.`,
+writes nothing.
+
+A folder recipe (from 'put DIR') rebuilds the whole tree into a new or
+empty folder: -o DIR, else the folder's name here (--force writes into a
+folder that is not empty). Names are cleaned as for files, modes
+(permission bits) and modification times are kept, every file is checked
+and renamed into place, and nothing is written outside the folder.
+RECIPE/path/in/folder gets one file (or one sub folder) out of it.`,
 		Example: `  blockmix get 'blockmix:afzq…/holiday.jpg'
   blockmix get -o - "$RECIPE" | mpv -
-  blockmix get --passphrase-file ~/.secret 'blockmix:sealed:…'`,
+  blockmix get --passphrase-file ~/.secret 'blockmix:sealed:…'
+  blockmix get -o photos-copy 'blockmix:aefc…/photos'
+  blockmix get 'blockmix:aefc…/photos/2024/beach.jpg'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			return runGet(c.Context(), e, o, args[0])
@@ -72,6 +81,17 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 	rc, sealed, err := recipe.ParseAny(text)
 	if err != nil {
 		return err
+	}
+	if sealed == nil && rc.IsFolder() {
+		frc, p, err := recipe.ParseFolderPath(text)
+		if err != nil {
+			return folderUse(err)
+		}
+		file, done, err := folderGet(ctx, e, o, frc, p) // folders.go
+		if done || err != nil {
+			return err
+		}
+		rc, text = file, file.String()
 	}
 	if sealed != nil {
 		if rc, err = e.prompter().Unseal(o.pass, *sealed); err != nil {

@@ -45,12 +45,20 @@ type sealedPutOutput struct {
 func newPutCommand(e *env) *cobra.Command {
 	var o putOptions
 	c := &cobra.Command{
-		Use:   "put FILE...",
-		Short: "Mix files into the store and print one recipe per file",
+		Use:   "put FILE...|DIR...",
+		Short: "Mix files into the store and print one recipe per file (or per folder)",
 		Long: `put cuts each FILE into blocks, mixes every block with existing blocks of
 the store so that what is stored looks like noise, and prints the file's
 recipe: the only key to get it back. "-" reads standard input (name it with
 --name).
+
+A folder (DIR) gives one folder recipe for its whole tree: every file is
+mixed, and a listing per folder (names, modes, modification times, sizes
+and each file's recipe) is stored and mixed like a file. Symbolic links
+and special files are skipped (and said so; --json lists them under
+"skipped"). Putting the folder again reuses the recipes of the files that
+did not change (the repo's folder-cache.json remembers them), so that it
+costs the changed files and the listings of the folders on their paths.
 
 The recipes go to standard output, one line per file in the order given; a
 progress bar goes to standard error when it is a terminal. The store is
@@ -65,7 +73,8 @@ recipe.`,
 		Example: `  blockmix put holiday.jpg
   blockmix put --json a.pdf b.mp4
   tar c dir | blockmix put --name dir.tar -
-  blockmix put --passphrase tax-return.pdf`,
+  blockmix put --passphrase tax-return.pdf
+  blockmix put --json photos/`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			return runPut(c.Context(), e, o, args)
@@ -83,6 +92,12 @@ recipe.`,
 func runPut(ctx context.Context, e *env, o putOptions, files []string) error {
 	if err := mixer.ValidT(o.t); err != nil {
 		return badUse("--tuple: %w", err)
+	}
+	if dirs, err := splitDirs(files); err != nil || dirs {
+		if err != nil {
+			return err
+		}
+		return runPutFolders(ctx, e, o, files) // folders.go
 	}
 	if o.name != "" && len(files) > 1 {
 		return badUse("--name needs exactly one FILE")

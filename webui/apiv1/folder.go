@@ -1,6 +1,10 @@
 package apiv1
 
-import "time"
+import (
+	"time"
+
+	"github.com/blockmix/blockmix/recipe"
+)
 
 // FolderItem is one line of a FolderManifest: a file already put (its
 // recipe) or a folder (for its mode and time, and to keep it when empty).
@@ -75,4 +79,17 @@ type FolderList struct {
 	Name    string        `json:"name"`
 	Path    string        `json:"path,omitempty"`
 	Entries []FolderEntry `json:"entries"`
+}
+
+// NewFolderEntry is the entry e, at path p below the listed folder, as
+// the API shows it.
+func NewFolderEntry(p string, e recipe.Entry) FolderEntry {
+	typ := e.Recipe.Type
+	if e.Dir {
+		typ = ""
+	}
+	return FolderEntry{
+		Name: e.Name, Path: p, Dir: e.Dir, Mode: uint32(e.Mode), ModTime: e.ModTime,
+		Size: e.Size(), Type: typ, Recipe: e.Recipe.String(),
+	}
 }

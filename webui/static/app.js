@@ -344,6 +344,10 @@ async function postForm(path, body) {
 }
 
 function showRecipeInfo(ri) {
+  if (ri.type === FOLDER_TYPE) {
+    showFolder(ri, input.value.trim());
+    return;
+  }
   const parts = [el('strong', { class: 'name' }, ri.name || '(no name)'), human(ri.size)];
   if (ri.type) parts.push(ri.type);
   if (ri.blocks) parts.push(plural(ri.blocks, 'data block'));
@@ -840,11 +844,204 @@ async function loadShared() {
   sharedList.replaceChildren(...puts.map((t) => resultCard(t.put, null, `shared-${t.id}`)));
 }
 
+// ---------------------------------------------------------------- Folders
+
+// FOLDER_TYPE is the media type of a folder recipe's listing.
+const FOLDER_TYPE = 'application/x-blockmix-folder';
+
+// shareFolder shares a tree as one folder recipe: each file with the put
+// API (one request each, the node's usual limits), then the manifest of
+// paths, modes, times, sizes and recipes, which the node makes into
+// folder listings. entries are {path, file} (path below the folder,
+// slash separated) and {path, dir: true} for folders (empty ones too).
+export async function shareFolder(name, entries) {
+  clearError(shareError);
+  const id = `share-${++resultSeq}`;
+  const files = entries.filter((e) => !e.dir);
+  const total = files.reduce((n, e) => n + e.file.size, 0);
+  const bar = el('progress', { max: 1, value: 0, 'aria-labelledby': `${id}-status` });
+  const status = el('p', { class: 'status', id: `${id}-status` }, `sharing ${plural(files.length, 'file')}…`);
+  const li = el('li', { class: 'share-result folder', id },
+    el('h3', {}, el('span', { class: 'name' }, `${name}/`), el('span', { class: 'size' }, ` · ${plural(files.length, 'file')} · ${human(total)}`)),
+    bar, el('div', { class: 'row' }, status));
+  shareResults.prepend(li);
+  const items = entries.filter((e) => e.dir).map((e) => ({ path: e.path, dir: true, mode: 0o755 }));
+  let done = 0;
+  try {
+    for (const [i, e] of files.entries()) {
+      status.textContent = `file ${i + 1} of ${files.length}: ${e.path}`;
+      let q = `name=${encodeURIComponent(e.file.name)}&size=${e.file.size}`;
+      if (e.file.type) q += `&type=${encodeURIComponent(uploadType(e.file.type))}`;
+      const p = await sendFile(`/api/v1/put?${q}`, e.file);
+      done += e.file.size;
+      bar.value = total > 0 ? done / total : (i + 1) / files.length;
+      items.push({ path: e.path, mode: 0o644, mtime: new Date(e.file.lastModified || 0).toISOString(), size: e.file.size, recipe: p.recipe });
+    }
+    status.textContent = 'making the folder recipe…';
+    const info = await sendJSON('/api/v1/folder', { name, items });
+    li.remove();
+    shareResults.prepend(folderCard(info, `${id}-done`));
+    return info;
+  } catch (err) {
+    bar.hidden = true;
+    li.classList.add('failed');
+    status.textContent = 'failed';
+    li.append(el('p', { class: 'result-error' }, err.message));
+    showError(shareError, `${name}: ${err.message}`);
+    throw err;
+  }
+}
+
+// sendFile posts one file's bytes and returns the node's JSON answer.
+async function sendFile(path, body) {
+  let res;
+  try {
+    res = await fetch(path, { method: 'POST', body, headers: { 'Content-Type': 'application/octet-stream', Accept: 'application/json' } });
+  } catch {
+    throw new Error('the connection to the node broke while sending a file');
+  }
+  return answerOf(res);
+}
+
+async function sendJSON(path, v) {
+  let res;
+  try {
+    res = await fetch(path, { method: 'POST', body: JSON.stringify(v), headers: { 'Content-Type': 'application/json', Accept: 'application/json' } });
+  } catch {
+    throw new Error('the connection to the node broke');
+  }
+  return answerOf(res);
+}
+
+async function answerOf(res) {
+  let body = null;
+  try { body = await res.json(); } catch { /* not JSON */ }
+  if (!res.ok || !body) throw new Error((body && body.error) || `the node answered ${res.status} ${res.statusText}`);
+  return body;
+}
+
+// folderCard shows a shared folder: its one recipe with Copy and its link.
+function folderCard(p, id) {
+  const fieldID = `${id}-recipe`;
+  const field = el('input', { type: 'text', class: 'recipe-text', id: fieldID, readonly: true, spellcheck: 'false' });
+  field.value = p.recipe;
+  field.addEventListener('focus', () => field.select());
+  const li = el('li', { class: 'share-result done folder', id, 'data-key': keyOf(p.recipe) },
+    el('h3', {}, el('span', { class: 'name' }, `${p.name}/`), el('span', { class: 'size' }, ` · ${plural(p.files, 'file')} in ${plural(p.folders, 'folder')} · ${human(p.bytes)}`)),
+    el('label', { for: fieldID }, 'Folder recipe: whoever has it can get the whole folder'),
+    el('div', { class: 'row copyrow' }, field, copyButton(() => field.value, field, 'Copy', `Copy the recipe of ${p.name}`)));
+  if (p.url) li.append(el('p', { class: 'link-line' }, 'Link: ', el('a', { class: 'recipe-link', href: p.url, target: '_blank', rel: 'noopener noreferrer' }, p.url)));
+  const reused = Number(p.reused_files) || 0;
+  li.append(el('p', { class: 'hint' }, `${human(p.new_bytes)} stored for it${reused ? `; ${plural(reused, 'file')} unchanged since an earlier share` : ''}.`));
+  if (p.placement) li.append(el('p', { class: 'placement warn' }, p.placement));
+  return li;
+}
+
+// filesOfInput turns a folder chosen with webkitdirectory into entries:
+// the first element of each relative path is the folder's name.
+export function filesOfInput(list) {
+  let name = 'folder';
+  const entries = [];
+  for (const f of list) {
+    const parts = String(f.webkitRelativePath || f.name).split('/');
+    if (parts.length > 1) name = parts[0];
+    entries.push({ path: parts.slice(parts.length > 1 ? 1 : 0).join('/'), file: f });
+  }
+  return { name, entries };
+}
+
+// entriesOfDrop walks a dropped folder (DataTransferItem entries):
+// files and folders, empty ones too.
+async function entriesOfDrop(root) {
+  const entries = [];
+  const walk = async (dir, prefix) => {
+    const reader = dir.createReader();
+    for (;;) {
+      const batch = await new Promise((ok, bad) => reader.readEntries(ok, bad));
+      if (!batch.length) break;
+      for (const ent of batch) {
+        const p = prefix + ent.name;
+        if (ent.isDirectory) {
+          entries.push({ path: p, dir: true });
+          await walk(ent, `${p}/`);
+        } else if (ent.isFile) {
+          entries.push({ path: p, file: await new Promise((ok, bad) => ent.file(ok, bad)) });
+        }
+      }
+    }
+  };
+  await walk(root, '');
+  return entries;
+}
+
+// dropped shares what was dropped: folders each as one folder recipe,
+// files one by one.
+async function dropped(dt) {
+  // The items are readable only now, before the first await.
+  const dirs = [];
+  const loose = [];
+  for (const it of Array.from(dt.items || [])) {
+    const en = it.webkitGetAsEntry ? it.webkitGetAsEntry() : null;
+    if (en && en.isDirectory) dirs.push(en);
+    else if (it.kind === 'file') loose.push(it.getAsFile());
+  }
+  if (!dirs.length) {
+    if (dt.files.length) addFiles(Array.from(dt.files));
+    return;
+  }
+  if (loose.length) addFiles(loose.filter(Boolean));
+  for (const d of dirs) {
+    try {
+      await shareFolder(d.name, await entriesOfDrop(d));
+    } catch { /* shown on its card */ }
+  }
+}
+
+// showFolder shows a folder recipe's tree, read from its listings (no
+// file is fetched), with Save per file and the whole as a zip.
+async function showFolder(ri, text) {
+  const seq = inspectSeq;
+  let l;
+  try {
+    l = await api('GET', `/api/v1/folder?recipe=${encodeURIComponent(text)}&deep=1`);
+  } catch (e) {
+    if (seq === inspectSeq) showError(getError, e);
+    return;
+  }
+  if (seq !== inspectSeq) return;
+  const q = `recipe=${encodeURIComponent(text)}`;
+  const files = l.entries.filter((e) => !e.dir);
+  const bytes = files.reduce((n, e) => n + e.size, 0);
+  const zip = el('a', { class: 'button primary', id: 'folder-zip', href: `/api/v1/folder/zip?${q}`, download: `${l.name || 'folder'}.zip` }, 'Download zip');
+  const list = el('ul', { class: 'plain folder-tree', id: 'folder-tree' });
+  for (const e of l.entries) {
+    const depth = e.path.split('/').length - 1;
+    const row = el('li', { class: e.dir ? 'dir' : 'file', style: `padding-left: ${depth * 1.2}em` },
+      el('span', { class: 'name' }, e.dir ? `${e.name}/` : e.name));
+    if (!e.dir) {
+      row.append(' ', el('span', { class: 'size' }, human(e.size)), ' ',
+        el('a', { class: 'button small save-file', href: `/api/v1/folder/file?${q}&path=${encodeURIComponent(e.path)}`, download: e.name, 'aria-label': `Save ${e.path}` }, 'Save'));
+    }
+    list.append(row);
+  }
+  info.replaceChildren(
+    el('p', { class: 'meta' }, el('strong', { class: 'name' }, `${l.name || '(no name)'}/`), ` · folder · ${plural(files.length, 'file')} · ${human(bytes)}`),
+    el('div', { class: 'row' }, zip), list);
+}
+
 function hasFiles(e) {
   return e.dataTransfer && Array.from(e.dataTransfer.types || []).includes('Files');
 }
 
 function setupShare() {
+  const folderInput = $('folder-input');
+  folderInput.addEventListener('change', () => {
+    if (folderInput.files && folderInput.files.length) {
+      const { name, entries } = filesOfInput(Array.from(folderInput.files));
+      shareFolder(name, entries).catch(() => { /* shown on its card */ });
+    }
+    folderInput.value = '';
+  });
   fileInput.addEventListener('change', () => {
     if (fileInput.files && fileInput.files.length) addFiles(Array.from(fileInput.files));
     fileInput.value = '';
@@ -869,7 +1066,7 @@ function setupShare() {
     e.stopPropagation();
     depth = 0;
     dropZone.classList.remove('over');
-    if (e.dataTransfer.files.length) addFiles(Array.from(e.dataTransfer.files));
+    dropped(e.dataTransfer);
   });
   // A file dropped elsewhere on the Share tab is shared too; on another
   // tab it is ignored rather than opened in place of this page.
@@ -877,7 +1074,7 @@ function setupShare() {
   window.addEventListener('drop', (e) => {
     if (!hasFiles(e)) return;
     e.preventDefault();
-    if (currentTab === 'share' && e.dataTransfer.files.length) addFiles(Array.from(e.dataTransfer.files));
+    if (currentTab === 'share') dropped(e.dataTransfer);
   });
 }
 

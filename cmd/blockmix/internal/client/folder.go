@@ -66,35 +66,16 @@ func (c *Client) FolderTarget(ctx context.Context) (folder.Target, error) {
 	for _, f := range fs {
 		keys[f.Key] = true
 	}
-	return clientTarget{c, keys}, nil
-}
-
-type clientTarget struct {
-	c    *Client
-	keys map[string]bool
-}
-
-func (t clientTarget) Has(_ context.Context, rc recipe.Recipe) (bool, error) {
-	return t.keys[rc.Key()], nil
-}
-
-func (t clientTarget) PutFile(ctx context.Context, f folder.LocalFile) (apiv1.PutInfo, error) {
-	return folder.PutLocal(ctx, f, t.c.Put)
-}
-
-func (t clientTarget) Build(ctx context.Context, m apiv1.FolderManifest) (apiv1.FolderInfo, error) {
-	return t.c.PutFolder(ctx, m)
+	return folder.Funcs{
+		HasFunc:   func(_ context.Context, rc recipe.Recipe) (bool, error) { return keys[rc.Key()], nil },
+		Put:       c.Put,
+		BuildFunc: c.PutFolder,
+	}, nil
 }
 
 // FolderSource is a folder.Source through the daemon.
-func (c *Client) FolderSource() folder.Source { return clientSource{c} }
-
-type clientSource struct{ c *Client }
-
-func (s clientSource) List(ctx context.Context, rc recipe.Recipe) ([]recipe.Entry, error) {
-	return s.c.ListFolder(ctx, rc)
-}
-
-func (s clientSource) Fetch(ctx context.Context, rc recipe.Recipe, w io.Writer) error {
-	return s.c.Get(ctx, rc.String(), w)
+func (c *Client) FolderSource() folder.Source {
+	return folder.SourceFuncs{ListFunc: c.ListFolder, FetchFunc: func(ctx context.Context, rc recipe.Recipe, w io.Writer) error {
+		return c.Get(ctx, rc.String(), w)
+	}}
 }

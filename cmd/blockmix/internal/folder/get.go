@@ -180,3 +180,19 @@ func setModeTime(p string, mode fs.FileMode, t time.Time) error {
 	}
 	return os.Chtimes(p, t, t)
 }
+
+// SourceFuncs is a Source made of functions.
+type SourceFuncs struct {
+	ListFunc  recipe.Lister
+	FetchFunc func(ctx context.Context, rc recipe.Recipe, w io.Writer) error
+}
+
+// List implements Source.
+func (s SourceFuncs) List(ctx context.Context, rc recipe.Recipe) ([]recipe.Entry, error) {
+	return s.ListFunc(ctx, rc)
+}
+
+// Fetch implements Source.
+func (s SourceFuncs) Fetch(ctx context.Context, rc recipe.Recipe, w io.Writer) error {
+	return s.FetchFunc(ctx, rc, w)
+}

@@ -14,25 +14,13 @@ import (
 func List(ctx context.Context, list recipe.Lister, rc recipe.Recipe, deep bool) ([]apiv1.FolderEntry, error) {
 	out := []apiv1.FolderEntry{}
 	err := recipe.WalkFolder(ctx, list, rc, func(p string, e recipe.Entry) error {
-		out = append(out, EntryInfo(p, e))
+		out = append(out, apiv1.NewFolderEntry(p, e))
 		if e.Dir && !deep {
 			return fs.SkipDir
 		}
 		return nil
 	})
 	return out, err
-}
-
-// EntryInfo is e, at path p, as the API shows it.
-func EntryInfo(p string, e recipe.Entry) apiv1.FolderEntry {
-	typ := e.Recipe.Type
-	if e.Dir {
-		typ = ""
-	}
-	return apiv1.FolderEntry{
-		Name: e.Name, Path: p, Dir: e.Dir, Mode: uint32(e.Mode), ModTime: e.ModTime,
-		Size: e.Size(), Type: typ, Recipe: e.Recipe.String(),
-	}
 }
 
 // Entries turns a FolderList's own entries (not deep) back into the

@@ -200,8 +200,16 @@ func Build(ctx context.Context, st Store, m apiv1.FolderManifest, put PutFunc) (
 		return apiv1.FolderInfo{}, err
 	}
 	var info apiv1.FolderInfo
+	// Listings made by this build: two empty folders share one recipe.
+	made := map[[32]byte]recipe.Recipe{}
 	putListing := func(ctx context.Context, listing []byte, name string) (recipe.Recipe, error) {
-		if rc, ok := sameListing(ctx, st, old[int64(len(listing))], listing); ok {
+		sum := sha256.Sum256(listing)
+		if rc, ok := made[sum]; ok {
+			info.ReusedFolders++
+			return rc, nil
+		}
+		if rc, ok := sameListing(ctx, st, likely(old[int64(len(listing))], name), sum); ok {
+			made[sum] = rc
 			info.ReusedFolders++
 			return rc, nil
 		}
@@ -214,7 +222,11 @@ func Build(ctx context.Context, st Store, m apiv1.FolderManifest, put PutFunc) (
 		}
 		info.NewBlocks += pi.NewBlocks
 		info.NewBytes += pi.NewBytes
-		return recipe.Parse(pi.Recipe)
+		rc, err := recipe.Parse(pi.Recipe)
+		if err == nil {
+			made[sum] = rc
+		}
+		return rc, err
 	}
 	rc, bs, err := recipe.BuildFolder(ctx, items, m.Name, putListing)
 	if errors.Is(err, recipe.ErrBadFolder) {
@@ -249,14 +261,29 @@ func listingsBySize(ctx context.Context, st Store) (map[int64][]recipe.Recipe, e
 	return out, nil
 }
 
-// sameListing returns the recipe among cands (all of listing's size) whose
-// descriptor records listing's sha256: its root block is read, nothing
-// else.
-func sameListing(ctx context.Context, st Store, cands []recipe.Recipe, listing []byte) (recipe.Recipe, bool) {
-	if len(cands) == 0 {
-		return recipe.Recipe{}, false
+// maxOthers bounds the listings of other names that a listing is
+// compared with: folders of one tree often have listings of one size.
+const maxOthers = 8
+
+// likely orders cands (folder listings of one size) for sameListing: those
+// of the folder's own name first (oldest first), then at most maxOthers
+// of other names (two folders with the same entries share a listing).
+func likely(cands []recipe.Recipe, name string) []recipe.Recipe {
+	var same, other []recipe.Recipe
+	for _, rc := range cands {
+		if rc.Name == recipe.CleanName(name) {
+			same = append(same, rc)
+		} else if len(other) < maxOthers {
+			other = append(other, rc)
+		}
 	}
-	sum := sha256Sum(listing)
+	return append(same, other...)
+}
+
+// sameListing returns the first recipe among cands (all of the listing's
+// size) whose descriptor records the listing's sha256: its root block is
+// read, nothing else.
+func sameListing(ctx context.Context, st Store, cands []recipe.Recipe, sum [32]byte) (recipe.Recipe, bool) {
 	for _, rc := range cands {
 		r, err := recipe.Open(ctx, st, rc, recipe.Options{})
 		if err == nil && r.SHA256() == sum {
@@ -265,8 +292,6 @@ func sameListing(ctx context.Context, st Store, cands []recipe.Recipe, listing [
 	}
 	return recipe.Recipe{}, false
 }
-
-func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
 
 // Recorded reports whether the file rc names is recorded in st: what
 // Target.Has answers on a store.
@@ -307,4 +332,25 @@ func PutLocal(ctx context.Context, f LocalFile, put PutFunc) (apiv1.PutInfo, err
 		r = io.MultiReader(bytes.NewReader(head[:k]), in)
 	}
 	return put(ctx, r, fi.Size(), name, typ)
+}
+
+// Funcs is a Target made of functions: what a store, a node or an API
+// client gives.
+type Funcs struct {
+	HasFunc   func(ctx context.Context, rc recipe.Recipe) (bool, error)
+	Put       PutFunc
+	BuildFunc func(ctx context.Context, m apiv1.FolderManifest) (apiv1.FolderInfo, error)
+}
+
+// Has implements Target.
+func (f Funcs) Has(ctx context.Context, rc recipe.Recipe) (bool, error) { return f.HasFunc(ctx, rc) }
+
+// PutFile implements Target with PutLocal.
+func (f Funcs) PutFile(ctx context.Context, lf LocalFile) (apiv1.PutInfo, error) {
+	return PutLocal(ctx, lf, f.Put)
+}
+
+// Build implements Target.
+func (f Funcs) Build(ctx context.Context, m apiv1.FolderManifest) (apiv1.FolderInfo, error) {
+	return f.BuildFunc(ctx, m)
 }

@@ -34,39 +34,25 @@ func (n *Node) ListFolder(ctx context.Context, rc recipe.Recipe) ([]recipe.Entry
 // FolderTarget is a folder.Target on this node, for work inside the
 // daemon (a folder kept in sync): files go through Put, the listings
 // through PutFolder.
-func (n *Node) FolderTarget() folder.Target { return nodeTarget{n} }
-
-type nodeTarget struct{ n *Node }
-
-func (t nodeTarget) Has(ctx context.Context, rc recipe.Recipe) (bool, error) {
-	return folder.Recorded(ctx, t.n.st, rc)
-}
-
-func (t nodeTarget) PutFile(ctx context.Context, f folder.LocalFile) (apiv1.PutInfo, error) {
-	return folder.PutLocal(ctx, f, t.n.Put)
-}
-
-func (t nodeTarget) Build(ctx context.Context, m apiv1.FolderManifest) (apiv1.FolderInfo, error) {
-	return t.n.PutFolder(ctx, m)
+func (n *Node) FolderTarget() folder.Target {
+	return folder.Funcs{
+		HasFunc:   func(ctx context.Context, rc recipe.Recipe) (bool, error) { return folder.Recorded(ctx, n.st, rc) },
+		Put:       n.Put,
+		BuildFunc: n.PutFolder,
+	}
 }
 
 // FolderSource is a folder.Source on this node: listings and files from
 // its store, then the network.
-func (n *Node) FolderSource() folder.Source { return nodeSource{n} }
-
-type nodeSource struct{ n *Node }
-
-func (s nodeSource) List(ctx context.Context, rc recipe.Recipe) ([]recipe.Entry, error) {
-	return s.n.ListFolder(ctx, rc)
-}
-
-func (s nodeSource) Fetch(ctx context.Context, rc recipe.Recipe, w io.Writer) error {
-	r, err := s.n.Open(ctx, rc)
-	if err != nil {
+func (n *Node) FolderSource() folder.Source {
+	return folder.SourceFuncs{ListFunc: n.ListFolder, FetchFunc: func(ctx context.Context, rc recipe.Recipe, w io.Writer) error {
+		r, err := n.Open(ctx, rc)
+		if err != nil {
+			return err
+		}
+		_, err = r.WriteTo(w)
 		return err
-	}
-	_, err = r.WriteTo(w)
-	return err
+	}}
 }
 
 var _ webui.FolderNode = (*Node)(nil)

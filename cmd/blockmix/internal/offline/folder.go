@@ -31,11 +31,7 @@ func (o Repo) PutFolder(ctx context.Context, t int, dir string, opt folder.PutOp
 		return apiv1.FolderInfo{}, err
 	}
 	defer note.End()
-	m, err := mixer.New(st, mixer.Options{T: t})
-	if err != nil {
-		return apiv1.FolderInfo{}, err
-	}
-	info, err := folder.Put(ctx, dir, StoreTarget{St: st, M: m, TempDir: o.R.Path(repo.PutsDir)}, opt)
+	info, err := folder.Put(ctx, dir, &StoreTarget{St: st, T: t, TempDir: o.R.Path(repo.PutsDir)}, opt)
 	if err != nil {
 		return apiv1.FolderInfo{}, err
 	}
@@ -45,27 +41,45 @@ func (o Repo) PutFolder(ctx context.Context, t int, dir string, opt folder.PutOp
 	return info, nil
 }
 
-// StoreTarget is a folder.Target on a store opened here, mixing with M.
-// The caller syncs the store afterwards.
+// StoreTarget is a folder.Target on a store opened here. The caller
+// syncs the store afterwards. Not safe for concurrent use.
 type StoreTarget struct {
 	St      *blocks.Disk
-	M       *mixer.Mixer
+	T       int    // tuple size; 0: mixer.DefaultT
 	TempDir string // see recipe.PutOptions
+
+	m    *mixer.Mixer
+	puts int // with m
 }
 
+// mixerPuts is how many files one Mixer mixes: a Mixer's session
+// remembers every choice it made, and picking slows as that grows (a
+// tree of 10,000 small files took twice as long per file at its end). A
+// new Mixer reads the store as it is then.
+const mixerPuts = 128
+
 // Has implements folder.Target: the file is recorded in the store.
-func (s StoreTarget) Has(ctx context.Context, rc recipe.Recipe) (bool, error) {
+func (s *StoreTarget) Has(ctx context.Context, rc recipe.Recipe) (bool, error) {
 	return folder.Recorded(ctx, s.St, rc)
 }
 
 // PutFile implements folder.Target.
-func (s StoreTarget) PutFile(ctx context.Context, f folder.LocalFile) (apiv1.PutInfo, error) {
+func (s *StoreTarget) PutFile(ctx context.Context, f folder.LocalFile) (apiv1.PutInfo, error) {
 	return folder.PutLocal(ctx, f, s.put)
 }
 
-func (s StoreTarget) put(ctx context.Context, r io.Reader, size int64, name, typ string) (apiv1.PutInfo, error) {
-	res, err := recipe.PutWith(ctx, s.M, s.St, r, size, name, typ, recipe.PutOptions{TempDir: s.TempDir})
+func (s *StoreTarget) put(ctx context.Context, r io.Reader, size int64, name, typ string) (apiv1.PutInfo, error) {
+	if s.m == nil || s.puts >= mixerPuts {
+		m, err := mixer.New(s.St, mixer.Options{T: s.T})
+		if err != nil {
+			return apiv1.PutInfo{}, err
+		}
+		s.m, s.puts = m, 0
+	}
+	s.puts++
+	res, err := recipe.PutWith(ctx, s.m, s.St, r, size, name, typ, recipe.PutOptions{TempDir: s.TempDir})
 	if err != nil {
+		s.m = nil // a failed put leaves its Mixer unusable
 		return apiv1.PutInfo{}, err
 	}
 	return apiv1.PutInfo{
@@ -75,7 +89,7 @@ func (s StoreTarget) put(ctx context.Context, r io.Reader, size int64, name, typ
 }
 
 // Build implements folder.Target.
-func (s StoreTarget) Build(ctx context.Context, m apiv1.FolderManifest) (apiv1.FolderInfo, error) {
+func (s *StoreTarget) Build(ctx context.Context, m apiv1.FolderManifest) (apiv1.FolderInfo, error) {
 	return folder.Build(ctx, s.St, m, s.put)
 }
 

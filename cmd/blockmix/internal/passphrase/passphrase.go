@@ -48,6 +48,9 @@ func (o *Options) AddPutFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.file, "passphrase-file", "", "seal the recipe with the first line of this file as the passphrase (- for standard input; for scripts)")
 }
 
+// Wanted reports whether a flag gives or asks for a passphrase.
+func (o Options) Wanted() bool { return o.ask || o.file != "" }
+
 // AddGetFlags adds --passphrase-file, for the commands that open a recipe.
 func (o *Options) AddGetFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.file, "passphrase-file", "", "open a sealed recipe with the first line of this file as the passphrase (- for standard input); without it, get asks on the terminal")
