@@ -20,8 +20,8 @@ type Live interface {
 	// link; a passphrase seals the link too.
 	Watch(dir string, passphrase []byte) (apiv1.LiveFolder, error)
 	// Sync keeps dir equal to the latest version of link (a sealed link
-	// opens with passphrase).
-	Sync(link, dir string, passphrase []byte) (apiv1.LiveFolder, error)
+	// opens with passphrase); a dir that holds files needs force.
+	Sync(link, dir string, passphrase []byte, force bool) (apiv1.LiveFolder, error)
 	// Remove stops the watch or sync (kind) whose ID or folder is
 	// idOrDir.
 	Remove(kind, idOrDir string) (apiv1.LiveFolder, error)
@@ -36,7 +36,7 @@ const maxLiveBody = 16 << 10
 //
 //	GET    /api/v1/live                 LiveInfo
 //	POST   /api/v1/live/watch           {dir, passphrase?} → LiveFolder
-//	POST   /api/v1/live/sync            {link, dir, passphrase?} → LiveFolder
+//	POST   /api/v1/live/sync            {link, dir, passphrase?, force?} → LiveFolder
 //	POST   /api/v1/live/resolve         {link, passphrase?} → LiveVersion
 //	DELETE /api/v1/live/watch?id=ID|DIR → LiveFolder (the one stopped)
 //	DELETE /api/v1/live/sync?id=ID|DIR  → LiveFolder
@@ -99,7 +99,7 @@ func (s *Server) liveRoutes(mux *http.ServeMux) {
 		return l.Watch(q.Dir, []byte(q.Passphrase))
 	})
 	post("/api/v1/live/sync", func(_ *http.Request, q apiv1.LiveRequest) (any, error) {
-		return l.Sync(q.Link, q.Dir, []byte(q.Passphrase))
+		return l.Sync(q.Link, q.Dir, []byte(q.Passphrase), q.Force)
 	})
 	post("/api/v1/live/resolve", func(r *http.Request, q apiv1.LiveRequest) (any, error) {
 		return l.Resolve(r.Context(), q.Link, []byte(q.Passphrase))

@@ -19,6 +19,7 @@ import (
 // liveOptions are the flags of watch, sync and their undo commands.
 type liveOptions struct {
 	json, list, web bool
+	force           bool
 	pass            passphrase.Options
 }
 
@@ -99,7 +100,8 @@ func newSyncCommand(e *env) *cobra.Command {
 		Use:   "sync LINK DIR",
 		Short: "Keep a folder equal to the latest version of a live link",
 		Long: `sync has the daemon keep the folder DIR (made when missing) equal to the
-latest version of the live link LINK, one way, like a receive-only folder:
+latest version of the live link LINK, one way, like a receive-only folder
+(DIR must be missing or empty, unless --force):
 it looks for a new version every --live-poll (a daemon flag, 5s), fetches
 only the files that changed, and replaces each file atomically.
 
@@ -122,6 +124,7 @@ daemon.
 	}
 	c.Flags().BoolVar(&o.json, "json", false, "print JSON (see 'watch --help'; --list: a list)")
 	c.Flags().BoolVar(&o.list, "list", false, "list the followed folders instead")
+	c.Flags().BoolVar(&o.force, "force", false, "sync into a folder that holds files already (those that differ from the version are kept beside it)")
 	o.pass.AddGetFlags(c.Flags())
 	return c
 }
@@ -152,7 +155,7 @@ func runSync(ctx context.Context, e *env, o liveOptions, link, dir string) error
 	if err != nil {
 		return err
 	}
-	f, err := dc.Sync(ctx, link, abs, pass)
+	f, err := dc.Sync(ctx, link, abs, pass, o.force)
 	if err != nil {
 		return err
 	}

@@ -223,12 +223,20 @@ func TestLiveSealedAndBadInput(t *testing.T) {
 		t.Fatalf("sync of a sealed link without its passphrase: %s", r)
 	}
 	wrong := b.file("wrong", []byte("not it\n"))
-	if r := b.run("sync", "--passphrase-file", wrong, sealed, dst); r.code == 0 || !strings.Contains(string(r.stderr), "wrong passphrase") {
+	if r := b.run("sync", "--passphrase-file", wrong, sealed, dst); r.code != 2 || !strings.Contains(string(r.stderr), "wrong passphrase") {
 		t.Fatalf("sync with a wrong passphrase: %s", r)
 	}
 	right := b.file("right", []byte("correct horse battery staple\n"))
-	b.ok("sync", "--passphrase-file", right, sealed, dst)
+	// A folder that holds files needs --force; its files stay.
+	writeFile(t, filepath.Join(dst, "mine.txt"), "B's own file")
+	if r := b.run("sync", "--passphrase-file", right, sealed, dst); r.code != 2 || !strings.Contains(string(r.stderr), "not empty") {
+		t.Fatalf("sync into a folder with files, without --force: %s", r)
+	}
+	b.ok("sync", "--force", "--passphrase-file", right, sealed, dst)
 	waitUntil(t, "B has the sealed folder's file", hasContent(filepath.Join(dst, "secret.txt"), "for friends only"))
+	if got, err := os.ReadFile(filepath.Join(dst, "mine.txt")); err != nil || string(got) != "B's own file" {
+		t.Fatalf("B's own file: %q %v", got, err)
+	}
 	if fs := liveFolders(t, b, "sync"); len(fs) != 1 || fs[0].Link != plain {
 		t.Fatalf("B follows %+v, want the plain link %s", fs, plain)
 	}
@@ -238,10 +246,10 @@ func TestLiveSealedAndBadInput(t *testing.T) {
 	if r := b.run("sync", string(damaged), b.path("x")); r.code != 2 || !strings.Contains(string(r.stderr), "damaged live link") {
 		t.Fatalf("sync of a damaged link: %s", r)
 	}
-	if r := a.run("watch", a.path("no-such-folder")); r.code == 0 || !strings.Contains(string(r.stderr), "cannot read the folder") {
+	if r := a.run("watch", a.path("no-such-folder")); r.code != 2 || !strings.Contains(string(r.stderr), "cannot read the folder") {
 		t.Fatalf("watch of a missing folder: %s", r)
 	}
-	if r := a.run("unwatch", a.path("no-such-folder")); r.code == 0 || !strings.Contains(string(r.stderr), "no watch of") {
+	if r := a.run("unwatch", a.path("no-such-folder")); r.code != 2 || !strings.Contains(string(r.stderr), "no watch of") {
 		t.Fatalf("unwatch of an unknown folder: %s", r)
 	}
 	api, err := os.ReadFile(filepath.Join(b.repo, "api"))

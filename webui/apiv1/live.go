@@ -42,12 +42,14 @@ type LiveInfo struct {
 }
 
 // LiveRequest is the body of POST /api/v1/live/watch ({dir,
-// passphrase}) and POST /api/v1/live/sync ({link, dir, passphrase}: the
-// passphrase opens a sealed link).
+// passphrase}) and POST /api/v1/live/sync ({link, dir, passphrase,
+// force}: the passphrase opens a sealed link; force syncs into a folder
+// that holds files).
 type LiveRequest struct {
 	Dir        string `json:"dir"`
 	Link       string `json:"link,omitempty"`
 	Passphrase string `json:"passphrase,omitempty"`
+	Force      bool   `json:"force,omitempty"`
 }
 
 // LiveVersion is GET /api/v1/live/resolve?link=…: the link's latest

@@ -121,6 +121,6 @@ export function setupLive(helpers) {
   form('watch', '/api/v1/live/watch', () => ({ dir: $('watch-dir').value.trim(), passphrase: $('watch-passphrase').value }),
     (f) => `Publishing ${f.dir} under ${f.sealed || f.link}`);
   form('sync', '/api/v1/live/sync',
-    () => ({ link: $('sync-link').value.trim(), dir: $('sync-dir').value.trim(), passphrase: $('sync-passphrase').value }),
+    () => ({ link: $('sync-link').value.trim(), dir: $('sync-dir').value.trim(), passphrase: $('sync-passphrase').value, force: $('sync-force').checked }),
     (f) => `Syncing ${f.dir}`);
 }

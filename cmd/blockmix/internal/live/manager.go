@@ -328,14 +328,25 @@ func (m *Manager) Watch(dir string, passphrase []byte) (apiv1.LiveFolder, error)
 }
 
 // Sync starts keeping dir equal to the latest version of the live link
-// in text (a sealed one opens with passphrase). dir is made when missing.
-func (m *Manager) Sync(text, dir string, passphrase []byte) (apiv1.LiveFolder, error) {
+// in text (a sealed one opens with passphrase). dir is made when missing;
+// one that holds anything is refused (a BadInput) unless force is set:
+// then its files are local changes to the first version (kept beside it
+// when they differ).
+func (m *Manager) Sync(text, dir string, passphrase []byte, force bool) (apiv1.LiveFolder, error) {
 	l, err := OpenLink(text, passphrase)
 	if err != nil {
 		return apiv1.LiveFolder{}, err
 	}
 	if dir, err = absDir(dir, true); err != nil {
 		return apiv1.LiveFolder{}, err
+	}
+	m.mu.Lock()
+	j := m.findLocked("sync", dir)
+	m.mu.Unlock()
+	if j == nil && !force {
+		if ents, err := os.ReadDir(dir); err != nil || len(ents) > 0 {
+			return apiv1.LiveFolder{}, bad("%s is not empty: a sync into it would keep its files beside the version's; give force (--force) to sync into it all the same", dir)
+		}
 	}
 	m.mu.Lock()
 	if j := m.findLocked("sync", dir); j != nil {
@@ -353,7 +364,7 @@ func (m *Manager) Sync(text, dir string, passphrase []byte) (apiv1.LiveFolder, e
 	}
 	m.mu.Unlock()
 	sum := sha256.Sum256([]byte(l.String() + "\x00" + dir))
-	j := &job{ID: "s-" + hex.EncodeToString(sum[:5]), Kind: "sync", Dir: dir, Link: l.String(), link: l, State: "waiting", Message: "looking for the first version",
+	j = &job{ID: "s-" + hex.EncodeToString(sum[:5]), Kind: "sync", Dir: dir, Link: l.String(), link: l, State: "waiting", Message: "looking for the first version",
 		Files: map[string]fileState{}}
 	if err := m.add(j); err != nil {
 		return apiv1.LiveFolder{}, err

@@ -185,17 +185,17 @@ func TestStateFile(t *testing.T) {
 	}
 	priv, l, _ := NewLink()
 	_ = priv
-	s, err := m.Sync(l.URL(""), filepath.Join(root, "in"), nil)
+	s, err := m.Sync(l.URL(""), filepath.Join(root, "in"), nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Sync(l.String(), "relative/dir", nil); err == nil {
+	if _, err := m.Sync(l.String(), "relative/dir", nil, false); err == nil {
 		t.Fatal("a relative folder was taken")
 	}
-	if _, err := m.Sync("blockmix:live:aaaa", filepath.Join(root, "x"), nil); !errors.Is(err, ErrDamaged) {
+	if _, err := m.Sync("blockmix:live:aaaa", filepath.Join(root, "x"), nil, false); !errors.Is(err, ErrDamaged) {
 		t.Fatalf("a damaged link: %v", err)
 	}
-	if _, err := m.Sync(l.String(), root, nil); err == nil {
+	if _, err := m.Sync(l.String(), root, nil, false); err == nil {
 		t.Fatal("a watched folder was synced too")
 	}
 	fi, err := os.Stat(path)
