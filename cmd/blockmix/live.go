@@ -54,7 +54,7 @@ sealed with a passphrase (blockmix:live:sealed:…).
 			return runWatch(c.Context(), e, o, args[0])
 		},
 	}
-	c.Flags().BoolVar(&o.json, "json", false, "print JSON: the folder's id, kind, dir, link, url, sealed, seq, recipe, version, checked, state, message, files, conflicts (--list: a list of them)")
+	c.Flags().BoolVar(&o.json, "json", false, "print JSON: the folder's id, kind, dir, link, url, sealed, seq, recipe, version, checked, state, message, files, changed, conflicts (--list: a list of them)")
 	c.Flags().BoolVar(&o.list, "list", false, "list the watched folders instead")
 	c.Flags().BoolVar(&o.web, "web", false, "print the clickable http://127.0.0.1:7788/l/… spelling instead of blockmix:live:…")
 	o.pass.AddPutFlags(c.Flags())

@@ -159,6 +159,9 @@ func TestLiveWatchSync(t *testing.T) {
 	// A change on A: a new version under the same link, and on B.
 	writeFile(t, filepath.Join(src, "a.txt"), "version two of a, longer")
 	waitUntil(t, "version 2 published", liveAt(t, a, "watch", 2, "ok"))
+	if fs := liveFolders(t, a, "watch"); fs[0].Files != 2 || fs[0].Changed != 1 {
+		t.Fatalf("version 2 has %d files, %d mixed anew; want 2 and only the changed one", fs[0].Files, fs[0].Changed)
+	}
 	waitUntil(t, "B resolves version 2 under the same link", resolved(2))
 	waitUntil(t, "B has the new a.txt", hasContent(filepath.Join(dst, "a.txt"), "version two of a, longer"))
 	waitUntil(t, "B synced version 2", liveAt(t, b, "sync", 2, "ok"))

@@ -29,8 +29,11 @@ type LiveFolder struct {
 	// says it in words.
 	State   string `json:"state"`
 	Message string `json:"message,omitempty"`
-	// Files counts the folder's files in the last version.
-	Files int `json:"files"`
+	// Files counts the folder's files in the last version; Changed, for a
+	// watch, how many of them were mixed anew for it (the others were
+	// unchanged since the version before).
+	Files   int `json:"files"`
+	Changed int `json:"changed,omitempty"`
 	// Conflicts are the copies kept of local changes (paths relative to
 	// Dir), newest last, at most 50.
 	Conflicts []string `json:"conflicts,omitempty"`

@@ -26,15 +26,21 @@ import (
 // Folders is what live needs of folder recipes (the node implements it
 // with the folder package).
 type Folders interface {
-	// PutFolder mixes the folder dir into the store and places it, and
-	// returns its folder recipe (text). prev is the last version's recipe
-	// ("" for none): files unchanged since it are not mixed again.
-	PutFolder(ctx context.Context, dir, prev string) (string, error)
+	// PutFolder mixes the folder dir into the store and places it:
+	// files unchanged since the last put are not mixed again.
+	PutFolder(ctx context.Context, dir string) (Put, error)
 	// Entries lists the files of a folder recipe.
 	Entries(ctx context.Context, folder string) ([]Entry, error)
 	// WriteFile rebuilds one entry's bytes into w, fetching blocks from
 	// peers as needed, and checks them.
 	WriteFile(ctx context.Context, e Entry, w io.Writer) error
+}
+
+// Put is what PutFolder made.
+type Put struct {
+	Recipe string // the folder recipe (text)
+	Files  int    // the files in it
+	Mixed  int    // the files mixed anew (the others were unchanged)
 }
 
 // Entry is one file of a folder version.
@@ -116,6 +122,7 @@ type job struct {
 	State     string               `json:"state"`
 	Message   string               `json:"message,omitempty"`
 	FileCount int                  `json:"files"`
+	Mixed     int                  `json:"mixed,omitempty"`
 	Files     map[string]fileState `json:"file_states,omitempty"` // a sync's files
 	Conflicts []string             `json:"conflicts,omitempty"`
 
@@ -126,7 +133,7 @@ type job struct {
 
 func (j *job) info() apiv1.LiveFolder {
 	return apiv1.LiveFolder{ID: j.ID, Kind: j.Kind, Dir: j.Dir, Link: j.Link, URL: j.link.URL(""), Sealed: j.Sealed, Seq: j.Seq, Recipe: j.Recipe,
-		Version: j.Version, Checked: j.Checked, State: j.State, Message: j.Message, Files: j.FileCount, Conflicts: slices.Clone(j.Conflicts)}
+		Version: j.Version, Checked: j.Checked, State: j.State, Message: j.Message, Files: j.FileCount, Changed: j.Mixed, Conflicts: slices.Clone(j.Conflicts)}
 }
 
 // Manager runs a node's watches and syncs and keeps them in a state file,

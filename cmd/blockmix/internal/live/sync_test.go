@@ -22,8 +22,8 @@ type fakeFolders struct {
 	fetched  []string          // paths WriteFile was asked for
 }
 
-func (f *fakeFolders) PutFolder(context.Context, string, string) (string, error) {
-	return "", errors.New("not here")
+func (f *fakeFolders) PutFolder(context.Context, string) (Put, error) {
+	return Put{}, errors.New("not here")
 }
 
 func (f *fakeFolders) Entries(_ context.Context, v string) ([]Entry, error) {

@@ -65,7 +65,7 @@ func (m *Manager) runWatch(ctx context.Context, j *job) {
 func (m *Manager) putVersion(ctx context.Context, j *job, priv ed25519.PrivateKey) bool {
 	m.note(j, func(j *job) { j.State, j.Message = "working", "putting the folder" })
 	start := time.Now()
-	rc, err := m.f.PutFolder(ctx, j.Dir, j.Recipe)
+	put, err := m.f.PutFolder(ctx, j.Dir)
 	if err != nil {
 		if ctx.Err() == nil {
 			m.update(j, func(j *job) { j.State, j.Message = "error", "put the folder: "+err.Error() })
@@ -73,24 +73,20 @@ func (m *Manager) putVersion(ctx context.Context, j *job, priv ed25519.PrivateKe
 		}
 		return false
 	}
-	if rc == j.Recipe && j.Record != nil {
+	if put.Recipe == j.Recipe && j.Record != nil {
 		return true
 	}
 	now := time.Now()
-	rec, err := Sign(priv, j.link, j.Seq+1, now, []byte(rc))
+	rec, err := Sign(priv, j.link, j.Seq+1, now, []byte(put.Recipe))
 	if err != nil {
 		m.update(j, func(j *job) { j.State, j.Message = "error", err.Error() })
 		return false
 	}
-	n := 0
-	if es, err := m.f.Entries(ctx, rc); err == nil {
-		n = len(es)
-	}
 	m.update(j, func(j *job) {
-		j.Seq, j.Recipe, j.Record, j.Version, j.FileCount = rec.Seq, rc, rec.Bytes(), now, n
+		j.Seq, j.Recipe, j.Record, j.Version, j.FileCount, j.Mixed = rec.Seq, put.Recipe, rec.Bytes(), now, put.Files, put.Mixed
 	})
-	m.log.Info("live folder: new version", slog.String("dir", j.Dir), slog.Uint64("seq", rec.Seq), slog.Int("files", n),
-		slog.Duration("took", time.Since(start)))
+	m.log.Info("live folder: new version", slog.String("dir", j.Dir), slog.Uint64("seq", rec.Seq), slog.Int("files", put.Files),
+		slog.Int("mixed", put.Mixed), slog.Duration("took", time.Since(start)))
 	return true
 }
 

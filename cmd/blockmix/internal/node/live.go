@@ -39,13 +39,13 @@ type liveFolders struct {
 }
 
 // PutFolder implements live.Folders.
-func (f *liveFolders) PutFolder(ctx context.Context, dir, _ string) (string, error) {
+func (f *liveFolders) PutFolder(ctx context.Context, dir string) (live.Put, error) {
 	f.once.Do(func() { f.cache = folder.OpenCache(f.n.repo.Path(folder.CacheFile)) })
 	info, err := folder.Put(ctx, dir, f.n.FolderTarget(), folder.PutOptions{Cache: f.cache})
 	if err != nil {
-		return "", err
+		return live.Put{}, err
 	}
-	return info.Recipe, nil
+	return live.Put{Recipe: info.Recipe, Files: info.Files, Mixed: info.PutFiles}, nil
 }
 
 // Entries implements live.Folders: every file under the folder recipe.
