@@ -64,7 +64,7 @@ lint:
 
 # A run of every fuzz target: FUZZTIME each (30s; CI runs 5s).
 FUZZTIME ?= 30s
-FUZZ_TARGETS := recipe:FuzzParse recipe:FuzzDecodeNode mixer:FuzzMixRoundTrip recipe:FuzzPutOpen recipe:FuzzOpenSealed net:FuzzReadFrame
+FUZZ_TARGETS := recipe:FuzzParse recipe:FuzzDecodeNode recipe:FuzzDecodeFolder recipe:FuzzCleanEntryName recipe:FuzzParseFolderPath mixer:FuzzMixRoundTrip recipe:FuzzPutOpen recipe:FuzzOpenSealed net:FuzzReadFrame
 .PHONY: fuzz
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -297,3 +297,51 @@ func FuzzCleanEntryName(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseFolderPath: any text gives an error or a path whose every
+// element is clean (what get and ls then look up); never a panic.
+func FuzzParseFolderPath(f *testing.F) {
+	rc := Recipe{Root: make(mixer.Tuple, DescT), DescClass: mixer.Small, Size: 5, Type: FolderType, Name: "tree"}
+	f.Add(rc.String() + "/sub/a.txt")
+	f.Add(rc.String() + "/sub/../../etc/passwd")
+	f.Add(rc.String() + "/%2e%2e/x")
+	f.Add(rc.URL("") + "/a%2Fb/c d.txt")
+	f.Fuzz(func(t *testing.T, s string) {
+		got, p, err := ParseFolderPath(s)
+		if err != nil {
+			return
+		}
+		if _, err := SplitFolderPath(p); err != nil {
+			t.Fatalf("ParseFolderPath(%q) gave the unclean path %q", s, p)
+		}
+		for _, el := range strings.Split(p, "/") {
+			if el == ".." || el == "." || strings.ContainsAny(el, "\\\x00") {
+				t.Fatalf("ParseFolderPath(%q) gave %q", s, p)
+			}
+		}
+		if got.Name != CleanName(got.Name) {
+			t.Fatalf("name %q not clean", got.Name)
+		}
+	})
+}
+
+func TestParseFolderPath(t *testing.T) {
+	rc := Recipe{Root: make(mixer.Tuple, DescT), DescClass: mixer.Small, Size: 5, Type: FolderType, Name: "tree"}
+	for in, want := range map[string]string{
+		rc.String():                          "",
+		rc.String() + "/sub/Ünï cödé.md":     "sub/Ünï cödé.md",
+		rc.String() + "/sub/%C3%9Cn%20x.md":  "sub/Ün x.md",
+		rc.URL("") + "/a/b/":                 "a/b",
+		"see " + rc.String() + "/a/b.txt\n!": "a/b.txt",
+	} {
+		got, p, err := ParseFolderPath(in)
+		if err != nil || p != want || got.Name != "tree" || got.Key() != rc.Key() {
+			t.Errorf("ParseFolderPath(%q) = %q, %q, %v; want %q", in, got.Name, p, err, want)
+		}
+	}
+	for _, bad := range []string{rc.String() + "/../x", rc.String() + "/a/%2e%2e/b", rc.String() + "/a/.."} {
+		if _, _, err := ParseFolderPath(bad); !errors.Is(err, ErrBadFolder) {
+			t.Errorf("ParseFolderPath(%q): %v", bad, err)
+		}
+	}
+}

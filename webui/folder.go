@@ -38,7 +38,7 @@ const maxManifest = 32 << 20
 // folderRoutes adds the folder API:
 //
 //	POST /api/v1/folder                       FolderManifest → FolderInfo
-//	GET  /api/v1/folder?recipe=…[&path=…][&deep=1]   FolderList
+//	GET  /api/v1/folder?recipe=…[&path=…][&deep=1]   FolderList (a file's path: its one entry)
 //	GET  /api/v1/folder/file?recipe=…&path=…  one file of the folder (as /api/v1/get?download=1)
 //	GET  /api/v1/folder/zip?recipe=…[&path=…] the tree as a zip (stored, streamed)
 //
@@ -68,11 +68,16 @@ func (s *Server) folderRoutes(mux *http.ServeMux) {
 		writeJSON(w, info)
 	})
 	mux.HandleFunc("GET /api/v1/folder", func(w http.ResponseWriter, r *http.Request) {
-		fn, rc, p, e, ok := s.folderEntry(w, r, wantDir)
+		fn, rc, p, e, ok := s.folderEntry(w, r, wantAny)
 		if !ok {
 			return
 		}
 		list := apiv1.FolderList{Recipe: rc.String(), Name: rc.Name, Path: p, Entries: []apiv1.FolderEntry{}}
+		if !e.Dir { // a file: its one entry
+			list.Entries = append(list.Entries, apiv1.NewFolderEntry(p, e))
+			writeJSON(w, list)
+			return
+		}
 		deep := r.URL.Query().Get("deep") == "1"
 		prefix := ""
 		if p != "" {
@@ -167,6 +172,7 @@ func (s *Server) folderRoutes(mux *http.ServeMux) {
 const (
 	wantDir = iota
 	wantFile
+	wantAny
 )
 
 // folderNode returns the node's folder side, or answers 501.

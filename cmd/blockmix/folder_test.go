@@ -182,6 +182,10 @@ func TestFolderRecipes(t *testing.T) {
 	if !slices.Equal(names, []string{"sub/.hidden", "sub/deeper", "sub/empty folder ñ"}) {
 		t.Fatalf("ls sub: %q", names)
 	}
+	var one apiv1.FolderList
+	if err := json.Unmarshal(w.ok("ls", "--json", info.Recipe+"/run.sh"), &one); err != nil || len(one.Entries) != 1 || one.Entries[0].Mode != 0o755 || one.Entries[0].Size != 18 {
+		t.Fatalf("ls of one file: %+v %v", one, err)
+	}
 	if text := string(w.ok("ls", "-r", info.Recipe)); !strings.Contains(text, "-rwxr-xr-x") || !strings.Contains(text, "sub/deeper/emoji 🎉.txt") {
 		t.Fatalf("ls -r:\n%s", text)
 	}

@@ -19,6 +19,10 @@ import (
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
+// daemonPuts is how many files of a folder go to the daemon at once (it
+// runs 8 transfers at most).
+const daemonPuts = 4
+
 // runPutFolders puts each of dirs as one folder recipe (put DIR...).
 func runPutFolders(ctx context.Context, e *env, o putOptions, dirs []string) error {
 	if o.name != "" && len(dirs) > 1 {
@@ -48,6 +52,9 @@ func runPutFolders(ctx context.Context, e *env, o putOptions, dirs []string) err
 			if terr != nil {
 				return terr
 			}
+			// Puts through the daemon overlap (each syncs and places on
+			// its own), within its transfer slots.
+			opt.Parallel = daemonPuts
 			info, err = folder.Put(ctx, dir, t, opt)
 		} else {
 			info, err = e.offline().PutFolder(ctx, o.t, dir, opt)

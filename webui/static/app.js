@@ -848,6 +848,7 @@ async function loadShared() {
 
 // FOLDER_TYPE is the media type of a folder recipe's listing.
 const FOLDER_TYPE = 'application/x-blockmix-folder';
+const FOLDER_PUTS = 4;
 
 // shareFolder shares a tree as one folder recipe: each file with the put
 // API (one request each, the node's usual limits), then the manifest of
@@ -867,16 +868,31 @@ export async function shareFolder(name, entries) {
   shareResults.prepend(li);
   const items = entries.filter((e) => e.dir).map((e) => ({ path: e.path, dir: true, mode: 0o755 }));
   let done = 0;
-  try {
-    for (const [i, e] of files.entries()) {
-      status.textContent = `file ${i + 1} of ${files.length}: ${e.path}`;
+  let count = 0;
+  let next = 0;
+  // FOLDER_PUTS files go at once (the node runs 8 transfers at most):
+  // their syncs and placements overlap.
+  const worker = async () => {
+    while (next < files.length) {
+      const e = files[next++];
       let q = `name=${encodeURIComponent(e.file.name)}&size=${e.file.size}`;
       if (e.file.type) q += `&type=${encodeURIComponent(uploadType(e.file.type))}`;
-      const p = await sendFile(`/api/v1/put?${q}`, e.file);
+      let p;
+      try {
+        p = await sendFile(`/api/v1/put?${q}`, e.file);
+      } catch (err) {
+        next = files.length; // the other workers stop too
+        throw new Error(`${e.path}: ${err.message}`);
+      }
       done += e.file.size;
-      bar.value = total > 0 ? done / total : (i + 1) / files.length;
+      count++;
+      bar.value = total > 0 ? done / total : count / files.length;
+      status.textContent = `${count} of ${plural(files.length, 'file')} sent: ${e.path}`;
       items.push({ path: e.path, mode: 0o644, mtime: new Date(e.file.lastModified || 0).toISOString(), size: e.file.size, recipe: p.recipe });
     }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(FOLDER_PUTS, files.length) }, worker));
     status.textContent = 'making the folder recipe…';
     const info = await sendJSON('/api/v1/folder', { name, items });
     li.remove();

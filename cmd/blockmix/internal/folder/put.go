@@ -14,6 +14,9 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/recipe"
@@ -39,8 +42,12 @@ type PutOptions struct {
 	Name  string // the folder's name in its recipe; default the folder's own
 	Cache *Cache // recipes of unchanged files; nil: every file is mixed
 	// Progress, if set, is called before each file with its place in the
-	// tree, how many files and bytes are done and how many there are.
+	// tree, how many files and bytes are done and how many there are (one
+	// call at a time).
 	Progress func(rel string, doneFiles, files int, doneBytes, bytes int64)
+	// Parallel is how many files go to the Target at once (0: one). More
+	// than one needs a Target safe for concurrent use.
+	Parallel int
 }
 
 // Put stores the tree at dir in t and returns its folder recipe: it scans
@@ -62,42 +69,69 @@ func Put(ctx context.Context, dir string, t Target, o PutOptions) (apiv1.FolderI
 		m.Items = append(m.Items, apiv1.FolderItem{Path: d.Rel, Dir: true, Mode: uint32(d.Mode), ModTime: d.ModTime})
 	}
 	var info apiv1.FolderInfo
+	var mu sync.Mutex // info, done, count and the progress
 	var done int64
+	count := 0
+	recipes := make([]recipe.Recipe, len(tree.Files))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(o.Parallel, 1))
 	for i, f := range tree.Files {
-		if err := ctx.Err(); err != nil {
-			return apiv1.FolderInfo{}, err
+		if gctx.Err() != nil {
+			break
 		}
-		if o.Progress != nil {
-			o.Progress(f.Rel, i, len(tree.Files), done, tree.Bytes)
-		}
-		rc, ok := recipe.Recipe{}, false
-		if o.Cache != nil {
-			if rc, ok = o.Cache.Get(f); ok {
-				if ok, err = t.Has(ctx, rc); err != nil {
-					return apiv1.FolderInfo{}, err
+		g.Go(func() error {
+			mu.Lock()
+			if o.Progress != nil {
+				o.Progress(f.Rel, count, len(tree.Files), done, tree.Bytes)
+			}
+			mu.Unlock()
+			rc, ok := recipe.Recipe{}, false
+			if o.Cache != nil {
+				if rc, ok = o.Cache.Get(f); ok {
+					var err error
+					if ok, err = t.Has(gctx, rc); err != nil {
+						return err
+					}
 				}
 			}
-		}
-		if ok {
-			o.Cache.Touch(f)
-			info.ReusedFiles++
-		} else {
-			pi, err := t.PutFile(ctx, f)
-			if err != nil {
-				return apiv1.FolderInfo{}, fmt.Errorf("put %s: %w", f.Rel, err)
+			var pi apiv1.PutInfo
+			if ok {
+				o.Cache.Touch(f)
+			} else {
+				var err error
+				if pi, err = t.PutFile(gctx, f); err != nil {
+					return fmt.Errorf("put %s: %w", f.Rel, err)
+				}
+				if rc, err = recipe.Parse(pi.Recipe); err != nil {
+					return fmt.Errorf("put %s: %w", f.Rel, err)
+				}
+				if o.Cache != nil {
+					o.Cache.Set(f, rc)
+				}
 			}
-			if rc, err = recipe.Parse(pi.Recipe); err != nil {
-				return apiv1.FolderInfo{}, fmt.Errorf("put %s: %w", f.Rel, err)
+			recipes[i] = rc
+			mu.Lock()
+			defer mu.Unlock()
+			if ok {
+				info.ReusedFiles++
+			} else {
+				info.PutFiles++
+				info.NewBlocks += pi.NewBlocks
+				info.NewBytes += pi.NewBytes
 			}
-			if o.Cache != nil {
-				o.Cache.Set(f, rc)
-			}
-			info.PutFiles++
-			info.NewBlocks += pi.NewBlocks
-			info.NewBytes += pi.NewBytes
-		}
-		done += f.Size
-		m.Items = append(m.Items, apiv1.FolderItem{Path: f.Rel, Mode: uint32(f.Mode), ModTime: f.ModTime, Size: f.Size, Recipe: rc.String()})
+			done += f.Size
+			count++
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return apiv1.FolderInfo{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return apiv1.FolderInfo{}, err
+	}
+	for i, f := range tree.Files {
+		m.Items = append(m.Items, apiv1.FolderItem{Path: f.Rel, Mode: uint32(f.Mode), ModTime: f.ModTime, Size: f.Size, Recipe: recipes[i].String()})
 	}
 	if o.Progress != nil {
 		o.Progress("", len(tree.Files), len(tree.Files), done, tree.Bytes)
