@@ -115,6 +115,7 @@ type Node struct {
 
 	verifyMu sync.Mutex // one verify at a time
 	dedupMu  sync.Mutex // held to find a put's file shared before and forget the new copy
+	likes    likes      // the files on the list by name, type and size (likes.go)
 
 	// settingsMu is held to read and write config.json for the page;
 	// cache is --cache, which the page may change while the node runs.

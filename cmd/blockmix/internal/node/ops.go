@@ -362,6 +362,7 @@ func (n *Node) forget(ctx context.Context, up *recipe.Upload, res recipe.PutResu
 		n.log.Warn("put: file not taken off the list", slog.String("name", res.Recipe.Name), slog.Any("err", err))
 		return
 	}
+	n.likes.forgotten(res.Recipe)
 	n.mu.Lock()
 	since := ^uint64(0)
 	for _, id := range up.New() {
@@ -392,7 +393,7 @@ func (n *Node) forget(ctx context.Context, up *recipe.Upload, res recipe.PutResu
 // name, type, size and whole-file hash as rc (read from the descriptors
 // in the local store; nothing is fetched).
 func (n *Node) sharedBefore(ctx context.Context, rc recipe.Recipe) (blocks.FileRecord, bool) {
-	fs, err := n.st.Files(ctx)
+	fs, err := n.filesLike(ctx, rc)
 	if err != nil {
 		return blocks.FileRecord{}, false
 	}
@@ -458,6 +459,7 @@ func (n *Node) upload(ctx context.Context, up *recipe.Upload, r io.Reader, name 
 	var res recipe.PutResult
 	err := n.withMixer(func(m *mixer.Mixer) (err error) {
 		if res, err = up.Finish(ctx, m, n.st); err == nil {
+			n.likes.recorded(res.Recipe)
 			delete(n.uploads, up)
 			if len(n.uploads) == 0 {
 				// The last put for now: the Mixer's cache and its
