@@ -41,20 +41,7 @@ func BenchmarkPutFolder(b *testing.B) {
 	n := benchFolderFiles(b)
 	root := b.TempDir()
 	tree := filepath.Join(root, "tree")
-	var total int64
-	for i := range n {
-		p := filepath.Join(tree, fmt.Sprintf("d%03d", i/100), fmt.Sprintf("f%05d.dat", i))
-		if i%100 == 0 {
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				b.Fatal(err)
-			}
-		}
-		data := randBytes(uint64(i), 1024+i%3072)
-		total += int64(len(data))
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
+	total := smallTree(b, tree, n)
 	for b.Loop() {
 		// The baseline: the tree as one tar into an empty repo.
 		wt := newWorldIn(b, mkdir(b, filepath.Join(root, "tar")))
@@ -132,4 +119,57 @@ func mkdir(b *testing.B, p string) string {
 		b.Fatal(err)
 	}
 	return p
+}
+
+// smallTree writes n files of 1–4 KiB, 100 per folder, under dir, and
+// returns their bytes.
+func smallTree(b *testing.B, dir string, n int) int64 {
+	var total int64
+	for i := range n {
+		p := filepath.Join(dir, fmt.Sprintf("d%03d", i/100), fmt.Sprintf("f%05d.dat", i))
+		if i%100 == 0 {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				b.Fatal(err)
+			}
+		}
+		data := randBytes(uint64(i), 1024+i%3072)
+		total += int64(len(data))
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return total
+}
+
+// BenchmarkPutFolderDaemon: `put DIR` through a running daemon (each file
+// a POST /api/v1/put, four at once, then the manifest), against `put DIR`
+// offline into an empty repo in the same run, in files/s;
+// FOLDER_DAEMON_FILES files (default 2,000).
+func BenchmarkPutFolderDaemon(b *testing.B) {
+	n := 2000
+	if v := os.Getenv("FOLDER_DAEMON_FILES"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 100 {
+			b.Fatalf("FOLDER_DAEMON_FILES=%q: want a number ≥ 100", v)
+		}
+	}
+	root := b.TempDir()
+	tree := filepath.Join(root, "tree")
+	smallTree(b, tree, n)
+	for round := 0; b.Loop(); round++ {
+		wo := newWorldIn(b, mkdir(b, filepath.Join(root, fmt.Sprint("offline", round))))
+		off := putFolderBench(b, wo, tree)
+		wd := newWorldIn(b, mkdir(b, filepath.Join(root, fmt.Sprint("daemon", round))))
+		startLong(b, wd, "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--replicas", "1")
+		dmn := putFolderBench(b, wd, tree)
+		if dmn.info.Files != n || dmn.info.PutFiles != n {
+			b.Fatalf("put DIR through the daemon: %+v", dmn.info)
+		}
+		offRate, dRate := float64(n)/off.dur.Seconds(), float64(n)/dmn.dur.Seconds()
+		b.ReportMetric(dRate, "daemon-files/s")
+		b.ReportMetric(offRate, "offline-files/s")
+		b.ReportMetric(dRate/offRate, "daemon/offline")
+		b.Logf("%d files: put DIR through the daemon %v (%.0f files/s), offline %v (%.0f files/s)",
+			n, dmn.dur.Round(time.Millisecond), dRate, off.dur.Round(time.Millisecond), offRate)
+	}
 }
