@@ -106,25 +106,14 @@ type fileState struct {
 
 // job is one watch or sync, as kept in the state file.
 type job struct {
-	ID   string `json:"id"`
-	Kind string `json:"kind"` // "watch" or "sync"
-	Dir  string `json:"dir"`
+	// LiveFolder is what the API tells of the job (its URL is made
+	// afresh from the link).
+	apiv1.LiveFolder
 	// Seed is a watch's Ed25519 private key seed (the state file is 0600).
-	Seed   []byte `json:"seed,omitempty"`
-	Link   string `json:"link"`
-	Sealed string `json:"sealed,omitempty"`
-	Seq    uint64 `json:"seq"`
-	Recipe string `json:"recipe,omitempty"`
+	Seed []byte `json:"seed,omitempty"`
 	// Record is a watch's last signed record, republished as it is.
-	Record    []byte               `json:"record,omitempty"`
-	Version   time.Time            `json:"version,omitzero"`
-	Checked   time.Time            `json:"checked,omitzero"`
-	State     string               `json:"state"`
-	Message   string               `json:"message,omitempty"`
-	FileCount int                  `json:"files"`
-	Mixed     int                  `json:"mixed,omitempty"`
-	Files     map[string]fileState `json:"file_states,omitempty"` // a sync's files
-	Conflicts []string             `json:"conflicts,omitempty"`
+	Record     []byte               `json:"record,omitempty"`
+	FileStates map[string]fileState `json:"file_states,omitempty"` // a sync's files
 
 	link   Link               // parsed Link
 	cancel context.CancelFunc // stops the running job
@@ -132,8 +121,9 @@ type job struct {
 }
 
 func (j *job) info() apiv1.LiveFolder {
-	return apiv1.LiveFolder{ID: j.ID, Kind: j.Kind, Dir: j.Dir, Link: j.Link, URL: j.link.URL(""), Sealed: j.Sealed, Seq: j.Seq, Recipe: j.Recipe,
-		Version: j.Version, Checked: j.Checked, State: j.State, Message: j.Message, Files: j.FileCount, Changed: j.Mixed, Conflicts: slices.Clone(j.Conflicts)}
+	f := j.LiveFolder
+	f.URL, f.Conflicts = j.link.URL(""), slices.Clone(j.Conflicts)
+	return f
 }
 
 // Manager runs a node's watches and syncs and keeps them in a state file,
@@ -316,8 +306,8 @@ func (m *Manager) Watch(dir string, passphrase []byte) (apiv1.LiveFolder, error)
 			return apiv1.LiveFolder{}, err
 		}
 		sum := sha256.Sum256(l.Pub)
-		j = &job{ID: "w-" + hex.EncodeToString(sum[:5]), Kind: "watch", Dir: dir, Seed: priv.Seed(), Link: l.String(), link: l,
-			State: "working", Message: "putting the first version"}
+		j = &job{LiveFolder: apiv1.LiveFolder{ID: "w-" + hex.EncodeToString(sum[:5]), Kind: "watch", Dir: dir, Link: l.String(),
+			State: "working", Message: "putting the first version"}, Seed: priv.Seed(), link: l}
 		if err := m.add(j); err != nil {
 			return apiv1.LiveFolder{}, err
 		}
@@ -371,8 +361,8 @@ func (m *Manager) Sync(text, dir string, passphrase []byte, force bool) (apiv1.L
 	}
 	m.mu.Unlock()
 	sum := sha256.Sum256([]byte(l.String() + "\x00" + dir))
-	j = &job{ID: "s-" + hex.EncodeToString(sum[:5]), Kind: "sync", Dir: dir, Link: l.String(), link: l, State: "waiting", Message: "looking for the first version",
-		Files: map[string]fileState{}}
+	j = &job{LiveFolder: apiv1.LiveFolder{ID: "s-" + hex.EncodeToString(sum[:5]), Kind: "sync", Dir: dir, Link: l.String(), State: "waiting",
+		Message: "looking for the first version"}, FileStates: map[string]fileState{}, link: l}
 	if err := m.add(j); err != nil {
 		return apiv1.LiveFolder{}, err
 	}

@@ -82,7 +82,7 @@ func (m *Manager) apply(ctx context.Context, j *job, rec Record, folder string) 
 		}
 	}
 	var conflicts, kept []string
-	for rel, last := range j.Files {
+	for rel, last := range j.FileStates {
 		if seen[rel] {
 			continue
 		}
@@ -97,13 +97,13 @@ func (m *Manager) apply(ctx context.Context, j *job, rec Record, folder string) 
 				removeEmptyParents(j.Dir, dest)
 			}
 		}
-		m.note(j, func(j *job) { delete(j.Files, rel) })
+		m.note(j, func(j *job) { delete(j.FileStates, rel) })
 	}
 	fetched, saved := 0, time.Now()
 	for _, e := range take {
 		rel := e.Path
 		dest := filepath.Join(j.Dir, filepath.FromSlash(rel))
-		last, had := j.Files[rel]
+		last, had := j.FileStates[rel]
 		local, lerr := os.Lstat(dest)
 		changed := lerr == nil && (!had || !same(local, last))
 		if had && last.Key == e.Key && lerr == nil {
@@ -123,7 +123,7 @@ func (m *Manager) apply(ctx context.Context, j *job, rec Record, folder string) 
 			conflicts = append(conflicts, filepath.ToSlash(c))
 			m.log.Warn("live folder: a local change was kept beside the new version", slog.String("dir", j.Dir), slog.String("file", rel), slog.String("kept_as", c))
 		}
-		m.note(j, func(j *job) { j.Files[rel] = fs })
+		m.note(j, func(j *job) { j.FileStates[rel] = fs })
 		if time.Since(saved) > saveEvery {
 			// A crash loses at most saveEvery of this memory: those files
 			// are then compared byte for byte, not taken for conflicts.
@@ -132,7 +132,7 @@ func (m *Manager) apply(ctx context.Context, j *job, rec Record, folder string) 
 		}
 	}
 	m.update(j, func(j *job) {
-		j.Seq, j.Recipe, j.Version, j.Checked, j.FileCount = rec.Seq, folder, rec.Time, time.Now(), len(seen)
+		j.Seq, j.Recipe, j.Version, j.Checked, j.Files = rec.Seq, folder, rec.Time, time.Now(), len(seen)
 		j.State, j.Message = "ok", ""
 		if len(conflicts) > 0 {
 			j.Conflicts = append(j.Conflicts, conflicts...)

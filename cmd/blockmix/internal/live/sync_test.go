@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // fakeFolders serves folder versions from memory: the sync's own logic is
@@ -86,7 +88,7 @@ func TestSyncApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	priv, l, _ := NewLink()
-	j := &job{ID: "s-test", Kind: "sync", Dir: dir, Link: l.String(), link: l, Files: map[string]fileState{}}
+	j := &job{LiveFolder: apiv1.LiveFolder{ID: "s-test", Kind: "sync", Dir: dir, Link: l.String()}, FileStates: map[string]fileState{}, link: l}
 	m.jobs = append(m.jobs, j)
 	ctx := context.Background()
 	apply := func(seq uint64, v string) {

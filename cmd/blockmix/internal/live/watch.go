@@ -83,7 +83,7 @@ func (m *Manager) putVersion(ctx context.Context, j *job, priv ed25519.PrivateKe
 		return false
 	}
 	m.update(j, func(j *job) {
-		j.Seq, j.Recipe, j.Record, j.Version, j.FileCount, j.Mixed = rec.Seq, put.Recipe, rec.Bytes(), now, put.Files, put.Mixed
+		j.Seq, j.Recipe, j.Record, j.Version, j.Files, j.Changed = rec.Seq, put.Recipe, rec.Bytes(), now, put.Files, put.Mixed
 	})
 	m.log.Info("live folder: new version", slog.String("dir", j.Dir), slog.Uint64("seq", rec.Seq), slog.Int("files", put.Files),
 		slog.Int("mixed", put.Mixed), slog.Duration("took", time.Since(start)))
