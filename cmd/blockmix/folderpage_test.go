@@ -84,6 +84,14 @@ func TestFolderPage(t *testing.T) {
 			t.Fatalf("Save %s: %d bytes, want %d", u.Query().Get("path"), len(got), len(want))
 		}
 	}
+	// Get on a folder recipe downloads the zip: no transfer of the
+	// listing as a file starts.
+	evalJS[bool](t, ctx, `(() => { window.zipClicked = false; document.getElementById('folder-zip').addEventListener('click', (e) => { e.preventDefault(); window.zipClicked = true; }); return true; })()`)
+	do(t, ctx, "Get the folder", chromedp.Click(chromedp.ID("get-button")))
+	poll[bool](t, ctx, "Get to download the zip", `window.zipClicked`, 30*time.Second)
+	if shown := evalJS[bool](t, ctx, `!document.getElementById('get-transfer').hidden`); shown {
+		t.Fatal("Get on a folder recipe started a file transfer")
+	}
 	zipHref := evalJS[string](t, ctx, `document.querySelector('#folder-zip').getAttribute('href')`)
 	z := httpBody(t, base+zipHref)
 	zr, err := zip.NewReader(strings.NewReader(z), int64(len(z)))

@@ -249,6 +249,7 @@ const MAX_AT_ONCE = 20;
 let inspectSeq = 0; // the newest recipe lookup; older answers are dropped
 let inspectTimer = 0;
 let current = null; // the transfer shown: {id, recipe, name, type, kind}
+let folderText = ''; // the folder recipe whose tree is shown ('' when none)
 let pollTimer = 0;
 
 // recipesIn finds the recipes in a paste: each word that is a blockmix:
@@ -344,6 +345,7 @@ async function postForm(path, body) {
 }
 
 function showRecipeInfo(ri) {
+  folderText = '';
   if (ri.type === FOLDER_TYPE) {
     showFolder(ri, input.value.trim());
     return;
@@ -384,6 +386,12 @@ function resetTransfer() {
 // startGet asks the node to fetch each file pasted, then follows the
 // first; the list below follows them all.
 async function startGet() {
+  // A folder recipe shown as its tree: Get downloads the whole as a zip.
+  const zipLink = document.getElementById('folder-zip');
+  if (zipLink && folderText && folderText === input.value.trim()) {
+    zipLink.click();
+    return;
+  }
   clearError(getError);
   const text = input.value.trim();
   if (!text) {
@@ -1025,6 +1033,7 @@ async function showFolder(ri, text) {
     return;
   }
   if (seq !== inspectSeq) return;
+  folderText = text;
   const q = `recipe=${encodeURIComponent(text)}`;
   const files = l.entries.filter((e) => !e.dir);
   const bytes = files.reduce((n, e) => n + e.size, 0);
