@@ -64,7 +64,7 @@ function row(f) {
     el('td', { 'data-label': 'Folder' }, f.dir),
     el('td', { class: 'num', 'data-label': 'Version' }, f.seq ? String(f.seq) : '–'),
     el('td', { 'data-label': 'When' }, when(f.version)),
-    el('td', { class: 'num', 'data-label': 'Files' }, String(f.files)),
+    el('td', { class: 'num', 'data-label': 'Files' }, f.changed ? `${f.files} (${f.changed} new)` : String(f.files)),
     state,
     el('td', { 'data-label': 'Link' }, link, ' ', copy),
     el('td', {}, stop));
