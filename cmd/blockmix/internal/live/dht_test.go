@@ -3,6 +3,7 @@ package live
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -153,5 +154,55 @@ func TestRecordsThroughKadDHT(t *testing.T) {
 	}
 	if held < 2 {
 		t.Fatalf("version 2 is held by %d honest nodes, want it on several", held)
+	}
+}
+
+// TestFollowerKeepsRecord: a node that follows a live link keeps its
+// record in the DHT: a node that joined after the publisher's put (and
+// never got it) comes to hold it through the follower's lookups (kad-dht
+// puts the best record back on the closest nodes that lack it).
+func TestFollowerKeepsRecord(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pub, follower := newDHT(t, Validator{}), newDHT(t, Validator{})
+	connect := func(a, b dhtNode) {
+		t.Helper()
+		if err := a.d.Host().Connect(ctx, peer.AddrInfo{ID: b.d.Host().ID(), Addrs: b.d.Host().Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		for a.d.RoutingTable().Find(b.d.Host().ID()) == "" || b.d.RoutingTable().Find(a.d.Host().ID()) == "" {
+			select {
+			case <-ctx.Done():
+				t.Fatal("routing tables did not fill")
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	connect(pub, follower)
+	l, sign := mustLink(t)
+	rec := sign(1, "v1")
+	if err := pub.d.PutValue(ctx, DHTKey(l.Pub), rec.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeFolders{versions: map[string][]Entry{"v1": nil}, bytes: map[string]string{}}
+	m, err := New(filepath.Join(t.TempDir(), "live.json"), f, follower.d, nil, Options{Poll: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { m.Run(mctx); close(done) }()
+	defer func() { stop(); <-done }()
+	if _, err := m.Sync(l.String(), filepath.Join(t.TempDir(), "in"), nil, false); err != nil {
+		t.Fatal(err)
+	}
+	late := newDHT(t, Validator{})
+	connect(late, follower)
+	for !late.holds(t, rec.Bytes()) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the late node never got the record; the follower's state: %+v", m.List())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }

@@ -126,6 +126,13 @@ func (j *job) info() apiv1.LiveFolder {
 	return f
 }
 
+// infoOf is j.info() under the lock (j's job may be changing it).
+func (m *Manager) infoOf(j *job) apiv1.LiveFolder {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return j.info()
+}
+
 // Manager runs a node's watches and syncs and keeps them in a state file,
 // so that they continue after a restart. Its methods are safe for
 // concurrent use.
@@ -308,11 +315,11 @@ func (m *Manager) Watch(dir string, passphrase []byte) (apiv1.LiveFolder, error)
 		sum := sha256.Sum256(l.Pub)
 		j = &job{LiveFolder: apiv1.LiveFolder{ID: "w-" + hex.EncodeToString(sum[:5]), Kind: "watch", Dir: dir, Link: l.String(),
 			State: "working", Message: "putting the first version"}, Seed: priv.Seed(), link: l}
-		if err := m.add(j); err != nil {
+		if j, err = m.add(j); err != nil {
 			return apiv1.LiveFolder{}, err
 		}
 	}
-	info := j.info()
+	info := m.infoOf(j)
 	if len(passphrase) > 0 {
 		s, err := j.link.Seal(passphrase)
 		if err != nil {
@@ -351,7 +358,7 @@ func (m *Manager) Sync(text, dir string, passphrase []byte, force bool) (apiv1.L
 		if !j.link.Equal(l) {
 			return apiv1.LiveFolder{}, bad("%s already follows another live link (unsync it first)", dir)
 		}
-		return j.info(), nil
+		return m.infoOf(j), nil
 	}
 	for _, o := range m.jobs {
 		if o.Kind == "watch" && o.Dir == dir {
@@ -363,10 +370,10 @@ func (m *Manager) Sync(text, dir string, passphrase []byte, force bool) (apiv1.L
 	sum := sha256.Sum256([]byte(l.String() + "\x00" + dir))
 	j = &job{LiveFolder: apiv1.LiveFolder{ID: "s-" + hex.EncodeToString(sum[:5]), Kind: "sync", Dir: dir, Link: l.String(), State: "waiting",
 		Message: "looking for the first version"}, FileStates: map[string]fileState{}, link: l}
-	if err := m.add(j); err != nil {
+	if j, err = m.add(j); err != nil {
 		return apiv1.LiveFolder{}, err
 	}
-	return j.info(), nil
+	return m.infoOf(j), nil
 }
 
 // OpenLink parses a live link, opening a sealed one with passphrase.
@@ -396,19 +403,24 @@ func (m *Manager) findLocked(kind, dir string) *job {
 	return nil
 }
 
-func (m *Manager) add(j *job) error {
+// add saves and starts j, unless a job of its kind on its folder came
+// meanwhile (two requests at once): then it returns that one.
+func (m *Manager) add(j *job) (*job, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if o := m.findLocked(j.Kind, j.Dir); o != nil {
+		return o, nil
+	}
 	if len(m.jobs) >= MaxFolders {
-		return bad("this node already has %d live folders, the most it keeps", MaxFolders)
+		return nil, bad("this node already has %d live folders, the most it keeps", MaxFolders)
 	}
 	m.jobs = append(m.jobs, j)
 	if err := m.saveLocked(); err != nil {
 		m.jobs = m.jobs[:len(m.jobs)-1]
-		return err
+		return nil, err
 	}
 	m.startLocked(j)
-	return nil
+	return j, nil
 }
 
 // Remove stops the watch or sync whose ID or folder is idOrDir, and
@@ -431,7 +443,7 @@ func (m *Manager) Remove(kind, idOrDir string) (apiv1.LiveFolder, error) {
 		j.cancel()
 		<-j.done
 	}
-	return j.info(), err
+	return m.infoOf(j), err
 }
 
 // Resolve looks up the latest version of a live link in the DHT.

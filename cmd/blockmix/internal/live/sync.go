@@ -21,7 +21,10 @@ const saveEvery = 2 * time.Second
 
 // runSync follows j's link: every Poll it looks up the newest record and,
 // when it is newer than the version synced last (or the last pass did not
-// finish), brings the folder to it.
+// finish), brings the folder to it. Each lookup also keeps the link
+// alive: kad-dht puts the newest record back on the closest nodes that
+// lacked it (an expired or a new holder), so a link keeps its version
+// while anyone follows it, publisher or not.
 func (m *Manager) runSync(ctx context.Context, j *job) {
 	pending := true // a pass that did not finish is tried again
 	every(ctx, func() time.Duration { return m.opt.Poll }, nil, func(bool) {

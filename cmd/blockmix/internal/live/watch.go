@@ -96,9 +96,7 @@ func (m *Manager) publish(ctx context.Context, j *job) bool {
 	if j.Record == nil {
 		return false
 	}
-	pctx, cancel := context.WithTimeout(ctx, m.opt.Timeout)
-	err := m.v.PutValue(pctx, DHTKey(j.link.Pub), j.Record)
-	cancel()
+	err := m.put(ctx, j.Record, j.link)
 	if ctx.Err() != nil {
 		return false
 	}
@@ -110,4 +108,11 @@ func (m *Manager) publish(ctx context.Context, j *job) bool {
 	}
 	m.note(j, func(j *job) { j.State, j.Message, j.Checked = "ok", "", time.Now() })
 	return true
+}
+
+// put puts a record of link into the DHT, within Timeout.
+func (m *Manager) put(ctx context.Context, record []byte, l Link) error {
+	ctx, cancel := context.WithTimeout(ctx, m.opt.Timeout)
+	defer cancel()
+	return m.v.PutValue(ctx, DHTKey(l.Pub), record)
 }
