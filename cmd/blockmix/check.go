@@ -44,6 +44,9 @@ func runCheck(ctx context.Context, e *env, po passphrase.Options, text string, r
 	if err != nil {
 		return err
 	}
+	if err := notForFolders("check", rc); err != nil { // folders.go
+		return err
+	}
 	text = rc.String()
 	dc := e.daemon(ctx)
 	if dc == nil {

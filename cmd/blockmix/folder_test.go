@@ -154,6 +154,10 @@ func TestFolderRecipes(t *testing.T) {
 	}
 	w.ok("get", "-o", w.path("out1"), info.Recipe)
 	sameTree(t, "offline", want, treeOf(t, w.path("out1")))
+	// pin would keep the listing only: refused, and says why.
+	if r := w.want(2, "pin", info.Recipe); !strings.Contains(string(r.stderr), "folder recipe") {
+		t.Fatalf("pin of a folder recipe: %s", r)
+	}
 	// Into a folder that is not empty: refused (exit 2), nothing changed.
 	r := w.want(2, "get", "-o", w.path("out1"), info.Recipe)
 	if !strings.Contains(string(r.stderr), "not empty") {

@@ -19,8 +19,8 @@ import (
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
-// daemonPuts is how many files of a folder go to the daemon at once (it
-// runs 8 transfers at most).
+// daemonPuts is how many files of a folder go to or come from the daemon
+// at once (it runs 8 transfers at most).
 const daemonPuts = 4
 
 // runPutFolders puts each of dirs as one folder recipe (put DIR...).
@@ -159,6 +159,7 @@ func folderGet(ctx context.Context, e *env, o getOptions, rc recipe.Recipe, p st
 	}}
 	var res folder.GetResult
 	if dc != nil {
+		opt.Parallel = daemonPuts
 		res, err = folder.Get(ctx, src, rc, dest, opt)
 	} else {
 		res, err = e.offline().GetFolder(ctx, rc, dest, opt)
@@ -269,4 +270,14 @@ func lsOffline(ctx context.Context, e *env, rc recipe.Recipe, p string, deep boo
 		}
 	}
 	return es, err
+}
+
+// notForFolders refuses a folder recipe to a command that would cover
+// only its listing, not its files (pin, check): saying "pinned" or
+// "healthy" of the listing alone would mislead.
+func notForFolders(cmd string, rc recipe.Recipe) error {
+	if !rc.IsFolder() {
+		return nil
+	}
+	return badUse("%s is a folder recipe: '%s' does not cover folders yet (it would cover the listing, not the files); 'blockmix ls -r --json' gives each file's recipe", rc.Name, cmd)
 }

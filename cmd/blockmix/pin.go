@@ -32,6 +32,9 @@ func runPin(ctx context.Context, e *env, po passphrase.Options, text string) err
 	if err != nil {
 		return err
 	}
+	if err := notForFolders("pin", rc); err != nil { // folders.go
+		return err
+	}
 	if err := e.backend(ctx).Pin(ctx, rc); err != nil {
 		return err
 	}

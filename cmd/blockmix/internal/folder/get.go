@@ -9,7 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/atomicfile"
 	"github.com/blockmix/blockmix/recipe"
@@ -32,8 +35,11 @@ type GetOptions struct {
 	// or be an empty folder.
 	Force bool
 	// Progress, if set, is called before each file with its path in the
-	// tree and the bytes done and in all.
+	// tree and the bytes done and in all (one call at a time).
 	Progress func(rel string, done, total int64)
+	// Parallel is how many files are fetched at once (0: one). More than
+	// one needs a Source safe for concurrent use.
+	Parallel int
 }
 
 // GetResult tells what Get wrote.
@@ -80,37 +86,57 @@ func Get(ctx context.Context, src Source, rc recipe.Recipe, dest string, o GetOp
 		return GetResult{}, err
 	}
 	res := GetResult{Path: dest, Name: rc.Name}
-	var dirs []item
+	// The folders first, in walk order (a folder before what it holds).
+	var dirs, files []item
 	for _, it := range items {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		target := filepath.Join(dest, filepath.FromSlash(it.path))
-		if it.e.Dir {
-			if err := mkdir(target); err != nil {
-				return res, err
-			}
-			dirs = append(dirs, it)
-			res.Folders++
+		if !it.e.Dir {
+			files = append(files, it)
 			continue
 		}
-		if o.Progress != nil {
-			o.Progress(it.path, res.Bytes, total)
-		}
-		if fi, err := os.Lstat(target); err == nil && !fi.Mode().IsRegular() {
-			return res, fmt.Errorf("%s exists and is not a regular file", target)
-		}
-		err := atomicfile.Write(target, o.Force, it.e.Mode|0o200, func(w io.Writer) error {
-			return src.Fetch(ctx, it.e.Recipe, w)
-		})
-		if err != nil {
-			return res, fmt.Errorf("%s: %w", it.path, err)
-		}
-		if err := setModeTime(target, it.e.Mode, it.e.ModTime); err != nil {
+		if err := mkdir(filepath.Join(dest, filepath.FromSlash(it.path))); err != nil {
 			return res, err
 		}
-		res.Files++
-		res.Bytes += it.e.Size()
+		dirs = append(dirs, it)
+		res.Folders++
+	}
+	var mu sync.Mutex // res and the progress
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(o.Parallel, 1))
+	for _, it := range files {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			target := filepath.Join(dest, filepath.FromSlash(it.path))
+			if o.Progress != nil {
+				mu.Lock()
+				o.Progress(it.path, res.Bytes, total)
+				mu.Unlock()
+			}
+			if fi, err := os.Lstat(target); err == nil && !fi.Mode().IsRegular() {
+				return fmt.Errorf("%s exists and is not a regular file", target)
+			}
+			err := atomicfile.Write(target, o.Force, it.e.Mode|0o200, func(w io.Writer) error {
+				return src.Fetch(gctx, it.e.Recipe, w)
+			})
+			if err != nil {
+				return fmt.Errorf("%s: %w", it.path, err)
+			}
+			if err := setModeTime(target, it.e.Mode, it.e.ModTime); err != nil {
+				return err
+			}
+			mu.Lock()
+			res.Files++
+			res.Bytes += it.e.Size()
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return res, err
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
 	}
 	if o.Progress != nil {
 		o.Progress("", res.Bytes, total)
