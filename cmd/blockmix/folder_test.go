@@ -260,6 +260,7 @@ func TestFolderHostileListing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var hostiles []string
 	for _, evil := range []string{"../evil", "/abs/ev", "a/../..", "..", "a\x00b"} {
 		placeholder := strings.Repeat("q", len(evil))
 		listing, err := recipe.EncodeFolder([]recipe.Entry{{Name: placeholder, Mode: 0o644, Recipe: frc}})
@@ -280,5 +281,19 @@ func TestFolderHostileListing(t *testing.T) {
 		}
 		// The listing is read in full before anything is written.
 		mustNotExist(t, dest)
+		hostiles = append(hostiles, hostile)
+	}
+	// Through a daemon: the same refusals.
+	p, _ := startDaemon(t, w, nil)
+	defer stopDaemon(t, p)
+	for _, hostile := range hostiles {
+		dest := w.path("deep/out")
+		if r := w.want(2, "get", "-o", dest, hostile); !strings.Contains(string(r.stderr), "bad folder listing") {
+			t.Fatalf("through the daemon, get said %s", r)
+		}
+		w.want(2, "ls", hostile)
+		mustNotExist(t, dest)
+		mustNotExist(t, w.path("evil"))
+		mustNotExist(t, w.path("deep/evil"))
 	}
 }

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/folder"
 	"github.com/blockmix/blockmix/recipe"
@@ -51,7 +54,20 @@ func (c *Client) Folder(ctx context.Context, rc recipe.Recipe, p string, deep bo
 	}
 	var l apiv1.FolderList
 	err := c.getJSON(ctx, "/api/v1/folder?"+q.Encode(), &l)
-	return l, err
+	return l, badFolder(err)
+}
+
+// badFolder keeps the daemon's "bad folder listing" an error that wraps
+// recipe.ErrBadFolder, as it is offline (the command line exits 2).
+func badFolder(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if _, rest, ok := strings.Cut(msg, recipe.ErrBadFolder.Error()); ok && !errors.Is(err, recipe.ErrBadFolder) {
+		return fmt.Errorf("daemon: %w%s", recipe.ErrBadFolder, rest)
+	}
+	return err
 }
 
 // FolderTarget is a folder.Target through the daemon: each file goes
