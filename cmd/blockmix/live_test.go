@@ -104,13 +104,13 @@ func hasContent(path, want string) func() (bool, string) {
 // daemons: node A watches a folder and a change appears under the same
 // live link; node B syncs the link and gets each version; a file changed
 // on B and then on A is kept on B beside the new version; after B
-// restarts its sync continues.
+// restarts its sync continues, and after A restarts its watch does.
 func TestLiveWatchSync(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts daemons")
 	}
 	t.Parallel()
-	a, b, _, pb, bArgs := liveNet(t, "200ms")
+	a, b, pa, pb, bArgs := liveNet(t, "200ms")
 	src, dst := a.path("src"), b.path("dst")
 	writeFile(t, filepath.Join(src, "a.txt"), "version one of a")
 	writeFile(t, filepath.Join(src, "sub", "b.txt"), "version one of b")
@@ -189,14 +189,29 @@ func TestLiveWatchSync(t *testing.T) {
 		t.Fatalf("after the restart: %+v", fs)
 	}
 
+	// A restarts (on a new port, joining B); its watch goes on under the
+	// same link.
+	stopDaemon(t, pa)
+	ib, ok := daemonID(b)
+	if !ok {
+		t.Fatal("B does not answer")
+	}
+	startDaemonWith(t, a, "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--replicas", "1", "--live-poll", "200ms", "--bootstrap", ib.Addrs[0])
+	writeFile(t, filepath.Join(src, "d.txt"), "a new file after A's restart")
+	waitUntil(t, "B has d.txt after A's restart", hasContent(filepath.Join(dst, "d.txt"), "a new file after A's restart"))
+	if fs := liveFolders(t, a, "watch"); len(fs) != 1 || fs[0].Link != link {
+		t.Fatalf("A's watch after its restart: %+v", fs)
+	}
+
 	// unsync stops it: a later version does not arrive, and the files stay.
 	b.ok("unsync", dst)
 	if fs := liveFolders(t, b, "sync"); len(fs) != 0 {
 		t.Fatalf("after unsync: %+v", fs)
 	}
+	next := liveFolders(t, a, "watch")[0].Seq + 1
 	writeFile(t, filepath.Join(src, "a.txt"), "version after unsync")
-	waitUntil(t, "A published it", liveAt(t, a, "watch", 5, "ok"))
-	waitUntil(t, "B resolves it", resolved(5))
+	waitUntil(t, "A published it", liveAt(t, a, "watch", next, "ok"))
+	waitUntil(t, "B resolves it", resolved(next))
 	if got, _ := os.ReadFile(filepath.Join(dst, "a.txt")); string(got) != "version two of a, longer" {
 		t.Fatalf("an unsynced folder changed: %q", got)
 	}
