@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,6 +73,9 @@ type Options struct {
 	Watch WatchOptions
 	// Timeout bounds one DHT publish or lookup; 1 min.
 	Timeout time.Duration
+	// Repo, if set, is the repo directory: no live folder may be in it
+	// or hold it.
+	Repo string
 }
 
 func (o Options) withDefaults() Options {
@@ -270,12 +274,26 @@ func (e BadInput) Unwrap() error { return e.error }
 func bad(format string, a ...any) error { return BadInput{fmt.Errorf(format, a...)} }
 
 // absDir checks that dir is an absolute path to a folder (made when
-// create is set and it is missing).
-func absDir(dir string, create bool) (string, error) {
+// create is set and it is missing), neither inside the repo nor holding
+// it: a watch of a folder that holds the repo would see each of its own
+// puts as a change, forever.
+func (m *Manager) absDir(dir string, create bool) (string, error) {
 	if !filepath.IsAbs(dir) {
 		return "", bad("%q is not an absolute path", dir)
 	}
 	dir = filepath.Clean(dir)
+	if r := m.opt.Repo; r != "" {
+		real := func(p string) string {
+			if e, err := filepath.EvalSymlinks(p); err == nil {
+				return e
+			}
+			return filepath.Clean(p)
+		}
+		d, rr := real(dir), real(r)
+		if within(d, rr) || within(rr, d) {
+			return "", bad("%s and the repo (%s) overlap: a live folder must be outside the repo and not hold it", dir, r)
+		}
+	}
 	if create {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return "", bad("cannot make the folder: %w", err)
@@ -291,12 +309,17 @@ func absDir(dir string, create bool) (string, error) {
 	return dir, nil
 }
 
+// within reports whether p is dir or below it (clean absolute paths).
+func within(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, string(filepath.Separator))+string(filepath.Separator))
+}
+
 // Watch starts publishing dir under a new live link (or returns the
 // running watch of dir, sealed anew when a passphrase is given): the
 // first version is put in the background; the answer's State says how
 // far it got. A passphrase seals the link (Sealed).
 func (m *Manager) Watch(dir string, passphrase []byte) (apiv1.LiveFolder, error) {
-	dir, err := absDir(dir, false)
+	dir, err := m.absDir(dir, false)
 	if err != nil {
 		return apiv1.LiveFolder{}, err
 	}
@@ -341,7 +364,7 @@ func (m *Manager) Sync(text, dir string, passphrase []byte, force bool) (apiv1.L
 	if err != nil {
 		return apiv1.LiveFolder{}, err
 	}
-	if dir, err = absDir(dir, true); err != nil {
+	if dir, err = m.absDir(dir, true); err != nil {
 		return apiv1.LiveFolder{}, err
 	}
 	m.mu.Lock()

@@ -200,6 +200,21 @@ func TestStateFile(t *testing.T) {
 	if _, err := m.Sync(l.String(), root, nil, false); err == nil {
 		t.Fatal("a watched folder was synced too")
 	}
+	// No live folder holds the repo or is in it.
+	repo := filepath.Join(root, "repo")
+	mr, err := New(filepath.Join(root, "other.json"), &fakeFolders{}, nil, nil, Options{Repo: repo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mr.Watch(root, nil); err == nil || !strings.Contains(err.Error(), "overlap") {
+		t.Fatalf("a watch of the folder that holds the repo: %v", err)
+	}
+	if _, err := mr.Sync(l.String(), filepath.Join(repo, "in"), nil, false); err == nil || !strings.Contains(err.Error(), "overlap") {
+		t.Fatalf("a sync into the repo: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(repo, "in")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a refused sync made its folder")
+	}
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("state file: %v %v", fi, err)

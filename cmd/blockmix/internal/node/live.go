@@ -22,7 +22,7 @@ var liveRecords = map[string]record.Validator{live.Namespace: live.Validator{}}
 
 // newLive makes the node's live folders (run by Run, served by the API).
 func (n *Node) newLive() (*live.Manager, error) {
-	return live.New(n.repo.Path(LiveFile), &liveFolders{n: n}, n.net.DHT, n.log, live.Options{Poll: n.cfg.LivePoll})
+	return live.New(n.repo.Path(LiveFile), &liveFolders{n: n}, n.net.DHT, n.log, live.Options{Poll: n.cfg.LivePoll, Repo: n.repo.Dir})
 }
 
 // Live returns the node's live folders.
