@@ -12,6 +12,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/metrics"
@@ -77,6 +78,10 @@ type Config struct {
 	// direct connection to a peer reached only through a relay (hole
 	// punching); 0: DefaultDirectWait.
 	DirectWait time.Duration
+	// Records are the DHT's value namespaces beyond libp2p's own ("pk",
+	// "ipns"): each validator checks and orders the records stored under
+	// "/namespace/…" (records of other namespaces are refused).
+	Records map[string]record.Validator
 }
 
 // DefaultDirectWait is how long a block-protocol stream waits for a hole
@@ -296,13 +301,17 @@ func NewNodeOn(h host.Host, cfg Config, src blocks.Getter, sink Sink) (*Node, er
 		cfg.Limits = DefaultLimits(cfg.LowPower)
 	}
 	bootstrap := cfg.Bootstrap
-	d, err := dht.New(h,
+	opts := []dht.Option{
 		dht.ProtocolPrefix(DHTPrefix),
 		// Server mode: on loopback and private networks, client mode leaves
 		// the routing tables empty.
 		dht.Mode(dht.ModeServer),
 		dht.BootstrapPeers(bootstrap...),
-	)
+	}
+	for ns, v := range cfg.Records {
+		opts = append(opts, dht.NamespacedValidator(ns, v))
+	}
+	d, err := dht.New(h, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}

@@ -179,23 +179,31 @@ func OpenSealed(s Sealed, passphrase []byte) (Recipe, error) {
 
 // openSealed is OpenSealed with the key derivation's parameters given.
 func openSealed(s Sealed, passphrase []byte, p kdfParams) (Recipe, error) {
-	b := s.b
+	plain, err := openPlain(s.b, passphrase, p)
+	if err != nil {
+		return Recipe{}, err
+	}
+	return decodeSealedPlain(plain)
+}
+
+// openPlain decrypts sealed bytes (check included) to their plaintext.
+func openPlain(b, passphrase []byte, p kdfParams) ([]byte, error) {
 	if len(b) < sealOverhead {
-		return Recipe{}, fmt.Errorf("%w: not a sealed recipe", ErrDamaged)
+		return nil, fmt.Errorf("%w: not a sealed recipe", ErrDamaged)
 	}
 	body := b[:len(b)-checkLen]
 	salt, nonce, box := body[1:1+saltLen], body[1+saltLen:sealHeaderLen], body[sealHeaderLen:]
 	aead, err := chacha20poly1305.NewX(deriveKey(passphrase, salt, p))
 	if err != nil {
-		return Recipe{}, err
+		return nil, err
 	}
 	plain, err := aead.Open(nil, nonce, box, body[:1+saltLen])
 	if err != nil {
 		// The check matched, so the bytes are as sealed (but for a 2^-32
 		// chance): the passphrase is what differs.
-		return Recipe{}, fmt.Errorf("%w: it does not open this sealed recipe", ErrWrongPassphrase)
+		return nil, fmt.Errorf("%w: it does not open this sealed recipe", ErrWrongPassphrase)
 	}
-	return decodeSealedPlain(plain)
+	return plain, nil
 }
 
 // decodeSealedPlain reads the plaintext layout (see Sealed layout).

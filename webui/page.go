@@ -54,6 +54,7 @@ func (s *Server) pageRoutes(mux *http.ServeMux) {
 	index := func(w http.ResponseWriter, r *http.Request) { serveAsset(w, r, files, "index.html") }
 	mux.HandleFunc("GET /{$}", index)
 	mux.HandleFunc("GET /r/{rest...}", index)
+	mux.HandleFunc("GET /l/{rest...}", index) // a live link: the page offers to sync it
 	// Browsers ask for it on their own (on the 404 page, on a file shown
 	// in a tab).
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { serveAsset(w, r, files, "favicon.svg") })

@@ -40,6 +40,8 @@ type Options struct {
 	// kept (the last 50), so that the page shows them after a reload and
 	// after a restart of the node.
 	StateFile string
+	// Live, if set, serves the live folders' API (see liveRoutes).
+	Live Live
 }
 
 // Server serves a node's API and web page. Close it to stop its
@@ -113,6 +115,7 @@ func New(n Node, opt Options) *Server {
 	}()
 	mux := http.NewServeMux()
 	s.apiRoutes(mux)
+	s.liveRoutes(mux)
 	s.pageRoutes(mux)
 	s.h = s.guard(mux)
 	return s

@@ -93,6 +93,11 @@ Exit codes: 0 ok, 1 failure, 2 bad input (usage, damaged recipe).`,
 		newCheckCommand(e),
 		newGroupCommand(e),
 		newLsCommand(e),
+		newWatchCommand(e),
+		newUnliveCommand(e, "watch", "unwatch", "Stop publishing a watched folder (its link keeps the last version)"),
+		newSyncCommand(e),
+		newUnliveCommand(e, "sync", "unsync", "Stop keeping a folder equal to a live link (its files stay)"),
+		newResolveCommand(e),
 	)
 	return root
 }

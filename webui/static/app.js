@@ -2,6 +2,8 @@
 // JavaScript without libraries; it talks only to this node's JSON API
 // under /api/v1/ and never to another site.
 
+import { setupLive, loadLive, offerLink } from './live.js';
+
 const $ = (id) => document.getElementById(id);
 
 // el makes an element: el('a', {href: '/', class: 'x'}, 'text', child…).
@@ -182,7 +184,7 @@ function copyButton(text, field, label = 'Copy', name = null) {
 
 // ---------------------------------------------------------------- tabs
 
-const TABS = ['get', 'share', 'files', 'node'];
+const TABS = ['get', 'share', 'files', 'node', 'live'];
 let currentTab = 'get';
 
 function selectTab(name, { focus = false, push = true } = {}) {
@@ -200,6 +202,7 @@ function selectTab(name, { focus = false, push = true } = {}) {
   if (name === 'files') loadFiles();
   if (name === 'get') loadTransfers();
   if (name === 'share') loadShared();
+  if (name === 'live') loadLive();
   scheduleNode();
 }
 
@@ -1591,6 +1594,7 @@ function start() {
   setupGroup();
   setupFiles();
   setupNodeControls();
+  setupLive({ $, el, api, showError, copyText });
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden && currentTab === 'node') loadNode();
   });
@@ -1609,6 +1613,12 @@ function start() {
     getStatus.textContent = 'Press Get to fetch this file to your node.';
     inspect();
     getButton.focus();
+    return;
+  }
+  // /l/<payload>: a live folder link; offered, never followed unasked.
+  if (location.pathname.startsWith('/l/') && location.pathname.length > 3) {
+    selectTab('live', { push: false });
+    offerLink(location.origin + location.pathname);
     return;
   }
   selectTab(location.hash.slice(1) || 'get', { push: false });

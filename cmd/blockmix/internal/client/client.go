@@ -164,10 +164,19 @@ func (c *Client) Block(ctx context.Context, id blocks.ID) ([]byte, error) {
 func answerError(resp *http.Response) error {
 	var e apiv1.ErrorBody
 	if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
-		return fmt.Errorf("daemon: %s", e.Error)
+		return StatusError{resp.StatusCode, e.Error}
 	}
-	return fmt.Errorf("daemon: %s", resp.Status)
+	return StatusError{resp.StatusCode, resp.Status}
 }
+
+// StatusError is the daemon's refusal of a request: its HTTP status and
+// its words.
+type StatusError struct {
+	Status int
+	Msg    string
+}
+
+func (e StatusError) Error() string { return "daemon: " + e.Msg }
 
 // Put sends a file to the daemon, which mixes, stores and places it.
 func (c *Client) Put(ctx context.Context, r io.Reader, size int64, name, typ string) (apiv1.PutInfo, error) {

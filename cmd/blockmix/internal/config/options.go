@@ -43,6 +43,8 @@ type Options struct {
 	// Redundancy is the puts' default: "" (replication, --replicas),
 	// "r:N" or "rs:K+M" (see erasure.ParseRedundancy).
 	Redundancy string
+	// LivePoll is how often a synced live folder looks for a new version.
+	LivePoll time.Duration
 }
 
 // Settings are Options checked and read: what a node runs with.
@@ -85,6 +87,9 @@ type Settings struct {
 	Pool []string
 	// Parity is the puts' default erasure coding (zero: replication).
 	Parity erasure.Scheme
+	// LivePoll is how often a synced live folder looks for a new version
+	// in the DHT.
+	LivePoll time.Duration
 }
 
 // Defaults are the settings of a node given no flags and no config file,
@@ -94,6 +99,7 @@ func Defaults() Options {
 		Listen: []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
 		API:    "127.0.0.1:7788", Replicas: 3, Cache: "10GiB", Profile: "default",
 		RepairInterval: time.Hour, RepairRate: "8MiB", ScrubInterval: 24 * time.Hour, ScrubRate: "4MiB",
+		LivePoll: 5 * time.Second,
 	}
 }
 
@@ -109,7 +115,7 @@ func (o Options) Check(f File, path string, given func(flag string) bool) (Setti
 		return ""
 	}
 	s := Settings{Pool: o.Pool, Listen: o.Listen, API: o.API, Replicas: o.Replicas, Donor: o.Donor,
-		RepairInterval: o.RepairInterval, ScrubInterval: o.ScrubInterval, QUIC: HasQUIC(o.Listen, o.Bootstrap)}
+		RepairInterval: o.RepairInterval, ScrubInterval: o.ScrubInterval, QUIC: HasQUIC(o.Listen, o.Bootstrap), LivePoll: o.LivePoll}
 	var err error
 	if o.Replicas < 1 {
 		return s, usage.Errorf("--replicas must be at least 1")
@@ -140,6 +146,9 @@ func (o Options) Check(f File, path string, given func(flag string) bool) (Setti
 	}
 	if s.ScrubRate, err = size.Parse(o.ScrubRate); err != nil {
 		return s, usage.Errorf("--scrub-rate: %v", err)
+	}
+	if o.LivePoll < 100*time.Millisecond {
+		return s, usage.Errorf("--live-poll must be at least 100ms")
 	}
 	if o.RepairInterval < 0 || o.ScrubInterval < 0 {
 		return s, usage.Errorf("--repair-interval and --scrub-interval must not be negative")
@@ -204,6 +213,7 @@ func (o *Options) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.Profile, "profile", o.Profile, "default, or lowpower for small boards: fewer connections and streams, small caches, a memory limit (config.json key profile)")
 	f.StringVar(&o.Fair, "fair-share", "", "accept from each peer what it holds for this node; beyond that, all peers together share this allowance (for example 1GiB); the ledger shows in 'peers'; default off")
 	f.StringVar(&o.Share, "share", "", "when not a donor: the most space other nodes' pushed blocks may take here (0: take none); default 1GiB or 5% of the repo's free disk space at start, whichever is smaller (config.json key share)")
+	f.DurationVar(&o.LivePoll, "live-poll", o.LivePoll, "how often a synced live folder ('blockmix sync') looks for a new version")
 	f.DurationVar(&o.RepairInterval, "repair-interval", o.RepairInterval, "how often to check that the blocks this node holds for the network have their copies elsewhere, and push the missing ones (0: never)")
 	f.StringVar(&o.RepairRate, "repair-rate", o.RepairRate, "the most bytes per second repair pushes")
 	f.DurationVar(&o.ScrubInterval, "scrub-interval", o.ScrubInterval, "how often to re-read every local block; a corrupt one is quarantined and fetched again from a peer (0: never)")

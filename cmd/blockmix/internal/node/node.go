@@ -27,6 +27,7 @@ import (
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/config"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/keeper"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/ledger"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/live"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/memtrim"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/metrics"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/putlog"
@@ -92,6 +93,7 @@ type Node struct {
 	repairer *repair.Repairer
 	scrubber *repair.Scrubber
 	web      *webui.Server
+	live     *live.Manager
 	api      stdnet.Listener
 	pprof    stdnet.Listener
 	group    string // the private group's name, or ""
@@ -187,7 +189,7 @@ func New(ctx context.Context, c Config) (_ *Node, err error) {
 		return nil, err
 	}
 	cfgNet := bmnet.Config{Listen: s.Listen, QUIC: s.QUIC, Key: key, Bootstrap: s.Bootstrap, LowPower: s.Profile.LowPower, Metrics: n.m.Reg,
-		RelayService: s.RelayService, Site: s.Site}
+		RelayService: s.RelayService, Site: s.Site, Records: liveRecords}
 	n.allow(&cfgNet)
 	grp, grouped, err := c.Repo.Group()
 	if err != nil {
@@ -279,7 +281,10 @@ func New(ctx context.Context, c Config) (_ *Node, err error) {
 			return nil, fmt.Errorf("--pprof: %w", err)
 		}
 	}
-	n.web = webui.New(n, webui.Options{Hosts: hosts, Log: n.log, Failed: n.m.GetsFailed.Inc, Stall: n.timeouts.Stall, MaxUnseals: s.Profile.Unseals,
+	if n.live, err = n.newLive(); err != nil {
+		return nil, err
+	}
+	n.web = webui.New(n, webui.Options{Live: n.live, Hosts: hosts, Log: n.log, Failed: n.m.GetsFailed.Inc, Stall: n.timeouts.Stall, MaxUnseals: s.Profile.Unseals,
 		StateFile: c.Repo.Path(repo.TransfersFile)})
 	return n, nil
 }
@@ -389,6 +394,7 @@ func (n *Node) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { n.watchReach(gctx); return nil })
+	g.Go(func() error { n.live.Run(gctx); return nil })
 	serve := func(s *http.Server, ln stdnet.Listener, what string) {
 		g.Go(func() error {
 			if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
