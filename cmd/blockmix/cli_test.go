@@ -431,7 +431,9 @@ func TestBadUsage(t *testing.T) {
 		{"put", "-t", "three", "u.bin"},
 		{"put", "--name", "x", "u.bin", "v.bin"},
 		{"put", "no-such-file"},
-		{"put", "adir"},
+		{"put", "adir", "u.bin"}, // a folder and a file in one command
+		{"put", "--redundancy", "rs:4+2", "adir"},
+		{"put", "--redundancy", "rs:1+1", "u.bin"},
 		{"get"},
 		{"get", "a", "b"},
 		{"get", "--frob", "blockmix:x"},
