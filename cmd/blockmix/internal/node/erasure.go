@@ -195,18 +195,23 @@ func openStriped(ctx context.Context, g blocks.Getter, rc recipe.Recipe) (*recip
 // rebuilds what g cannot give from the stripes. A manifest that cannot be
 // read leaves g (the file may still come whole) and a warning. It reads
 // the descriptor's root once more than the get itself does (three
-// blocks, usually local or cached by then).
-func (n *Node) striped(ctx context.Context, g blocks.Getter, rc recipe.Recipe) blocks.Getter {
+// blocks, usually local or cached by then). A root that cannot be read is
+// the get's error: asking again would only hide why (a peer that failed
+// is not asked twice, so the second error would lose the first's reason).
+func (n *Node) striped(ctx context.Context, g blocks.Getter, rc recipe.Recipe) (blocks.Getter, error) {
 	r, man, ok, err := openStriped(ctx, g, rc)
-	if err != nil && r != nil { // (a root that cannot be read: the get says so)
+	if err != nil && r == nil {
+		return nil, err
+	}
+	if err != nil {
 		n.log.Warn("parity manifest not read: blocks lost everywhere cannot be rebuilt", slog.String("name", rc.Name), slog.Any("err", err))
 	}
 	if !ok {
-		return g
+		return g, nil
 	}
 	eg := erasure.NewGetter(g, man)
 	eg.Hedge = parityHedge
-	return eg
+	return eg, nil
 }
 
 // stripeHealth fills h's stripe fields for a file with a manifest: each
@@ -259,8 +264,10 @@ func (n *Node) stripeHealth(ctx context.Context, man erasure.Manifest, h *apiv1.
 // repairStripes rebuilds every block of man's stripes that no other node
 // holds (from this node's copy, or from the first K of its stripe to
 // arrive) and gives it to a node that is the only holder of no block of
-// its stripe (or, when the network has too few nodes, to any). It returns
-// how many blocks it placed.
+// its stripe (or, when the network has too few nodes, to any). A node
+// that alone holds two blocks of a stripe (placed there while the network
+// was short of nodes) gets one of them copied to a node that holds none,
+// once there is one. It returns how many blocks it placed.
 func (n *Node) repairStripes(ctx context.Context, g blocks.Getter, man erasure.Manifest) (int, error) {
 	var h apiv1.HealthInfo
 	holders := n.stripeHealth(ctx, man, &h)
@@ -309,20 +316,37 @@ func (n *Node) repairStripes(ctx context.Context, g blocks.Getter, man erasure.M
 		}
 		batch, taken = nil, nil
 	}
+	others := n.net.Others()
 	for si, st := range man.Stripes {
 		var lost []blocks.Block
 		have := map[peer.ID]bool{}
+		// sole counts the blocks of the stripe each node alone holds. A
+		// node alone holding two (a repair placed one there while the
+		// network was short of nodes) makes the stripe lose two blocks
+		// with it: while a node holds none of the stripe, one of the two
+		// is copied there.
+		sole := map[peer.ID]int{}
+		for i := range st.Shards() {
+			if len(holders[si][i]) == 1 {
+				sole[holders[si][i][0]]++
+			}
+		}
+		free := others - len(sole)
 		for i, id := range st.Shards() {
 			// A node is taken when it is the only holder of a block of
 			// the stripe; one holding a block that others hold too (a
 			// copy a holder's repair made) loses nothing alone.
 			if len(holders[si][i]) == 1 {
-				have[holders[si][i][0]] = true
-			}
-			if len(holders[si][i]) > 0 {
+				p := holders[si][i][0]
+				have[p] = true
+				if sole[p] < 2 || free <= len(lost) {
+					continue
+				}
+				sole[p]-- // this one moves out; the node keeps its others
+			} else if len(holders[si][i]) > 0 {
 				continue
 			}
-			data, err := g.Get(ctx, id) // local first, else rebuilt from the stripe
+			data, err := g.Get(ctx, id) // local first, else fetched or rebuilt from the stripe
 			if err != nil {
 				if ctx.Err() != nil {
 					return placed, ctx.Err()

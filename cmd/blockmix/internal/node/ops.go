@@ -38,7 +38,10 @@ func (n *Node) Fetch(ctx context.Context, rc recipe.Recipe, progress func(int64)
 		}
 		return nil
 	}
-	err := Pin(ctx, n.st, n.striped(ctx, f, rc), rc, &recipe.Options{Workers: n.cfg.Profile.Workers, Progress: progressFunc(progress)}, kept)
+	g, err := n.striped(ctx, f, rc)
+	if err == nil {
+		err = Pin(ctx, n.st, g, rc, &recipe.Options{Workers: n.cfg.Profile.Workers, Progress: progressFunc(progress)}, kept)
+	}
 	n.keeper.Added(int(f.Stats().Kept), f.Stats().Bytes)
 	if err != nil {
 		return err
@@ -206,7 +209,11 @@ func (f progressFunc) Add(n int64) {
 func (n *Node) Open(ctx context.Context, rc recipe.Recipe) (*recipe.Reader, error) {
 	f := n.fetcher(ctx, rc)
 	f.Keep = n.keepFetched
-	return recipe.Open(ctx, mixer.NewCachedGetter(n.striped(ctx, f, rc), n.cfg.Profile.CacheBytes), rc, recipe.Options{Workers: n.cfg.Profile.Workers})
+	g, err := n.striped(ctx, f, rc)
+	if err != nil {
+		return nil, err
+	}
+	return recipe.Open(ctx, mixer.NewCachedGetter(g, n.cfg.Profile.CacheBytes), rc, recipe.Options{Workers: n.cfg.Profile.Workers})
 }
 
 // keepFetched says whether a block fetched for a read may stay in the
