@@ -462,9 +462,12 @@ func TestWebPageControls(t *testing.T) {
 		held := d.file("held.bin", randBytes(189, 300<<10))
 		do(t, ctx, "share on D", goTo(urlD, "share"), chromedp.SetUploadFiles(chromedp.CSS("#file-input"), []string{held}))
 		poll[bool](t, ctx, "placing", `document.querySelector('#share-results .status').textContent.startsWith('placing')`, time.Minute)
-		if fs := filesNamed(t, urlD, "held.bin"); len(fs) != 1 {
-			t.Fatalf("the put being placed is not recorded yet: %+v", fs)
-		}
+		// The page says "placing" once the browser has sent the body; the
+		// node records the file when it has mixed the last of it, and
+		// then holds in placement (testhook.HoldPlacement).
+		waitFor(t, "the put being placed recorded on D's list", 30*time.Second, func() bool {
+			return len(filesNamed(t, urlD, "held.bin")) == 1
+		})
 		do(t, ctx, "cancel", chromedp.Click(chromedp.CSS(`#share-results .share-result button`)))
 		poll[bool](t, ctx, "cancelled", `document.querySelector('#share-results .status').textContent.startsWith('cancelled')`, 10*time.Second)
 		// The file goes, and so do its blocks (a few bytes of mixing
