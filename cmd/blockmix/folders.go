@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -84,31 +83,6 @@ func runPutFolders(ctx context.Context, e *env, o putOptions, dirs []string) err
 		}
 	}
 	return nil
-}
-
-// splitDirs tells put's arguments that are folders; folders and files do
-// not mix in one put.
-func splitDirs(args []string) (dirs bool, err error) {
-	files := false
-	for _, a := range args {
-		if a == "-" {
-			files = true
-			continue
-		}
-		fi, err := os.Stat(a)
-		if err != nil {
-			return false, badUse("cannot read %s: %w", a, err)
-		}
-		if fi.IsDir() {
-			dirs = true
-		} else {
-			files = true
-		}
-	}
-	if dirs && files {
-		return false, badUse("put folders and files in separate commands")
-	}
-	return dirs, nil
 }
 
 // folderGet is get's work on a folder recipe: rc is the folder (or,
@@ -221,7 +195,7 @@ func runLs(ctx context.Context, e *env, o lsOptions, text string) error {
 	if dc := e.daemon(ctx); dc != nil {
 		l, err = dc.Folder(ctx, rc, p, o.recursive)
 	} else {
-		l.Entries, err = lsOffline(ctx, e, rc, p, o.recursive)
+		l.Entries, err = e.offline().ListFolder(ctx, rc, p, o.recursive)
 	}
 	if err != nil {
 		return folderUse(err)
@@ -249,27 +223,6 @@ func runLs(ctx context.Context, e *env, o lsOptions, text string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t %s\n", mode, size, when, strings.ReplaceAll(name, "\t", " "))
 	}
 	return tw.Flush()
-}
-
-// lsOffline lists the folder at p below rc in the repo's store.
-func lsOffline(ctx context.Context, e *env, rc recipe.Recipe, p string, deep bool) ([]apiv1.FolderEntry, error) {
-	if p != "" {
-		ent, err := recipe.FindInFolder(ctx, e.offline().Lister(), rc, p)
-		if err != nil {
-			return nil, err
-		}
-		if !ent.Dir {
-			return []apiv1.FolderEntry{apiv1.NewFolderEntry(p, ent)}, nil
-		}
-		rc = ent.Recipe
-	}
-	es, err := e.offline().ListFolder(ctx, rc, deep)
-	if p != "" {
-		for i := range es {
-			es[i].Path = p + "/" + es[i].Path
-		}
-	}
-	return es, err
 }
 
 // notForFolders refuses a folder recipe to a command that would cover

@@ -12,6 +12,7 @@ import (
 
 	"github.com/blockmix/blockmix/blocks/erasure"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/client"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/folder"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/offline"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/passphrase"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/testhook"
@@ -102,9 +103,9 @@ func runPut(ctx context.Context, e *env, o putOptions, files []string) error {
 			return badUse("--redundancy: %w", err)
 		}
 	}
-	if dirs, err := splitDirs(files); err != nil || dirs {
+	if dirs, err := folder.HasFolders(files); err != nil || dirs {
 		if err != nil {
-			return err
+			return badUse("%w", err)
 		}
 		if o.redundancy != "" {
 			return badUse("--redundancy is for files: a folder's files are kept as the daemon's default says (its --redundancy)")

@@ -2,7 +2,10 @@ package folder
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io/fs"
+	"os"
 
 	"github.com/blockmix/blockmix/recipe"
 	"github.com/blockmix/blockmix/webui/apiv1"
@@ -21,6 +24,52 @@ func List(ctx context.Context, list recipe.Lister, rc recipe.Recipe, deep bool) 
 		return nil
 	})
 	return out, err
+}
+
+// ListAt is List of what path p below rc names ("" for rc itself): a
+// folder's entries with their paths below rc, or a file's one entry.
+func ListAt(ctx context.Context, list recipe.Lister, rc recipe.Recipe, p string, deep bool) ([]apiv1.FolderEntry, error) {
+	if p == "" {
+		return List(ctx, list, rc, deep)
+	}
+	ent, err := recipe.FindInFolder(ctx, list, rc, p)
+	if err != nil {
+		return nil, err
+	}
+	if !ent.Dir {
+		return []apiv1.FolderEntry{apiv1.NewFolderEntry(p, ent)}, nil
+	}
+	es, err := List(ctx, list, ent.Recipe, deep)
+	for i := range es {
+		es[i].Path = p + "/" + es[i].Path
+	}
+	return es, err
+}
+
+// HasFolders tells whether put's arguments are folders ("-" is standard
+// input, a file). Folders and files do not mix in one put: that, and an
+// argument that cannot be read, are errors.
+func HasFolders(args []string) (bool, error) {
+	dirs, files := false, false
+	for _, a := range args {
+		if a == "-" {
+			files = true
+			continue
+		}
+		fi, err := os.Stat(a)
+		if err != nil {
+			return false, fmt.Errorf("cannot read %s: %w", a, err)
+		}
+		if fi.IsDir() {
+			dirs = true
+		} else {
+			files = true
+		}
+	}
+	if dirs && files {
+		return false, errors.New("put folders and files in separate commands")
+	}
+	return dirs, nil
 }
 
 // Entries turns a FolderList's own entries (not deep) back into the

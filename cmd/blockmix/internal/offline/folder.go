@@ -111,11 +111,12 @@ func (s StoreSource) Fetch(ctx context.Context, rc recipe.Recipe, w io.Writer) e
 	return explain(err)
 }
 
-// ListFolder returns the entries of the folder rc (deep: of the whole
-// tree, with their paths), reading the listings only.
-func (o Repo) ListFolder(ctx context.Context, rc recipe.Recipe, deep bool) (out []apiv1.FolderEntry, err error) {
+// ListFolder returns the entries of what path p below the folder rc names
+// ("" for rc; deep: the whole tree, with their paths; see folder.ListAt),
+// reading the listings only, from one opening of the store.
+func (o Repo) ListFolder(ctx context.Context, rc recipe.Recipe, p string, deep bool) (out []apiv1.FolderEntry, err error) {
 	err = o.read(func(st *blocks.Disk) error {
-		out, err = folder.List(ctx, StoreSource{G: mixer.NewCachedGetter(st, 32<<20)}.List, rc, deep)
+		out, err = folder.ListAt(ctx, StoreSource{G: mixer.NewCachedGetter(st, 32<<20)}.List, rc, p, deep)
 		return err
 	})
 	return out, err
