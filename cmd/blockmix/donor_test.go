@@ -20,6 +20,22 @@ func daemonArgs(more ...string) []string {
 	return append([]string{"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"}, more...)
 }
 
+// uploaderAndDonors starts a daemon (the uploader) and n more joined
+// through it, all with args, and waits until the uploader's routing table
+// holds the n others.
+func uploaderAndDonors(t testing.TB, n int, args []string) (up *world, pu *started, donors []*world, procs []*started) {
+	t.Helper()
+	up = newWorld(t)
+	pu, idu := startDaemonWith(t, up, args...)
+	for range n {
+		w := newWorld(t)
+		p, _ := startDaemonWith(t, w, append(args, "--bootstrap", idu.Addrs[0])...)
+		donors, procs = append(donors, w), append(procs, p)
+	}
+	waitRoutingTable(t, up, n)
+	return up, pu, donors, procs
+}
+
 // putPlaced puts a file through w's daemon and fails the test unless
 // every block got all its copies (what names the situation).
 func putPlaced(t *testing.T, w *world, path, what string) apiv1.PutInfo {

@@ -35,16 +35,7 @@ type erasureRun struct {
 func measureRedundancy(b *testing.B, in string, size int64, red string) erasureRun {
 	b.Helper()
 	args := daemonArgs("--replicas", "3", "--repair-interval", "1s", "--repair-rate", "0", "--scrub-interval", "0")
-	up := newWorld(b)
-	pu, idu := startDaemonWith(b, up, args...)
-	var donors []*world
-	var procs []*started
-	for range 6 {
-		w := newWorld(b)
-		p, _ := startDaemonWith(b, w, append(args, "--bootstrap", idu.Addrs[0])...)
-		donors, procs = append(donors, w), append(procs, p)
-	}
-	waitRoutingTable(b, up, 6)
+	up, pu, donors, procs := uploaderAndDonors(b, 6, args)
 	var info apiv1.PutInfo
 	if err := json.Unmarshal(up.ok("--no-progress", "put", "--json", "--redundancy", red, in), &info); err != nil {
 		b.Fatal(err)

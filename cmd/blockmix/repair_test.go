@@ -39,16 +39,7 @@ func TestRepairHeals(t *testing.T) {
 	}
 	t.Parallel()
 	args := daemonArgs("--replicas", "3", "--repair-interval", "300ms")
-	up := newWorld(t)
-	pu, idu := startDaemonWith(t, up, args...)
-	var donors []*world
-	var procs []*started
-	for range 5 {
-		w := newWorld(t)
-		p, _ := startDaemonWith(t, w, append(args, "--bootstrap", idu.Addrs[0])...)
-		donors, procs = append(donors, w), append(procs, p)
-	}
-	waitRoutingTable(t, up, 5)
+	up, pu, donors, procs := uploaderAndDonors(t, 5, args)
 	sum := writeRandomFile(t, up.path("f.bin"), 81, 2<<20)
 	rc := up.okLine("--no-progress", "put", up.path("f.bin"))
 	if h := checkOf(t, up, rc); h.State != apiv1.HealthHealthy || h.MinCopies < 4 {
