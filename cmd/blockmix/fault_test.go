@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -124,10 +125,41 @@ func (f *faultNet) heal(want []blocks.ID) (time.Duration, int) {
 			return time.Since(start), shortAtStart
 		}
 		if time.Now().After(deadline) {
-			f.t.Fatalf("%d blocks still below 3 copies after 2 minutes", short)
+			f.t.Fatalf("%d blocks still below 3 copies after 2 minutes:\n%s", short, f.whyShort(want, held))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// whyShort describes, for a failure, the first few blocks of want below 3
+// copies: which live nodes hold them, and what those nodes' last repair
+// rounds logged.
+func (f *faultNet) whyShort(want []blocks.ID, held map[blocks.ID]int) string {
+	var b strings.Builder
+	shown := 0
+	for _, id := range want {
+		if held[id] >= 3 || shown == 3 {
+			continue
+		}
+		shown++
+		fmt.Fprintf(&b, "block %s: %d copies\n", id, held[id])
+		for _, n := range f.live() {
+			if !slices.Contains(n.w.blockIDs(), id) {
+				continue
+			}
+			fmt.Fprintf(&b, "  held by %s (site %s); its last repair rounds:\n", n.w.repo, n.site)
+			var rounds []string
+			for _, line := range strings.Split(n.p.stderrNow(), "\n") {
+				if strings.Contains(line, "repair round") || strings.Contains(line, id.String()) {
+					rounds = append(rounds, line)
+				}
+			}
+			for _, line := range rounds[max(0, len(rounds)-4):] {
+				fmt.Fprintf(&b, "    %s\n", line)
+			}
+		}
+	}
+	return b.String()
 }
 
 // healStripes waits until the erasure-coded file rc (rs:4+2) is whole

@@ -197,7 +197,16 @@ type Scrubber struct {
 	log    *slog.Logger
 	m      *metrics.Metrics
 	healed atomic.Int64
+	// pending are quarantined blocks no peer gave back yet, oldest first
+	// (at most maxPending): each round asks for them again. Only Round
+	// uses it, and rounds run one at a time.
+	pending []blocks.ID
 }
+
+// maxPending bounds the quarantined blocks the scrub keeps asking for; past
+// it the oldest is given up (repair rounds of the nodes that hold a copy
+// still push it back when this node is one of the closest).
+const maxPending = 256
 
 // Scrubbed is the store as the scrub needs it.
 type Scrubbed interface {
@@ -224,6 +233,7 @@ func (s *Scrubber) Run(ctx context.Context, interval time.Duration) {
 // left unfinished, or a whole pass), a page of the index at a time.
 func (s *Scrubber) Round(ctx context.Context) {
 	start := time.Now()
+	s.retry(ctx)
 	checked, corrupt := 0, 0
 	from, err := blocks.Walk(ctx, s.st, "scrub", pageSize, func(ids []blocks.ID, _ []blocks.Meta) error {
 		for _, id := range ids {
@@ -260,9 +270,35 @@ func (s *Scrubber) heal(ctx context.Context, id blocks.ID, why error) {
 	}
 	if err := s.refill(ctx, id); err != nil {
 		s.log.Warn("scrub: a corrupt block is quarantined; no peer gave it back yet", slog.String("block", id.String()), slog.Any("err", err))
+		if len(s.pending) == maxPending {
+			s.log.Warn("scrub: too many quarantined blocks to keep asking for; giving up the oldest", slog.String("block", s.pending[0].String()))
+			s.pending = s.pending[1:]
+		}
+		s.pending = append(s.pending, id)
 		return
 	}
+	s.fetched(id)
+}
+
+// fetched counts a corrupt block fetched again.
+func (s *Scrubber) fetched(id blocks.ID) {
 	s.healed.Add(1)
 	s.m.ScrubHealed.Inc()
 	s.log.Info("scrub: a corrupt block was quarantined and fetched again from a peer", slog.String("block", id.String()))
+}
+
+// retry asks again for the quarantined blocks no peer gave back before (a
+// fetch that timed out on a busy network, say); those still missing stay
+// pending.
+func (s *Scrubber) retry(ctx context.Context) {
+	still := s.pending[:0]
+	for _, id := range s.pending {
+		if ctx.Err() != nil || s.refill(ctx, id) != nil {
+			still = append(still, id)
+			continue
+		}
+		s.fetched(id)
+	}
+	clear(s.pending[len(still):])
+	s.pending = still
 }

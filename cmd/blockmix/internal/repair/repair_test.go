@@ -183,7 +183,8 @@ func waitGone(t *testing.T, ctx context.Context, a, b *bmnet.Node) {
 
 // TestScrubHeals: a block whose bytes rotted on node 0 is quarantined by
 // the scrub and fetched again from node 1, which holds a good copy; the
-// metrics count it. A rotten block nobody else holds stays quarantined.
+// metrics count it. A rotten block nobody else holds stays quarantined
+// until a peer has it: the next round asks for it again.
 func TestScrubHeals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -209,6 +210,16 @@ func TestScrubHeals(t *testing.T) {
 	}
 	if s.Healed() != 1 || testutil.ToFloat64(m.ScrubHealed) != 1 || testutil.ToFloat64(m.ScrubCorrupt) != 2 {
 		t.Fatalf("healed %d, metric healed %v, corrupt %v; want 1, 1, 2", s.Healed(), testutil.ToFloat64(m.ScrubHealed), testutil.ToFloat64(m.ScrubCorrupt))
+	}
+	if err := stores[1].PutBlock(ctx, bs[5], 99); err != nil {
+		t.Fatal(err)
+	}
+	s.Round(ctx)
+	if got, err := stores[0].Get(ctx, bs[5].ID()); err != nil || blocks.Check(bs[5].ID(), got) != nil {
+		t.Fatalf("a quarantined block was not asked for again once a peer had it: %v", err)
+	}
+	if s.Healed() != 2 || testutil.ToFloat64(m.ScrubCorrupt) != 2 {
+		t.Fatalf("healed %d, corrupt %v after the second round; want 2, 2", s.Healed(), testutil.ToFloat64(m.ScrubCorrupt))
 	}
 }
 
