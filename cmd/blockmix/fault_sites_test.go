@@ -90,9 +90,9 @@ func (f *faultNet) siteBack(want []blocks.ID) {
 	if len(live) < 2 {
 		return // (a soak round's kills took every node of a site: nothing to spread to)
 	}
-	for deadline := time.Now().Add(2 * time.Minute); f.spanned(want) < len(want); {
+	for deadline := time.Now().Add(healWithin); f.spanned(want) < len(want); {
 		if time.Now().After(deadline) {
-			f.t.Fatalf("%d of %d blocks still in one site 2 minutes after the site came back", len(want)-f.spanned(want), len(want))
+			f.t.Fatalf("%d of %d blocks still in one site %v after the site came back", len(want)-f.spanned(want), len(want), healWithin)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

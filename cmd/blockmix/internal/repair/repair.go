@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
 	"github.com/blockmix/blockmix/blocks"
@@ -122,6 +123,12 @@ func (r *Repairer) LastRound() apiv1.RepairInfo {
 // pageSize is how many blocks a round reads from the index at a time.
 const pageSize = 512
 
+// handOffs is how many hand-offs of a round run at once (so at most that
+// many blocks are in memory): each mostly waits on round trips to peers,
+// so after a node is lost a few at once shorten the round, most of all
+// on a busy machine where each round trip waits for a core.
+const handOffs = 4
+
 // Round checks and repairs the network's blocks held here once: the rest
 // of the pass the last round left unfinished, or a whole pass.
 func (r *Repairer) Round(ctx context.Context) apiv1.RepairInfo {
@@ -156,28 +163,37 @@ func (r *Repairer) Round(ctx context.Context) apiv1.RepairInfo {
 		// joined near the block gets it, and a holder that left is
 		// replaced by the next closest (HandOff pushes in that order).
 		counts := r.node.Copies(ctx, ids, r.replicas-1)
+		var mu sync.Mutex // info, while the hand-offs run
+		var g errgroup.Group
+		g.SetLimit(handOffs)
 		for i, id := range ids {
 			info.Checked++
 			if counts[i] >= r.replicas-1 {
 				continue
 			}
 			info.Short++
-			b, err := blocks.GetBlock(ctx, r.get, id)
-			if err != nil {
-				continue // corrupt or gone here: the scrub deals with it
-			}
-			pushed, err := r.node.HandOff(ctx, b, r.replicas-1)
-			if pushed > 0 {
-				// Counted and paced by what was pushed: a hand-off that
-				// found the copies in place pushed nothing.
-				info.Repaired++
-				info.BytesPushed += int64(pushed * len(b.Data()))
+			g.Go(func() error {
+				b, err := blocks.GetBlock(ctx, r.get, id)
+				if err != nil {
+					return nil // corrupt or gone here: the scrub deals with it
+				}
+				pushed, err := r.node.HandOff(ctx, b, r.replicas-1)
+				mu.Lock()
+				if pushed > 0 {
+					// Counted and paced by what was pushed: a hand-off
+					// that found the copies in place pushed nothing.
+					info.Repaired++
+					info.BytesPushed += int64(pushed * len(b.Data()))
+				}
+				if err != nil {
+					info.StillShort++
+				}
+				mu.Unlock()
 				r.pace(ctx, pushed*len(b.Data()))
-			}
-			if err != nil {
-				info.StillShort++
-			}
+				return nil
+			})
 		}
+		_ = g.Wait() // (the hand-offs return no error: each is counted)
 		return ctx.Err()
 	})
 	if err != nil && ctx.Err() == nil {

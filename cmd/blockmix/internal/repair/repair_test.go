@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -226,9 +227,9 @@ func TestScrubHeals(t *testing.T) {
 // fakeNet is a network where every block is this node's and short of
 // copies, and each hand-off pushes a fixed number of copies.
 type fakeNet struct {
-	pushes   int // pushes each HandOff makes
-	handOffs int
-	alone    bool // no other node known
+	pushes   int          // pushes each HandOff makes
+	handOffs atomic.Int64 // (hand-offs of a round run at once)
+	alone    bool         // no other node known
 }
 
 func (n *fakeNet) Probe(context.Context, time.Duration) {}
@@ -238,7 +239,7 @@ func (n *fakeNet) Copies(_ context.Context, ids []blocks.ID, _ int) []int {
 	return make([]int, len(ids))
 }
 func (n *fakeNet) HandOff(context.Context, blocks.Block, int) (int, error) {
-	n.handOffs++
+	n.handOffs.Add(1)
 	return n.pushes, nil
 }
 
@@ -255,9 +256,9 @@ func TestRepairCountsPushes(t *testing.T) {
 	}{{0, 0, 0}, {2, 5, 5 * 2 * 16 << 10}} {
 		n := &fakeNet{pushes: c.pushes}
 		info := NewRepairer(st, st, n, 3, 0, slog.New(slog.DiscardHandler), metrics.New()).Round(ctx)
-		if n.handOffs != 5 || info.Short != 5 || info.Repaired != c.repaired || info.BytesPushed != c.bytes {
+		if n.handOffs.Load() != 5 || info.Short != 5 || info.Repaired != c.repaired || info.BytesPushed != c.bytes {
 			t.Errorf("%d pushes per hand-off: %d hand-offs, %+v; want 5 hand-offs, 5 short, %d repaired, %d bytes pushed",
-				c.pushes, n.handOffs, info, c.repaired, c.bytes)
+				c.pushes, n.handOffs.Load(), info, c.repaired, c.bytes)
 		}
 	}
 }
@@ -265,11 +266,11 @@ func TestRepairCountsPushes(t *testing.T) {
 // countingGetter counts the blocks read through it.
 type countingGetter struct {
 	blocks.Getter
-	gets int
+	gets atomic.Int64 // (hand-offs of a round read at once)
 }
 
 func (g *countingGetter) Get(ctx context.Context, id blocks.ID) ([]byte, error) {
-	g.gets++
+	g.gets.Add(1)
 	return g.Getter.Get(ctx, id)
 }
 
@@ -284,8 +285,8 @@ func TestRepairAloneReadsNothing(t *testing.T) {
 	g := &countingGetter{Getter: st}
 	n := &fakeNet{alone: true}
 	info := NewRepairer(st, g, n, 3, 0, slog.New(slog.DiscardHandler), metrics.New()).Round(ctx)
-	if g.gets != 0 || n.handOffs != 0 {
-		t.Errorf("a lone node read %d blocks and tried %d hand-offs, want none", g.gets, n.handOffs)
+	if g.gets.Load() != 0 || n.handOffs.Load() != 0 {
+		t.Errorf("a lone node read %d blocks and tried %d hand-offs, want none", g.gets.Load(), n.handOffs.Load())
 	}
 	if info.Checked != 7 || info.Short != 7 || info.StillShort != 7 || info.Repaired != 0 {
 		t.Errorf("a lone node's round: %+v; want 7 checked, 7 short, 7 still short", info)
@@ -293,8 +294,8 @@ func TestRepairAloneReadsNothing(t *testing.T) {
 	// With a network, the same store is read and handed off.
 	n.alone = false
 	info = NewRepairer(st, g, n, 3, 0, slog.New(slog.DiscardHandler), metrics.New()).Round(ctx)
-	if g.gets != 7 || n.handOffs != 7 || info.StillShort != 0 {
-		t.Errorf("with a network: %d blocks read, %d hand-offs, %+v; want 7, 7 and none still short", g.gets, n.handOffs, info)
+	if g.gets.Load() != 7 || n.handOffs.Load() != 7 || info.StillShort != 0 {
+		t.Errorf("with a network: %d blocks read, %d hand-offs, %+v; want 7, 7 and none still short", g.gets.Load(), n.handOffs.Load(), info)
 	}
 }
 
