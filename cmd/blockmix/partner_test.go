@@ -213,3 +213,76 @@ func mustDecodePeer(t *testing.T, s string) peer.ID {
 	}
 	return id
 }
+
+// TestCheckNoPartner: a file put while group a-club had no partner donor
+// has no copy on one; once a partner donor joins, check says so (at risk)
+// and check --repair gives every block a copy on it. Repair rounds are
+// off: only check --repair moves blocks.
+func TestCheckNoPartner(t *testing.T) {
+	args := daemonArgs("--replicas", "2", "--partner-copies", "1", "--repair-interval", "0")
+	up := newWorld(t)
+	up.ok("group", "create", "a-club")
+	startDaemonWith(t, up, args...)
+	invA := up.okLine("group", "invite")
+	for range 2 {
+		w := newWorld(t)
+		w.ok("group", "join", invA)
+		startDaemonWith(t, w, args...)
+	}
+	waitRoutingTable(t, up, 2)
+	writeRandomFile(t, up.path("f.bin"), 8, 1<<20)
+	rc := putPlaced(t, up, up.path("f.bin"), "the put without partner donors").Recipe
+	if h := checkOf(t, up, rc); h.State != apiv1.HealthHealthy || h.Partners != 0 || h.NoPartner != 0 {
+		t.Fatalf("check with no partner donor: %+v", h)
+	}
+
+	// A donor of b-club pools a-club.
+	p := poolRepo(t, newWorld(t), invA, "64MiB")
+	setConfig(t, p, map[string]any{"partner_copies": 1, "repair_interval": "0"})
+	d := newWorld(t)
+	d.ok("group", "create", "b-club")
+	startDaemonWith(t, d, daemonArgs("--pool", p.repo)...)
+	waitFor(t, "the uploader knows the partner donor", 30*time.Second, func() bool { return len(statusOf(t, up).Partners) == 1 })
+	r := up.want(1, "check", rc)
+	if out := string(r.stdout); !strings.Contains(out, "at risk: no copy of ") || !strings.Contains(out, "is on a partner group's donors") || !strings.Contains(out, "partner donors 1 known") {
+		t.Fatalf("check once the partner donor joined:\n%s", r)
+	}
+	var h apiv1.HealthInfo
+	decodeStrict(t, up.ok("check", "--json", "--repair", rc), &h)
+	if h.State != apiv1.HealthHealthy || h.Partners != 1 || h.NoPartner != 0 {
+		t.Fatalf("check --repair: %+v", h)
+	}
+	if n := withoutPartnerCopy([]*world{p}, up.blockIDs()); n > 0 {
+		t.Fatalf("after check --repair, %d blocks have no copy on the partner donor", n)
+	}
+}
+
+// TestPagePartners: the Node tab shows the partner donors a node knows
+// and the share of copies that goes to them; a pooled node's tab says it
+// is one, and of which home group.
+func TestPagePartners(t *testing.T) {
+	a := newWorld(t)
+	a.ok("group", "create", "a-club")
+	startPageDaemon(t, a, nil, daemonArgs("--partner-copies", "1")...)
+	p := poolRepo(t, newWorld(t), a.okLine("group", "invite"), "64MiB")
+	d := newWorld(t)
+	d.ok("group", "create", "b-club")
+	startPageDaemon(t, d, nil, daemonArgs("--pool", p.repo)...)
+	waitFor(t, "a knows the partner donor", 30*time.Second, func() bool { return len(statusOf(t, a).Partners) == 1 })
+	ctx := newBrowser(t)
+	for _, c := range []struct {
+		w    *world
+		want []string
+	}{
+		{a, []string{"b-club (1 node)", "1 copy of each block goes to them"}},
+		{p, []string{"b-club (1 node)", "this node is one: its donor is at home in b-club"}},
+	} {
+		do(t, ctx, "the Node tab", goTo(c.w.apiBase(t), "node"))
+		words := poll[string](t, ctx, "the partner donors", `(() => { const s = document.getElementById('node-partners').textContent; return s.includes('b-club') ? s : ''; })()`, 30*time.Second)
+		for _, w := range c.want {
+			if !strings.Contains(words, w) {
+				t.Fatalf("%s's Node tab says of partner donors %q, want %q in it", c.w.repo, words, w)
+			}
+		}
+	}
+}
