@@ -2,6 +2,7 @@ package net
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,16 +14,18 @@ import (
 
 // Copies counts, for each block, the other nodes that hold it, asking the
 // k known nodes closest to its key (where placement and repair put
-// copies; over two sites, counting this node's, when the network has
-// two: see spread). The questions are batched: one has-list per peer and
+// copies; with the partner share and over two sites, counting this
+// node's site and, when it is a partner donor, its copy: see
+// layout.order). The questions are batched: one has-list per peer and
 // up to MaxWant IDs. A peer's claims count only once it proved a sample of
 // them (see verifyClaims); a peer that cannot be reached, or is caught
 // lying, counts as holding nothing.
 func (n *Node) Copies(ctx context.Context, ids []blocks.ID, k int) []int {
 	peers := n.candidates()
-	sites := n.siteMap(peers)
+	l := n.layoutOf(peers)
+	self := n.IsPartner(n.Host.ID())
 	sets := n.holderSets(ctx, ids, func(id blocks.ID) []peer.ID {
-		ps := spread(kb.SortClosestPeers(append([]peer.ID(nil), peers...), kb.ConvertKey(BlockKey(id))), k, n.site, sites)
+		ps := l.order(kb.SortClosestPeers(append([]peer.ID(nil), peers...), kb.ConvertKey(BlockKey(id))), k, n.site, self)
 		return ps[:min(k, len(ps))]
 	})
 	out := make([]int, len(ids))
@@ -55,11 +58,14 @@ func Tally(sets [][]peer.ID) (counts []int, by map[peer.ID]int) {
 // HolderSets tells, for each block, which other nodes hold it: it asks
 // the k known nodes closest to its key and, so that a copy placement
 // moved to another site is found whoever asks, the closest node of each
-// site not among them (at most maxSitesShown sites). Claims are checked
-// as for Copies.
+// site not among them (at most maxSitesShown sites), and, as placement
+// moves partner donors up (see partnersFirst), the closest partner
+// donors, as many as this node's partner share. Claims are checked as
+// for Copies.
 func (n *Node) HolderSets(ctx context.Context, ids []blocks.ID, k int) [][]peer.ID {
 	peers := n.candidates()
 	sites := n.siteMap(peers)
+	partner := n.partnerMap(peers)
 	return n.holderSets(ctx, ids, func(id blocks.ID) []peer.ID {
 		ps := kb.SortClosestPeers(append([]peer.ID(nil), peers...), kb.ConvertKey(BlockKey(id)))
 		ask := ps[:min(k, len(ps)):min(k, len(ps))]
@@ -71,6 +77,14 @@ func (n *Node) HolderSets(ctx context.Context, ids []blocks.ID, k int) [][]peer.
 			if s := sites[p]; s != "" && !seen[s] && len(seen) <= maxSitesShown {
 				seen[s] = true
 				ask = append(ask, p)
+			}
+		}
+		for i, need := 0, n.partnerCopies; need > 0 && i < len(ps); i++ {
+			if partner[ps[i]] {
+				if !slices.Contains(ask, ps[i]) {
+					ask = append(ask, ps[i])
+				}
+				need--
 			}
 		}
 		return ask

@@ -22,7 +22,7 @@ func (n *Node) Responsible(id blocks.ID, r int) bool {
 		return true // one of at most r nodes: one of the r closest
 	}
 	ps := kb.SortClosestPeers(all, kb.ConvertKey(BlockKey(id)))
-	ps = spread(ps, r, "", n.siteMap(all)) // as placement orders (see spread)
+	ps = n.layoutOf(all).order(ps, r, "", false) // as placement orders (see layout.order)
 	for _, p := range ps[:min(r, len(ps))] {
 		if p == n.Host.ID() {
 			return true
@@ -36,8 +36,10 @@ func (n *Node) Responsible(id blocks.ID, r int) bool {
 func (n *Node) Alone() bool { return len(n.candidates()) == 0 }
 
 // HandOff makes sure r other nodes hold b before this node lets it go:
-// it asks the closest others which of them have it and pushes it to the
-// next closest that do not, until r have it. A holder counts only once it
+// it asks the closest others (in placement's order, see layout.order: a
+// block short of its partner share goes to the closest partner donor)
+// which of them have it and pushes it to the next closest that do not,
+// until r have it. A holder counts only once it
 // proved it holds b (see Service.Prove): a peer's word is not enough to
 // drop what may be the last copy. When the network has two sites, the
 // holders (with this node, while it holds b) must stand in two: once r
@@ -48,12 +50,13 @@ func (n *Node) Alone() bool { return len(n.candidates()) == 0 }
 // found to hold it.
 func (n *Node) HandOff(ctx context.Context, b blocks.Block, r int) (pushed int, err error) {
 	peers := n.candidates()
-	sites := n.siteMap(peers)
-	have := "" // this node's site counts while it holds b
+	l := n.layoutOf(peers)
+	sites := l.sites
+	have, havePartner := "", false // this node's site and partner copy count while it holds b
 	if _, err := n.local(ctx, b.ID()); err == nil {
-		have = n.site
+		have, havePartner = n.site, n.IsPartner(n.Host.ID())
 	}
-	ps := spread(kb.SortClosestPeers(peers, kb.ConvertKey(BlockKey(b.ID()))), r, have, sites)
+	ps := l.order(kb.SortClosestPeers(peers, kb.ConvertKey(BlockKey(b.ID()))), r, have, havePartner)
 	spreadable := twoSites(ps, have, sites)
 	var holders []peer.ID
 	var lacking []peer.ID

@@ -70,6 +70,17 @@ type Config struct {
 	MDNS bool
 	// Site is where the node stands (see SetSite); "" for none.
 	Site string
+	// Group names the private group the node is in ("" for none): a peer
+	// whose home is another group is a partner donor (see HomeOf).
+	Group string
+	// Home, for a pooled node (see --pool), names the group of the donor
+	// that runs it, which the node tells its peers (see HomeOf); "" for
+	// none (a donor in no group is nobody's partner).
+	Home string
+	// PartnerCopies is how many of each block's copies placement puts on
+	// partner donors when the network has them (see partnersFirst); 0:
+	// none in particular.
+	PartnerCopies int
 	// Allow, when not empty, lists the only peers the node talks to
 	// (see Allowlist); AllowRefused hears of the others it refuses.
 	Allow        []peer.ID
@@ -124,6 +135,10 @@ type Node struct {
 	bootstrap []peer.AddrInfo
 	// site is where this node stands (see SetSite); "" for none.
 	site string
+	// group and home are HomeNames: this node's group, and the home it
+	// tells (see HomeOf); partnerCopies is Config.PartnerCopies.
+	group, home   string
+	partnerCopies int
 }
 
 // NewNode starts a node that serves src and takes pushes into sink (nil:
@@ -322,6 +337,8 @@ func NewNodeOn(h host.Host, cfg Config, src blocks.Getter, sink Sink) (*Node, er
 		_ = d.Close()
 		return nil, err
 	}
+	n.group, n.partnerCopies = HomeName(cfg.Group), max(cfg.PartnerCopies, 0)
+	n.setHome(HomeName(cfg.Home))
 	return n, nil
 }
 

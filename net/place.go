@@ -86,8 +86,9 @@ func (n *Node) explore(ctx context.Context, ids []blocks.ID) {
 }
 
 // Place gives each block to the r other nodes closest to its key (with
+// the closest partner donors moved up for the node's partner share, and
 // one moved up so that they stand in two sites, when the network has
-// two: see spread), falling back to the next closest when one refuses or
+// them: see layout.order), falling back to the next closest when one refuses or
 // cannot be reached (and, when that leaves the r holders in one site, to
 // one more node of another site). Blocks
 // are grouped by peer: one stream per peer and round, many pushes in
@@ -108,13 +109,14 @@ func (n *Node) Place(ctx context.Context, bs []blocks.Block, r int) ([]Placement
 // place is Place without the DHT walks.
 func (n *Node) place(ctx context.Context, bs []blocks.Block, r int) ([]Placement, error) {
 	peers := n.candidates()
-	sites := n.siteMap(peers)
+	l := n.layoutOf(peers)
+	sites := l.sites
 	out := make([]Placement, len(bs))
-	order := make([][]peer.ID, len(bs)) // candidates per block, closest first (over two sites: see spread)
+	order := make([][]peer.ID, len(bs)) // candidates per block, closest first (with the partner share, over two sites: see layout.order)
 	next := make([]int, len(bs))        // next candidate to try
 	for i, b := range bs {
 		out[i].ID = b.ID()
-		order[i] = spread(kb.SortClosestPeers(append([]peer.ID(nil), peers...), kb.ConvertKey(BlockKey(b.ID()))), r, "", sites)
+		order[i] = l.order(kb.SortClosestPeers(append([]peer.ID(nil), peers...), kb.ConvertKey(BlockKey(b.ID()))), r, "", false)
 	}
 	for {
 		// One round: every short block asks its next candidates (not

@@ -157,10 +157,21 @@ const maxSitesShown = 64
 // passes move down one. Otherwise ps comes back as it is. With have ""
 // and r < 2 there is nothing to spread. ps is not changed.
 //
-// Placement, Responsible, Copies and HandOff all order by spread, so that
-// the nodes repair asks are the nodes placement chose: a node of another
-// site that placement moved up is the closest of its site for everyone.
+// Placement, Responsible, Copies and HandOff all order by spread (through
+// layout.order), so that the nodes repair asks are the nodes placement
+// chose: a node of another site that placement moved up is the closest of
+// its site for everyone.
 func spread(ps []peer.ID, r int, have string, site map[peer.ID]string) []peer.ID {
+	return spreadKeeping(ps, r, have, site, nil, 0)
+}
+
+// spreadKeeping is spread that keeps want partner donors (see
+// partnersFirst) among the first r: the peer of another site that moves
+// up takes the place of the farthest of the first r that can go (a
+// partner donor only while the first r hold more than want of them, or
+// any when the peer moving up is a partner donor itself); when none can
+// go, ps comes back as it is.
+func spreadKeeping(ps []peer.ID, r int, have string, site map[peer.ID]string, partner map[peer.ID]bool, want int) []peer.ID {
 	if r < 1 || len(ps) <= r || have == "" && r < 2 {
 		return ps
 	}
@@ -176,14 +187,29 @@ func spread(ps []peer.ID, r int, have string, site map[peer.ID]string) []peer.ID
 	if first == "" {
 		return ps
 	}
-	for j := r; j < len(ps); j++ {
-		if s := site[ps[j]]; s != "" && s != first {
-			out := make([]peer.ID, 0, len(ps))
-			out = append(out, ps[:r-1]...)
-			out = append(out, ps[j])
-			out = append(out, ps[r-1:j]...)
-			return append(out, ps[j+1:]...)
+	got := 0
+	for _, p := range ps[:r] {
+		if partner[p] {
+			got++
 		}
+	}
+	for j := r; j < len(ps); j++ {
+		if s := site[ps[j]]; s == "" || s == first {
+			continue
+		}
+		i := r - 1 // the place it takes
+		for !partner[ps[j]] && i >= 0 && partner[ps[i]] && got <= want {
+			i--
+		}
+		if i < 0 {
+			continue // only a partner donor may come in: look further
+		}
+		out := make([]peer.ID, 0, len(ps))
+		out = append(out, ps[:i]...)
+		out = append(out, ps[i+1:r]...)
+		out = append(out, ps[j], ps[i])
+		out = append(out, ps[r:j]...)
+		return append(out, ps[j+1:]...)
 	}
 	return ps
 }

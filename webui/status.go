@@ -17,7 +17,7 @@ func status(ctx context.Context, n Node) (apiv1.StatusInfo, error) {
 	id, d := n.ID(), n.Daemon()
 	s := apiv1.StatusInfo{
 		Daemon: true, Repo: d.Repo, ID: id.ID, Started: d.Started,
-		Peers: id.Peers, RoutingTable: id.RoutingTable, Replicas: d.Replicas, Quota: d.Quota, QuotaUsed: d.QuotaUsed, Profile: d.Profile, Group: d.Group, Site: d.Site, Sites: d.Sites, Allowlist: d.Allowlist, StoreError: d.StoreError, Repair: d.Repair, ScrubHealed: d.ScrubHealed,
+		Peers: id.Peers, RoutingTable: id.RoutingTable, Replicas: d.Replicas, Quota: d.Quota, QuotaUsed: d.QuotaUsed, Profile: d.Profile, Group: d.Group, Site: d.Site, Sites: d.Sites, Home: d.Home, PartnerCopies: d.PartnerCopies, Partners: d.Partners, Allowlist: d.Allowlist, StoreError: d.StoreError, Repair: d.Repair, ScrubHealed: d.ScrubHealed,
 		// A donor holds many blocks for other nodes: the overhead is what
 		// this node's own files cost, over the blocks they use.
 		Store:   apiv1.NewStoreInfo(st),

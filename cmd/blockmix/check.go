@@ -24,7 +24,9 @@ whether the file is healthy (every block has --replicas copies), at risk
 (some have fewer: the nodes that hold them repair it in the background) or
 lost (some block has no copy anywhere reachable). When the nodes stand in
 two sites or more (see daemon --site), a block whose every copy is in one
-site puts the file at risk too. --repair gives the
+site puts the file at risk too, and so, when the group wants partner
+copies (see daemon --partner-copies) and partner donors are known, does a
+block with no copy on a partner group's donors. --repair gives the
 blocks the copies they lack now. Exit code 1 when the file is at risk or
 lost. The file need not be here: for one that is not on this node's
 list, check reads its descriptor (a few blocks, never the file's data) to
@@ -36,7 +38,7 @@ daemon.`,
 		},
 	}
 	po.AddGetFlags(c.Flags())
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: blocks, min_copies, median_copies, missing, short, replicas, sites, one_site, state, verdict")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: blocks, min_copies, median_copies, missing, short, replicas, sites, one_site, partner_copies, partners, no_partner, state, verdict")
 	c.Flags().BoolVar(&repair, "repair", false, "push the missing copies now, then check")
 	return c
 }
@@ -71,6 +73,9 @@ func runCheck(ctx context.Context, e *env, po passphrase.Options, text string, r
 		fmt.Fprintf(e.stdout, "blocks %d, copies: fewest %d, median %d; %d below %d, %d with none\n", h.Blocks, h.MinCopies, h.MedianCopies, h.Short, h.Replicas, h.Missing)
 		if h.Sites >= 2 {
 			fmt.Fprintf(e.stdout, "sites %d known; %d blocks have every copy in one site\n", h.Sites, h.OneSite)
+		}
+		if h.PartnerCopies > 0 {
+			fmt.Fprintf(e.stdout, "partner donors %d known; %d blocks have no copy on them\n", h.Partners, h.NoPartner)
 		}
 		if h.State == apiv1.HealthAtRisk && !repair {
 			fmt.Fprintln(e.stdout, "the nodes that hold its blocks repair it in time; 'blockmix check --repair' does it now")

@@ -114,10 +114,11 @@ func TestDaemonConfigMalformed(t *testing.T) {
 	w := newWorld(t)
 	cases := []struct{ text, want string }{
 		{"{\n  \"listen\": [\"/ip4/127.0.0.1/tcp/0\",]\n}", "line 2, column 37: invalid character ']'"},
-		{`{"listn": ["/ip4/127.0.0.1/tcp/0"]}`, `unknown key "listn" (the keys are listen, bootstrap, api, replicas, cache, quota, profile, donor, share, repair_interval, relay_service, mdns, site, allow, pool, redundancy)`},
+		{`{"listn": ["/ip4/127.0.0.1/tcp/0"]}`, `unknown key "listn" (the keys are listen, bootstrap, api, replicas, cache, quota, profile, donor, share, repair_interval, relay_service, mdns, site, allow, pool, redundancy, partner_copies)`},
 		{`{"listen": "/ip4/127.0.0.1/tcp/0"}`, `"listen" has a JSON string where it wants a list of multiaddr strings`},
 		{`{"replicas": "3"}`, `"replicas" has a JSON string where it wants a whole number`},
 		{`{"replicas": 0}`, `"replicas" is 0: it must be at least 1`},
+		{`{"partner_copies": -1}`, `"partner_copies" is -1: it must be 0 or more`},
 		{`{"redundancy": "rs:4+0"}`, `"redundancy": bad redundancy: M = 0 parity blocks per stripe; M must be 1 to 8`},
 		{`{"redundancy": 3}`, `"redundancy" has a JSON number where it wants a string such as "r:3" or "rs:4+2"`},
 		{`{"api": ""}`, `"api" is empty`},

@@ -112,7 +112,7 @@ func runDaemon(ctx context.Context, e *env, o daemonFlags, given func(flag strin
 		return err
 	}
 	defer n.Close()
-	pooled, err := node.StartPooled(ctx, pool, s.Profile.Name, log)
+	pooled, err := node.StartPooled(ctx, pool, s.Profile.Name, n.GroupName(), log)
 	if err != nil {
 		return err
 	}

@@ -26,11 +26,10 @@ func groupPair(t *testing.T, name string) (*world, *world, string) {
 	return a, b, invite
 }
 
-// poolRepo joins a fresh repo to the group of invite and sets its
+// poolRepo joins p, a fresh repo, to the group of invite and sets its
 // config.json for a pooled donor on 127.0.0.1 with quota.
-func poolRepo(t *testing.T, invite, quota string) *world {
+func poolRepo(t *testing.T, p *world, invite, quota string) *world {
 	t.Helper()
-	p := newWorld(t)
 	p.ok("group", "join", invite)
 	path := filepath.Join(p.repo, "config.json")
 	cfg := map[string]any{}
@@ -57,7 +56,7 @@ func poolRepo(t *testing.T, invite, quota string) *world {
 func TestPooledDonor(t *testing.T) {
 	a1, _, inv1 := groupPair(t, "east-club")
 	b1, _, inv2 := groupPair(t, "west-club")
-	p1, p2 := poolRepo(t, inv1, "64MiB"), poolRepo(t, inv2, "32MiB")
+	p1, p2 := poolRepo(t, newWorld(t), inv1, "64MiB"), poolRepo(t, newWorld(t), inv2, "32MiB")
 	d := newWorld(t)
 	pd, _ := startDaemonWith(t, d, daemonArgs("--pool", p1.repo, "--pool", p2.repo)...)
 	waitRoutingTable(t, p1, 2)
@@ -65,7 +64,9 @@ func TestPooledDonor(t *testing.T) {
 	waitRoutingTable(t, a1, 2)
 	waitRoutingTable(t, b1, 2)
 	s1, s2 := statusOf(t, p1), statusOf(t, p2)
-	if s1.Group != "east-club" || s2.Group != "west-club" || s1.Quota != 64<<20 || s2.Quota != 32<<20 || s1.ID == s2.ID {
+	// The donor is in no group: its pooled nodes tell no home (they are
+	// nobody's partner donors).
+	if s1.Group != "east-club" || s2.Group != "west-club" || s1.Quota != 64<<20 || s2.Quota != 32<<20 || s1.ID == s2.ID || s1.Home != "" || len(s1.Partners) != 0 {
 		t.Fatalf("pooled nodes: %+v / %+v", s1, s2)
 	}
 

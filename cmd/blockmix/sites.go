@@ -30,3 +30,28 @@ func siteWords(site string, sites []apiv1.SiteInfo) string {
 	}
 	return w
 }
+
+// partnerWords says which partner donors the node knows and how many
+// copies of each block go to them: "b-club 2 nodes; 1 copy of each block
+// goes to them (--partner-copies)".
+func partnerWords(copies int, partners []apiv1.PartnerInfo) string {
+	var known []string
+	for _, p := range partners {
+		n := "nodes"
+		if p.Nodes == 1 {
+			n = "node"
+		}
+		known = append(known, fmt.Sprintf("%s %d %s", p.Home, p.Nodes, n))
+	}
+	w := "none known"
+	if len(known) > 0 {
+		w = strings.Join(known, ", ")
+	}
+	switch {
+	case copies == 1:
+		w += "; 1 copy of each block goes to them (--partner-copies)"
+	case copies > 1:
+		w += fmt.Sprintf("; %d copies of each block go to them (--partner-copies)", copies)
+	}
+	return w
+}

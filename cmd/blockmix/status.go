@@ -32,7 +32,7 @@ whatever the verdict.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runStatus(c.Context(), e, asJSON) },
 	}
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: daemon, repo, id, started, uptime_seconds, peers, routing_table, reach, replicas, site, sites, allowlist, store, bytes_in, bytes_out, rate_in, rate_out, state, verdict")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: daemon, repo, id, started, uptime_seconds, peers, routing_table, reach, replicas, site, sites, home, partner_copies, partners, allowlist, store, bytes_in, bytes_out, rate_in, rate_out, state, verdict")
 	return c
 }
 
@@ -68,6 +68,12 @@ func runStatus(ctx context.Context, e *env, asJSON bool) error {
 			fmt.Fprintf(e.stdout, "group          none (open to any blockmix node)\n")
 		}
 		fmt.Fprintf(e.stdout, "site           %s\n", siteWords(s.Site, s.Sites))
+		if s.Home != "" {
+			fmt.Fprintf(e.stdout, "home           %s (this pooled node's donor is at home there: a partner donor to group %s)\n", s.Home, s.Group)
+		}
+		if s.PartnerCopies > 0 || len(s.Partners) > 0 {
+			fmt.Fprintf(e.stdout, "partners       %s\n", partnerWords(s.PartnerCopies, s.Partners))
+		}
 		if s.Allowlist > 0 {
 			fmt.Fprintf(e.stdout, "allowlist      %d peers: only they may talk to this node (--allow)\n", s.Allowlist)
 		}

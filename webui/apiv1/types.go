@@ -131,6 +131,13 @@ type DaemonInfo struct {
 	// nodes it knows by site (see SiteInfo).
 	Site  string
 	Sites []SiteInfo
+	// Home, for a pooled node, is the group of the donor that runs it
+	// ("" for none); PartnerCopies is how many of each block's copies go
+	// to partner donors; Partners counts the partner donors the node
+	// knows by home group (see PartnerInfo).
+	Home          string
+	PartnerCopies int
+	Partners      []PartnerInfo
 	// Allowlist is how many peers --allow lists (0: any peer may talk).
 	Allowlist int
 	// Repair is the last repair round of the blocks this node holds for
@@ -237,6 +244,14 @@ type HealthInfo struct {
 	// none): one site stopping could lose them.
 	Sites   int `json:"sites,omitempty"`
 	OneSite int `json:"one_site,omitempty"`
+	// PartnerCopies is how many of each block's copies should stand on
+	// partner donors (see --partner-copies); Partners how many partner
+	// donors this node knows; NoPartner, when both are above 0, counts
+	// the blocks with no copy on a partner donor: losing the group's own
+	// nodes could lose them.
+	PartnerCopies int `json:"partner_copies,omitempty"`
+	Partners      int `json:"partners,omitempty"`
+	NoPartner     int `json:"no_partner,omitempty"`
 	// For a file put with erasure coding (see judgeStripes): the scheme
 	// ("rs:4+2"), its stripes, those missing blocks, and how many more
 	// nodes every stripe can lose (−1: some stripe cannot be rebuilt).
@@ -341,6 +356,10 @@ func (h *HealthInfo) Judge() {
 		h.State = HealthAtRisk
 		h.Verdict = fmt.Sprintf("at risk: every copy of %d of %s is in one site; the file can be got now, but that site stopping would lose it",
 			h.OneSite, plural(h.Blocks, "block"))
+	case h.PartnerCopies > 0 && h.Partners > 0 && h.NoPartner > 0:
+		h.State = HealthAtRisk
+		h.Verdict = fmt.Sprintf("at risk: no copy of %d of %s is on a partner group's donors; the file can be got now, but losing this group's own nodes would lose it",
+			h.NoPartner, plural(h.Blocks, "block"))
 	default:
 		h.State = HealthHealthy
 		h.Verdict = fmt.Sprintf("healthy: every block has at least %s (%d wanted); the file is safe", copies(h.MinCopies), h.Replicas)
@@ -395,25 +414,28 @@ func NewStoreInfo(st blocks.Stats) StoreInfo {
 type StatusInfo struct {
 	// Daemon is false when no daemon answered: then only Repo, ID (when the
 	// repo has one), Store, State and Verdict are filled in.
-	Daemon        bool       `json:"daemon"`
-	Repo          string     `json:"repo"`
-	ID            string     `json:"id,omitempty"`
-	Started       time.Time  `json:"started,omitzero"`
-	UptimeSeconds int64      `json:"uptime_seconds"`
-	Peers         int        `json:"peers"`                 // connected now
-	RoutingTable  int        `json:"routing_table"`         // peers the DHT knows
-	Replicas      int        `json:"replicas"`              // other nodes that should hold each block
-	Quota         int64      `json:"quota,omitempty"`       // bytes the store may hold (0: no quota)
-	QuotaUsed     int64      `json:"quota_used,omitempty"`  // what the store's blocks cost on disk, as the quota counts them
-	Profile       string     `json:"profile,omitempty"`     // "default" or "lowpower"
-	Group         string     `json:"group,omitempty"`       // the private group the node is in ("" for none)
-	Site          string     `json:"site,omitempty"`        // where the node stands ("" for none)
-	Sites         []SiteInfo `json:"sites,omitempty"`       // the nodes it knows (itself included) by site, most first
-	Allowlist     int        `json:"allowlist,omitempty"`   // how many peers --allow lists: only they may talk to the node (0: any)
-	StoreError    string     `json:"store_error,omitempty"` // the last failure to store a block, while it stands
-	Repair        RepairInfo `json:"repair"`                // the last repair round
-	ScrubHealed   int64      `json:"scrub_healed"`          // corrupt blocks the scrub quarantined and fetched again since the start
-	Store         StoreInfo  `json:"store"`
+	Daemon        bool          `json:"daemon"`
+	Repo          string        `json:"repo"`
+	ID            string        `json:"id,omitempty"`
+	Started       time.Time     `json:"started,omitzero"`
+	UptimeSeconds int64         `json:"uptime_seconds"`
+	Peers         int           `json:"peers"`                    // connected now
+	RoutingTable  int           `json:"routing_table"`            // peers the DHT knows
+	Replicas      int           `json:"replicas"`                 // other nodes that should hold each block
+	Quota         int64         `json:"quota,omitempty"`          // bytes the store may hold (0: no quota)
+	QuotaUsed     int64         `json:"quota_used,omitempty"`     // what the store's blocks cost on disk, as the quota counts them
+	Profile       string        `json:"profile,omitempty"`        // "default" or "lowpower"
+	Group         string        `json:"group,omitempty"`          // the private group the node is in ("" for none)
+	Site          string        `json:"site,omitempty"`           // where the node stands ("" for none)
+	Sites         []SiteInfo    `json:"sites,omitempty"`          // the nodes it knows (itself included) by site, most first
+	Home          string        `json:"home,omitempty"`           // for a pooled node: the group of the donor that runs it
+	PartnerCopies int           `json:"partner_copies,omitempty"` // copies of each block wanted on partner donors
+	Partners      []PartnerInfo `json:"partners,omitempty"`       // the partner donors it knows by home group, most first
+	Allowlist     int           `json:"allowlist,omitempty"`      // how many peers --allow lists: only they may talk to the node (0: any)
+	StoreError    string        `json:"store_error,omitempty"`    // the last failure to store a block, while it stands
+	Repair        RepairInfo    `json:"repair"`                   // the last repair round
+	ScrubHealed   int64         `json:"scrub_healed"`             // corrupt blocks the scrub quarantined and fetched again since the start
+	Store         StoreInfo     `json:"store"`
 	// Libp2p traffic since the daemon started, and the recent rates in
 	// bytes per second (libp2p updates them about once a second).
 	BytesIn  int64   `json:"bytes_in"`

@@ -1152,6 +1152,8 @@ function renderFiles() {
 export function healthShort(h) {
   if (h.state === 'healthy') return `healthy: every block has ${h.min_copies}+ copies`;
   if (h.state === 'lost') return `lost: ${h.missing} of ${plural(h.blocks, 'block')} have no copy`;
+  if (!(h.short > 0) && h.one_site > 0) return `at risk: every copy of ${h.one_site} of ${plural(h.blocks, 'block')} in one site`;
+  if (!(h.short > 0) && h.no_partner > 0) return `at risk: ${h.no_partner} of ${plural(h.blocks, 'block')} with no copy on a partner group's donors`;
   const n = Math.max(h.short, 1);
   return `at risk: ${n} of ${plural(h.blocks, 'block')} below ${copies(h.replicas)}, fewest ${copies(h.min_copies)}`;
 }
@@ -1343,6 +1345,7 @@ function showStatus(s) {
   $('node-uptime').textContent = s.uptime_seconds > 0 ? duration(s.uptime_seconds) : '—';
   $('node-peers').textContent = `${plural(s.peers, 'peer')} connected, ${s.routing_table} known to the routing table; ${copies(s.replicas)} of each block wanted on other nodes`;
   $('node-site').textContent = siteWords(s);
+  $('node-partners').textContent = partnerWords(s);
   const r = s.reach || {};
   $('node-reach').textContent = r.words ? (r.advice ? `${r.words}. To do: ${r.advice}.` : r.words) : '—';
   $('node-traffic').textContent = `${human(s.bytes_in)} in, ${human(s.bytes_out)} out since the start · now ${rate(s.rate_in)} in, ${rate(s.rate_out)} out`;
@@ -1374,6 +1377,17 @@ function siteWords(s) {
   let w = s.site || 'none (the daemon\'s --site names it)';
   if (sites.length > 0) w += ` · known sites: ${known}`;
   if (sites.length >= 2) w += '; each block\'s copies go to two of them';
+  return w;
+}
+
+// partnerWords: "b-club (2 nodes); 1 copy of each block goes to them", and
+// for a pooled node the group of the donor that runs it.
+function partnerWords(s) {
+  const ps = Array.isArray(s.partners) ? s.partners : [];
+  let w = ps.length > 0 ? ps.map((x) => `${x.home} (${plural(x.nodes, 'node')})`).join(', ') : 'none known';
+  const c = s.partner_copies || 0;
+  if (c > 0) w += `; ${copies(c)} of each block ${c === 1 ? 'goes' : 'go'} to them`;
+  if (s.home) w += ` · this node is one: its donor is at home in ${s.home}`;
   return w;
 }
 

@@ -47,10 +47,12 @@ type File struct {
 	Pool []string `json:"pool,omitempty"`
 	// Redundancy is the puts' default: "r:3", "rs:4+2".
 	Redundancy *string `json:"redundancy,omitempty"`
+	// PartnerCopies: see --partner-copies.
+	PartnerCopies *int `json:"partner_copies,omitempty"`
 }
 
 // configKeys spells the keys for error messages.
-const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor, share, repair_interval, relay_service, mdns, site, allow, pool, redundancy"
+const configKeys = "listen, bootstrap, api, replicas, cache, quota, profile, donor, share, repair_interval, relay_service, mdns, site, allow, pool, redundancy, partner_copies"
 
 // Read reads the config file at path. A missing file is an empty
 // config (found is false).
@@ -146,6 +148,9 @@ func (c File) check(bad func(format string, a ...any) error) error {
 	if c.Replicas != nil && *c.Replicas < 1 {
 		return bad(`"replicas" is %d: it must be at least 1`, *c.Replicas)
 	}
+	if c.PartnerCopies != nil && *c.PartnerCopies < 0 {
+		return bad(`"partner_copies" is %d: it must be 0 or more (and less than replicas)`, *c.PartnerCopies)
+	}
 	if c.Redundancy != nil {
 		if _, err := erasure.ParseRedundancy(*c.Redundancy); err != nil {
 			return bad(`"redundancy": %v`, err)
@@ -215,6 +220,7 @@ func typeProblem(e *json.UnmarshalTypeError) string {
 		"site":            `a string such as "east-office"`,
 		"allow":           "a list of peer ID strings",
 		"pool":            "a list of repo directories",
+		"partner_copies":  "a whole number from 0 to replicas-1",
 	}[key]
 	if want == "" {
 		return fmt.Sprintf("the file holds a JSON %s; want an object with the keys %s", e.Value, configKeys)
@@ -282,6 +288,9 @@ func (c File) Apply(o Options, given func(flag string) bool) Options {
 	}
 	if c.Pool != nil && !given("pool") {
 		o.Pool = c.Pool
+	}
+	if c.PartnerCopies != nil && !given("partner-copies") {
+		o.PartnerCopies = *c.PartnerCopies
 	}
 	return o
 }

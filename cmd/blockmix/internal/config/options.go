@@ -43,6 +43,9 @@ type Options struct {
 	// Redundancy is the puts' default: "" (replication, --replicas),
 	// "r:N" or "rs:K+M" (see erasure.ParseRedundancy).
 	Redundancy string
+	// PartnerCopies is how many of each block's copies go to partner
+	// donors (see Settings.PartnerCopies).
+	PartnerCopies int
 	// LivePoll is how often a synced live folder looks for a new version.
 	LivePoll time.Duration
 }
@@ -87,6 +90,11 @@ type Settings struct {
 	Pool []string
 	// Parity is the puts' default erasure coding (zero: replication).
 	Parity erasure.Scheme
+	// PartnerCopies is how many of each block's Replicas copies placement
+	// and repair put on partner donors, the pooled nodes of donors whose
+	// home is another group (see net.Config.PartnerCopies): 0 to
+	// Replicas-1; 0, the default: none in particular.
+	PartnerCopies int
 	// LivePoll is how often a synced live folder looks for a new version
 	// in the DHT.
 	LivePoll time.Duration
@@ -130,6 +138,11 @@ func (o Options) Check(f File, path string, given func(flag string) bool) (Setti
 		}
 		s.Parity = red.Scheme
 	}
+	if o.PartnerCopies < 0 || o.PartnerCopies >= s.Replicas {
+		return s, usage.Errorf("--partner-copies %d: want 0 to %d, fewer than the %d copies of each block (--replicas)%s",
+			o.PartnerCopies, s.Replicas-1, s.Replicas, fromCfg(f.PartnerCopies != nil, "partner-copies"))
+	}
+	s.PartnerCopies = o.PartnerCopies
 	if s.Cache, err = size.Parse(o.Cache); err != nil {
 		return s, usage.Errorf("--cache: %v%s", err, fromCfg(f.Cache != nil, "cache"))
 	}
@@ -225,6 +238,7 @@ func (o *Options) AddFlags(f *pflag.FlagSet) {
 	f.Lookup("mdns").NoOptDefVal = "true"
 	f.StringArrayVar(&o.Allow, "allow", nil, "talk only to this peer ID (repeatable): every other peer is refused, both ways, with a line in the log; list every bootstrap peer too (config.json key allow); default: any peer")
 	f.StringArrayVar(&o.Pool, "pool", nil, "also serve the private group of this repo (repeatable; made with 'blockmix --repo DIR group join INVITE'): one more libp2p host in this process, with DIR's store and DIR/config.json's quota, donor and replicas (config.json key pool)")
+	f.IntVar(&o.PartnerCopies, "partner-copies", o.PartnerCopies, "in a private group: how many of each block's --replicas copies go to partner donors (nodes that serve this group from a donor whose home is another group, see --pool) when the network has them; 0 to replicas-1; give every member of the group the same (config.json key partner_copies)")
 	f.StringVar(&o.Site, "site", o.Site, "where this node stands (east-office, home…): each block's copies go to nodes in at least two sites when the network has two, so a whole site stopping loses no file; up to 32 letters, digits, '-', '_' or '.' (config.json key site)")
 }
 

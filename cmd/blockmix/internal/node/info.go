@@ -64,7 +64,7 @@ func (n *Node) Net() *bmnet.Node { return n.net }
 func (n *Node) Daemon() apiv1.DaemonInfo {
 	bw := n.net.Bandwidth()
 	return apiv1.DaemonInfo{
-		Repo: n.repo.Dir, Started: n.started, Replicas: n.cfg.Replicas, Quota: n.keeper.Quota(), QuotaUsed: n.keeper.Stored(), Profile: n.cfg.Profile.Name, Group: n.group, Site: n.net.Site(), Sites: n.sites(), Allowlist: len(n.cfg.Allow),
+		Repo: n.repo.Dir, Started: n.started, Replicas: n.cfg.Replicas, Quota: n.keeper.Quota(), QuotaUsed: n.keeper.Stored(), Profile: n.cfg.Profile.Name, Group: n.group, Site: n.net.Site(), Sites: n.sites(), Home: n.net.Home(), PartnerCopies: n.cfg.PartnerCopies, Partners: n.partners(), Allowlist: len(n.cfg.Allow),
 		StoreError: n.keeper.LastFailure(), Repair: n.repairer.LastRound(), ScrubHealed: n.scrubber.Healed(),
 		BytesIn: bw.TotalIn, BytesOut: bw.TotalOut, RateIn: bw.RateIn, RateOut: bw.RateOut, Reach: reachInfo(n.net.Reach()),
 	}

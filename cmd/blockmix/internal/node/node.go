@@ -51,6 +51,10 @@ type Config struct {
 	Pprof string
 	// Timeouts bound the API's connections (tests shorten them).
 	Timeouts Timeouts
+	// Home, for a pooled node (see StartPooled), is the group of the
+	// donor that runs it, which it tells its peers: to the group it
+	// serves it is a partner donor (see bmnet.Config.Home). "" for none.
+	Home string
 }
 
 // Timeouts bound the API's connections: no client holds one forever by
@@ -189,7 +193,7 @@ func New(ctx context.Context, c Config) (_ *Node, err error) {
 		return nil, err
 	}
 	cfgNet := bmnet.Config{Listen: s.Listen, QUIC: s.QUIC, Key: key, Bootstrap: s.Bootstrap, LowPower: s.Profile.LowPower, Metrics: n.m.Reg,
-		RelayService: s.RelayService, Site: s.Site, Records: liveRecords}
+		RelayService: s.RelayService, Site: s.Site, Records: liveRecords, Home: c.Home, PartnerCopies: s.PartnerCopies}
 	n.allow(&cfgNet)
 	grp, grouped, err := c.Repo.Group()
 	if err != nil {
@@ -197,6 +201,7 @@ func New(ctx context.Context, c Config) (_ *Node, err error) {
 	}
 	if grouped {
 		cfgNet.GroupKey = grp.KeyBytes()
+		cfgNet.Group = grp.Name
 		n.group = grp.Name
 		n.log.Info("in a private group: TCP only (QUIC cannot carry the group key)", slog.String("group", grp.Name))
 	}

@@ -120,6 +120,7 @@ func (n *Node) Health(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, 
 	h.Holders = append(h.Holders, others...)
 	h.Count(counts)
 	n.siteRisk(&h, sets, func(i int) bool { return held[i] })
+	n.partnerRisk(&h, sets, func(i int) bool { return held[i] })
 	h.Judge()
 	return h, nil
 }
@@ -141,8 +142,11 @@ func (n *Node) Repair(ctx context.Context, rc recipe.Recipe) (apiv1.HealthInfo, 
 	// A block whose copies stand in one site of two is handed off too
 	// (HandOff adds one in another site).
 	one := n.oneSite(sets, func(int) bool { return false })
+	// And so is a block with no copy on a partner donor (HandOff gives
+	// it to the closest).
+	none := n.noPartner(sets, func(int) bool { return false })
 	for i, id := range ids {
-		if len(sets[i]) >= n.cfg.Replicas && !one[i] {
+		if len(sets[i]) >= n.cfg.Replicas && !one[i] && !none[i] {
 			continue
 		}
 		data, err := fetch.Get(ctx, id)

@@ -26,9 +26,11 @@ type Pooled struct {
 // config.json (listen and api default to any free TCP port: the main
 // node holds the usual ones; profile to the main node's, profile, as the
 // profile's memory settings are the process's). A repo that joined no group is a usage
-// error: pooling is for groups. On an error the nodes started so far are
-// closed.
-func StartPooled(ctx context.Context, dirs []string, profile string, log *slog.Logger) (_ *Pooled, err error) {
+// error: pooling is for groups. Each node tells home, the group of the
+// donor's main repo ("" for none), as its home: to the group it serves,
+// unless that is home itself, it is a partner donor (see
+// --partner-copies). On an error the nodes started so far are closed.
+func StartPooled(ctx context.Context, dirs []string, profile, home string, log *slog.Logger) (_ *Pooled, err error) {
 	p := &Pooled{log: log}
 	defer func() {
 		if err != nil {
@@ -57,7 +59,7 @@ func StartPooled(ctx context.Context, dirs []string, profile string, log *slog.L
 			return nil, fmt.Errorf("--pool %s: %w", dir, err)
 		}
 		glog := log.With(slog.String("pool_group", g.Name))
-		n, err := New(ctx, Config{Repo: r, Settings: s, Log: glog})
+		n, err := New(ctx, Config{Repo: r, Settings: s, Log: glog, Home: home})
 		if err != nil {
 			return nil, fmt.Errorf("--pool %s (group %s): %w", dir, g.Name, err)
 		}
