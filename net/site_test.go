@@ -209,7 +209,13 @@ func placeOverSites(t *testing.T, r int) {
 		asked++
 		for k, n := range nodes {
 			if ok, _ := stores[k].Has(ctx, bs[i].ID()); ok && k > 0 {
-				if c := n.Copies(ctx, []blocks.ID{bs[i].ID()}, r); c[0] != r-1 {
+				// A has-list or proof that times out on a loaded
+				// machine counts no copy: ask again, a few times.
+				c := n.Copies(ctx, []blocks.ID{bs[i].ID()}, r)
+				for try := 1; try < 5 && c[0] < r-1 && ctx.Err() == nil; try++ {
+					c = n.Copies(ctx, []blocks.ID{bs[i].ID()}, r)
+				}
+				if c[0] != r-1 {
 					t.Fatalf("block %d: holder %d counts %d other copies, want %d", i, k, c[0], r-1)
 				}
 			}
