@@ -362,6 +362,13 @@ func (n *Node) repairStripes(ctx context.Context, g blocks.Getter, man erasure.M
 			}
 			lost = append(lost, b)
 		}
+		if len(lost) == 0 {
+			// Nothing missing, yet the stripe may survive fewer than M
+			// lost nodes: holders' copies can leave its blocks on nodes
+			// that hold others of it too. Those get a copy on a node
+			// that holds none of the stripe.
+			lost, have = spreadStripe(ctx, g, man, st, holders[si], others)
+		}
 		if len(lost) > 0 {
 			batch = append(batch, lost)
 			taken = append(taken, have)
@@ -372,6 +379,63 @@ func (n *Node) repairStripes(ctx context.Context, g blocks.Getter, man erasure.M
 	}
 	flush()
 	return placed, firstErr
+}
+
+// spreadStripe picks, for a stripe whose every block has a holder, the
+// blocks to copy so that the stripe can lose M nodes again: while it can
+// lose fewer (erasure.CanLose) and the network has a node that holds
+// none of the stripe, a block whose every holder holds another block of
+// the stripe too is read (local first, else fetched or rebuilt) and
+// counted as held by one more such node. It returns those blocks and the
+// nodes that hold any of the stripe (placement must avoid them); none
+// when the stripe can lose M nodes already.
+func spreadStripe(ctx context.Context, g blocks.Getter, man erasure.Manifest, st erasure.Stripe, holders [][]peer.ID, others int) ([]blocks.Block, map[peer.ID]bool) {
+	shards := st.Shards()
+	names := make([][]string, len(shards))
+	count := map[peer.ID]int{} // blocks of the stripe each node holds
+	for i := range shards {
+		for _, p := range holders[i] {
+			names[i] = append(names[i], p.String())
+			count[p]++
+		}
+	}
+	zeros := man.K - len(st.Data)
+	if erasure.CanLose(names, zeros, man.K) >= man.M {
+		return nil, nil
+	}
+	var out []blocks.Block
+	free := others - len(count)
+	for i, id := range shards {
+		if free == 0 || erasure.CanLose(names, zeros, man.K) >= man.M {
+			break
+		}
+		shared := len(holders[i]) > 0
+		for _, p := range holders[i] {
+			shared = shared && count[p] > 1
+		}
+		if !shared {
+			continue
+		}
+		data, err := g.Get(ctx, id)
+		if err != nil {
+			continue
+		}
+		b, err := blocks.NewBlock(data)
+		if err != nil || b.ID() != id {
+			continue
+		}
+		out = append(out, b)
+		names[i] = append(names[i], fmt.Sprintf("new node %d", len(out)))
+		free--
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	have := make(map[peer.ID]bool, len(count))
+	for p := range count {
+		have[p] = true
+	}
+	return out, have
 }
 
 // repairParity runs repairStripes for each file on the node's list that
