@@ -150,10 +150,9 @@ func (n *Node) place(ctx context.Context, bs []blocks.Block, r int) ([]Placement
 				for k, i := range idx {
 					push[k] = bs[i]
 				}
-				res, err := n.Blocks.Push(ctx, p, push)
 				// An accept is a claim: a sample of the accepted blocks
 				// must be proven before any counts.
-				proven := err == nil && n.proveSample(ctx, p, push, res)
+				res, proven, err := n.Blocks.PushProven(ctx, p, push, ProveSample)
 				mu.Lock()
 				defer mu.Unlock()
 				for k, i := range idx {
@@ -189,22 +188,6 @@ func (n *Node) place(ctx context.Context, bs []blocks.Block, r int) ([]Placement
 // it claims is caught by the first; one that keeps a share f of them
 // passes with probability f^ProveSample.
 const ProveSample = 4
-
-// proveSample asks p to prove up to ProveSample of the blocks of bs it
-// accepted (res[k] == nil), chosen at random; it reports whether p did (a
-// peer that accepted none has nothing to prove).
-func (n *Node) proveSample(ctx context.Context, p peer.ID, bs []blocks.Block, res []error) bool {
-	var took []blocks.Block
-	for k, b := range bs {
-		if res[k] == nil {
-			took = append(took, b)
-		}
-	}
-	if len(took) == 0 {
-		return true
-	}
-	return n.Blocks.Proven(ctx, p, sample(took, ProveSample))
-}
 
 // sample returns up to k elements of xs, chosen at random.
 func sample[T any](xs []T, k int) []T {

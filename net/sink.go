@@ -8,9 +8,10 @@ import (
 	"github.com/blockmix/blockmix/blocks"
 )
 
-// Syncer is a store that makes what it holds durable on Sync.
+// Syncer is a store that makes what it holds durable on Sync and takes
+// blocks without hashing them again.
 type Syncer interface {
-	blocks.Putter
+	blocks.BlockPutter
 	Sync() error
 }
 
@@ -26,8 +27,8 @@ type StoreSink struct {
 func NewStoreSink(st Syncer) *StoreSink { return &StoreSink{st: st} }
 
 // Accept implements Sink.
-func (s *StoreSink) Accept(ctx context.Context, peer string, id blocks.ID, data []byte) error {
-	if err := s.st.Put(ctx, id, data, blocks.PushTag(peer, FreshTag())); err != nil {
+func (s *StoreSink) Accept(ctx context.Context, peer string, b blocks.Block) error {
+	if err := s.st.PutBlock(ctx, b, blocks.PushTag(peer, FreshTag())); err != nil {
 		return fmt.Errorf("store pushed block: %w", err)
 	}
 	return nil
