@@ -285,9 +285,13 @@ func (n *Node) PlaceAll(ctx context.Context, g blocks.Getter, ids []blocks.ID, r
 // a file's tuples name). Close places what is left and reports. A Placer
 // is used by one goroutine; Done (optional, set before the first Add)
 // gets the number of blocks placed so far after each slice, from the
-// placing goroutines, one call at a time.
+// placing goroutines, one call at a time. Release (optional, set before
+// the first AddBlocks) gets back each block given to AddBlocks once the
+// Placer is done with its bytes (placed, or not placed again as one
+// added lately), from any goroutine: a caller can reuse its buffer.
 type Placer struct {
-	Done func(placed int)
+	Done    func(placed int)
+	Release func(blocks.Block)
 
 	n       *Node
 	g       blocks.Getter
@@ -356,6 +360,7 @@ type placeItem struct {
 // queue adds it unless its block came lately.
 func (p *Placer) queue(it placeItem) error {
 	if p.seen.has(it.id) {
+		p.release(it)
 		return nil
 	}
 	p.seen.add(it.id)
@@ -364,6 +369,13 @@ func (p *Placer) queue(it placeItem) error {
 		return p.flush()
 	}
 	return nil
+}
+
+// release gives its bytes back through Release when they came with it.
+func (p *Placer) release(it placeItem) {
+	if it.have && p.Release != nil {
+		p.Release(it.blk)
+	}
 }
 
 func (p *Placer) failed() error {
@@ -392,6 +404,9 @@ func (p *Placer) flush() error {
 	go func() {
 		defer func() { <-p.sem; p.wg.Done() }()
 		pls, err := p.n.placeFrom(p.ctx, p.g, slice, p.r)
+		for _, it := range slice {
+			p.release(it) // pushed and proven, or failed: no longer read
+		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if err != nil {
