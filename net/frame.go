@@ -150,9 +150,14 @@ type FrameReader struct {
 }
 
 // bigFrames holds the buffers of frames bigger than a server reader keeps
-// (pushed blocks): a donor taking a put's blocks reads one per block, and
-// a fresh 128 KiB buffer for each made most of its garbage.
-var bigFrames = sync.Pool{New: func() any { b := make([]byte, MaxFrame); return &b }}
+// and at most pooledFrame long (pushed blocks): a donor taking a put's
+// blocks reads one per block, and a fresh 128 KiB buffer for each made
+// most of its garbage. A bigger frame gets a buffer of its own size.
+var bigFrames = sync.Pool{New: func() any { b := make([]byte, pooledFrame); return &b }}
+
+// pooledFrame is the longest frame read into a buffer of bigFrames: a
+// pushed block of 128 KiB, the mixer's largest class.
+const pooledFrame = 1 + 32 + 128<<10
 
 // NewFrameReader reads frames from r, keeping a buffer for the largest
 // frame between reads (a client reading many blocks).
@@ -195,9 +200,11 @@ func (fr *FrameReader) ReadFrame() (Frame, error) {
 	case int(n) <= fr.keep:
 		fr.buf = make([]byte, n)
 		b = fr.buf
-	default:
+	case n <= pooledFrame:
 		fr.lent = bigFrames.Get().(*[]byte)
 		b = (*fr.lent)[:n]
+	default:
+		b = make([]byte, n)
 	}
 	if _, err := io.ReadFull(fr.r, b); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
