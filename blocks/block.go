@@ -34,6 +34,12 @@ func (b Block) Data() []byte { return b.data }
 // Clone returns the Block with its own copy of the bytes.
 func (b Block) Clone() Block { return Block{id: b.id, data: append([]byte(nil), b.data...)} }
 
+// CloneInto returns the Block with its bytes copied into buf, whose
+// capacity must hold them (a buffer of a pool, say).
+func (b Block) CloneInto(buf []byte) Block {
+	return Block{id: b.id, data: append(buf[:0], b.data...)}
+}
+
 // BlockPutter stores a Block without hashing it again. Otherwise it follows
 // Putter's contract.
 type BlockPutter interface {

@@ -557,6 +557,15 @@ func (s *Disk) PutNew(_ context.Context, id ID, data []byte, tag uint64) (added 
 	return s.put(id, data, tag)
 }
 
+// PutNewBlock is PutNew without hashing again (see BlockPutter). The zero
+// Block is refused with an error wrapping ErrCorrupt.
+func (s *Disk) PutNewBlock(_ context.Context, b Block, tag uint64) (added bool, err error) {
+	if b.ID().IsZero() {
+		return false, Check(b.ID(), b.Data())
+	}
+	return s.put(b.ID(), b.Data(), tag)
+}
+
 // indexEntryEstimate is what one block's index entries cost on disk,
 // roughly: its entry (33-byte key, about 22-byte value) and its tag entry
 // (41-byte key), each with goleveldb's 8-byte sequence number, the table's

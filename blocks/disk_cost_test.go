@@ -30,6 +30,30 @@ func TestPutNew(t *testing.T) {
 	}
 }
 
+// TestPutNewBlock: PutNewBlock, PutNew for a Block already hashed, adds a
+// block once and refuses the zero Block.
+func TestPutNewBlock(t *testing.T) {
+	ctx := context.Background()
+	s := openDisk(t, t.TempDir(), blocks.DiskOptions{})
+	_, data := randBlock(rand.New(rand.NewPCG(3, 4)), 1024)
+	b, err := blocks.NewBlock(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false} {
+		added, err := s.PutNewBlock(ctx, b, 7)
+		if err != nil || added != want {
+			t.Fatalf("PutNewBlock #%d = %v, %v; want %v", i+1, added, err, want)
+		}
+	}
+	if got, err := s.Get(ctx, b.ID()); err != nil || string(got) != string(data) {
+		t.Fatalf("Get after PutNewBlock: %v", err)
+	}
+	if added, err := s.PutNewBlock(ctx, blocks.Block{}, 7); err == nil || added {
+		t.Fatalf("PutNewBlock of the zero Block = %v, %v; want an error", added, err)
+	}
+}
+
 // TestPushTag: a push tag marks the block held for the network and names
 // its pusher; fetched blocks' and the mixer's tags do not.
 func TestPushTag(t *testing.T) {

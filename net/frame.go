@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/blockmix/blockmix/blocks"
 )
@@ -142,7 +143,21 @@ type FrameReader struct {
 	r    *bufio.Reader
 	buf  []byte
 	keep int // the largest buffer kept between frames
+	// lent is a frame buffer bigger than keep, from bigFrames: a server
+	// reader's pushed block. It goes back at the next ReadFrame, before
+	// that waits for the stream (an idle stream holds none).
+	lent *[]byte
 }
+
+// bigFrames holds the buffers of frames bigger than a server reader keeps
+// and at most pooledFrame long (pushed blocks): a donor taking a put's
+// blocks reads one per block, and a fresh 128 KiB buffer for each made
+// most of its garbage. A bigger frame gets a buffer of its own size.
+var bigFrames = sync.Pool{New: func() any { b := make([]byte, pooledFrame); return &b }}
+
+// pooledFrame is the longest frame read into a buffer of bigFrames: a
+// pushed block of 128 KiB, the mixer's largest class.
+const pooledFrame = 1 + 32 + 128<<10
 
 // NewFrameReader reads frames from r, keeping a buffer for the largest
 // frame between reads (a client reading many blocks).
@@ -162,6 +177,10 @@ func newServerFrameReader(r io.Reader) *FrameReader {
 // between frames; a frame cut short or breaking the limits is an error
 // wrapping ErrBadFrame (or the stream's own error).
 func (fr *FrameReader) ReadFrame() (Frame, error) {
+	if fr.lent != nil {
+		bigFrames.Put(fr.lent)
+		fr.lent = nil
+	}
 	n, err := readLength(fr.r)
 	switch {
 	case err == io.EOF:
@@ -181,6 +200,9 @@ func (fr *FrameReader) ReadFrame() (Frame, error) {
 	case int(n) <= fr.keep:
 		fr.buf = make([]byte, n)
 		b = fr.buf
+	case n <= pooledFrame:
+		fr.lent = bigFrames.Get().(*[]byte)
+		b = (*fr.lent)[:n]
 	default:
 		b = make([]byte, n)
 	}

@@ -184,7 +184,7 @@ func (liarStore) Has(context.Context, blocks.ID) (bool, error)   { return true, 
 // discardSink accepts every push and keeps nothing.
 type discardSink struct{}
 
-func (discardSink) Accept(context.Context, string, blocks.ID, []byte) error { return nil }
+func (discardSink) Accept(context.Context, string, blocks.Block) error { return nil }
 
 // TestLiarsClaimsCountForNothing: three peers accept every push, keep
 // nothing and answer Have to everything. Placement does not count them,

@@ -152,10 +152,9 @@ func (n *Node) place(ctx context.Context, bs []blocks.Block, r int) ([]Placement
 				for k, i := range idx {
 					push[k] = bs[i]
 				}
-				res, err := n.Blocks.Push(ctx, p, push)
 				// An accept is a claim: a sample of the accepted blocks
 				// must be proven before any counts.
-				proven := err == nil && n.proveSample(ctx, p, push, res)
+				res, proven, err := n.Blocks.PushProven(ctx, p, push, ProveSample)
 				mu.Lock()
 				defer mu.Unlock()
 				for k, i := range idx {
@@ -191,22 +190,6 @@ func (n *Node) place(ctx context.Context, bs []blocks.Block, r int) ([]Placement
 // it claims is caught by the first; one that keeps a share f of them
 // passes with probability f^ProveSample.
 const ProveSample = 4
-
-// proveSample asks p to prove up to ProveSample of the blocks of bs it
-// accepted (res[k] == nil), chosen at random; it reports whether p did (a
-// peer that accepted none has nothing to prove).
-func (n *Node) proveSample(ctx context.Context, p peer.ID, bs []blocks.Block, res []error) bool {
-	var took []blocks.Block
-	for k, b := range bs {
-		if res[k] == nil {
-			took = append(took, b)
-		}
-	}
-	if len(took) == 0 {
-		return true
-	}
-	return n.Blocks.Proven(ctx, p, sample(took, ProveSample))
-}
 
 // sample returns up to k elements of xs, chosen at random.
 func sample[T any](xs []T, k int) []T {
@@ -304,9 +287,13 @@ func (n *Node) PlaceAll(ctx context.Context, g blocks.Getter, ids []blocks.ID, r
 // a file's tuples name). Close places what is left and reports. A Placer
 // is used by one goroutine; Done (optional, set before the first Add)
 // gets the number of blocks placed so far after each slice, from the
-// placing goroutines, one call at a time.
+// placing goroutines, one call at a time. Release (optional, set before
+// the first AddBlocks) gets back each block given to AddBlocks once the
+// Placer is done with its bytes (placed, or not placed again as one
+// added lately), from any goroutine: a caller can reuse its buffer.
 type Placer struct {
-	Done func(placed int)
+	Done    func(placed int)
+	Release func(blocks.Block)
 
 	n       *Node
 	g       blocks.Getter
@@ -375,6 +362,7 @@ type placeItem struct {
 // queue adds it unless its block came lately.
 func (p *Placer) queue(it placeItem) error {
 	if p.seen.has(it.id) {
+		p.release(it)
 		return nil
 	}
 	p.seen.add(it.id)
@@ -383,6 +371,13 @@ func (p *Placer) queue(it placeItem) error {
 		return p.flush()
 	}
 	return nil
+}
+
+// release gives its bytes back through Release when they came with it.
+func (p *Placer) release(it placeItem) {
+	if it.have && p.Release != nil {
+		p.Release(it.blk)
+	}
 }
 
 func (p *Placer) failed() error {
@@ -411,6 +406,9 @@ func (p *Placer) flush() error {
 	go func() {
 		defer func() { <-p.sem; p.wg.Done() }()
 		pls, err := p.n.placeFrom(p.ctx, p.g, slice, p.r)
+		for _, it := range slice {
+			p.release(it) // pushed and proven, or failed: no longer read
+		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,8 +207,16 @@ func TestPlacer(t *testing.T) {
 	wantCopies(t, ctx, stores[1:], ids, 3)
 
 	// Blocks given with their bytes are placed without a read: these
-	// are not even in the store.
+	// are not even in the store. Each comes back through Release once
+	// placed (or, given again, at once): its buffer can be reused.
 	p = nodes[0].NewPlacer(ctx, stores[0], 3)
+	var relMu sync.Mutex
+	released := map[blocks.ID]int{}
+	p.Release = func(b blocks.Block) {
+		relMu.Lock()
+		defer relMu.Unlock()
+		released[b.ID()]++
+	}
 	var given []blocks.ID
 	for i := range PlaceSlice + 3 {
 		b := block(8000 + i)
@@ -216,6 +225,9 @@ func TestPlacer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := p.AddBlocks(block(8000)); err != nil { // again: not placed twice
+		t.Fatal(err)
+	}
 	if err := p.Add(given...); err != nil {
 		t.Fatal(err)
 	}
@@ -223,6 +235,15 @@ func TestPlacer(t *testing.T) {
 		t.Fatalf("blocks given with their bytes: short %d, %v", short, err)
 	}
 	wantCopies(t, ctx, stores[1:], given, 3)
+	for i, id := range given {
+		want := 1
+		if i == 0 {
+			want = 2
+		}
+		if released[id] != want {
+			t.Fatalf("block %d given %d times came back %d times", i, want, released[id])
+		}
+	}
 
 	p = nodes[0].NewPlacer(ctx, stores[0], 3)
 	missing := block(9999).ID()

@@ -24,11 +24,15 @@ type Refusal struct {
 
 func (r *Refusal) Error() string { return fmt.Sprintf("refused (code %d): %s", r.Code, r.Text) }
 
-// Sink takes pushed blocks. Accept stores a verified block from peer, or
-// returns a *Refusal that says why not (any other error is sent as
-// RefuseError). Streams from several peers call it at once.
+// Sink takes pushed blocks. Accept stores a block from peer, or returns a
+// *Refusal that says why not (any other error is sent as RefuseError).
+// The Server hashed b's bytes against the ID they came with, once: the
+// sink stores them without hashing again (blocks.BlockPutter). b's bytes
+// are valid during the call only (the Server reuses its buffer): a sink
+// that keeps them copies them. Streams from several peers call it at
+// once.
 type Sink interface {
-	Accept(ctx context.Context, peer string, id blocks.ID, data []byte) error
+	Accept(ctx context.Context, peer string, b blocks.Block) error
 }
 
 // DefaultIdle bounds the wait for each frame when the stream supports
@@ -338,17 +342,20 @@ func breakStream(rw io.ReadWriter) {
 	}
 }
 
+// accept hashes a pushed block's bytes (the one time they are hashed on
+// this node: the sink stores the Block as it is) and hands it to sink.
 func accept(ctx context.Context, sink Sink, peer string, id blocks.ID, data []byte) *Refusal {
-	if err := blocks.Check(id, data); err != nil {
-		if errors.Is(err, blocks.ErrTooLarge) {
-			return &Refusal{RefuseTooLarge, err.Error()}
-		}
+	b, err := blocks.NewBlock(data)
+	if err != nil {
+		return &Refusal{RefuseTooLarge, err.Error()}
+	}
+	if b.ID() != id {
 		return &Refusal{RefuseCorrupt, "the bytes do not match the ID"}
 	}
 	if sink == nil {
 		return &Refusal{RefuseNotWanted, "this node takes no pushed blocks"}
 	}
-	err := sink.Accept(ctx, peer, id, data)
+	err = sink.Accept(ctx, peer, b)
 	var r *Refusal
 	switch {
 	case err == nil:

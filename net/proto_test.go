@@ -174,14 +174,14 @@ type quotaSink struct {
 	left int
 }
 
-func (q *quotaSink) Accept(ctx context.Context, peer string, id blocks.ID, data []byte) error {
+func (q *quotaSink) Accept(ctx context.Context, peer string, b blocks.Block) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(data) > q.left {
+	if len(b.Data()) > q.left {
 		return &Refusal{Code: RefuseQuota, Text: "quota full"}
 	}
-	q.left -= len(data)
-	return q.st.Put(ctx, id, data, blocks.PushTag(peer, FreshTag())) // as StoreSink tags a pushed block
+	q.left -= len(b.Data())
+	return q.st.PutBlock(ctx, b, blocks.PushTag(peer, FreshTag())) // as StoreSink tags a pushed block
 }
 
 func TestPush(t *testing.T) {
@@ -269,10 +269,10 @@ type flushSink struct {
 	fail             error
 }
 
-func (s *flushSink) Accept(_ context.Context, _ string, id blocks.ID, _ []byte) error {
+func (s *flushSink) Accept(_ context.Context, _ string, b blocks.Block) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.accepted = append(s.accepted, id)
+	s.accepted = append(s.accepted, b.ID())
 	return nil
 }
 

@@ -205,6 +205,40 @@ func (s *Service) Push(ctx context.Context, p peer.ID, bs []blocks.Block) ([]err
 	return res, st.Close()
 }
 
+// PushProven pushes bs to peer p (see the package's Push) and, on the
+// same stream, asks p to prove it holds up to k of the blocks it accepted,
+// chosen at random (see Prove): an accept is a claim, and one stream
+// carries the blocks and the question (no second stream, no second
+// protocol negotiation per batch). res is Push's answer; proven reports
+// whether p proved every block of the sample (true when it accepted none:
+// nothing to prove). A block it cannot prove marks it a liar. err is for
+// the stream as a whole: after one, nothing of bs counts as held there.
+func (s *Service) PushProven(ctx context.Context, p peer.ID, bs []blocks.Block, k int) (res []error, proven bool, err error) {
+	st, err := s.open(ctx, p)
+	if err != nil {
+		s.Peers.Failure(p)
+		return nil, false, err
+	}
+	res, err = Push(ctx, st, bs)
+	if err != nil {
+		_ = st.Reset()
+		s.Peers.Failure(p)
+		return res, false, fmt.Errorf("push to %s: %w", p, err)
+	}
+	var took []blocks.Block
+	for i, b := range bs {
+		if res[i] == nil {
+			s.Peers.Sent(p, int64(len(b.Data())))
+			took = append(took, b)
+		}
+	}
+	proven, err = s.proveOn(ctx, st, p, sample(took, k))
+	if err != nil {
+		return res, false, err
+	}
+	return res, proven, nil
+}
+
 // Prove asks peer p to prove it holds bs, which it claimed (a Have, an
 // Accept), and reports for each whether it did. A claim it cannot prove is
 // a lie: the peer is marked a liar (see Book.Liar). A failed stream is a
@@ -215,6 +249,17 @@ func (s *Service) Prove(ctx context.Context, p peer.ID, bs []blocks.Block) ([]bo
 		s.Peers.Failure(p)
 		return nil, err
 	}
+	out, err := s.prove(ctx, st, p, bs)
+	if err != nil {
+		return nil, err
+	}
+	return out, st.Close()
+}
+
+// prove asks p on st to prove it holds bs (see Prove), marking it a
+// liar when it cannot, and answered when it can. After an error st is
+// reset; otherwise the caller closes it.
+func (s *Service) prove(ctx context.Context, st network.Stream, p peer.ID, bs []blocks.Block) ([]bool, error) {
 	out, err := Prove(ctx, st, bs)
 	if err != nil {
 		_ = st.Reset()
@@ -224,11 +269,30 @@ func (s *Service) Prove(ctx context.Context, p peer.ID, bs []blocks.Block) ([]bo
 	for _, ok := range out {
 		if !ok {
 			s.Peers.Lie(p, time.Now())
-			return out, st.Close()
+			return out, nil
 		}
 	}
 	s.Peers.Answered(p)
-	return out, st.Close()
+	return out, nil
+}
+
+// proveOn is prove on st for a yes or no: whether p proved every block
+// of bs (true for none). It closes st, or resets it after an error.
+func (s *Service) proveOn(ctx context.Context, st network.Stream, p peer.ID, bs []blocks.Block) (bool, error) {
+	if len(bs) == 0 {
+		s.Peers.Answered(p)
+		return true, st.Close()
+	}
+	out, err := s.prove(ctx, st, p, bs)
+	if err != nil {
+		return false, err
+	}
+	for _, ok := range out {
+		if !ok {
+			return false, st.Close()
+		}
+	}
+	return true, st.Close()
 }
 
 // Proven reports whether peer p proved it holds every block of bs (see

@@ -99,8 +99,7 @@ func (n *Node) PlaceStripes(ctx context.Context, stripes [][]blocks.Block, r int
 				for k, j := range jobs {
 					push[k] = stripes[j.s][j.b]
 				}
-				res, err := n.Blocks.Push(ctx, p, push)
-				proven := err == nil && n.proveSample(ctx, p, push, res)
+				res, proven, err := n.Blocks.PushProven(ctx, p, push, ProveSample)
 				mu.Lock()
 				defer mu.Unlock()
 				for k, j := range jobs {

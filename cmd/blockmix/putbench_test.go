@@ -73,16 +73,23 @@ func startLong(b *testing.B, w *world, args ...string) (*started, apiv1.IDInfo) 
 }
 
 // longNetwork starts n daemons with args under root, joined through the
-// first, and waits until every routing table holds the others.
+// first, and waits until every routing table holds the others. With
+// PUT_BENCH_PROFILE=DIR each daemon writes a CPU profile to DIR/node-I.prof
+// when it stops (see stopLong).
 func longNetwork(b *testing.B, root string, n int, args ...string) ([]*world, []*started) {
 	b.Helper()
 	var ws []*world
 	var ps []*started
 	var boot []string
+	prof := os.Getenv("PUT_BENCH_PROFILE")
 	for i := range n {
 		w := newWorldIn(b, root)
 		w.repo = filepath.Join(root, fmt.Sprintf("node-%d", i))
-		p, info := startLong(b, w, append(daemonArgs(args...), boot...)...)
+		a := append(daemonArgs(args...), boot...)
+		if prof != "" {
+			a = append(a, "--cpuprofile", filepath.Join(prof, fmt.Sprintf("node-%d.prof", i)))
+		}
+		p, info := startLong(b, w, a...)
 		if i == 0 {
 			boot = []string{"--bootstrap", info.Addrs[0]}
 		}
@@ -112,7 +119,11 @@ func offlinePut(b *testing.B, root, name, in string) putCost {
 	w := newWorldIn(b, root)
 	w.repo = filepath.Join(root, name)
 	rssFile := filepath.Join(root, name+".rss")
-	r := runLong(b, w, runOpts{env: []string{"BLOCKMIX_PEAK_RSS_FILE=" + rssFile}}, "--no-progress", "put", in)
+	args := []string{"--no-progress", "put", in}
+	if prof := os.Getenv("PUT_BENCH_PROFILE"); prof != "" {
+		args = append(args, "--cpuprofile", filepath.Join(prof, name+".prof"))
+	}
+	r := runLong(b, w, runOpts{env: []string{"BLOCKMIX_PEAK_RSS_FILE=" + rssFile}}, args...)
 	if r.code != 0 {
 		b.Fatalf("%v", r)
 	}
@@ -142,7 +153,11 @@ func daemonPut(b *testing.B, root string, nodes int, in string) putCost {
 		return t
 	}
 	t0, a0 := cpuTicks(b, pid), all()
-	r := runLong(b, ws[0], runOpts{}, "--no-progress", "put", "--json", in)
+	args := []string{"--no-progress", "put", "--json", in}
+	if prof := os.Getenv("PUT_BENCH_PROFILE"); prof != "" {
+		args = append(args, "--cpuprofile", filepath.Join(prof, "cli.prof"))
+	}
+	r := runLong(b, ws[0], runOpts{}, args...)
 	t1, a1 := cpuTicks(b, pid), all()
 	if r.code != 0 {
 		b.Fatalf("%v", r)
@@ -155,21 +170,36 @@ func daemonPut(b *testing.B, root string, nodes int, in string) putCost {
 	cli := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	c := putCost{dur: r.dur, cpu: cli + time.Duration(t1-t0)*10*time.Millisecond,
 		netCPU: cli + time.Duration(a1-a0)*10*time.Millisecond, peakKB: procStatus(b, pid, "VmHWM")}
-	for _, p := range ps {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	stopLong(ps)
 	if err := os.RemoveAll(root); err != nil {
 		b.Fatal(err)
 	}
 	return c
 }
 
+// stopLong stops the daemons ps: with SIGTERM when they write CPU
+// profiles (PUT_BENCH_PROFILE: a daemon writes its profile once it has
+// stopped), else with SIGKILL.
+func stopLong(ps []*started) {
+	sig := os.Signal(syscall.SIGKILL)
+	if os.Getenv("PUT_BENCH_PROFILE") != "" {
+		sig = syscall.SIGTERM
+	}
+	for _, p := range ps {
+		_ = p.cmd.Process.Signal(sig)
+	}
+	for _, p := range ps {
+		<-p.done
+	}
+}
+
 // BenchmarkDaemonPut: the BENCH_SIZE file (1 GiB) put offline and through
 // a daemon in a five-node network with R = 3, in the same run.
 // Metrics: both speeds and their ratio (net/offline_speed, goal ≥ 0.5),
 // the uploading daemon's peak RSS (goal ≤ 96 MiB), the offline put's peak
-// and the CPU of each put. With PUT_BENCH_4X=1 the same runs again with a
+// and the CPU of each put. With PUT_BENCH_PROFILE=DIR every process of
+// the puts writes a CPU profile there (the offline put's, the daemons'
+// node-I.prof, the CLI's cli.prof; each run overwrites the last). With PUT_BENCH_4X=1 the same runs again with a
 // file four times as big (disk: about 6× BENCH_SIZE at once), and the
 // ratios big/small of time and of CPU (goal ≤ 4.4) and the big daemon
 // put's peak RSS are reported too, with the baseline's ratio: `cp FILE

@@ -438,8 +438,9 @@ type quotaSink struct {
 	k                *Keeper
 }
 
-func (q quotaSink) Accept(ctx context.Context, peer string, id blocks.ID, data []byte) error {
+func (q quotaSink) Accept(ctx context.Context, peer string, b blocks.Block) error {
 	k := q.k
+	id, data := b.ID(), b.Data()
 	if err := mixer.ValidClass(len(data)); err != nil {
 		return q.refuse(ctx, peer, id, "class", &bmnet.Refusal{Code: bmnet.RefuseNotWanted,
 			Text: fmt.Sprintf("only blocks of 1 KiB, 16 KiB or 128 KiB are taken: this one has %d bytes", len(data))})
@@ -480,7 +481,7 @@ func (q quotaSink) Accept(ctx context.Context, peer string, id blocks.ID, data [
 			k.Ledger.Received(peer, -n)
 		}
 	}
-	added, err := k.st.PutNew(ctx, id, data, blocks.PushTag(peer, bmnet.FreshTag()))
+	added, err := k.st.PutNewBlock(ctx, b, blocks.PushTag(peer, bmnet.FreshTag()))
 	if err != nil {
 		release()
 		err = fmt.Errorf("store pushed block: %w", err)

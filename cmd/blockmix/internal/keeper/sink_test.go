@@ -43,7 +43,7 @@ var blockSeq atomic.Uint64
 func (f *fixture) push(t *testing.T, s bmnet.Sink, peer string, n int) (blocks.ID, error) {
 	t.Helper()
 	b := blockN(t, 1000+blockSeq.Add(1), n)
-	return b.ID(), s.Accept(context.Background(), peer, b.ID(), b.Data())
+	return b.ID(), s.Accept(context.Background(), peer, b)
 }
 
 func wantRefusal(t *testing.T, err error, code byte, text string) {
@@ -155,13 +155,13 @@ func TestSinkDuplicates(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := s.Accept(context.Background(), "peerA", b.ID(), b.Data()); err != nil {
+				if err := s.Accept(context.Background(), "peerA", b); err != nil {
 					t.Errorf("push: %v", err)
 				}
 			}()
 		}
 		wg.Wait()
-		if err := s.Accept(context.Background(), "peerA", b.ID(), b.Data()); err != nil {
+		if err := s.Accept(context.Background(), "peerA", b); err != nil {
 			t.Fatal(err)
 		}
 		n := int64(round + 1)
@@ -192,7 +192,7 @@ func TestSinkCountMatchesDisk(t *testing.T) {
 			n = 16 * kib
 		}
 		b := blockN(t, i, n)
-		if err := s.Accept(ctx, "peerA", b.ID(), b.Data()); err != nil {
+		if err := s.Accept(ctx, "peerA", b); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -446,7 +446,7 @@ func TestSinkFairShareStrangersConcurrent(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if s.Accept(context.Background(), "stranger"+string(rune('A'+p)), b.ID(), b.Data()) == nil {
+				if s.Accept(context.Background(), "stranger"+string(rune('A'+p)), b) == nil {
 					accepted.Add(kib)
 				}
 			}()
@@ -472,7 +472,7 @@ func TestSinkQuotaConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if s.Accept(context.Background(), "peer", b.ID(), b.Data()) == nil {
+			if s.Accept(context.Background(), "peer", b) == nil {
 				accepted.Add(1)
 			}
 		}()

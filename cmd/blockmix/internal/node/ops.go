@@ -264,9 +264,10 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	up := recipe.NewUpload(size, name, typ)
 	up.Dir = n.repo.Path(repo.PutsDir)
 	defer up.Close()
-	// The part's new blocks go to the placer from memory, not read back.
+	// The part's new blocks go to the placer from memory, not read back,
+	// in buffers it gives back once they are placed.
 	var made []blocks.Block
-	up.Stored = func(b blocks.Block) { made = append(made, b.Clone()) }
+	up.Stored = func(b blocks.Block) { made = append(made, cloneBlock(b)) }
 	n.mu.Lock()
 	n.uploads[up] = true
 	if n.putting++; n.putting == 1 {
@@ -289,6 +290,7 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	var pp parityPut
 	if red.Scheme.IsZero() {
 		placer = n.net.NewPlacer(pctx, n.st, red.Replicas)
+		placer.Release = releaseBlock
 	} else {
 		up.Attach = n.parityAttach(red.Scheme, &pp)
 	}
@@ -498,6 +500,29 @@ func (n *Node) upload(ctx context.Context, up *recipe.Upload, r io.Reader, name 
 		return err
 	})
 	return res, err
+}
+
+// blockBufs holds buffers for copies of a put's new 128 KiB blocks on
+// their way to the placer: one 128 KiB allocation per block stored made
+// much of a networked put's garbage.
+var blockBufs = sync.Pool{New: func() any { b := make([]byte, mixer.Large); return &b }}
+
+// cloneBlock copies b, a 128 KiB block into a buffer of blockBufs,
+// any other with Clone.
+func cloneBlock(b blocks.Block) blocks.Block {
+	if len(b.Data()) != mixer.Large {
+		return b.Clone()
+	}
+	return b.CloneInto(*blockBufs.Get().(*[]byte))
+}
+
+// releaseBlock gives a block copied by cloneBlock back to blockBufs once
+// nothing reads it any more.
+func releaseBlock(b blocks.Block) {
+	if buf := b.Data(); cap(buf) == mixer.Large {
+		buf = buf[:0]
+		blockBufs.Put(&buf)
+	}
 }
 
 // putGCPercent and putMemLimit are the collector's target (GOGC) and the
