@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -303,18 +304,23 @@ func (s *Scrubber) fetched(id blocks.ID) {
 	s.log.Info("scrub: a corrupt block was quarantined and fetched again from a peer", slog.String("block", id.String()))
 }
 
-// retry asks again for the quarantined blocks no peer gave back before (a
-// fetch that timed out on a busy network, say); those still missing stay
-// pending.
+// retryPerRound bounds the pending blocks one round asks for again: a
+// block no peer holds costs a fetch's timeout each time, and must not
+// hold up the round's scrub.
+const retryPerRound = 16
+
+// retry asks again for the oldest quarantined blocks no peer gave back
+// before (a fetch that timed out on a busy network, say), at most
+// retryPerRound of them; those still missing go to the back of pending.
 func (s *Scrubber) retry(ctx context.Context) {
-	still := s.pending[:0]
-	for _, id := range s.pending {
+	n := min(len(s.pending), retryPerRound)
+	tried := slices.Clone(s.pending[:n])
+	s.pending = append(s.pending[:0], s.pending[n:]...)
+	for _, id := range tried {
 		if ctx.Err() != nil || s.refill(ctx, id) != nil {
-			still = append(still, id)
+			s.pending = append(s.pending, id)
 			continue
 		}
 		s.fetched(id)
 	}
-	clear(s.pending[len(still):])
-	s.pending = still
 }

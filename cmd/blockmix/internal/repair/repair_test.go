@@ -2,8 +2,10 @@ package repair
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -324,5 +326,40 @@ func TestRepairPacesPushes(t *testing.T) {
 	r.Round(ctx)
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("a round that pushed nothing took %v: paced per hand-off", took)
+	}
+}
+
+// TestScrubRetriesBounded: quarantined blocks that no peer gives back are
+// asked for again, at most retryPerRound a round (each costs a fetch's
+// timeout), oldest first, the ones tried going to the back; none is
+// forgotten while fewer than maxPending wait.
+func TestScrubRetriesBounded(t *testing.T) {
+	ctx := context.Background()
+	st := blocks.NewMem()
+	bs := randomBlocks(t, st, retryPerRound+4, 4)
+	for _, b := range bs {
+		st.Corrupt(b.ID())
+	}
+	var asked []blocks.ID
+	refill := func(_ context.Context, id blocks.ID) error {
+		asked = append(asked, id)
+		return errors.New("no peer has it")
+	}
+	s := NewScrubber(st, refill, 0, slog.New(slog.DiscardHandler), metrics.New())
+	s.Round(ctx)
+	if len(asked) != len(bs) {
+		t.Fatalf("the first round asked for %d blocks, want %d (each corrupt one)", len(asked), len(bs))
+	}
+	first := slices.Clone(asked)
+	asked = nil
+	s.Round(ctx)
+	if !slices.Equal(asked, first[:retryPerRound]) {
+		t.Fatalf("the second round asked for %d blocks, want the %d oldest", len(asked), retryPerRound)
+	}
+	asked = nil
+	s.Round(ctx)
+	want := append(slices.Clone(first[retryPerRound:]), first[:retryPerRound-4]...)
+	if !slices.Equal(asked, want) {
+		t.Fatalf("the third round asked for %d blocks, not the 4 left out and then the oldest tried", len(asked))
 	}
 }
