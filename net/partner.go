@@ -70,22 +70,7 @@ func (n *Node) HomeOf(p peer.ID) string {
 	if p == n.Host.ID() {
 		return n.home
 	}
-	ps, err := n.Host.Peerstore().GetProtocols(p)
-	if err != nil {
-		return ""
-	}
-	home := ""
-	for _, id := range ps {
-		name, ok := strings.CutPrefix(string(id), HomeProtocolPrefix)
-		if !ok {
-			continue
-		}
-		if c, err := CleanSite(name); err != nil || c != name || home != "" {
-			return "" // a claim that is not clean, or a second one: none
-		}
-		home = name
-	}
-	return home
+	return n.claimOf(p, HomeProtocolPrefix)
 }
 
 // IsPartner reports whether p (this node included) is a partner donor:

@@ -86,22 +86,29 @@ func (n *Node) SiteOf(p peer.ID) string {
 	if p == n.Host.ID() {
 		return n.site
 	}
+	return n.claimOf(p, SiteProtocolPrefix)
+}
+
+// claimOf is the name p claims through identify with a protocol prefix+
+// NAME ("" when it claims none, a name CleanSite would change, or more
+// than one): a site, or a home group.
+func (n *Node) claimOf(p peer.ID, prefix string) string {
 	ps, err := n.Host.Peerstore().GetProtocols(p)
 	if err != nil {
 		return ""
 	}
-	site := ""
+	claim := ""
 	for _, id := range ps {
-		name, ok := strings.CutPrefix(string(id), SiteProtocolPrefix)
+		name, ok := strings.CutPrefix(string(id), prefix)
 		if !ok {
 			continue
 		}
-		if c, err := CleanSite(name); err != nil || c != name || site != "" {
+		if c, err := CleanSite(name); err != nil || c != name || claim != "" {
 			return "" // a claim that is not clean, or a second one: none
 		}
-		site = name
+		claim = name
 	}
-	return site
+	return claim
 }
 
 // siteMap is the sites of ps (peers without one are left out).

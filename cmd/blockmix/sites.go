@@ -12,11 +12,7 @@ import (
 func siteWords(site string, sites []apiv1.SiteInfo) string {
 	var known []string
 	for _, s := range sites {
-		n := "nodes"
-		if s.Nodes == 1 {
-			n = "node"
-		}
-		known = append(known, fmt.Sprintf("%s %d %s", s.Site, s.Nodes, n))
+		known = append(known, nodesWords(s.Site, s.Nodes))
 	}
 	w := "none (--site names it)"
 	if site != "" {
@@ -37,11 +33,7 @@ func siteWords(site string, sites []apiv1.SiteInfo) string {
 func partnerWords(copies int, partners []apiv1.PartnerInfo) string {
 	var known []string
 	for _, p := range partners {
-		n := "nodes"
-		if p.Nodes == 1 {
-			n = "node"
-		}
-		known = append(known, fmt.Sprintf("%s %d %s", p.Home, p.Nodes, n))
+		known = append(known, nodesWords(p.Home, p.Nodes))
 	}
 	w := "none known"
 	if len(known) > 0 {
@@ -54,4 +46,12 @@ func partnerWords(copies int, partners []apiv1.PartnerInfo) string {
 		w += fmt.Sprintf("; %d copies of each block go to them (--partner-copies)", copies)
 	}
 	return w
+}
+
+// nodesWords is "east 3 nodes" or "east 1 node".
+func nodesWords(name string, nodes int) string {
+	if nodes == 1 {
+		return fmt.Sprintf("%s 1 node", name)
+	}
+	return fmt.Sprintf("%s %d nodes", name, nodes)
 }
