@@ -89,6 +89,25 @@ func writeFile(t testing.TB, path, data string) {
 	}
 }
 
+// withLive is cond, whose last words also say where A's watch and B's
+// sync stand.
+func withLive(t testing.TB, a, b *world, cond func() (bool, string)) func() (bool, string) {
+	return func() (bool, string) {
+		ok, last := cond()
+		if ok {
+			return true, last
+		}
+		state := func(w *world, cmd string) string {
+			var out []string
+			for _, f := range liveFolders(t, w, cmd) {
+				out = append(out, fmt.Sprintf("version %d %s %s", f.Seq, f.State, f.Message))
+			}
+			return strings.Join(out, "; ")
+		}
+		return false, fmt.Sprintf("%s (A's watch: %s; B's sync: %s)", last, state(a, "watch"), state(b, "sync"))
+	}
+}
+
 // hasContent is a condition: path holds want.
 func hasContent(path, want string) func() (bool, string) {
 	return func() (bool, string) {
@@ -184,7 +203,7 @@ func TestLiveWatchSync(t *testing.T) {
 	stopDaemon(t, pb)
 	startDaemonWith(t, b, bArgs...)
 	writeFile(t, filepath.Join(src, "c.txt"), "a new file after B's restart")
-	waitUntil(t, "B has c.txt after its restart", hasContent(filepath.Join(dst, "c.txt"), "a new file after B's restart"))
+	waitUntil(t, "B has c.txt after its restart", withLive(t, a, b, hasContent(filepath.Join(dst, "c.txt"), "a new file after B's restart")))
 	if fs := liveFolders(t, b, "sync"); len(fs) != 1 || fs[0].Dir != dst {
 		t.Fatalf("after the restart: %+v", fs)
 	}
@@ -198,7 +217,7 @@ func TestLiveWatchSync(t *testing.T) {
 	}
 	startDaemonWith(t, a, "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--replicas", "1", "--live-poll", "200ms", "--bootstrap", ib.Addrs[0])
 	writeFile(t, filepath.Join(src, "d.txt"), "a new file after A's restart")
-	waitUntil(t, "B has d.txt after A's restart", hasContent(filepath.Join(dst, "d.txt"), "a new file after A's restart"))
+	waitUntil(t, "B has d.txt after A's restart", withLive(t, a, b, hasContent(filepath.Join(dst, "d.txt"), "a new file after A's restart")))
 	if fs := liveFolders(t, a, "watch"); len(fs) != 1 || fs[0].Link != link {
 		t.Fatalf("A's watch after its restart: %+v", fs)
 	}

@@ -44,8 +44,17 @@ func (m *Manager) runWatch(ctx context.Context, j *job) {
 			}
 		}
 		if watching == nil {
+			// The watch is in place before the folder is read, so a
+			// change made meanwhile is seen by one or the other.
+			tw, err := NewTreeWatch(j.Dir, m.opt.Watch)
+			if err != nil {
+				ok = false
+				m.update(j, func(j *job) { j.State, j.Message = "error", "cannot watch the folder: "+err.Error() })
+				m.log.Warn("live folder: cannot watch", slog.String("dir", j.Dir), slog.Any("err", err))
+				return
+			}
 			watching = make(chan error, 1)
-			go func(ch chan error) { ch <- WatchTree(ctx, j.Dir, m.opt.Watch, poke) }(watching)
+			go func(ch chan error) { ch <- tw.Run(ctx, poke) }(watching)
 			changed = true
 		}
 		ok = false

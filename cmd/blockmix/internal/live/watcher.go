@@ -40,24 +40,43 @@ func (o WatchOptions) withDefaults() WatchOptions {
 	return o
 }
 
-// WatchTree watches dir and every folder below it (folders made later
-// too) with inotify through fsnotify, and calls changed from its own
-// goroutine with the paths that changed once the tree has been quiet for
+// TreeWatch watches a folder tree with inotify through fsnotify. Every
+// change made after NewTreeWatch returns is reported by Run: a caller that
+// reads the folder after NewTreeWatch misses nothing.
+type TreeWatch struct {
+	dir string
+	o   WatchOptions
+	w   *fsnotify.Watcher
+}
+
+// NewTreeWatch watches dir and every folder below it; it fails when dir
+// itself cannot be watched. Run (or Close) must follow.
+func NewTreeWatch(dir string, o WatchOptions) (*TreeWatch, error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	if err := addTree(w, dir); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return &TreeWatch{dir: dir, o: o.withDefaults(), w: w}, nil
+}
+
+// Close stops the watch; Run closes it too.
+func (t *TreeWatch) Close() error { return t.w.Close() }
+
+// Run calls changed from its own goroutine with the paths that changed
+// (folders made later are watched too) once the tree has been quiet for
 // o.Quiet, or o.MaxDelay after the first change at the latest. paths is
 // nil when too many changed or events were lost (the kernel's queue
 // overflowed): then anything may have changed. Temporary files that
 // atomicfile writes are ignored. It returns when ctx ends (nil) or when
-// dir cannot be watched (an error). changed is never called concurrently.
-func WatchTree(ctx context.Context, dir string, o WatchOptions, changed func(paths []string)) error {
-	o = o.withDefaults()
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return err
-	}
+// the watch breaks (an error), and closes the watch. changed is never
+// called concurrently.
+func (t *TreeWatch) Run(ctx context.Context, changed func(paths []string)) error {
+	o, w := t.o, t.w
 	defer w.Close()
-	if err := addTree(w, dir); err != nil {
-		return err
-	}
 	pending := map[string]bool{}
 	all := false
 	var quiet, deadline <-chan time.Time

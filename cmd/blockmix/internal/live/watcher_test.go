@@ -10,16 +10,26 @@ import (
 	"time"
 )
 
-// TestWatchTree: changes in the folder and in a folder made later are
-// reported once the tree is quiet, a burst as one report.
+// TestWatchTree: a change made right after NewTreeWatch returns, changes
+// in the folder and in a folder made later are reported once the tree is
+// quiet, a burst as one report.
 func TestWatchTree(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	var mu sync.Mutex
 	var reports [][]string
+	tw, err := NewTreeWatch(dir, WatchOptions{Quiet: 200 * time.Millisecond, MaxDelay: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Written before Run starts: the watch is already in place.
+	a := filepath.Join(dir, "a.txt")
+	if err := os.WriteFile(a, []byte("one"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	go func() {
-		done <- WatchTree(ctx, dir, WatchOptions{Quiet: 200 * time.Millisecond, MaxDelay: 10 * time.Second}, func(p []string) {
+		done <- tw.Run(ctx, func(p []string) {
 			mu.Lock()
 			reports = append(reports, p)
 			mu.Unlock()
@@ -44,21 +54,10 @@ func TestWatchTree(t *testing.T) {
 		t.Fatalf("no report %d", n)
 		return nil
 	}
-	// The watch starts asynchronously: write until the first report.
-	a := filepath.Join(dir, "a.txt")
-	for end := time.Now().Add(20 * time.Second); ; {
-		if err := os.WriteFile(a, []byte("one"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		mu.Lock()
-		n := len(reports)
-		mu.Unlock()
-		if n > 0 || time.Now().After(end) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+	if r := wait(1); !slices.Contains(r[0], a) {
+		t.Fatalf("first report %v lacks %s", r[0], a)
 	}
-	first := len(wait(1))
+	first := 1
 	sub := filepath.Join(dir, "sub")
 	if err := os.Mkdir(sub, 0o755); err != nil {
 		t.Fatal(err)
