@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/atomicfile"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/base"
 )
 
 const crashFileSize = 48 << 20
@@ -321,8 +322,8 @@ func TestDiskFull(t *testing.T) {
 	c.Stderr = &stderr
 	err := c.Run()
 	code := c.ProcessState.ExitCode()
-	if err == nil || code != exitFailure {
-		t.Fatalf("put with a full disk: exit %d (%v), want %d\n%s", code, err, exitFailure, stderr.Bytes())
+	if err == nil || code != base.ExitFailure {
+		t.Fatalf("put with a full disk: exit %d (%v), want %d\n%s", code, err, base.ExitFailure, stderr.Bytes())
 	}
 	if !strings.Contains(stderr.String(), "file too large") || !strings.Contains(stderr.String(), "disk that holds the repo is full") {
 		t.Errorf("put with a full disk does not say why: %s", stderr.Bytes())

@@ -99,7 +99,7 @@ func TestFiveDaemons(t *testing.T) {
 	data := randBytes(500, 3<<20+777)
 	n2, n5 := worlds[1], worlds[4]
 	n2.file("shared.bin", data)
-	var out putOutput
+	var out apiv1.PutInfo
 	decodeStrict(t, n2.ok("put", "--json", "shared.bin"), &out)
 	if out.Short == nil || *out.Short != 0 || out.Replicas != 3 || out.Placement != "" {
 		t.Fatalf("put through the daemon: %+v", out)
@@ -355,7 +355,7 @@ func TestStatus(t *testing.T) {
 	// A put on a pushes its blocks to b: the traffic shows on both.
 	data := randBytes(150, 1<<20)
 	a.file("t.bin", data)
-	var put putOutput
+	var put apiv1.PutInfo
 	decodeStrict(t, a.ok("put", "--json", "t.bin"), &put)
 	if put.Short == nil || *put.Short != 0 {
 		t.Fatalf("put with one peer and --replicas 1: %+v", put)

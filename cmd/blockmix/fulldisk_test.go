@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/base"
 )
 
 // TestReadOnlyCommandsOnFullDisk: with a disk that takes no more bytes (a
@@ -39,7 +41,7 @@ func TestReadOnlyCommandsOnFullDisk(t *testing.T) {
 		t.Errorf("get -o - on a full disk: exit %d, %d bytes\n%s", code, len(out), errs)
 	}
 	w.file("g.bin", randBytes(94, 300<<10))
-	if _, errs, code := full("put", "g.bin"); code != exitFailure || !strings.Contains(errs, "disk that holds the repo is full") {
+	if _, errs, code := full("put", "g.bin"); code != base.ExitFailure || !strings.Contains(errs, "disk that holds the repo is full") {
 		t.Errorf("put on a full disk: exit %d\n%s", code, errs)
 	}
 	w.ok("verify") // and the store is sound afterwards

@@ -19,6 +19,7 @@ import (
 
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/netlab"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/storecmd"
 )
 
 // afterRun holds what TestMain does once every test and benchmark is done.
@@ -381,7 +382,7 @@ type jsonPut struct {
 }
 
 // jsonStat is what stat --json prints.
-type jsonStat = statOutput
+type jsonStat = storecmd.StatOutput
 
 type jsonVerify struct {
 	Checked     int         `json:"checked"`

@@ -1,5 +1,7 @@
 // Command blockmix is the one blockmix binary: it puts files into a local
-// block store as noise blocks and gets them back by recipe.
+// block store as noise blocks and gets them back by recipe. The commands
+// live in packages of their own under internal (base, filecmd, storecmd,
+// netcmd, livecmd); this package wires them into one command line.
 package main
 
 import (
@@ -11,17 +13,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/base"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/testhook"
-	"github.com/blockmix/blockmix/cmd/blockmix/internal/usage"
-	"github.com/blockmix/blockmix/recipe"
-)
-
-// Exit codes.
-const (
-	exitOK      = 0
-	exitFailure = 1
-	exitBadUse  = 2
 )
 
 func main() {
@@ -35,35 +28,22 @@ func main() {
 // run executes one command line and maps its error to an exit code. It is
 // the one place that does so.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	cmd := newRootCommand(&env{stdin: stdin, stdout: stdout, stderr: stderr})
+	cmd := newRootCommand(&base.Env{Stdin: stdin, Stdout: stdout, Stderr: stderr})
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	err := cmd.ExecuteContext(ctx)
 	if err == nil {
-		return exitOK
+		return base.ExitOK
 	}
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		// Ctrl-C or SIGTERM: the command stopped; a get left no file.
 		fmt.Fprintln(stderr, "blockmix: interrupted")
-		return exitFailure
+		return base.ExitFailure
 	}
 	fmt.Fprintln(stderr, "blockmix:", err)
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EFBIG) || errors.Is(err, syscall.EDQUOT) {
+	if base.DiskFull(err) {
 		fmt.Fprintln(stderr, "blockmix: the disk that holds the repo is full: free some space or use another --repo; what was stored before is intact (run 'blockmix verify' to check)")
 	}
-	return exitCode(err)
-}
-
-// badUse is bad input from the user: exit code 2.
-func badUse(format string, a ...any) error { return usage.Errorf(format, a...) }
-
-func exitCode(err error) int {
-	switch {
-	case usage.Is(err), errors.Is(err, recipe.ErrDamaged), errors.Is(err, blocks.ErrBadID):
-		return exitBadUse
-	case isCobraUsage(err):
-		return exitBadUse
-	}
-	return exitFailure
+	return base.ExitCode(err)
 }

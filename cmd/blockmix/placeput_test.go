@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
 // TestPipelinedPutCopies: a put through a daemon places its blocks while
@@ -39,7 +40,7 @@ func TestPipelinedPutCopies(t *testing.T) {
 	}
 	up := ws[0]
 	up.file("big.bin", randBytes(77, 5<<20+12345)) // 41 blocks: 3 parts
-	var out putOutput
+	var out apiv1.PutInfo
 	decodeStrict(t, up.ok("--no-progress", "put", "--json", "big.bin"), &out)
 	if out.Short == nil || *out.Short != 0 || out.Replicas != 3 || out.Placement != "" || out.Nodes != 3 {
 		t.Fatalf("put through the daemon: %+v", out)

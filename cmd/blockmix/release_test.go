@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/base"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/config"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
 )
@@ -263,7 +264,7 @@ func TestUnitFile(t *testing.T) {
 	}
 	// The arguments, parsed by the same commands main runs: an unknown
 	// flag, a missing value or a stray argument is an error here.
-	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard}
+	e := &base.Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard}
 	root := newRootCommand(e)
 	dc, rest, err := root.Find(argv[1:])
 	if err != nil || dc.Name() != "daemon" {
@@ -275,8 +276,8 @@ func TestUnitFile(t *testing.T) {
 	if args := dc.Flags().Args(); len(args) > 0 {
 		t.Errorf("ExecStart=%s: stray arguments %q", execStart, args)
 	}
-	if e.repoFlag == "" || !filepath.IsAbs(e.repoFlag) {
-		t.Errorf("ExecStart=%s: want --repo with an absolute path, got %q", execStart, e.repoFlag)
+	if e.RepoFlag == "" || !filepath.IsAbs(e.RepoFlag) {
+		t.Errorf("ExecStart=%s: want --repo with an absolute path, got %q", execStart, e.RepoFlag)
 	}
 	quota, _ := dc.Flags().GetString("quota")
 	if donor, _ := dc.Flags().GetBool("donor"); donor && quota == "" {
@@ -305,9 +306,9 @@ func TestUnitFile(t *testing.T) {
 		}
 		if !slices.ContainsFunc(writable, func(w string) bool {
 			w = filepath.Clean(w)
-			return e.repoFlag == w || strings.HasPrefix(e.repoFlag, w+"/")
+			return e.RepoFlag == w || strings.HasPrefix(e.RepoFlag, w+"/")
 		}) {
-			t.Errorf("the repo %s is read-only under ProtectSystem=%s (writable: %q)", e.repoFlag, v, writable)
+			t.Errorf("the repo %s is read-only under ProtectSystem=%s (writable: %q)", e.RepoFlag, v, writable)
 		}
 	}
 

@@ -1,4 +1,7 @@
-package main
+// Package filecmd holds the commands that move files in and out of the
+// store: put (files and folders), get (a file, a folder, one file of a
+// folder) and ls (a folder recipe's listing).
+package filecmd
 
 import (
 	"context"
@@ -11,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/blocks/erasure"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/base"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/client"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/folder"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/offline"
@@ -46,7 +50,7 @@ type sealedPutOutput struct {
 	Sealed bool `json:"sealed"`
 }
 
-func newPutCommand(e *env) *cobra.Command {
+func NewPutCommand(e *base.Env) *cobra.Command {
 	var o putOptions
 	c := &cobra.Command{
 		Use:   "put FILE...|DIR...",
@@ -94,39 +98,39 @@ recipe.`,
 	return c
 }
 
-func runPut(ctx context.Context, e *env, o putOptions, files []string) error {
+func runPut(ctx context.Context, e *base.Env, o putOptions, files []string) error {
 	if err := mixer.ValidT(o.t); err != nil {
-		return badUse("--tuple: %w", err)
+		return base.BadUse("--tuple: %w", err)
 	}
 	if o.redundancy != "" {
 		if _, err := erasure.ParseRedundancy(o.redundancy); err != nil {
-			return badUse("--redundancy: %w", err)
+			return base.BadUse("--redundancy: %w", err)
 		}
 	}
 	if dirs, err := folder.HasFolders(files); err != nil || dirs {
 		if err != nil {
-			return badUse("%w", err)
+			return base.BadUse("%w", err)
 		}
 		if o.redundancy != "" {
-			return badUse("--redundancy is for files: a folder's files are kept as the daemon's default says (its --redundancy)")
+			return base.BadUse("--redundancy is for files: a folder's files are kept as the daemon's default says (its --redundancy)")
 		}
 		return runPutFolders(ctx, e, o, files) // folders.go
 	}
 	if o.name != "" && len(files) > 1 {
-		return badUse("--name needs exactly one FILE")
+		return base.BadUse("--name needs exactly one FILE")
 	}
 	for _, f := range files {
 		if f == "-" {
 			continue
 		}
 		if fi, err := os.Stat(f); err != nil {
-			return badUse("cannot read %s: %w", f, err)
+			return base.BadUse("cannot read %s: %w", f, err)
 		} else if !fi.Mode().IsRegular() {
-			return badUse("%s is not a regular file", f)
+			return base.BadUse("%s is not a regular file", f)
 		}
 	}
 	// Ask before the work: a mistyped passphrase costs nothing yet.
-	pass, err := e.prompter().Sealing(o.pass, files)
+	pass, err := e.Prompter().Sealing(o.pass, files)
 	if err != nil {
 		return err
 	}
@@ -137,13 +141,13 @@ func runPut(ctx context.Context, e *env, o putOptions, files []string) error {
 		debug.SetMemoryLimit(putMemoryLimit)
 	}
 	var outs []putOutput
-	if dc := e.daemon(ctx); dc != nil {
+	if dc := e.Daemon(ctx); dc != nil {
 		if outs, err = putViaDaemon(ctx, e, dc, o, files); err != nil {
 			return err
 		}
 	} else if o.redundancy != "" {
-		return badUse("--redundancy: no daemon runs on this repo; the blocks' copies and parity go to other nodes, so start 'blockmix daemon' first")
-	} else if outs, err = e.offline().Put(ctx, o.t, files, func(path string) (offline.Input, error) { return openInput(ctx, e, o, path) }); err != nil {
+		return base.BadUse("--redundancy: no daemon runs on this repo; the blocks' copies and parity go to other nodes, so start 'blockmix daemon' first")
+	} else if outs, err = e.Offline().Put(ctx, o.t, files, func(path string) (offline.Input, error) { return openInput(ctx, e, o, path) }); err != nil {
 		return err
 	}
 	if pass != nil {
@@ -158,33 +162,33 @@ func runPut(ctx context.Context, e *env, o putOptions, files []string) error {
 				v = sealedPutOutput{out, true}
 			}
 			b, _ := json.Marshal(v)
-			fmt.Fprintln(e.stdout, string(b))
+			fmt.Fprintln(e.Stdout, string(b))
 		} else if o.web {
-			fmt.Fprintln(e.stdout, out.URL)
+			fmt.Fprintln(e.Stdout, out.URL)
 		} else {
-			fmt.Fprintln(e.stdout, out.Recipe)
+			fmt.Fprintln(e.Stdout, out.Recipe)
 		}
 	}
 	return nil
 }
 
 // openInput opens a file to put, with put's --name and --type.
-func openInput(ctx context.Context, e *env, o putOptions, path string) (offline.Input, error) {
-	in, err := offline.OpenInput(path, o.name, o.typ, e.stdin)
-	in.R = testhook.PauseReader(ctx, in.R, e.stderr)
+func openInput(ctx context.Context, e *base.Env, o putOptions, path string) (offline.Input, error) {
+	in, err := offline.OpenInput(path, o.name, o.typ, e.Stdin)
+	in.R = testhook.PauseReader(ctx, in.R, e.Stderr)
 	return in, err
 }
 
 // putViaDaemon puts the files through the daemon that runs on the repo: it
 // mixes them into its store and places their blocks on other nodes.
-func putViaDaemon(ctx context.Context, e *env, dc *client.Client, o putOptions, files []string) ([]putOutput, error) {
+func putViaDaemon(ctx context.Context, e *base.Env, dc *client.Client, o putOptions, files []string) ([]putOutput, error) {
 	var outs []putOutput
 	for _, path := range files {
 		in, err := openInput(ctx, e, o, path)
 		if err != nil {
 			return outs, err
 		}
-		bar := e.newProgress(in.Size, "sending "+recipe.CleanName(in.Name))
+		bar := e.NewProgress(in.Size, "sending "+recipe.CleanName(in.Name))
 		info, err := dc.PutWith(ctx, io.TeeReader(in.R, bar), in.Size, in.Name, in.Type, o.redundancy)
 		bar.Finish()
 		in.Close()
@@ -192,7 +196,7 @@ func putViaDaemon(ctx context.Context, e *env, dc *client.Client, o putOptions, 
 			return outs, fmt.Errorf("put %s: %w", path, err)
 		}
 		if info.Placement != "" {
-			fmt.Fprintf(e.stderr, "blockmix: %s: %s\n", info.Name, info.Placement)
+			fmt.Fprintf(e.Stderr, "blockmix: %s: %s\n", info.Name, info.Placement)
 		}
 		outs = append(outs, info)
 	}

@@ -1,4 +1,4 @@
-package main
+package storecmd
 
 import (
 	"context"
@@ -8,10 +8,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/base"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
-func newBlockCommand(e *env) *cobra.Command {
+func NewBlockCommand(e *base.Env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "block",
 		Short: "Plumbing: list blocks, write one block's raw bytes",
@@ -38,28 +39,28 @@ func newBlockCommand(e *env) *cobra.Command {
 	return c
 }
 
-func runBlockLs(ctx context.Context, e *env, asJSON bool) error {
+func runBlockLs(ctx context.Context, e *base.Env, asJSON bool) error {
 	show := func(b apiv1.BlockInfo) error {
 		if asJSON {
 			j, _ := json.Marshal(b)
-			_, err := fmt.Fprintln(e.stdout, string(j))
+			_, err := fmt.Fprintln(e.Stdout, string(j))
 			return err
 		}
-		_, err := fmt.Fprintln(e.stdout, b.ID)
+		_, err := fmt.Fprintln(e.Stdout, b.ID)
 		return err
 	}
-	return e.backend(ctx).Blocks(ctx, show)
+	return e.Backend(ctx).Blocks(ctx, show)
 }
 
-func runBlockGet(ctx context.Context, e *env, arg string) error {
+func runBlockGet(ctx context.Context, e *base.Env, arg string) error {
 	id, err := blocks.ParseID(arg)
 	if err != nil {
 		return err
 	}
-	b, err := e.backend(ctx).Block(ctx, id)
+	b, err := e.Backend(ctx).Block(ctx, id)
 	if err != nil {
 		return err
 	}
-	_, err = e.stdout.Write(b)
+	_, err = e.Stdout.Write(b)
 	return err
 }

@@ -1,4 +1,4 @@
-package main
+package filecmd
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/base"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/folder"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/progress"
 	"github.com/blockmix/blockmix/recipe"
@@ -23,30 +24,30 @@ import (
 const daemonPuts = 4
 
 // runPutFolders puts each of dirs as one folder recipe (put DIR...).
-func runPutFolders(ctx context.Context, e *env, o putOptions, dirs []string) error {
+func runPutFolders(ctx context.Context, e *base.Env, o putOptions, dirs []string) error {
 	if o.name != "" && len(dirs) > 1 {
-		return badUse("--name needs exactly one FOLDER")
+		return base.BadUse("--name needs exactly one FOLDER")
 	}
 	if o.pass.Wanted() {
-		return badUse("--passphrase seals file recipes only; a folder recipe cannot be sealed yet")
+		return base.BadUse("--passphrase seals file recipes only; a folder recipe cannot be sealed yet")
 	}
 	if o.typ != "" {
-		return badUse("--type is for files; a folder recipe's type is %s", recipe.FolderType)
+		return base.BadUse("--type is for files; a folder recipe's type is %s", recipe.FolderType)
 	}
-	cache := folder.OpenCache(e.repo().Path(folder.CacheFile))
+	cache := folder.OpenCache(e.Repo().Path(folder.CacheFile))
 	for _, dir := range dirs {
 		var bar *progress.Bar
 		var last int64
 		opt := folder.PutOptions{Name: o.name, Cache: cache, Progress: func(rel string, doneFiles, files int, doneBytes, bytes int64) {
 			if bar == nil {
-				bar = e.newProgress(bytes, fmt.Sprintf("putting %d files of %s", files, filepath.Base(dir)))
+				bar = e.NewProgress(bytes, fmt.Sprintf("putting %d files of %s", files, filepath.Base(dir)))
 			}
 			bar.Add(doneBytes - last)
 			last = doneBytes
 		}}
 		var info apiv1.FolderInfo
 		var err error
-		if dc := e.daemon(ctx); dc != nil {
+		if dc := e.Daemon(ctx); dc != nil {
 			t, terr := dc.FolderTarget(ctx)
 			if terr != nil {
 				return terr
@@ -56,7 +57,7 @@ func runPutFolders(ctx context.Context, e *env, o putOptions, dirs []string) err
 			opt.Parallel = daemonPuts
 			info, err = folder.Put(ctx, dir, t, opt)
 		} else {
-			info, err = e.offline().PutFolder(ctx, o.t, dir, opt)
+			info, err = e.Offline().PutFolder(ctx, o.t, dir, opt)
 		}
 		bar.Finish()
 		if err != nil {
@@ -64,22 +65,22 @@ func runPutFolders(ctx context.Context, e *env, o putOptions, dirs []string) err
 		}
 		for _, s := range info.Skipped {
 			if s.Renamed {
-				fmt.Fprintf(e.stderr, "blockmix: %s: put as %q: %s\n", s.Path, s.As, s.Reason)
+				fmt.Fprintf(e.Stderr, "blockmix: %s: put as %q: %s\n", s.Path, s.As, s.Reason)
 			} else {
-				fmt.Fprintf(e.stderr, "blockmix: %s: skipped: %s\n", s.Path, s.Reason)
+				fmt.Fprintf(e.Stderr, "blockmix: %s: skipped: %s\n", s.Path, s.Reason)
 			}
 		}
 		if info.Placement != "" {
-			fmt.Fprintf(e.stderr, "blockmix: %s: %s\n", info.Name, info.Placement)
+			fmt.Fprintf(e.Stderr, "blockmix: %s: %s\n", info.Name, info.Placement)
 		}
 		switch {
 		case o.json:
 			b, _ := json.Marshal(info)
-			fmt.Fprintln(e.stdout, string(b))
+			fmt.Fprintln(e.Stdout, string(b))
 		case o.web:
-			fmt.Fprintln(e.stdout, info.URL)
+			fmt.Fprintln(e.Stdout, info.URL)
 		default:
-			fmt.Fprintln(e.stdout, info.Recipe)
+			fmt.Fprintln(e.Stdout, info.Recipe)
 		}
 	}
 	return nil
@@ -89,15 +90,15 @@ func runPutFolders(ctx context.Context, e *env, o putOptions, dirs []string) err
 // with p, the folder whose entry at p is wanted). It returns the file
 // recipe to get as a file when p names a file, else gets the tree and
 // returns done.
-func folderGet(ctx context.Context, e *env, o getOptions, rc recipe.Recipe, p string) (file recipe.Recipe, done bool, err error) {
+func folderGet(ctx context.Context, e *base.Env, o getOptions, rc recipe.Recipe, p string) (file recipe.Recipe, done bool, err error) {
 	var src folder.Source
 	var list recipe.Lister
-	dc := e.daemon(ctx)
+	dc := e.Daemon(ctx)
 	if dc != nil {
 		src = dc.FolderSource()
 		list = src.List
 	} else {
-		list = e.offline().Lister()
+		list = e.Offline().Lister()
 	}
 	if p != "" {
 		ent, err := recipe.FindInFolder(ctx, list, rc, p)
@@ -110,7 +111,7 @@ func folderGet(ctx context.Context, e *env, o getOptions, rc recipe.Recipe, p st
 		rc = ent.Recipe
 	}
 	if o.pass.Wanted() {
-		return rc, false, badUse("--passphrase opens sealed file recipes; this is a folder recipe")
+		return rc, false, base.BadUse("--passphrase opens sealed file recipes; this is a folder recipe")
 	}
 	dest := o.out
 	if dest == "" {
@@ -120,13 +121,13 @@ func folderGet(ctx context.Context, e *env, o getOptions, rc recipe.Recipe, p st
 		}
 	}
 	if dest == "-" {
-		return rc, false, badUse("a folder cannot go to standard output: get it into a folder with -o DIR, or get one file with RECIPE/path/in/folder")
+		return rc, false, base.BadUse("a folder cannot go to standard output: get it into a folder with -o DIR, or get one file with RECIPE/path/in/folder")
 	}
 	var bar *progress.Bar
 	var last int64
 	opt := folder.GetOptions{Force: o.force, Progress: func(_ string, done, total int64) {
 		if bar == nil {
-			bar = e.newProgress(total, "rebuilding "+recipe.CleanName(filepath.Base(dest)))
+			bar = e.NewProgress(total, "rebuilding "+recipe.CleanName(filepath.Base(dest)))
 		}
 		bar.Add(done - last)
 		last = done
@@ -136,7 +137,7 @@ func folderGet(ctx context.Context, e *env, o getOptions, rc recipe.Recipe, p st
 		opt.Parallel = daemonPuts
 		res, err = folder.Get(ctx, src, rc, dest, opt)
 	} else {
-		res, err = e.offline().GetFolder(ctx, rc, dest, opt)
+		res, err = e.Offline().GetFolder(ctx, rc, dest, opt)
 	}
 	bar.Finish()
 	if err != nil {
@@ -144,7 +145,7 @@ func folderGet(ctx context.Context, e *env, o getOptions, rc recipe.Recipe, p st
 	}
 	if o.asJSON {
 		b, _ := json.Marshal(res)
-		fmt.Fprintln(e.stdout, string(b))
+		fmt.Fprintln(e.Stdout, string(b))
 	}
 	return rc, true, nil
 }
@@ -153,7 +154,7 @@ func folderGet(ctx context.Context, e *env, o getOptions, rc recipe.Recipe, p st
 // bad input (exit code 2).
 func folderUse(err error) error {
 	if errors.Is(err, recipe.ErrBadFolder) || errors.Is(err, folder.ErrNotEmpty) || errors.Is(err, recipe.ErrNoEntry) {
-		return badUse("%w", err)
+		return base.BadUse("%w", err)
 	}
 	return err
 }
@@ -162,7 +163,7 @@ type lsOptions struct {
 	json, recursive bool
 }
 
-func newLsCommand(e *env) *cobra.Command {
+func NewLsCommand(e *base.Env) *cobra.Command {
 	var o lsOptions
 	c := &cobra.Command{
 		Use:   "ls RECIPE[/path/in/folder]",
@@ -183,28 +184,28 @@ never the files. RECIPE/path lists a folder inside it.`,
 	return c
 }
 
-func runLs(ctx context.Context, e *env, o lsOptions, text string) error {
+func runLs(ctx context.Context, e *base.Env, o lsOptions, text string) error {
 	rc, p, err := recipe.ParseFolderPath(text)
 	if err != nil {
 		return folderUse(err)
 	}
 	if !rc.IsFolder() {
-		return badUse("%s is the recipe of a file, not of a folder", rc.Name)
+		return base.BadUse("%s is the recipe of a file, not of a folder", rc.Name)
 	}
 	l := apiv1.FolderList{Recipe: rc.String(), Name: rc.Name, Path: p}
-	if dc := e.daemon(ctx); dc != nil {
+	if dc := e.Daemon(ctx); dc != nil {
 		l, err = dc.Folder(ctx, rc, p, o.recursive)
 	} else {
-		l.Entries, err = e.offline().ListFolder(ctx, rc, p, o.recursive)
+		l.Entries, err = e.Offline().ListFolder(ctx, rc, p, o.recursive)
 	}
 	if err != nil {
 		return folderUse(err)
 	}
 	if o.json {
-		printJSON(e, l)
+		e.PrintJSON(l)
 		return nil
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	for _, x := range l.Entries {
 		mode := fs.FileMode(x.Mode)
 		size := fmt.Sprint(x.Size)
@@ -223,14 +224,4 @@ func runLs(ctx context.Context, e *env, o lsOptions, text string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t %s\n", mode, size, when, strings.ReplaceAll(name, "\t", " "))
 	}
 	return tw.Flush()
-}
-
-// notForFolders refuses a folder recipe to a command that would cover
-// only its listing, not its files (pin, check): saying "pinned" or
-// "healthy" of the listing alone would mislead.
-func notForFolders(cmd string, rc recipe.Recipe) error {
-	if !rc.IsFolder() {
-		return nil
-	}
-	return badUse("%s is a folder recipe: '%s' does not cover folders yet (it would cover the listing, not the files); 'blockmix ls -r --json' gives each file's recipe", rc.Name, cmd)
 }

@@ -1,4 +1,4 @@
-package main
+package netcmd
 
 import (
 	"context"
@@ -7,11 +7,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/base"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/group"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
-func newGroupCommand(e *env) *cobra.Command {
+func NewGroupCommand(e *base.Env) *cobra.Command {
 	g := &cobra.Command{
 		Use:   "group",
 		Short: "Private groups: nodes that talk only to each other",
@@ -27,11 +28,11 @@ it starts (restart it after create or join).`,
 		Short: "Make a new group key for this node",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			name, err := group.Create(e.repo(), args[0])
+			name, err := group.Create(e.Repo(), args[0])
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "group %s created; (re)start the daemon to work in it, then 'blockmix group invite' prints the line friends join with\n", name)
+			fmt.Fprintf(e.Stdout, "group %s created; (re)start the daemon to work in it, then 'blockmix group invite' prints the line friends join with\n", name)
 			return nil
 		},
 	})
@@ -40,16 +41,16 @@ it starts (restart it after create or join).`,
 		Short: "Print the invite line for this node's group (the daemon must run in the group)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			grp, ok, err := e.repo().Group()
+			grp, ok, err := e.Repo().Group()
 			if err != nil {
 				return err
 			}
 			if !ok {
 				return errors.New("this node is in no group: 'blockmix group create NAME' makes one")
 			}
-			dc := e.daemon(c.Context())
+			dc := e.Daemon(c.Context())
 			if dc == nil {
-				return fmt.Errorf("%w: the invite carries the running node's address", errNoDaemon)
+				return fmt.Errorf("%w: the invite carries the running node's address", base.ErrNoDaemon)
 			}
 			var st apiv1.StatusInfo
 			if err := dc.Question(c.Context(), "/api/v1/status", &st); err != nil {
@@ -67,7 +68,7 @@ it starts (restart it after create or join).`,
 			if gi.Invite == "" {
 				return errors.New("the daemon listens nowhere")
 			}
-			fmt.Fprintln(e.stdout, gi.Invite)
+			fmt.Fprintln(e.Stdout, gi.Invite)
 			return nil
 		},
 	})
@@ -83,11 +84,11 @@ it starts (restart it after create or join).`,
 // runJoin checks the invite by reaching its node with its key (within two
 // seconds), then stores the group and adds the node to config.json's
 // bootstrap list.
-func runJoin(ctx context.Context, e *env, text string) error {
-	name, ai, err := group.Join(ctx, e.repo(), text)
+func runJoin(ctx context.Context, e *base.Env, text string) error {
+	name, ai, err := group.Join(ctx, e.Repo(), text)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "joined group %s: reached %s; (re)start the daemon to work in the group\n", name, ai.ID)
+	fmt.Fprintf(e.Stdout, "joined group %s: reached %s; (re)start the daemon to work in the group\n", name, ai.ID)
 	return nil
 }

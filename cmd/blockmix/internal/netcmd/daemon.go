@@ -1,4 +1,6 @@
-package main
+// Package netcmd holds the commands of the node on the network: daemon,
+// id, peers, status and group.
+package netcmd
 
 import (
 	"context"
@@ -7,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/base"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/config"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/logs"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/node"
@@ -20,7 +23,7 @@ type daemonFlags struct {
 	logLevel, logFormat, pprof string
 }
 
-func newDaemonCommand(e *env) *cobra.Command {
+func NewDaemonCommand(e *base.Env) *cobra.Command {
 	o := daemonFlags{Options: config.Defaults()}
 	c := &cobra.Command{
 		Use:   "daemon",
@@ -84,15 +87,15 @@ same LAN find each other by mDNS (--mdns; off in a private group).
 
 // runDaemon runs the node until ctx ends. given reports the flags given on
 // the command line: those win over REPO/config.json.
-func runDaemon(ctx context.Context, e *env, o daemonFlags, given func(flag string) bool) error {
-	log, err := logs.New(e.stderr, o.logLevel, o.logFormat)
+func runDaemon(ctx context.Context, e *base.Env, o daemonFlags, given func(flag string) bool) error {
+	log, err := logs.New(e.Stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		return err
 	}
 	if err := testhook.LabInternet(); err != nil {
 		return err
 	}
-	r := e.repo()
+	r := e.Repo()
 	r.Log = log
 	cfgPath := r.Path(repo.ConfigFile)
 	file, haveCfg, err := config.Read(cfgPath, log)
@@ -118,30 +121,30 @@ func runDaemon(ctx context.Context, e *env, o daemonFlags, given func(flag strin
 	}
 	defer pooled.Close()
 	for _, p := range pooled.Nodes {
-		fmt.Fprintf(e.stdout, "pooled group %s: peer ID %s, API on %s\n", p.GroupName(), p.ID().ID, p.URL())
+		fmt.Fprintf(e.Stdout, "pooled group %s: peer ID %s, API on %s\n", p.GroupName(), p.ID().ID, p.URL())
 	}
 	pctx, stopPool := context.WithCancel(ctx)
 	poolDone := make(chan struct{})
 	go func() { defer close(poolDone); pooled.Run(pctx) }()
 	defer func() { stopPool(); <-poolDone }()
 	if haveCfg {
-		fmt.Fprintf(e.stdout, "config %s\n", cfgPath)
+		fmt.Fprintf(e.Stdout, "config %s\n", cfgPath)
 	}
 	if g, ok, _ := r.Group(); ok {
-		fmt.Fprintf(e.stdout, "group %s: a private network; TCP only (QUIC cannot carry the group key)\n", g.Name)
+		fmt.Fprintf(e.Stdout, "group %s: a private network; TCP only (QUIC cannot carry the group key)\n", g.Name)
 	}
 	id := n.ID()
-	fmt.Fprintf(e.stdout, "peer ID %s\n", id.ID)
+	fmt.Fprintf(e.Stdout, "peer ID %s\n", id.ID)
 	for _, a := range id.Addrs {
-		fmt.Fprintf(e.stdout, "listening on %s\n", a)
+		fmt.Fprintf(e.Stdout, "listening on %s\n", a)
 	}
-	fmt.Fprintf(e.stdout, "API on %s\n", n.URL())
-	fmt.Fprintf(e.stdout, "web page on %s/\n", n.URL())
-	fmt.Fprintf(e.stdout, "metrics on %s/metrics\n", n.URL())
+	fmt.Fprintf(e.Stdout, "API on %s\n", n.URL())
+	fmt.Fprintf(e.Stdout, "web page on %s/\n", n.URL())
+	fmt.Fprintf(e.Stdout, "metrics on %s/metrics\n", n.URL())
 	if u := n.PprofURL(); u != "" {
-		fmt.Fprintf(e.stdout, "profiler on %s\n", u)
+		fmt.Fprintf(e.Stdout, "profiler on %s\n", u)
 	}
-	if f, ok := e.stdout.(*os.File); ok {
+	if f, ok := e.Stdout.(*os.File); ok {
 		_ = f.Sync()
 	}
 	err = n.Run(ctx)

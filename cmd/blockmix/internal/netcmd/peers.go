@@ -1,21 +1,19 @@
-package main
+package netcmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/base"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
-// errNoDaemon: the command needs a running daemon.
-var errNoDaemon = errors.New("no daemon runs on this repo (start one with 'blockmix daemon')")
-
-func newIDCommand(e *env) *cobra.Command {
+func NewIDCommand(e *base.Env) *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "id",
@@ -29,8 +27,8 @@ friends give to --bootstrap. Without a daemon it reads the ID from the repo.`,
 	return c
 }
 
-func runID(ctx context.Context, e *env, asJSON bool) error {
-	info, err := e.backend(ctx).ID(ctx)
+func runID(ctx context.Context, e *base.Env, asJSON bool) error {
+	info, err := e.Backend(ctx).ID(ctx)
 	if err != nil {
 		return err
 	}
@@ -38,17 +36,17 @@ func runID(ctx context.Context, e *env, asJSON bool) error {
 		if info.Addrs == nil {
 			info.Addrs = []string{}
 		}
-		printJSON(e, info)
+		e.PrintJSON(info)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "peer ID  %s\n", info.ID)
+	fmt.Fprintf(e.Stdout, "peer ID  %s\n", info.ID)
 	for _, a := range info.Addrs {
-		fmt.Fprintf(e.stdout, "address  %s\n", a)
+		fmt.Fprintf(e.Stdout, "address  %s\n", a)
 	}
 	return nil
 }
 
-func newPeersCommand(e *env) *cobra.Command {
+func NewPeersCommand(e *base.Env) *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "peers",
@@ -66,10 +64,10 @@ connection). A peer that sent bad blocks shows its lies and scores 0.`,
 	return c
 }
 
-func runPeers(ctx context.Context, e *env, asJSON bool) error {
-	dc := e.daemon(ctx)
+func runPeers(ctx context.Context, e *base.Env, asJSON bool) error {
+	dc := e.Daemon(ctx)
 	if dc == nil {
-		return errNoDaemon
+		return base.ErrNoDaemon
 	}
 	var ps []apiv1.PeerInfo
 	if err := dc.Question(ctx, "/api/v1/peers", &ps); err != nil {
@@ -77,7 +75,7 @@ func runPeers(ctx context.Context, e *env, asJSON bool) error {
 	}
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Score > ps[j].Score })
 	if asJSON {
-		printJSON(e, ps)
+		e.PrintJSON(ps)
 		return nil
 	}
 	var st apiv1.StatusInfo
@@ -85,25 +83,25 @@ func runPeers(ctx context.Context, e *env, asJSON bool) error {
 		return err
 	}
 	if st.Group != "" {
-		fmt.Fprintf(e.stdout, "group %s: only nodes with its key\n", st.Group)
+		fmt.Fprintf(e.Stdout, "group %s: only nodes with its key\n", st.Group)
 	} else {
-		fmt.Fprintln(e.stdout, "no group: open to any blockmix node")
+		fmt.Fprintln(e.Stdout, "no group: open to any blockmix node")
 	}
 	if st.Reach.Words != "" {
-		fmt.Fprintf(e.stdout, "this node: %s\n", st.Reach.Words)
+		fmt.Fprintf(e.Stdout, "this node: %s\n", st.Reach.Words)
 		if st.Reach.Advice != "" {
-			fmt.Fprintf(e.stdout, "to do: %s\n", st.Reach.Advice)
+			fmt.Fprintf(e.Stdout, "to do: %s\n", st.Reach.Advice)
 		}
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(e.stdout, "site: %s\n", siteWords(st.Site, st.Sites))
+	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(e.Stdout, "site: %s\n", siteWords(st.Site, st.Sites))
 	fmt.Fprintln(tw, "PEER\tSITE\tCONNECTION\tLATENCY\tRELIABILITY\tIN\tOUT\tLIES\tSTORED HERE\tHOLDS FOR US")
 	for _, p := range ps {
 		site := p.Site
 		if site == "" {
 			site = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f ms\t%.0f%%\t%s\t%s\t%d\t%s\t%s\n", p.ID, site, p.Conn, p.LatencyMs, 100*p.Reliability, human(p.BytesIn), human(p.BytesOut), p.Lies, human(p.StoredHere), human(p.HoldsForUs))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f ms\t%.0f%%\t%s\t%s\t%d\t%s\t%s\n", p.ID, site, p.Conn, p.LatencyMs, 100*p.Reliability, size.Human(p.BytesIn), size.Human(p.BytesOut), p.Lies, size.Human(p.StoredHere), size.Human(p.HoldsForUs))
 	}
 	return tw.Flush()
 }

@@ -1,4 +1,6 @@
-package main
+// Package livecmd holds the live folder commands: watch, sync, unwatch,
+// unsync and resolve, all through the running daemon.
+package livecmd
 
 import (
 	"context"
@@ -10,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/blockmix/blockmix/cmd/blockmix/internal/client"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/base"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/live"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/passphrase"
 	"github.com/blockmix/blockmix/webui/apiv1"
@@ -23,7 +25,7 @@ type liveOptions struct {
 	pass            passphrase.Options
 }
 
-func newWatchCommand(e *env) *cobra.Command {
+func NewWatchCommand(e *base.Env) *cobra.Command {
 	var o liveOptions
 	c := &cobra.Command{
 		Use:   "watch DIR",
@@ -61,16 +63,16 @@ sealed with a passphrase (blockmix:live:sealed:…).
 	return c
 }
 
-func runWatch(ctx context.Context, e *env, o liveOptions, dir string) error {
+func runWatch(ctx context.Context, e *base.Env, o liveOptions, dir string) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return badUse("%s: %w", dir, err)
+		return base.BadUse("%s: %w", dir, err)
 	}
-	pass, err := e.prompter().Sealing(o.pass, nil)
+	pass, err := e.Prompter().Sealing(o.pass, nil)
 	if err != nil {
 		return err
 	}
-	dc, err := e.needDaemon(ctx)
+	dc, err := e.NeedDaemon(ctx)
 	if err != nil {
 		return err
 	}
@@ -80,21 +82,21 @@ func runWatch(ctx context.Context, e *env, o liveOptions, dir string) error {
 	}
 	switch {
 	case o.json:
-		printJSON(e, f)
+		e.PrintJSON(f)
 	case f.Sealed != "":
-		fmt.Fprintln(e.stdout, f.Sealed)
+		fmt.Fprintln(e.Stdout, f.Sealed)
 	case o.web:
-		fmt.Fprintln(e.stdout, f.URL)
+		fmt.Fprintln(e.Stdout, f.URL)
 	default:
-		fmt.Fprintln(e.stdout, f.Link)
+		fmt.Fprintln(e.Stdout, f.Link)
 	}
 	if !o.json {
-		fmt.Fprintf(e.stderr, "blockmix: watching %s: each change is published under this link ('blockmix watch --list' tells the state)\n", f.Dir)
+		fmt.Fprintf(e.Stderr, "blockmix: watching %s: each change is published under this link ('blockmix watch --list' tells the state)\n", f.Dir)
 	}
 	return nil
 }
 
-func newSyncCommand(e *env) *cobra.Command {
+func NewSyncCommand(e *base.Env) *cobra.Command {
 	var o liveOptions
 	c := &cobra.Command{
 		Use:   "sync LINK DIR",
@@ -131,27 +133,27 @@ daemon.
 
 // linkPassphrase checks a live link and asks for its passphrase when it
 // is sealed (nil otherwise).
-func linkPassphrase(e *env, o liveOptions, text string) ([]byte, error) {
+func linkPassphrase(e *base.Env, o liveOptions, text string) ([]byte, error) {
 	_, sealed, err := live.Parse(text)
 	if err != nil {
-		return nil, badUse("%w", err)
+		return nil, base.BadUse("%w", err)
 	}
 	if sealed == nil {
 		return nil, nil
 	}
-	return e.prompter().Opening(o.pass)
+	return e.Prompter().Opening(o.pass)
 }
 
-func runSync(ctx context.Context, e *env, o liveOptions, link, dir string) error {
+func runSync(ctx context.Context, e *base.Env, o liveOptions, link, dir string) error {
 	pass, err := linkPassphrase(e, o, link)
 	if err != nil {
 		return err
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return badUse("%s: %w", dir, err)
+		return base.BadUse("%s: %w", dir, err)
 	}
-	dc, err := e.needDaemon(ctx)
+	dc, err := e.NeedDaemon(ctx)
 	if err != nil {
 		return err
 	}
@@ -160,14 +162,14 @@ func runSync(ctx context.Context, e *env, o liveOptions, link, dir string) error
 		return err
 	}
 	if o.json {
-		printJSON(e, f)
+		e.PrintJSON(f)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "syncing %s from %s (%s)\n", f.Dir, f.Link, f.ID)
+	fmt.Fprintf(e.Stdout, "syncing %s from %s (%s)\n", f.Dir, f.Link, f.ID)
 	return nil
 }
 
-func newUnliveCommand(e *env, kind, use, short string) *cobra.Command {
+func NewUnliveCommand(e *base.Env, kind, use, short string) *cobra.Command {
 	var o liveOptions
 	c := &cobra.Command{
 		Use:   use + " DIR|ID",
@@ -175,7 +177,7 @@ func newUnliveCommand(e *env, kind, use, short string) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
-			dc, err := e.needDaemon(ctx)
+			dc, err := e.NeedDaemon(ctx)
 			if err != nil {
 				return err
 			}
@@ -188,10 +190,10 @@ func newUnliveCommand(e *env, kind, use, short string) *cobra.Command {
 				return err
 			}
 			if o.json {
-				printJSON(e, f)
+				e.PrintJSON(f)
 				return nil
 			}
-			fmt.Fprintf(e.stdout, "stopped %s of %s; its files stay\n", kind, f.Dir)
+			fmt.Fprintf(e.Stdout, "stopped %s of %s; its files stay\n", kind, f.Dir)
 			return nil
 		},
 	}
@@ -199,7 +201,7 @@ func newUnliveCommand(e *env, kind, use, short string) *cobra.Command {
 	return c
 }
 
-func newResolveCommand(e *env) *cobra.Command {
+func NewResolveCommand(e *base.Env) *cobra.Command {
 	var o liveOptions
 	c := &cobra.Command{
 		Use:   "resolve LINK",
@@ -214,7 +216,7 @@ a folder equal to it).`,
 			if err != nil {
 				return err
 			}
-			dc, err := e.needDaemon(ctx)
+			dc, err := e.NeedDaemon(ctx)
 			if err != nil {
 				return err
 			}
@@ -223,11 +225,11 @@ a folder equal to it).`,
 				return err
 			}
 			if o.json {
-				printJSON(e, v)
+				e.PrintJSON(v)
 				return nil
 			}
-			fmt.Fprintln(e.stdout, v.Recipe)
-			fmt.Fprintf(e.stderr, "blockmix: version %d of %s\n", v.Seq, v.Version.Local().Format(time.DateTime))
+			fmt.Fprintln(e.Stdout, v.Recipe)
+			fmt.Fprintf(e.Stderr, "blockmix: version %d of %s\n", v.Seq, v.Version.Local().Format(time.DateTime))
 			return nil
 		},
 	}
@@ -236,8 +238,8 @@ a folder equal to it).`,
 	return c
 }
 
-func runLiveList(ctx context.Context, e *env, o liveOptions, kind string) error {
-	dc, err := e.needDaemon(ctx)
+func runLiveList(ctx context.Context, e *base.Env, o liveOptions, kind string) error {
+	dc, err := e.NeedDaemon(ctx)
 	if err != nil {
 		return err
 	}
@@ -252,14 +254,14 @@ func runLiveList(ctx context.Context, e *env, o liveOptions, kind string) error 
 		}
 	}
 	if o.json {
-		printJSON(e, fs)
+		e.PrintJSON(fs)
 		return nil
 	}
 	if len(fs) == 0 {
-		fmt.Fprintf(e.stdout, "no %s folders\n", map[string]string{"watch": "watched", "sync": "synced"}[kind])
+		fmt.Fprintf(e.Stdout, "no %s folders\n", map[string]string{"watch": "watched", "sync": "synced"}[kind])
 		return nil
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tDIR\tVERSION\tWHEN\tFILES\tSTATE")
 	for _, f := range fs {
 		when := "-"
@@ -274,7 +276,7 @@ func runLiveList(ctx context.Context, e *env, o liveOptions, kind string) error 
 	}
 	tw.Flush()
 	for _, f := range fs {
-		fmt.Fprintf(e.stdout, "%s  %s\n", f.ID, f.Link)
+		fmt.Fprintf(e.Stdout, "%s  %s\n", f.ID, f.Link)
 	}
 	return nil
 }
@@ -287,12 +289,4 @@ func listOr(o *liveOptions, n int) cobra.PositionalArgs {
 		}
 		return cobra.ExactArgs(n)(c, args)
 	}
-}
-
-// needDaemon returns the daemon running on the repo, or errNoDaemon.
-func (e *env) needDaemon(ctx context.Context) (*client.Client, error) {
-	if dc := e.daemon(ctx); dc != nil {
-		return dc, nil
-	}
-	return nil, errNoDaemon
 }

@@ -1,4 +1,4 @@
-package main
+package storecmd
 
 import (
 	"context"
@@ -8,11 +8,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/base"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/passphrase"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
-func newCheckCommand(e *env) *cobra.Command {
+func NewCheckCommand(e *base.Env) *cobra.Command {
 	var asJSON, repair bool
 	var po passphrase.Options
 	c := &cobra.Command{
@@ -43,18 +44,18 @@ daemon.`,
 	return c
 }
 
-func runCheck(ctx context.Context, e *env, po passphrase.Options, text string, repair, asJSON bool) error {
-	rc, err := e.prompter().RecipeArg(po, text)
+func runCheck(ctx context.Context, e *base.Env, po passphrase.Options, text string, repair, asJSON bool) error {
+	rc, err := e.Prompter().RecipeArg(po, text)
 	if err != nil {
 		return err
 	}
-	if err := notForFolders("check", rc); err != nil { // folders.go
+	if err := base.NotForFolders("check", rc); err != nil { // folders.go
 		return err
 	}
 	text = rc.String()
-	dc := e.daemon(ctx)
+	dc := e.Daemon(ctx)
 	if dc == nil {
-		return fmt.Errorf("%w: check asks the network", errNoDaemon)
+		return fmt.Errorf("%w: check asks the network", base.ErrNoDaemon)
 	}
 	q := "?" + url.Values{"recipe": {text}}.Encode()
 	var h apiv1.HealthInfo
@@ -67,18 +68,18 @@ func runCheck(ctx context.Context, e *env, po passphrase.Options, text string, r
 		return err
 	}
 	if asJSON {
-		printJSON(e, h)
+		e.PrintJSON(h)
 	} else {
-		fmt.Fprintln(e.stdout, h.Verdict)
-		fmt.Fprintf(e.stdout, "blocks %d, copies: fewest %d, median %d; %d below %d, %d with none\n", h.Blocks, h.MinCopies, h.MedianCopies, h.Short, h.Replicas, h.Missing)
+		fmt.Fprintln(e.Stdout, h.Verdict)
+		fmt.Fprintf(e.Stdout, "blocks %d, copies: fewest %d, median %d; %d below %d, %d with none\n", h.Blocks, h.MinCopies, h.MedianCopies, h.Short, h.Replicas, h.Missing)
 		if h.Sites >= 2 {
-			fmt.Fprintf(e.stdout, "sites %d known; %d blocks have every copy in one site\n", h.Sites, h.OneSite)
+			fmt.Fprintf(e.Stdout, "sites %d known; %d blocks have every copy in one site\n", h.Sites, h.OneSite)
 		}
 		if h.PartnerCopies > 0 {
-			fmt.Fprintf(e.stdout, "partner donors %d known; %d blocks have no copy on them\n", h.Partners, h.NoPartner)
+			fmt.Fprintf(e.Stdout, "partner donors %d known; %d blocks have no copy on them\n", h.Partners, h.NoPartner)
 		}
 		if h.State == apiv1.HealthAtRisk && !repair {
-			fmt.Fprintln(e.stdout, "the nodes that hold its blocks repair it in time; 'blockmix check --repair' does it now")
+			fmt.Fprintln(e.Stdout, "the nodes that hold its blocks repair it in time; 'blockmix check --repair' does it now")
 		}
 	}
 	if h.State != apiv1.HealthHealthy {

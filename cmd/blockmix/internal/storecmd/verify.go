@@ -1,13 +1,16 @@
-package main
+package storecmd
 
 import (
 	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/base"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
 )
 
-func newVerifyCommand(e *env) *cobra.Command {
+func NewVerifyCommand(e *base.Env) *cobra.Command {
 	var asJSON, rebuild bool
 	c := &cobra.Command{
 		Use:   "verify",
@@ -27,12 +30,12 @@ checkpoint against the index and fixes what it finds.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if rebuild {
-				info, err := e.repo().RebuildIndex()
+				info, err := e.Repo().RebuildIndex()
 				if err != nil {
 					return err
 				}
 				if !asJSON {
-					fmt.Fprintf(e.stdout, "index rebuilt: %d blocks from %d segments, %d files\n", info.Added, info.Scanned, info.Files)
+					fmt.Fprintf(e.Stdout, "index rebuilt: %d blocks from %d segments, %d files\n", info.Added, info.Scanned, info.Files)
 				}
 			}
 			return runVerify(c.Context(), e, asJSON)
@@ -43,21 +46,21 @@ checkpoint against the index and fixes what it finds.`,
 	return c
 }
 
-func runVerify(ctx context.Context, e *env, asJSON bool) error {
-	out, err := e.backend(ctx).Verify(ctx)
+func runVerify(ctx context.Context, e *base.Env, asJSON bool) error {
+	out, err := e.Backend(ctx).Verify(ctx)
 	if err != nil {
 		return err
 	}
 	if asJSON {
-		printJSON(e, out)
+		e.PrintJSON(out)
 	} else {
 		for _, id := range out.Quarantined {
-			fmt.Fprintf(e.stdout, "corrupt  %s  (quarantined)\n", id)
+			fmt.Fprintf(e.Stdout, "corrupt  %s  (quarantined)\n", id)
 		}
 		if out.ResumedAt > 0 {
-			fmt.Fprintf(e.stdout, "continued an interrupted verify, which had checked about %.0f%% of the store\n", 100*out.ResumedAt)
+			fmt.Fprintf(e.Stdout, "continued an interrupted verify, which had checked about %.0f%% of the store\n", 100*out.ResumedAt)
 		}
-		fmt.Fprintf(e.stdout, "checked %d blocks (%s): %d corrupt\n", out.Checked, human(out.Bytes), len(out.Quarantined))
+		fmt.Fprintf(e.Stdout, "checked %d blocks (%s): %d corrupt\n", out.Checked, size.Human(out.Bytes), len(out.Quarantined))
 	}
 	if len(out.Quarantined) > 0 {
 		return fmt.Errorf("%d corrupt blocks quarantined; files that use them need those blocks from another node", len(out.Quarantined))

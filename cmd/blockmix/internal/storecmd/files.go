@@ -1,4 +1,4 @@
-package main
+package storecmd
 
 import (
 	"context"
@@ -8,9 +8,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/base"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
 )
 
-func newFilesCommand(e *env) *cobra.Command {
+func NewFilesCommand(e *base.Env) *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:     "files",
@@ -27,8 +29,8 @@ never evicted to make room (see pin, unpin, gc).`,
 	return c
 }
 
-func runFiles(ctx context.Context, e *env, asJSON bool) error {
-	fs, err := e.backend(ctx).Files(ctx)
+func runFiles(ctx context.Context, e *base.Env, asJSON bool) error {
+	fs, err := e.Backend(ctx).Files(ctx)
 	if err != nil {
 		return err
 	}
@@ -36,12 +38,12 @@ func runFiles(ctx context.Context, e *env, asJSON bool) error {
 		if fs == nil {
 			fs = []blocks.FileRecord{}
 		}
-		printJSON(e, fs)
+		e.PrintJSON(fs)
 		return nil
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
 	for _, f := range fs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, human(f.Size), f.Added.Local().Format("2006-01-02 15:04"), f.Recipe)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, size.Human(f.Size), f.Added.Local().Format("2006-01-02 15:04"), f.Recipe)
 	}
 	return tw.Flush()
 }

@@ -1,4 +1,4 @@
-package main
+package filecmd
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/atomicfile"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/base"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/passphrase"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/testhook"
 	"github.com/blockmix/blockmix/recipe"
@@ -34,7 +35,7 @@ type getOutput struct {
 	SHA256 string `json:"sha256"`
 }
 
-func newGetCommand(e *env) *cobra.Command {
+func NewGetCommand(e *base.Env) *cobra.Command {
 	var o getOptions
 	c := &cobra.Command{
 		Use:   "get RECIPE",
@@ -77,7 +78,7 @@ RECIPE/path/in/folder gets one file (or one sub folder) out of it.`,
 	return c
 }
 
-func runGet(ctx context.Context, e *env, o getOptions, text string) error {
+func runGet(ctx context.Context, e *base.Env, o getOptions, text string) error {
 	rc, sealed, err := recipe.ParseAny(text)
 	if err != nil {
 		return err
@@ -94,7 +95,7 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 		rc, text = file, file.String()
 	}
 	if sealed != nil {
-		if rc, err = e.prompter().Unseal(o.pass, *sealed); err != nil {
+		if rc, err = e.Prompter().Unseal(o.pass, *sealed); err != nil {
 			return err
 		}
 		text = rc.String() // what a daemon gets: never the passphrase
@@ -104,7 +105,7 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 		name = "blockmix-" + rc.Key()[:12]
 	}
 	if rc.Renamed {
-		fmt.Fprintf(e.stderr, "blockmix: the file name in the recipe was cleaned to %q: it held invisible, direction-changing or control characters, a folder or a leading dot\n", name)
+		fmt.Fprintf(e.Stderr, "blockmix: the file name in the recipe was cleaned to %q: it held invisible, direction-changing or control characters, a folder or a leading dot\n", name)
 	}
 	dest := o.out
 	if dest == "" {
@@ -114,19 +115,19 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 	}
 	if dest != "-" && !o.force {
 		if _, err := os.Lstat(dest); err == nil {
-			return badUse("%s exists; use --force to overwrite it or -o to choose another name", dest)
+			return base.BadUse("%s exists; use --force to overwrite it or -o to choose another name", dest)
 		}
 	}
 	if dest != "-" {
 		if n := atomicfile.Sweep(filepath.Dir(dest)); n > 0 {
-			fmt.Fprintf(e.stderr, "blockmix: removed %d partial files that interrupted gets left in %s\n", n, filepath.Dir(dest))
+			fmt.Fprintf(e.Stderr, "blockmix: removed %d partial files that interrupted gets left in %s\n", n, filepath.Dir(dest))
 		}
 	}
-	if dc := e.daemon(ctx); dc != nil {
-		bar := e.newProgress(rc.Size, "fetching "+recipe.CleanName(filepath.Base(dest)))
+	if dc := e.Daemon(ctx); dc != nil {
+		bar := e.NewProgress(rc.Size, "fetching "+recipe.CleanName(filepath.Base(dest)))
 		defer bar.Finish()
 		if dest == "-" {
-			return dc.Get(ctx, text, io.MultiWriter(e.stdout, bar))
+			return dc.Get(ctx, text, io.MultiWriter(e.Stdout, bar))
 		}
 		h := sha256.New()
 		if err := atomicfile.Write(dest, o.force, 0, func(w io.Writer) error { return dc.Get(ctx, text, io.MultiWriter(w, h, bar)) }); err != nil {
@@ -134,27 +135,27 @@ func runGet(ctx context.Context, e *env, o getOptions, text string) error {
 		}
 		if o.asJSON {
 			b, _ := json.Marshal(getOutput{Path: dest, Name: rc.Name, Size: rc.Size, Type: rc.Type, SHA256: hex.EncodeToString(h.Sum(nil))})
-			fmt.Fprintln(e.stdout, string(b))
+			fmt.Fprintln(e.Stdout, string(b))
 		}
 		return nil
 	}
 	what := "rebuilding " + recipe.CleanName(filepath.Base(dest))
 	if dest == "-" {
 		if o.asJSON {
-			return badUse("--json prints a summary on standard output: it does not go with -o -")
+			return base.BadUse("--json prints a summary on standard output: it does not go with -o -")
 		}
-		_, err := e.offline().Get(ctx, rc, e.stdout, what)
+		_, err := e.Offline().Get(ctx, rc, e.Stdout, what)
 		return err
 	}
 	var sum [32]byte
 	err = atomicfile.Write(dest, o.force, 0, func(w io.Writer) (err error) {
-		sum, err = e.offline().Get(ctx, rc, testhook.PauseWriter(ctx, w, e.stderr), what)
+		sum, err = e.Offline().Get(ctx, rc, testhook.PauseWriter(ctx, w, e.Stderr), what)
 		return err
 	})
 	if err != nil || !o.asJSON {
 		return err
 	}
 	b, _ := json.Marshal(getOutput{Path: dest, Name: rc.Name, Size: rc.Size, Type: rc.Type, SHA256: hex.EncodeToString(sum[:])})
-	fmt.Fprintln(e.stdout, string(b))
+	fmt.Fprintln(e.Stdout, string(b))
 	return nil
 }

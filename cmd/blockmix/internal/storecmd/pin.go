@@ -1,4 +1,4 @@
-package main
+package storecmd
 
 import (
 	"context"
@@ -7,11 +7,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/base"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/passphrase"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
 
-func newPinCommand(e *env) *cobra.Command {
+func NewPinCommand(e *base.Env) *cobra.Command {
 	var po passphrase.Options
 	c := &cobra.Command{
 		Use:   "pin RECIPE",
@@ -27,22 +29,22 @@ be here already. Files put here are pinned from the start.`,
 	return c
 }
 
-func runPin(ctx context.Context, e *env, po passphrase.Options, text string) error {
-	rc, err := e.prompter().RecipeArg(po, text)
+func runPin(ctx context.Context, e *base.Env, po passphrase.Options, text string) error {
+	rc, err := e.Prompter().RecipeArg(po, text)
 	if err != nil {
 		return err
 	}
-	if err := notForFolders("pin", rc); err != nil { // folders.go
+	if err := base.NotForFolders("pin", rc); err != nil { // folders.go
 		return err
 	}
-	if err := e.backend(ctx).Pin(ctx, rc); err != nil {
+	if err := e.Backend(ctx).Pin(ctx, rc); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "pinned %s (%s): its blocks stay on this node\n", rc.Name, human(rc.Size))
+	fmt.Fprintf(e.Stdout, "pinned %s (%s): its blocks stay on this node\n", rc.Name, size.Human(rc.Size))
 	return nil
 }
 
-func newUnpinCommand(e *env) *cobra.Command {
+func NewUnpinCommand(e *base.Env) *cobra.Command {
 	var po passphrase.Options
 	c := &cobra.Command{
 		Use:   "unpin RECIPE",
@@ -50,14 +52,14 @@ func newUnpinCommand(e *env) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
-			rc, err := e.prompter().RecipeArg(po, args[0])
+			rc, err := e.Prompter().RecipeArg(po, args[0])
 			if err != nil {
 				return err
 			}
-			if err := e.backend(ctx).Unpin(ctx, rc); err != nil {
+			if err := e.Backend(ctx).Unpin(ctx, rc); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "unpinned %s: its blocks may be evicted when space is needed\n", rc.Name)
+			fmt.Fprintf(e.Stdout, "unpinned %s: its blocks may be evicted when space is needed\n", rc.Name)
 			return nil
 		},
 	}
@@ -65,7 +67,7 @@ func newUnpinCommand(e *env) *cobra.Command {
 	return c
 }
 
-func newGCCommand(e *env) *cobra.Command {
+func NewGCCommand(e *base.Env) *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "gc",
@@ -79,23 +81,23 @@ closest node. It needs the daemon, which knows the network.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
-			dc := e.daemon(ctx)
+			dc := e.Daemon(ctx)
 			if dc == nil {
-				return fmt.Errorf("%w: gc must know which blocks the network counts on this node for", errNoDaemon)
+				return fmt.Errorf("%w: gc must know which blocks the network counts on this node for", base.ErrNoDaemon)
 			}
 			var info apiv1.GCInfo
 			if err := dc.Work(ctx, http.MethodPost, "/api/v1/gc", &info); err != nil {
 				return err
 			}
 			if asJSON {
-				printJSON(e, info)
+				e.PrintJSON(info)
 				return nil
 			}
-			fmt.Fprintf(e.stdout, "evicted %d blocks (%s)", info.EvictedBlocks, human(info.EvictedBytes))
+			fmt.Fprintf(e.Stdout, "evicted %d blocks (%s)", info.EvictedBlocks, size.Human(info.EvictedBytes))
 			if info.HandedOff > 0 {
-				fmt.Fprintf(e.stdout, ", %d of them handed to the next closest node first", info.HandedOff)
+				fmt.Fprintf(e.Stdout, ", %d of them handed to the next closest node first", info.HandedOff)
 			}
-			fmt.Fprintf(e.stdout, "; kept %d pinned and %d held for the network; %s of disk reclaimed\n", info.PinnedBlocks, info.KeptBlocks, human(info.ReclaimedBytes))
+			fmt.Fprintf(e.Stdout, "; kept %d pinned and %d held for the network; %s of disk reclaimed\n", info.PinnedBlocks, info.KeptBlocks, size.Human(info.ReclaimedBytes))
 			return nil
 		},
 	}

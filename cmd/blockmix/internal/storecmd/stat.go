@@ -1,4 +1,7 @@
-package main
+// Package storecmd holds the commands about the repo's store and the
+// health of its files: stat, verify, files, block, pin, unpin, gc and
+// check.
+package storecmd
 
 import (
 	"context"
@@ -8,11 +11,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/base"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/size"
 )
 
-// statOutput is `stat --json`.
-type statOutput struct {
+// StatOutput is `stat --json`.
+type StatOutput struct {
 	Repo         string  `json:"repo"`
 	Blocks       int     `json:"blocks"`
 	Bytes        int64   `json:"bytes"`
@@ -25,7 +29,7 @@ type statOutput struct {
 	Quota        int64   `json:"quota,omitempty"` // the running daemon's --quota
 }
 
-func newStatCommand(e *env) *cobra.Command {
+func NewStatCommand(e *base.Env) *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "stat",
@@ -40,47 +44,44 @@ overhead (stored bytes per file byte).`,
 	return c
 }
 
-func runStat(ctx context.Context, e *env, asJSON bool) error {
-	s, quota, err := e.storeStats(ctx)
+func runStat(ctx context.Context, e *base.Env, asJSON bool) error {
+	s, quota, err := storeStats(ctx, e)
 	if err != nil {
 		return err
 	}
-	dir := e.repo().Dir
-	out := statOutput{dir, s.Blocks, s.Bytes, s.Files, s.FileBytes, s.SharedBlocks, s.Overhead(), s.Quarantined, s.DiskBytes, quota}
+	dir := e.Repo().Dir
+	out := StatOutput{dir, s.Blocks, s.Bytes, s.Files, s.FileBytes, s.SharedBlocks, s.Overhead(), s.Quarantined, s.DiskBytes, quota}
 	if asJSON {
-		printJSON(e, out)
+		e.PrintJSON(out)
 		return nil
 	}
-	printStats(e.stdout, dir, s)
+	PrintStats(e.Stdout, dir, s)
 	if quota > 0 {
-		fmt.Fprintf(e.stdout, "quota          %s (%.0f%% used)\n", human(quota), 100*float64(s.Bytes)/float64(quota))
+		fmt.Fprintf(e.Stdout, "quota          %s (%.0f%% used)\n", size.Human(quota), 100*float64(s.Bytes)/float64(quota))
 	}
 	return nil
 }
 
 // storeStats sums up the repo's store, and the running daemon's quota (0
 // offline or without one): through the daemon's status when one runs.
-func (e *env) storeStats(ctx context.Context) (blocks.Stats, int64, error) {
-	st, err := e.backend(ctx).Status(ctx)
+func storeStats(ctx context.Context, e *base.Env) (blocks.Stats, int64, error) {
+	st, err := e.Backend(ctx).Status(ctx)
 	return st.Store.Stats, st.Quota, err
 }
 
-// printStats writes the store summary of stat (and status).
-func printStats(w io.Writer, dir string, s blocks.Stats) {
+// PrintStats writes the store summary of stat (and status).
+func PrintStats(w io.Writer, dir string, s blocks.Stats) {
 	shared := 0.0
 	if s.Blocks > 0 {
 		shared = 100 * float64(s.SharedBlocks) / float64(s.Blocks)
 	}
 	fmt.Fprintf(w, "repo           %s\n", dir)
-	fmt.Fprintf(w, "blocks         %d (%s)\n", s.Blocks, human(s.Bytes))
-	fmt.Fprintf(w, "files          %d (%s)\n", s.Files, human(s.FileBytes))
+	fmt.Fprintf(w, "blocks         %d (%s)\n", s.Blocks, size.Human(s.Bytes))
+	fmt.Fprintf(w, "files          %d (%s)\n", s.Files, size.Human(s.FileBytes))
 	fmt.Fprintf(w, "shared blocks  %d (%.1f%% serve two or more files)\n", s.SharedBlocks, shared)
 	fmt.Fprintf(w, "overhead       %.3f× (stored bytes per file byte)\n", s.Overhead())
-	fmt.Fprintf(w, "on disk        %s\n", human(s.DiskBytes))
+	fmt.Fprintf(w, "on disk        %s\n", size.Human(s.DiskBytes))
 	if s.Quarantined > 0 {
 		fmt.Fprintf(w, "quarantined    %d corrupt blocks (see the repo's quarantine directory)\n", s.Quarantined)
 	}
 }
-
-// human spells a byte count with a binary unit.
-func human(n int64) string { return size.Human(n) }
