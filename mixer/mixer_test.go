@@ -210,3 +210,27 @@ func TestFailedMixBreaksMixer(t *testing.T) {
 		t.Fatal("rebuilt bytes differ")
 	}
 }
+
+// TestFirstMixMakesNoSpareBlock: into an empty store, one source block
+// mixed with t = 3 needs two fresh randomizers and stores three blocks,
+// whatever the random source: the picker used to put its second fresh
+// block in both slots now and then, refuse the duplicate, and make a third
+// that no tuple used.
+func TestFirstMixMakesNoSpareBlock(t *testing.T) {
+	ctx := context.Background()
+	for seed := range 64 {
+		st := blocks.NewMem()
+		m := newMixer(t, st, 3, 1, byte(seed))
+		res, err := m.Mix(ctx, bytes.NewReader(randomBytes(byte(seed), Small)), Small, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := st.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Tuples) != 1 || s.Blocks != 3 {
+			t.Fatalf("seed %d: %d tuples, %d blocks stored; want 1 and 3", seed, len(res.Tuples), s.Blocks)
+		}
+	}
+}

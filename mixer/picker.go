@@ -419,8 +419,11 @@ func (p *picker) pick(ctx context.Context, class, t int) ([]cand, uint64, error)
 		// slots go round the popular set. Only when every choice fails
 		// (a pool of one) is another fresh block made, so none is wasted.
 		for r := 0; r <= len(pl.popular); r++ {
+			// (When slot A came out as f itself, f leads instead: putting
+			// it in slot B too made a duplicate, and one time in eight a
+			// first put made a third fresh block that no tuple used.)
 			cs, ok := p.choose(pl, slots, 0, r, nil)
-			if ok {
+			if ok && cs[0].id != f.id {
 				cs[1] = f
 			} else if cs, ok = p.choose(pl, slots, 0, r, &f); !ok {
 				continue
