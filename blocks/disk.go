@@ -133,6 +133,13 @@ type Disk struct {
 	goneDirty bool
 	scanFrom  uint32
 
+	// dropTags are the tags whose t keys the batch being built deletes
+	// (see dropHasTags). Guarded by idxMu.
+	dropTags []uint64
+	// tagScan: the index has no h keys (a read-only store of format 1
+	// or 2), so HasTag walks the t keys.
+	tagScan bool
+
 	// rotated: a segment was started since the scan mark last moved
 	// (guarded by segMu); the next Sync moves it.
 	rotated bool
@@ -255,11 +262,12 @@ func (s *Disk) load() error {
 		s.fresh = true
 	case err != nil:
 		return fmt.Errorf("read format marker: %w", err)
-	case string(v) == formatV1:
-		// Written before the index kept counters and candidates, and
-		// before v2 records: one walk adds the counters and candidates,
-		// then the marker moves, durably, before the first v2 record
-		// (see formatVersion).
+	case string(v) == formatV1 || string(v) == formatV2 && !s.readOnly:
+		// Format 1 was written before the index kept counters and
+		// candidates, and before v2 records; format 2 before the h keys:
+		// one walk adds what is missing, then the marker moves, durably,
+		// before the first v2 record or the first block without its h
+		// key (see formatVersion).
 		if err := s.recountAll(keysWrite); err != nil {
 			return err
 		}
@@ -268,6 +276,13 @@ func (s *Disk) load() error {
 				return fmt.Errorf("write format marker: %w", err)
 			}
 		}
+		s.tagScan = s.readOnly
+	case string(v) == formatV2:
+		// Read-only: the counters are there, the h keys are not.
+		if err := s.loadCounts(); err != nil {
+			return err
+		}
+		s.tagScan = true
 	case string(v) != formatVersion:
 		return fmt.Errorf("unknown store format %q (want %q)", v, formatVersion)
 	default:
@@ -644,6 +659,7 @@ func (s *Disk) write(b *leveldb.Batch) error {
 	}
 	s.setCounts(s.pend)
 	s.metaDirty = true
+	s.dropHasTags()
 	return nil
 }
 
@@ -827,6 +843,21 @@ func (s *Disk) HasTag(_ context.Context, tag uint64) (bool, error) {
 		return false, err
 	}
 	defer s.exit()
+	if !s.tagScan {
+		// Mostly absent: the Bloom filter answers (see hasTagKey).
+		ok, err := s.db.Has(hasTagKey(tag), nil)
+		if err != nil {
+			return false, fmt.Errorf("tag %d: read index: %w", tag, err)
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+	return s.scanTag(tag)
+}
+
+// scanTag reports whether a t key of tag is in the index.
+func (s *Disk) scanTag(tag uint64) (bool, error) {
 	it := s.db.NewIterator(util.BytesPrefix(tagPrefix(tag)), nil)
 	defer it.Release()
 	ok := it.Next()
