@@ -837,23 +837,24 @@ func (s *Disk) SetMark(name string, v []byte) error {
 	return nil
 }
 
-// HasTag implements TagIndex.
+// HasTag implements TagIndex. After a crash it may answer true for a tag
+// that no block carries any more (see hasTagKey), never false for one that
+// a block carries.
 func (s *Disk) HasTag(_ context.Context, tag uint64) (bool, error) {
 	if err := s.enter(); err != nil {
 		return false, err
 	}
 	defer s.exit()
-	if !s.tagScan {
-		// Mostly absent: the Bloom filter answers (see hasTagKey).
-		ok, err := s.db.Has(hasTagKey(tag), nil)
-		if err != nil {
-			return false, fmt.Errorf("tag %d: read index: %w", tag, err)
-		}
-		if !ok {
-			return false, nil
-		}
+	if s.tagScan {
+		return s.scanTag(tag)
 	}
-	return s.scanTag(tag)
+	// One point lookup (see hasTagKey); when the key is absent, the
+	// Bloom filter mostly answers without a read.
+	ok, err := s.db.Has(hasTagKey(tag), nil)
+	if err != nil {
+		return false, fmt.Errorf("tag %d: read index: %w", tag, err)
+	}
+	return ok, nil
 }
 
 // scanTag reports whether a t key of tag is in the index.

@@ -90,7 +90,8 @@ func tagKey(tag uint64, id ID) []byte { return append(tagPrefix(tag), id[:]...) 
 // or an upgrade adds the missing ones from the entries. The converse may
 // fail for a while (an h key is deleted only after a committed batch
 // deleted the tag's last t key, see dropHasTags; a crash between leaves
-// it), so an h key only means "look at the t keys".
+// it): HasTag may then say a tag is taken that no block carries, which
+// only costs the picker one choice.
 func hasTagKey(tag uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixHasTag}, tag)
 }
