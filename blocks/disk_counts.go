@@ -117,11 +117,13 @@ func (s *Disk) dropHasTags() {
 		return
 	}
 	b := new(leveldb.Batch)
+	var freed []uint64
 	for _, tag := range s.dropTags {
 		if held, err := s.scanTag(tag); err != nil || held {
 			continue
 		}
 		b.Delete(hasTagKey(tag))
+		freed = append(freed, tag)
 	}
 	s.dropTags = s.dropTags[:0]
 	if b.Len() == 0 {
@@ -131,6 +133,7 @@ func (s *Disk) dropHasTags() {
 	if err := s.db.Write(b, nil); err == nil {
 		s.metaDirty = true
 	}
+	s.forgetTags(freed)
 }
 
 // setEntry records in b that id's entry changes from was to now (nil:
