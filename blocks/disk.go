@@ -133,6 +133,18 @@ type Disk struct {
 	goneDirty bool
 	scanFrom  uint32
 
+	// dropTags are the tags whose t keys the batch being built deletes
+	// (see dropHasTags). Guarded by idxMu.
+	dropTags []uint64
+	// tagScan: the index has no h keys (a read-only store of format 1
+	// or 2), so HasTag walks the t keys.
+	tagScan bool
+	// heldTags are tags HasTag found held, at most heldTagsMax; tagGen
+	// counts the calls of forgetTags. Guarded by tagMu.
+	tagMu    sync.Mutex
+	heldTags map[uint64]struct{}
+	tagGen   uint64
+
 	// rotated: a segment was started since the scan mark last moved
 	// (guarded by segMu); the next Sync moves it.
 	rotated bool
@@ -176,6 +188,7 @@ func OpenDisk(dir string, o DiskOptions) (*Disk, error) {
 		dirty:    map[uint32]*segment{},
 
 		compacting: make(chan struct{}, 1),
+		heldTags:   map[uint64]struct{}{},
 	}
 	s.idle = sync.NewCond(&s.life)
 	err = s.load()
@@ -255,11 +268,12 @@ func (s *Disk) load() error {
 		s.fresh = true
 	case err != nil:
 		return fmt.Errorf("read format marker: %w", err)
-	case string(v) == formatV1:
-		// Written before the index kept counters and candidates, and
-		// before v2 records: one walk adds the counters and candidates,
-		// then the marker moves, durably, before the first v2 record
-		// (see formatVersion).
+	case string(v) == formatV1 || string(v) == formatV2 && !s.readOnly:
+		// Format 1 was written before the index kept counters and
+		// candidates, and before v2 records; format 2 before the h keys:
+		// one walk adds what is missing, then the marker moves, durably,
+		// before the first v2 record or the first block without its h
+		// key (see formatVersion).
 		if err := s.recountAll(keysWrite); err != nil {
 			return err
 		}
@@ -268,6 +282,13 @@ func (s *Disk) load() error {
 				return fmt.Errorf("write format marker: %w", err)
 			}
 		}
+		s.tagScan = s.readOnly
+	case string(v) == formatV2:
+		// Read-only: the counters are there, the h keys are not.
+		if err := s.loadCounts(); err != nil {
+			return err
+		}
+		s.tagScan = true
 	case string(v) != formatVersion:
 		return fmt.Errorf("unknown store format %q (want %q)", v, formatVersion)
 	default:
@@ -644,6 +665,7 @@ func (s *Disk) write(b *leveldb.Batch) error {
 	}
 	s.setCounts(s.pend)
 	s.metaDirty = true
+	s.dropHasTags()
 	return nil
 }
 
@@ -821,12 +843,64 @@ func (s *Disk) SetMark(name string, v []byte) error {
 	return nil
 }
 
-// HasTag implements TagIndex.
+// HasTag implements TagIndex. After a crash it may answer true for a tag
+// that no block carries any more (see hasTagKey), never false for one that
+// a block carries.
 func (s *Disk) HasTag(_ context.Context, tag uint64) (bool, error) {
 	if err := s.enter(); err != nil {
 		return false, err
 	}
 	defer s.exit()
+	if s.tagScan {
+		return s.scanTag(tag)
+	}
+	s.tagMu.Lock()
+	_, held := s.heldTags[tag]
+	gen := s.tagGen
+	s.tagMu.Unlock()
+	if held {
+		return true, nil
+	}
+	// One point lookup (see hasTagKey); when the key is absent, the
+	// Bloom filter mostly answers without a read.
+	ok, err := s.db.Has(hasTagKey(tag), nil)
+	if err != nil {
+		return false, fmt.Errorf("tag %d: read index: %w", tag, err)
+	}
+	if ok {
+		s.tagMu.Lock()
+		// Unless an h key was deleted since the look (see forgetTags).
+		if s.tagGen == gen {
+			if len(s.heldTags) >= heldTagsMax {
+				clear(s.heldTags)
+			}
+			s.heldTags[tag] = struct{}{}
+		}
+		s.tagMu.Unlock()
+	}
+	return ok, nil
+}
+
+// heldTagsMax bounds the tags HasTag remembers as held (about 1.5 MiB).
+// The picker asks mostly about tags that are held, and about the same
+// ones again and again (98 % of the lookups of a put of 10,000 small
+// files asked again about a held tag).
+const heldTagsMax = 1 << 16
+
+// forgetTags drops tags from what HasTag remembers as held. It is called
+// after their h keys are deleted: a lookup that began before does not
+// remember what it found.
+func (s *Disk) forgetTags(tags []uint64) {
+	s.tagMu.Lock()
+	for _, t := range tags {
+		delete(s.heldTags, t)
+	}
+	s.tagGen++
+	s.tagMu.Unlock()
+}
+
+// scanTag reports whether a t key of tag is in the index.
+func (s *Disk) scanTag(tag uint64) (bool, error) {
 	it := s.db.NewIterator(util.BytesPrefix(tagPrefix(tag)), nil)
 	defer it.Release()
 	ok := it.Next()

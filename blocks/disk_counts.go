@@ -102,11 +102,42 @@ func candidateKey(id ID, e entry) (key, val []byte) {
 // written with it by write. The caller holds idxMu.
 func (s *Disk) batch() *leveldb.Batch {
 	s.pend = s.cnt
+	s.dropTags = s.dropTags[:0]
 	return new(leveldb.Batch)
 }
 
+// dropHasTags deletes the h key of each tag whose t key the batch just
+// written deleted, unless another block still carries the tag. It runs
+// after that batch is committed, under the same idxMu, so no t key of
+// the tag can come between the look and the delete. It only keeps the h
+// keys few: one left behind (an error here, a crash, a batch written
+// elsewhere) costs HasTag a walk of the t keys, never a wrong answer.
+func (s *Disk) dropHasTags() {
+	if len(s.dropTags) == 0 {
+		return
+	}
+	b := new(leveldb.Batch)
+	var freed []uint64
+	for _, tag := range s.dropTags {
+		if held, err := s.scanTag(tag); err != nil || held {
+			continue
+		}
+		b.Delete(hasTagKey(tag))
+		freed = append(freed, tag)
+	}
+	s.dropTags = s.dropTags[:0]
+	if b.Len() == 0 {
+		return
+	}
+	s.unflushed += int64(len(b.Dump()))
+	if err := s.db.Write(b, nil); err == nil {
+		s.metaDirty = true
+	}
+	s.forgetTags(freed)
+}
+
 // setEntry records in b that id's entry changes from was to now (nil:
-// absent), with its tag key, its candidate key and the counters. The
+// absent), with its tag keys, its candidate key and the counters. The
 // caller holds idxMu and got b from batch.
 func (s *Disk) setEntry(b *leveldb.Batch, id ID, was, now *entry) {
 	var oldKey, newKey, newVal []byte
@@ -115,6 +146,7 @@ func (s *Disk) setEntry(b *leveldb.Batch, id ID, was, now *entry) {
 		oldKey, _ = candidateKey(id, *was)
 		if now == nil || now.Tag != was.Tag {
 			b.Delete(tagKey(was.Tag, id))
+			s.dropTags = append(s.dropTags, was.Tag)
 		}
 	}
 	if now != nil {
@@ -123,6 +155,7 @@ func (s *Disk) setEntry(b *leveldb.Batch, id ID, was, now *entry) {
 		b.Put(blockKey(id), now.encode())
 		if was == nil || now.Tag != was.Tag {
 			b.Put(tagKey(now.Tag, id), nil)
+			b.Put(hasTagKey(now.Tag), nil)
 		}
 	} else {
 		b.Delete(blockKey(id))
@@ -156,17 +189,17 @@ func (s *Disk) loadCounts() error {
 // How recountAll treats the candidate keys.
 const (
 	keysLeave  = iota // only count
-	keysWrite         // write every one (an upgrade from format 1)
-	keysRepair        // add the missing ones and delete the stale ones (after a recovery)
+	keysWrite         // write every one, and every tag's h key (an upgrade from format 1 or 2)
+	keysRepair        // add the missing ones and delete the stale ones, add missing tag keys (after a recovery)
 )
 
 // recountAll sets the counters from a walk of the whole index and, on a
 // writable store, writes them; keys says what it does with the candidate
-// keys. OpenDisk runs it with keysWrite once on a store of format 1 (the
-// format marker is written after it, so a store cut short is walked again
-// at its next open), and with keysRepair after a recovery: goleveldb may
-// have lost a batch of its journal and kept a later one, so an entry and
-// its candidate key may have lost step.
+// keys. OpenDisk runs it with keysWrite once on a store of format 1 or 2
+// (the format marker is written after it, so a store cut short is walked
+// again at its next open), and with keysRepair after a recovery: goleveldb
+// may have lost a batch of its journal and kept a later one, so an entry
+// and its candidate key, or its tag keys, may have lost step.
 func (s *Disk) recountAll(keys int) error {
 	if s.readOnly {
 		keys = keysLeave
@@ -195,16 +228,30 @@ func (s *Disk) recountAll(keys int) error {
 			return fmt.Errorf("block %s: %w", id, err)
 		}
 		c.add(e, +1)
-		key, val := candidateKey(id, e)
-		if key == nil || keys == keysLeave {
+		if keys == keysLeave {
 			return nil
 		}
-		if keys == keysRepair {
-			if have, err := s.db.Get(key, nil); err == nil && string(have) == string(val) {
-				return nil
+		// The tag keys: the entry is the truth (see hasTagKey).
+		for _, tk := range [][]byte{tagKey(e.Tag, id), hasTagKey(e.Tag)} {
+			if keys == keysRepair {
+				if ok, err := s.db.Has(tk, nil); err != nil {
+					return fmt.Errorf("read index: %w", err)
+				} else if ok {
+					continue
+				}
+			}
+			b.Put(tk, nil)
+		}
+		if key, val := candidateKey(id, e); key != nil {
+			if keys == keysRepair {
+				if have, err := s.db.Get(key, nil); err == nil && string(have) == string(val) {
+					key = nil
+				}
+			}
+			if key != nil {
+				b.Put(key, val)
 			}
 		}
-		b.Put(key, val)
 		if b.Len() >= 4096 {
 			return flush()
 		}

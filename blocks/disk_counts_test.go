@@ -2,6 +2,7 @@ package blocks
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -12,9 +13,10 @@ import (
 )
 
 // checkDerived compares what the index keeps beside the entries (the
-// counters and the candidate keys) with a walk of the entries: every
-// candidate key belongs to an entry that makes it, every entry that makes
-// one has it, and the counters are the walk's.
+// counters, the candidate keys and the tag keys) with a walk of the
+// entries: every candidate key belongs to an entry that makes it, every
+// entry that makes one has it, the t keys are the entries' tags, every
+// entry's tag has its h key, and the counters are the walk's.
 func (s *Disk) checkDerived() error {
 	if err := s.enter(); err != nil {
 		return err
@@ -24,6 +26,7 @@ func (s *Disk) checkDerived() error {
 	defer s.idxMu.Unlock()
 	var want counts
 	keys := map[string]string{}
+	tagKeys := map[string]bool{}
 	err := s.walkPrefix(prefixBlock, func(k, v []byte) error {
 		id, err := blockKeyID(k)
 		if err != nil {
@@ -34,6 +37,12 @@ func (s *Disk) checkDerived() error {
 			return err
 		}
 		want.add(e, +1)
+		tagKeys[string(tagKey(e.Tag, id))] = true
+		if !s.tagScan {
+			if ok, err := s.db.Has(hasTagKey(e.Tag), nil); err != nil || !ok {
+				return fmt.Errorf("block %s: no h key for its tag %#x (%v)", id, e.Tag, err)
+			}
+		}
 		if key, val := candidateKey(id, e); key != nil {
 			keys[string(key)] = string(val)
 		}
@@ -83,7 +92,35 @@ func (s *Disk) checkDerived() error {
 	for k := range keys {
 		return fmt.Errorf("candidate key %x is missing (and %d more)", k, len(keys)-1)
 	}
+	n := 0
+	if err := s.walkPrefix(prefixTag, func(k, _ []byte) error {
+		if !tagKeys[string(k)] {
+			return fmt.Errorf("tag key %x matches no entry", k)
+		}
+		n++
+		return nil
+	}); err != nil {
+		return err
+	}
+	if n != len(tagKeys) {
+		return fmt.Errorf("%d tag keys, want %d", n, len(tagKeys))
+	}
 	return nil
+}
+
+// strayHasTags returns the h keys of tags that no block carries (which
+// only a crash, or an error, should leave behind).
+func (s *Disk) strayHasTags() ([]uint64, error) {
+	var stray []uint64
+	err := s.walkPrefix(prefixHasTag, func(k, _ []byte) error {
+		tag := binary.BigEndian.Uint64(k[1:])
+		held, err := s.scanTag(tag)
+		if !held {
+			stray = append(stray, tag)
+		}
+		return err
+	})
+	return stray, err
 }
 
 // TestCountersFollowEveryChange runs random puts, deletes, files added and
@@ -112,7 +149,8 @@ func TestCountersFollowEveryChange(t *testing.T) {
 			tag := rng.Uint64() &^ ForeignTag
 			switch rng.IntN(3) {
 			case 0:
-				tag = PushTag("peer", rng.Uint64())
+				// Few push tags, so that blocks share them.
+				tag = PushTag("peer", rng.Uint64()%4)
 			case 1:
 				tag |= ForeignTag // fetched: no candidate
 			}
@@ -161,6 +199,9 @@ func TestCountersFollowEveryChange(t *testing.T) {
 		}
 		if err := s.checkDerived(); err != nil {
 			t.Fatalf("step %d (%s): %v", step, what, err)
+		}
+		if stray, err := s.strayHasTags(); err != nil || len(stray) > 0 {
+			t.Fatalf("step %d (%s): h keys of tags no block carries: %#x (%v)", step, what, stray, err)
 		}
 		if step%100 == 99 {
 			if err := s.Close(); err != nil {
@@ -223,6 +264,7 @@ func TestFormat1Upgrades(t *testing.T) {
 	if b.Len() != 40 {
 		t.Fatalf("%d candidate keys, want 40 (the blocks files use)", b.Len())
 	}
+	dropHasTagKeys(t, s, b)
 	b.Delete(keyCounts)
 	b.Put(keyFormat, []byte(formatV1))
 	if err := s.db.Write(b, nil); err != nil {
@@ -264,6 +306,82 @@ func TestFormat1Upgrades(t *testing.T) {
 	if len(shared) != 10 {
 		t.Fatalf("%d shared candidates after the upgrade, want 10", len(shared))
 	}
+}
+
+// dropHasTagKeys deletes, in b, every h key of s (as a store of format 1
+// or 2 has none).
+func dropHasTagKeys(t *testing.T, s *Disk, b *leveldb.Batch) {
+	t.Helper()
+	n := 0
+	if err := s.walkPrefix(prefixHasTag, func(k, _ []byte) error {
+		b.Delete(append([]byte(nil), k...))
+		n++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("no h keys to drop")
+	}
+}
+
+// TestFormat2Upgrades opens a store of format 2 (no h keys): a read-only
+// open answers HasTag from the t keys, and a writable one adds the h keys
+// before its marker moves to 3.
+func TestFormat2Upgrades(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := OpenDisk(dir, DiskOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		b, _ := NewBlock([]byte(fmt.Sprintf("block %d", i)))
+		if err := s.PutBlock(ctx, b, uint64(i%5+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := new(leveldb.Batch)
+	dropHasTagKeys(t, s, b)
+	b.Put(keyFormat, []byte(formatV2))
+	if err := s.db.Write(b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	hasTags := func(s *Disk) {
+		t.Helper()
+		for tag := range uint64(7) {
+			got, err := s.HasTag(ctx, tag)
+			if want := tag >= 1 && tag <= 5; err != nil || got != want {
+				t.Fatalf("HasTag(%d) = %v, %v; want %v", tag, got, err, want)
+			}
+		}
+	}
+
+	ro, err := OpenDisk(dir, DiskOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hasTags(ro)
+	if v, _ := ro.db.Get(keyFormat, nil); string(v) != formatV2 {
+		t.Fatalf("format marker %q after a read-only open, want %q", v, formatV2)
+	}
+	ro.Close()
+
+	s, err = OpenDisk(dir, DiskOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, _ := s.db.Get(keyFormat, nil); string(v) != formatVersion {
+		t.Fatalf("format marker %q after the upgrade, want %q", v, formatVersion)
+	}
+	if err := s.checkDerived(); err != nil {
+		t.Fatal(err)
+	}
+	hasTags(s)
 }
 
 // TestCandidatesOrder: UnderShared lists the blocks one file uses oldest

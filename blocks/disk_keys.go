@@ -11,6 +11,7 @@ import (
 //
 //	b id(32)                         → entry (see entry.encode)
 //	t tag(8, big endian) id(32)      → empty: tag index, several blocks may share a tag
+//	h tag(8, big endian)             → empty: some block may carry tag (see hasTagKey)
 //	f key                            → file record, JSON (diskFile)
 //	o order(8, big endian)           → key: files in order of arrival
 //	l len(key)(uvarint) key chunk(4) → up to fileListChunk block IDs, 32 bytes each
@@ -23,6 +24,7 @@ import (
 const (
 	prefixBlock   = 'b'
 	prefixTag     = 't'
+	prefixHasTag  = 'h'
 	prefixFile    = 'f'
 	prefixOrder   = 'o'
 	prefixList    = 'l'
@@ -41,7 +43,13 @@ const (
 	// that an older blockmix, which can read neither v2 records nor keep
 	// the counters, refuses the store instead of dropping entries or
 	// letting the counters go wrong.
-	formatVersion = "2"
+	//
+	// "3" adds the h keys (see hasTagKey). A store of format "2" gets
+	// them, the same way, with one walk before its marker moves: an older
+	// blockmix would add blocks without their h key, and HasTag would
+	// answer false for their tags.
+	formatVersion = "3"
+	formatV2      = "2"
 	formatV1      = "1"
 )
 
@@ -73,6 +81,20 @@ func tagPrefix(tag uint64) []byte {
 }
 
 func tagKey(tag uint64, id ID) []byte { return append(tagPrefix(tag), id[:]...) }
+
+// hasTagKey is the key that lets HasTag answer with one point lookup,
+// which the index's Bloom filter answers without a read when the key is
+// absent (a prefix walk of the t keys opens an iterator on every level of
+// goleveldb's tree, which cost a small put most of its CPU). Every tag with
+// a t key has its h key: setEntry writes both in one batch, and a recovery
+// or an upgrade adds the missing ones from the entries. The converse may
+// fail for a while (an h key is deleted only after a committed batch
+// deleted the tag's last t key, see dropHasTags; a crash between leaves
+// it): HasTag may then say a tag is taken that no block carries, which
+// only costs the picker one choice.
+func hasTagKey(tag uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixHasTag}, tag)
+}
 
 func quarKey(id ID) []byte {
 	k := blockKey(id)

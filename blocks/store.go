@@ -172,7 +172,9 @@ func Pusher(tag uint64) (uint32, bool) {
 	return uint32(tag >> pusherShift & pusherMask), true
 }
 
-// TagIndex answers whether any held block carries tag.
+// TagIndex answers whether any held block carries tag. A store may
+// answer true for a tag no block carries any more (a Disk, after a crash),
+// never false for one that a held block carries.
 type TagIndex interface {
 	HasTag(ctx context.Context, tag uint64) (bool, error)
 }
