@@ -470,14 +470,21 @@ func (s *Disk) Close() error {
 // when the old segment is already gone, looks the entry up again and reads
 // the new one.
 func (s *Disk) Get(_ context.Context, id ID) ([]byte, error) {
-	data, _, err := s.get(id)
+	data, _, err := s.get(id, nil)
+	return data, err
+}
+
+// GetInto implements IntoGetter: Get, reading the record into buf when it
+// has room for it (the block's size plus ReadSlack).
+func (s *Disk) GetInto(_ context.Context, id ID, buf []byte) ([]byte, error) {
+	data, _, err := s.get(id, buf)
 	return data, err
 }
 
 // GetVerified implements Verifier: Get, and the bytes are hashed and
 // checked against id whatever the record's format.
 func (s *Disk) GetVerified(_ context.Context, id ID) ([]byte, error) {
-	data, e, err := s.get(id)
+	data, e, err := s.get(id, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -489,9 +496,10 @@ func (s *Disk) GetVerified(_ context.Context, id ID) ([]byte, error) {
 	return data, nil
 }
 
-// get reads and checks id's record (see readRecordInto) and returns its
-// bytes and the entry it read them by.
-func (s *Disk) get(id ID) ([]byte, entry, error) {
+// get reads and checks id's record (see readRecordInto) into buf when it
+// has room for it, else into a new buffer, and returns its bytes and the
+// entry it read them by.
+func (s *Disk) get(id ID, buf []byte) ([]byte, entry, error) {
 	if err := s.enter(); err != nil {
 		return nil, entry{}, err
 	}
@@ -502,7 +510,7 @@ func (s *Disk) get(id ID) ([]byte, entry, error) {
 	}
 	hook("get-looked-up")
 	for tries := 1; ; tries++ {
-		data, err := s.readRecord(id, e)
+		data, err := s.readRecord(id, e, buf)
 		if errors.Is(err, errSegmentMissing) && tries < maxGetTries {
 			// Compact repoints an entry before it removes the segment,
 			// so a removed segment means the entry has changed.
