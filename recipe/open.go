@@ -234,13 +234,14 @@ func (r *Reader) Blocks(ctx context.Context) ([]blocks.ID, error) {
 	return out, nil
 }
 
-// block returns the source bytes of data block i (without padding).
-func (r *Reader) block(ctx context.Context, i int64) ([]byte, error) {
+// block returns the source bytes of data block i (without padding), in
+// buf when it has room for a block (see mixer.UnmixInto).
+func (r *Reader) block(ctx context.Context, i int64, buf []byte) ([]byte, error) {
 	tu, err := r.tuple(ctx, i)
 	if err != nil {
 		return nil, err
 	}
-	b, err := mixer.Unmix(ctx, r.g, tu)
+	b, err := mixer.UnmixInto(ctx, r.g, tu, buf)
 	if err != nil {
 		return nil, fmt.Errorf("block %d of the file: %w", i, err)
 	}
@@ -263,7 +264,7 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		if pos >= r.root.size {
 			return n, io.EOF
 		}
-		b, err := r.block(r.ctx, pos/cls)
+		b, err := r.block(r.ctx, pos/cls, nil)
 		if err != nil {
 			return n, err
 		}
@@ -304,6 +305,13 @@ func (r *Reader) Seek(offset int64, whence int) (int64, error) {
 // many blocks in flight, in order. When it wrote the whole file it checks
 // the whole-file hash and returns ErrHashMismatch if it differs. When the
 // Reader's context ends first it returns the context's error at once.
+//
+// Three stages run at once: workers that read and unmix blocks ahead, this
+// goroutine writing them to w in order, and one hashing what was written
+// (the hash, one core's worth of work, bounds a local read). They share a
+// fixed set of block buffers (about 2×workers+4 blocks), so that a read of
+// any size allocates no memory per block when the Getter is a
+// blocks.IntoGetter.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
@@ -316,16 +324,52 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 		return 0, nil
 	}
 
+	// Every block in flight holds one buffer from bufs, from before its
+	// worker starts until it is hashed (or written, when nothing is
+	// hashed), so bufs bounds the memory and how far the workers run ahead.
+	nbuf := 2*r.workers + 4
+	bufs := make(chan []byte, nbuf)
+	for range nbuf {
+		bufs <- nil // allocated on first use: a small file needs few
+	}
+	bufSize := r.root.dataClass + blocks.ReadSlack
+
 	type result struct {
-		b   []byte
+		buf []byte // from bufs
+		b   []byte // the block's bytes, maybe in buf
 		err error
 	}
+	type job struct {
+		i   int64
+		buf []byte
+		ch  chan result
+	}
+	// The workers live as long as the call: a goroutine per block would
+	// grow a new stack for each one.
+	jobs := make(chan job)
+	for range r.workers {
+		go func() {
+			for j := range jobs {
+				b, err := r.block(ctx, j.i, j.buf)
+				j.ch <- result{j.buf, b, err}
+			}
+		}()
+	}
 	// One slot per block in flight, handed out in order.
-	slots := make(chan chan result, r.workers)
+	slots := make(chan chan result, nbuf)
 	go func() {
 		defer close(slots)
-		sem := make(chan struct{}, r.workers)
+		defer close(jobs)
 		for i := first; i < count; i++ {
+			var buf []byte
+			select {
+			case buf = <-bufs:
+			case <-ctx.Done():
+				return
+			}
+			if buf == nil {
+				buf = make([]byte, bufSize)
+			}
 			ch := make(chan result, 1)
 			select {
 			case slots <- ch:
@@ -333,19 +377,37 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 				return
 			}
 			select {
-			case sem <- struct{}{}:
+			case jobs <- job{i, buf, ch}:
 			case <-ctx.Done():
 				return
 			}
-			go func(i int64) {
-				defer func() { <-sem }()
-				b, err := r.block(ctx, i)
-				ch <- result{b, err}
-			}(i)
 		}
 	}()
 
-	h := sha256.New()
+	// The hasher takes blocks once they are written, in order, and gives
+	// their buffers back.
+	type hashed struct {
+		buf, b []byte
+	}
+	toHash := make(chan hashed, nbuf)
+	var sum [32]byte
+	hashDone := make(chan struct{})
+	go func() {
+		defer close(hashDone)
+		h := sha256.New()
+		for x := range toHash {
+			h.Write(x.b)
+			bufs <- x.buf
+		}
+		h.Sum(sum[:0])
+	}()
+	hashing := true
+	defer func() {
+		if hashing {
+			close(toHash)
+		}
+	}()
+
 	var written int64
 	for ch := range slots {
 		var res result
@@ -362,14 +424,16 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 		if skip > 0 {
 			b, skip = b[skip:], 0
 		}
-		if whole {
-			h.Write(b)
-		}
 		n, err := w.Write(b)
 		written += int64(n)
 		r.off += int64(n)
 		if err != nil {
 			return written, err
+		}
+		if whole {
+			toHash <- hashed{res.buf, b}
+		} else {
+			bufs <- res.buf
 		}
 		if r.prog != nil {
 			r.prog.Add(int64(n))
@@ -380,8 +444,9 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 		return written, err
 	}
 	if whole {
-		var sum [32]byte
-		copy(sum[:], h.Sum(nil))
+		close(toHash)
+		hashing = false
+		<-hashDone
 		if sum != r.root.sha {
 			return written, ErrHashMismatch
 		}
