@@ -1,10 +1,12 @@
 package blocks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -479,6 +481,53 @@ func (s *Disk) Get(_ context.Context, id ID) ([]byte, error) {
 func (s *Disk) GetInto(_ context.Context, id ID, buf []byte) ([]byte, error) {
 	data, _, err := s.get(id, buf)
 	return data, err
+}
+
+// Prefetch implements Prefetcher: it looks up the blocks' records and asks
+// the OS to start reading them (posix_fadvise WILLNEED, records next to each
+// other in one call). A read from a cold cache then streams from the disk
+// ahead of the Gets instead of waiting for it one record at a time.
+func (s *Disk) Prefetch(_ context.Context, ids []ID) {
+	if err := s.enter(); err != nil {
+		return
+	}
+	defer s.exit()
+	type span struct {
+		seg      uint32
+		off, end int64
+	}
+	spans := make([]span, 0, len(ids))
+	for _, id := range ids {
+		e, err := s.entry(id)
+		if err != nil {
+			continue
+		}
+		spans = append(spans, span{e.Seg, e.Off, e.Off + e.recordSize()})
+	}
+	slices.SortFunc(spans, func(a, b span) int {
+		if a.seg != b.seg {
+			return cmp.Compare(a.seg, b.seg)
+		}
+		return cmp.Compare(a.off, b.off)
+	})
+	// Spans closer than this are read as one: the gap costs less than
+	// another seek.
+	const gap = 256 << 10
+	for i := 0; i < len(spans); {
+		sp := spans[i]
+		for i++; i < len(spans) && spans[i].seg == sp.seg && spans[i].off <= sp.end+gap; i++ {
+			sp.end = max(sp.end, spans[i].end)
+		}
+		seg := s.segment(sp.seg)
+		if seg == nil {
+			continue
+		}
+		seg.use.RLock()
+		if !seg.gone {
+			willNeed(seg.f, sp.off, sp.end-sp.off)
+		}
+		seg.use.RUnlock()
+	}
 }
 
 // GetVerified implements Verifier: Get, and the bytes are hashed and

@@ -87,6 +87,14 @@ func GetInto(ctx context.Context, g Getter, id ID, buf []byte) ([]byte, error) {
 	return g.Get(ctx, id)
 }
 
+// Prefetcher is a Getter that can be told which blocks are wanted soon, so
+// that it starts reading them before the Gets come (a Disk asks the OS to
+// read their records into its page cache). A hint: blocks it does not hold
+// are skipped, and it returns before the reads end.
+type Prefetcher interface {
+	Prefetch(ctx context.Context, ids []ID)
+}
+
 // Verifier is a Getter that can also hash what it reads: GetVerified
 // follows Get's contract, and the bytes it returns hash to id (an error
 // wrapping ErrCorrupt otherwise), whatever Get checks.

@@ -107,6 +107,24 @@ func (cg *CachedGetter) GetInto(ctx context.Context, id blocks.ID, buf []byte) (
 	return blocks.GetInto(ctx, cg.g, id, buf)
 }
 
+// Prefetch implements blocks.Prefetcher: the blocks not in the cache are
+// passed on when g is a Prefetcher.
+func (cg *CachedGetter) Prefetch(ctx context.Context, ids []blocks.ID) {
+	pf, ok := cg.g.(blocks.Prefetcher)
+	if !ok {
+		return
+	}
+	want := ids[:0:0]
+	for _, id := range ids {
+		if _, ok := cg.c.get(id); !ok {
+			want = append(want, id)
+		}
+	}
+	if len(want) > 0 {
+		pf.Prefetch(ctx, want)
+	}
+}
+
 // peeker is a Viewer with a cache it can answer from without waiting.
 type peeker interface {
 	peek(id blocks.ID) ([]byte, bool)

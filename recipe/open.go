@@ -355,12 +355,17 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 			}
 		}()
 	}
+	tell, stop := r.prefetch(ctx, first, count)
 	// One slot per block in flight, handed out in order.
 	slots := make(chan chan result, nbuf)
 	go func() {
 		defer close(slots)
 		defer close(jobs)
+		defer stop()
 		for i := first; i < count; i++ {
+			if (i-first)%prefetchBatch == 0 {
+				tell(i)
+			}
 			var buf []byte
 			select {
 			case buf = <-bufs:
@@ -452,4 +457,61 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	return written, nil
+}
+
+// What WriteTo asks a blocks.Prefetcher for: the blocks of prefetchBatch
+// tuples at a time, up to prefetchWindow tuples ahead of the workers
+// (with 128 KiB blocks, 4 MiB at a time, up to 16 MiB ahead).
+const (
+	prefetchBatch  = 32
+	prefetchWindow = 128
+)
+
+// prefetch starts a goroutine that, when r's Getter is a
+// blocks.Prefetcher, tells it the blocks of the tuples up to
+// prefetchWindow past each index passed to tell, until stop is called;
+// stop returns once the goroutine has ended.
+func (r *Reader) prefetch(ctx context.Context, first, count int64) (tell func(int64), stop func()) {
+	pf, ok := r.g.(blocks.Prefetcher)
+	if !ok {
+		return func(int64) {}, func() {}
+	}
+	ahead := make(chan int64, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		next := first
+		ids := make([]blocks.ID, 0, prefetchBatch*mixer.MaxT)
+		for at := range ahead {
+			for next < min(at+prefetchWindow, count) && ctx.Err() == nil {
+				end := min(next+prefetchBatch, count)
+				ids = ids[:0]
+				for k := next; k < end; k++ {
+					tu, err := r.tuple(ctx, k)
+					if err != nil {
+						break // the worker that needs it reports it
+					}
+					ids = append(ids, tu...)
+				}
+				pf.Prefetch(ctx, ids)
+				next = end
+			}
+		}
+	}()
+	return func(i int64) { latest(ahead, i) }, func() { close(ahead); <-done }
+}
+
+// latest puts v on ch (of capacity 1), replacing a value not yet taken.
+func latest(ch chan int64, v int64) {
+	for {
+		select {
+		case ch <- v:
+			return
+		default:
+		}
+		select {
+		case <-ch:
+		default:
+		}
+	}
 }
