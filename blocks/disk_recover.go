@@ -160,7 +160,7 @@ func (s *Disk) recover(from uint32) (RecoveryInfo, error) {
 		if err == nil {
 			// The header, and the CRC (v2) or the hash (v1): the entry
 			// points to a record this store wrote for id, or it goes.
-			_, err = s.readRecord(id, e)
+			_, err = s.readRecord(id, e, nil)
 		}
 		if err != nil {
 			if _, derr := decodeEntry(it.Value()); derr != nil {

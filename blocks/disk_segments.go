@@ -277,11 +277,16 @@ func (s *Disk) readSegment(n uint32, buf []byte, off int64) (int, error) {
 	return seg.f.ReadAt(buf, off)
 }
 
-// readRecord reads the record e points to, checks it (see readRecordInto)
-// and returns the block's bytes. Damage is reported wrapping ErrCorrupt, a
+// readRecord reads the record e points to into buf when its capacity
+// allows, else into a new buffer, checks it (see readRecordInto) and
+// returns the block's bytes. Damage is reported wrapping ErrCorrupt, a
 // missing segment wrapping errSegmentMissing (which wraps ErrCorrupt).
-func (s *Disk) readRecord(id ID, e entry) ([]byte, error) {
-	buf := make([]byte, e.recordSize())
+func (s *Disk) readRecord(id ID, e entry, buf []byte) ([]byte, error) {
+	if n := e.recordSize(); int64(cap(buf)) >= n {
+		buf = buf[:n]
+	} else {
+		buf = make([]byte, n)
+	}
 	if err := s.readRecordInto(id, e, buf); err != nil {
 		return nil, err
 	}
@@ -390,3 +395,6 @@ func (s *Disk) segmentBytes() int64 {
 	}
 	return n
 }
+
+// A record's header fits in the slack a GetInto buffer has.
+var _ [ReadSlack - recordHeaderSize]struct{}

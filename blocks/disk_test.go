@@ -255,6 +255,52 @@ func TestDiskCorruptSegment(t *testing.T) {
 	}
 }
 
+// TestDiskGetInto: GetInto reads into the caller's buffer when it has
+// room (block size plus ReadSlack), into a new one when it has not, and
+// checks the record as Get does.
+func TestDiskGetInto(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	r := rand.New(rand.NewPCG(5, 6))
+	s := openDisk(t, dir, blocks.DiskOptions{})
+	defer s.Close()
+	const n = 128 << 10
+	a, ab := mustPut(t, s, r, n, 0)
+	b, bb := mustPut(t, s, r, n, 0)
+	buf := make([]byte, n+blocks.ReadSlack)
+	inBuf := func(got []byte) bool { // a change to got shows in buf
+		got[0] ^= 0xff
+		defer func() { got[0] ^= 0xff }()
+		return bytes.Contains(buf, got[:64])
+	}
+	got, err := s.GetInto(ctx, a, buf)
+	if err != nil || !bytes.Equal(got, ab) {
+		t.Fatalf("GetInto: %v", err)
+	}
+	if !inBuf(got) {
+		t.Fatal("GetInto with room enough did not read into the buffer")
+	}
+	small := make([]byte, n)
+	if got, err := s.GetInto(ctx, b, small); err != nil || !bytes.Equal(got, bb) {
+		t.Fatalf("GetInto with a short buffer: %v", err)
+	}
+	if got, err := s.GetInto(ctx, b, nil); err != nil || !bytes.Equal(got, bb) {
+		t.Fatalf("GetInto with no buffer: %v", err)
+	}
+	segs := segmentFiles(t, dir)
+	fi, err := os.Stat(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipByte(t, segs[0], fi.Size()/2-1000) // inside a's bytes
+	if _, err := s.GetInto(ctx, a, buf); !errors.Is(err, blocks.ErrCorrupt) {
+		t.Fatalf("GetInto of a block flipped on disk: err = %v, want ErrCorrupt", err)
+	}
+	if _, err := s.GetInto(ctx, blocks.Sum([]byte("not here")), buf); !errors.Is(err, blocks.ErrNotFound) {
+		t.Fatalf("GetInto of a missing block: err = %v, want ErrNotFound", err)
+	}
+}
+
 func TestDiskTruncatedSegment(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()

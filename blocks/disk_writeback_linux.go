@@ -49,3 +49,12 @@ func writeAt2(sf segFile, off int64, a, b []byte) error {
 	}
 	return nil
 }
+
+// willNeed asks the kernel to start reading a range of f into the page
+// cache now (posix_fadvise WILLNEED), without waiting for it. A hint:
+// errors are ignored.
+func willNeed(sf segFile, off, n int64) {
+	if f, ok := sf.(osFile); ok {
+		_ = unix.Fadvise(int(f.Fd()), off, n, unix.FADV_WILLNEED)
+	}
+}

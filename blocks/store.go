@@ -64,6 +64,37 @@ type Getter interface {
 	Get(ctx context.Context, id ID) ([]byte, error)
 }
 
+// ReadSlack is the room beyond a block's size that a GetInto needs in its
+// buffer to read the block without allocating (a Disk reads the record's
+// header there too).
+const ReadSlack = 64
+
+// IntoGetter is a Getter that can read a block into storage the caller
+// owns, for readers that stream many blocks and reuse a few buffers.
+// GetInto follows Get's contract; the bytes it returns are in buf when
+// cap(buf) is at least the block's size plus ReadSlack, else maybe in a new
+// array. The caller may modify them.
+type IntoGetter interface {
+	GetInto(ctx context.Context, id ID, buf []byte) ([]byte, error)
+}
+
+// GetInto reads id from g into buf with g's GetInto when g is an
+// IntoGetter, else with Get (the bytes are then not in buf).
+func GetInto(ctx context.Context, g Getter, id ID, buf []byte) ([]byte, error) {
+	if ig, ok := g.(IntoGetter); ok {
+		return ig.GetInto(ctx, id, buf)
+	}
+	return g.Get(ctx, id)
+}
+
+// Prefetcher is a Getter that can be told which blocks are wanted soon, so
+// that it starts reading them before the Gets come (a Disk asks the OS to
+// read their records into its page cache). A hint: blocks it does not hold
+// are skipped, and it returns before the reads end.
+type Prefetcher interface {
+	Prefetch(ctx context.Context, ids []ID)
+}
+
 // Verifier is a Getter that can also hash what it reads: GetVerified
 // follows Get's contract, and the bytes it returns hash to id (an error
 // wrapping ErrCorrupt otherwise), whatever Get checks.

@@ -24,15 +24,31 @@ type Viewer interface {
 // read with Get into the returned slice; when g is also a Viewer, the
 // randomizers, which many tuples share, are read with View.
 func Unmix(ctx context.Context, g blocks.Getter, tu Tuple) ([]byte, error) {
+	return UnmixInto(ctx, g, tu, nil)
+}
+
+// UnmixInto is Unmix with the stored block read by blocks.GetInto into
+// buf: the source block is then in buf when cap(buf) is at least the
+// block's size plus blocks.ReadSlack.
+func UnmixInto(ctx context.Context, g blocks.Getter, tu Tuple, buf []byte) ([]byte, error) {
 	if len(tu) < MinT || len(tu) > MaxT {
 		return nil, fmt.Errorf("%w: %d blocks", ErrBadTuple, len(tu))
 	}
 	// The blocks are fetched at once: over a network each is a round trip.
+	// Randomizers already in a cache are taken at once.
 	v, _ := g.(Viewer)
-	rest := make([][]byte, len(tu)-1)
-	errs := make([]error, len(tu)-1)
+	p, _ := g.(peeker)
+	var restA [MaxT - 1][]byte
+	var errsA [MaxT - 1]error
+	rest, errs := restA[:len(tu)-1], errsA[:len(tu)-1]
 	var wg sync.WaitGroup
 	for i, id := range tu[1:] {
+		if p != nil {
+			if b, ok := p.peek(id); ok {
+				rest[i] = b
+				continue
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -43,7 +59,7 @@ func Unmix(ctx context.Context, g blocks.Getter, tu Tuple) ([]byte, error) {
 			}
 		}()
 	}
-	out, err := g.Get(ctx, tu[0])
+	out, err := blocks.GetInto(ctx, g, tu[0], buf)
 	wg.Wait()
 	if err != nil {
 		return nil, err
@@ -81,6 +97,41 @@ func (cg *CachedGetter) Get(ctx context.Context, id blocks.ID) ([]byte, error) {
 	}
 	return cg.g.Get(ctx, id)
 }
+
+// GetInto implements blocks.IntoGetter: Get, with a block from the cache
+// copied into buf and one read from g read into buf when g can.
+func (cg *CachedGetter) GetInto(ctx context.Context, id blocks.ID, buf []byte) ([]byte, error) {
+	if b, ok := cg.c.get(id); ok {
+		return append(buf[:0], b...), nil
+	}
+	return blocks.GetInto(ctx, cg.g, id, buf)
+}
+
+// Prefetch implements blocks.Prefetcher: the blocks not in the cache are
+// passed on when g is a Prefetcher.
+func (cg *CachedGetter) Prefetch(ctx context.Context, ids []blocks.ID) {
+	pf, ok := cg.g.(blocks.Prefetcher)
+	if !ok {
+		return
+	}
+	want := ids[:0:0]
+	for _, id := range ids {
+		if _, ok := cg.c.get(id); !ok {
+			want = append(want, id)
+		}
+	}
+	if len(want) > 0 {
+		pf.Prefetch(ctx, want)
+	}
+}
+
+// peeker is a Viewer with a cache it can answer from without waiting.
+type peeker interface {
+	peek(id blocks.ID) ([]byte, bool)
+}
+
+// peek returns id's bytes when the cache holds them (do not modify them).
+func (cg *CachedGetter) peek(id blocks.ID) ([]byte, bool) { return cg.c.get(id) }
 
 // View implements Viewer.
 func (cg *CachedGetter) View(ctx context.Context, id blocks.ID) ([]byte, error) {

@@ -234,13 +234,14 @@ func (r *Reader) Blocks(ctx context.Context) ([]blocks.ID, error) {
 	return out, nil
 }
 
-// block returns the source bytes of data block i (without padding).
-func (r *Reader) block(ctx context.Context, i int64) ([]byte, error) {
+// block returns the source bytes of data block i (without padding), in
+// buf when it has room for a block (see mixer.UnmixInto).
+func (r *Reader) block(ctx context.Context, i int64, buf []byte) ([]byte, error) {
 	tu, err := r.tuple(ctx, i)
 	if err != nil {
 		return nil, err
 	}
-	b, err := mixer.Unmix(ctx, r.g, tu)
+	b, err := mixer.UnmixInto(ctx, r.g, tu, buf)
 	if err != nil {
 		return nil, fmt.Errorf("block %d of the file: %w", i, err)
 	}
@@ -263,7 +264,7 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		if pos >= r.root.size {
 			return n, io.EOF
 		}
-		b, err := r.block(r.ctx, pos/cls)
+		b, err := r.block(r.ctx, pos/cls, nil)
 		if err != nil {
 			return n, err
 		}
@@ -304,6 +305,13 @@ func (r *Reader) Seek(offset int64, whence int) (int64, error) {
 // many blocks in flight, in order. When it wrote the whole file it checks
 // the whole-file hash and returns ErrHashMismatch if it differs. When the
 // Reader's context ends first it returns the context's error at once.
+//
+// Three stages run at once: workers that read and unmix blocks ahead, this
+// goroutine writing them to w in order, and one hashing what was written
+// (the hash, one core's worth of work, bounds a local read). They share a
+// fixed set of block buffers (about 2×workers+4 blocks), so that a read of
+// any size allocates no memory per block when the Getter is a
+// blocks.IntoGetter.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
@@ -316,16 +324,57 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 		return 0, nil
 	}
 
+	// Every block in flight holds one buffer from bufs, from before its
+	// worker starts until it is hashed (or written, when nothing is
+	// hashed), so bufs bounds the memory and how far the workers run ahead.
+	nbuf := 2*r.workers + 4
+	bufs := make(chan []byte, nbuf)
+	for range nbuf {
+		bufs <- nil // allocated on first use: a small file needs few
+	}
+	bufSize := r.root.dataClass + blocks.ReadSlack
+
 	type result struct {
-		b   []byte
+		buf []byte // from bufs
+		b   []byte // the block's bytes, maybe in buf
 		err error
 	}
+	type job struct {
+		i   int64
+		buf []byte
+		ch  chan result
+	}
+	// The workers live as long as the call: a goroutine per block would
+	// grow a new stack for each one.
+	jobs := make(chan job)
+	for range r.workers {
+		go func() {
+			for j := range jobs {
+				b, err := r.block(ctx, j.i, j.buf)
+				j.ch <- result{j.buf, b, err}
+			}
+		}()
+	}
+	tell, stop := r.prefetch(ctx, first, count)
 	// One slot per block in flight, handed out in order.
-	slots := make(chan chan result, r.workers)
+	slots := make(chan chan result, nbuf)
 	go func() {
 		defer close(slots)
-		sem := make(chan struct{}, r.workers)
+		defer close(jobs)
+		defer stop()
 		for i := first; i < count; i++ {
+			if (i-first)%prefetchBatch == 0 {
+				tell(i)
+			}
+			var buf []byte
+			select {
+			case buf = <-bufs:
+			case <-ctx.Done():
+				return
+			}
+			if buf == nil {
+				buf = make([]byte, bufSize)
+			}
 			ch := make(chan result, 1)
 			select {
 			case slots <- ch:
@@ -333,19 +382,37 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 				return
 			}
 			select {
-			case sem <- struct{}{}:
+			case jobs <- job{i, buf, ch}:
 			case <-ctx.Done():
 				return
 			}
-			go func(i int64) {
-				defer func() { <-sem }()
-				b, err := r.block(ctx, i)
-				ch <- result{b, err}
-			}(i)
 		}
 	}()
 
-	h := sha256.New()
+	// The hasher takes blocks once they are written, in order, and gives
+	// their buffers back.
+	type hashed struct {
+		buf, b []byte
+	}
+	toHash := make(chan hashed, nbuf)
+	var sum [32]byte
+	hashDone := make(chan struct{})
+	go func() {
+		defer close(hashDone)
+		h := sha256.New()
+		for x := range toHash {
+			h.Write(x.b)
+			bufs <- x.buf
+		}
+		h.Sum(sum[:0])
+	}()
+	hashing := true
+	defer func() {
+		if hashing {
+			close(toHash)
+		}
+	}()
+
 	var written int64
 	for ch := range slots {
 		var res result
@@ -362,14 +429,16 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 		if skip > 0 {
 			b, skip = b[skip:], 0
 		}
-		if whole {
-			h.Write(b)
-		}
 		n, err := w.Write(b)
 		written += int64(n)
 		r.off += int64(n)
 		if err != nil {
 			return written, err
+		}
+		if whole {
+			toHash <- hashed{res.buf, b}
+		} else {
+			bufs <- res.buf
 		}
 		if r.prog != nil {
 			r.prog.Add(int64(n))
@@ -380,11 +449,69 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 		return written, err
 	}
 	if whole {
-		var sum [32]byte
-		copy(sum[:], h.Sum(nil))
+		close(toHash)
+		hashing = false
+		<-hashDone
 		if sum != r.root.sha {
 			return written, ErrHashMismatch
 		}
 	}
 	return written, nil
+}
+
+// What WriteTo asks a blocks.Prefetcher for: the blocks of prefetchBatch
+// tuples at a time, up to prefetchWindow tuples ahead of the workers
+// (with 128 KiB blocks, 4 MiB at a time, up to 16 MiB ahead).
+const (
+	prefetchBatch  = 32
+	prefetchWindow = 128
+)
+
+// prefetch starts a goroutine that, when r's Getter is a
+// blocks.Prefetcher, tells it the blocks of the tuples up to
+// prefetchWindow past each index passed to tell, until stop is called;
+// stop returns once the goroutine has ended.
+func (r *Reader) prefetch(ctx context.Context, first, count int64) (tell func(int64), stop func()) {
+	pf, ok := r.g.(blocks.Prefetcher)
+	if !ok {
+		return func(int64) {}, func() {}
+	}
+	ahead := make(chan int64, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		next := first
+		ids := make([]blocks.ID, 0, prefetchBatch*mixer.MaxT)
+		for at := range ahead {
+			for next < min(at+prefetchWindow, count) && ctx.Err() == nil {
+				end := min(next+prefetchBatch, count)
+				ids = ids[:0]
+				for k := next; k < end; k++ {
+					tu, err := r.tuple(ctx, k)
+					if err != nil {
+						break // the worker that needs it reports it
+					}
+					ids = append(ids, tu...)
+				}
+				pf.Prefetch(ctx, ids)
+				next = end
+			}
+		}
+	}()
+	return func(i int64) { latest(ahead, i) }, func() { close(ahead); <-done }
+}
+
+// latest puts v on ch (of capacity 1), replacing a value not yet taken.
+func latest(ch chan int64, v int64) {
+	for {
+		select {
+		case ch <- v:
+			return
+		default:
+		}
+		select {
+		case <-ch:
+		default:
+		}
+	}
 }

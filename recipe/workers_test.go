@@ -279,3 +279,73 @@ func TestFailedPutLeavesNothing(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// intoGetter is a Mem store that reads into the caller's buffers, as a
+// Disk does, noting which buffers it was given and which blocks it was
+// told to prefetch.
+type intoGetter struct {
+	*blocks.Mem
+	mu         sync.Mutex
+	bufs       map[*byte]bool
+	prefetched map[blocks.ID]bool
+}
+
+func (g *intoGetter) GetInto(ctx context.Context, id blocks.ID, buf []byte) ([]byte, error) {
+	b, err := g.Get(ctx, id)
+	if err != nil || cap(buf) < len(b)+blocks.ReadSlack {
+		return b, err
+	}
+	g.mu.Lock()
+	g.bufs[&buf[:1][0]] = true
+	g.mu.Unlock()
+	return append(buf[:0], b...), nil
+}
+
+func (g *intoGetter) Prefetch(_ context.Context, ids []blocks.ID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, id := range ids {
+		g.prefetched[id] = true
+	}
+}
+
+// TestWriteToReusesBuffers: WriteTo over an IntoGetter rebuilds a file of
+// many more blocks than it has buffers byte for byte, reads into a bounded
+// set of buffers (2×workers+4), and asks to prefetch every data block.
+func TestWriteToReusesBuffers(t *testing.T) {
+	ctx := context.Background()
+	for _, workers := range []int{1, 3, 8} {
+		st := blocks.NewMem()
+		m := newMixer(t, st, 2)
+		data := randomBytes(7, 300*1024-9) // Small class: 300 tuples
+		mres, err := m.Mix(ctx, bytes.NewReader(data), mixer.Small, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		root, class, _, err := describe(t, ctx, m, mres, mixer.Small, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := &intoGetter{Mem: st, bufs: map[*byte]bool{}, prefetched: map[blocks.ID]bool{}}
+		r, err := Open(ctx, g, Recipe{Root: root, DescClass: class, Size: int64(len(data))}, Options{Workers: workers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if _, err := r.WriteTo(&out); err != nil {
+			t.Fatalf("workers %d: %v", workers, err)
+		}
+		if !bytes.Equal(out.Bytes(), data) {
+			t.Fatalf("workers %d: the rebuilt file differs", workers)
+		}
+		if n, limit := len(g.bufs), 2*workers+4; n == 0 || n > limit {
+			t.Errorf("workers %d: blocks read into %d buffers, want 1 to %d", workers, n, limit)
+		}
+		for _, tu := range mres.Tuples {
+			if !g.prefetched[tu[0]] {
+				t.Errorf("workers %d: block %s was never prefetched", workers, tu[0])
+				break
+			}
+		}
+	}
+}
