@@ -63,8 +63,9 @@ func BenchmarkPutFolder(b *testing.B) {
 			b.Fatalf("put DIR: %d files, want %d", first.info.Files, n)
 		}
 
-		// One file changes; the tree goes again.
-		changed := filepath.Join(tree, "d042", "f04217.dat")
+		// One file changes (file n/2, so any FOLDER_FILES ≥ 100 has it);
+		// the tree goes again.
+		changed := smallTreeFile(tree, n/2)
 		if err := os.WriteFile(changed, randBytes(1<<40, 2000), 0o644); err != nil {
 			b.Fatal(err)
 		}
@@ -89,7 +90,7 @@ func BenchmarkPutFolder(b *testing.B) {
 		os.RemoveAll(filepath.Join(root, "tar"))
 		os.RemoveAll(filepath.Join(root, "folder"))
 		os.Remove(tarFile)
-		if err := os.WriteFile(changed, randBytes(4217, 1024+4217%3072), 0o644); err != nil {
+		if err := os.WriteFile(changed, smallTreeData(n/2), 0o644); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -126,13 +127,13 @@ func mkdir(b *testing.B, p string) string {
 func smallTree(b *testing.B, dir string, n int) int64 {
 	var total int64
 	for i := range n {
-		p := filepath.Join(dir, fmt.Sprintf("d%03d", i/100), fmt.Sprintf("f%05d.dat", i))
+		p := smallTreeFile(dir, i)
 		if i%100 == 0 {
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 				b.Fatal(err)
 			}
 		}
-		data := randBytes(uint64(i), 1024+i%3072)
+		data := smallTreeData(i)
 		total += int64(len(data))
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			b.Fatal(err)
@@ -140,6 +141,14 @@ func smallTree(b *testing.B, dir string, n int) int64 {
 	}
 	return total
 }
+
+// smallTreeFile is the path of file i of smallTree's tree under dir.
+func smallTreeFile(dir string, i int) string {
+	return filepath.Join(dir, fmt.Sprintf("d%03d", i/100), fmt.Sprintf("f%05d.dat", i))
+}
+
+// smallTreeData is the content of file i of smallTree's tree.
+func smallTreeData(i int) []byte { return randBytes(uint64(i), 1024+i%3072) }
 
 // BenchmarkPutFolderDaemon: `put DIR` through a running daemon (each file
 // a POST /api/v1/put, four at once, then the manifest), against `put DIR`
