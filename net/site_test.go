@@ -163,6 +163,13 @@ func siteSpan(t *testing.T, ctx context.Context, nodes []*Node, stores []*blocks
 	return holders, sites
 }
 
+// askOrder is the order in which n's Copies asks for id's copies on r
+// nodes (see Copies).
+func (n *Node) askOrder(id blocks.ID, r int) []peer.ID {
+	peers := n.candidates()
+	return n.layoutOf(peers).order(kb.SortClosestPeers(peers, kb.ConvertKey(BlockKey(id))), r, n.site, n.IsPartner(n.Host.ID()))
+}
+
 func TestPlaceOverSites(t *testing.T) {
 	for _, r := range []int{2, 3} {
 		t.Run(fmt.Sprint("R=", r), func(t *testing.T) { placeOverSites(t, r) })
@@ -180,6 +187,14 @@ func placeOverSites(t *testing.T, r int) {
 	// such that bs[0]'s r closest others all stand in east: placement
 	// must move one of its copies to west.
 	nodes, stores, _ := startSites(t, ctx, 7, sitesAround(bs[0].ID(), r))
+	// The uploader keeps what it puts, as a put does: a holder whose
+	// closest others include the uploader counts its copy.
+	uploader := nodes[0].Host.ID()
+	for _, b := range bs {
+		if err := stores[0].PutBlock(ctx, b, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
 	pls, err := nodes[0].Place(ctx, bs, r)
 	if err != nil {
 		t.Fatal(err)
@@ -209,14 +224,27 @@ func placeOverSites(t *testing.T, r int) {
 		asked++
 		for k, n := range nodes {
 			if ok, _ := stores[k].Has(ctx, bs[i].ID()); ok && k > 0 {
+				// It asks r nodes; those of them that hold the block (the
+				// uploader among them, which keeps what it put) are at
+				// least the r-1 other copies placement made: repair from
+				// it has nothing to push.
+				want := 0
+				for _, a := range n.askOrder(bs[i].ID(), r)[:r] {
+					if held, _ := stores[slices.IndexFunc(nodes, func(m *Node) bool { return m.Host.ID() == a })].Has(ctx, bs[i].ID()); held {
+						want++
+					}
+				}
+				if want < r-1 {
+					t.Fatalf("block %d: holder %d asks %d holders, want at least %d", i, k, want, r-1)
+				}
 				// A has-list or proof that times out on a loaded
 				// machine counts no copy: ask again, a few times.
 				c := n.Copies(ctx, []blocks.ID{bs[i].ID()}, r)
-				for try := 1; try < 5 && c[0] < r-1 && ctx.Err() == nil; try++ {
+				for try := 1; try < 5 && c[0] < want && ctx.Err() == nil; try++ {
 					c = n.Copies(ctx, []blocks.ID{bs[i].ID()}, r)
 				}
-				if c[0] != r-1 {
-					t.Fatalf("block %d: holder %d counts %d other copies, want %d", i, k, c[0], r-1)
+				if c[0] != want {
+					t.Fatalf("block %d: holder %d counts %d other copies, want %d", i, k, c[0], want)
 				}
 			}
 		}
@@ -227,10 +255,13 @@ func placeOverSites(t *testing.T, r int) {
 	}
 	// Whoever asks finds every copy.
 	for k, n := range nodes {
+		// Placement's holders, that is, without the uploader's copy.
 		sets := n.HolderSets(ctx, []blocks.ID{bs[0].ID()}, r+2)
+		found := slices.DeleteFunc(sets[0], func(p peer.ID) bool { return p == uploader })
 		held, _ := stores[k].Has(ctx, bs[0].ID())
-		if held && len(sets[0]) != r-1 || !held && len(sets[0]) != r {
-			t.Fatalf("node %d finds %d holders of block 0 (holds it: %v)", k, len(sets[0]), held)
+		held = held && k > 0
+		if held && len(found) != r-1 || !held && len(found) != r {
+			t.Fatalf("node %d finds %d holders of block 0 besides the uploader (holds it: %v)", k, len(found), held)
 		}
 	}
 	if got := nodes[0].Sites(); len(got) != 2 || got[0].Site != "east" || got[1].Site != "west" || got[0].Nodes+got[1].Nodes != 7 {
