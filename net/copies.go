@@ -21,18 +21,24 @@ import (
 // them (see verifyClaims); a peer that cannot be reached, or is caught
 // lying, counts as holding nothing.
 func (n *Node) Copies(ctx context.Context, ids []blocks.ID, k int) []int {
-	peers := n.candidates()
-	l := n.layoutOf(peers)
-	self := n.IsPartner(n.Host.ID())
-	sets := n.holderSets(ctx, ids, func(id blocks.ID) []peer.ID {
-		ps := l.order(kb.SortClosestPeers(append([]peer.ID(nil), peers...), kb.ConvertKey(BlockKey(id))), k, n.site, self)
-		return ps[:min(k, len(ps))]
-	})
+	sets := n.holderSets(ctx, ids, n.copiesAsked(k))
 	out := make([]int, len(ids))
 	for i, s := range sets {
 		out[i] = len(s)
 	}
 	return out
+}
+
+// copiesAsked returns, for a block's ID, the peers Copies asks about it:
+// the first k of the known nodes in placement's order (see Copies).
+func (n *Node) copiesAsked(k int) func(blocks.ID) []peer.ID {
+	peers := n.candidates()
+	l := n.layoutOf(peers)
+	self := n.IsPartner(n.Host.ID())
+	return func(id blocks.ID) []peer.ID {
+		ps := l.order(kb.SortClosestPeers(append([]peer.ID(nil), peers...), kb.ConvertKey(BlockKey(id))), k, n.site, self)
+		return ps[:min(k, len(ps))]
+	}
 }
 
 // Holders is Copies that also tells which peers hold how many of ids (a

@@ -163,13 +163,6 @@ func siteSpan(t *testing.T, ctx context.Context, nodes []*Node, stores []*blocks
 	return holders, sites
 }
 
-// askOrder is the order in which n's Copies asks for id's copies on r
-// nodes (see Copies).
-func (n *Node) askOrder(id blocks.ID, r int) []peer.ID {
-	peers := n.candidates()
-	return n.layoutOf(peers).order(kb.SortClosestPeers(peers, kb.ConvertKey(BlockKey(id))), r, n.site, n.IsPartner(n.Host.ID()))
-}
-
 func TestPlaceOverSites(t *testing.T) {
 	for _, r := range []int{2, 3} {
 		t.Run(fmt.Sprint("R=", r), func(t *testing.T) { placeOverSites(t, r) })
@@ -229,7 +222,7 @@ func placeOverSites(t *testing.T, r int) {
 				// least the r-1 other copies placement made: repair from
 				// it has nothing to push.
 				want := 0
-				for _, a := range n.askOrder(bs[i].ID(), r)[:r] {
+				for _, a := range n.copiesAsked(r)(bs[i].ID()) {
 					if held, _ := stores[slices.IndexFunc(nodes, func(m *Node) bool { return m.Host.ID() == a })].Has(ctx, bs[i].ID()); held {
 						want++
 					}
