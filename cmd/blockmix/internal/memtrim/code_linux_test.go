@@ -7,38 +7,53 @@ import (
 	"testing"
 )
 
-// rssFile reads this process's resident file-backed memory (KiB).
-func rssFile(t *testing.T) int64 {
+// exeResident reads how much of this program's own read-only mappings is
+// resident (KiB), from /proc/self/smaps: the pages DropCode asks about,
+// without the shared libraries a -race binary maps too.
+func exeResident(t *testing.T) int64 {
 	t.Helper()
-	data, err := os.ReadFile("/proc/self/status")
+	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
+	data, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kib int64
+	in := false
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "RssFile:"); ok {
+		if f := strings.Fields(line); len(f) > 0 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			_, _, in = readOnlyMappingOf(line, exe)
+			continue
+		}
+		if v, ok := strings.CutPrefix(line, "Rss:"); ok && in {
 			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			if err != nil {
-				t.Fatalf("bad RssFile line %q", line)
+				t.Fatalf("bad Rss line %q", line)
 			}
-			return n
+			kib += n
 		}
 	}
-	t.Fatal("no RssFile in /proc/self/status")
-	return 0
+	return kib
 }
 
-// TestDropCode: the test binary's resident file pages mostly leave when
-// DropCode asks (a test binary is several MiB, most of it touched once).
+// TestDropCode: a good share of the test binary's resident code pages
+// leaves when DropCode asks (a test binary is several MiB, most of it
+// touched once). How much leaves is the kernel's choice: it keeps pages
+// still dirty from the link a moment ago and large folios it cannot
+// split. Here 41 to 85 % of them went, in CI at least 40 %; the test asks
+// for a quarter. A DropCode that missed the mappings drops nothing.
 func TestDropCode(t *testing.T) {
-	before := rssFile(t)
+	before := exeResident(t)
 	n, err := DropCode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	after := rssFile(t)
-	t.Logf("asked about %d KiB of mappings; resident file pages %d KiB before, %d KiB after", n>>10, before, after)
-	if n == 0 || after > before/2 {
-		t.Errorf("resident file pages went from %d KiB to %d KiB (mappings of %d bytes asked about); want less than half", before, after, n)
+	after := exeResident(t)
+	t.Logf("asked about %d KiB of mappings; resident %d KiB before, %d KiB after", n>>10, before, after)
+	if n == 0 || before == 0 || after > before*3/4 {
+		t.Errorf("the program's resident pages went from %d KiB to %d KiB (mappings of %d bytes asked about); want a quarter of them gone", before, after, n)
 	}
 }
 
