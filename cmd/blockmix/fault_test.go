@@ -174,7 +174,7 @@ func (f *faultNet) whyShort(want []blocks.ID, held map[blocks.ID]int) string {
 // other nodes live (else only that no stripe is lost: a lost block needs
 // a node that holds none of its stripe). Its repair rounds rebuild the
 // lost blocks from the survivors. It returns how long it waited.
-func (f *faultNet) healStripes(rc string) time.Duration {
+func (f *faultNet) healStripes(rc string, rsBlocks map[blocks.ID]bool) time.Duration {
 	f.t.Helper()
 	start := time.Now()
 	for deadline := start.Add(healWithin); ; {
@@ -183,10 +183,37 @@ func (f *faultNet) healStripes(rc string) time.Duration {
 			return time.Since(start)
 		}
 		if time.Now().After(deadline) {
-			f.t.Fatalf("the rs:4+2 file is not healthy after %v: %s", healWithin, h.Verdict)
+			f.t.Fatalf("the rs:4+2 file is not healthy after %v: %s\n%s", healWithin, h.Verdict, f.whyStripes(rsBlocks))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// whyStripes describes, for a failure, which live nodes hold how many of
+// the rs:4+2 file's blocks, and what its uploader's last parity repairs
+// logged.
+func (f *faultNet) whyStripes(rsBlocks map[blocks.ID]bool) string {
+	var b strings.Builder
+	for _, n := range f.live() {
+		c := 0
+		for _, id := range n.w.blockIDs() {
+			if rsBlocks[id] {
+				c++
+			}
+		}
+		fmt.Fprintf(&b, "%s (site %s) holds %d of its %d blocks\n", n.w.repo, n.site, c, len(rsBlocks))
+	}
+	var lines []string
+	for _, line := range strings.Split(f.nodes[0].p.stderrNow(), "\n") {
+		if strings.Contains(line, "parity") || strings.Contains(line, "stripe") {
+			lines = append(lines, line)
+		}
+	}
+	b.WriteString("the uploader's last parity repairs:\n")
+	for _, line := range lines[max(0, len(lines)-8):] {
+		fmt.Fprintf(&b, "  %s\n", line)
+	}
+	return b.String()
 }
 
 // rebuild gets every file on a random live node and compares it.
@@ -337,7 +364,7 @@ func TestFaultInjection(t *testing.T) {
 			rows = append(rows, row{name, short, stripes, d})
 			return
 		}
-		ds := f.healStripes(rs.Recipe)
+		ds := f.healStripes(rs.Recipe, rsBlocks)
 		f.rebuild(append(recipes, rs.Recipe), append(sums, rsSum))
 		rows = append(rows, row{name, short, stripes, d + ds})
 	}
