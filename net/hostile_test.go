@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	stdnet "net"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -288,6 +289,39 @@ func pipePair(t *testing.T) (io.ReadWriteCloser, io.ReadWriteCloser) {
 	a, b := stdnet.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return a, b
+}
+
+// TestProofsOfPushesAreNotPaced: a proof of a block the peer pushed on
+// the same stream is not paced, once per push; the same proof asked again
+// is.
+func TestProofsOfPushesAreNotPaced(t *testing.T) {
+	ctx := context.Background()
+	st := blocks.NewMem()
+	a, c := stdnet.Pipe()
+	defer a.Close()
+	srv := &Server{Src: st, Sink: NewStoreSink(st), Proofs: NewProofRate(1000, 1000)}
+	go func() { _ = srv.Serve(ctx, c, "peer"); c.Close() }()
+	bs := make([]blocks.Block, 16)
+	for i := range bs {
+		bs[i] = block(100 + i)
+	}
+	if res, err := Push(ctx, a, bs); err != nil || slices.ContainsFunc(res, func(e error) bool { return e != nil }) {
+		t.Fatalf("push: %v %v", res, err)
+	}
+	paced := func() bool {
+		srv.Proofs.mu.Lock()
+		defer srv.Proofs.mu.Unlock()
+		return len(srv.Proofs.peers) > 0
+	}
+	for round, want := range []bool{false, true} {
+		ok, err := Prove(ctx, a, bs)
+		if err != nil || slices.Contains(ok, false) {
+			t.Fatalf("round %d: prove: %v %v", round, ok, err)
+		}
+		if paced() != want {
+			t.Fatalf("round %d: proofs of the stream's pushes paced: %v, want %v", round, paced(), want)
+		}
+	}
 }
 
 // TestProofsArePaced: a peer's prove-lists are answered no faster than

@@ -74,10 +74,21 @@ func startLong(b *testing.B, w *world, args ...string) (*started, apiv1.IDInfo) 
 
 // longNetwork starts n daemons with args under root, joined through the
 // first, and waits until every routing table holds the others. With
+// PUT_BENCH_PEER_DIR=DIR the repos of all but the first are under DIR
+// instead: another file system (a tmpfs, say) stands in for the disks of
+// their own that the nodes of a real network have. With
 // PUT_BENCH_PROFILE=DIR each daemon writes a CPU profile to DIR/node-I.prof
 // when it stops (see stopLong).
 func longNetwork(b *testing.B, root string, n int, args ...string) ([]*world, []*started) {
 	b.Helper()
+	peerRoot := root
+	if d := os.Getenv("PUT_BENCH_PEER_DIR"); d != "" {
+		var err error
+		if peerRoot, err = os.MkdirTemp(d, "blockmix-peers-"); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { os.RemoveAll(peerRoot) })
+	}
 	var ws []*world
 	var ps []*started
 	var boot []string
@@ -85,6 +96,9 @@ func longNetwork(b *testing.B, root string, n int, args ...string) ([]*world, []
 	for i := range n {
 		w := newWorldIn(b, root)
 		w.repo = filepath.Join(root, fmt.Sprintf("node-%d", i))
+		if i > 0 {
+			w.repo = filepath.Join(peerRoot, fmt.Sprintf("node-%d", i))
+		}
 		a := append(daemonArgs(args...), boot...)
 		if prof != "" {
 			a = append(a, "--cpuprofile", filepath.Join(prof, fmt.Sprintf("node-%d.prof", i)))
@@ -171,8 +185,10 @@ func daemonPut(b *testing.B, root string, nodes int, in string) putCost {
 	c := putCost{dur: r.dur, cpu: cli + time.Duration(t1-t0)*10*time.Millisecond,
 		netCPU: cli + time.Duration(a1-a0)*10*time.Millisecond, peakKB: procStatus(b, pid, "VmHWM")}
 	stopLong(ps)
-	if err := os.RemoveAll(root); err != nil {
-		b.Fatal(err)
+	for _, w := range append(ws, &world{repo: root}) {
+		if err := os.RemoveAll(w.repo); err != nil {
+			b.Fatal(err)
+		}
 	}
 	return c
 }
