@@ -147,6 +147,32 @@ func TestTagsDistinct(t *testing.T) {
 	}
 }
 
+// TestTagMemoryFlat: a long Mix call remembers the tags only of the
+// blocks not stored yet, not one per block of the file, and the tags
+// stay distinct.
+func TestTagMemoryFlat(t *testing.T) {
+	const n = 20000
+	st := blocks.NewMem()
+	m := newMixer(t, st, 3, 2, 9)
+	res, err := m.Mix(context.Background(), bytes.NewReader(randomBytes(9, n*Small)), Small, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Tuples) != n {
+		t.Fatalf("%d tuples, want %d", len(res.Tuples), n)
+	}
+	if k := len(m.pick.tags); k >= 2*tagsPruneMin {
+		t.Fatalf("the picker remembers %d tags after a file of %d blocks; want fewer than %d", k, n, 2*tagsPruneMin)
+	}
+	seen := map[uint64]bool{}
+	for id, me := range allMeta(t, st) {
+		if me.Tag == 0 || seen[me.Tag] {
+			t.Fatalf("block %s: tag %x is zero or taken twice", id, me.Tag)
+		}
+		seen[me.Tag] = true
+	}
+}
+
 func TestRandomizerSetsDistinct(t *testing.T) {
 	ctx := context.Background()
 	st := blocks.NewMem()

@@ -80,7 +80,10 @@ type picker struct {
 	// uniform picks every randomizer uniformly from the store, as OFF
 	// did; only for comparisons.
 	uniform bool
-	tags    map[uint64]bool // tags made in this Mix call (see begin)
+	tags    map[uint64]bool // tags made in this Mix call (see begin), not yet seen stored
+	// pruneAt is the size of tags at which remember drops the tags the
+	// store holds by now.
+	pruneAt int
 
 	unstored []freshBlock // fresh blocks made since the last takeUnstored
 	pending  *pendingSet  // fresh blocks not stored yet, for the workers
@@ -151,6 +154,7 @@ func newPicker(st Store, rnd io.Reader) (*picker, error) {
 // the blocks of the last puts not yet reused.
 func (p *picker) begin() {
 	clear(p.tags)
+	p.pruneAt = 0
 	for _, pl := range p.pools {
 		for _, c := range pl.under[:pl.head] {
 			delete(pl.queued, c.id)
@@ -407,7 +411,7 @@ func (p *picker) pick(ctx context.Context, class, t int) ([]cand, uint64, error)
 		if err != nil {
 			return nil, 0, err
 		}
-		return p.commit([]cand{f}, f.tag), f.tag, nil
+		return p.commit(ctx, []cand{f}, f.tag), f.tag, nil
 	}
 	for i := 0; i < freshLimit; i++ {
 		f, err := p.fresh(ctx, pl, true)
@@ -446,16 +450,39 @@ func (p *picker) accept(ctx context.Context, cs []cand) (bool, uint64, error) {
 	if err != nil || !free {
 		return false, 0, err
 	}
-	p.commit(cs, tag)
+	p.commit(ctx, cs, tag)
 	return true, tag, nil
 }
 
-func (p *picker) commit(cs []cand, tag uint64) []cand {
+func (p *picker) commit(ctx context.Context, cs []cand, tag uint64) []cand {
 	for _, c := range cs {
 		p.served[c.id] = true
 	}
-	p.tags[tag] = true
+	p.remember(ctx, tag)
 	return cs
+}
+
+// tagsPruneMin is the least size of the picker's tag memory at which it
+// drops the tags the store holds by now (see remember).
+const tagsPruneMin = 4096
+
+// remember notes that a block of this Mix call carries tag. The store
+// knows a stored block's tag (HasTag), so the picker's memory needs only
+// those of blocks not stored yet, which the mixer's pipeline bounds: once
+// the memory reaches pruneAt, the tags the store holds leave it (one
+// index lookup each, a few per block made), and pruneAt becomes twice
+// what is left. A long put's tag memory stays flat in the file's size.
+func (p *picker) remember(ctx context.Context, tag uint64) {
+	p.tags[tag] = true
+	if len(p.tags) < max(p.pruneAt, tagsPruneMin) {
+		return
+	}
+	for t := range p.tags {
+		if held, err := p.st.HasTag(ctx, t); err == nil && held {
+			delete(p.tags, t)
+		}
+	}
+	p.pruneAt = 2 * len(p.tags)
 }
 
 // fresh makes a fresh random block of the pool's class and queues it for
@@ -490,7 +517,7 @@ func (p *picker) fresh(ctx context.Context, pl *pool, share bool) (cand, error) 
 	// before the first block that uses it; until then workers read it here.
 	p.unstored = append(p.unstored, freshBlock{blk, tag})
 	p.pending.add(blk)
-	p.tags[tag] = true
+	p.remember(ctx, tag)
 	p.freshBlocks++
 	p.freshBytes += int64(len(data))
 	c := cand{id: id, tag: tag}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/base"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/client"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/folder"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/memtrim"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/offline"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/passphrase"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/testhook"
@@ -24,9 +24,6 @@ import (
 	"github.com/blockmix/blockmix/recipe"
 	"github.com/blockmix/blockmix/webui/apiv1"
 )
-
-// putMemoryLimit is the soft memory limit of a put (see runPut).
-const putMemoryLimit = 44 << 20
 
 type putOptions struct {
 	json bool
@@ -134,12 +131,10 @@ func runPut(ctx context.Context, e *base.Env, o putOptions, files []string) erro
 	if err != nil {
 		return err
 	}
-	// The live heap of a put is about 25 MiB (randomizer cache, blocks in
-	// flight, the index's buffers); a soft limit keeps the garbage from
-	// doubling it. GOMEMLIMIT overrides.
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(putMemoryLimit)
-	}
+	// The live heap of a put is 30 to 50 MiB (randomizer cache, blocks in
+	// flight, the index's buffers): the collector runs more often, so the
+	// garbage does not double it (GOGC, GOMEMLIMIT override).
+	defer memtrim.TightenForPut()()
 	var outs []putOutput
 	if dc := e.Daemon(ctx); dc != nil {
 		if outs, err = putViaDaemon(ctx, e, dc, o, files); err != nil {

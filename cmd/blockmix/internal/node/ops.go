@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/blockmix/blockmix/blocks"
+	"github.com/blockmix/blockmix/cmd/blockmix/internal/memtrim"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/putlog"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/repo"
 	"github.com/blockmix/blockmix/cmd/blockmix/internal/testhook"
@@ -271,7 +270,7 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	n.mu.Lock()
 	n.uploads[up] = true
 	if n.putting++; n.putting == 1 {
-		n.gcPercent = tightenGC(putGCPercent, putMemLimit)
+		n.gcPercent = memtrim.TightenForPut()
 	}
 	n.mu.Unlock()
 	defer func() {
@@ -522,44 +521,6 @@ func releaseBlock(b blocks.Block) {
 	if buf := b.Data(); cap(buf) == mixer.Large {
 		buf = buf[:0]
 		blockBufs.Put(&buf)
-	}
-}
-
-// putGCPercent and putMemLimit are the collector's target (GOGC) and the
-// runtime's soft memory limit while puts run. A put makes garbage as fast
-// as the disk and the network move blocks (randomizers read, blocks
-// pushed), little of it holding pointers, so collecting at half the live
-// heap instead of all of it costs little CPU, and the limit keeps a long
-// put's peak flat while its picker's and index's bookkeeping grow; the
-// binary's own pages (~28 MiB) come on top of it.
-const (
-	putGCPercent = 50
-	putMemLimit  = 64 << 20
-)
-
-// tightenGC lowers the collector's target to percent and the soft memory
-// limit to limit, each only where that is lower than what is set and the
-// environment (GOGC, GOMEMLIMIT) does not say otherwise, and returns what
-// sets them back.
-func tightenGC(percent int, limit int64) (restore func()) {
-	var undo []func()
-	if os.Getenv("GOGC") == "" {
-		if old := debug.SetGCPercent(percent); old <= percent {
-			debug.SetGCPercent(old)
-		} else {
-			undo = append(undo, func() { debug.SetGCPercent(old) })
-		}
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		if old := debug.SetMemoryLimit(-1); old > limit {
-			debug.SetMemoryLimit(limit)
-			undo = append(undo, func() { debug.SetMemoryLimit(old) })
-		}
-	}
-	return func() {
-		for _, f := range undo {
-			f()
-		}
 	}
 }
 

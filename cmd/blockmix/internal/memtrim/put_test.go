@@ -1,4 +1,4 @@
-package node
+package memtrim
 
 import (
 	"runtime/debug"
@@ -12,10 +12,10 @@ func gcSettings() (int, int64) {
 	return gc, debug.SetMemoryLimit(-1)
 }
 
-// TestTightenGC: the put's settings apply only where they are tighter
+// TestTightenForPut: the put's settings apply only where they are tighter
 // than what is set, and restore puts back exactly what was there; GOGC
 // and GOMEMLIMIT in the environment win.
-func TestTightenGC(t *testing.T) {
+func TestTightenForPut(t *testing.T) {
 	gc0, lim0 := gcSettings()
 	defer func() { debug.SetGCPercent(gc0); debug.SetMemoryLimit(lim0) }()
 	cases := []struct {
@@ -38,7 +38,7 @@ func TestTightenGC(t *testing.T) {
 			t.Setenv("GOMEMLIMIT", map[bool]string{true: "192MiB"}[c.env != ""])
 			debug.SetGCPercent(c.gc)
 			debug.SetMemoryLimit(c.lim)
-			restore := tightenGC(50, 64<<20)
+			restore := TightenForPut()
 			if gc, lim := gcSettings(); gc != c.duringGC || lim != c.duringLim {
 				t.Fatalf("during a put: GOGC %d, limit %d MiB; want %d, %d MiB", gc, lim>>20, c.duringGC, c.duringLim>>20)
 			}
