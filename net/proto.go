@@ -115,15 +115,18 @@ type Server struct {
 	// is not paced, once per push: the peer paid for it with the block's
 	// bytes, and the node hashed them once already to check them, so the
 	// hashing a peer gets for free stays within twice what it sends
-	// (at most maxUnpacedProofs pushes of a stream wait unproven). A
+	// (a stream remembers its last maxUnpacedProofs pushes at most). A
 	// put's placement proves a sample of each batch it pushed; paced,
 	// those proofs held a put through a daemon to about 37 MB/s.
 	Proofs *ProofRate
 }
 
 // maxUnpacedProofs bounds the pushes of one stream remembered for an
-// unpaced proof (see Server.Proofs): 32 bytes and a map entry each.
-const maxUnpacedProofs = 1024
+// unpaced proof (see Server.Proofs): with 256 streams, about 1 MiB in all.
+// A placement pushes a peer a batch of at most PlaceSlice blocks and asks
+// for proofs of ProveSample of them; from a longer batch, the proofs of
+// blocks pushed before its last maxUnpacedProofs are paced.
+const maxUnpacedProofs = 64
 
 // Serve answers the frames of one stream from peer until it ends: a
 // want-list with a Block or DontHave frame for each distinct ID, then End;
@@ -228,7 +231,10 @@ func (s *Server) readRequests(ctx context.Context, rw io.ReadWriter, peer string
 			ans := Frame{Kind: KindAccept, ID: f.ID}
 			if r := accept(ctx, s.Sink, peer, f.ID, f.Data); r != nil {
 				ans = Frame{Kind: KindRefuse, ID: f.ID, Reason: r.Code, Text: r.Text}
-			} else if len(pushed) < maxUnpacedProofs {
+			} else {
+				if len(pushed) >= maxUnpacedProofs {
+					clear(pushed) // the latest pushes (a placement's batch) matter
+				}
 				pushed[f.ID] = true
 			}
 			answers <- answer{Frame: ans}
