@@ -293,7 +293,7 @@ func pipePair(t *testing.T) (io.ReadWriteCloser, io.ReadWriteCloser) {
 
 // TestProofsOfPushesAreNotPaced: a proof of a block the peer pushed on
 // the same stream is not paced, once per push; the same proof asked again
-// is.
+// is, and so is one of a push a long stream has forgotten.
 func TestProofsOfPushesAreNotPaced(t *testing.T) {
 	ctx := context.Background()
 	st := blocks.NewMem()
@@ -320,6 +320,34 @@ func TestProofsOfPushesAreNotPaced(t *testing.T) {
 		}
 		if paced() != want {
 			t.Fatalf("round %d: proofs of the stream's pushes paced: %v, want %v", round, paced(), want)
+		}
+	}
+
+	// A long stream: its last pushes are remembered, its first are not.
+	a2, c2 := stdnet.Pipe()
+	defer a2.Close()
+	go func() { _ = srv.Serve(ctx, c2, "peer2"); c2.Close() }()
+	long := make([]blocks.Block, 3*maxUnpacedProofs+8)
+	for i := range long {
+		long[i] = block(1000 + i)
+	}
+	if res, err := Push(ctx, a2, long); err != nil || slices.ContainsFunc(res, func(e error) bool { return e != nil }) {
+		t.Fatalf("long push: %v", err)
+	}
+	paced2 := func() bool {
+		srv.Proofs.mu.Lock()
+		defer srv.Proofs.mu.Unlock()
+		return srv.Proofs.peers["peer2"] != nil
+	}
+	for _, c := range []struct {
+		bs   []blocks.Block
+		want bool
+	}{{long[len(long)-4:], false}, {long[:1], true}} {
+		if ok, err := Prove(ctx, a2, c.bs); err != nil || slices.Contains(ok, false) {
+			t.Fatalf("prove on the long stream: %v %v", ok, err)
+		}
+		if paced2() != c.want {
+			t.Fatalf("proofs of pushes of a long stream paced: %v, want %v", paced2(), c.want)
 		}
 	}
 }
