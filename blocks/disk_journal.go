@@ -33,9 +33,17 @@ type journalOp struct {
 	Blocks []byte     `json:"blocks,omitempty"` // the file's block IDs, 32 bytes each
 }
 
-// maxJournalRecord bounds a record's length when the journal is read (a
-// file of 2^20 blocks, base64 in JSON).
-const maxJournalRecord = 64 << 20
+// maxJournalRecord bounds a record's length: a file's block list is about
+// 43 bytes a block in it (base64 in JSON), so a file of up to about 6
+// million blocks (750 GiB in 128 KiB blocks) fits. The reader stops at a
+// longer one as at a torn record, and the next append would overwrite it
+// and every record after it: appendJournal refuses one instead, with an
+// error wrapping ErrFileTooLarge. (A variable for the tests.)
+var maxJournalRecord = 256 << 20
+
+// ErrFileTooLarge: a file names more blocks than the files journal can
+// record in one entry (see maxJournalRecord).
+var ErrFileTooLarge = errors.New("the file has too many blocks for the store's files journal")
 
 // openJournal opens (or creates) the files journal for appends.
 func (s *Disk) openJournal() error {
@@ -62,7 +70,7 @@ func (s *Disk) readJournal() (files []journalOp, end int64, err error) {
 			break // the end, or a torn header
 		}
 		n := binary.BigEndian.Uint32(hdr[:])
-		if n == 0 || n > maxJournalRecord || end+8+int64(n) > size {
+		if n == 0 || int64(n) > int64(maxJournalRecord) || end+8+int64(n) > size {
 			break
 		}
 		p := make([]byte, n)
@@ -99,6 +107,9 @@ func (s *Disk) appendJournal(op journalOp) error {
 	p, err := json.Marshal(op)
 	if err != nil {
 		return fmt.Errorf("files journal: %w", err)
+	}
+	if len(p) > maxJournalRecord {
+		return fmt.Errorf("files journal: %w (%d blocks, a record of %d MiB; at most %d MiB)", ErrFileTooLarge, len(op.Blocks)/len(ID{}), len(p)>>20, maxJournalRecord>>20)
 	}
 	rec := make([]byte, 8, 8+len(p))
 	binary.BigEndian.PutUint32(rec, uint32(len(p)))

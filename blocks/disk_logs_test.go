@@ -3,6 +3,7 @@ package blocks
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -79,5 +80,60 @@ func TestLogsRewritten(t *testing.T) {
 		if err != nil || ok == (i == 3) {
 			t.Fatalf("block %d: held %v (%v); only block 3 was deleted", i, ok, err)
 		}
+	}
+}
+
+// TestJournalRefusesLongRecord: a file whose record the journal's reader
+// would take for a torn tail is refused, and the journal stays whole: the
+// files added before and after it come back from it alone.
+func TestJournalRefusesLongRecord(t *testing.T) {
+	defer func(n int) { maxJournalRecord = n }(maxJournalRecord)
+	maxJournalRecord = 4 << 10 // about 90 blocks
+	ctx := context.Background()
+	dir := t.TempDir()
+	o := DiskOptions{SegmentSize: 64 << 10}
+	s, err := OpenDisk(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []ID
+	for range 120 {
+		data := make([]byte, 1<<10)
+		_, _ = rand.Read(data)
+		b, _ := NewBlock(data)
+		if err := s.PutBlock(ctx, b, 1); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, b.ID())
+	}
+	if err := s.AddFile(ctx, FileRecord{Key: "a", Name: "a", Blocks: ids[:5]}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddFile(ctx, FileRecord{Key: "big", Name: "big", Blocks: ids}); !errors.Is(err, ErrFileTooLarge) {
+		t.Fatalf("a file of %d blocks: %v, want ErrFileTooLarge", len(ids), err)
+	}
+	if _, err := s.File(ctx, "big"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the refused file is recorded: %v", err)
+	}
+	if err := s.AddFile(ctx, FileRecord{Key: "b", Name: "b", Blocks: ids[5:10]}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, indexDir)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RebuildIndex(dir, o); err != nil {
+		t.Fatal(err)
+	}
+	s, err = OpenDisk(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fs, err := s.Files(ctx)
+	if err != nil || len(fs) != 2 || fs[0].Key != "a" || fs[1].Key != "b" {
+		t.Fatalf("files rebuilt from the journal %+v, %v; want a and b", fs, err)
 	}
 }
