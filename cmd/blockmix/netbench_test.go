@@ -202,6 +202,13 @@ func procStatus(b testing.TB, pid int, field string) int64 {
 // cpuTicks is the process's user+system time in clock ticks (1/100 s).
 func cpuTicks(b *testing.B, pid int) int64 {
 	b.Helper()
+	ut, st := cpuTicksSplit(b, pid)
+	return ut + st
+}
+
+// cpuTicksSplit is cpuTicks as user and system time.
+func cpuTicksSplit(b *testing.B, pid int) (user, sys int64) {
+	b.Helper()
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		b.Fatal(err)
@@ -213,7 +220,7 @@ func cpuTicks(b *testing.B, pid int) int64 {
 	if err1 != nil || err2 != nil {
 		b.Fatalf("bad /proc/%d/stat", pid)
 	}
-	return ut + st
+	return ut, st
 }
 
 // BenchmarkPageGet: a NET_BENCH_SIZE file held by another node, fetched
