@@ -173,6 +173,36 @@ func TestTagMemoryFlat(t *testing.T) {
 	}
 }
 
+// TestUnderQueueDropsServed: a put in parts of 16 blocks (a daemon's
+// upload) whose oldest under-shared block no choice accepts (every XOR of
+// its tag with the popular set's is taken; with this seed from about the
+// 180th part on) keeps few served blocks in the live part of the queue:
+// they piled up behind it by the thousand, and each pick passed them all.
+func TestUnderQueueDropsServed(t *testing.T) {
+	st := blocks.NewMem()
+	m := newMixer(t, st, 3, 2, 5)
+	part := randomBytes(3, 16*Small)
+	most := 0
+	for range 1500 {
+		part[0]++
+		part[5000]++
+		if _, err := m.MixStream(context.Background(), bytes.NewReader(part), Small, Stream{NoHash: true}); err != nil {
+			t.Fatal(err)
+		}
+		pl := m.pick.pools[Small]
+		served := 0
+		for _, c := range pl.under[pl.head:] {
+			if m.pick.served[c.id] {
+				served++
+			}
+		}
+		most = max(most, served)
+	}
+	if most > 64 {
+		t.Fatalf("up to %d served blocks in the under-shared queue's live part; want at most 64", most)
+	}
+}
+
 func TestRandomizerSetsDistinct(t *testing.T) {
 	ctx := context.Background()
 	st := blocks.NewMem()

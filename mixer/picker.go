@@ -276,21 +276,49 @@ func (p *picker) tagFree(ctx context.Context, tag uint64) (bool, error) {
 	return !held, nil
 }
 
-// underAt returns the k-th unserved under-shared candidate.
+// underAt returns the k-th unserved under-shared candidate. The served
+// entries it passes leave the queue's live part at once (see dropServed):
+// a head candidate that no choice accepts (every XOR of its tag with the
+// popular set's is taken: the tags span a space that fills up) stays
+// unserved for long, and the blocks served after it would otherwise be
+// passed again by every call, quadratic in a long put.
 func (pl *pool) underAt(served map[blocks.ID]bool, k int) (cand, bool) {
 	for pl.head < len(pl.under) && served[pl.under[pl.head].id] {
 		pl.head++
 	}
+	passed := false
 	for i := pl.head; i < len(pl.under); i++ {
 		if served[pl.under[i].id] {
+			passed = true
 			continue
 		}
 		if k == 0 {
-			return pl.under[i], true
+			c := pl.under[i]
+			if passed {
+				pl.dropServed(served, i)
+			}
+			return c, true
 		}
 		k--
 	}
+	if passed {
+		pl.dropServed(served, len(pl.under))
+	}
 	return cand{}, false
+}
+
+// dropServed moves the served entries of under[head:end] before the
+// unserved ones there (which keep their order) and head past them: used
+// up, they go at the next begin.
+func (pl *pool) dropServed(served map[blocks.ID]bool, end int) {
+	w := end
+	for j := end - 1; j >= pl.head; j-- {
+		if !served[pl.under[j].id] {
+			w--
+			pl.under[j], pl.under[w] = pl.under[w], pl.under[j]
+		}
+	}
+	pl.head = w
 }
 
 // other picks a candidate for a non-A slot: popular first, else any.
