@@ -176,6 +176,27 @@ func (f *Fetcher) Stats() FetchStats {
 	return f.stats
 }
 
+// GetInto implements blocks.IntoGetter: a block the local store holds is
+// read into buf when the store is a blocks.IntoGetter (a local get of a
+// big file then allocates nothing per block); any other goes the way of
+// Get, whose bytes are not in buf.
+func (f *Fetcher) GetInto(ctx context.Context, id blocks.ID, buf []byte) ([]byte, error) {
+	if ig, ok := f.local.(blocks.IntoGetter); ok {
+		if b, err := ig.GetInto(ctx, id, buf); err == nil {
+			return b, nil
+		}
+	}
+	return f.Get(ctx, id)
+}
+
+// Prefetch implements blocks.Prefetcher with the local store's, when it
+// has one: the blocks held here are read ahead; the others are not.
+func (f *Fetcher) Prefetch(ctx context.Context, ids []blocks.ID) {
+	if p, ok := f.local.(blocks.Prefetcher); ok {
+		p.Prefetch(ctx, ids)
+	}
+}
+
 // Get implements blocks.Getter. It returns an error wrapping
 // blocks.ErrNotFound when no peer has the block. A local copy that does
 // not match its ID is quarantined (when the store is a Quarantiner) and

@@ -1,6 +1,7 @@
 package net
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -114,5 +115,65 @@ func TestFetcherReadRepair(t *testing.T) {
 	}
 	if st, _ := local.Stats(ctx); st.Quarantined != 1 {
 		t.Fatalf("%d blocks quarantined, want 1 (the lost one)", st.Quarantined)
+	}
+}
+
+// TestFetcherGetInto: a block the local store holds is read into the
+// caller's buffer (the store is a Disk, an IntoGetter); one only a peer
+// holds comes from the peer; one nobody holds is not found.
+func TestFetcherGetInto(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	disk, err := blocks.OpenDisk(t.TempDir(), blocks.DiskOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disk.Close()
+	remote := blocks.NewMem()
+	rng := rand.NewChaCha8([32]byte{9})
+	var bs []blocks.Block
+	for range 3 {
+		d := make([]byte, 16<<10)
+		rng.Read(d)
+		b, err := blocks.NewBlock(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bs = append(bs, b)
+	}
+	local, there, nowhere := bs[0], bs[1], bs[2]
+	if err := disk.PutBlock(ctx, local, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.PutBlock(ctx, there, 2); err != nil {
+		t.Fatal(err)
+	}
+	client, err := NewNode(Config{}, disk, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := NewNode(Config{}, remote, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	connect(t, ctx, client, server)
+	f := NewFetcher(client, disk)
+	f.Keep = func(blocks.ID, int) bool { return false }
+	buf := make([]byte, 16<<10+blocks.ReadSlack)
+	// In buf: a slice of buf's array (the record's header sits before it).
+	inBuf := func(b []byte) bool {
+		return cap(b) > 0 && &b[:cap(b)][cap(b)-1] == &buf[len(buf)-1]
+	}
+	got, err := f.GetInto(ctx, local.ID(), buf)
+	if err != nil || !bytes.Equal(got, local.Data()) || !inBuf(got) {
+		t.Fatalf("local block: %v, equal %v, in the buffer %v", err, bytes.Equal(got, local.Data()), inBuf(got))
+	}
+	if got, err := f.GetInto(ctx, there.ID(), buf); err != nil || !bytes.Equal(got, there.Data()) {
+		t.Fatalf("a peer's block: %v, equal %v", err, bytes.Equal(got, there.Data()))
+	}
+	if _, err := f.GetInto(ctx, nowhere.ID(), buf); !errors.Is(err, blocks.ErrNotFound) {
+		t.Fatalf("a block nobody holds: %v, want ErrNotFound", err)
 	}
 }
