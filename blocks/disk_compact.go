@@ -320,6 +320,9 @@ func (c *compaction) copy(m move) error {
 	if e.Seg != m.from || e.Off != m.fromOff {
 		return nil // deleted and put again
 	}
+	// A Delete from here on leaves the copy written after its place in
+	// the gone log: flush notes the block gone again.
+	hook("compact-checked")
 	if int64(cap(c.buf)) < m.n {
 		c.buf = make([]byte, m.n)
 	}
@@ -420,8 +423,19 @@ func (c *compaction) flush() error {
 			s.setEntry(b, m.id, &was, &e)
 			dead[m.from] += m.n
 			moved++
-		case err == nil || errors.Is(err, ErrNotFound):
-			dead[m.to] += m.toN // deleted (or quarantined) since it was copied
+		case err == nil:
+			dead[m.to] += m.toN // deleted and put again since it was copied
+		case errors.Is(err, ErrNotFound):
+			// Deleted (or quarantined) since it was looked up for the
+			// copy, maybe before the copy was written: the gone log
+			// must say so after the copy, or a recovery's scan (and
+			// RebuildIndex) would take the copy for a later put and
+			// bring the block back.
+			dead[m.to] += m.toN
+			if err := s.noteGone(m.id); err != nil {
+				s.idxMu.Unlock()
+				return err
+			}
 		default:
 			s.idxMu.Unlock()
 			return err

@@ -1011,3 +1011,60 @@ func TestDiskCrashCompact(t *testing.T) {
 		t.Error("the children's compactions removed no segment")
 	}
 }
+
+// TestCompactCopyOfDeletedBlockStaysGone: a block deleted while Compact
+// copies it, after the copy looked its entry up and before it wrote the
+// copy, leaves a copy written after the delete that nothing points to. Neither
+// a rebuilt index nor the recovery after a crash (which scans the same
+// way) may bring the block back from it, and its bytes count as dead.
+func TestCompactCopyOfDeletedBlockStaysGone(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	defer blocks.SetCompactLimits(1<<20, 1, 200)() // one record a flush
+	s := openDisk(t, dir, compactOpts)
+	r := rand.New(rand.NewPCG(31, 32))
+	var ids []blocks.ID
+	for range 12 {
+		id, _ := mustPut(t, s, r, 8<<10, 1)
+		ids = append(ids, id)
+	}
+	// The first segment holds ids[0] to about ids[6]: one dead record
+	// makes Compact take it.
+	if err := s.Delete(ctx, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	// Compact copies ids[1], ids[2], … in order; ids[4] goes between the
+	// copy's look-up and its write.
+	checked, deleted := 0, false
+	defer blocks.SetTestHook(func(p string) {
+		if p == "compact-checked" {
+			if checked++; checked == 4 {
+				deleted = true
+				if err := s.Delete(ctx, ids[4]); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	})()
+	cs, err := s.Compact(ctx, 0)
+	if err != nil || !deleted || cs.Blocks == 0 {
+		t.Fatalf("Compact = %+v, %v (deleted during it: %v)", cs, err, deleted)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "index")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blocks.RebuildIndex(dir, compactOpts); err != nil {
+		t.Fatal(err)
+	}
+	s = openDisk(t, dir, compactOpts)
+	defer s.Close()
+	for i, id := range ids {
+		ok, err := s.Has(ctx, id)
+		if err != nil || ok == (i == 0 || i == 4) {
+			t.Errorf("block %d held %v (%v) after the index was rebuilt; blocks 0 and 4 were deleted", i, ok, err)
+		}
+	}
+}
