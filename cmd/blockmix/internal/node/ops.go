@@ -330,9 +330,22 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	n.dedupMu.Lock()
 	old, again := n.sharedBefore(ctx, res.Recipe)
 	if again {
+		// This put's blocks are forgotten: once they are, another put's
+		// forget may delete them while they wait here to be placed
+		// ("read block to place: block not found"). Their placement
+		// stops first; a new one places the listed file's.
+		cancelPlace()
+		_, _, _ = placer.Close()
 		n.forget(ctx, up, res)
 	}
 	n.dedupMu.Unlock()
+	if again && placer != nil {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		placer = n.net.NewPlacer(pctx, n.st, red.Replicas)
+		placer.Release = releaseBlock
+	}
 	if again {
 		info.Recipe, info.URL, info.NewBlocks, info.NewBytes, info.Blocks = old.Recipe, "", 0, 0, len(old.Blocks)
 		if orc, err := recipe.Parse(old.Recipe); err == nil {
