@@ -340,8 +340,7 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	}
 	n.dedupMu.Unlock()
 	if again && placer != nil {
-		var cancel context.CancelFunc
-		pctx, cancel = context.WithCancel(ctx)
+		pctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		placer = n.net.NewPlacer(pctx, n.st, red.Replicas)
 		placer.Release = releaseBlock
