@@ -9,27 +9,56 @@ import (
 	"testing"
 )
 
+// logsOpts gives the logs tests' stores segments of 64 KiB.
+var logsOpts = DiskOptions{SegmentSize: 64 << 10}
+
+// logsStore opens a store in dir holding n random 1 KiB blocks.
+func logsStore(t *testing.T, dir string, n int) (*Disk, []ID) {
+	t.Helper()
+	s, err := OpenDisk(dir, logsOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []ID
+	for range n {
+		data := make([]byte, 1<<10)
+		_, _ = rand.Read(data)
+		b, _ := NewBlock(data)
+		if err := s.PutBlock(context.Background(), b, 1); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, b.ID())
+	}
+	return s, ids
+}
+
+// rebuildIndex closes s, rebuilds its index in dir from the segments and
+// the logs alone, and opens the store again.
+func rebuildIndex(t *testing.T, s *Disk, dir string) *Disk {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, indexDir)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RebuildIndex(dir, logsOpts); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenDisk(dir, logsOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestLogsRewritten: the files journal rewritten to its live files and the
 // gone log trimmed still rebuild the same store: the removed file stays
 // removed, the deleted block stays deleted, the rest comes back.
 func TestLogsRewritten(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	o := DiskOptions{SegmentSize: 64 << 10}
-	s, err := OpenDisk(dir, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []ID
-	for range 20 {
-		data := make([]byte, 1<<10)
-		_, _ = rand.Read(data)
-		b, _ := NewBlock(data)
-		if err := s.PutBlock(ctx, b, 1); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, b.ID())
-	}
+	s, ids := logsStore(t, dir, 20)
 	for _, f := range []FileRecord{{Key: "a", Name: "a", Blocks: ids[:10]}, {Key: "b", Name: "b", Blocks: ids[10:]}} {
 		if err := s.AddFile(ctx, f); err != nil {
 			t.Fatal(err)
@@ -57,19 +86,7 @@ func TestLogsRewritten(t *testing.T) {
 	if s.journalEnd >= before || len(files) != 1 {
 		t.Fatalf("journal of %d bytes rewritten to %d, %d live files; want smaller, 1", before, s.journalEnd, len(files))
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.RemoveAll(filepath.Join(dir, indexDir)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := RebuildIndex(dir, o); err != nil {
-		t.Fatal(err)
-	}
-	s, err = OpenDisk(dir, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = rebuildIndex(t, s, dir)
 	defer s.Close()
 	fs, err := s.Files(ctx)
 	if err != nil || len(fs) != 1 || fs[0].Key != "b" {
@@ -91,21 +108,7 @@ func TestJournalRefusesLongRecord(t *testing.T) {
 	maxJournalRecord = 4 << 10 // about 90 blocks
 	ctx := context.Background()
 	dir := t.TempDir()
-	o := DiskOptions{SegmentSize: 64 << 10}
-	s, err := OpenDisk(dir, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []ID
-	for range 120 {
-		data := make([]byte, 1<<10)
-		_, _ = rand.Read(data)
-		b, _ := NewBlock(data)
-		if err := s.PutBlock(ctx, b, 1); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, b.ID())
-	}
+	s, ids := logsStore(t, dir, 120)
 	if err := s.AddFile(ctx, FileRecord{Key: "a", Name: "a", Blocks: ids[:5]}); err != nil {
 		t.Fatal(err)
 	}
@@ -118,19 +121,7 @@ func TestJournalRefusesLongRecord(t *testing.T) {
 	if err := s.AddFile(ctx, FileRecord{Key: "b", Name: "b", Blocks: ids[5:10]}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.RemoveAll(filepath.Join(dir, indexDir)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := RebuildIndex(dir, o); err != nil {
-		t.Fatal(err)
-	}
-	s, err = OpenDisk(dir, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = rebuildIndex(t, s, dir)
 	defer s.Close()
 	fs, err := s.Files(ctx)
 	if err != nil || len(fs) != 2 || fs[0].Key != "a" || fs[1].Key != "b" {

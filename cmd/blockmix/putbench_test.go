@@ -167,15 +167,15 @@ func daemonPut(b *testing.B, root string, nodes int, in string) putCost {
 		}
 		return t
 	}
-	u0, _ := cpuTicksSplit(b, pid)
-	t0, a0 := cpuTicks(b, pid), all()
+	u0, s0 := cpuTicksSplit(b, pid)
+	t0, a0 := u0+s0, all()
 	args := []string{"--no-progress", "put", "--json", in}
 	if prof := os.Getenv("PUT_BENCH_PROFILE"); prof != "" {
 		args = append(args, "--cpuprofile", filepath.Join(prof, "cli.prof"))
 	}
 	r := runLong(b, ws[0], runOpts{}, args...)
-	t1, a1 := cpuTicks(b, pid), all()
-	u1, _ := cpuTicksSplit(b, pid)
+	u1, s1 := cpuTicksSplit(b, pid)
+	t1, a1 := u1+s1, all()
 	if r.code != 0 {
 		b.Fatalf("%v", r)
 	}
