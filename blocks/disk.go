@@ -291,6 +291,15 @@ func (s *Disk) load() error {
 			return err
 		}
 		s.tagScan = true
+	case string(v) == formatV3:
+		if !s.readOnly {
+			if err := s.db.Put(keyFormat, []byte(formatVersion), &opt.WriteOptions{Sync: true}); err != nil {
+				return fmt.Errorf("write format marker: %w", err)
+			}
+		}
+		if err := s.loadCounts(); err != nil {
+			return err
+		}
 	case string(v) != formatVersion:
 		return fmt.Errorf("unknown store format %q (want %q)", v, formatVersion)
 	default:

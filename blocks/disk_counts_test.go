@@ -105,6 +105,60 @@ func (s *Disk) checkDerived() error {
 	if n != len(tagKeys) {
 		return fmt.Errorf("%d tag keys, want %d", n, len(tagKeys))
 	}
+	return s.checkLists()
+}
+
+// checkLists checks the file lists against the references: every list
+// chunk belongs to a recorded file whose NBlock its chunks add up to, no
+// block has more references than lists name it (fewer is allowed: a block
+// put after its file was recorded counts none), and no list is left half
+// added (no pending mark, no member key). The caller holds idxMu.
+func (s *Disk) checkLists() error {
+	named := map[ID]int{}
+	listed := map[string]int{}
+	if err := s.walkPrefix(prefixList, func(k, v []byte) error {
+		n, w := binary.Uvarint(k[1:])
+		key := string(k[1+w : 1+w+int(n)])
+		listed[key] += len(v) / len(ID{})
+		for _, id := range bytesIDs(v) {
+			named[id]++
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := s.walkPrefix(prefixFile, func(k, v []byte) error {
+		f, err := decodeFile(k, v)
+		if err != nil {
+			return err
+		}
+		if listed[f.Key] != f.NBlock {
+			return fmt.Errorf("file %q lists %d blocks, its record says %d", f.Key, listed[f.Key], f.NBlock)
+		}
+		delete(listed, f.Key)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for key, n := range listed {
+		return fmt.Errorf("%d list chunks' blocks under %q, which no file record names", n, key)
+	}
+	if err := s.walkPrefix(prefixBlock, func(k, v []byte) error {
+		id, _ := blockKeyID(k)
+		if e, err := decodeEntry(v); err == nil && e.Refs > named[id] {
+			return fmt.Errorf("block %s has %d references, %d lists name it", id, e.Refs, named[id])
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, p := range []byte{prefixPending, prefixMember} {
+		if err := s.walkPrefix(p, func(k, _ []byte) error {
+			return fmt.Errorf("key %x of a list half added is left", k)
+		}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -72,68 +72,49 @@ func readFileBlocks(r leveldb.Reader, key string) ([]ID, error) {
 	return ids, nil
 }
 
-// AddFile implements Filer. The record, its block list and the new reference
-// counts are written in one atomic batch, after a record in the files
-// journal. Only blocks the store holds when AddFile runs get a reference.
-func (s *Disk) AddFile(_ context.Context, f FileRecord) error {
+// AddFile implements Filer: it is AddFileList with f.Blocks as the one
+// part.
+func (s *Disk) AddFile(ctx context.Context, f FileRecord) error {
+	ids := f.Blocks
+	_, err := s.AddFileList(ctx, f, func(add func([]ID) error) error { return add(ids) })
+	return err
+}
+
+// AddFileList implements Filer. A list of up to fileListChunk distinct
+// blocks is written as one journal record and one atomic batch (record,
+// list and references); a longer one a chunk at a time, taken back on
+// error and after a crash before its commit (see disk_filelist.go). The
+// store holds one chunk of it at a time, and the index one key per block
+// of it until the commit. Only blocks the store holds when a chunk is
+// written get a reference.
+func (s *Disk) AddFileList(_ context.Context, f FileRecord, list func(add func([]ID) error) error) (int, error) {
 	if err := s.enterWrite(); err != nil {
-		return err
+		return 0, err
 	}
 	defer s.exit()
 	s.idxMu.Lock()
 	defer s.idxMu.Unlock()
-	f.Blocks = Dedup(f.Blocks)
-	if err := s.appendJournal(journalOp{Op: "add", File: f, Blocks: idBytes(f.Blocks)}); err != nil {
-		return fmt.Errorf("add file %q: %w", f.Key, err)
-	}
-	return s.addFileLocked(f)
-}
-
-// addFileLocked is AddFile without the journal; f.Blocks do not repeat.
-// The caller holds idxMu.
-func (s *Disk) addFileLocked(f FileRecord) error {
-	b := s.batch()
+	f.Blocks = nil
 	old, err := readFile(s.db, f.Key)
 	switch {
 	case err == nil:
+		// Known: a new name and recipe, no new references.
+		if err := s.appendJournal(journalOp{Op: "add", File: f}); err != nil {
+			return 0, fmt.Errorf("add file %q: %w", f.Key, err)
+		}
 		old.Name, old.Recipe, old.Type = f.Name, f.Recipe, f.Type
+		b := s.batch()
 		if err := s.putFile(b, old); err != nil {
-			return err
+			return 0, err
 		}
 		if err := s.write(b); err != nil {
-			return fmt.Errorf("add file %q: %w", f.Key, err)
+			return 0, fmt.Errorf("add file %q: %w", f.Key, err)
 		}
-		return nil
+		return old.NBlock, nil
 	case !errors.Is(err, ErrNotFound):
-		return err
+		return 0, err
 	}
-
-	uniq := f.Blocks
-	if err := s.addRefs(b, uniq, +1); err != nil {
-		return fmt.Errorf("add file %q: %w", f.Key, err)
-	}
-	for i := 0; i*fileListChunk < len(uniq); i++ {
-		chunk := uniq[i*fileListChunk : min(len(uniq), (i+1)*fileListChunk)]
-		v := make([]byte, 0, len(chunk)*len(ID{}))
-		for _, id := range chunk {
-			v = append(v, id[:]...)
-		}
-		b.Put(listKey(f.Key, uint32(i)), v)
-	}
-	order := s.fileSeq + 1
-	f.NBlock = len(uniq)
-	if err := s.putFile(b, diskFile{FileRecord: f, Order: order}); err != nil {
-		return err
-	}
-	b.Put(orderKey(order), []byte(f.Key))
-	b.Put(keyFileSeq, encodeUint64(order))
-	s.pend.Files++
-	s.pend.FileBytes += f.Size
-	if err := s.write(b); err != nil {
-		return fmt.Errorf("add file %q: %w", f.Key, err)
-	}
-	s.fileSeq = order
-	return nil
+	return s.addListLocked(f, list, true)
 }
 
 // addRefs adds delta to the Refs of every held block of ids (which must not
@@ -158,8 +139,8 @@ func (s *Disk) addRefs(b *leveldb.Batch, ids []ID, delta int) error {
 	return nil
 }
 
-// RemoveFile implements Filer. The record, its block list and the reference
-// counts change in one atomic batch, after a record in the files journal.
+// RemoveFile implements Filer, after a record in the files journal (see
+// removeFileLocked).
 func (s *Disk) RemoveFile(_ context.Context, key string) error {
 	if err := s.enterWrite(); err != nil {
 		return err
@@ -176,29 +157,24 @@ func (s *Disk) RemoveFile(_ context.Context, key string) error {
 	return s.removeFileLocked(key)
 }
 
-// removeFileLocked is RemoveFile without the journal. The caller holds
-// idxMu.
+// removeFileLocked is RemoveFile without the journal: the record goes in
+// one batch, then its list a chunk at a time with the references each
+// counted (a crash part-way leaves chunks no record names, which a
+// recovery takes back: see dropOrphanLists). The caller holds idxMu.
 func (s *Disk) removeFileLocked(key string) error {
 	f, err := readFile(s.db, key)
 	if err != nil {
 		return err
 	}
-	ids, err := readFileBlocks(s.db, key)
-	if err != nil {
-		return err
-	}
 	b := s.batch()
-	if err := s.addRefs(b, ids, -1); err != nil {
-		return fmt.Errorf("remove file %q: %w", key, err)
-	}
-	for i := 0; i*fileListChunk < len(ids); i++ {
-		b.Delete(listKey(key, uint32(i)))
-	}
 	b.Delete(fileKey(key))
 	b.Delete(orderKey(f.Order))
 	s.pend.Files--
 	s.pend.FileBytes -= f.Size
 	if err := s.write(b); err != nil {
+		return fmt.Errorf("remove file %q: %w", key, err)
+	}
+	if err := s.dropListChunks(key); err != nil {
 		return fmt.Errorf("remove file %q: %w", key, err)
 	}
 	return nil

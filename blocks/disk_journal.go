@@ -28,7 +28,10 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // journalOp is one journal record.
 type journalOp struct {
-	Op     string     `json:"op"` // "add" or "remove"
+	// "add" (a file with its whole list, or a new name for a known file),
+	// "remove", or a list in parts: "begin" (with the record), "part"s
+	// and "commit" (see disk_filelist.go)
+	Op     string     `json:"op"`
 	File   FileRecord `json:"file"`
 	Blocks []byte     `json:"blocks,omitempty"` // the file's block IDs, 32 bytes each
 }
@@ -55,51 +58,133 @@ func (s *Disk) openJournal() error {
 	return nil
 }
 
+// journalFile is a file the journal holds at its end: its record (with
+// the last name given it), where its list starts (its "add" or "begin"
+// record) and how many blocks the list names.
+type journalFile struct {
+	File FileRecord
+	At   int64
+	N    int
+}
+
+// journalReader reads the journal's records in turn.
+type journalReader struct {
+	r         *bufio.Reader
+	off, size int64
+}
+
+func newJournalReader(f segFile, from, size int64) *journalReader {
+	return &journalReader{r: bufio.NewReaderSize(io.NewSectionReader(f, from, size-from), 256<<10), off: from, size: size}
+}
+
+// next reads the next record and where it starts; ok is false at the
+// journal's end and at the first record cut short or damaged.
+func (jr *journalReader) next() (op journalOp, at int64, ok bool) {
+	var hdr [8]byte
+	if _, err := io.ReadFull(jr.r, hdr[:]); err != nil {
+		return op, 0, false // the end, or a torn header
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 || int64(n) > int64(maxJournalRecord) || jr.off+8+int64(n) > jr.size {
+		return op, 0, false
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(jr.r, p); err != nil || crc32.Checksum(p, castagnoli) != binary.BigEndian.Uint32(hdr[4:]) {
+		return op, 0, false
+	}
+	if err := json.Unmarshal(p, &op); err != nil {
+		return op, 0, false
+	}
+	at = jr.off
+	jr.off += 8 + int64(n)
+	return op, at, true
+}
+
 // readJournal replays the journal: the files it holds at its end, in the
-// order they were first added, and where its valid records end.
-func (s *Disk) readJournal() (files []journalOp, end int64, err error) {
+// order they were first added, and where its valid records end. It holds
+// no block list: journalBlocks reads one.
+func (s *Disk) readJournal() (files []journalFile, end int64, err error) {
 	size, err := s.journal.Size()
 	if err != nil {
 		return nil, 0, fmt.Errorf("files journal: %w", err)
 	}
-	r := bufio.NewReaderSize(io.NewSectionReader(s.journal, 0, size), 256<<10)
+	jr := newJournalReader(s.journal, 0, size)
 	live := map[string]int{} // key → index in files
+	add := func(f journalFile) {
+		if i, ok := live[f.File.Key]; ok {
+			files[i].File.Name, files[i].File.Recipe, files[i].File.Type = f.File.Name, f.File.Recipe, f.File.Type
+			return
+		}
+		live[f.File.Key] = len(files)
+		files = append(files, f)
+	}
+	var open *journalFile // a list being added: its begin, until its commit
 	for {
-		var hdr [8]byte
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			break // the end, or a torn header
-		}
-		n := binary.BigEndian.Uint32(hdr[:])
-		if n == 0 || int64(n) > int64(maxJournalRecord) || end+8+int64(n) > size {
+		op, at, ok := jr.next()
+		if !ok {
 			break
 		}
-		p := make([]byte, n)
-		if _, err := io.ReadFull(r, p); err != nil || crc32.Checksum(p, castagnoli) != binary.BigEndian.Uint32(hdr[4:]) {
-			break
+		if open != nil && (op.Op != "part" && op.Op != "commit" || op.File.Key != open.File.Key) {
+			open = nil // a begin without its commit: never added
 		}
-		var op journalOp
-		if err := json.Unmarshal(p, &op); err != nil {
-			break
-		}
-		end += 8 + int64(n)
-		switch i, ok := live[op.File.Key]; {
-		case op.Op == "remove" && ok:
-			files[i].Op = "" // gone; dropped below
-			delete(live, op.File.Key)
-		case op.Op == "add" && ok:
-			files[i].File.Name, files[i].File.Recipe, files[i].File.Type = op.File.Name, op.File.Recipe, op.File.Type
-		case op.Op == "add":
-			live[op.File.Key] = len(files)
-			files = append(files, op)
+		switch i, ok := live[op.File.Key]; op.Op {
+		case "remove":
+			if ok {
+				files[i].At = -1 // gone; dropped below
+				delete(live, op.File.Key)
+			}
+		case "add":
+			op.File.Blocks = nil
+			add(journalFile{File: op.File, At: at, N: len(op.Blocks) / len(ID{})})
+		case "begin":
+			op.File.Blocks = nil
+			open = &journalFile{File: op.File, At: at}
+		case "part":
+			if open != nil {
+				open.N += len(op.Blocks) / len(ID{})
+			}
+		case "commit":
+			if open != nil {
+				add(*open)
+				open = nil
+			}
 		}
 	}
 	out := files[:0]
 	for _, f := range files {
-		if f.Op != "" {
+		if f.At >= 0 {
 			out = append(out, f)
 		}
 	}
-	return out, end, nil
+	return out, jr.off, nil
+}
+
+// journalBlocks calls fn with the block list of the file whose "add" or
+// "begin" record is at offset at of journal f (of size bytes), a part at
+// a time.
+func journalBlocks(f segFile, size, at int64, fn func([]ID) error) error {
+	jr := newJournalReader(f, at, size)
+	op, _, ok := jr.next()
+	switch {
+	case ok && op.Op == "add":
+		return fn(bytesIDs(op.Blocks))
+	case !ok || op.Op != "begin":
+		return fmt.Errorf("files journal: no file's list at offset %d", at)
+	}
+	key := op.File.Key
+	for {
+		op, _, ok := jr.next()
+		switch {
+		case ok && op.Op == "part" && op.File.Key == key:
+			if err := fn(bytesIDs(op.Blocks)); err != nil {
+				return err
+			}
+		case ok && op.Op == "commit" && op.File.Key == key:
+			return nil
+		default:
+			return fmt.Errorf("files journal: the list of %q at offset %d has no commit", key, at)
+		}
+	}
 }
 
 // appendJournal appends op; Sync makes it durable. The caller holds idxMu.
@@ -140,15 +225,15 @@ func bytesIDs(b []byte) []ID {
 	return ids
 }
 
-// rewriteJournal replaces the journal with one record per live file
-// (after a replay showed it mostly holds files since removed). The caller
-// holds idxMu.
-func (s *Disk) rewriteJournal(files []journalOp) error {
+// rewriteJournal replaces the journal with the records of the live files
+// alone (after a replay showed it mostly holds files since removed), each
+// list copied a part at a time. The caller holds idxMu.
+func (s *Disk) rewriteJournal(files []journalFile) error {
 	old, oldEnd := s.journal, s.journalEnd
 	f, err := s.rewrite(journalName, func(f segFile) error {
 		s.journal, s.journalEnd = f, 0
-		for _, op := range files {
-			if err := s.appendJournal(op); err != nil {
+		for _, jf := range files {
+			if err := s.copyJournalFile(old, oldEnd, jf); err != nil {
 				return err
 			}
 		}
@@ -161,6 +246,36 @@ func (s *Disk) rewriteJournal(files []journalOp) error {
 	old.Close()
 	s.journal, s.journalDirty = f, false
 	return nil
+}
+
+// copyJournalFile appends jf, whose list is in journal old (of size
+// bytes): as one "add" when the list fits one chunk, else as "begin",
+// parts of at most fileListChunk blocks and "commit".
+func (s *Disk) copyJournalFile(old segFile, size int64, jf journalFile) error {
+	if jf.N <= fileListChunk {
+		var ids []ID
+		if err := journalBlocks(old, size, jf.At, func(p []ID) error { ids = append(ids, p...); return nil }); err != nil {
+			return err
+		}
+		return s.appendJournal(journalOp{Op: "add", File: jf.File, Blocks: idBytes(ids)})
+	}
+	if err := s.appendJournal(journalOp{Op: "begin", File: jf.File}); err != nil {
+		return err
+	}
+	err := journalBlocks(old, size, jf.At, func(p []ID) error {
+		for len(p) > 0 {
+			n := min(len(p), fileListChunk)
+			if err := s.appendJournal(journalOp{Op: "part", File: FileRecord{Key: jf.File.Key}, Blocks: idBytes(p[:n])}); err != nil {
+				return err
+			}
+			p = p[n:]
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.appendJournal(journalOp{Op: "commit", File: FileRecord{Key: jf.File.Key}})
 }
 
 // openLog opens dir/name for appends, creating it (and making its

@@ -15,6 +15,8 @@ import (
 //	f key                            → file record, JSON (diskFile)
 //	o order(8, big endian)           → key: files in order of arrival
 //	l len(key)(uvarint) key chunk(4) → up to fileListChunk block IDs, 32 bytes each
+//	p order(8, big endian)           → key: a block list being added (disk_filelist.go)
+//	a order(8, big endian) id(32)    → empty: that block is in that list
 //	q id(32)                         → quarantine reason
 //	d seg(4, big endian)             → dead bytes in that segment (8, big endian)
 //	m name                           → a mark (see Marker)
@@ -48,7 +50,13 @@ const (
 	// them, the same way, with one walk before its marker moves: an older
 	// blockmix would add blocks without their h key, and HasTag would
 	// answer false for their tags.
-	formatVersion = "3"
+	//
+	// "4" lets a file's list be journalled in parts ("begin", "part",
+	// "commit": see disk_filelist.go), which an older blockmix's replay
+	// would skip, losing the file. A store of format "3" needs nothing
+	// more: its marker moves before the first such list.
+	formatVersion = "4"
+	formatV3      = "3"
 	formatV2      = "2"
 	formatV1      = "1"
 )

@@ -94,6 +94,12 @@ func (s *Disk) openWritable() error {
 	if err := s.openJournal(); err != nil {
 		return err
 	}
+	s.idxMu.Lock()
+	err := s.rollbackPending()
+	s.idxMu.Unlock()
+	if err != nil {
+		return err
+	}
 	from, err := s.counter(keyScanFrom)
 	if err != nil {
 		return err
@@ -226,10 +232,10 @@ func (s *Disk) recover(from uint32) (RecoveryInfo, error) {
 }
 
 // journalSize estimates what files take as journal records.
-func journalSize(files []journalOp) int64 {
+func journalSize(files []journalFile) int64 {
 	var n int64
 	for _, f := range files {
-		n += 512 + int64(len(f.Blocks))*4/3
+		n += 512 + int64(f.N*len(ID{}))*4/3
 	}
 	return n
 }
@@ -325,8 +331,8 @@ func (s *Disk) scanSegment(seg *segment, gone map[ID]place, added map[ID]bool) e
 // reconcileFiles makes the index's files those of the journal: files it
 // lost are added back (with their references), files it still has but the
 // journal removed are removed. It returns how many it changed.
-func (s *Disk) reconcileFiles(files []journalOp) (int, error) {
-	want := map[string]journalOp{}
+func (s *Disk) reconcileFiles(files []journalFile) (int, error) {
+	want := map[string]journalFile{}
 	for _, f := range files {
 		want[f.File.Key] = f
 	}
@@ -335,7 +341,18 @@ func (s *Disk) reconcileFiles(files []journalOp) (int, error) {
 	var gone []string
 	for it.Next() {
 		key := string(it.Key()[1:])
-		if _, ok := want[key]; ok {
+		jf, ok := want[key]
+		if !ok {
+			gone = append(gone, key)
+			continue
+		}
+		// A list written in parts may have lost some (goleveldb kept a
+		// later batch and lost an earlier one): such a file is added
+		// again from the journal.
+		if n, err := s.listLen(key); err != nil {
+			it.Release()
+			return 0, err
+		} else if n == jf.N {
 			delete(want, key)
 		} else {
 			gone = append(gone, key)
@@ -351,13 +368,15 @@ func (s *Disk) reconcileFiles(files []journalOp) (int, error) {
 		}
 		changed++
 	}
+	if err := s.dropOrphanLists(); err != nil {
+		return changed, err
+	}
 	for _, f := range files { // in the journal's order
 		if _, ok := want[f.File.Key]; !ok {
 			continue
 		}
-		rec := f.File
-		rec.Blocks = bytesIDs(f.Blocks)
-		if err := s.addFileLocked(rec); err != nil {
+		list := func(add func([]ID) error) error { return journalBlocks(s.journal, s.journalEnd, f.At, add) }
+		if _, err := s.addListLocked(f.File, list, false); err != nil {
 			return changed, err
 		}
 		changed++

@@ -220,6 +220,36 @@ func (m *Mem) AddFile(_ context.Context, f FileRecord) error {
 	return nil
 }
 
+// AddFileList implements Filer: the parts are gathered, then added as one
+// list.
+func (m *Mem) AddFileList(ctx context.Context, f FileRecord, list func(add func([]ID) error) error) (int, error) {
+	if err := m.lock(); err != nil {
+		return 0, err
+	}
+	old, ok := m.files[f.Key]
+	m.mu.Unlock()
+	if ok {
+		return old.NBlock, m.AddFile(ctx, f)
+	}
+	f.Blocks = nil
+	if err := list(func(ids []ID) error { f.Blocks = append(f.Blocks, ids...); return nil }); err != nil {
+		return 0, fmt.Errorf("add file %q: %w", f.Key, err)
+	}
+	if err := m.AddFile(ctx, f); err != nil {
+		return 0, err
+	}
+	return len(Dedup(f.Blocks)), nil
+}
+
+// FileBlocks implements Filer.
+func (m *Mem) FileBlocks(ctx context.Context, key string, fn func([]ID) error) error {
+	f, err := m.File(ctx, key)
+	if err != nil {
+		return err
+	}
+	return fn(f.Blocks)
+}
+
 // RemoveFile implements Filer.
 func (m *Mem) RemoveFile(_ context.Context, key string) error {
 	if err := m.lock(); err != nil {

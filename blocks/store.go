@@ -230,6 +230,19 @@ type Filer interface {
 	// (duplicates are counted once). Adding a Key that exists replaces the
 	// record's name and recipe but counts no new references.
 	AddFile(ctx context.Context, f FileRecord) error
+	// AddFileList is AddFile with f's block list given in parts, so that
+	// neither the caller nor the store holds it whole: list calls add with
+	// each part in turn (add keeps nothing of a part once it returns) and
+	// returns the first error add returned, or its own. f.Blocks is
+	// ignored. For a Key that exists, list is not called. It returns how
+	// many distinct blocks the file's list holds. On error nothing is
+	// recorded and no reference changes.
+	AddFileList(ctx context.Context, f FileRecord, list func(add func([]ID) error) error) (int, error)
+	// FileBlocks calls fn with the block list of key in parts, in the
+	// order they were added (fn may keep nothing of a part once it
+	// returns), and returns fn's first error. It returns an error
+	// wrapping ErrNotFound for an unknown key.
+	FileBlocks(ctx context.Context, key string, fn func([]ID) error) error
 	// RemoveFile forgets the file and drops its references; blocks stay.
 	// It returns an error wrapping ErrNotFound for an unknown key.
 	RemoveFile(ctx context.Context, key string) error

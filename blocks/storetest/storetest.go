@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) blocks.Store) {
 		{"EnumerateCancel", testEnumerateCancel},
 		{"HasTag", testHasTag},
 		{"FileRefs", testFileRefs},
+		{"FileList", testFileList},
 		{"FileReAdd", testFileReAdd},
 		{"FilesOrder", testFilesOrder},
 		{"FileMissingBlocks", testFileMissingBlocks},
@@ -442,6 +443,64 @@ func sameSet(a, b []blocks.ID) bool {
 		m[id]--
 	}
 	return true
+}
+
+// testFileList: AddFileList takes the list in parts, counts a block
+// named in two parts once, and FileBlocks gives the list back in order; a
+// failed list records nothing; for a known file the list is not read.
+func testFileList(t *testing.T, s blocks.Store) {
+	ctx := context.Background()
+	x, _ := put(t, s, 1, 100, 0)
+	y, _ := put(t, s, 2, 100, 0)
+	z, _ := put(t, s, 3, 100, 0)
+	boom := errors.New("boom")
+	_, err := s.AddFileList(ctx, blocks.FileRecord{Key: "a"}, func(add func([]blocks.ID) error) error {
+		if err := add([]blocks.ID{x}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("AddFileList with a failing list: %v, want its error", err)
+	}
+	if _, err := s.File(ctx, "a"); !errors.Is(err, blocks.ErrNotFound) {
+		t.Fatalf("File after a failed AddFileList: %v, want ErrNotFound", err)
+	}
+	if got := refs(t, s, x, y, z); fmt.Sprint(got) != "[0 0 0]" {
+		t.Fatalf("refs after a failed AddFileList = %v, want [0 0 0]", got)
+	}
+	n, err := s.AddFileList(ctx, blocks.FileRecord{Key: "a", Name: "a", Size: 3}, func(add func([]blocks.ID) error) error {
+		if err := add([]blocks.ID{z, x}); err != nil {
+			return err
+		}
+		return add([]blocks.ID{x, y, z})
+	})
+	if err != nil || n != 3 {
+		t.Fatalf("AddFileList: %d, %v; want 3", n, err)
+	}
+	if got := refs(t, s, x, y, z); fmt.Sprint(got) != "[1 1 1]" {
+		t.Fatalf("refs after AddFileList = %v, want [1 1 1]", got)
+	}
+	var got []blocks.ID
+	if err := s.FileBlocks(ctx, "a", func(p []blocks.ID) error { got = append(got, p...); return nil }); err != nil || fmt.Sprint(got) != fmt.Sprint([]blocks.ID{z, x, y}) {
+		t.Fatalf("FileBlocks = %v, %v; want z, x, y", got, err)
+	}
+	if err := s.FileBlocks(ctx, "nope", func([]blocks.ID) error { return nil }); !errors.Is(err, blocks.ErrNotFound) {
+		t.Fatalf("FileBlocks of an unknown file: %v, want ErrNotFound", err)
+	}
+	if err := s.FileBlocks(ctx, "a", func([]blocks.ID) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("FileBlocks with a failing fn: %v, want its error", err)
+	}
+	n, err = s.AddFileList(ctx, blocks.FileRecord{Key: "a", Name: "b"}, func(func([]blocks.ID) error) error {
+		t.Fatal("list read for a known file")
+		return nil
+	})
+	if err != nil || n != 3 {
+		t.Fatalf("AddFileList of a known file: %d, %v; want 3", n, err)
+	}
+	if f, err := s.File(ctx, "a"); err != nil || f.Name != "b" || f.NBlock != 3 {
+		t.Fatalf("File after a new name: %+v, %v", f, err)
+	}
 }
 
 func testFileRefs(t *testing.T, s blocks.Store) {
