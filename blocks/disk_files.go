@@ -229,6 +229,16 @@ func (s *Disk) File(_ context.Context, key string) (FileRecord, error) {
 	return f.FileRecord, nil
 }
 
+// Record implements Filer.
+func (s *Disk) Record(_ context.Context, key string) (FileRecord, error) {
+	if err := s.enter(); err != nil {
+		return FileRecord{}, err
+	}
+	defer s.exit()
+	f, err := readFile(s.db, key)
+	return f.FileRecord, err
+}
+
 // Quarantine implements Store. It removes the block from the index, records
 // reason under the block's ID, and copies whatever bytes are where the block
 // was to dir/quarantine/<cid> for audit. A failed copy does not stop the

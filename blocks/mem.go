@@ -304,6 +304,20 @@ func (m *Mem) File(_ context.Context, key string) (FileRecord, error) {
 	return f, nil
 }
 
+// Record implements Filer.
+func (m *Mem) Record(_ context.Context, key string) (FileRecord, error) {
+	if err := m.lock(); err != nil {
+		return FileRecord{}, err
+	}
+	defer m.mu.Unlock()
+	f, ok := m.files[key]
+	if !ok {
+		return FileRecord{}, fmt.Errorf("file %q: %w", key, ErrNotFound)
+	}
+	f.Blocks = nil
+	return f, nil
+}
+
 // Quarantine implements Store.
 func (m *Mem) Quarantine(_ context.Context, id ID, reason string) error {
 	if err := m.lock(); err != nil {

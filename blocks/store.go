@@ -250,6 +250,9 @@ type Filer interface {
 	Files(ctx context.Context) ([]FileRecord, error)
 	// File returns one file with its Blocks, or ErrNotFound.
 	File(ctx context.Context, key string) (FileRecord, error)
+	// Record is File without Blocks (NBlock says how many): it does not
+	// read the list.
+	Record(ctx context.Context, key string) (FileRecord, error)
 }
 
 // Stats sums up a store.

@@ -77,10 +77,10 @@ func uploadTo(b *testing.B, ctx context.Context, holders []*Node, sizes ...int64
 			b.Fatal(err)
 		}
 		// Place in slices, as the daemon would for a big file.
-		for len(res.Blocks) > 0 {
-			k := min(len(res.Blocks), 1024)
+		for ids := putList(b, st, res); len(ids) > 0; {
+			k := min(len(ids), 1024)
 			var bs []blocks.Block
-			for _, id := range res.Blocks[:k] {
+			for _, id := range ids[:k] {
 				blk, err := blocks.GetBlock(ctx, st, id)
 				if err != nil {
 					b.Fatal(err)
@@ -90,7 +90,7 @@ func uploadTo(b *testing.B, ctx context.Context, holders []*Node, sizes ...int64
 			if _, err := up.Place(ctx, bs, len(holders)); err != nil {
 				b.Fatal(err)
 			}
-			res.Blocks = res.Blocks[k:]
+			ids = ids[k:]
 		}
 		out = append(out, res.Recipe)
 	}

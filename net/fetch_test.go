@@ -33,8 +33,9 @@ func TestUploaderMayLeave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ids := putList(t, stores[0], res)
 	var bs []blocks.Block
-	for _, id := range res.Blocks {
+	for _, id := range ids {
 		b, err := blocks.GetBlock(ctx, stores[0], id)
 		if err != nil {
 			t.Fatal(err)
@@ -59,7 +60,7 @@ func TestUploaderMayLeave(t *testing.T) {
 		t.Fatal("the file rebuilt on node 4 differs")
 	}
 	// What it fetched, it keeps.
-	for _, id := range res.Blocks[:5] {
+	for _, id := range ids[:5] {
 		if ok, _ := stores[4].Has(ctx, id); !ok {
 			t.Fatalf("block %s was not kept after the fetch", id)
 		}
@@ -258,4 +259,14 @@ func TestFetcherBadPeers(t *testing.T) {
 	if s := client.Blocks.Peers.Stats(servers[3].Host.ID()); s.BytesIn == 0 {
 		t.Error("the honest peer served nothing")
 	}
+}
+
+// putList is the block list st's record of res's file holds.
+func putList(t testing.TB, st blocks.Filer, res recipe.PutResult) []blocks.ID {
+	t.Helper()
+	f, err := st.File(context.Background(), res.Recipe.Key())
+	if err != nil {
+		t.Fatalf("the list of %s: %v", res.Recipe.Name, err)
+	}
+	return f.Blocks
 }

@@ -38,9 +38,10 @@ func noiseAcrossNodes(t *testing.T, pushed bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ids := putList(t, a, res)
 	if pushed {
 		var bs []blocks.Block
-		for _, id := range res.Blocks {
+		for _, id := range ids {
 			blk, err := blocks.GetBlock(ctx, a, id)
 			if err != nil {
 				t.Fatal(err)
@@ -60,8 +61,8 @@ func noiseAcrossNodes(t *testing.T, pushed bool) {
 			t.Fatalf("B's get: %v", err)
 		}
 	}
-	if s, _ := b.Stats(ctx); s.Blocks < len(res.Blocks) {
-		t.Fatalf("B holds %d blocks, A's file has %d", s.Blocks, len(res.Blocks))
+	if s, _ := b.Stats(ctx); s.Blocks < len(ids) {
+		t.Fatalf("B holds %d blocks, A's file has %d", s.Blocks, len(ids))
 	}
 
 	ones := bytes.Repeat([]byte{0xff}, 2<<20)

@@ -173,3 +173,25 @@ func PutBlob(ctx context.Context, m *mixer.Mixer, data []byte) (Recipe, []blocks
 	}
 	return Recipe{Root: root, DescClass: descClass, Size: res.Size}, ids, nil
 }
+
+// fileBlocks lists every distinct block a file needs, in the order its
+// tuples and then its descriptor name them: the whole list, 32 bytes a
+// block, for an attachment's builder (a put records the list in parts:
+// see recordFile).
+func fileBlocks(tuples *tupleLog, desc []blocks.ID) ([]blocks.ID, error) {
+	seen := map[blocks.ID]struct{}{}
+	var ids []blocks.ID
+	add := func(id blocks.ID) {
+		if _, ok := seen[id]; !ok {
+			seen[id] = struct{}{}
+			ids = append(ids, id)
+		}
+	}
+	if err := tuples.ids(add); err != nil {
+		return nil, err
+	}
+	for _, id := range desc {
+		add(id)
+	}
+	return ids, nil
+}

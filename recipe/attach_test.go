@@ -77,7 +77,7 @@ func TestAttachment(t *testing.T) {
 		}
 		// The file lists every block Attach saw, and the attachment's.
 		all := map[blocks.ID]bool{}
-		for _, id := range res.Blocks {
+		for _, id := range listed(t, st, res) {
 			all[id] = true
 		}
 		for _, id := range seen {

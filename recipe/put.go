@@ -23,7 +23,7 @@ type PutResult struct {
 	Tuples    int         // data tuples
 	NewBlocks int         // blocks the put added, fresh randomizers included
 	NewBytes  int64       // their bytes
-	Blocks    []blocks.ID // every distinct block the file needs
+	NBlock    int         // how many distinct blocks the file needs (the store's record lists them)
 }
 
 // ErrSizeMismatch: a put read more or fewer bytes than it was told.
@@ -70,46 +70,54 @@ func PutWith(ctx context.Context, m *mixer.Mixer, st Store, r io.Reader, size in
 		return PutResult{}, fmt.Errorf("descriptor of %s: %w", name, err)
 	}
 	rc := Recipe{Root: root, DescClass: descClass, Size: res.Size, Type: typ, Name: CleanName(name)}
-	ids, err := fileBlocks(tuples, descIDs)
-	if err != nil {
-		return PutResult{}, fmt.Errorf("list the blocks of %s: %w", name, err)
-	}
 	blocks1, bytes1 := m.Added()
-	out := PutResult{
+	n, err := recordFile(ctx, st, rc, tuples, descIDs)
+	if err != nil {
+		return PutResult{}, fmt.Errorf("record %s: %w", name, err)
+	}
+	return PutResult{
 		Recipe:    rc,
 		Tuples:    int(tuples.n),
 		NewBlocks: blocks1 - blocks0,
 		NewBytes:  bytes1 - bytes0,
-		Blocks:    ids,
-	}
-	if err := st.AddFile(ctx, blocks.FileRecord{
-		Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,
-		Recipe: rc.String(), Added: time.Now().UTC(), Blocks: ids,
-	}); err != nil {
-		return PutResult{}, fmt.Errorf("record %s: %w", name, err)
-	}
-	return out, nil
+		NBlock:    n,
+	}, nil
 }
 
-// fileBlocks lists every distinct block a file needs, in the order its
-// tuples and then its descriptor name them: 32 bytes a block, what the
-// file's record holds.
-func fileBlocks(tuples *tupleLog, desc []blocks.ID) ([]blocks.ID, error) {
-	seen := map[blocks.ID]struct{}{}
-	var ids []blocks.ID
-	add := func(id blocks.ID) {
-		if _, ok := seen[id]; !ok {
-			seen[id] = struct{}{}
-			ids = append(ids, id)
+// listPart is how many block IDs recordFile gives the store at a time.
+const listPart = 4096
+
+// recordFile records rc in st with every block the file needs, in the
+// order its tuples and then its descriptor name them, given in parts read
+// from the tuple log: neither side holds the list whole. It returns how
+// many distinct blocks the record lists.
+func recordFile(ctx context.Context, st Store, rc Recipe, tuples *tupleLog, desc []blocks.ID) (int, error) {
+	rec := blocks.FileRecord{
+		Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,
+		Recipe: rc.String(), Added: time.Now().UTC(),
+	}
+	return st.AddFileList(ctx, rec, func(add func([]blocks.ID) error) error {
+		part := make([]blocks.ID, 0, listPart)
+		var aerr error
+		flush := func() {
+			if aerr == nil && len(part) > 0 {
+				aerr = add(part)
+			}
+			part = part[:0]
 		}
-	}
-	if err := tuples.ids(add); err != nil {
-		return nil, err
-	}
-	for _, id := range desc {
-		add(id)
-	}
-	return ids, nil
+		err := tuples.ids(func(id blocks.ID) {
+			if part = append(part, id); len(part) == listPart {
+				flush()
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("list the blocks: %w", err)
+		}
+		if flush(); aerr != nil {
+			return aerr
+		}
+		return add(desc)
+	})
 }
 
 // dataInfo is what a descriptor says about the file besides its tuples.

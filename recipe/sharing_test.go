@@ -82,14 +82,14 @@ func TestDownloadCost(t *testing.T) {
 			res := put(t, m, st, randomBytes(uint64(i+500), size), "f")
 			cur := map[blocks.ID]bool{}
 			missing := 0
-			for _, id := range res.Blocks {
+			for _, id := range listed(t, st, res) {
 				cur[id] = true
 				if !prev[id] {
 					missing++
 				}
 			}
 			if i == n-1 {
-				c.cold = float64(len(res.Blocks)) / src
+				c.cold = float64(res.NBlock) / src
 				c.warm = float64(missing) / src
 			}
 			prev = cur

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"time"
 
 	"github.com/blockmix/blockmix/blocks"
 	"github.com/blockmix/blockmix/mixer"
@@ -176,24 +175,16 @@ func (u *Upload) Finish(ctx context.Context, m *mixer.Mixer, st Store) (PutResul
 	u.taken = append(append(u.taken, descIDs...), extra...)
 	blocks1, bytes1 := m.Added()
 	rc := Recipe{Root: root, DescClass: descClass, Size: d.size, Type: u.typ, Name: CleanName(u.name)}
-	ids, err := fileBlocks(u.tuples, append(descIDs, extra...))
+	n, err := recordFile(ctx, st, rc, u.tuples, append(descIDs, extra...))
 	if err != nil {
 		m.Break(err)
-		return PutResult{}, fmt.Errorf("list the blocks of %s: %w", u.name, err)
+		return PutResult{}, fmt.Errorf("record %s: %w", u.name, err)
 	}
-	out := PutResult{
+	return PutResult{
 		Recipe:    rc,
 		Tuples:    int(u.tuples.n),
 		NewBlocks: u.newBlocks + blocks1 - blocks0,
 		NewBytes:  u.newBytes + bytes1 - bytes0,
-		Blocks:    ids,
-	}
-	if err := st.AddFile(ctx, blocks.FileRecord{
-		Key: rc.Key(), Name: rc.Name, Size: rc.Size, Type: rc.Type,
-		Recipe: rc.String(), Added: time.Now().UTC(), Blocks: ids,
-	}); err != nil {
-		m.Break(err)
-		return PutResult{}, fmt.Errorf("record %s: %w", u.name, err)
-	}
-	return out, nil
+		NBlock:    n,
+	}, nil
 }

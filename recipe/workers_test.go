@@ -164,8 +164,8 @@ func TestReaderBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !sameSet(got, res.Blocks) {
-		t.Fatalf("Blocks lists %d blocks, the put %d", len(got), len(res.Blocks))
+	if want := listed(t, st, res); !sameSet(got, want) || len(want) != res.NBlock {
+		t.Fatalf("Blocks lists %d blocks, the put %d (%d in its record)", len(got), res.NBlock, len(want))
 	}
 
 	// A deep descriptor (1 KiB nodes): only node reads.
@@ -348,4 +348,17 @@ func TestWriteToReusesBuffers(t *testing.T) {
 			}
 		}
 	}
+}
+
+// listed is the block list st's record of res's file holds.
+func listed(t testing.TB, st blocks.Filer, res PutResult) []blocks.ID {
+	t.Helper()
+	var ids []blocks.ID
+	if err := st.FileBlocks(context.Background(), res.Recipe.Key(), func(p []blocks.ID) error {
+		ids = append(ids, p...)
+		return nil
+	}); err != nil {
+		t.Fatalf("the list of %s: %v", res.Recipe.Name, err)
+	}
+	return ids
 }

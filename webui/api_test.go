@@ -56,7 +56,7 @@ func (n *memNode) Put(ctx context.Context, r io.Reader, size int64, name, typ st
 	if err != nil {
 		return apiv1.PutInfo{}, err
 	}
-	return apiv1.PutInfo{Recipe: res.Recipe.String(), Name: res.Recipe.Name, Size: res.Recipe.Size, Blocks: len(res.Blocks)}, nil
+	return apiv1.PutInfo{Recipe: res.Recipe.String(), Name: res.Recipe.Name, Size: res.Recipe.Size, Blocks: res.NBlock}, nil
 }
 func (n *memNode) Fetch(ctx context.Context, rc recipe.Recipe, progress func(int64)) error {
 	r, err := recipe.Open(ctx, n.st, rc, recipe.Options{Progress: progressFunc(progress)})

@@ -86,7 +86,7 @@ func (n *Node) filesLike(ctx context.Context, rc recipe.Recipe) ([]blocks.FileRe
 	l.mu.Unlock()
 	var out []blocks.FileRecord
 	for _, k := range keys {
-		if f, err := n.st.File(ctx, k); err == nil {
+		if f, err := n.st.Record(ctx, k); err == nil {
 			out = append(out, f)
 		}
 	}

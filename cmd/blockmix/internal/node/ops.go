@@ -316,7 +316,7 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 	n.m.PutBytes.Add(float64(res.Recipe.Size))
 	info := apiv1.PutInfo{
 		Recipe: res.Recipe.String(), URL: res.Recipe.URL(""), Name: res.Recipe.Name, Size: res.Recipe.Size,
-		Type: res.Recipe.Type, NewBytes: res.NewBytes, NewBlocks: res.NewBlocks, Blocks: len(res.Blocks), Replicas: red.Replicas,
+		Type: res.Recipe.Type, NewBytes: res.NewBytes, NewBlocks: res.NewBlocks, Blocks: res.NBlock, Replicas: red.Replicas,
 		DataBlocks: res.Tuples, Redundancy: red.String(),
 	}
 	for _, st := range pp.man.Stripes { // the parity blocks are new too
@@ -346,19 +346,19 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 		placer.Release = releaseBlock
 	}
 	if again {
-		info.Recipe, info.URL, info.NewBlocks, info.NewBytes, info.Blocks = old.Recipe, "", 0, 0, len(old.Blocks)
+		info.Recipe, info.URL, info.NewBlocks, info.NewBytes, info.Blocks = old.Recipe, "", 0, 0, old.NBlock
 		if orc, err := recipe.Parse(old.Recipe); err == nil {
 			info.URL = orc.URL("")
 		}
 		info.SharedBefore = old.Added
-		res.Blocks = old.Blocks
 	}
 	// The data blocks went to the placer as they were mixed; now the
 	// descriptor's, or, for a file shared before, that file's (placed
 	// then: whatever is short now goes again).
 	testhook.HoldPlacement(ctx, name)
 	if again {
-		_ = placer.Add(old.Blocks...) // an error comes from Close
+		// An error comes from Close.
+		_ = n.st.FileBlocks(ctx, old.Key, func(ids []blocks.ID) error { return placer.Add(ids...) })
 	} else {
 		_ = placer.Add(up.TakeBlocks()...)
 	}
@@ -398,6 +398,8 @@ func (n *Node) Put(ctx context.Context, r io.Reader, size int64, name, typ strin
 // a running put stay. The keeper then counts the store again.
 func (n *Node) forget(ctx context.Context, up *recipe.Upload, res recipe.PutResult) {
 	ctx = context.WithoutCancel(ctx)
+	var listed []blocks.ID // rare: a put that is not kept
+	_ = n.st.FileBlocks(ctx, res.Recipe.Key(), func(ids []blocks.ID) error { listed = append(listed, ids...); return nil })
 	if err := n.st.RemoveFile(ctx, res.Recipe.Key()); err != nil {
 		n.log.Warn("put: file not taken off the list", slog.String("name", res.Recipe.Name), slog.Any("err", err))
 		return
@@ -412,7 +414,7 @@ func (n *Node) forget(ctx context.Context, up *recipe.Upload, res recipe.PutResu
 	}
 	busy := n.uploadBlocks()
 	var gone []blocks.ID
-	for _, id := range blocks.Dedup(append(append([]blocks.ID(nil), up.New()...), res.Blocks...)) {
+	for _, id := range blocks.Dedup(append(append([]blocks.ID(nil), up.New()...), listed...)) {
 		m, err := n.st.Stat(ctx, id)
 		if err != nil || busy[id] || m.Refs > 0 || m.Seq < since || blocks.HeldForNetwork(m.Tag) {
 			continue
@@ -458,11 +460,7 @@ func (n *Node) sharedBefore(ctx context.Context, rc recipe.Recipe) (blocks.FileR
 		if err != nil || r.SHA256() != *sum {
 			continue
 		}
-		full, err := n.st.File(ctx, f.Key)
-		if err != nil {
-			continue
-		}
-		return full, true
+		return f, true
 	}
 	return blocks.FileRecord{}, false
 }

@@ -84,7 +84,7 @@ func (s *StoreTarget) put(ctx context.Context, r io.Reader, size int64, name, ty
 	}
 	return apiv1.PutInfo{
 		Recipe: res.Recipe.String(), URL: res.Recipe.URL(""), Name: res.Recipe.Name, Size: res.Recipe.Size,
-		Type: res.Recipe.Type, NewBytes: res.NewBytes, NewBlocks: res.NewBlocks, Blocks: len(res.Blocks),
+		Type: res.Recipe.Type, NewBytes: res.NewBytes, NewBlocks: res.NewBlocks, Blocks: res.NBlock,
 	}, nil
 }
 

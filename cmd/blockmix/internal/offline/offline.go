@@ -205,7 +205,7 @@ func (o Repo) Put(ctx context.Context, t int, paths []string, open func(path str
 		}
 		outs = append(outs, apiv1.PutInfo{
 			Recipe: res.Recipe.String(), URL: res.Recipe.URL(""), Name: res.Recipe.Name, Size: res.Recipe.Size,
-			Type: res.Recipe.Type, NewBytes: res.NewBytes, NewBlocks: res.NewBlocks, Blocks: len(res.Blocks),
+			Type: res.Recipe.Type, NewBytes: res.NewBytes, NewBlocks: res.NewBlocks, Blocks: res.NBlock,
 		})
 	}
 	if err := st.Sync(); err != nil {
