@@ -323,7 +323,8 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, s Stream) (r
 	go func() { <-feedDone; wg.Wait(); close(results) }()
 
 	// Commit in stream order.
-	var added []cand
+	var added []cand // the first sessionQueued new blocks (see picker.added)
+	addedMore := false
 	var newIDs []blocks.ID // every block stored by this call
 	var firstErr error
 	pending := map[int]done{}
@@ -382,7 +383,11 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, s Stream) (r
 			if isNew {
 				res.NewBlocks++
 				res.NewBytes += int64(class)
-				added = append(added, cand{id: d.blk.ID(), tag: d.tag})
+				if len(added) < sessionQueued {
+					added = append(added, cand{id: d.blk.ID(), tag: d.tag})
+				} else {
+					addedMore = true
+				}
 			}
 			if s.Progress != nil && d.n > 0 {
 				s.Progress.Add(int64(d.n))
@@ -406,7 +411,7 @@ func (m *Mixer) mix(ctx context.Context, r io.Reader, class, t int, s Stream) (r
 		return Result{}, err
 	}
 	res.New = newIDs
-	m.pick.added(class, added)
+	m.pick.added(class, added, addedMore)
 	m.mixedBlocks += res.NewBlocks
 	m.mixedBytes += res.NewBytes
 	return res, nil

@@ -290,3 +290,42 @@ func TestFirstMixMakesNoSpareBlock(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionQueueBounded: a put of more new blocks than sessionQueued
+// leaves at most that many of them in the picker's under-shared queue;
+// the rest come from the store's queue once the file is recorded, in
+// order, so that later puts still reach every one of them.
+func TestSessionQueueBounded(t *testing.T) {
+	ctx := context.Background()
+	st := blocks.NewMem()
+	m := newMixer(t, st, 3, 2, 6)
+	// Prime the pool, so that the put's blocks come after a load.
+	if _, err := m.MixStream(ctx, bytes.NewReader(randomBytes(1, 4*Small)), Small, Stream{}); err != nil {
+		t.Fatal(err)
+	}
+	n := sessionQueued + 700
+	res, err := m.MixStream(ctx, bytes.NewReader(randomBytes(2, n*Small)), Small, Stream{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.New) < n {
+		t.Fatalf("%d new blocks, want at least %d", len(res.New), n)
+	}
+	pl := m.pick.pools[Small]
+	if q := len(pl.under) - pl.head; q > sessionQueued || pl.drained {
+		t.Fatalf("%d of the put's blocks queued in memory (drained %v); want at most %d, and the rest left to the store", q, pl.drained, sessionQueued)
+	}
+	if err := st.AddFile(ctx, blocks.FileRecord{Key: "f", Blocks: res.New}); err != nil {
+		t.Fatal(err)
+	}
+	for !pl.drained {
+		if err := m.pick.refill(ctx, pl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range res.New {
+		if !pl.queued[id] {
+			t.Fatalf("new block %s never reached the under-shared queue", id)
+		}
+	}
+}

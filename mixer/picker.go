@@ -38,6 +38,11 @@ const (
 	// read), and each next one twice as big, up to underPage.
 	underFirstPage = 32
 	underPage      = 1024
+	// this session's new blocks held in an under-shared queue at most; the
+	// rest are read back from the store's queue (blocks.Candidates) as it
+	// runs low, once their file is recorded: a put's memory stays flat
+	// in the file's size.
+	sessionQueued = 2 * underPage
 	maxTries       = 96 // tries before a fresh block is made
 	tagBytes       = 8
 	seedBytes      = 16
@@ -559,19 +564,28 @@ func (p *picker) fresh(ctx context.Context, pl *pool, share bool) (cand, error) 
 }
 
 // added tells the picker about blocks this session stored, in order, so that
-// later puts can use them.
-func (p *picker) added(class int, cs []cand) {
+// later puts can use them: up to sessionQueued of them wait in the
+// under-shared queue; the rest, and more when more is set (the caller kept
+// only the first ones), are left to the store's queue.
+func (p *picker) added(class int, cs []cand, more bool) {
 	pl := p.pools[class]
 	if pl == nil {
 		return
 	}
 	for _, c := range cs {
-		if !pl.queued[c.id] {
+		switch {
+		case pl.queued[c.id]:
+		case len(pl.under)-pl.head >= sessionQueued:
+			more = true
+		default:
 			pl.queued[c.id] = true
 			pl.under = append(pl.under, c)
 		}
 		if len(pl.all) < allK {
 			pl.all = append(pl.all, c)
 		}
+	}
+	if more {
+		pl.drained = false
 	}
 }
