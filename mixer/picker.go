@@ -43,10 +43,10 @@ const (
 	// runs low, once their file is recorded: a put's memory stays flat
 	// in the file's size.
 	sessionQueued = 2 * underPage
-	maxTries       = 96 // tries before a fresh block is made
-	tagBytes       = 8
-	seedBytes      = 16
-	freshLimit     = 1 << 20 // sanity bound on fresh blocks per pick loop
+	maxTries      = 96 // tries before a fresh block is made
+	tagBytes      = 8
+	seedBytes     = 16
+	freshLimit    = 1 << 20 // sanity bound on fresh blocks per pick loop
 )
 
 type cand struct {

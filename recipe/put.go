@@ -20,10 +20,10 @@ type Store interface {
 // PutResult tells what a Put did.
 type PutResult struct {
 	Recipe    Recipe
-	Tuples    int         // data tuples
-	NewBlocks int         // blocks the put added, fresh randomizers included
-	NewBytes  int64       // their bytes
-	NBlock    int         // how many distinct blocks the file needs (the store's record lists them)
+	Tuples    int   // data tuples
+	NewBlocks int   // blocks the put added, fresh randomizers included
+	NewBytes  int64 // their bytes
+	NBlock    int   // how many distinct blocks the file needs (the store's record lists them)
 }
 
 // ErrSizeMismatch: a put read more or fewer bytes than it was told.
