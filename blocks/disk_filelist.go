@@ -19,9 +19,11 @@ import (
 //   - the journal gets "begin" (the file's record), one "part" per chunk
 //     and "commit";
 //   - each chunk goes to the index in a batch of its own, with the
-//     references it counts, the pending mark (p order → key) and, for
-//     every chunk but the last, one member key per block (a order id),
-//     which is how a later part finds a block the list already holds;
+//     references it counts and the pending mark (p order → key);
+//   - a later part finds a block the list already holds in a set in
+//     memory while the list has at most memberAfter blocks, and past that
+//     in the index, where each block has a member key (a order id),
+//     written with its chunk (those of the first memberAfter at once);
 //   - the commit's batch writes the record, its order and the counters
 //     and drops the pending mark; the member keys go after it.
 //
@@ -44,6 +46,11 @@ func memberPrefix(order uint64) []byte {
 
 func memberKey(order uint64, id ID) []byte { return append(memberPrefix(order), id[:]...) }
 
+// memberAfter is how many distinct blocks a list being added finds its
+// repeats among in memory (about 2.5 MiB of map at most, a file of some
+// 4 GiB); past it they go to the index. (A variable for the tests.)
+var memberAfter = 1 << 15
+
 // listWriter adds one new file's list, a chunk at a time. The caller
 // holds idxMu from the first add to the end of finish (or of the
 // rollback).
@@ -54,8 +61,10 @@ type listWriter struct {
 	journal bool   // write journal records (false in a replay of it)
 	part    []ID   // the chunk being gathered: distinct, in no earlier chunk
 	inPart  map[ID]struct{}
-	chunks  uint32 // chunks written
-	n       int    // distinct blocks in the chunks written
+	seen    map[ID]struct{} // every block listed, until spilled
+	spilled bool            // the blocks of the chunks written have member keys
+	chunks  uint32          // chunks written
+	n       int             // distinct blocks in the chunks written
 }
 
 // add takes the next part of the list.
@@ -64,7 +73,10 @@ func (w *listWriter) add(ids []ID) error {
 		if _, ok := w.inPart[id]; ok {
 			continue
 		}
-		if w.chunks > 0 {
+		if _, ok := w.seen[id]; ok {
+			continue
+		}
+		if w.spilled {
 			has, err := w.s.db.Has(memberKey(w.order, id), nil)
 			if err != nil {
 				return fmt.Errorf("read index: %w", err)
@@ -84,8 +96,31 @@ func (w *listWriter) add(ids []ID) error {
 	return nil
 }
 
-// flush writes the gathered chunk with the pending mark (and its member
-// keys, when more may follow): the journal first, then the index.
+// spill writes a member key for every block seen so far (all in written
+// chunks), then drops the set: from now on the index finds repeats.
+func (w *listWriter) spill() error {
+	b := new(leveldb.Batch)
+	for id := range w.seen {
+		b.Put(memberKey(w.order, id), nil)
+		if b.Len() == 4096 {
+			if err := w.s.writeRaw(b); err != nil {
+				return err
+			}
+			b.Reset()
+		}
+	}
+	if b.Len() > 0 {
+		if err := w.s.writeRaw(b); err != nil {
+			return err
+		}
+	}
+	w.seen, w.spilled = nil, true
+	return nil
+}
+
+// flush writes the gathered chunk with the pending mark, the journal
+// first, then the index; when more may follow (members), it notes the
+// chunk's blocks, in the set or, once spilled, as member keys.
 func (w *listWriter) flush(members bool) error {
 	s := w.s
 	if w.journal {
@@ -103,9 +138,13 @@ func (w *listWriter) flush(members bool) error {
 		return err
 	}
 	b.Put(pendingKey(w.order), []byte(w.f.Key))
-	if members {
-		for _, id := range w.part {
+	for _, id := range w.part {
+		switch {
+		case !members:
+		case w.spilled:
 			b.Put(memberKey(w.order, id), nil)
+		default:
+			w.seen[id] = struct{}{}
 		}
 	}
 	if err := s.write(b); err != nil {
@@ -113,6 +152,9 @@ func (w *listWriter) flush(members bool) error {
 	}
 	w.part = w.part[:0]
 	clear(w.inPart)
+	if !w.spilled && len(w.seen) > memberAfter {
+		return w.spill()
+	}
 	return nil
 }
 
@@ -194,7 +236,7 @@ func (s *Disk) putRecord(b *leveldb.Batch, f FileRecord, n int, order uint64) {
 // takes back what it wrote. The caller holds idxMu.
 func (s *Disk) addListLocked(f FileRecord, list func(add func([]ID) error) error, journal bool) (int, error) {
 	f.Blocks = nil
-	w := &listWriter{s: s, f: f, order: s.fileSeq + 1, journal: journal, inPart: map[ID]struct{}{}}
+	w := &listWriter{s: s, f: f, order: s.fileSeq + 1, journal: journal, inPart: map[ID]struct{}{}, seen: map[ID]struct{}{}}
 	err := list(w.add)
 	if err == nil {
 		err = w.finish()

@@ -3,6 +3,7 @@ package blocks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -84,6 +85,17 @@ func journalOps(t *testing.T, s *Disk) map[string]int {
 // journal holds it as begin, parts and commit, from which a rebuilt index
 // gets the same list and references; removing the file takes them back.
 func TestFileListInParts(t *testing.T) {
+	// Repeats found in memory, and (past 1000 blocks) in the index.
+	for _, after := range []int{memberAfter, 1000} {
+		t.Run(fmt.Sprintf("memberAfter=%d", after), func(t *testing.T) {
+			defer func(n int) { memberAfter = n }(memberAfter)
+			memberAfter = after
+			testFileListInParts(t)
+		})
+	}
+}
+
+func testFileListInParts(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, ids := logsStore(t, dir, 2*fileListChunk+400)
@@ -140,6 +152,8 @@ func TestFileListInParts(t *testing.T) {
 // key), now and after a rebuild from the journal, and the same file can
 // then be added.
 func TestFileListTakenBack(t *testing.T) {
+	defer func(n int) { memberAfter = n }(memberAfter)
+	memberAfter = 1000 // member keys are written, and must go
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, ids := logsStore(t, dir, 2*fileListChunk+400)
@@ -173,6 +187,8 @@ func TestFileListTakenBack(t *testing.T) {
 // panics, so no rollback runs) is taken back when the store opens next;
 // a replay of the journal skips it.
 func TestFileListCrashTakenBack(t *testing.T) {
+	defer func(n int) { memberAfter = n }(memberAfter)
+	memberAfter = 1000 // member keys are written, and must go
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, ids := logsStore(t, dir, 2*fileListChunk+400)
