@@ -193,7 +193,7 @@ func Items(m apiv1.FolderManifest) ([]recipe.Item, error) {
 type Store interface {
 	blocks.Getter
 	Files(ctx context.Context) ([]blocks.FileRecord, error)
-	File(ctx context.Context, key string) (blocks.FileRecord, error)
+	Record(ctx context.Context, key string) (blocks.FileRecord, error)
 }
 
 // PutFunc stores a file as a put does (mixed, recorded, synced, placed).
@@ -215,7 +215,7 @@ func Build(ctx context.Context, st Store, m apiv1.FolderManifest, put PutFunc) (
 		if it.Dir {
 			continue
 		}
-		if _, err := st.File(ctx, it.Recipe.Key()); errors.Is(err, blocks.ErrNotFound) {
+		if _, err := st.Record(ctx, it.Recipe.Key()); errors.Is(err, blocks.ErrNotFound) {
 			missing = append(missing, it.Path)
 		} else if err != nil {
 			return apiv1.FolderInfo{}, err
@@ -330,7 +330,7 @@ func sameListing(ctx context.Context, st Store, cands []recipe.Recipe, sum [32]b
 // Recorded reports whether the file rc names is recorded in st: what
 // Target.Has answers on a store.
 func Recorded(ctx context.Context, st Store, rc recipe.Recipe) (bool, error) {
-	_, err := st.File(ctx, rc.Key())
+	_, err := st.Record(ctx, rc.Key())
 	switch {
 	case err == nil:
 		return true, nil

@@ -620,7 +620,7 @@ func Pin(ctx context.Context, st *blocks.Disk, g blocks.Getter, rc recipe.Recipe
 	}
 	// A file already on the list keeps its record: the same recipe
 	// spelt in capitals (base32 reads either) must not rename it.
-	if _, err := st.File(ctx, rc.Key()); err == nil {
+	if _, err := st.Record(ctx, rc.Key()); err == nil {
 		return nil
 	}
 	if err := st.AddFile(ctx, blocks.FileRecord{
