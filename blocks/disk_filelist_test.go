@@ -58,7 +58,7 @@ func checkRefs(t *testing.T, s *Disk, ids []ID, refs int) {
 		}
 	}
 	s.idxMu.Lock()
-	err := s.checkLists()
+	err := s.checkLists(true)
 	s.idxMu.Unlock()
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +200,7 @@ func TestFileListCrashTakenBack(t *testing.T) {
 		})
 	}()
 	s.idxMu.Lock()
-	half := s.checkLists()
+	half := s.checkLists(true)
 	s.idxMu.Unlock()
 	if half == nil {
 		t.Fatal("the cut list left nothing behind: the test cuts too early")
