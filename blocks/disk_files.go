@@ -84,9 +84,9 @@ func (s *Disk) AddFile(ctx context.Context, f FileRecord) error {
 // blocks is written as one journal record and one atomic batch (record,
 // list and references); a longer one a chunk at a time, taken back on
 // error and after a crash before its commit (see disk_filelist.go). The
-// store holds one chunk of it at a time, and the index one key per block
-// of it until the commit. Only blocks the store holds when a chunk is
-// written get a reference.
+// store holds one chunk of it at a time, and the blocks listed so far in a
+// set of at most memberAfter (past that, in the index until the commit).
+// Only blocks the store holds when a chunk is written get a reference.
 func (s *Disk) AddFileList(_ context.Context, f FileRecord, list func(add func([]ID) error) error) (int, error) {
 	if err := s.enterWrite(); err != nil {
 		return 0, err
