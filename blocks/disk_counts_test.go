@@ -119,8 +119,7 @@ func (s *Disk) checkLists(refs bool) error {
 	named := map[ID]int{}
 	listed := map[string]int{}
 	if err := s.walkPrefix(prefixList, func(k, v []byte) error {
-		n, w := binary.Uvarint(k[1:])
-		key := string(k[1+w : 1+w+int(n)])
+		key, _ := listKeyFile(k)
 		listed[key] += len(v) / len(ID{})
 		for _, id := range bytesIDs(v) {
 			named[id]++

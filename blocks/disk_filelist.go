@@ -99,20 +99,14 @@ func (w *listWriter) add(ids []ID) error {
 // spill writes a member key for every block seen so far (all in written
 // chunks), then drops the set: from now on the index finds repeats.
 func (w *listWriter) spill() error {
-	b := new(leveldb.Batch)
+	rw := rawWriter{s: w.s}
 	for id := range w.seen {
-		b.Put(memberKey(w.order, id), nil)
-		if b.Len() == 4096 {
-			if err := w.s.writeRaw(b); err != nil {
-				return err
-			}
-			b.Reset()
-		}
-	}
-	if b.Len() > 0 {
-		if err := w.s.writeRaw(b); err != nil {
+		if err := rw.put(memberKey(w.order, id)); err != nil {
 			return err
 		}
+	}
+	if err := rw.flush(); err != nil {
+		return err
 	}
 	w.seen, w.spilled = nil, true
 	return nil
@@ -342,23 +336,43 @@ func (s *Disk) rollbackPending() error {
 func (s *Disk) dropPrefix(prefix []byte) error {
 	it := s.db.NewIterator(util.BytesPrefix(prefix), nil)
 	defer it.Release()
-	b := new(leveldb.Batch)
+	rw := rawWriter{s: s}
 	for it.Next() {
-		b.Delete(append([]byte(nil), it.Key()...))
-		if b.Len() == 4096 {
-			if err := s.writeRaw(b); err != nil {
-				return err
-			}
-			b.Reset()
+		if err := rw.delete(it.Key()); err != nil {
+			return err
 		}
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("read index: %w", err)
 	}
-	if b.Len() > 0 {
-		return s.writeRaw(b)
+	return rw.flush()
+}
+
+// rawWriter writes many index changes that touch no counter (keys with
+// empty values, and deletes) in batches of at most 4096, with writeRaw.
+type rawWriter struct {
+	s *Disk
+	b leveldb.Batch
+}
+
+func (w *rawWriter) put(k []byte) error    { w.b.Put(k, nil); return w.full() }
+func (w *rawWriter) delete(k []byte) error { w.b.Delete(k); return w.full() }
+
+func (w *rawWriter) full() error {
+	if w.b.Len() < 4096 {
+		return nil
 	}
-	return nil
+	return w.flush()
+}
+
+// flush writes what is pending.
+func (w *rawWriter) flush() error {
+	if w.b.Len() == 0 {
+		return nil
+	}
+	err := w.s.writeRaw(&w.b)
+	w.b.Reset()
+	return err
 }
 
 // writeRaw writes b, which changes no counter, to the index, counting its
@@ -375,16 +389,9 @@ func (s *Disk) writeRaw(b *leveldb.Batch) error {
 
 // listLen counts the blocks in the list chunks stored under key.
 func (s *Disk) listLen(key string) (int, error) {
-	it := s.db.NewIterator(util.BytesPrefix(listPrefix(key)), nil)
-	defer it.Release()
 	n := 0
-	for it.Next() {
-		n += len(it.Value()) / len(ID{})
-	}
-	if err := it.Error(); err != nil {
-		return 0, fmt.Errorf("read index: %w", err)
-	}
-	return n, nil
+	err := walkList(s.db, key, func(p []ID) error { n += len(p); return nil })
+	return n, err
 }
 
 // dropOrphanLists takes back the list chunks (and their references) of
@@ -396,13 +403,8 @@ func (s *Disk) dropOrphanLists() error {
 	it := s.db.NewIterator(util.BytesPrefix([]byte{prefixList}), nil)
 	last := ""
 	for it.Next() {
-		k := it.Key()[1:]
-		n, w := binary.Uvarint(k)
-		if w <= 0 || uint64(len(k)-w) < n {
-			continue
-		}
-		key := string(k[w : w+int(n)])
-		if key == last {
+		key, ok := listKeyFile(it.Key())
+		if !ok || key == last {
 			continue
 		}
 		last = key
@@ -425,31 +427,6 @@ func (s *Disk) dropOrphanLists() error {
 // FileBlocks implements Filer: the list is read a chunk at a time from
 // one snapshot of the index.
 func (s *Disk) FileBlocks(_ context.Context, key string, fn func([]ID) error) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.exit()
-	snap, err := s.db.GetSnapshot()
-	if err != nil {
-		return fmt.Errorf("file %q: %w", key, err)
-	}
-	defer snap.Release()
-	if _, err := readFile(snap, key); err != nil {
-		return err
-	}
-	it := snap.NewIterator(util.BytesPrefix(listPrefix(key)), nil)
-	defer it.Release()
-	for it.Next() {
-		v := it.Value()
-		if len(v)%len(ID{}) != 0 {
-			return fmt.Errorf("file %q: block list: %w", key, errIndex)
-		}
-		if err := fn(bytesIDs(v)); err != nil {
-			return err
-		}
-	}
-	if err := it.Error(); err != nil {
-		return fmt.Errorf("file %q: read index: %w", key, err)
-	}
-	return nil
+	_, err := s.readList(key, fn)
+	return err
 }

@@ -26,6 +26,13 @@ func listParts(ids []ID) func(add func([]ID) error) error {
 	}
 }
 
+// setMemberAfter sets memberAfter for the test.
+func setMemberAfter(t testing.TB, n int) {
+	old := memberAfter
+	memberAfter = n
+	t.Cleanup(func() { memberAfter = old })
+}
+
 // checkFile checks that key lists exactly ids, in order, and that each of
 // them has refs references.
 func checkFile(t *testing.T, s *Disk, key string, ids []ID, refs int) {
@@ -88,8 +95,7 @@ func TestFileListInParts(t *testing.T) {
 	// Repeats found in memory, and (past 1000 blocks) in the index.
 	for _, after := range []int{memberAfter, 1000} {
 		t.Run(fmt.Sprintf("memberAfter=%d", after), func(t *testing.T) {
-			defer func(n int) { memberAfter = n }(memberAfter)
-			memberAfter = after
+			setMemberAfter(t, after)
 			testFileListInParts(t)
 		})
 	}
@@ -152,8 +158,7 @@ func testFileListInParts(t *testing.T) {
 // key), now and after a rebuild from the journal, and the same file can
 // then be added.
 func TestFileListTakenBack(t *testing.T) {
-	defer func(n int) { memberAfter = n }(memberAfter)
-	memberAfter = 1000 // member keys are written, and must go
+	setMemberAfter(t, 1000) // member keys are written, and must go
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, ids := logsStore(t, dir, 2*fileListChunk+400)
@@ -187,8 +192,7 @@ func TestFileListTakenBack(t *testing.T) {
 // panics, so no rollback runs) is taken back when the store opens next;
 // a replay of the journal skips it.
 func TestFileListCrashTakenBack(t *testing.T) {
-	defer func(n int) { memberAfter = n }(memberAfter)
-	memberAfter = 1000 // member keys are written, and must go
+	setMemberAfter(t, 1000) // member keys are written, and must go
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, ids := logsStore(t, dir, 2*fileListChunk+400)

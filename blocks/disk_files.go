@@ -52,24 +52,42 @@ func (s *Disk) putFile(b *leveldb.Batch, f diskFile) error {
 	return nil
 }
 
-// readFileBlocks reads the block list of key from r.
-func readFileBlocks(r leveldb.Reader, key string) ([]ID, error) {
+// walkList calls fn with each list chunk of key in r, in order.
+func walkList(r leveldb.Reader, key string, fn func([]ID) error) error {
 	it := r.NewIterator(util.BytesPrefix(listPrefix(key)), nil)
 	defer it.Release()
-	var ids []ID
 	for it.Next() {
 		v := it.Value()
 		if len(v)%len(ID{}) != 0 {
-			return nil, fmt.Errorf("file %q: block list: %w", key, errIndex)
+			return fmt.Errorf("file %q: block list: %w", key, errIndex)
 		}
-		for ; len(v) > 0; v = v[len(ID{}):] {
-			ids = append(ids, ID(v[:len(ID{})]))
+		if err := fn(bytesIDs(v)); err != nil {
+			return err
 		}
 	}
 	if err := it.Error(); err != nil {
-		return nil, fmt.Errorf("file %q: read index: %w", key, err)
+		return fmt.Errorf("file %q: read index: %w", key, err)
 	}
-	return ids, nil
+	return nil
+}
+
+// readList reads the record of key and calls fn with its list a chunk at
+// a time, both from one snapshot of the index.
+func (s *Disk) readList(key string, fn func([]ID) error) (FileRecord, error) {
+	if err := s.enter(); err != nil {
+		return FileRecord{}, err
+	}
+	defer s.exit()
+	snap, err := s.db.GetSnapshot()
+	if err != nil {
+		return FileRecord{}, fmt.Errorf("file %q: %w", key, err)
+	}
+	defer snap.Release()
+	f, err := readFile(snap, key)
+	if err != nil {
+		return FileRecord{}, err
+	}
+	return f.FileRecord, walkList(snap, key, fn)
 }
 
 // AddFile implements Filer: it is AddFileList with f.Blocks as the one
@@ -209,24 +227,13 @@ func (s *Disk) Files(_ context.Context) ([]FileRecord, error) {
 
 // File implements Filer.
 func (s *Disk) File(_ context.Context, key string) (FileRecord, error) {
-	if err := s.enter(); err != nil {
-		return FileRecord{}, err
-	}
-	defer s.exit()
-	// A snapshot, so the record and its block list are read together.
-	snap, err := s.db.GetSnapshot()
-	if err != nil {
-		return FileRecord{}, fmt.Errorf("file %q: %w", key, err)
-	}
-	defer snap.Release()
-	f, err := readFile(snap, key)
+	var ids []ID
+	f, err := s.readList(key, func(p []ID) error { ids = append(ids, p...); return nil })
 	if err != nil {
 		return FileRecord{}, err
 	}
-	if f.Blocks, err = readFileBlocks(snap, key); err != nil {
-		return FileRecord{}, err
-	}
-	return f.FileRecord, nil
+	f.Blocks = ids
+	return f, nil
 }
 
 // Record implements Filer.

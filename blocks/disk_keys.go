@@ -133,6 +133,16 @@ func listKey(key string, chunk uint32) []byte {
 	return binary.BigEndian.AppendUint32(listPrefix(key), chunk)
 }
 
+// listKeyFile returns the file key of list chunk key k.
+func listKeyFile(k []byte) (string, bool) {
+	k = k[1:]
+	n, w := binary.Uvarint(k)
+	if w <= 0 || uint64(len(k)-w) < n {
+		return "", false
+	}
+	return string(k[w : w+int(n)]), true
+}
+
 func encodeUint64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
 
 func decodeUint64(b []byte) (uint64, error) {

@@ -292,20 +292,16 @@ func (m *Mem) Files(_ context.Context) ([]FileRecord, error) {
 
 // File implements Filer.
 func (m *Mem) File(_ context.Context, key string) (FileRecord, error) {
-	if err := m.lock(); err != nil {
-		return FileRecord{}, err
-	}
-	defer m.mu.Unlock()
-	f, ok := m.files[key]
-	if !ok {
-		return FileRecord{}, fmt.Errorf("file %q: %w", key, ErrNotFound)
-	}
-	f.Blocks = append([]ID(nil), f.Blocks...)
-	return f, nil
+	return m.file(key, true)
 }
 
 // Record implements Filer.
 func (m *Mem) Record(_ context.Context, key string) (FileRecord, error) {
+	return m.file(key, false)
+}
+
+// file returns the record of key, with a copy of its list when withList.
+func (m *Mem) file(key string, withList bool) (FileRecord, error) {
 	if err := m.lock(); err != nil {
 		return FileRecord{}, err
 	}
@@ -315,6 +311,9 @@ func (m *Mem) Record(_ context.Context, key string) (FileRecord, error) {
 		return FileRecord{}, fmt.Errorf("file %q: %w", key, ErrNotFound)
 	}
 	f.Blocks = nil
+	if withList {
+		f.Blocks = append([]ID(nil), m.files[key].Blocks...)
+	}
 	return f, nil
 }
 
